@@ -1,0 +1,149 @@
+"""The ASGI application: wires store, checkpointer, executor and service, and maps
+service outcomes to status codes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from langgraph.pregel import Pregel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runlane import __version__
+from runlane.api import assistants, runs, system, threads
+from runlane.api.responses import JSON, error
+from runlane.checkpoints import Checkpoints
+from runlane.executor import Executor
+from runlane.service import BadRequest, Runlane
+from runlane.settings import Settings
+from runlane.store import Conflict, NotFound, Store
+from runlane.streams.local import StreamBroker
+
+log = logging.getLogger("runlane")
+
+
+class BodyLimit:
+    """413 for request bodies over the limit, whether or not Content-Length is sent.
+
+    Bodies are read up front (they are bounded by the limit) so an oversized one is
+    refused before any route sees it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._too_large(scope, send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(scope, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        response = error(413, f"request body larger than {self.max_bytes} bytes")
+        await response(scope, receive=_disconnected, send=send)
+
+
+async def _disconnected() -> Message:  # pragma: no cover - JSON responses never read
+    return {"type": "http.disconnect"}
+
+
+def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
+    """`graphs` are loaded before the app starts, so a bad config fails at once."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.resolved_database_url())
+        await store.setup()
+        checkpoints = Checkpoints(settings.checkpoint_path())
+        saver = await checkpoints.setup()
+        served = {gid: g.copy(update={"checkpointer": saver}) for gid, g in graphs.items()}
+        broker = StreamBroker()
+        executor = Executor(
+            store=store, broker=broker, checkpoints=checkpoints, graphs=served,
+            max_concurrency=settings.max_concurrency, cancel_grace=settings.cancel_grace,
+        )
+        service = Runlane(store=store, checkpoints=checkpoints, broker=broker,
+                          executor=executor, graphs=served)
+        await service.install_default_assistants()
+        await service.recover_after_restart()
+        app.state.runlane = service
+        await executor.start()
+        log.info("runlane %s serving graphs %s", __version__, ", ".join(served))
+        try:
+            yield
+        finally:
+            await executor.stop()
+            await checkpoints.close()
+            await store.close()
+
+    app = FastAPI(title="runlane", version=__version__, lifespan=lifespan)
+    for module in (system, assistants, threads, runs):
+        app.include_router(module.router)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> Response:
+        return error(404, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(request: Request, exc: Conflict) -> Response:
+        return error(409, str(exc))
+
+    @app.exception_handler(BadRequest)
+    async def _bad_request(request: Request, exc: BadRequest) -> Response:
+        return error(422, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = []
+        for item in exc.errors():
+            problems.append({"loc": list(item.get("loc", ())), "msg": item.get("msg"),
+                             "type": item.get("type")})
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in p_['loc'])}: {p_['msg']}" for p_ in problems
+        )
+        return JSON({"detail": f"invalid request: {summary}", "errors": problems}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error(500, f"internal error: {type(exc).__name__}")
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,156 @@
+"""Assistant routes: one default assistant per graph, plus created ones."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from runlane.api.models import AssistantCount, AssistantCreate, AssistantPatch, AssistantSearch
+from runlane.api.responses import JSON, assistant_body, error
+from runlane.serde import to_jsonable, utcnow
+from runlane.service import BadRequest, Runlane
+from runlane.store import NotFound
+
+router = APIRouter(tags=["assistants"])
+
+
+def service(request: Request) -> Runlane:
+    return request.app.state.runlane
+
+
+@router.post("/assistants")
+async def create_assistant(body: AssistantCreate, request: Request) -> Response:
+    svc = service(request)
+    if body.graph_id not in svc.graphs:
+        raise BadRequest(f"graph {body.graph_id!r} is not served here; served: {sorted(svc.graphs)}")
+    now = utcnow()
+    row = await svc.store.insert_assistant(
+        {
+            "assistant_id": str(body.assistant_id or uuid.uuid4()),
+            "graph_id": body.graph_id,
+            "name": body.name or "Untitled",
+            "description": body.description,
+            "config": body.config or {},
+            "context": body.context or {},
+            "metadata": body.metadata or {},
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        },
+        body.if_exists,
+    )
+    return JSON(assistant_body(row))
+
+
+@router.post("/assistants/search")
+async def search_assistants(body: AssistantSearch, request: Request) -> Response:
+    rows = await service(request).store.search_assistants(
+        graph_id=body.graph_id, name=body.name, metadata_filter=body.metadata,
+        limit=body.limit, offset=body.offset, sort_by=body.sort_by, sort_order=body.sort_order,
+    )
+    bodies = [assistant_body(r) for r in rows]
+    if body.select:
+        bodies = [{k: v for k, v in b.items() if k in body.select} for b in bodies]
+    return JSON(bodies)
+
+
+@router.post("/assistants/count")
+async def count_assistants(body: AssistantCount, request: Request) -> Response:
+    return JSON(await service(request).store.count_assistants(
+        graph_id=body.graph_id, metadata_filter=body.metadata))
+
+
+@router.get("/assistants/{assistant_id}")
+async def get_assistant(assistant_id: str, request: Request) -> Response:
+    return JSON(assistant_body(await service(request).resolve_assistant(assistant_id)))
+
+
+@router.patch("/assistants/{assistant_id}")
+async def patch_assistant(assistant_id: str, body: AssistantPatch, request: Request) -> Response:
+    svc = service(request)
+    current = await svc.resolve_assistant(assistant_id)
+    if body.graph_id is not None and body.graph_id not in svc.graphs:
+        raise BadRequest(f"graph {body.graph_id!r} is not served here; served: {sorted(svc.graphs)}")
+    values = body.model_dump(exclude_none=True)
+    if "metadata" in values:
+        values["metadata"] = {**current["metadata"], **values["metadata"]}
+    row = await svc.store.update_assistant(current["assistant_id"], values)
+    if row is None:
+        raise NotFound(f"assistant {assistant_id} not found")
+    return JSON(assistant_body(row))
+
+
+@router.delete("/assistants/{assistant_id}", status_code=204)
+async def delete_assistant(assistant_id: str, request: Request) -> Response:
+    svc = service(request)
+    current = await svc.resolve_assistant(assistant_id)
+    if current["metadata"].get("created_by") == "system":
+        return error(409, f"assistant {assistant_id} is the default assistant of graph "
+                          f"{current['graph_id']!r} and cannot be deleted")
+    await svc.store.delete_assistant(current["assistant_id"])
+    return Response(status_code=204)
+
+
+@router.get("/assistants/{assistant_id}/graph")
+async def get_assistant_graph(
+    assistant_id: str, request: Request, xray: str = Query("false")
+) -> Response:
+    svc = service(request)
+    assistant = await svc.resolve_assistant(assistant_id)
+    graph = svc.graphs[assistant["graph_id"]]
+    depth: Any = False
+    if xray.lower() in ("true", "1"):
+        depth = True
+    elif xray.isdigit():
+        depth = int(xray)
+    elif xray.lower() not in ("false", "0"):
+        return error(422, f"xray must be a boolean or a depth, got {xray!r}")
+    drawable = await graph.aget_graph(xray=depth)
+    return JSON(drawable.to_json())
+
+
+@router.get("/assistants/{assistant_id}/schemas")
+async def get_assistant_schemas(assistant_id: str, request: Request) -> Response:
+    svc = service(request)
+    assistant = await svc.resolve_assistant(assistant_id)
+    graph = svc.graphs[assistant["graph_id"]]
+
+    def schema(getter: Any) -> Any:
+        try:
+            return to_jsonable(getter().model_json_schema())
+        except Exception:
+            return None
+
+    def context_schema() -> Any:
+        getter = getattr(graph, "get_context_jsonschema", None)
+        try:
+            return to_jsonable(getter()) if getter else None
+        except Exception:
+            return None
+
+    return JSON({
+        "graph_id": assistant["graph_id"],
+        "input_schema": schema(graph.get_input_schema),
+        "output_schema": schema(graph.get_output_schema),
+        "state_schema": schema(graph.get_input_schema),
+        "config_schema": schema(graph.get_config_schema),
+        "context_schema": context_schema(),
+    })
+
+
+@router.get("/assistants/{assistant_id}/subgraphs")
+async def get_assistant_subgraphs(assistant_id: str, request: Request) -> Response:
+    svc = service(request)
+    assistant = await svc.resolve_assistant(assistant_id)
+    graph = svc.graphs[assistant["graph_id"]]
+    return JSON({ns: {"graph_id": ns} async for ns, _ in graph.aget_subgraphs()})
+
+
+@router.post("/assistants/{assistant_id}/versions")
+async def list_versions(assistant_id: str, request: Request) -> Response:
+    row = await service(request).resolve_assistant(assistant_id)
+    return JSON([assistant_body(row)])
+

@@ -1,0 +1,297 @@
+"""Run routes: create, stream, wait, join, list, get, delete, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import Response
+
+from runlane.api.models import RunCreate, RunsCancelMany
+from runlane.api.responses import JSON, error, run_body, sse
+from runlane.contract import (
+    CancelAction,
+    CancelOutcome,
+    CancelReason,
+    cancel_http_status,
+    parse_bool,
+)
+from runlane.service import RunRequest, Runlane
+
+log = logging.getLogger("runlane.api")
+router = APIRouter(tags=["runs"])
+
+
+def service(request: Request) -> Runlane:
+    return request.app.state.runlane
+
+
+def _run_request(body: RunCreate) -> RunRequest:
+    return RunRequest(
+        assistant_id=body.assistant_id,
+        input=body.input,
+        command=body.command.model_dump(exclude_none=True) if body.command else None,
+        config=body.config,
+        context=body.context,
+        metadata=body.metadata,
+        stream_mode=body.modes(),
+        stream_subgraphs=body.stream_subgraphs,
+        interrupt_before=body.interrupt_before,
+        interrupt_after=body.interrupt_after,
+        checkpoint=body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None,
+        checkpoint_id=str(body.checkpoint_id) if body.checkpoint_id else None,
+        multitask_strategy=body.multitask_strategy,
+        if_not_exists=body.if_not_exists,
+        on_completion=body.on_completion,
+        on_disconnect=body.on_disconnect,
+        durability=body.durability,
+    )
+
+
+def _locations(thread_id: str, run_id: str, stateless: bool, tail: str) -> dict[str, str]:
+    base = f"/runs/{run_id}" if stateless else f"/threads/{thread_id}/runs/{run_id}"
+    return {"Location": f"/threads/{thread_id}/runs/{run_id}/{tail}", "Content-Location": base}
+
+
+# ------------------------------------------------------------------ creating
+
+
+@router.post("/threads/{thread_id}/runs")
+async def create_run(thread_id: UUID, body: RunCreate, request: Request) -> Response:
+    run = await service(request).create_run(str(thread_id), _run_request(body))
+    return JSON(run_body(run), headers={"Content-Location": f"/threads/{thread_id}/runs/{run['run_id']}"})
+
+
+@router.post("/runs")
+async def create_stateless_run(body: RunCreate, request: Request) -> Response:
+    run = await service(request).create_run(None, _run_request(body))
+    return JSON(run_body(run), headers={"Content-Location": f"/runs/{run['run_id']}"})
+
+
+@router.post("/threads/{thread_id}/runs/stream")
+async def stream_new_run(thread_id: UUID, body: RunCreate, request: Request) -> Response:
+    return await _stream_new(request, str(thread_id), body)
+
+
+@router.post("/runs/stream")
+async def stream_new_stateless_run(body: RunCreate, request: Request) -> Response:
+    return await _stream_new(request, None, body)
+
+
+async def _stream_new(request: Request, thread_id: str | None, body: RunCreate) -> Response:
+    svc = service(request)
+    run = await svc.create_run(thread_id, _run_request(body))
+    frames = await svc.stream_run(run["thread_id"], run["run_id"])
+    if body.on_disconnect == "cancel":
+        frames = _cancel_on_disconnect(svc, run["thread_id"], run["run_id"], frames)
+    return sse(frames, _locations(run["thread_id"], run["run_id"], thread_id is None, "stream"))
+
+
+@router.post("/threads/{thread_id}/runs/wait")
+async def wait_new_run(thread_id: UUID, body: RunCreate, request: Request) -> Response:
+    return await _wait_new(request, str(thread_id), body)
+
+
+@router.post("/runs/wait")
+async def wait_new_stateless_run(body: RunCreate, request: Request) -> Response:
+    return await _wait_new(request, None, body)
+
+
+async def _wait_new(request: Request, thread_id: str | None, body: RunCreate) -> Response:
+    svc = service(request)
+    run = await svc.create_run(thread_id, _run_request(body))
+    waiter = svc.run_result(run["thread_id"], run["run_id"])
+    if body.on_disconnect == "cancel":
+        result = await _cancel_if_gone(request, svc, run, waiter)
+    else:
+        result = await waiter
+    return JSON(result, headers=_locations(run["thread_id"], run["run_id"], thread_id is None, "join"))
+
+
+async def _cancel_if_gone(request: Request, svc: Runlane, run: dict[str, Any], waiter: Any) -> Any:
+    task = asyncio.ensure_future(waiter)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.5)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                await svc.cancel_run(run["thread_id"], run["run_id"], action=CancelAction.INTERRUPT,
+                                     wait=False, reason=CancelReason.DISCONNECT)
+                return await task
+    finally:
+        task.cancel()
+
+
+def _cancel_on_disconnect(
+    svc: Runlane, thread_id: str, run_id: str, frames: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    async def guarded() -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            async for chunk in frames:
+                yield chunk
+            finished = True
+        finally:
+            if not finished:
+                # The client went away: cancel through the same contract as a user.
+                asyncio.get_running_loop().create_task(
+                    svc.cancel_run(thread_id, run_id, action=CancelAction.INTERRUPT,
+                                   wait=False, reason=CancelReason.DISCONNECT)
+                )
+
+    return guarded()
+
+
+# ------------------------------------------------------------------- reading
+
+
+@router.get("/threads/{thread_id}/runs")
+async def list_runs(
+    thread_id: UUID,
+    request: Request,
+    limit: int = Query(10, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    status: str | None = Query(None, pattern="^(pending|running|success|error|timeout|interrupted)$"),
+) -> Response:
+    svc = service(request)
+    if await svc.store.get_thread(str(thread_id)) is None:
+        return error(404, f"thread {thread_id} not found")
+    rows = await svc.store.list_runs(str(thread_id), limit=limit, offset=offset, status=status)
+    return JSON([run_body(r) for r in rows])
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+async def get_run(thread_id: UUID, run_id: UUID, request: Request) -> Response:
+    return JSON(run_body(await service(request).get_run(str(thread_id), str(run_id))))
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204)
+async def delete_run(thread_id: UUID, run_id: UUID, request: Request) -> Response:
+    await service(request).delete_run(str(thread_id), str(run_id))
+    return Response(status_code=204)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/join")
+async def join_run(thread_id: UUID, run_id: UUID, request: Request) -> Response:
+    return JSON(await service(request).run_result(str(thread_id), str(run_id)))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+async def join_stream(
+    thread_id: UUID,
+    run_id: UUID,
+    request: Request,
+    stream_mode: list[str] | None = Query(None),
+    cancel_on_disconnect: str = Query("false"),
+    last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+) -> Response:
+    svc = service(request)
+    try:
+        cancel = parse_bool(cancel_on_disconnect)
+    except ValueError as exc:
+        return error(422, f"cancel_on_disconnect: {exc}")
+    after = 0
+    if last_event_id:
+        if not last_event_id.strip().isdigit():
+            return error(422, f"Last-Event-ID {last_event_id!r} is not an event id this server sent "
+                              "(ids are positive integers)")
+        after = int(last_event_id)
+    from runlane.executor import STREAM_MODES
+
+    bad = [m for m in stream_mode or [] if m not in STREAM_MODES]
+    if bad:
+        return error(422, f"unknown stream_mode {bad}; accepted: {sorted(STREAM_MODES)}")
+    run = await svc.store.get_run(str(thread_id), str(run_id))
+    if run is None:
+        return error(404, f"run {run_id} not found on thread {thread_id}")
+    frames = await svc.stream_run(str(thread_id), str(run_id), last_event_id=after,
+                                  stream_mode=stream_mode or None)
+    if cancel:
+        frames = _cancel_on_disconnect(svc, str(thread_id), str(run_id), frames)
+    return sse(frames, _locations(str(thread_id), str(run_id), False, "stream"))
+
+
+# ------------------------------------------------------------------- cancel
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(
+    thread_id: str,
+    run_id: str,
+    request: Request,
+    wait: str = Query("false"),
+    action: str = Query("interrupt"),
+) -> Response:
+    problems = _validate_ids(thread_id=thread_id, run_id=run_id)
+    try:
+        wait_flag = parse_bool(wait)
+    except ValueError as exc:
+        problems.append(f"wait: {exc}")
+        wait_flag = False
+    try:
+        cancel_action = CancelAction(action)
+    except ValueError:
+        problems.append(f"action: unknown action {action!r}; accepted: 'interrupt', 'rollback'")
+        cancel_action = CancelAction.INTERRUPT
+    if problems:
+        return error(422, "; ".join(problems))
+    result = await service(request).cancel_run(
+        thread_id, run_id, action=cancel_action, wait=wait_flag
+    )
+    code = cancel_http_status(result.outcome, wait=wait_flag)
+    if result.outcome is CancelOutcome.NOT_FOUND:
+        return error(404, f"run {run_id} not found on thread {thread_id}")
+    if result.outcome is CancelOutcome.TOO_LATE:
+        assert result.run is not None
+        status = result.run["status"]
+        return error(409, f"run {run_id} already finished with status {status!r}; nothing to cancel",
+                     status=status, run=run_body(result.run))
+    assert result.run is not None
+    return JSON({**run_body(result.run), "cancel_outcome": result.outcome.value}, status_code=code)
+
+
+def _validate_ids(**ids: str) -> list[str]:
+    problems = []
+    for name, value in ids.items():
+        try:
+            UUID(value)
+        except ValueError:
+            problems.append(f"{name}: {value!r} is not a UUID")
+    return problems
+
+
+@router.post("/runs/cancel", status_code=204)
+async def cancel_many(
+    body: RunsCancelMany, request: Request, action: str = Query("interrupt")
+) -> Response:
+    try:
+        cancel_action = CancelAction(action)
+    except ValueError:
+        return error(422, f"action: unknown action {action!r}; accepted: 'interrupt', 'rollback'")
+    if body.run_ids is not None and body.thread_id is None:
+        return error(422, "run_ids requires thread_id")
+    if body.run_ids is None and body.status is None and body.thread_id is None:
+        return error(422, "give thread_id (with optional run_ids) or status")
+    if body.run_ids is not None and body.status is not None:
+        return error(422, "give either run_ids or status, not both")
+    svc = service(request)
+    if body.run_ids is not None:
+        thread_id = str(body.thread_id)
+        for run_id in body.run_ids:
+            if (await svc.store.get_run(thread_id, str(run_id))) is None and (
+                await svc.store.get_tombstone(thread_id, str(run_id))
+            ) is None:
+                return error(404, f"run {run_id} not found on thread {thread_id}")
+    status = None if body.status in (None, "all") else body.status
+    await svc.cancel_many(
+        thread_id=str(body.thread_id) if body.thread_id else None,
+        run_ids=[str(r) for r in body.run_ids] if body.run_ids is not None else None,
+        status=status,
+        action=cancel_action,
+    )
+    return Response(status_code=204)

@@ -1,0 +1,273 @@
+"""Thread routes: create, get, patch, delete, search, count, state and history."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from langgraph.pregel import Pregel
+from starlette.responses import Response
+
+from runlane.api.models import (
+    ThreadCount,
+    ThreadCreate,
+    ThreadHistory,
+    ThreadPatch,
+    ThreadSearch,
+    ThreadStateCheckpoint,
+    ThreadStateUpdate,
+)
+from runlane.api.responses import JSON, error, thread_body
+from runlane.contract import ThreadStatus
+from runlane.executor import thread_state
+from runlane.serde import to_jsonable, utcnow
+from runlane.service import Runlane
+from runlane.store import NotFound
+
+router = APIRouter(tags=["threads"])
+Row = dict[str, Any]
+
+
+def service(request: Request) -> Runlane:
+    return request.app.state.runlane
+
+
+async def _thread(svc: Runlane, thread_id: UUID) -> Row:
+    row = await svc.store.get_thread(str(thread_id))
+    if row is None or row.get("temporary"):
+        raise NotFound(f"thread {thread_id} not found")
+    return row
+
+
+@router.post("/threads")
+async def create_thread(body: ThreadCreate, request: Request) -> Response:
+    now = utcnow()
+    row = await service(request).store.create_thread(
+        {
+            "thread_id": str(body.thread_id or uuid.uuid4()),
+            "status": ThreadStatus.IDLE.value,
+            "metadata": body.metadata or {},
+            "config": {},
+            "values": None,
+            "interrupts": {},
+            "temporary": False,
+            "created_at": now,
+            "updated_at": now,
+        },
+        body.if_exists,
+    )
+    return JSON(thread_body(row))
+
+
+@router.post("/threads/search")
+async def search_threads(body: ThreadSearch, request: Request) -> Response:
+    rows = await service(request).store.search_threads(
+        metadata_filter=body.metadata,
+        values_filter=body.values,
+        status=body.status,
+        ids=[str(i) for i in body.ids] if body.ids is not None else None,
+        limit=body.limit,
+        offset=body.offset,
+        sort_by=body.sort_by,
+        sort_order=body.sort_order,
+    )
+    bodies = [thread_body(r) for r in rows]
+    if body.select:
+        bodies = [{k: v for k, v in b.items() if k in body.select} for b in bodies]
+    return JSON(bodies)
+
+
+@router.post("/threads/count")
+async def count_threads(body: ThreadCount, request: Request) -> Response:
+    return JSON(
+        await service(request).store.count_threads(
+            metadata_filter=body.metadata, values_filter=body.values, status=body.status
+        )
+    )
+
+
+@router.get("/threads/{thread_id}")
+async def get_thread(thread_id: UUID, request: Request) -> Response:
+    return JSON(thread_body(await _thread(service(request), thread_id)))
+
+
+@router.patch("/threads/{thread_id}")
+async def patch_thread(thread_id: UUID, body: ThreadPatch, request: Request) -> Response:
+    svc = service(request)
+    await _thread(svc, thread_id)
+    row = await svc.store.patch_thread_metadata(str(thread_id), body.metadata)
+    if row is None:
+        raise NotFound(f"thread {thread_id} not found")
+    return JSON(thread_body(row))
+
+
+@router.delete("/threads/{thread_id}", status_code=204)
+async def delete_thread(thread_id: UUID, request: Request) -> Response:
+    svc = service(request)
+    await _thread(svc, thread_id)
+    await svc.delete_thread(str(thread_id))
+    return Response(status_code=204)
+
+
+# -------------------------------------------------------------------- state
+
+
+def _graph(svc: Runlane, thread: Row) -> Pregel | None:
+    graph_id = (thread.get("metadata") or {}).get("graph_id")
+    return svc.graphs.get(graph_id) if graph_id else None
+
+
+def _checkpoint_ref(config: Row | None) -> Row | None:
+    if not config:
+        return None
+    c = config.get("configurable", {})
+    return {
+        "thread_id": c.get("thread_id"),
+        "checkpoint_ns": c.get("checkpoint_ns", ""),
+        "checkpoint_id": c.get("checkpoint_id"),
+        "checkpoint_map": c.get("checkpoint_map"),
+    }
+
+
+def state_body(snapshot: Any) -> Row:
+    checkpoint = _checkpoint_ref(snapshot.config)
+    parent = _checkpoint_ref(snapshot.parent_config)
+    tasks = []
+    for task in snapshot.tasks:
+        tasks.append(
+            {
+                "id": task.id,
+                "name": task.name,
+                "path": list(task.path) if getattr(task, "path", None) else [],
+                "error": str(task.error) if task.error else None,
+                "interrupts": to_jsonable(list(task.interrupts)),
+                "checkpoint": _checkpoint_ref(task.state) if isinstance(task.state, dict) else None,
+                "state": state_body(task.state) if task.state is not None
+                and not isinstance(task.state, dict) else None,
+                "result": to_jsonable(getattr(task, "result", None)),
+            }
+        )
+    return {
+        "values": to_jsonable(snapshot.values),
+        "next": list(snapshot.next),
+        "tasks": tasks,
+        "metadata": to_jsonable(snapshot.metadata),
+        "created_at": snapshot.created_at,
+        "checkpoint": checkpoint,
+        "parent_checkpoint": parent,
+        "checkpoint_id": checkpoint and checkpoint["checkpoint_id"],
+        "parent_checkpoint_id": parent and parent["checkpoint_id"],
+        "interrupts": to_jsonable(list(getattr(snapshot, "interrupts", ()) or ())),
+    }
+
+
+def _empty_state(thread_id: str) -> Row:
+    return {
+        "values": {}, "next": [], "tasks": [], "metadata": None, "created_at": None,
+        "checkpoint": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": None,
+                       "checkpoint_map": None},
+        "parent_checkpoint": None, "checkpoint_id": None, "parent_checkpoint_id": None,
+        "interrupts": [],
+    }
+
+
+def _state_config(thread_id: str, checkpoint: Row | None = None) -> Row:
+    configurable: Row = {"thread_id": thread_id}
+    if checkpoint:
+        configurable.update({k: v for k, v in checkpoint.items() if v is not None and k != "thread_id"})
+    return {"configurable": configurable}
+
+
+async def _get_state(svc: Runlane, thread_id: UUID, checkpoint: Row | None, subgraphs: bool) -> Response:
+    thread = await _thread(svc, thread_id)
+    graph = _graph(svc, thread)
+    if graph is None:
+        return JSON(_empty_state(str(thread_id)))
+    snapshot = await graph.aget_state(_state_config(str(thread_id), checkpoint), subgraphs=subgraphs)
+    if snapshot.config is None and checkpoint and checkpoint.get("checkpoint_id"):
+        return error(404, f"checkpoint {checkpoint['checkpoint_id']} not found on thread {thread_id}")
+    if snapshot.config is None:
+        return JSON(_empty_state(str(thread_id)))
+    return JSON(state_body(snapshot))
+
+
+@router.get("/threads/{thread_id}/state")
+async def get_state(thread_id: UUID, request: Request, subgraphs: bool = Query(False)) -> Response:
+    return await _get_state(service(request), thread_id, None, subgraphs)
+
+
+@router.get("/threads/{thread_id}/state/{checkpoint_id}")
+async def get_state_at(
+    thread_id: UUID, checkpoint_id: UUID, request: Request, subgraphs: bool = Query(False)
+) -> Response:
+    return await _get_state(service(request), thread_id, {"checkpoint_id": str(checkpoint_id)}, subgraphs)
+
+
+@router.post("/threads/{thread_id}/state/checkpoint")
+async def get_state_checkpoint(
+    thread_id: UUID, body: ThreadStateCheckpoint, request: Request
+) -> Response:
+    return await _get_state(
+        service(request), thread_id, body.checkpoint.model_dump(exclude_none=True), body.subgraphs
+    )
+
+
+@router.post("/threads/{thread_id}/state")
+async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Request) -> Response:
+    svc = service(request)
+    thread = await _thread(svc, thread_id)
+    graph = _graph(svc, thread)
+    if graph is None:
+        return error(409, f"thread {thread_id} has no graph yet: run it once before updating its state")
+    if thread["status"] == ThreadStatus.BUSY.value:
+        return error(409, f"thread {thread_id} is busy: its state can change only between runs")
+    checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else {}
+    if body.checkpoint_id:
+        checkpoint["checkpoint_id"] = str(body.checkpoint_id)
+    try:
+        config = await graph.aupdate_state(
+            _state_config(str(thread_id), checkpoint), body.values, as_node=body.as_node
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        return error(422, f"cannot update the state: {exc}")
+    values, interrupts, paused = await thread_state(graph, str(thread_id))
+    await svc.store.set_thread_state_cache(
+        str(thread_id), values, interrupts,
+        ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
+    )
+    return JSON({"checkpoint": _checkpoint_ref(config)})
+
+
+async def _history(svc: Runlane, thread_id: UUID, body: ThreadHistory) -> Response:
+    thread = await _thread(svc, thread_id)
+    graph = _graph(svc, thread)
+    if graph is None:
+        return JSON([])
+    checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None
+    before: Row | None = None
+    if isinstance(body.before, str):
+        before = _state_config(str(thread_id), {"checkpoint_id": body.before})
+    elif body.before is not None:
+        before = _state_config(str(thread_id), body.before.model_dump(exclude_none=True))
+    states = []
+    async for snapshot in graph.aget_state_history(
+        _state_config(str(thread_id), checkpoint), filter=body.metadata, before=before,
+        limit=body.limit,
+    ):
+        states.append(state_body(snapshot))
+    return JSON(states)
+
+
+@router.post("/threads/{thread_id}/history")
+async def post_history(thread_id: UUID, body: ThreadHistory, request: Request) -> Response:
+    return await _history(service(request), thread_id, body)
+
+
+@router.get("/threads/{thread_id}/history")
+async def get_history(
+    thread_id: UUID, request: Request, limit: int = Query(10, ge=1, le=1000),
+    before: str | None = Query(None),
+) -> Response:
+    return await _history(service(request), thread_id, ThreadHistory(limit=limit, before=before))

@@ -1,0 +1,75 @@
+"""`runlane serve`: start the server on the graphs a langgraph.json names."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from runlane import __version__
+from runlane.graphs import ConfigError, load_all, read_config
+from runlane.settings import Settings
+
+console = Console(stderr=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(
+        config=args.config, host=args.host, port=args.port, database_url=args.database_url,
+        max_concurrency=args.max_concurrency, log_level=args.log_level,
+    )
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        project = read_config(settings.config)
+        graphs = {gid: loaded.graph for gid, loaded in load_all(project).items()}
+    except ConfigError as exc:
+        console.print(f"[bold red]runlane: cannot start:[/] {exc}", highlight=False)
+        return 2
+    import uvicorn
+
+    from runlane.api.app import create_app
+
+    app = create_app(settings, graphs)
+    console.print(
+        f"[bold green]runlane {__version__}[/] serving {', '.join(graphs)} on "
+        f"http://{settings.host}:{settings.port} "
+        f"([dim]{settings.resolved_database_url()}[/])",
+        highlight=False,
+    )
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level="warning",
+        access_log=False, timeout_graceful_shutdown=int(settings.cancel_grace) + 1,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="runlane", description="A LangGraph-compatible agent server")
+    parser.add_argument("--version", action="version", version=f"runlane {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the graphs of a langgraph.json")
+    serve.add_argument("--config", type=Path, default=None, help="default ./langgraph.json")
+    serve.add_argument("--host", default=None, help="default 127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default 2024")
+    serve.add_argument("--database-url", default=None,
+                       help="default: a SQLite file under .runlane/ beside the config")
+    serve.add_argument("--max-concurrency", type=int, default=None,
+                       help="runs executing at once; more wait as pending (default 64)")
+    serve.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The run contract as code: statuses, transitions, cancel outcomes and their HTTP codes.
+
+Pure rules, no I/O. `../shared/design/run-contract.md` is the prose; this module is
+the single place the rest of runlane reads them from. The store turns every
+transition below into one compare-and-set statement; the API turns every outcome
+into a status code through `cancel_http_status`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class RunStatus(str, enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+
+
+ACTIVE = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
+TERMINAL = frozenset(
+    {RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.INTERRUPTED}
+)
+# Terminal statuses a cancel can no longer turn into `interrupted`: the 409 answers.
+FINISHED_WITHOUT_CANCEL = frozenset({RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.TIMEOUT})
+
+# Every allowed edge. Terminal statuses are absorbing: they have no outgoing edge.
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.INTERRUPTED, RunStatus.ERROR}),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.INTERRUPTED}
+    ),
+    **{status: frozenset() for status in TERMINAL},
+}
+
+
+def sources_of(target: RunStatus) -> frozenset[RunStatus]:
+    """The statuses from which `target` may be reached: the `WHERE status IN (...)` of a CAS."""
+    return frozenset(src for src, targets in TRANSITIONS.items() if target in targets)
+
+
+class CancelAction(str, enum.Enum):
+    INTERRUPT = "interrupt"
+    ROLLBACK = "rollback"
+
+
+class MultitaskStrategy(str, enum.Enum):
+    REJECT = "reject"
+    INTERRUPT = "interrupt"
+    ROLLBACK = "rollback"
+    ENQUEUE = "enqueue"
+
+
+class ThreadStatus(str, enum.Enum):
+    IDLE = "idle"
+    BUSY = "busy"
+    INTERRUPTED = "interrupted"  # the graph paused at a human-in-the-loop interrupt()
+    ERROR = "error"
+
+
+class StopReason(str, enum.Enum):
+    """Why a run stopped; recorded with its terminal status."""
+
+    COMPLETED = "completed"  # the graph returned (possibly paused at an interrupt())
+    GRAPH_ERROR = "graph_error"  # the graph raised
+    CANCELLED = "cancelled"  # a cancel request was recorded (see cancel_reason)
+    SERVER_RESTARTED = "server_restarted"  # the process died while the run was active
+    COULD_NOT_START = "could_not_start"  # e.g. its graph is no longer served
+
+
+class CancelReason(str, enum.Enum):
+    """Who asked for a cancel. Recorded once: the first cancel wins."""
+
+    USER = "user"
+    MULTITASK_INTERRUPT = "multitask_interrupt"
+    MULTITASK_ROLLBACK = "multitask_rollback"
+    DISCONNECT = "disconnect"
+    THREAD_DELETED = "thread_deleted"
+    SHUTDOWN = "shutdown"
+
+
+class CancelOutcome(str, enum.Enum):
+    """What the store held at the instant the cancel landed (one row of the contract table)."""
+
+    RECORDED = "recorded"  # pending/running, this request recorded the cancel
+    ALREADY_RECORDED = "already_recorded"  # an earlier cancel won; still stopping
+    ALREADY_INTERRUPTED = "already_interrupted"  # terminal `interrupted`
+    ROLLED_BACK = "rolled_back"  # removed by its own rollback; a tombstone remains
+    TOO_LATE = "too_late"  # success / error / timeout: 409
+    NOT_FOUND = "not_found"  # no such run on this thread: 404
+
+
+ACCEPTED_OUTCOMES = frozenset(
+    {
+        CancelOutcome.RECORDED,
+        CancelOutcome.ALREADY_RECORDED,
+        CancelOutcome.ALREADY_INTERRUPTED,
+        CancelOutcome.ROLLED_BACK,
+    }
+)
+
+
+def cancel_http_status(outcome: CancelOutcome, *, wait: bool) -> int:
+    """The contract's table. `wait=True` answers 200 once the run is terminal."""
+    if outcome in ACCEPTED_OUTCOMES:
+        return 200 if wait else 202
+    if outcome is CancelOutcome.TOO_LATE:
+        return 409
+    return 404
+
+
+def outcome_for_existing_run(status: RunStatus, cancel_action: str | None) -> CancelOutcome:
+    """Classify a run row that a cancel's compare-and-set did not change.
+
+    Only meaningful *after* the CAS failed: then the row was already terminal or
+    already carried a cancel, and both of those are absorbing, so this read cannot
+    be stale in a way that changes the answer.
+    """
+    if status in ACTIVE:
+        if cancel_action is None:  # pragma: no cover - the CAS would have matched
+            raise AssertionError("an active run without a cancel must be cancelled by the CAS")
+        return CancelOutcome.ALREADY_RECORDED
+    if status is RunStatus.INTERRUPTED:
+        return CancelOutcome.ALREADY_INTERRUPTED
+    return CancelOutcome.TOO_LATE
+
+
+def parse_bool(value: str) -> bool:
+    """Booleans in query strings: the SDK sends 1/0, browsers true/false."""
+    lowered = value.strip().lower()
+    if lowered in ("1", "true"):
+        return True
+    if lowered in ("0", "false"):
+        return False
+    raise ValueError(f"expected a boolean (1, 0, true or false), got {value!r}")

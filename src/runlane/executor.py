@@ -1,0 +1,327 @@
+"""Runs graphs as asyncio tasks: claims pending runs, streams their events, delivers
+cancels, and finalizes each run through the store.
+
+The executor never decides a final status on its own: it proposes one and the
+store's compare-and-set decides, so a recorded cancel wins over completion even if
+the graph's last step already returned.
+
+Each run has two tasks: the *graph task* (which a cancel interrupts) and its
+*supervisor* (which is never cancelled by a cancel request, waits for the graph
+task, at most `cancel_grace` seconds once a cancel was delivered, and settles).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from langgraph.pregel import Pregel
+from langgraph.types import Command
+
+from runlane.checkpoints import Checkpoints
+from runlane.contract import RunStatus, StopReason, ThreadStatus
+from runlane.serde import to_jsonable
+from runlane.store import SettleResult, Store
+from runlane.streams.local import RunEventLog, StreamBroker
+
+log = logging.getLogger("runlane.executor")
+
+Row = dict[str, Any]
+
+# Stream modes a client may ask for -> (langgraph stream mode, SSE event name).
+STREAM_MODES: dict[str, tuple[str, str]] = {
+    "values": ("values", "values"),
+    "updates": ("updates", "updates"),
+    "custom": ("custom", "custom"),
+    "debug": ("debug", "debug"),
+    "tasks": ("tasks", "tasks"),
+    "checkpoints": ("checkpoints", "checkpoints"),
+    "messages-tuple": ("messages", "messages"),
+    "messages": ("messages", "messages"),
+    "events": ("events", "events"),
+}
+
+
+def event_names_for(modes: list[str]) -> frozenset[str]:
+    """The SSE event names a join filtered to `modes` lets through."""
+    names = {"metadata", "error"}
+    for mode in modes:
+        names.add(STREAM_MODES[mode][1])
+        if mode == "messages":
+            names.update({"messages/partial", "messages/complete", "messages/metadata"})
+    return frozenset(names)
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        broker: StreamBroker,
+        checkpoints: Checkpoints,
+        graphs: dict[str, Pregel],
+        max_concurrency: int = 64,
+        cancel_grace: float = 5.0,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.broker = broker
+        self.checkpoints = checkpoints
+        self.graphs = graphs
+        self.max_concurrency = max_concurrency
+        self.cancel_grace = cancel_grace
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self._graph_tasks: dict[str, asyncio.Task[None]] = {}
+        self._abandon: dict[str, asyncio.Future[None]] = {}
+        self._supervisors: set[asyncio.Task[None]] = set()
+        self._wakeup = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._stopping = False
+        # Final values of recent runs, for `wait` on stateless runs whose thread is
+        # deleted as soon as they end.
+        self.final_values: collections.OrderedDict[str, Any] = collections.OrderedDict()
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="runlane-dispatch")
+        self.wake()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        for task in list(self._graph_tasks.values()):
+            task.cancel()
+        if self._supervisors:
+            await asyncio.wait(self._supervisors, timeout=self.cancel_grace)
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    @property
+    def active_count(self) -> int:
+        return len(self._graph_tasks)
+
+    async def _dispatch_loop(self) -> None:
+        while not self._stopping:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            try:
+                while len(self._supervisors) < self.max_concurrency:
+                    run = await self.store.claim_next(self.worker_id)
+                    if run is None:
+                        break
+                    self._spawn(run)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store hiccupped: try again shortly
+                log.exception("claiming runs failed; retrying")
+                await asyncio.sleep(0.5)
+                self.wake()
+
+    # ------------------------------------------------------------------ cancel
+
+    def deliver_cancel(self, run_id: str) -> None:
+        """Interrupt a run's graph task (its cancel is already recorded in the store)."""
+        task = self._graph_tasks.get(run_id)
+        if task is None or task.done():
+            return
+        task.cancel()
+        abandon = self._abandon.get(run_id)
+        if abandon is not None:
+            loop = asyncio.get_running_loop()
+            loop.call_later(
+                self.cancel_grace, lambda: abandon.done() or abandon.set_result(None)
+            )
+
+    # -------------------------------------------------------------- execution
+
+    def _spawn(self, run: Row) -> None:
+        run_id = run["run_id"]
+        event_log = self.broker.open(run_id)
+        graph_task = asyncio.create_task(self._execute(run, event_log), name=f"run-{run_id}")
+        self._graph_tasks[run_id] = graph_task
+        self._abandon[run_id] = asyncio.get_running_loop().create_future()
+        supervisor = asyncio.create_task(self._supervise(run, graph_task, event_log))
+        self._supervisors.add(supervisor)
+        supervisor.add_done_callback(self._supervisors.discard)
+
+    async def _supervise(
+        self, run: Row, graph_task: asyncio.Task[None], event_log: RunEventLog
+    ) -> None:
+        run_id = run["run_id"]
+        abandon = self._abandon[run_id]
+        try:
+            await asyncio.wait({graph_task, abandon}, return_when=asyncio.FIRST_COMPLETED)
+            error: Any = None
+            if graph_task.done() and not graph_task.cancelled():
+                exc = graph_task.exception()
+                if exc is not None:
+                    error = {"error": type(exc).__name__, "message": str(exc)}
+            elif not graph_task.done():
+                log.warning("run %s ignored cancellation for %ss; abandoning its task",
+                            run_id, self.cancel_grace)
+            await self._settle(run, error, event_log, graph_task)
+        except Exception:
+            log.exception("finalizing run %s failed", run_id)
+            self.broker.close(run_id)
+        finally:
+            self._graph_tasks.pop(run_id, None)
+            self._abandon.pop(run_id, None)
+            self.wake()
+
+    async def _settle(
+        self, run: Row, error: Any, event_log: RunEventLog, graph_task: asyncio.Task[None]
+    ) -> None:
+        run_id, thread_id = run["run_id"], run["thread_id"]
+        graph = self.graphs.get(run["graph_id"])
+        values, interrupts, paused = await thread_state(graph, thread_id)
+        if error is not None:
+            proposed, reason, thread_status = RunStatus.ERROR, StopReason.GRAPH_ERROR, ThreadStatus.ERROR
+        else:
+            proposed, reason = RunStatus.SUCCESS, StopReason.COMPLETED
+            thread_status = ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE
+        if graph_task.cancelled() and error is None:
+            # Cancelled without a recorded cancel can only be shutdown: the store
+            # keeps a recorded cancel's `interrupted`, otherwise this is an error.
+            proposed, reason, thread_status = RunStatus.ERROR, StopReason.SERVER_RESTARTED, ThreadStatus.IDLE
+            error = {"error": "Shutdown", "message": "the server stopped while this run was active"}
+        result: SettleResult = await self.store.settle_run(
+            run_id,
+            proposed=proposed,
+            stop_reason=reason,
+            error=error,
+            thread_status=thread_status,
+            values=values,
+            interrupts=interrupts,
+        )
+        if result.needs_rollback:
+            await self.checkpoints.delete_run(thread_id, run_id)
+            values, interrupts, paused = await thread_state(graph, thread_id)
+            await self.store.complete_rollback(
+                run_id, values, interrupts,
+                ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
+            )
+        settled = result.run
+        if settled is not None and settled["status"] == RunStatus.ERROR.value and error:
+            event_log.publish("error", error)
+        self._remember_values(run_id, values, interrupts, settled, error)
+        self.broker.close(run_id)
+        kwargs = run["kwargs"]
+        if kwargs.get("temporary") and kwargs.get("on_completion", "delete") == "delete":
+            await self.store.delete_thread(thread_id)
+            await self.checkpoints.delete_thread(thread_id)
+
+    def _remember_values(
+        self, run_id: str, values: Any, interrupts: Row, settled: Row | None, error: Any
+    ) -> None:
+        if settled is not None and settled["status"] == RunStatus.ERROR.value and error:
+            result: Any = {"__error__": error}
+        else:
+            result = values if values is not None else {}
+            if interrupts and isinstance(result, dict):
+                result = {**result, "__interrupt__": [i for v in interrupts.values() for i in v]}
+        self.final_values[run_id] = result
+        while len(self.final_values) > 512:
+            self.final_values.popitem(last=False)
+
+    async def _execute(self, run: Row, event_log: RunEventLog) -> None:
+        graph = self.graphs.get(run["graph_id"])
+        if graph is None:
+            raise LookupError(f"graph {run['graph_id']!r} is not served by this server")
+        kwargs: Row = run["kwargs"]
+        config = build_config(run)
+        modes: list[str] = kwargs.get("stream_mode") or ["values"]
+        subgraphs = bool(kwargs.get("stream_subgraphs"))
+        command = kwargs.get("command")
+        graph_input: Any = Command(**command) if command else kwargs.get("input")
+        options: Row = {}
+        for key in ("interrupt_before", "interrupt_after", "durability"):
+            if kwargs.get(key) is not None:
+                options[key] = kwargs[key]
+        if kwargs.get("context") is not None:
+            options["context"] = kwargs["context"]
+        lg_modes = list(dict.fromkeys(STREAM_MODES[m][0] for m in modes if m != "events"))
+        if "events" in modes:
+            await self._stream_events(graph, graph_input, config, lg_modes, subgraphs,
+                                      options, event_log)
+            return
+        async for chunk in graph.astream(
+            graph_input, config, stream_mode=lg_modes, subgraphs=subgraphs, **options
+        ):
+            if subgraphs:
+                namespace, mode, data = chunk
+            else:
+                namespace, (mode, data) = (), chunk
+            _publish(event_log, mode, namespace, data)
+
+    async def _stream_events(
+        self, graph: Pregel, graph_input: Any, config: Row, lg_modes: list[str],
+        subgraphs: bool, options: Row, event_log: RunEventLog,
+    ) -> None:
+        root_id: str | None = None
+        async for event in graph.astream_events(
+            graph_input, config, version="v2", stream_mode=lg_modes or ["values"],
+            subgraphs=subgraphs, **options,
+        ):
+            if root_id is None:
+                root_id = event.get("run_id")
+            event_log.publish("events", event)
+            if lg_modes and event.get("event") == "on_chain_stream" and event.get("run_id") == root_id:
+                chunk = event["data"].get("chunk")
+                if subgraphs and isinstance(chunk, tuple) and len(chunk) == 3:
+                    _publish(event_log, chunk[1], chunk[0], chunk[2])
+                elif isinstance(chunk, tuple) and len(chunk) == 2:
+                    _publish(event_log, chunk[0], (), chunk[1])
+
+
+async def thread_state(graph: Pregel | None, thread_id: str) -> tuple[Any, Row, bool]:
+    """(values, interrupts by task id, paused) of the thread's latest checkpoint."""
+    if graph is None:
+        return None, {}, False
+    try:
+        state = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+    except Exception:
+        log.exception("reading the state of thread %s failed", thread_id)
+        return None, {}, False
+    interrupts: Row = {}
+    for task in state.tasks:
+        if task.interrupts:
+            interrupts[task.id] = to_jsonable(list(task.interrupts))
+    return to_jsonable(state.values), interrupts, bool(state.next)
+
+
+def _publish(event_log: RunEventLog, mode: str, namespace: tuple[str, ...], data: Any) -> None:
+    name = "messages" if mode == "messages" else mode
+    if namespace:
+        name = f"{name}|{'|'.join(namespace)}"
+    if mode == "messages" and isinstance(data, tuple):
+        data = list(data)
+    event_log.publish(name, data)
+
+
+def build_config(run: Row) -> Row:
+    kwargs: Row = run["kwargs"]
+    config: Row = dict(kwargs.get("config") or {})
+    configurable: Row = dict(config.get("configurable") or {})
+    checkpoint = kwargs.get("checkpoint") or {}
+    if kwargs.get("checkpoint_id"):
+        checkpoint = {**checkpoint, "checkpoint_id": kwargs["checkpoint_id"]}
+    configurable.update({k: v for k, v in checkpoint.items() if k != "thread_id"})
+    configurable.update(
+        thread_id=run["thread_id"],
+        run_id=run["run_id"],
+        graph_id=run["graph_id"],
+        assistant_id=run["assistant_id"],
+    )
+    config["configurable"] = configurable
+    config["metadata"] = {**(config.get("metadata") or {}), **(run.get("metadata") or {})}
+    config["run_id"] = uuid.UUID(run["run_id"])
+    return config

@@ -1,0 +1,169 @@
+"""Loading the graphs a project's `langgraph.json` names, as the LangGraph CLI reads it."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from langgraph.pregel import Pregel
+
+# The reference server derives each graph's default assistant id this way; keeping
+# it lets clients that hard-code those ids work unchanged.
+NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+
+class ConfigError(Exception):
+    """A problem with langgraph.json or a graph it names; the message says what to fix."""
+
+
+@dataclasses.dataclass
+class ProjectConfig:
+    path: Path
+    graphs: dict[str, str]  # graph id -> "path/to/file.py:attribute" or "module:attribute"
+    env: dict[str, str]
+    dependencies: list[str]
+
+
+def default_assistant_id(graph_id: str) -> str:
+    return str(uuid.uuid5(NAMESPACE_GRAPH, graph_id))
+
+
+def read_config(path: str | os.PathLike[str]) -> ProjectConfig:
+    config_path = Path(path).resolve()
+    if not config_path.is_file():
+        raise ConfigError(f"{config_path}: no such file (pass --config path/to/langgraph.json)")
+    try:
+        raw = json.loads(config_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{config_path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{config_path}: expected a JSON object")
+    graphs = raw.get("graphs")
+    if not isinstance(graphs, dict) or not graphs:
+        raise ConfigError(
+            f"{config_path}: 'graphs' must be an object such as "
+            '{"agent": "./graph.py:graph"}'
+        )
+    for graph_id, spec in graphs.items():
+        if isinstance(spec, dict):  # {"path": "...", "description": ...} form
+            spec = spec.get("path")
+        if not isinstance(spec, str) or ":" not in spec:
+            raise ConfigError(
+                f"{config_path}: graph {graph_id!r} must be 'path/to/file.py:attribute', "
+                f"got {spec!r}"
+            )
+        graphs[graph_id] = spec
+    env = raw.get("env") or {}
+    if isinstance(env, str):
+        env = _read_env_file(config_path.parent / env)
+    if not isinstance(env, dict):
+        raise ConfigError(f"{config_path}: 'env' must be an object or the path of a .env file")
+    deps = raw.get("dependencies") or []
+    if not isinstance(deps, list):
+        raise ConfigError(f"{config_path}: 'dependencies' must be a list")
+    return ProjectConfig(config_path, dict(graphs), {k: str(v) for k, v in env.items()}, deps)
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise ConfigError(f"env file {path} named in langgraph.json does not exist")
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        env[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+    return env
+
+
+def apply_project(config: ProjectConfig) -> None:
+    """Environment and import paths, as `langgraph dev` sets them up."""
+    for key, value in config.env.items():
+        os.environ.setdefault(key, value)
+    base = config.path.parent
+    for dep in config.dependencies:
+        if isinstance(dep, str) and (dep.startswith(".") or dep.startswith("/")):
+            dep_path = str((base / dep).resolve())
+            if dep_path not in sys.path:
+                sys.path.insert(0, dep_path)
+    if str(base) not in sys.path:
+        sys.path.insert(0, str(base))
+
+
+@dataclasses.dataclass
+class LoadedGraph:
+    graph_id: str
+    graph: Pregel
+
+
+def load_graph(config: ProjectConfig, graph_id: str) -> LoadedGraph:
+    spec = config.graphs[graph_id]
+    location, _, attribute = spec.rpartition(":")
+    where = f"graph {graph_id!r} ({spec})"
+    if location.endswith(".py") or "/" in location:
+        file_path = (config.path.parent / location).resolve()
+        if not file_path.is_file():
+            raise ConfigError(f"{where}: file {file_path} does not exist")
+        module_name = f"runlane_graph_{graph_id}_{abs(hash(str(file_path)))}"
+        module_spec = importlib.util.spec_from_file_location(module_name, file_path)
+        if module_spec is None or module_spec.loader is None:
+            raise ConfigError(f"{where}: cannot import {file_path}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ConfigError(f"{where}: importing {file_path} failed: {exc!r}") from exc
+    else:
+        try:
+            module = importlib.import_module(location)
+        except Exception as exc:
+            raise ConfigError(f"{where}: importing module {location!r} failed: {exc!r}") from exc
+    if not hasattr(module, attribute):
+        raise ConfigError(f"{where}: {location} has no attribute {attribute!r}")
+    obj: Any = getattr(module, attribute)
+    graph = _resolve(obj, where)
+    return LoadedGraph(graph_id, graph)
+
+
+def _resolve(obj: Any, where: str) -> Pregel:
+    if isinstance(obj, Pregel):
+        return obj
+    # An uncompiled StateGraph: compile it.
+    compile_ = getattr(obj, "compile", None)
+    if callable(compile_) and not inspect.isfunction(obj):
+        compiled = compile_()
+        if isinstance(compiled, Pregel):
+            return compiled
+    # A factory: call it with no arguments, or with a config.
+    if callable(obj):
+        try:
+            params = inspect.signature(obj).parameters
+        except (TypeError, ValueError):
+            params = {}
+        if inspect.iscoroutinefunction(obj):
+            raise ConfigError(f"{where}: async graph factories are not supported yet")
+        made = obj({}) if len(params) >= 1 else obj()
+        if isinstance(made, Pregel):
+            return made
+        if callable(getattr(made, "compile", None)):
+            return _resolve(made, where)
+        raise ConfigError(f"{where}: the factory returned {type(made).__name__}, not a graph")
+    raise ConfigError(
+        f"{where}: {type(obj).__name__} is not a graph (expected a compiled graph, a "
+        "StateGraph, or a function returning one)"
+    )
+
+
+def load_all(config: ProjectConfig) -> dict[str, LoadedGraph]:
+    apply_project(config)
+    return {graph_id: load_graph(config, graph_id) for graph_id in config.graphs}

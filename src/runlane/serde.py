@@ -1,0 +1,62 @@
+"""JSON encoding of whatever graphs put in their state and stream (messages, pydantic
+models, dataclasses, interrupts ...), in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _default(obj: Any) -> Any:
+    # pydantic models, including langchain messages
+    model_dump = getattr(obj, "model_dump", None)
+    if callable(model_dump):
+        return model_dump(mode="json")
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (set, frozenset)):
+        return list(obj)
+    if isinstance(obj, (uuid.UUID, datetime.timedelta)):
+        return str(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, BaseException):
+        return {"error": type(obj).__name__, "message": str(obj)}
+    if isinstance(obj, bytes):
+        return obj.decode(errors="replace")
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    if isinstance(obj, Sequence):
+        return list(obj)
+    # NamedTuple-like objects (langgraph's StateSnapshot, Send ...)
+    as_dict = getattr(obj, "_asdict", None)
+    if callable(as_dict):
+        return as_dict()
+    if hasattr(obj, "__dict__"):
+        return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+    return repr(obj)
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, default=_default, option=_OPTIONS)
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Round-trip through JSON: plain dicts/lists/scalars only."""
+    return orjson.loads(dumps(obj))
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)

@@ -1,0 +1,349 @@
+"""Use cases: one method per thing a client can ask for. No HTTP here, and no SQL.
+
+The service validates meaning (does this assistant exist, is this strategy allowed),
+asks the store to change state, and tells the executor and the stream broker what
+changed. Outcomes go back to the API layer, which maps them to status codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from langgraph.pregel import Pregel
+
+from runlane.checkpoints import Checkpoints
+from runlane.contract import (
+    TERMINAL,
+    CancelAction,
+    CancelOutcome,
+    CancelReason,
+    RunStatus,
+    ThreadStatus,
+)
+from runlane.executor import Executor, event_names_for, thread_state
+from runlane.graphs import default_assistant_id
+from runlane.serde import to_jsonable, utcnow
+from runlane.store import CancelResult, NotFound, Store
+from runlane.streams.local import StreamBroker
+
+log = logging.getLogger("runlane.service")
+
+Row = dict[str, Any]
+
+
+class BadRequest(Exception):
+    """The request is well-formed but asks for something impossible (422)."""
+
+
+@dataclasses.dataclass
+class RunRequest:
+    """A validated request to create a run (see api/models.py for the wire shape)."""
+
+    assistant_id: str
+    input: Any = None
+    command: Row | None = None
+    config: Row | None = None
+    context: Row | None = None
+    metadata: Row | None = None
+    stream_mode: list[str] = dataclasses.field(default_factory=lambda: ["values"])
+    stream_subgraphs: bool = False
+    interrupt_before: Any = None
+    interrupt_after: Any = None
+    checkpoint: Row | None = None
+    checkpoint_id: str | None = None
+    multitask_strategy: str = "enqueue"
+    if_not_exists: str = "reject"
+    on_completion: str | None = None
+    on_disconnect: str = "continue"
+    durability: str | None = None
+    webhook: str | None = None
+
+
+class Runlane:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        checkpoints: Checkpoints,
+        broker: StreamBroker,
+        executor: Executor,
+        graphs: dict[str, Pregel],
+    ) -> None:
+        self.store = store
+        self.checkpoints = checkpoints
+        self.broker = broker
+        self.executor = executor
+        self.graphs = graphs
+
+    # ------------------------------------------------------------- assistants
+
+    async def install_default_assistants(self) -> None:
+        now = utcnow()
+        for graph_id in self.graphs:
+            await self.store.ensure_assistant(
+                {
+                    "assistant_id": default_assistant_id(graph_id),
+                    "graph_id": graph_id,
+                    "name": graph_id,
+                    "description": None,
+                    "config": {},
+                    "context": {},
+                    "metadata": {"created_by": "system"},
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+
+    async def recover_after_restart(self) -> None:
+        """Finish what a dead process left active; never leave a run `running`."""
+        for run in await self.store.recover_after_restart():
+            # A rollback was recorded: finish it as the executor would have.
+            await self.checkpoints.delete_run(run["thread_id"], run["run_id"])
+            graph = self.graphs.get(run["graph_id"])
+            values, interrupts, paused = await thread_state(graph, run["thread_id"])
+            await self.store.complete_rollback(
+                run["run_id"], values, interrupts,
+                ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
+            )
+        for thread_id in await self.store.temporary_thread_ids_done():
+            await self.store.delete_thread(thread_id)
+            await self.checkpoints.delete_thread(thread_id)
+
+    async def resolve_assistant(self, assistant_id: str) -> Row:
+        """An assistant id, or a graph id standing for its default assistant."""
+        if assistant_id in self.graphs:
+            assistant_id = default_assistant_id(assistant_id)
+        else:
+            try:
+                uuid.UUID(assistant_id)
+            except ValueError:
+                raise NotFound(
+                    f"assistant {assistant_id!r} not found: use an assistant id or one of "
+                    f"the graph ids {sorted(self.graphs)}"
+                ) from None
+        row = await self.store.get_assistant(assistant_id)
+        if row is None:
+            raise NotFound(f"assistant {assistant_id} not found")
+        return row
+
+    # ------------------------------------------------------------------- runs
+
+    async def create_run(self, thread_id: str | None, request: RunRequest) -> Row:
+        assistant = await self.resolve_assistant(request.assistant_id)
+        if assistant["graph_id"] not in self.graphs:
+            raise BadRequest(f"graph {assistant['graph_id']!r} is not served here")
+        temporary = thread_id is None
+        if temporary:
+            thread_id = str(uuid.uuid4())
+        now = utcnow()
+        run_id = str(uuid.uuid4())
+        config = _merge_config(assistant["config"], request.config)
+        context = {**(assistant.get("context") or {}), **(request.context or {})} or None
+        kwargs: Row = {
+            "input": request.input,
+            "command": request.command,
+            "config": config,
+            "context": context,
+            "stream_mode": request.stream_mode,
+            "stream_subgraphs": request.stream_subgraphs,
+            "interrupt_before": request.interrupt_before,
+            "interrupt_after": request.interrupt_after,
+            "checkpoint": request.checkpoint,
+            "checkpoint_id": request.checkpoint_id,
+            "durability": request.durability,
+            "on_disconnect": request.on_disconnect,
+            "webhook": request.webhook,
+            "temporary": temporary,
+            "on_completion": request.on_completion or ("delete" if temporary else "keep"),
+        }
+        run: Row = {
+            "run_id": run_id,
+            "thread_id": thread_id,
+            "assistant_id": assistant["assistant_id"],
+            "graph_id": assistant["graph_id"],
+            "status": RunStatus.PENDING.value,
+            "multitask_strategy": request.multitask_strategy,
+            "metadata": request.metadata or {},
+            "kwargs": to_jsonable(kwargs),
+            "created_at": now,
+            "updated_at": now,
+        }
+        thread_defaults: Row = {
+            "thread_id": thread_id,
+            "status": ThreadStatus.IDLE.value,
+            "metadata": {"graph_id": assistant["graph_id"],
+                         "assistant_id": assistant["assistant_id"]},
+            "config": {},
+            "values": None,
+            "interrupts": {},
+            "temporary": temporary,
+            "created_at": now,
+            "updated_at": now,
+        }
+        # The log exists before the run can start, so the metadata event is first.
+        event_log = self.broker.open(run_id)
+        event_log.publish("metadata", {"run_id": run_id, "attempt": 1})
+        try:
+            created = await self.store.create_run(
+                run,
+                if_not_exists="create" if temporary else request.if_not_exists,
+                thread_defaults=thread_defaults,
+            )
+        except BaseException:
+            self.broker.discard(run_id)
+            raise
+        for other in created.cancelled_running:
+            self.executor.deliver_cancel(other)
+        self._close_finished_logs(created.cancelled_pending)
+        self.executor.wake()
+        return created.run
+
+    def _close_finished_logs(self, run_ids: list[str]) -> None:
+        for run_id in run_ids:
+            self.broker.close(run_id)
+
+    async def get_run(self, thread_id: str, run_id: str) -> Row:
+        row = await self.store.get_run(thread_id, run_id)
+        if row is None:
+            raise NotFound(f"run {run_id} not found on thread {thread_id}")
+        return row
+
+    async def cancel_run(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        action: CancelAction,
+        wait: bool,
+        reason: CancelReason = CancelReason.USER,
+    ) -> CancelResult:
+        result = await self.store.cancel_run(thread_id, run_id, action, reason.value)
+        self._after_cancel(result)
+        if wait and result.outcome in (CancelOutcome.RECORDED, CancelOutcome.ALREADY_RECORDED):
+            final = await self.await_terminal(thread_id, run_id)
+            if final is not None:
+                result = dataclasses.replace(result, run=final)
+        return result
+
+    def _after_cancel(self, result: CancelResult) -> None:
+        if result.outcome is not CancelOutcome.RECORDED or result.run is None:
+            return
+        if result.delivered_to_task:
+            self.executor.deliver_cancel(result.run["run_id"])
+        else:  # a pending run: it is already terminal (or rolled back)
+            self.broker.close(result.run["run_id"])
+            self.executor.wake()
+
+    async def cancel_many(
+        self,
+        *,
+        thread_id: str | None,
+        run_ids: list[str] | None,
+        status: str | None,
+        action: CancelAction,
+    ) -> list[CancelResult]:
+        targets = await self.store.active_run_ids(
+            thread_id=thread_id, run_ids=run_ids, status=status
+        )
+        results = []
+        for target_thread, target_run in targets:
+            result = await self.store.cancel_run(
+                target_thread, target_run, action, CancelReason.USER.value
+            )
+            self._after_cancel(result)
+            results.append(result)
+        return results
+
+    async def await_terminal(self, thread_id: str, run_id: str) -> Row | None:
+        """Block until the run is terminal or rolled back; its final row (or tombstone).
+        None if it does not exist (any more)."""
+        while True:
+            event_log = self.broker.open(run_id)
+            row = await self.store.get_run(thread_id, run_id)
+            if row is None:
+                tomb = await self.store.get_tombstone(thread_id, run_id)
+                if not event_log.frames:
+                    self.broker.discard(run_id)
+                return None if tomb is None else tomb["run"]
+            if RunStatus(row["status"]) in TERMINAL:
+                if not event_log.closed:
+                    self.broker.close(run_id)
+                return row
+            await event_log.wait_closed()
+
+    async def delete_run(self, thread_id: str, run_id: str) -> None:
+        deleted = await self.store.delete_run(thread_id, run_id)
+        if deleted is None:
+            raise NotFound(f"run {run_id} not found on thread {thread_id}")
+        self.broker.discard(run_id)
+
+    async def run_result(self, thread_id: str, run_id: str) -> Any:
+        """What `wait` and `join` answer: the thread's values once the run is over."""
+        final = await self.await_terminal(thread_id, run_id)
+        if run_id in self.executor.final_values:
+            return self.executor.final_values[run_id]
+        thread = await self.store.get_thread(thread_id)
+        if final is None and thread is None:
+            raise NotFound(f"run {run_id} not found on thread {thread_id}")
+        if thread is None:
+            return {}
+        values = thread["values"] if thread["values"] is not None else {}
+        if final is not None and final.get("status") == RunStatus.ERROR.value and final.get("error"):
+            return {"__error__": final["error"]}
+        return values
+
+    async def stream_run(
+        self,
+        thread_id: str,
+        run_id: str,
+        *,
+        last_event_id: int = 0,
+        stream_mode: list[str] | None = None,
+    ) -> AsyncIterator[bytes]:
+        """Replay after `last_event_id`, then tail live, until the run's end."""
+        event_log = self.broker.open(run_id)
+        row = await self.store.get_run(thread_id, run_id)
+        if row is None or RunStatus(row["status"]) in TERMINAL:
+            # A finished run: whatever is still kept, then the end at once.
+            if not event_log.closed:
+                if event_log.frames:
+                    self.broker.close(run_id)
+                else:
+                    self.broker.discard(run_id)
+                    event_log.close()
+        modes = event_names_for(stream_mode) if stream_mode else None
+        return event_log.follow(last_event_id, modes)
+
+    # ---------------------------------------------------------------- threads
+
+    async def delete_thread(self, thread_id: str) -> None:
+        running = await self.store.delete_thread(thread_id)
+        if running is None:
+            raise NotFound(f"thread {thread_id} not found")
+        for run_id in running:
+            self.executor.deliver_cancel(run_id)
+        await self.checkpoints.delete_thread(thread_id)
+
+    def graph_for_thread(self, thread: Row) -> Pregel:
+        graph_id = (thread.get("metadata") or {}).get("graph_id")
+        if graph_id is None or graph_id not in self.graphs:
+            raise BadRequest(
+                f"thread {thread['thread_id']} has no graph yet: run it once, or create "
+                "it with metadata {'graph_id': ...}"
+            )
+        return self.graphs[graph_id]
+
+
+def _merge_config(base: Row | None, override: Row | None) -> Row:
+    base = base or {}
+    override = override or {}
+    merged = {**base, **override}
+    configurable = {**(base.get("configurable") or {}), **(override.get("configurable") or {})}
+    if configurable:
+        merged["configurable"] = configurable
+    return merged

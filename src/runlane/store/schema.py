@@ -1,0 +1,128 @@
+"""Tables of runlane's own state (graph checkpoints live in the langgraph checkpointer).
+
+One schema for SQLite and PostgreSQL, written with SQLAlchemy Core so both backends
+run the very same statements.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+from runlane.serde import dumps
+
+metadata = sa.MetaData()
+
+
+class JSONText(TypeDecorator):
+    """JSON stored as text, encoded with orjson (faster than the stdlib, and it knows
+    the types graphs put in their state)."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        return None if value is None else dumps(value).decode()
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> Any:
+        return None if value is None else orjson.loads(value)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC timestamps on both backends (SQLite drops the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=datetime.timezone.utc)
+        return value
+
+
+def _ts(name: str, **kw: Any) -> sa.Column:
+    return sa.Column(name, UTCDateTime, **kw)
+
+
+assistants = sa.Table(
+    "assistants",
+    metadata,
+    sa.Column("assistant_id", sa.String(36), primary_key=True),
+    sa.Column("graph_id", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("config", JSONText, nullable=False),
+    sa.Column("context", JSONText, nullable=False),
+    sa.Column("metadata", JSONText, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, default=1),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+threads = sa.Table(
+    "threads",
+    metadata,
+    sa.Column("thread_id", sa.String(36), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("metadata", JSONText, nullable=False),
+    sa.Column("config", JSONText, nullable=False),
+    sa.Column("values", JSONText),
+    sa.Column("interrupts", JSONText, nullable=False),
+    # Stateless runs get a thread of their own that is deleted with them.
+    sa.Column("temporary", sa.Boolean, nullable=False, default=False),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    # Creation order: `enqueue` starts a thread's runs in this order.
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("thread_id", sa.String(36), nullable=False),
+    sa.Column("assistant_id", sa.String(36), nullable=False),
+    sa.Column("graph_id", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("multitask_strategy", sa.String(16), nullable=False),
+    sa.Column("metadata", JSONText, nullable=False),
+    # Everything needed to execute the run: input, command, config, stream modes ...
+    sa.Column("kwargs", JSONText, nullable=False),
+    # Set once, by the first cancel (compare-and-set on NULL): the first action wins.
+    sa.Column("cancel_action", sa.String(16)),
+    sa.Column("cancel_reason", sa.String(32)),
+    sa.Column("stop_reason", sa.String(32)),
+    sa.Column("error", JSONText),
+    sa.Column("worker_id", sa.Text),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    _ts("started_at"),
+    _ts("ended_at"),
+    sa.Index("ix_runs_thread_created", "thread_id", "seq"),
+    sa.Index("ix_runs_status_seq", "status", "seq"),
+    # The database itself guarantees one running run per thread.
+    sa.Index(
+        "uq_runs_one_running_per_thread",
+        "thread_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'running'"),
+        postgresql_where=sa.text("status = 'running'"),
+    ),
+)
+
+# A rollback removes its run but leaves this, so a later cancel of the same id
+# still answers 202 rather than 404. A user's delete leaves none.
+run_tombstones = sa.Table(
+    "run_tombstones",
+    metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("thread_id", sa.String(36), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("run", JSONText, nullable=False),
+    _ts("created_at", nullable=False),
+    sa.Index("ix_tombstones_thread", "thread_id"),
+)

@@ -1,0 +1,847 @@
+"""The durable store: threads, assistants, runs and tombstones over SQLAlchemy Core.
+
+This is where a run's status changes. Every transition is one compare-and-set
+statement (`UPDATE ... WHERE status IN (allowed) ... RETURNING`); when a CAS
+matches no row, the caller learns why by reading the row afterwards, which is safe
+because what made the CAS fail (a terminal status, a recorded cancel) never changes
+back.
+
+On SQLite all statements go through one connection guarded by an asyncio lock:
+SQLite has one writer anyway, and serializing in-process avoids SQLITE_BUSY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from runlane.contract import (
+    ACTIVE,
+    CancelAction,
+    CancelOutcome,
+    MultitaskStrategy,
+    RunStatus,
+    StopReason,
+    ThreadStatus,
+    outcome_for_existing_run,
+    sources_of,
+)
+from runlane.serde import utcnow
+from runlane.store.schema import assistants, metadata, run_tombstones, runs, threads
+
+Row = dict[str, Any]
+_ACTIVE_VALUES = [s.value for s in ACTIVE]
+
+
+class NotFound(Exception):
+    """The thing asked for does not exist (or is not visible)."""
+
+
+class Conflict(Exception):
+    """The request contradicts the current state (409)."""
+
+
+@dataclasses.dataclass
+class CreatedRun:
+    run: Row
+    # Running runs this creation cancelled (multitask interrupt/rollback): the
+    # executor must deliver these cancels to their tasks.
+    cancelled_running: list[str]
+    # Pending runs it cancelled: already terminal (or rolled back), their streams end.
+    cancelled_pending: list[str]
+
+
+@dataclasses.dataclass
+class CancelResult:
+    outcome: CancelOutcome
+    run: Row | None  # the run as stored (or the tombstone's copy of it)
+    delivered_to_task: bool = False  # True when the executor must interrupt a task
+
+
+@dataclasses.dataclass
+class SettleResult:
+    """What finalizing a run did."""
+
+    run: Row | None
+    needs_rollback: bool = False
+
+
+def _as_dict(row: sa.Row | None) -> Row | None:
+    return None if row is None else dict(row._mapping)
+
+
+def sqlite_path(url: str) -> str | None:
+    prefix = "sqlite+aiosqlite:///"
+    return url[len(prefix) :] if url.startswith(prefix) else None
+
+
+class Store:
+    def __init__(self, database_url: str) -> None:
+        self.url = database_url
+        self.is_sqlite = database_url.startswith("sqlite")
+        self.engine: AsyncEngine = self._make_engine(database_url)
+        self._lock = asyncio.Lock()
+        self._conn: AsyncConnection | None = None
+        self._seq = 0
+
+    # ------------------------------------------------------------------ setup
+
+    def _make_engine(self, url: str) -> AsyncEngine:
+        if not url.startswith("sqlite"):
+            raise ValueError(
+                f"unsupported database URL {url!r}: this version serves SQLite "
+                "(sqlite+aiosqlite:///path/to/file.sqlite)"
+            )
+        path = sqlite_path(url)
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = create_async_engine(url, pool_size=1, max_overflow=0)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.execute("PRAGMA foreign_keys=OFF")
+            cur.close()
+
+        return engine
+
+    async def setup(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        self._conn = await self.engine.connect()
+        async with self.transaction() as conn:
+            self._seq = (await conn.scalar(sa.select(sa.func.max(runs.c.seq)))) or 0
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+        await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One atomic unit of work. Statements inside run serialized on SQLite."""
+        assert self._conn is not None, "Store.setup() was not called"
+        async with self._lock:
+            conn = self._conn
+            try:
+                await conn.begin()
+                yield conn
+                await conn.commit()
+            except BaseException:
+                await conn.rollback()
+                raise
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    # ------------------------------------------------------------- assistants
+
+    async def ensure_assistant(self, row: Row) -> None:
+        """Insert a system assistant if absent (the default one per graph)."""
+        async with self.transaction() as conn:
+            exists = await conn.scalar(
+                sa.select(assistants.c.assistant_id).where(
+                    assistants.c.assistant_id == row["assistant_id"]
+                )
+            )
+            if not exists:
+                await conn.execute(assistants.insert().values(**row))
+
+    async def insert_assistant(self, row: Row, if_exists: str) -> Row:
+        async with self.transaction() as conn:
+            existing = _as_dict(
+                (
+                    await conn.execute(
+                        sa.select(assistants).where(
+                            assistants.c.assistant_id == row["assistant_id"]
+                        )
+                    )
+                ).first()
+            )
+            if existing is not None:
+                if if_exists == "do_nothing":
+                    return existing
+                raise Conflict(f"assistant {row['assistant_id']} already exists")
+            await conn.execute(assistants.insert().values(**row))
+            return row
+
+    async def get_assistant(self, assistant_id: str) -> Row | None:
+        async with self.transaction() as conn:
+            result = await conn.execute(
+                sa.select(assistants).where(assistants.c.assistant_id == assistant_id)
+            )
+            return _as_dict(result.first())
+
+    async def update_assistant(self, assistant_id: str, values: Row) -> Row | None:
+        async with self.transaction() as conn:
+            result = await conn.execute(
+                assistants.update()
+                .where(assistants.c.assistant_id == assistant_id)
+                .values(**values, version=assistants.c.version + 1, updated_at=utcnow())
+                .returning(*assistants.c)
+            )
+            return _as_dict(result.first())
+
+    async def delete_assistant(self, assistant_id: str) -> bool:
+        async with self.transaction() as conn:
+            result = await conn.execute(
+                assistants.delete().where(assistants.c.assistant_id == assistant_id)
+            )
+            return result.rowcount > 0
+
+    async def search_assistants(
+        self,
+        *,
+        graph_id: str | None,
+        name: str | None,
+        metadata_filter: Row | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> list[Row]:
+        query = sa.select(assistants)
+        if graph_id is not None:
+            query = query.where(assistants.c.graph_id == graph_id)
+        if name is not None:
+            query = query.where(assistants.c.name.contains(name))
+        query = query.where(*_json_filters(assistants.c.metadata, metadata_filter))
+        column = assistants.c[sort_by]
+        query = query.order_by(column.desc() if sort_order == "desc" else column.asc())
+        query = query.limit(limit).offset(offset)
+        async with self.transaction() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def count_assistants(self, *, graph_id: str | None, metadata_filter: Row | None) -> int:
+        query = sa.select(sa.func.count()).select_from(assistants)
+        if graph_id is not None:
+            query = query.where(assistants.c.graph_id == graph_id)
+        query = query.where(*_json_filters(assistants.c.metadata, metadata_filter))
+        async with self.transaction() as conn:
+            return int(await conn.scalar(query) or 0)
+
+    # ---------------------------------------------------------------- threads
+
+    async def create_thread(self, row: Row, if_exists: str) -> Row:
+        async with self.transaction() as conn:
+            existing = await self._get_thread(conn, row["thread_id"])
+            if existing is not None:
+                if if_exists == "do_nothing":
+                    return existing
+                raise Conflict(f"thread {row['thread_id']} already exists")
+            await conn.execute(threads.insert().values(**row))
+            return row
+
+    async def _get_thread(self, conn: AsyncConnection, thread_id: str) -> Row | None:
+        result = await conn.execute(sa.select(threads).where(threads.c.thread_id == thread_id))
+        return _as_dict(result.first())
+
+    async def get_thread(self, thread_id: str) -> Row | None:
+        async with self.transaction() as conn:
+            return await self._get_thread(conn, thread_id)
+
+    async def patch_thread_metadata(self, thread_id: str, patch: Row) -> Row | None:
+        async with self.transaction() as conn:
+            thread = await self._get_thread(conn, thread_id)
+            if thread is None:
+                return None
+            merged = {**thread["metadata"], **patch}
+            result = await conn.execute(
+                threads.update()
+                .where(threads.c.thread_id == thread_id)
+                .values(metadata=merged, updated_at=utcnow())
+                .returning(*threads.c)
+            )
+            return _as_dict(result.first())
+
+    async def delete_thread(self, thread_id: str) -> list[str] | None:
+        """Delete a thread with its runs and tombstones (a user's delete: no tombstones
+        remain, later cancels answer 404). Returns the runs that were running, whose
+        tasks must be stopped, or None if there was no such thread."""
+        async with self.transaction() as conn:
+            deleted = await conn.execute(
+                threads.delete().where(threads.c.thread_id == thread_id)
+            )
+            if deleted.rowcount == 0:
+                return None
+            result = await conn.execute(
+                runs.delete()
+                .where(runs.c.thread_id == thread_id)
+                .returning(runs.c.run_id, runs.c.status)
+            )
+            running = [r.run_id for r in result if r.status == RunStatus.RUNNING.value]
+            await conn.execute(
+                run_tombstones.delete().where(run_tombstones.c.thread_id == thread_id)
+            )
+            return running
+
+    async def search_threads(
+        self,
+        *,
+        metadata_filter: Row | None,
+        values_filter: Row | None,
+        status: str | None,
+        ids: list[str] | None,
+        limit: int,
+        offset: int,
+        sort_by: str,
+        sort_order: str,
+    ) -> list[Row]:
+        query = sa.select(threads).where(
+            threads.c.temporary.is_(False),
+            *self._thread_filters(metadata_filter, values_filter, status, ids),
+        )
+        column = threads.c[sort_by]
+        query = query.order_by(column.desc() if sort_order == "desc" else column.asc())
+        query = query.limit(limit).offset(offset)
+        async with self.transaction() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def count_threads(
+        self, *, metadata_filter: Row | None, values_filter: Row | None, status: str | None
+    ) -> int:
+        query = (
+            sa.select(sa.func.count())
+            .select_from(threads)
+            .where(
+                threads.c.temporary.is_(False),
+                *self._thread_filters(metadata_filter, values_filter, status, None),
+            )
+        )
+        async with self.transaction() as conn:
+            return int(await conn.scalar(query) or 0)
+
+    @staticmethod
+    def _thread_filters(
+        metadata_filter: Row | None,
+        values_filter: Row | None,
+        status: str | None,
+        ids: list[str] | None,
+    ) -> list[sa.ColumnElement[bool]]:
+        clauses = [
+            *_json_filters(threads.c.metadata, metadata_filter),
+            *_json_filters(threads.c["values"], values_filter),
+        ]
+        if status is not None:
+            clauses.append(threads.c.status == status)
+        if ids is not None:
+            clauses.append(threads.c.thread_id.in_(ids))
+        return clauses
+
+    async def set_thread_state_cache(
+        self, thread_id: str, values: Any, interrupts: Row, status: ThreadStatus | None = None
+    ) -> None:
+        """Refresh the thread's cached values after a state update outside a run."""
+        async with self.transaction() as conn:
+            updates: Row = {"values": values, "interrupts": interrupts, "updated_at": utcnow()}
+            if status is not None:
+                updates["status"] = status.value
+            await conn.execute(
+                threads.update().where(threads.c.thread_id == thread_id).values(**updates)
+            )
+
+    # ------------------------------------------------------------------- runs
+
+    async def create_run(
+        self,
+        run: Row,
+        *,
+        if_not_exists: str,
+        thread_defaults: Row,
+    ) -> CreatedRun:
+        """Admit a run on its thread, applying the multitask strategy atomically.
+
+        reject: 409 if the thread has an active run. interrupt/rollback: record a
+        cancel on every active run of the thread, in this same transaction, so the
+        new run cannot start before they are terminal. enqueue: just wait.
+        """
+        strategy = MultitaskStrategy(run["multitask_strategy"])
+        now = run["created_at"]
+        async with self.transaction() as conn:
+            thread = await self._get_thread(conn, run["thread_id"])
+            if thread is None:
+                if if_not_exists != "create":
+                    raise NotFound(
+                        f"thread {run['thread_id']} not found "
+                        "(pass if_not_exists='create' to create it)"
+                    )
+                await conn.execute(threads.insert().values(**thread_defaults))
+                thread = thread_defaults
+            active = (
+                await conn.execute(
+                    sa.select(runs.c.run_id, runs.c.status, runs.c.cancel_action)
+                    .where(runs.c.thread_id == run["thread_id"])
+                    .where(runs.c.status.in_(_ACTIVE_VALUES))
+                    .order_by(runs.c.seq)
+                )
+            ).all()
+            cancelled_running: list[str] = []
+            cancelled_pending: list[str] = []
+            if active and strategy is MultitaskStrategy.REJECT:
+                raise Conflict(
+                    f"thread {run['thread_id']} is busy with run {active[0].run_id} "
+                    "and multitask_strategy is 'reject'"
+                )
+            if active and strategy in (MultitaskStrategy.INTERRUPT, MultitaskStrategy.ROLLBACK):
+                action = (
+                    CancelAction.INTERRUPT
+                    if strategy is MultitaskStrategy.INTERRUPT
+                    else CancelAction.ROLLBACK
+                )
+                reason = f"multitask_{strategy.value}"
+                for other in active:
+                    result = await self._cancel_in(
+                        conn, run["thread_id"], other.run_id, action, reason, now
+                    )
+                    if result.delivered_to_task:
+                        cancelled_running.append(other.run_id)
+                    elif result.outcome is CancelOutcome.RECORDED:
+                        cancelled_pending.append(other.run_id)
+            run = {**run, "seq": self._next_seq()}
+            await conn.execute(runs.insert().values(**run))
+            thread_meta = thread["metadata"]
+            updates: Row = {"status": ThreadStatus.BUSY.value, "updated_at": now}
+            if thread_meta.get("graph_id") is None:
+                updates["metadata"] = {
+                    **thread_meta,
+                    "graph_id": run["graph_id"],
+                    "assistant_id": run["assistant_id"],
+                }
+            await conn.execute(
+                threads.update().where(threads.c.thread_id == run["thread_id"]).values(**updates)
+            )
+            return CreatedRun(run, cancelled_running, cancelled_pending)
+
+    async def get_run(self, thread_id: str, run_id: str) -> Row | None:
+        async with self.transaction() as conn:
+            return await self._get_run(conn, thread_id, run_id)
+
+    async def get_run_by_id(self, run_id: str) -> Row | None:
+        async with self.transaction() as conn:
+            result = await conn.execute(sa.select(runs).where(runs.c.run_id == run_id))
+            return _as_dict(result.first())
+
+    @staticmethod
+    async def _get_run(conn: AsyncConnection, thread_id: str, run_id: str) -> Row | None:
+        result = await conn.execute(
+            sa.select(runs).where(runs.c.run_id == run_id, runs.c.thread_id == thread_id)
+        )
+        return _as_dict(result.first())
+
+    async def get_tombstone(self, thread_id: str, run_id: str) -> Row | None:
+        async with self.transaction() as conn:
+            return await self._get_tombstone(conn, thread_id, run_id)
+
+    @staticmethod
+    async def _get_tombstone(conn: AsyncConnection, thread_id: str, run_id: str) -> Row | None:
+        result = await conn.execute(
+            sa.select(run_tombstones).where(
+                run_tombstones.c.run_id == run_id, run_tombstones.c.thread_id == thread_id
+            )
+        )
+        return _as_dict(result.first())
+
+    async def list_runs(
+        self, thread_id: str, *, limit: int, offset: int, status: str | None
+    ) -> list[Row]:
+        query = sa.select(runs).where(runs.c.thread_id == thread_id)
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        query = query.order_by(runs.c.seq.desc()).limit(limit).offset(offset)
+        async with self.transaction() as conn:
+            return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def active_run_ids(
+        self, *, thread_id: str | None = None, run_ids: Iterable[str] | None = None,
+        status: str | None = None,
+    ) -> list[tuple[str, str]]:
+        """(thread_id, run_id) of active runs matching a bulk-cancel selection."""
+        query = sa.select(runs.c.thread_id, runs.c.run_id).where(runs.c.status.in_(_ACTIVE_VALUES))
+        if thread_id is not None:
+            query = query.where(runs.c.thread_id == thread_id)
+        if run_ids is not None:
+            query = query.where(runs.c.run_id.in_(list(run_ids)))
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        async with self.transaction() as conn:
+            return [(r.thread_id, r.run_id) for r in await conn.execute(query)]
+
+    async def delete_run(self, thread_id: str, run_id: str) -> Row | None:
+        """A user's delete of a finished run. Active runs must be cancelled first."""
+        async with self.transaction() as conn:
+            result = await conn.execute(
+                runs.delete()
+                .where(runs.c.run_id == run_id, runs.c.thread_id == thread_id)
+                .where(runs.c.status.notin_(_ACTIVE_VALUES))
+                .returning(*runs.c)
+            )
+            deleted = _as_dict(result.first())
+            if deleted is not None:
+                return deleted
+            existing = await self._get_run(conn, thread_id, run_id)
+            if existing is not None:
+                raise Conflict(
+                    f"run {run_id} is {existing['status']}: cancel it before deleting it"
+                )
+            # A tombstone is history, not a run: deleting it makes later cancels 404.
+            tomb = await conn.execute(
+                run_tombstones.delete()
+                .where(run_tombstones.c.run_id == run_id, run_tombstones.c.thread_id == thread_id)
+                .returning(run_tombstones.c.run)
+            )
+            row = tomb.first()
+            return None if row is None else row.run
+
+    async def claim_next(self, worker_id: str) -> Row | None:
+        """pending -> running for the oldest startable run: its thread has no running
+        run and no older pending run. One CAS statement."""
+        r2 = runs.alias("older")
+        startable = (
+            sa.select(runs.c.run_id)
+            .where(runs.c.status == RunStatus.PENDING.value, runs.c.cancel_action.is_(None))
+            .where(
+                ~sa.exists().where(
+                    r2.c.thread_id == runs.c.thread_id,
+                    r2.c.status.in_(_ACTIVE_VALUES),
+                    sa.or_(r2.c.status == RunStatus.RUNNING.value, r2.c.seq < runs.c.seq),
+                )
+            )
+            .order_by(runs.c.seq)
+            .limit(1)
+            .scalar_subquery()
+        )
+        now = utcnow()
+        async with self.transaction() as conn:
+            result = await conn.execute(
+                runs.update()
+                .where(runs.c.run_id == startable)
+                .where(runs.c.status.in_([s.value for s in sources_of(RunStatus.RUNNING)]))
+                .where(runs.c.cancel_action.is_(None))
+                .values(
+                    status=RunStatus.RUNNING.value,
+                    worker_id=worker_id,
+                    started_at=now,
+                    updated_at=now,
+                )
+                .returning(*runs.c)
+            )
+            claimed = _as_dict(result.first())
+            if claimed is not None:
+                await conn.execute(
+                    threads.update()
+                    .where(threads.c.thread_id == claimed["thread_id"])
+                    .values(status=ThreadStatus.BUSY.value, updated_at=now)
+                )
+            return claimed
+
+    async def cancel_run(
+        self, thread_id: str, run_id: str, action: CancelAction, reason: str
+    ) -> CancelResult:
+        async with self.transaction() as conn:
+            return await self._cancel_in(conn, thread_id, run_id, action, reason, utcnow())
+
+    async def _cancel_in(
+        self,
+        conn: AsyncConnection,
+        thread_id: str,
+        run_id: str,
+        action: CancelAction,
+        reason: str,
+        now: Any,
+    ) -> CancelResult:
+        """Record a cancel: the instant it takes effect. Two CAS statements, tried in
+        order; if neither matches, the run's current (absorbing) state decides."""
+        mine = (runs.c.run_id == run_id, runs.c.thread_id == thread_id)
+        uncancelled = runs.c.cancel_action.is_(None)
+        # 1. A pending run never started: it stops right here.
+        if action is CancelAction.INTERRUPT:
+            result = await conn.execute(
+                runs.update()
+                .where(*mine, uncancelled, runs.c.status == RunStatus.PENDING.value)
+                .values(
+                    status=RunStatus.INTERRUPTED.value,
+                    cancel_action=action.value,
+                    cancel_reason=reason,
+                    stop_reason=StopReason.CANCELLED.value,
+                    updated_at=now,
+                    ended_at=now,
+                )
+                .returning(*runs.c)
+            )
+            row = _as_dict(result.first())
+            if row is not None:
+                await self._refresh_thread_status(conn, thread_id, now)
+                return CancelResult(CancelOutcome.RECORDED, row)
+        else:
+            result = await conn.execute(
+                runs.delete()
+                .where(*mine, uncancelled, runs.c.status == RunStatus.PENDING.value)
+                .returning(*runs.c)
+            )
+            row = _as_dict(result.first())
+            if row is not None:
+                row.update(cancel_action=action.value, cancel_reason=reason,
+                           stop_reason=StopReason.CANCELLED.value)
+                await self._insert_tombstone(conn, row, now)
+                await self._refresh_thread_status(conn, thread_id, now)
+                return CancelResult(CancelOutcome.RECORDED, row)
+        # 2. A running run: record the request; its executor stops it and settles.
+        result = await conn.execute(
+            runs.update()
+            .where(*mine, uncancelled, runs.c.status == RunStatus.RUNNING.value)
+            .values(cancel_action=action.value, cancel_reason=reason, updated_at=now)
+            .returning(*runs.c)
+        )
+        row = _as_dict(result.first())
+        if row is not None:
+            return CancelResult(CancelOutcome.RECORDED, row, delivered_to_task=True)
+        # 3. Neither CAS matched: the run is terminal, already cancelled, or gone.
+        existing = await self._get_run(conn, thread_id, run_id)
+        if existing is not None:
+            outcome = outcome_for_existing_run(
+                RunStatus(existing["status"]), existing["cancel_action"]
+            )
+            return CancelResult(outcome, existing)
+        tomb = await self._get_tombstone(conn, thread_id, run_id)
+        if tomb is not None:
+            return CancelResult(CancelOutcome.ROLLED_BACK, tomb["run"])
+        return CancelResult(CancelOutcome.NOT_FOUND, None)
+
+    async def _insert_tombstone(self, conn: AsyncConnection, run: Row, now: Any) -> None:
+        from runlane.serde import to_jsonable
+
+        await conn.execute(
+            run_tombstones.insert().values(
+                run_id=run["run_id"],
+                thread_id=run["thread_id"],
+                outcome="rolled_back",
+                run=to_jsonable(run),
+                created_at=now,
+            )
+        )
+
+    async def _refresh_thread_status(
+        self, conn: AsyncConnection, thread_id: str, now: Any, idle_status: str | None = None,
+        values: Any = dataclasses.MISSING, interrupts: Any = dataclasses.MISSING,
+    ) -> None:
+        """busy while the thread has an active run, otherwise `idle_status` (or keep)."""
+        busy = await conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(runs)
+            .where(runs.c.thread_id == thread_id, runs.c.status.in_(_ACTIVE_VALUES))
+        )
+        updates: Row = {"updated_at": now}
+        if busy:
+            updates["status"] = ThreadStatus.BUSY.value
+        elif idle_status is not None:
+            updates["status"] = idle_status
+        else:
+            # No run left and nothing new learned: a busy thread becomes idle.
+            updates["status"] = sa.case(
+                (threads.c.status == ThreadStatus.BUSY.value, ThreadStatus.IDLE.value),
+                else_=threads.c.status,
+            )
+        if values is not dataclasses.MISSING:
+            updates["values"] = values
+        if interrupts is not dataclasses.MISSING:
+            updates["interrupts"] = interrupts
+        await conn.execute(
+            threads.update().where(threads.c.thread_id == thread_id).values(**updates)
+        )
+
+    async def settle_run(
+        self,
+        run_id: str,
+        *,
+        proposed: RunStatus,
+        stop_reason: StopReason,
+        error: Any,
+        thread_status: ThreadStatus,
+        values: Any,
+        interrupts: Row,
+    ) -> SettleResult:
+        """Finalize a running run. The executor proposes; the store decides.
+
+        First CAS: running & no cancel -> proposed. If a cancel was recorded it fails,
+        and the run ends `interrupted` instead (second CAS), even if the graph's last
+        step already returned. A recorded rollback is reported back: the executor
+        deletes the run's checkpoints and then calls `complete_rollback`.
+        """
+        now = utcnow()
+        async with self.transaction() as conn:
+            result = await conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id)
+                .where(runs.c.status.in_([s.value for s in sources_of(proposed)]))
+                .where(runs.c.status == RunStatus.RUNNING.value)
+                .where(runs.c.cancel_action.is_(None))
+                .values(
+                    status=proposed.value,
+                    stop_reason=stop_reason.value,
+                    error=error,
+                    updated_at=now,
+                    ended_at=now,
+                )
+                .returning(*runs.c)
+            )
+            row = _as_dict(result.first())
+            if row is None:
+                result = await conn.execute(
+                    runs.update()
+                    .where(runs.c.run_id == run_id)
+                    .where(runs.c.status == RunStatus.RUNNING.value)
+                    .where(runs.c.cancel_action == CancelAction.INTERRUPT.value)
+                    .values(
+                        status=RunStatus.INTERRUPTED.value,
+                        stop_reason=StopReason.CANCELLED.value,
+                        updated_at=now,
+                        ended_at=now,
+                    )
+                    .returning(*runs.c)
+                )
+                row = _as_dict(result.first())
+                if row is not None:
+                    thread_status = ThreadStatus.IDLE
+            if row is None:
+                current = _as_dict(
+                    (await conn.execute(sa.select(runs).where(runs.c.run_id == run_id))).first()
+                )
+                if (
+                    current is not None
+                    and current["status"] == RunStatus.RUNNING.value
+                    and current["cancel_action"] == CancelAction.ROLLBACK.value
+                ):
+                    return SettleResult(current, needs_rollback=True)
+                return SettleResult(current)  # already settled elsewhere, or deleted
+            await self._refresh_thread_status(
+                conn, row["thread_id"], now, thread_status.value, values, interrupts
+            )
+            return SettleResult(row)
+
+    async def force_interrupt(self, run_id: str) -> Row | None:
+        """Settle a cancelled run whose task ignored cancellation past the grace."""
+        now = utcnow()
+        async with self.transaction() as conn:
+            result = await conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id, runs.c.status == RunStatus.RUNNING.value)
+                .where(runs.c.cancel_action == CancelAction.INTERRUPT.value)
+                .values(
+                    status=RunStatus.INTERRUPTED.value,
+                    stop_reason=StopReason.CANCELLED.value,
+                    updated_at=now,
+                    ended_at=now,
+                )
+                .returning(*runs.c)
+            )
+            row = _as_dict(result.first())
+            if row is not None:
+                await self._refresh_thread_status(conn, row["thread_id"], now)
+            return row
+
+    async def complete_rollback(self, run_id: str, values: Any, interrupts: Row,
+                                thread_status: ThreadStatus) -> Row | None:
+        """Remove a rolled-back run, leaving its tombstone (after its checkpoints went)."""
+        now = utcnow()
+        async with self.transaction() as conn:
+            result = await conn.execute(
+                runs.delete()
+                .where(runs.c.run_id == run_id, runs.c.status == RunStatus.RUNNING.value)
+                .where(runs.c.cancel_action == CancelAction.ROLLBACK.value)
+                .returning(*runs.c)
+            )
+            row = _as_dict(result.first())
+            if row is None:
+                return None
+            row["stop_reason"] = StopReason.CANCELLED.value
+            await self._insert_tombstone(conn, row, now)
+            await self._refresh_thread_status(
+                conn, row["thread_id"], now, thread_status.value, values, interrupts
+            )
+            return row
+
+    async def recover_after_restart(self) -> list[Row]:
+        """Finish runs left active by a dead process: interrupted if a cancel was
+        recorded, error otherwise. Runs whose rollback was recorded are returned
+        still running: the caller completes their rollback."""
+        now = utcnow()
+        async with self.transaction() as conn:
+            error = {"error": "ServerRestarted",
+                     "message": "the server restarted while this run was active"}
+            await conn.execute(
+                runs.update()
+                .where(runs.c.status.in_(_ACTIVE_VALUES))
+                .where(runs.c.cancel_action == CancelAction.INTERRUPT.value)
+                .values(status=RunStatus.INTERRUPTED.value,
+                        stop_reason=StopReason.CANCELLED.value, updated_at=now, ended_at=now)
+            )
+            await conn.execute(
+                runs.update()
+                .where(runs.c.status.in_(_ACTIVE_VALUES))
+                .where(runs.c.cancel_action.is_(None))
+                .values(status=RunStatus.ERROR.value, error=error,
+                        stop_reason=StopReason.SERVER_RESTARTED.value,
+                        updated_at=now, ended_at=now)
+            )
+            leftover = [
+                dict(r._mapping)
+                for r in await conn.execute(
+                    sa.select(runs).where(runs.c.status.in_(_ACTIVE_VALUES))
+                )
+            ]
+            await conn.execute(
+                threads.update()
+                .where(threads.c.status == ThreadStatus.BUSY.value)
+                .values(status=ThreadStatus.IDLE.value, updated_at=now)
+            )
+            return leftover
+
+    async def temporary_thread_ids_done(self) -> list[str]:
+        """Temporary (stateless) threads with no active run: left over by a crash."""
+        async with self.transaction() as conn:
+            active = sa.select(runs.c.thread_id).where(runs.c.status.in_(_ACTIVE_VALUES))
+            result = await conn.execute(
+                sa.select(threads.c.thread_id).where(
+                    threads.c.temporary.is_(True), threads.c.thread_id.notin_(active)
+                )
+            )
+            return [r.thread_id for r in result]
+
+
+def _json_filters(column: sa.ColumnElement[Any], filters: Row | None) -> list[Any]:
+    """Top-level key equality on a JSON text column (SQLite json_extract)."""
+    if not filters:
+        return []
+    from runlane.serde import dumps
+
+    clauses = []
+    for key, value in filters.items():
+        path = "$." + '"' + str(key).replace('"', '\\"') + '"'
+        extracted = sa.func.json_extract(column, path)
+        if isinstance(value, (dict, list)):
+            clauses.append(sa.func.json(extracted) == sa.func.json(dumps(value).decode()))
+        elif value is None:
+            clauses.append(sa.func.json_type(column, path) == "null")
+        elif isinstance(value, bool):
+            clauses.append(sa.func.json_type(column, path) == ("true" if value else "false"))
+        else:
+            clauses.append(extracted == value)
+    return clauses
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

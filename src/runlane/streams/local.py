@@ -1,0 +1,133 @@
+"""In-process run event logs: publish, replay from an id, live tail.
+
+Each run has an append-only log of SSE frames with ids 1, 2, 3 ... so a reconnect
+with `Last-Event-ID: n` gets exactly the events after n: none lost, none repeated
+(ids never collide, unlike timestamps). A closed log is the end of the run's
+stream. Finished logs are kept for a while for late reconnects, within a bound, so
+memory does not grow with the number of completed runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import AsyncIterator
+
+from runlane.serde import dumps
+
+
+class RunEventLog:
+    __slots__ = ("frames", "names", "closed", "_changed")
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []  # encoded SSE frames; frame i has id i + 1
+        self.names: list[str] = []  # event names, for stream_mode filtering on join
+        self.closed = False
+        self._changed: asyncio.Future[None] | None = None
+
+    def publish(self, event: str, data: object) -> int:
+        if self.closed:
+            return 0
+        event_id = len(self.frames) + 1
+        payload = data if isinstance(data, bytes) else dumps(data)
+        self.frames.append(
+            b"event: %s\ndata: %s\nid: %d\n\n" % (event.encode(), payload, event_id)
+        )
+        self.names.append(event)
+        self._wake()
+        return event_id
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            if not self._changed.done():
+                self._changed.set_result(None)
+            self._changed = None
+
+    async def wait_closed(self) -> None:
+        while not self.closed:
+            await self._wait_change()
+
+    async def _wait_change(self) -> None:
+        if self._changed is None:
+            self._changed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._changed)
+
+    async def follow(
+        self, after: int = 0, modes: frozenset[str] | None = None
+    ) -> AsyncIterator[bytes]:
+        """Yield batches of frames with id > `after`, live, until the log closes."""
+        position = max(after, 0)
+        while True:
+            end = len(self.frames)
+            if position < end:
+                if modes is None:
+                    batch = self.frames[position:end]
+                else:
+                    batch = [
+                        frame
+                        for frame, name in zip(
+                            self.frames[position:end], self.names[position:end], strict=True
+                        )
+                        if name.split("|", 1)[0] in modes
+                    ]
+                position = end
+                if batch:
+                    yield b"".join(batch)
+                continue
+            if self.closed:
+                return
+            await self._wait_change()
+
+
+class StreamBroker:
+    """Owns every run's log. Live logs stay until their run ends; finished ones are
+    kept `retention_seconds`, and at most `max_finished` of them."""
+
+    def __init__(self, retention_seconds: float = 120.0, max_finished: int = 256) -> None:
+        self._logs: dict[str, RunEventLog] = {}
+        self._finished: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self.retention_seconds = retention_seconds
+        self.max_finished = max_finished
+
+    def open(self, run_id: str) -> RunEventLog:
+        log = self._logs.get(run_id)
+        if log is None:
+            log = self._logs[run_id] = RunEventLog()
+        return log
+
+    def get(self, run_id: str) -> RunEventLog | None:
+        return self._logs.get(run_id)
+
+    def close(self, run_id: str) -> None:
+        log = self._logs.get(run_id)
+        if log is None:
+            return
+        log.close()
+        self._finished[run_id] = time.monotonic()
+        self._finished.move_to_end(run_id)
+        self._evict()
+
+    def discard(self, run_id: str) -> None:
+        log = self._logs.pop(run_id, None)
+        self._finished.pop(run_id, None)
+        if log is not None:
+            log.close()
+
+    def _evict(self) -> None:
+        deadline = time.monotonic() - self.retention_seconds
+        while self._finished:
+            run_id, closed_at = next(iter(self._finished.items()))
+            if len(self._finished) <= self.max_finished and closed_at > deadline:
+                break
+            self._finished.popitem(last=False)
+            self._logs.pop(run_id, None)
+
+    @property
+    def live_count(self) -> int:
+        return len(self._logs) - len(self._finished)

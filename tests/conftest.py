@@ -1,0 +1,107 @@
+"""Test fixtures: a real `runlane serve` process on a free port, driven by langgraph_sdk."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+GRAPHS_CONFIG = Path(__file__).parent / "graphs" / "langgraph.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """One `runlane serve` process; `restart()` keeps its database."""
+
+    def __init__(self, workdir: Path, *extra_args: str, env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.database_url = f"sqlite+aiosqlite:///{workdir / 'runlane.sqlite'}"
+        self.extra_args = list(extra_args)
+        self.env = env or {}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "server.log"
+
+    def start(self) -> ServerProcess:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runlane.cli", "serve", "--config", str(GRAPHS_CONFIG),
+             "--port", str(self.port), "--database-url", self.database_url, *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"runlane exited at start:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/ok", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"runlane did not start:\n{self.log_path.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> ServerProcess:
+        self.stop()
+        return self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[ServerProcess]:
+    with tempfile.TemporaryDirectory(prefix="runlane-test-") as tmp:
+        proc = ServerProcess(Path(tmp)).start()
+        yield proc
+        proc.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server of the test's own, for restarts and kills."""
+    proc = ServerProcess(tmp_path).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def client(server: ServerProcess):
+    return get_client(url=server.url, timeout=60)
+
+
+@pytest.fixture
+def http(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60) as session:
+        yield session

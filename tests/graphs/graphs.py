@@ -1,0 +1,165 @@
+"""Graphs the test suite drives: plain Python, deterministic, no network."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import time
+from typing import Annotated, TypedDict
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, AnyMessage
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.types import interrupt
+
+
+class TickState(TypedDict, total=False):
+    steps: int
+    delay: float
+    ticks: Annotated[int, operator.add]
+
+
+async def tick(state: TickState) -> dict:
+    await asyncio.sleep(state.get("delay", 0.0))
+    get_stream_writer()({"tick": state.get("ticks", 0) + 1})
+    return {"ticks": 1}
+
+
+def _more(state: TickState) -> str:
+    return "tick" if state.get("ticks", 0) < state.get("steps", 1) else END
+
+
+# Ticks `steps` times, sleeping `delay` seconds per tick: a run that lasts as long as asked.
+sleepy = (
+    StateGraph(TickState)
+    .add_node("tick", tick)
+    .add_edge(START, "tick")
+    .add_conditional_edges("tick", _more, ["tick", END])
+    .compile()
+)
+
+
+class EchoState(TypedDict, total=False):
+    text: str
+    echoed: Annotated[list[str], operator.add]
+
+
+def echo_node(state: EchoState) -> dict:
+    return {"echoed": [state.get("text", "")]}
+
+
+echo = StateGraph(EchoState).add_node("echo", echo_node).add_edge(START, "echo").compile()
+
+
+class EmitState(TypedDict, total=False):
+    count: int
+    emitted: int
+
+
+async def emit(state: EmitState) -> dict:
+    write = get_stream_writer()
+    for i in range(state.get("count", 10)):
+        write({"i": i})
+    return {"emitted": state.get("count", 10)}
+
+
+emitter = StateGraph(EmitState).add_node("emit", emit).add_edge(START, "emit").compile()
+
+
+class HitlState(TypedDict, total=False):
+    question: str
+    answer: str
+    done: bool
+
+
+def ask(state: HitlState) -> dict:
+    answer = interrupt({"question": state.get("question", "ok?")})
+    return {"answer": answer}
+
+
+def finish(state: HitlState) -> dict:
+    return {"done": True}
+
+
+# Pauses at interrupt(); resume with command={"resume": ...}.
+hitl = (
+    StateGraph(HitlState)
+    .add_node("ask", ask)
+    .add_node("finish", finish)
+    .add_edge(START, "ask")
+    .add_edge("ask", "finish")
+    .compile()
+)
+
+
+def explode(state: dict) -> dict:
+    raise ValueError("boom: this graph always fails")
+
+
+class FailState(TypedDict, total=False):
+    x: int
+
+
+failing = StateGraph(FailState).add_node("explode", explode).add_edge(START, "explode").compile()
+
+
+class NestedState(TypedDict, total=False):
+    ticks: Annotated[int, operator.add]
+    steps: int
+    delay: float
+
+
+child = (
+    StateGraph(NestedState)
+    .add_node("tick", tick)
+    .add_edge(START, "tick")
+    .compile()
+)
+# A parent graph with a subgraph node, for stream_subgraphs.
+nested = (
+    StateGraph(NestedState)
+    .add_node("child", child)
+    .add_node("after", lambda s: {"ticks": 1})
+    .add_edge(START, "child")
+    .add_edge("child", "after")
+    .compile()
+)
+
+
+class CountState(TypedDict, total=False):
+    n: int
+
+
+quick = (
+    StateGraph(CountState)
+    .add_node("first", lambda s: {"n": s.get("n", 0) + 1})
+    .add_node("second", lambda s: {"n": s["n"] + 1})
+    .add_edge(START, "first")
+    .add_edge("first", "second")
+    .compile()
+)
+
+
+class ChatState(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def make_chat():
+    """A factory (not a compiled graph): a chat model streaming tokens, for messages-tuple."""
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="hello there friend")] * 10_000))
+
+    async def call(state: ChatState) -> dict:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    return StateGraph(ChatState).add_node("call", call).add_edge(START, "call").compile()
+
+
+def stuck(state: TickState) -> dict:
+    # A synchronous node: cancellation cannot interrupt it mid-sleep.
+    time.sleep(state.get("delay", 1.0))
+    return {"ticks": 1}
+
+
+stubborn = StateGraph(TickState).add_node("stuck", stuck).add_edge(START, "stuck").compile()

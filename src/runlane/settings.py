@@ -6,6 +6,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from runlane.store.database import sqlite_file
+
 
 @dataclasses.dataclass
 class Settings:
@@ -37,11 +39,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         directory = self.config.resolve().parent / ".runlane"
-        return f"sqlite+aiosqlite:///{directory / 'runlane.sqlite'}"
+        return f"sqlite:///{directory / 'runlane.sqlite'}"
 
     def checkpoint_path(self) -> str:
-        url = self.resolved_database_url()
-        path = url.removeprefix("sqlite+aiosqlite:///")
-        if path == ":memory:":
+        """Checkpoints go in a file beside the database: `<name>-checkpoints.sqlite`."""
+        path = sqlite_file(self.resolved_database_url())
+        if path is None or path == ":memory:":
             return ":memory:"
         return str(Path(path).with_name(Path(path).stem + "-checkpoints.sqlite"))

@@ -6,23 +6,20 @@ matches no row, the caller learns why by reading the row afterwards, which is sa
 because what made the CAS fail (a terminal status, a recorded cancel) never changes
 back.
 
-On SQLite all statements go through one connection guarded by an asyncio lock:
-SQLite has one writer anyway, and serializing in-process avoids SQLITE_BUSY.
+Each public method is one transaction, written as a plain function over a SQLAlchemy
+`Connection` and executed on the database thread (see database.py): one hop from
+the event loop per transaction, not one per statement.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
-import os
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Connection
 
 from runlane.contract import (
     ACTIVE,
@@ -36,6 +33,7 @@ from runlane.contract import (
     sources_of,
 )
 from runlane.serde import utcnow
+from runlane.store.database import Database
 from runlane.store.schema import assistants, metadata, run_tombstones, runs, threads
 
 Row = dict[str, Any]
@@ -79,70 +77,24 @@ def _as_dict(row: sa.Row | None) -> Row | None:
     return None if row is None else dict(row._mapping)
 
 
-def sqlite_path(url: str) -> str | None:
-    prefix = "sqlite+aiosqlite:///"
-    return url[len(prefix) :] if url.startswith(prefix) else None
-
-
 class Store:
+    """runlane's durable state. Every method is one transaction on the database thread."""
+
     def __init__(self, database_url: str) -> None:
         self.url = database_url
-        self.is_sqlite = database_url.startswith("sqlite")
-        self.engine: AsyncEngine = self._make_engine(database_url)
-        self._lock = asyncio.Lock()
-        self._conn: AsyncConnection | None = None
+        self.db = Database(database_url)
         self._seq = 0
 
-    # ------------------------------------------------------------------ setup
-
-    def _make_engine(self, url: str) -> AsyncEngine:
-        if not url.startswith("sqlite"):
-            raise ValueError(
-                f"unsupported database URL {url!r}: this version serves SQLite "
-                "(sqlite+aiosqlite:///path/to/file.sqlite)"
-            )
-        path = sqlite_path(url)
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        engine = create_async_engine(url, pool_size=1, max_overflow=0)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=5000")
-            cur.execute("PRAGMA foreign_keys=OFF")
-            cur.close()
-
-        return engine
-
     async def setup(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        self._conn = await self.engine.connect()
-        async with self.transaction() as conn:
-            self._seq = (await conn.scalar(sa.select(sa.func.max(runs.c.seq)))) or 0
+
+        def _tx(conn: Connection) -> None:
+            metadata.create_all(conn)
+            self._seq = conn.scalar(sa.select(sa.func.max(runs.c.seq))) or 0
+
+        await self.db.run(_tx)
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
-        await self.engine.dispose()
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One atomic unit of work. Statements inside run serialized on SQLite."""
-        assert self._conn is not None, "Store.setup() was not called"
-        async with self._lock:
-            conn = self._conn
-            try:
-                await conn.begin()
-                yield conn
-                await conn.commit()
-            except BaseException:
-                await conn.rollback()
-                raise
+        await self.db.close()
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -152,20 +104,23 @@ class Store:
 
     async def ensure_assistant(self, row: Row) -> None:
         """Insert a system assistant if absent (the default one per graph)."""
-        async with self.transaction() as conn:
-            exists = await conn.scalar(
+
+        def _tx(conn: Connection) -> Any:
+            exists = conn.scalar(
                 sa.select(assistants.c.assistant_id).where(
                     assistants.c.assistant_id == row["assistant_id"]
                 )
             )
             if not exists:
-                await conn.execute(assistants.insert().values(**row))
+                conn.execute(assistants.insert().values(**row))
+        return await self.db.run(_tx)
 
     async def insert_assistant(self, row: Row, if_exists: str) -> Row:
-        async with self.transaction() as conn:
+
+        def _tx(conn: Connection) -> Any:
             existing = _as_dict(
                 (
-                    await conn.execute(
+                    conn.execute(
                         sa.select(assistants).where(
                             assistants.c.assistant_id == row["assistant_id"]
                         )
@@ -176,32 +131,39 @@ class Store:
                 if if_exists == "do_nothing":
                     return existing
                 raise Conflict(f"assistant {row['assistant_id']} already exists")
-            await conn.execute(assistants.insert().values(**row))
+            conn.execute(assistants.insert().values(**row))
             return row
+        return await self.db.run(_tx)
 
     async def get_assistant(self, assistant_id: str) -> Row | None:
-        async with self.transaction() as conn:
-            result = await conn.execute(
+
+        def _tx(conn: Connection) -> Any:
+            result = conn.execute(
                 sa.select(assistants).where(assistants.c.assistant_id == assistant_id)
             )
             return _as_dict(result.first())
+        return await self.db.run(_tx)
 
     async def update_assistant(self, assistant_id: str, values: Row) -> Row | None:
-        async with self.transaction() as conn:
-            result = await conn.execute(
+
+        def _tx(conn: Connection) -> Any:
+            result = conn.execute(
                 assistants.update()
                 .where(assistants.c.assistant_id == assistant_id)
                 .values(**values, version=assistants.c.version + 1, updated_at=utcnow())
                 .returning(*assistants.c)
             )
             return _as_dict(result.first())
+        return await self.db.run(_tx)
 
     async def delete_assistant(self, assistant_id: str) -> bool:
-        async with self.transaction() as conn:
-            result = await conn.execute(
+
+        def _tx(conn: Connection) -> Any:
+            result = conn.execute(
                 assistants.delete().where(assistants.c.assistant_id == assistant_id)
             )
             return result.rowcount > 0
+        return await self.db.run(_tx)
 
     async def search_assistants(
         self,
@@ -223,71 +185,83 @@ class Store:
         column = assistants.c[sort_by]
         query = query.order_by(column.desc() if sort_order == "desc" else column.asc())
         query = query.limit(limit).offset(offset)
-        async with self.transaction() as conn:
-            return [dict(r._mapping) for r in await conn.execute(query)]
+
+        def _tx(conn: Connection) -> Any:
+            return [dict(r._mapping) for r in conn.execute(query)]
+        return await self.db.run(_tx)
 
     async def count_assistants(self, *, graph_id: str | None, metadata_filter: Row | None) -> int:
         query = sa.select(sa.func.count()).select_from(assistants)
         if graph_id is not None:
             query = query.where(assistants.c.graph_id == graph_id)
         query = query.where(*_json_filters(assistants.c.metadata, metadata_filter))
-        async with self.transaction() as conn:
-            return int(await conn.scalar(query) or 0)
+
+        def _tx(conn: Connection) -> Any:
+            return int(conn.scalar(query) or 0)
+        return await self.db.run(_tx)
 
     # ---------------------------------------------------------------- threads
 
     async def create_thread(self, row: Row, if_exists: str) -> Row:
-        async with self.transaction() as conn:
-            existing = await self._get_thread(conn, row["thread_id"])
+
+        def _tx(conn: Connection) -> Any:
+            existing = self._get_thread(conn, row["thread_id"])
             if existing is not None:
                 if if_exists == "do_nothing":
                     return existing
                 raise Conflict(f"thread {row['thread_id']} already exists")
-            await conn.execute(threads.insert().values(**row))
+            conn.execute(threads.insert().values(**row))
             return row
+        return await self.db.run(_tx)
 
-    async def _get_thread(self, conn: AsyncConnection, thread_id: str) -> Row | None:
-        result = await conn.execute(sa.select(threads).where(threads.c.thread_id == thread_id))
+    def _get_thread(self, conn: Connection, thread_id: str) -> Row | None:
+        result = conn.execute(sa.select(threads).where(threads.c.thread_id == thread_id))
         return _as_dict(result.first())
 
     async def get_thread(self, thread_id: str) -> Row | None:
-        async with self.transaction() as conn:
-            return await self._get_thread(conn, thread_id)
+
+        def _tx(conn: Connection) -> Any:
+            return self._get_thread(conn, thread_id)
+        return await self.db.run(_tx)
 
     async def patch_thread_metadata(self, thread_id: str, patch: Row) -> Row | None:
-        async with self.transaction() as conn:
-            thread = await self._get_thread(conn, thread_id)
+
+        def _tx(conn: Connection) -> Any:
+            thread = self._get_thread(conn, thread_id)
             if thread is None:
                 return None
             merged = {**thread["metadata"], **patch}
-            result = await conn.execute(
+            result = conn.execute(
                 threads.update()
                 .where(threads.c.thread_id == thread_id)
                 .values(metadata=merged, updated_at=utcnow())
                 .returning(*threads.c)
             )
             return _as_dict(result.first())
+        return await self.db.run(_tx)
 
     async def delete_thread(self, thread_id: str) -> list[str] | None:
         """Delete a thread with its runs and tombstones (a user's delete: no tombstones
         remain, later cancels answer 404). Returns the runs that were running, whose
         tasks must be stopped, or None if there was no such thread."""
-        async with self.transaction() as conn:
-            deleted = await conn.execute(
+
+        def _tx(conn: Connection) -> Any:
+            deleted = conn.execute(
                 threads.delete().where(threads.c.thread_id == thread_id)
             )
             if deleted.rowcount == 0:
                 return None
-            result = await conn.execute(
+            result = conn.execute(
                 runs.delete()
                 .where(runs.c.thread_id == thread_id)
                 .returning(runs.c.run_id, runs.c.status)
             )
             running = [r.run_id for r in result if r.status == RunStatus.RUNNING.value]
-            await conn.execute(
+            conn.execute(
                 run_tombstones.delete().where(run_tombstones.c.thread_id == thread_id)
             )
             return running
+        return await self.db.run(_tx)
 
     async def search_threads(
         self,
@@ -308,8 +282,10 @@ class Store:
         column = threads.c[sort_by]
         query = query.order_by(column.desc() if sort_order == "desc" else column.asc())
         query = query.limit(limit).offset(offset)
-        async with self.transaction() as conn:
-            return [dict(r._mapping) for r in await conn.execute(query)]
+
+        def _tx(conn: Connection) -> Any:
+            return [dict(r._mapping) for r in conn.execute(query)]
+        return await self.db.run(_tx)
 
     async def count_threads(
         self, *, metadata_filter: Row | None, values_filter: Row | None, status: str | None
@@ -322,8 +298,10 @@ class Store:
                 *self._thread_filters(metadata_filter, values_filter, status, None),
             )
         )
-        async with self.transaction() as conn:
-            return int(await conn.scalar(query) or 0)
+
+        def _tx(conn: Connection) -> Any:
+            return int(conn.scalar(query) or 0)
+        return await self.db.run(_tx)
 
     @staticmethod
     def _thread_filters(
@@ -346,13 +324,15 @@ class Store:
         self, thread_id: str, values: Any, interrupts: Row, status: ThreadStatus | None = None
     ) -> None:
         """Refresh the thread's cached values after a state update outside a run."""
-        async with self.transaction() as conn:
+
+        def _tx(conn: Connection) -> Any:
             updates: Row = {"values": values, "interrupts": interrupts, "updated_at": utcnow()}
             if status is not None:
                 updates["status"] = status.value
-            await conn.execute(
+            conn.execute(
                 threads.update().where(threads.c.thread_id == thread_id).values(**updates)
             )
+        return await self.db.run(_tx)
 
     # ------------------------------------------------------------------- runs
 
@@ -371,18 +351,19 @@ class Store:
         """
         strategy = MultitaskStrategy(run["multitask_strategy"])
         now = run["created_at"]
-        async with self.transaction() as conn:
-            thread = await self._get_thread(conn, run["thread_id"])
+
+        def _tx(conn: Connection) -> Any:
+            thread = self._get_thread(conn, run["thread_id"])
             if thread is None:
                 if if_not_exists != "create":
                     raise NotFound(
                         f"thread {run['thread_id']} not found "
                         "(pass if_not_exists='create' to create it)"
                     )
-                await conn.execute(threads.insert().values(**thread_defaults))
+                conn.execute(threads.insert().values(**thread_defaults))
                 thread = thread_defaults
             active = (
-                await conn.execute(
+                conn.execute(
                     sa.select(runs.c.run_id, runs.c.status, runs.c.cancel_action)
                     .where(runs.c.thread_id == run["thread_id"])
                     .where(runs.c.status.in_(_ACTIVE_VALUES))
@@ -404,15 +385,15 @@ class Store:
                 )
                 reason = f"multitask_{strategy.value}"
                 for other in active:
-                    result = await self._cancel_in(
+                    result = self._cancel_in(
                         conn, run["thread_id"], other.run_id, action, reason, now
                     )
                     if result.delivered_to_task:
                         cancelled_running.append(other.run_id)
                     elif result.outcome is CancelOutcome.RECORDED:
                         cancelled_pending.append(other.run_id)
-            run = {**run, "seq": self._next_seq()}
-            await conn.execute(runs.insert().values(**run))
+            new_run = {**run, "seq": self._next_seq()}
+            conn.execute(runs.insert().values(**new_run))
             thread_meta = thread["metadata"]
             updates: Row = {"status": ThreadStatus.BUSY.value, "updated_at": now}
             if thread_meta.get("graph_id") is None:
@@ -421,34 +402,41 @@ class Store:
                     "graph_id": run["graph_id"],
                     "assistant_id": run["assistant_id"],
                 }
-            await conn.execute(
+            conn.execute(
                 threads.update().where(threads.c.thread_id == run["thread_id"]).values(**updates)
             )
-            return CreatedRun(run, cancelled_running, cancelled_pending)
+            return CreatedRun(new_run, cancelled_running, cancelled_pending)
+        return await self.db.run(_tx)
 
     async def get_run(self, thread_id: str, run_id: str) -> Row | None:
-        async with self.transaction() as conn:
-            return await self._get_run(conn, thread_id, run_id)
+
+        def _tx(conn: Connection) -> Any:
+            return self._get_run(conn, thread_id, run_id)
+        return await self.db.run(_tx)
 
     async def get_run_by_id(self, run_id: str) -> Row | None:
-        async with self.transaction() as conn:
-            result = await conn.execute(sa.select(runs).where(runs.c.run_id == run_id))
+
+        def _tx(conn: Connection) -> Any:
+            result = conn.execute(sa.select(runs).where(runs.c.run_id == run_id))
             return _as_dict(result.first())
+        return await self.db.run(_tx)
 
     @staticmethod
-    async def _get_run(conn: AsyncConnection, thread_id: str, run_id: str) -> Row | None:
-        result = await conn.execute(
+    def _get_run(conn: Connection, thread_id: str, run_id: str) -> Row | None:
+        result = conn.execute(
             sa.select(runs).where(runs.c.run_id == run_id, runs.c.thread_id == thread_id)
         )
         return _as_dict(result.first())
 
     async def get_tombstone(self, thread_id: str, run_id: str) -> Row | None:
-        async with self.transaction() as conn:
-            return await self._get_tombstone(conn, thread_id, run_id)
+
+        def _tx(conn: Connection) -> Any:
+            return self._get_tombstone(conn, thread_id, run_id)
+        return await self.db.run(_tx)
 
     @staticmethod
-    async def _get_tombstone(conn: AsyncConnection, thread_id: str, run_id: str) -> Row | None:
-        result = await conn.execute(
+    def _get_tombstone(conn: Connection, thread_id: str, run_id: str) -> Row | None:
+        result = conn.execute(
             sa.select(run_tombstones).where(
                 run_tombstones.c.run_id == run_id, run_tombstones.c.thread_id == thread_id
             )
@@ -462,8 +450,10 @@ class Store:
         if status is not None:
             query = query.where(runs.c.status == status)
         query = query.order_by(runs.c.seq.desc()).limit(limit).offset(offset)
-        async with self.transaction() as conn:
-            return [dict(r._mapping) for r in await conn.execute(query)]
+
+        def _tx(conn: Connection) -> Any:
+            return [dict(r._mapping) for r in conn.execute(query)]
+        return await self.db.run(_tx)
 
     async def active_run_ids(
         self, *, thread_id: str | None = None, run_ids: Iterable[str] | None = None,
@@ -477,13 +467,16 @@ class Store:
             query = query.where(runs.c.run_id.in_(list(run_ids)))
         if status is not None:
             query = query.where(runs.c.status == status)
-        async with self.transaction() as conn:
-            return [(r.thread_id, r.run_id) for r in await conn.execute(query)]
+
+        def _tx(conn: Connection) -> Any:
+            return [(r.thread_id, r.run_id) for r in conn.execute(query)]
+        return await self.db.run(_tx)
 
     async def delete_run(self, thread_id: str, run_id: str) -> Row | None:
         """A user's delete of a finished run. Active runs must be cancelled first."""
-        async with self.transaction() as conn:
-            result = await conn.execute(
+
+        def _tx(conn: Connection) -> Any:
+            result = conn.execute(
                 runs.delete()
                 .where(runs.c.run_id == run_id, runs.c.thread_id == thread_id)
                 .where(runs.c.status.notin_(_ACTIVE_VALUES))
@@ -492,19 +485,20 @@ class Store:
             deleted = _as_dict(result.first())
             if deleted is not None:
                 return deleted
-            existing = await self._get_run(conn, thread_id, run_id)
+            existing = self._get_run(conn, thread_id, run_id)
             if existing is not None:
                 raise Conflict(
                     f"run {run_id} is {existing['status']}: cancel it before deleting it"
                 )
             # A tombstone is history, not a run: deleting it makes later cancels 404.
-            tomb = await conn.execute(
+            tomb = conn.execute(
                 run_tombstones.delete()
                 .where(run_tombstones.c.run_id == run_id, run_tombstones.c.thread_id == thread_id)
                 .returning(run_tombstones.c.run)
             )
             row = tomb.first()
             return None if row is None else row.run
+        return await self.db.run(_tx)
 
     async def claim_next(self, worker_id: str) -> Row | None:
         """pending -> running for the oldest startable run: its thread has no running
@@ -525,8 +519,9 @@ class Store:
             .scalar_subquery()
         )
         now = utcnow()
-        async with self.transaction() as conn:
-            result = await conn.execute(
+
+        def _tx(conn: Connection) -> Any:
+            result = conn.execute(
                 runs.update()
                 .where(runs.c.run_id == startable)
                 .where(runs.c.status.in_([s.value for s in sources_of(RunStatus.RUNNING)]))
@@ -541,22 +536,25 @@ class Store:
             )
             claimed = _as_dict(result.first())
             if claimed is not None:
-                await conn.execute(
+                conn.execute(
                     threads.update()
                     .where(threads.c.thread_id == claimed["thread_id"])
                     .values(status=ThreadStatus.BUSY.value, updated_at=now)
                 )
             return claimed
+        return await self.db.run(_tx)
 
     async def cancel_run(
         self, thread_id: str, run_id: str, action: CancelAction, reason: str
     ) -> CancelResult:
-        async with self.transaction() as conn:
-            return await self._cancel_in(conn, thread_id, run_id, action, reason, utcnow())
 
-    async def _cancel_in(
+        def _tx(conn: Connection) -> Any:
+            return self._cancel_in(conn, thread_id, run_id, action, reason, utcnow())
+        return await self.db.run(_tx)
+
+    def _cancel_in(
         self,
-        conn: AsyncConnection,
+        conn: Connection,
         thread_id: str,
         run_id: str,
         action: CancelAction,
@@ -569,7 +567,7 @@ class Store:
         uncancelled = runs.c.cancel_action.is_(None)
         # 1. A pending run never started: it stops right here.
         if action is CancelAction.INTERRUPT:
-            result = await conn.execute(
+            result = conn.execute(
                 runs.update()
                 .where(*mine, uncancelled, runs.c.status == RunStatus.PENDING.value)
                 .values(
@@ -584,10 +582,10 @@ class Store:
             )
             row = _as_dict(result.first())
             if row is not None:
-                await self._refresh_thread_status(conn, thread_id, now)
+                self._refresh_thread_status(conn, thread_id, now)
                 return CancelResult(CancelOutcome.RECORDED, row)
         else:
-            result = await conn.execute(
+            result = conn.execute(
                 runs.delete()
                 .where(*mine, uncancelled, runs.c.status == RunStatus.PENDING.value)
                 .returning(*runs.c)
@@ -596,11 +594,11 @@ class Store:
             if row is not None:
                 row.update(cancel_action=action.value, cancel_reason=reason,
                            stop_reason=StopReason.CANCELLED.value)
-                await self._insert_tombstone(conn, row, now)
-                await self._refresh_thread_status(conn, thread_id, now)
+                self._insert_tombstone(conn, row, now)
+                self._refresh_thread_status(conn, thread_id, now)
                 return CancelResult(CancelOutcome.RECORDED, row)
         # 2. A running run: record the request; its executor stops it and settles.
-        result = await conn.execute(
+        result = conn.execute(
             runs.update()
             .where(*mine, uncancelled, runs.c.status == RunStatus.RUNNING.value)
             .values(cancel_action=action.value, cancel_reason=reason, updated_at=now)
@@ -610,21 +608,21 @@ class Store:
         if row is not None:
             return CancelResult(CancelOutcome.RECORDED, row, delivered_to_task=True)
         # 3. Neither CAS matched: the run is terminal, already cancelled, or gone.
-        existing = await self._get_run(conn, thread_id, run_id)
+        existing = self._get_run(conn, thread_id, run_id)
         if existing is not None:
             outcome = outcome_for_existing_run(
                 RunStatus(existing["status"]), existing["cancel_action"]
             )
             return CancelResult(outcome, existing)
-        tomb = await self._get_tombstone(conn, thread_id, run_id)
+        tomb = self._get_tombstone(conn, thread_id, run_id)
         if tomb is not None:
             return CancelResult(CancelOutcome.ROLLED_BACK, tomb["run"])
         return CancelResult(CancelOutcome.NOT_FOUND, None)
 
-    async def _insert_tombstone(self, conn: AsyncConnection, run: Row, now: Any) -> None:
+    def _insert_tombstone(self, conn: Connection, run: Row, now: Any) -> None:
         from runlane.serde import to_jsonable
 
-        await conn.execute(
+        conn.execute(
             run_tombstones.insert().values(
                 run_id=run["run_id"],
                 thread_id=run["thread_id"],
@@ -634,12 +632,12 @@ class Store:
             )
         )
 
-    async def _refresh_thread_status(
-        self, conn: AsyncConnection, thread_id: str, now: Any, idle_status: str | None = None,
+    def _refresh_thread_status(
+        self, conn: Connection, thread_id: str, now: Any, idle_status: str | None = None,
         values: Any = dataclasses.MISSING, interrupts: Any = dataclasses.MISSING,
     ) -> None:
         """busy while the thread has an active run, otherwise `idle_status` (or keep)."""
-        busy = await conn.scalar(
+        busy = conn.scalar(
             sa.select(sa.func.count())
             .select_from(runs)
             .where(runs.c.thread_id == thread_id, runs.c.status.in_(_ACTIVE_VALUES))
@@ -659,7 +657,7 @@ class Store:
             updates["values"] = values
         if interrupts is not dataclasses.MISSING:
             updates["interrupts"] = interrupts
-        await conn.execute(
+        conn.execute(
             threads.update().where(threads.c.thread_id == thread_id).values(**updates)
         )
 
@@ -682,8 +680,11 @@ class Store:
         deletes the run's checkpoints and then calls `complete_rollback`.
         """
         now = utcnow()
-        async with self.transaction() as conn:
-            result = await conn.execute(
+
+
+        def _tx(conn: Connection) -> Any:
+            final_thread_status = thread_status
+            result = conn.execute(
                 runs.update()
                 .where(runs.c.run_id == run_id)
                 .where(runs.c.status.in_([s.value for s in sources_of(proposed)]))
@@ -700,7 +701,7 @@ class Store:
             )
             row = _as_dict(result.first())
             if row is None:
-                result = await conn.execute(
+                result = conn.execute(
                     runs.update()
                     .where(runs.c.run_id == run_id)
                     .where(runs.c.status == RunStatus.RUNNING.value)
@@ -715,10 +716,11 @@ class Store:
                 )
                 row = _as_dict(result.first())
                 if row is not None:
-                    thread_status = ThreadStatus.IDLE
+                    # Stopped by a cancel: not paused, not failed.
+                    final_thread_status = ThreadStatus.IDLE
             if row is None:
                 current = _as_dict(
-                    (await conn.execute(sa.select(runs).where(runs.c.run_id == run_id))).first()
+                    (conn.execute(sa.select(runs).where(runs.c.run_id == run_id))).first()
                 )
                 if (
                     current is not None
@@ -727,16 +729,18 @@ class Store:
                 ):
                     return SettleResult(current, needs_rollback=True)
                 return SettleResult(current)  # already settled elsewhere, or deleted
-            await self._refresh_thread_status(
-                conn, row["thread_id"], now, thread_status.value, values, interrupts
+            self._refresh_thread_status(
+                conn, row["thread_id"], now, final_thread_status.value, values, interrupts
             )
             return SettleResult(row)
+        return await self.db.run(_tx)
 
     async def force_interrupt(self, run_id: str) -> Row | None:
         """Settle a cancelled run whose task ignored cancellation past the grace."""
         now = utcnow()
-        async with self.transaction() as conn:
-            result = await conn.execute(
+
+        def _tx(conn: Connection) -> Any:
+            result = conn.execute(
                 runs.update()
                 .where(runs.c.run_id == run_id, runs.c.status == RunStatus.RUNNING.value)
                 .where(runs.c.cancel_action == CancelAction.INTERRUPT.value)
@@ -750,15 +754,17 @@ class Store:
             )
             row = _as_dict(result.first())
             if row is not None:
-                await self._refresh_thread_status(conn, row["thread_id"], now)
+                self._refresh_thread_status(conn, row["thread_id"], now)
             return row
+        return await self.db.run(_tx)
 
     async def complete_rollback(self, run_id: str, values: Any, interrupts: Row,
                                 thread_status: ThreadStatus) -> Row | None:
         """Remove a rolled-back run, leaving its tombstone (after its checkpoints went)."""
         now = utcnow()
-        async with self.transaction() as conn:
-            result = await conn.execute(
+
+        def _tx(conn: Connection) -> Any:
+            result = conn.execute(
                 runs.delete()
                 .where(runs.c.run_id == run_id, runs.c.status == RunStatus.RUNNING.value)
                 .where(runs.c.cancel_action == CancelAction.ROLLBACK.value)
@@ -768,28 +774,30 @@ class Store:
             if row is None:
                 return None
             row["stop_reason"] = StopReason.CANCELLED.value
-            await self._insert_tombstone(conn, row, now)
-            await self._refresh_thread_status(
+            self._insert_tombstone(conn, row, now)
+            self._refresh_thread_status(
                 conn, row["thread_id"], now, thread_status.value, values, interrupts
             )
             return row
+        return await self.db.run(_tx)
 
     async def recover_after_restart(self) -> list[Row]:
         """Finish runs left active by a dead process: interrupted if a cancel was
         recorded, error otherwise. Runs whose rollback was recorded are returned
         still running: the caller completes their rollback."""
         now = utcnow()
-        async with self.transaction() as conn:
+
+        def _tx(conn: Connection) -> Any:
             error = {"error": "ServerRestarted",
                      "message": "the server restarted while this run was active"}
-            await conn.execute(
+            conn.execute(
                 runs.update()
                 .where(runs.c.status.in_(_ACTIVE_VALUES))
                 .where(runs.c.cancel_action == CancelAction.INTERRUPT.value)
                 .values(status=RunStatus.INTERRUPTED.value,
                         stop_reason=StopReason.CANCELLED.value, updated_at=now, ended_at=now)
             )
-            await conn.execute(
+            conn.execute(
                 runs.update()
                 .where(runs.c.status.in_(_ACTIVE_VALUES))
                 .where(runs.c.cancel_action.is_(None))
@@ -799,27 +807,30 @@ class Store:
             )
             leftover = [
                 dict(r._mapping)
-                for r in await conn.execute(
+                for r in conn.execute(
                     sa.select(runs).where(runs.c.status.in_(_ACTIVE_VALUES))
                 )
             ]
-            await conn.execute(
+            conn.execute(
                 threads.update()
                 .where(threads.c.status == ThreadStatus.BUSY.value)
                 .values(status=ThreadStatus.IDLE.value, updated_at=now)
             )
             return leftover
+        return await self.db.run(_tx)
 
     async def temporary_thread_ids_done(self) -> list[str]:
         """Temporary (stateless) threads with no active run: left over by a crash."""
-        async with self.transaction() as conn:
+
+        def _tx(conn: Connection) -> Any:
             active = sa.select(runs.c.thread_id).where(runs.c.status.in_(_ACTIVE_VALUES))
-            result = await conn.execute(
+            result = conn.execute(
                 sa.select(threads.c.thread_id).where(
                     threads.c.temporary.is_(True), threads.c.thread_id.notin_(active)
                 )
             )
             return [r.thread_id for r in result]
+        return await self.db.run(_tx)
 
 
 def _json_filters(column: sa.ColumnElement[Any], filters: Row | None) -> list[Any]:

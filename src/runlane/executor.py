@@ -146,15 +146,19 @@ class Executor:
     def _spawn(self, run: Row) -> None:
         run_id = run["run_id"]
         event_log = self.broker.open(run_id)
-        graph_task = asyncio.create_task(self._execute(run, event_log), name=f"run-{run_id}")
+        progress = RunProgress()
+        graph_task = asyncio.create_task(
+            self._execute(run, event_log, progress), name=f"run-{run_id}"
+        )
         self._graph_tasks[run_id] = graph_task
         self._abandon[run_id] = asyncio.get_running_loop().create_future()
-        supervisor = asyncio.create_task(self._supervise(run, graph_task, event_log))
+        supervisor = asyncio.create_task(self._supervise(run, graph_task, event_log, progress))
         self._supervisors.add(supervisor)
         supervisor.add_done_callback(self._supervisors.discard)
 
     async def _supervise(
-        self, run: Row, graph_task: asyncio.Task[None], event_log: RunEventLog
+        self, run: Row, graph_task: asyncio.Task[None], event_log: RunEventLog,
+        progress: RunProgress,
     ) -> None:
         run_id = run["run_id"]
         abandon = self._abandon[run_id]
@@ -168,7 +172,7 @@ class Executor:
             elif not graph_task.done():
                 log.warning("run %s ignored cancellation for %ss; abandoning its task",
                             run_id, self.cancel_grace)
-            await self._settle(run, error, event_log, graph_task)
+            await self._settle(run, error, event_log, graph_task, progress)
         except Exception:
             log.exception("finalizing run %s failed", run_id)
             self.broker.close(run_id)
@@ -178,11 +182,16 @@ class Executor:
             self.wake()
 
     async def _settle(
-        self, run: Row, error: Any, event_log: RunEventLog, graph_task: asyncio.Task[None]
+        self, run: Row, error: Any, event_log: RunEventLog, graph_task: asyncio.Task[None],
+        progress: RunProgress,
     ) -> None:
         run_id, thread_id = run["run_id"], run["thread_id"]
         graph = self.graphs.get(run["graph_id"])
-        values, interrupts, paused = await thread_state(graph, thread_id)
+        completed = graph_task.done() and not graph_task.cancelled() and error is None
+        if completed and progress.knows_final_state(run, graph):
+            values, interrupts, paused = to_jsonable(progress.last_values), {}, False
+        else:
+            values, interrupts, paused = await thread_state(graph, thread_id)
         if error is not None:
             proposed, reason, thread_status = RunStatus.ERROR, StopReason.GRAPH_ERROR, ThreadStatus.ERROR
         else:
@@ -232,7 +241,7 @@ class Executor:
         while len(self.final_values) > 512:
             self.final_values.popitem(last=False)
 
-    async def _execute(self, run: Row, event_log: RunEventLog) -> None:
+    async def _execute(self, run: Row, event_log: RunEventLog, progress: RunProgress) -> None:
         graph = self.graphs.get(run["graph_id"])
         if graph is None:
             raise LookupError(f"graph {run['graph_id']!r} is not served by this server")
@@ -253,6 +262,11 @@ class Executor:
             await self._stream_events(graph, graph_input, config, lg_modes, subgraphs,
                                       options, event_log)
             return
+        # "values" is always streamed: its last root chunk is the final state, which
+        # spares reading the state back from the checkpointer when the run ends.
+        publish_values = "values" in lg_modes
+        if not publish_values:
+            lg_modes.append("values")
         async for chunk in graph.astream(
             graph_input, config, stream_mode=lg_modes, subgraphs=subgraphs, **options
         ):
@@ -260,6 +274,10 @@ class Executor:
                 namespace, mode, data = chunk
             else:
                 namespace, (mode, data) = (), chunk
+            if mode == "values" and not namespace:
+                progress.saw(data)
+                if not publish_values:
+                    continue
             _publish(event_log, mode, namespace, data)
 
     async def _stream_events(
@@ -280,6 +298,38 @@ class Executor:
                     _publish(event_log, chunk[1], chunk[0], chunk[2])
                 elif isinstance(chunk, tuple) and len(chunk) == 2:
                     _publish(event_log, chunk[0], (), chunk[1])
+
+
+class RunProgress:
+    """What the executor learned from a run's own stream."""
+
+    __slots__ = ("last_values", "saw_interrupt", "saw_values")
+
+    def __init__(self) -> None:
+        self.last_values: Any = None
+        self.saw_values = False
+        self.saw_interrupt = False
+
+    def saw(self, values: Any) -> None:
+        if isinstance(values, dict) and "__interrupt__" in values:
+            self.saw_interrupt = True
+        else:
+            self.last_values = values  # converted once, when the run ends
+            self.saw_values = True
+
+    def knows_final_state(self, run: Row, graph: Pregel | None) -> bool:
+        """True when the last streamed values are the thread's final state and the
+        graph did not pause (no interrupt(), no interrupt_before/after anywhere)."""
+        kwargs = run["kwargs"]
+        return (
+            graph is not None
+            and self.saw_values
+            and not self.saw_interrupt
+            and not kwargs.get("interrupt_before")
+            and not kwargs.get("interrupt_after")
+            and not graph.interrupt_before_nodes
+            and not graph.interrupt_after_nodes
+        )
 
 
 async def thread_state(graph: Pregel | None, thread_id: str) -> tuple[Any, Row, bool]:

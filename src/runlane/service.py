@@ -140,6 +140,7 @@ class Runlane:
         temporary = thread_id is None
         if temporary:
             thread_id = str(uuid.uuid4())
+        await self._check_checkpoint(assistant["graph_id"], thread_id, request)
         now = utcnow()
         run_id = str(uuid.uuid4())
         config = _merge_config(assistant["config"], request.config)
@@ -203,6 +204,21 @@ class Runlane:
         self.executor.wake()
         return created.run
 
+    async def _check_checkpoint(self, graph_id: str, thread_id: str, request: RunRequest) -> None:
+        """A run asked to start from a checkpoint the thread does not have would start
+        from nothing and hide the thread's state behind a fresh one: 404 instead."""
+        ref = dict(request.checkpoint or {})
+        if request.checkpoint_id:
+            ref["checkpoint_id"] = request.checkpoint_id
+        checkpoint_id = ref.get("checkpoint_id")
+        saver = self.graphs[graph_id].checkpointer
+        if not checkpoint_id or saver is None or isinstance(saver, bool):
+            return
+        configurable = {"thread_id": thread_id, "checkpoint_ns": ref.get("checkpoint_ns") or "",
+                        "checkpoint_id": checkpoint_id}
+        if await saver.aget_tuple({"configurable": configurable}) is None:
+            raise NotFound(f"checkpoint {checkpoint_id} not found on thread {thread_id}")
+
     def _close_finished_logs(self, run_ids: list[str]) -> None:
         for run_id in run_ids:
             self.broker.close(run_id)
@@ -261,20 +277,27 @@ class Runlane:
 
     async def await_terminal(self, thread_id: str, run_id: str) -> Row | None:
         """Block until the run is terminal or rolled back; its final row (or tombstone).
-        None if it does not exist (any more)."""
+        None if it does not exist (any more).
+
+        Every terminal transition made in this process closes the run's event log
+        right after it commits, so an open log is a promise of a wake-up.
+        """
         while True:
-            event_log = self.broker.open(run_id)
+            event_log = self.broker.get(run_id)
+            if event_log is not None and not event_log.closed:
+                await event_log.wait_closed()
             row = await self.store.get_run(thread_id, run_id)
             if row is None:
                 tomb = await self.store.get_tombstone(thread_id, run_id)
-                if not event_log.frames:
-                    self.broker.discard(run_id)
                 return None if tomb is None else tomb["run"]
             if RunStatus(row["status"]) in TERMINAL:
-                if not event_log.closed:
-                    self.broker.close(run_id)
                 return row
-            await event_log.wait_closed()
+            # Active, with no open log here: open one, then re-read, so a close that
+            # lands between the two reads cannot be missed.
+            event_log = self.broker.open(run_id)
+            row = await self.store.get_run(thread_id, run_id)
+            if row is None or RunStatus(row["status"]) in TERMINAL:
+                self.broker.close(run_id)
 
     async def delete_run(self, thread_id: str, run_id: str) -> None:
         deleted = await self.store.delete_run(thread_id, run_id)
@@ -322,11 +345,14 @@ class Runlane:
     # ---------------------------------------------------------------- threads
 
     async def delete_thread(self, thread_id: str) -> None:
-        running = await self.store.delete_thread(thread_id)
-        if running is None:
+        deleted = await self.store.delete_thread(thread_id)
+        if deleted is None:
             raise NotFound(f"thread {thread_id} not found")
-        for run_id in running:
-            self.executor.deliver_cancel(run_id)
+        for run_id, status in deleted:
+            if status == RunStatus.RUNNING.value:
+                self.executor.deliver_cancel(run_id)  # its settle CAS finds no row
+            elif status == RunStatus.PENDING.value:
+                self.broker.close(run_id)  # never starts: wake its waiters
         await self.checkpoints.delete_thread(thread_id)
 
     def graph_for_thread(self, thread: Row) -> Pregel:

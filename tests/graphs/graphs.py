@@ -163,3 +163,41 @@ def stuck(state: TickState) -> dict:
 
 
 stubborn = StateGraph(TickState).add_node("stuck", stuck).add_edge(START, "stuck").compile()
+
+
+from langchain_core.runnables import RunnableConfig  # noqa: E402
+
+
+class SpanState(TypedDict, total=False):
+    ms: float
+    spans: Annotated[list[dict], operator.add]
+
+
+# How many `timed` nodes are executing right now, per thread (in the server process).
+_EXECUTING_ON_THREAD: dict[str, int] = {}
+
+
+async def timed_node(state: SpanState, config: RunnableConfig) -> dict:
+    """Sleeps `ms` milliseconds, then records when it ran and which run it was. `overlap`
+    counts the other runs of the same thread executing when this one started (always 0
+    if the server runs one run per thread at a time)."""
+    configurable = config.get("configurable", {})
+    thread_id, run_id = configurable.get("thread_id"), configurable.get("run_id")
+    start = time.time()
+    overlap = _EXECUTING_ON_THREAD.get(thread_id, 0)
+    _EXECUTING_ON_THREAD[thread_id] = overlap + 1
+    try:
+        await asyncio.sleep(state.get("ms", 0.0) / 1000)
+    finally:
+        left = _EXECUTING_ON_THREAD[thread_id] - 1
+        if left:
+            _EXECUTING_ON_THREAD[thread_id] = left
+        else:
+            del _EXECUTING_ON_THREAD[thread_id]
+    return {"spans": [{"run_id": str(run_id), "start": start, "end": time.time(),
+                       "overlap": overlap}]}
+
+
+# One node that finishes `ms` milliseconds after it starts: a run that ends at a
+# controlled instant, and leaves a record of when it ran in the thread's state.
+timed = StateGraph(SpanState).add_node("sleep", timed_node).add_edge(START, "sleep").compile()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from langgraph.pregel import Pregel
@@ -28,7 +30,9 @@ log = logging.getLogger("runlane")
 
 
 class BodyLimit:
-    """413 for request bodies over the limit, whether or not Content-Length is sent.
+    """413 for request bodies over the limit, whether or not Content-Length is sent;
+    415 for a body that is not JSON, 422 for one that is not valid JSON (see
+    `_json_body`).
 
     Bodies are read up front (they are bounded by the limit) so an oversized one is
     refused before any route sees it."""
@@ -60,6 +64,16 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if body:
+            try:
+                body = _json_body(scope, body)
+            except _BadBody as bad:
+                response = error(bad.status_code, bad.detail)
+                await response(scope, receive=_disconnected, send=send)
+                return
+            scope = {**scope, "headers": [
+                (k, v) for k, v in scope.get("headers", []) if k != b"content-length"
+            ] + [(b"content-length", str(len(body)).encode())]}
         delivered = False
 
         async def replay() -> Message:
@@ -74,6 +88,63 @@ class BodyLimit:
     async def _too_large(self, scope: Scope, send: Send) -> None:
         response = error(413, f"request body larger than {self.max_bytes} bytes")
         await response(scope, receive=_disconnected, send=send)
+
+
+# Request JSON may nest this deep; responses wrap it a few levels more (a thread's
+# history wraps a run's input in about five) and must stay under orjson's 254.
+MAX_JSON_DEPTH = 128
+_DEPTH_PROBE = 254 - MAX_JSON_DEPTH
+
+
+class _BadBody(Exception):
+    def __init__(self, status_code: int, detail: str) -> None:
+        self.status_code = status_code
+        self.detail = detail
+
+
+def _json_body(scope: Scope, body: bytes) -> bytes:
+    """The body as runlane reads it: JSON that orjson parses and can write back (so
+    the store can always save it), re-encoded. Anything else is refused with a
+    reason, never half-read: FastAPI alone would answer 400 without a reason for
+    bytes that are not UTF-8, and accept NaN or integers too big to store."""
+    content_type = ""
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+    media = content_type.split(";")[0].strip().lower()
+    if media and media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        raise _BadBody(415, f"Content-Type {content_type!r} is not accepted: send the "
+                            "body as JSON with Content-Type: application/json")
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _BadBody(422, f"the request body is not valid JSON ({exc}); send a JSON "
+                            "object, encoded as UTF-8") from None
+    probe: Any = value
+    for _ in range(_DEPTH_PROBE):  # orjson refuses to write more than 254 levels
+        probe = [probe]
+    try:
+        orjson.dumps(probe)
+    except orjson.JSONEncodeError:
+        raise _BadBody(422, f"the request body nests JSON deeper than {MAX_JSON_DEPTH} "
+                            "levels") from None
+    return orjson.dumps(value)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
 
 
 async def _disconnected() -> Message:  # pragma: no cover - JSON responses never read
@@ -129,7 +200,12 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         problems = []
         for item in exc.errors():
-            problems.append({"loc": list(item.get("loc", ())), "msg": item.get("msg"),
+            msg = item.get("msg")
+            if tuple(item.get("loc", ())) == ("body",):  # the body as a whole
+                msg = ("a JSON object is required as the request body" if item.get("type") ==
+                       "missing" else f"the request body must be a JSON object, not "
+                       f"{_json_kind(item.get('input'))}")
+            problems.append({"loc": list(item.get("loc", ())), "msg": msg,
                              "type": item.get("type")})
         summary = "; ".join(
             f"{'.'.join(str(p) for p in p_['loc'])}: {p_['msg']}" for p_ in problems

@@ -136,7 +136,8 @@ async def get_assistant_schemas(assistant_id: str, request: Request) -> Response
         "input_schema": schema(graph.get_input_schema),
         "output_schema": schema(graph.get_output_schema),
         "state_schema": schema(graph.get_input_schema),
-        "config_schema": schema(graph.get_config_schema),
+        # langgraph 1.x has no get_config_schema; inside the getter, a missing method is None
+        "config_schema": schema(lambda: graph.config_schema()),
         "context_schema": context_schema(),
     })
 

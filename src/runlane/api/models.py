@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 StreamModeName = Literal[
     "values", "updates", "custom", "debug", "tasks", "checkpoints",
@@ -15,7 +15,55 @@ StreamModeName = Literal[
 Json = dict[str, Any]
 NodeList = Literal["*"] | list[str]
 Limit = Annotated[int, Field(ge=1, le=1000)]
-Offset = Annotated[int, Field(ge=0)]
+MAX_OFFSET = 2**63 - 1  # SQLite's largest integer
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
+
+
+def _sql_scalar(value: Any) -> Any:
+    # SQLite compares integers beyond 64 bits as reals; it cannot bind them at all.
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_OFFSET:
+        return float(value)
+    return value
+
+
+def _filter(value: Json) -> Json:
+    """A `{key: value}` equality filter on a JSON column (metadata, values)."""
+    for key in value:
+        if "\x00" in key:
+            raise ValueError(f"filter keys cannot contain NUL characters (got {key!r})")
+    return {key: _sql_scalar(item) for key, item in value.items()}
+
+
+def _history_filter(value: Json) -> Json:
+    """The checkpointer's metadata filter: its keys are paths like `a.b`."""
+    for key in value:
+        if not key or not all(c.isascii() and (c.isalnum() or c in "_.-") for c in key):
+            raise ValueError(f"history metadata filter keys may contain only ASCII letters, "
+                             f"digits, '_', '.' and '-' (got {key!r})")
+    return {key: _sql_scalar(item) for key, item in value.items()}
+
+
+def _config(value: Json | None) -> Json | None:
+    """The few RunnableConfig keys whose type runlane and langgraph rely on."""
+    if value is None:
+        return value
+    configurable = value.get("configurable")
+    if configurable is not None and not isinstance(configurable, dict):
+        raise ValueError("config.configurable must be an object")
+    tags = value.get("tags")
+    if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        raise ValueError("config.tags must be a list of strings")
+    limit = value.get("recursion_limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError("config.recursion_limit must be a positive integer")
+    if value.get("metadata") is not None and not isinstance(value["metadata"], dict):
+        raise ValueError("config.metadata must be an object")
+    return value
+
+
+Filter = Annotated[Json, AfterValidator(_filter)]
+HistoryFilter = Annotated[Json, AfterValidator(_history_filter)]
+Config = Annotated[Json | None, AfterValidator(_config)]
 
 
 class Strict(BaseModel):
@@ -39,7 +87,7 @@ class RunCreate(Strict):
     assistant_id: Annotated[str, Field(min_length=1, max_length=256)]
     input: Any = None
     command: CommandBody | None = None
-    config: Json | None = None
+    config: Config = None
     context: Json | None = None
     metadata: Json | None = None
     stream_mode: StreamModeName | list[StreamModeName] = "values"
@@ -104,8 +152,8 @@ ThreadStatusName = Literal["idle", "busy", "interrupted", "error"]
 
 
 class ThreadSearch(Strict):
-    metadata: Json | None = None
-    values: Json | None = None
+    metadata: Filter | None = None
+    values: Filter | None = None
     status: ThreadStatusName | None = None
     ids: list[UUID] | None = None
     limit: Limit = 10
@@ -117,8 +165,8 @@ class ThreadSearch(Strict):
 
 
 class ThreadCount(Strict):
-    metadata: Json | None = None
-    values: Json | None = None
+    metadata: Filter | None = None
+    values: Filter | None = None
     status: ThreadStatusName | None = None
 
 
@@ -136,15 +184,15 @@ class ThreadStateCheckpoint(Strict):
 
 class ThreadHistory(Strict):
     limit: Limit = 10
-    before: CheckpointRef | str | None = None
-    metadata: Json | None = None
+    before: CheckpointRef | UUID | None = None
+    metadata: HistoryFilter | None = None
     checkpoint: CheckpointRef | None = None
 
 
 class AssistantSearch(Strict):
     graph_id: str | None = None
     name: str | None = None
-    metadata: Json | None = None
+    metadata: Filter | None = None
     limit: Limit = 10
     offset: Offset = 0
     sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] = (
@@ -157,13 +205,13 @@ class AssistantSearch(Strict):
 class AssistantCount(Strict):
     graph_id: str | None = None
     name: str | None = None
-    metadata: Json | None = None
+    metadata: Filter | None = None
 
 
 class AssistantCreate(Strict):
     graph_id: Annotated[str, Field(min_length=1)]
     assistant_id: UUID | None = None
-    config: Json | None = None
+    config: Config = None
     context: Json | None = None
     metadata: Json | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
@@ -173,7 +221,7 @@ class AssistantCreate(Strict):
 
 class AssistantPatch(Strict):
     graph_id: str | None = None
-    config: Json | None = None
+    config: Config = None
     context: Json | None = None
     metadata: Json | None = None
     name: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
@@ -155,8 +155,8 @@ async def list_runs(
     thread_id: UUID,
     request: Request,
     limit: int = Query(10, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
-    status: str | None = Query(None, pattern="^(pending|running|success|error|timeout|interrupted)$"),
+    offset: int = Query(0, ge=0, le=2**63 - 1),
+    status: Literal["pending", "running", "success", "error", "timeout", "interrupted"] | None = Query(None),
 ) -> Response:
     svc = service(request)
     if await svc.store.get_thread(str(thread_id)) is None:
@@ -178,7 +178,12 @@ async def delete_run(thread_id: UUID, run_id: UUID, request: Request) -> Respons
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join")
 async def join_run(thread_id: UUID, run_id: UUID, request: Request) -> Response:
-    return JSON(await service(request).run_result(str(thread_id), str(run_id)))
+    svc = service(request)
+    if await svc.store.get_run(str(thread_id), str(run_id)) is None and (
+        await svc.store.get_tombstone(str(thread_id), str(run_id))
+    ) is None:
+        return error(404, f"run {run_id} not found on thread {thread_id}")
+    return JSON(await svc.run_result(str(thread_id), str(run_id)))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")
@@ -280,6 +285,8 @@ async def cancel_many(
     if body.run_ids is not None and body.status is not None:
         return error(422, "give either run_ids or status, not both")
     svc = service(request)
+    if body.thread_id is not None and await svc.store.get_thread(str(body.thread_id)) is None:
+        return error(404, f"thread {body.thread_id} not found")
     if body.run_ids is not None:
         thread_id = str(body.thread_id)
         for run_id in body.run_ids:

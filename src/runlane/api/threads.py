@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
+from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
 from starlette.responses import Response
 
@@ -186,7 +187,8 @@ async def _get_state(svc: Runlane, thread_id: UUID, checkpoint: Row | None, subg
     if graph is None:
         return JSON(_empty_state(str(thread_id)))
     snapshot = await graph.aget_state(_state_config(str(thread_id), checkpoint), subgraphs=subgraphs)
-    if snapshot.config is None and checkpoint and checkpoint.get("checkpoint_id"):
+    if checkpoint and checkpoint.get("checkpoint_id") and snapshot.created_at is None:
+        # langgraph answers an unknown checkpoint with an empty snapshot, not an error
         return error(404, f"checkpoint {checkpoint['checkpoint_id']} not found on thread {thread_id}")
     if snapshot.config is None:
         return JSON(_empty_state(str(thread_id)))
@@ -226,11 +228,17 @@ async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Reques
     checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else {}
     if body.checkpoint_id:
         checkpoint["checkpoint_id"] = str(body.checkpoint_id)
+    if checkpoint.get("checkpoint_id") and graph.checkpointer is not None and (
+        await graph.checkpointer.aget_tuple(_state_config(str(thread_id), checkpoint))
+    ) is None:
+        # langgraph would fork from nothing: the thread's state would be lost
+        return error(404, f"checkpoint {checkpoint['checkpoint_id']} not found on thread "
+                          f"{thread_id}")
     try:
         config = await graph.aupdate_state(
             _state_config(str(thread_id), checkpoint), body.values, as_node=body.as_node
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, InvalidUpdateError) as exc:
         return error(422, f"cannot update the state: {exc}")
     values, interrupts, paused = await thread_state(graph, str(thread_id))
     await svc.store.set_thread_state_cache(
@@ -247,8 +255,8 @@ async def _history(svc: Runlane, thread_id: UUID, body: ThreadHistory) -> Respon
         return JSON([])
     checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None
     before: Row | None = None
-    if isinstance(body.before, str):
-        before = _state_config(str(thread_id), {"checkpoint_id": body.before})
+    if isinstance(body.before, UUID):
+        before = _state_config(str(thread_id), {"checkpoint_id": str(body.before)})
     elif body.before is not None:
         before = _state_config(str(thread_id), body.before.model_dump(exclude_none=True))
     states = []
@@ -268,6 +276,6 @@ async def post_history(thread_id: UUID, body: ThreadHistory, request: Request) -
 @router.get("/threads/{thread_id}/history")
 async def get_history(
     thread_id: UUID, request: Request, limit: int = Query(10, ge=1, le=1000),
-    before: str | None = Query(None),
+    before: UUID | None = Query(None),
 ) -> Response:
     return await _history(service(request), thread_id, ThreadHistory(limit=limit, before=before))

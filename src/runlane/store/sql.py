@@ -240,10 +240,10 @@ class Store:
             return _as_dict(result.first())
         return await self.db.run(_tx)
 
-    async def delete_thread(self, thread_id: str) -> list[str] | None:
+    async def delete_thread(self, thread_id: str) -> list[tuple[str, str]] | None:
         """Delete a thread with its runs and tombstones (a user's delete: no tombstones
-        remain, later cancels answer 404). Returns the runs that were running, whose
-        tasks must be stopped, or None if there was no such thread."""
+        remain, later cancels answer 404). Returns the deleted runs as (run_id, status)
+        (running ones must be stopped), or None if there was no such thread."""
 
         def _tx(conn: Connection) -> Any:
             deleted = conn.execute(
@@ -256,11 +256,11 @@ class Store:
                 .where(runs.c.thread_id == thread_id)
                 .returning(runs.c.run_id, runs.c.status)
             )
-            running = [r.run_id for r in result if r.status == RunStatus.RUNNING.value]
+            deleted_runs = [(r.run_id, r.status) for r in result]
             conn.execute(
                 run_tombstones.delete().where(run_tombstones.c.thread_id == thread_id)
             )
-            return running
+            return deleted_runs
         return await self.db.run(_tx)
 
     async def search_threads(
@@ -622,6 +622,11 @@ class Store:
     def _insert_tombstone(self, conn: Connection, run: Row, now: Any) -> None:
         from runlane.serde import to_jsonable
 
+        # A rolled-back run was stopped by a cancel: its final status is `interrupted`
+        # (the deleted row still said pending/running). Updated in place so the
+        # caller's copy, which cancel answers carry, agrees with the tombstone.
+        run.update(status=RunStatus.INTERRUPTED.value,
+                   stop_reason=StopReason.CANCELLED.value, updated_at=now, ended_at=now)
         conn.execute(
             run_tombstones.insert().values(
                 run_id=run["run_id"],
@@ -733,29 +738,6 @@ class Store:
                 conn, row["thread_id"], now, final_thread_status.value, values, interrupts
             )
             return SettleResult(row)
-        return await self.db.run(_tx)
-
-    async def force_interrupt(self, run_id: str) -> Row | None:
-        """Settle a cancelled run whose task ignored cancellation past the grace."""
-        now = utcnow()
-
-        def _tx(conn: Connection) -> Any:
-            result = conn.execute(
-                runs.update()
-                .where(runs.c.run_id == run_id, runs.c.status == RunStatus.RUNNING.value)
-                .where(runs.c.cancel_action == CancelAction.INTERRUPT.value)
-                .values(
-                    status=RunStatus.INTERRUPTED.value,
-                    stop_reason=StopReason.CANCELLED.value,
-                    updated_at=now,
-                    ended_at=now,
-                )
-                .returning(*runs.c)
-            )
-            row = _as_dict(result.first())
-            if row is not None:
-                self._refresh_thread_status(conn, row["thread_id"], now)
-            return row
         return await self.db.run(_tx)
 
     async def complete_rollback(self, run_id: str, values: Any, interrupts: Row,

@@ -1,0 +1,315 @@
+"""runlane vs the reference LangGraph server (`langgraph dev`), side by side.
+
+    make bench                                  # full run, both servers (~6 min)
+    make bench BENCH_ARGS="--quick"             # smoke check (< 1 min)
+    .venv/bin/python benchmarks/run.py --only runlane --reps 5
+
+Starts both servers on the demo graphs (examples/demo), warms them up, runs every
+scenario `--reps` times on each (interleaved: rep 1 on runlane, rep 1 on the reference,
+rep 2 ...), then the memory scenario once per server, prints the medians and writes
+the raw results to benchmarks/results/<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+import scenarios as sc  # noqa: E402
+from servers import (  # noqa: E402
+    DEFAULT_REF_VENV,
+    ROOT,
+    Servers,
+    ensure_ref_venv,
+    reference_server,
+    runlane_server,
+)
+
+console = Console()
+
+FULL = dict(c2r_runs=50, wait1_runs=100, wait32_runs=300, cancel_runs=50, cancel_batch=5,
+            sse_events=5000, mem_warmup=500, mem_runs=2000, mem_clients=32, reps=3)
+QUICK = dict(c2r_runs=10, wait1_runs=30, wait32_runs=96, cancel_runs=6, cancel_batch=6,
+             sse_events=5000, mem_warmup=100, mem_runs=300, mem_clients=32, reps=1)
+
+
+@dataclass
+class Metric:
+    key: str  # "<scenario>.<field>" in the per-rep results
+    label: str
+    unit: str
+    higher_is_better: bool
+    target: str = ""  # shown as is; checked by `meets`
+    absolute: float | None = None  # runlane must be below (lower-is-better) / above this
+    relative: float | None = None  # runlane's advantage over the reference must reach this
+
+
+METRICS = [
+    Metric("c2r.p50_ms", "create → running, p50", "ms", False, "< 10 ms", absolute=10),
+    Metric("c2r.p99_ms", "create → running, p99", "ms", False),
+    Metric("wait1.runs_per_s", "runs.wait, 1 client", "runs/s", True),
+    Metric("wait1.latency_p50_ms", "runs.wait latency p50, 1 client", "ms", False),
+    Metric("wait32.runs_per_s", "runs.wait, 32 clients", "runs/s", True, "≥ 3× ref", relative=3),
+    Metric("wait32.latency_p99_ms", "runs.wait latency p99, 32 clients", "ms", False),
+    Metric("wait32.server_cpu_ms_per_run", "server CPU per run, 32 clients", "ms", False),
+    Metric("cancel.ack_p50_ms", "cancel(wait=False) answer, p50", "ms", False),
+    Metric("cancel.ack_p99_ms", "cancel(wait=False) answer, p99", "ms", False),
+    Metric("cancel.observed_stop_p50_ms", "cancel(wait=False) → get sees terminal, p50", "ms",
+           False),
+    Metric("cancel.stop_p50_ms", "cancel(wait=True) answer, p50", "ms", False),
+    Metric("cancel.stop_p99_ms", "cancel(wait=True) answer, p99", "ms", False, "< 20 ms",
+           absolute=20),
+    Metric("sse.sdk_events_per_s", "SSE custom events/s, langgraph_sdk", "ev/s", True,
+           "≥ 3× ref", relative=3),
+    Metric("sse.raw_events_per_s", "SSE custom events/s, raw httpx", "ev/s", True,
+           "≥ 3× ref", relative=3),
+    Metric("mem.mb_per_1000_runs", "RSS growth per 1,000 runs", "MB", False, "< 2 MB",
+           absolute=2),
+]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke check")
+    parser.add_argument("--only", choices=["runlane", "reference"], default=None,
+                        help="benchmark one server only")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3, quick 1)")
+    parser.add_argument("--ref-venv", type=Path, default=DEFAULT_REF_VENV,
+                        help="venv holding langgraph-cli[inmem]; created if missing "
+                             "(default benchmarks/.venv-ref)")
+    parser.add_argument("--ref-args", default="",
+                        help="extra flags for `langgraph dev`, e.g. '--allow-blocking'")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    return parser.parse_args(argv)
+
+
+# ----------------------------------------------------------------- running
+
+
+async def bench_rep(t: sc.Target, p: dict[str, Any], rep: int) -> dict[str, Any]:
+    steps = [
+        ("c2r", lambda: sc.create_to_running(t, p["c2r_runs"])),
+        ("wait1", lambda: sc.wait_throughput(t, p["wait1_runs"], 1)),
+        ("wait32", lambda: sc.wait_throughput(t, p["wait32_runs"], 32)),
+        ("cancel", lambda: sc.cancel_latency(t, p["cancel_runs"], p["cancel_batch"])),
+        ("sse", lambda: sc.sse_throughput(t, p["sse_events"])),
+    ]
+    out: dict[str, Any] = {}
+    for name, step in steps:
+        started = time.perf_counter()
+        out[name] = await step()
+        console.log(f"[dim]rep {rep} {t.name:<9} {name:<6} "
+                    f"{time.perf_counter() - started:5.1f}s  {_brief(name, out[name])}[/]")
+    return out
+
+
+def _brief(name: str, result: dict[str, Any]) -> str:
+    keys = {"c2r": ["p50_ms", "p99_ms"], "wait1": ["runs_per_s"], "wait32": ["runs_per_s"],
+            "cancel": ["ack_p50_ms", "stop_p99_ms"], "sse": ["sdk_events_per_s", "raw_events_per_s"],
+            "mem": ["mb_per_1000_runs"]}[name]
+    return "  ".join(f"{k}={result[k]:.1f}" for k in keys)
+
+
+async def bench(targets: list[sc.Target], p: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    raw: dict[str, dict[str, Any]] = {t.name: {"reps": []} for t in targets}
+    for t in targets:
+        started = time.perf_counter()
+        await sc.warm_up(t)
+        console.log(f"warmed up {t.name} ({time.perf_counter() - started:.1f}s)")
+    for rep in range(1, p["reps"] + 1):
+        for t in targets:
+            raw[t.name]["reps"].append(await bench_rep(t, p, rep))
+    for t in targets:  # last: it leaves thousands of runs behind
+        started = time.perf_counter()
+        raw[t.name]["mem"] = await sc.memory_growth(t, p["mem_warmup"], p["mem_runs"],
+                                                    p["mem_clients"])
+        console.log(f"[dim]        {t.name:<9} mem    {time.perf_counter() - started:5.1f}s  "
+                    f"{_brief('mem', raw[t.name]['mem'])}[/]")
+    return raw
+
+
+def summarize(raw: dict[str, Any]) -> dict[str, float]:
+    """Median over repetitions of every metric."""
+    summary = {}
+    for metric in METRICS:
+        scenario, field = metric.key.split(".")
+        if scenario == "mem":
+            values = [raw["mem"][field]]
+        else:
+            values = [rep[scenario][field] for rep in raw["reps"]]
+        values = [v for v in values if not math.isnan(v)]
+        summary[metric.key] = statistics.median(values) if values else math.nan
+    return summary
+
+
+def anomalies(raw: dict[str, Any]) -> list[str]:
+    """Everything odd a scenario noticed, de-duplicated with counts."""
+    seen: dict[str, int] = {}
+    results = [r for rep in raw["reps"] for r in rep.values()] + [raw.get("mem", {})]
+    for result in results:
+        for note in result.get("anomalies", []) + result.get("errors", []):
+            seen[note] = seen.get(note, 0) + 1
+    return [f"{note} (×{count})" if count > 1 else note for note, count in seen.items()]
+
+
+# ----------------------------------------------------------------- report
+
+
+def advantage(metric: Metric, rl: float, ref: float) -> float:
+    """> 1 means runlane is better, whichever way the metric points."""
+    if math.isnan(rl) or math.isnan(ref):
+        return math.nan
+    if metric.higher_is_better:
+        return rl / ref if ref else math.inf
+    if rl <= 0 or ref <= 0:  # e.g. memory growth of zero or below
+        return math.nan
+    return ref / rl
+
+
+def meets(metric: Metric, rl: float, adv: float) -> bool | None:
+    if metric.absolute is not None and not math.isnan(rl):
+        return rl > metric.absolute if metric.higher_is_better else rl < metric.absolute
+    if metric.relative is not None and not math.isnan(adv):
+        return adv >= metric.relative
+    return None
+
+
+def fmt(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    if math.isinf(value):
+        return "∞"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def render(summaries: dict[str, dict[str, float]], p: dict[str, Any]) -> Table:
+    names = list(summaries)
+    table = Table(title=f"runlane vs reference — medians of {p['reps']} rep(s)",
+                  caption="advantage > 1× means runlane is better (faster, more, smaller)")
+    table.add_column("metric")
+    table.add_column("unit", style="dim")
+    for name in names:
+        table.add_column(name, justify="right")
+    both = len(names) == 2
+    if both:
+        table.add_column("advantage", justify="right")
+    table.add_column("target", style="dim")
+    table.add_column("ok", justify="center")
+    for metric in METRICS:
+        rl = summaries.get("runlane", {}).get(metric.key, math.nan)
+        ref = summaries.get("reference", {}).get(metric.key, math.nan)
+        adv = advantage(metric, rl, ref) if both else math.nan
+        ok = meets(metric, rl, adv) if "runlane" in summaries else None
+        cells = [metric.label, metric.unit]
+        cells += [fmt(summaries[name].get(metric.key, math.nan)) for name in names]
+        if both:
+            cells.append("—" if math.isnan(adv) else f"{fmt(adv)}×")
+        cells.append(metric.target)
+        cells.append({True: "[green]✓[/]", False: "[red]✗[/]", None: ""}[ok])
+        table.add_row(*cells)
+    return table
+
+
+def versions(ref_venv: Path | None) -> dict[str, str]:
+    from importlib.metadata import version
+
+    out = {"python": platform.python_version(), "runlane": version("runlane"),
+           "langgraph": version("langgraph"), "langgraph_sdk": version("langgraph-sdk")}
+    if ref_venv is not None:
+        script = ("import importlib.metadata as m; print(m.version('langgraph-api'), "
+                  "m.version('langgraph-runtime-inmem'), m.version('langgraph'))")
+        done = subprocess.run([str(ref_venv / "bin" / "python"), "-c", script],
+                              capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            api, inmem, lg = done.stdout.split()
+            out.update({"ref_langgraph_api": api, "ref_langgraph_runtime_inmem": inmem,
+                        "ref_langgraph": lg})
+    return out
+
+
+async def amain(args: argparse.Namespace) -> int:
+    p = dict(QUICK if args.quick else FULL)
+    if args.reps is not None:
+        p["reps"] = max(1, args.reps)
+    want = ["runlane", "reference"] if args.only is None else [args.only]
+    langgraph = ensure_ref_venv(args.ref_venv, console.log) if "reference" in want else None
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    began = time.perf_counter()
+    with Servers() as servers:
+        started = []
+        if "runlane" in want:
+            started.append(servers.start(runlane_server(servers.workdir("runlane"))))
+        if langgraph is not None:
+            started.append(servers.start(reference_server(
+                servers.workdir("reference"), langgraph, args.ref_args.split())))
+        for server in started:
+            console.log(f"{server.name}: {server.url} (pid {server.pid})  $ {' '.join(server.argv)}")
+        targets = [sc.Target(s) for s in started]
+        try:
+            raw = await bench(targets, p)
+        finally:
+            for t in targets:
+                await t.aclose()
+        commands = {s.name: s.argv for s in started}
+    summaries = {name: summarize(r) for name, r in raw.items()}
+    console.print(render(summaries, p))
+    for name, r in raw.items():
+        notes = anomalies(r)
+        if notes:
+            console.print(f"[yellow]{name}: what a client observed that was unexpected:[/]")
+            for note in notes[:15]:
+                console.print(f"  - {note}")
+    wall = time.perf_counter() - began
+    console.print(f"[dim]{wall:.0f}s on {os.cpu_count()} CPUs, load average "
+                  f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; "
+                  "throughput runs use one fresh thread per run (POST /threads/{id}/runs/wait)[/]")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{stamp}.json"
+    report = {
+        "started": stamp, "wall_s": wall, "quick": args.quick, "params": p,
+        "cpus": os.cpu_count(), "loadavg_end": os.getloadavg(), "commands": commands,
+        "versions": versions(args.ref_venv if langgraph is not None else None),
+        "metrics": [m.__dict__ for m in METRICS], "summary": summaries, "raw": raw,
+    }
+    path.write_text(json.dumps(report, indent=1, default=str))
+    console.print(f"raw results: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        import uvloop
+
+        run = uvloop.run  # the reference server and uvicorn use uvloop too
+    except ImportError:
+        run = asyncio.run
+    try:
+        return run(amain(args))
+    except KeyboardInterrupt:
+        console.print("[red]interrupted: servers stopped[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

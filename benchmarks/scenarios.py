@@ -1,0 +1,317 @@
+"""The measurements. Each scenario takes a `Target` (a server plus langgraph_sdk and raw
+httpx clients for it) and returns a dict of metrics and raw samples, as JSON-able data.
+
+All times are measured on the client with `time.perf_counter()`, so they are what a
+client observes, including its own HTTP overhead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import httpx
+from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.errors import APIStatusError
+
+from servers import Server
+
+TERMINAL = {"success", "error", "timeout", "interrupted"}
+# `sleepy` loops once per tick: lift LangGraph's recursion limit so it never ends by itself.
+SLEEPY_CONFIG = {"recursion_limit": 10_000_000}
+SLEEPY_FOREVER = 1_000_000  # steps
+
+
+class Target:
+    """A server under test and the clients that talk to it."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.http = httpx.AsyncClient(
+            base_url=server.url,
+            timeout=httpx.Timeout(connect=5, read=300, write=300, pool=30),
+            limits=httpx.Limits(max_connections=128, max_keepalive_connections=128),
+        )
+        self.client = LangGraphClient(self.http)  # the official SDK over our pool
+
+    @property
+    def name(self) -> str:
+        return self.server.name
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile, q in [0, 100]."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+async def gather_limited(n: int, limit: int, make: Callable[[int], Awaitable[Any]]) -> list[Any]:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(i: int) -> Any:
+        async with semaphore:
+            return await make(i)
+
+    return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+async def new_threads(t: Target, n: int) -> list[str]:
+    threads = await gather_limited(n, 16, lambda _: t.client.threads.create())
+    return [th["thread_id"] for th in threads]
+
+
+async def start_sleepy(t: Target, thread_id: str, delay: float) -> dict[str, Any]:
+    return await t.client.runs.create(
+        thread_id, "sleepy", input={"steps": SLEEPY_FOREVER, "delay": delay},
+        config=SLEEPY_CONFIG,
+    )
+
+
+async def poll_until(t: Target, thread_id: str, run_id: str, done: Callable[[str], bool],
+                     timeout: float = 30.0) -> tuple[str, int]:
+    """Poll `runs.get` back to back until `done(status)`; (status, polls)."""
+    deadline = time.perf_counter() + timeout
+    polls = 0
+    while True:
+        run = await t.client.runs.get(thread_id, run_id)
+        polls += 1
+        if done(run["status"]) or time.perf_counter() > deadline:
+            return run["status"], polls
+
+
+async def settle(t: Target, thread_id: str, run_id: str) -> None:
+    """Best effort: make sure a run we started is stopped before the next sample."""
+    try:
+        await t.client.runs.cancel(thread_id, run_id, wait=True)
+    except APIStatusError:
+        pass  # already finished / the reference's 404 for an already-cancelled run
+    await poll_until(t, thread_id, run_id, lambda s: s in TERMINAL, timeout=10)
+
+
+# ------------------------------------------------------------------ scenarios
+
+
+async def create_to_running(t: Target, n: int) -> dict[str, Any]:
+    """`runs.create` of a `sleepy` run on a fresh thread, then `runs.get` as fast as
+    possible until it says `running`. One run at a time, cancelled afterwards."""
+    samples, polls, anomalies = [], [], []
+    for thread_id in await new_threads(t, n):
+        start = time.perf_counter()
+        run = await start_sleepy(t, thread_id, 0.05)
+        status, count = await poll_until(t, thread_id, run["run_id"], lambda s: s != "pending")
+        elapsed = time.perf_counter() - start
+        if status != "running":
+            anomalies.append(f"run went pending -> {status}")
+        samples.append(ms(elapsed))
+        polls.append(count)
+        await settle(t, thread_id, run["run_id"])
+    return {
+        "p50_ms": percentile(samples, 50), "p99_ms": percentile(samples, 99),
+        "samples_ms": samples, "polls": polls, "anomalies": anomalies,
+    }
+
+
+async def _waits(t: Target, thread_ids: Iterable[str] | None, n: int, clients: int,
+                 latencies: list[float], errors: list[str]) -> None:
+    """`n` trivial `runs.wait` calls from `clients` concurrent clients. Without
+    `thread_ids`, each run first creates its own thread (untimed)."""
+    ids = iter(thread_ids) if thread_ids is not None else None
+    remaining = iter(range(n))
+
+    async def client() -> None:
+        for _ in remaining:  # shared iterator: the clients split the work
+            thread_id = next(ids) if ids is not None else (
+                await t.client.threads.create())["thread_id"]
+            start = time.perf_counter()
+            try:
+                result = await t.client.runs.wait(thread_id, "trivial", input={})
+            except Exception as exc:  # noqa: BLE001 - a benchmark records, never stops
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                continue
+            latencies.append(time.perf_counter() - start)
+            if not isinstance(result, dict) or result.get("n") != 2:
+                errors.append(f"unexpected result {result!r}"[:200])
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+
+
+async def wait_throughput(t: Target, n: int, clients: int) -> dict[str, Any]:
+    """Trivial runs through `runs.wait`, one fresh thread per run (threads are
+    created before the clock starts)."""
+    thread_ids = await new_threads(t, n)
+    latencies: list[float] = []
+    errors: list[str] = []
+    cpu_server, cpu_client = t.server.cpu_seconds(), time.process_time()
+    start = time.perf_counter()
+    await _waits(t, thread_ids, n, clients, latencies, errors)
+    elapsed = time.perf_counter() - start
+    cpu_server = t.server.cpu_seconds() - cpu_server
+    cpu_client = time.process_time() - cpu_client
+    return {
+        "runs_per_s": len(latencies) / elapsed,
+        "elapsed_s": elapsed,
+        "completed": len(latencies),
+        "latency_p50_ms": ms(percentile(latencies, 50)),
+        "latency_p99_ms": ms(percentile(latencies, 99)),
+        "server_cpu_ms_per_run": ms(cpu_server / max(len(latencies), 1)),
+        "server_cpu_util": cpu_server / elapsed,
+        "client_cpu_util": cpu_client / elapsed,
+        "errors": errors[:20],
+        "error_count": len(errors),
+    }
+
+
+async def cancel_latency(t: Target, n: int, batch: int, delay: float = 0.05) -> dict[str, Any]:
+    """2n running `sleepy` runs, started `batch` at a time (so the slow start of the
+    reference's queue is paid once per batch), cancelled one at a time:
+
+    - n with `runs.cancel(wait=False)`: time to the answer (ack), then `runs.get` back
+      to back until a terminal status (observed stop, measured from the cancel);
+    - n with `runs.cancel(wait=True)`: time to the answer, then one `runs.get` to check
+      that the run is `interrupted` at that moment.
+    """
+    ack, observed, stopped = [], [], []
+    at_answer: dict[str, int] = {}
+    final: dict[str, int] = {}
+    anomalies: list[str] = []
+    modes = ["ack", "wait"] * n
+    for first in range(0, len(modes), batch):
+        chunk = modes[first:first + batch]
+        thread_ids = await new_threads(t, len(chunk))
+        runs = await asyncio.gather(*(start_sleepy(t, tid, delay) for tid in thread_ids))
+        for tid, run in zip(thread_ids, runs, strict=True):
+            status, _ = await poll_until(t, tid, run["run_id"], lambda s: s != "pending")
+            if status != "running":
+                anomalies.append(f"run went pending -> {status} before the cancel")
+        for mode, tid, run in zip(chunk, thread_ids, runs, strict=True):
+            rid = run["run_id"]
+            start = time.perf_counter()
+            try:
+                await t.client.runs.cancel(tid, rid, wait=(mode == "wait"))
+            except APIStatusError as exc:
+                anomalies.append(f"cancel(wait={mode == 'wait'}) of a running run: "
+                                 f"HTTP {exc.response.status_code}")
+                await settle(t, tid, rid)
+                continue
+            answered = time.perf_counter() - start
+            if mode == "ack":
+                ack.append(ms(answered))
+                status, _ = await poll_until(t, tid, rid, lambda s: s in TERMINAL, timeout=15)
+                observed.append(ms(time.perf_counter() - start))
+            else:
+                stopped.append(ms(answered))
+                now = (await t.client.runs.get(tid, rid))["status"]
+                at_answer[now] = at_answer.get(now, 0) + 1
+                if now != "interrupted":
+                    anomalies.append(f"cancel(wait=True) answered while the run was {now!r}")
+                status = now if now in TERMINAL else (
+                    await poll_until(t, tid, rid, lambda s: s in TERMINAL, timeout=15))[0]
+            final[status] = final.get(status, 0) + 1
+    return {
+        "ack_p50_ms": percentile(ack, 50), "ack_p99_ms": percentile(ack, 99),
+        "observed_stop_p50_ms": percentile(observed, 50),
+        "observed_stop_p99_ms": percentile(observed, 99),
+        "stop_p50_ms": percentile(stopped, 50), "stop_p99_ms": percentile(stopped, 99),
+        "ack_ms": ack, "observed_stop_ms": observed, "stop_ms": stopped,
+        "status_after_wait_answer": at_answer, "final_status": final,
+        "anomalies": anomalies,
+    }
+
+
+async def sse_throughput(t: Target, count: int) -> dict[str, Any]:
+    """One `emitter` run of `count` custom events, streamed on a fresh thread: once
+    through `langgraph_sdk` and once through a bare httpx line reader."""
+    thread_id, raw_thread = await new_threads(t, 2)
+
+    start = time.perf_counter()
+    first_event = None
+    sdk_events = 0
+    async for part in t.client.runs.stream(
+        thread_id, "emitter", input={"count": count}, stream_mode="custom"
+    ):
+        if part.event == "custom":
+            sdk_events += 1
+            if first_event is None:
+                first_event = time.perf_counter() - start
+    sdk_elapsed = time.perf_counter() - start
+
+    start = time.perf_counter()
+    raw_events = 0
+    body = {"assistant_id": "emitter", "input": {"count": count}, "stream_mode": ["custom"]}
+    async with t.http.stream("POST", f"/threads/{raw_thread}/runs/stream", json=body) as resp:
+        resp.raise_for_status()
+        async for line in resp.aiter_lines():
+            if line == "event: custom":
+                raw_events += 1
+    raw_elapsed = time.perf_counter() - start
+
+    anomalies = [f"{name} reader got {got} of {count} events"
+                 for name, got in (("sdk", sdk_events), ("raw", raw_events)) if got != count]
+    return {
+        "sdk_events_per_s": sdk_events / sdk_elapsed, "sdk_elapsed_s": sdk_elapsed,
+        "sdk_first_event_ms": ms(first_event or math.nan),
+        "raw_events_per_s": raw_events / raw_elapsed, "raw_elapsed_s": raw_elapsed,
+        "sdk_events": sdk_events, "raw_events": raw_events, "anomalies": anomalies,
+    }
+
+
+async def _settled_rss(server: Server) -> int:
+    """RSS of the server's process tree once it is idle: the least of a few samples
+    (the reference pickles its whole state every 10 s, which briefly inflates RSS)."""
+    await asyncio.sleep(2.0)
+    samples = []
+    for _ in range(6):
+        samples.append(server.rss_bytes())
+        await asyncio.sleep(0.25)
+    return min(samples)
+
+
+async def memory_growth(t: Target, warmup: int, n: int, clients: int) -> dict[str, Any]:
+    """RSS growth over `n` trivial `runs.wait` runs (one new thread each) after `warmup`."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    await _waits(t, None, warmup, clients, latencies, errors)
+    before = await _settled_rss(t.server)
+    latencies.clear()
+    start = time.perf_counter()
+    await _waits(t, None, n, clients, latencies, errors)
+    elapsed = time.perf_counter() - start
+    after = await _settled_rss(t.server)
+    mb = 1024 * 1024
+    return {
+        "rss_before_mb": before / mb, "rss_after_mb": after / mb,
+        "mb_per_1000_runs": (after - before) / mb / len(latencies) * 1000 if latencies else math.nan,
+        "completed": len(latencies), "elapsed_s": elapsed,
+        "errors": errors[:20], "error_count": len(errors),
+    }
+
+
+async def warm_up(t: Target) -> None:
+    """Import paths, caches and connection pools on both sides, one of each kind."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    await _waits(t, None, 40, 8, latencies, errors)
+    if errors:
+        raise RuntimeError(f"{t.name}: trivial runs fail during warm-up: {errors[0]}")
+    for thread_id in await new_threads(t, 3):
+        run = await start_sleepy(t, thread_id, 0.05)
+        await poll_until(t, thread_id, run["run_id"], lambda s: s != "pending")
+        await settle(t, thread_id, run["run_id"])
+    await sse_throughput(t, 500)

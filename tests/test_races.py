@@ -1,0 +1,579 @@
+"""Race tests: the run contract under real concurrency, thousands of times.
+
+Each family below runs hundreds of independent trials against one real `runlane
+serve` process, many at once (every trial on a thread of its own), with randomized
+timings, over real HTTP (httpx and the official langgraph_sdk client). Every cancel
+answer is checked against the contract's table and its invariants
+(/work/shared/design/run-contract.md):
+
+1. accepted means done: 202/200 -> the run ends `interrupted` (or is removed by its
+   rollback, leaving a tombstone), never `success`;
+2. refused means finished: 409 names the terminal status the run already had, and
+   keeps;
+3. idempotent: the same cancel repeated answers the same;
+4. nothing stuck: every trial must finish within TRIAL_TIMEOUT, and the thread still
+   runs the next run;
+5. no lost history (rollback);
+6. no 5xx, ever.
+
+The four families:
+
+1. test_concurrent_cancels_of_one_run      N (10-20) cancels of one active run at once
+2. test_cancel_races_completion            one cancel at a random instant around the
+                                           run's own completion
+3. test_cancel_races_start                 a cancel racing a pending run's start
+4. test_double_texting_races_completion    interrupt/rollback double-texting racing the
+                                           active run's completion
+
+Where a family races two outcomes, the cancel instant is drawn at random from a window
+that adapts as the trials go (see `Window`) so that both sides keep happening whatever
+the machine's load; each test prints a summary line with its trial count and the
+split observed, and asserts that both sides happened a minimum number of times.
+
+RUNLANE_RACE_SCALE (default 1) multiplies every trial count (e.g. 10 for a soak),
+RUNLANE_RACE_IN_FLIGHT (default 50) sets how many trials run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime
+import os
+import random
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import ServerProcess
+from langgraph_sdk import get_client
+
+pytestmark = pytest.mark.race
+
+SCALE = float(os.environ.get("RUNLANE_RACE_SCALE", "1"))
+IN_FLIGHT = int(os.environ.get("RUNLANE_RACE_IN_FLIGHT", "50"))
+TRIAL_TIMEOUT = 45.0  # seconds: a trial still going by then is stuck (invariant 4)
+
+TERMINAL = {"success", "error", "timeout", "interrupted"}
+FINISHED_WITHOUT_CANCEL = {"success", "error", "timeout"}
+ACCEPTED_OUTCOMES = {"recorded", "already_recorded", "already_interrupted", "rolled_back"}
+
+Row = dict[str, Any]
+
+
+def scaled(n: int) -> int:
+    return max(1, round(n * SCALE))
+
+
+def minimum(n: int) -> int:
+    """How many times each side of a race must at least happen (scaled down for a
+    short run, never below 3)."""
+    return max(3, round(n * min(SCALE, 1.0)))
+
+
+def ts(value: str) -> float:
+    return datetime.datetime.fromisoformat(value).timestamp()
+
+
+# ---------------------------------------------------------------------- harness
+
+
+@pytest.fixture(scope="module")
+def race_server(tmp_path_factory: pytest.TempPathFactory):
+    """A server of this module's own, allowed to execute thousands of runs at once."""
+    proc = ServerProcess(tmp_path_factory.mktemp("race"), "--max-concurrency", "5000").start()
+    yield proc
+    proc.stop()
+
+
+def assert_log_clean(server: ServerProcess) -> None:
+    """No unexpected error, abandoned task or failed finalization in the server's log."""
+    bad = [
+        line for line in server.log().splitlines()
+        if " ERROR " in line or " WARNING " in line or " CRITICAL " in line
+        or line.startswith("Traceback")
+    ]
+    assert not bad, "server log:\n" + "\n".join(bad[:20])
+
+
+class Window:
+    """Random instants in [0, hi) seconds, `hi` adapting so that both outcomes of a
+    race keep happening: an early outcome (the cancel won) widens the window, a late
+    one (the run was already over) narrows it. At equilibrium about half are early,
+    whatever the load, so the race window is hit on every run of the suite."""
+
+    def __init__(self, hi: float, lo: float = 0.0005, top: float = 2.0) -> None:
+        self.hi, self.lo, self.top = hi, lo, top
+
+    def pick(self) -> float:
+        return random.uniform(0, self.hi)
+
+    def observe(self, early: bool) -> None:
+        self.hi = min(self.top, max(self.lo, self.hi * (1.04 if early else 0.96)))
+
+
+class Api:
+    """Both clients, plus a tally of every answer (no 5xx is checked on each)."""
+
+    def __init__(self, url: str) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=url,
+            timeout=httpx.Timeout(60, pool=None),
+            limits=httpx.Limits(max_connections=400, max_keepalive_connections=400),
+        )
+        self.sdk = get_client(url=url, timeout=60)
+        self.codes: collections.Counter[int] = collections.Counter()
+        self.cancel_answers: collections.Counter[str] = collections.Counter()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def call(
+        self, method: str, path: str, *, expect: set[int] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        response = await self.http.request(method, path, **kwargs)
+        self.codes[response.status_code] += 1
+        assert response.status_code < 500, (  # invariant 6
+            f"{method} {path} -> {response.status_code}: {response.text}"
+        )
+        if expect is not None:
+            assert response.status_code in expect, (
+                f"{method} {path} -> {response.status_code}: {response.text}"
+            )
+        return response
+
+    async def create_run(
+        self, thread_id: str, ms: float, *, strategy: str | None = None
+    ) -> Row:
+        body: Row = {"assistant_id": "timed", "input": {"ms": ms}, "if_not_exists": "create"}
+        if strategy is not None:
+            body["multitask_strategy"] = strategy
+        return (await self.call("POST", f"/threads/{thread_id}/runs", json=body,
+                                expect={200})).json()
+
+    async def run_and_wait(self, thread_id: str, ms: float = 0.0) -> Row:
+        """A run created with /runs/wait (default strategy: enqueue); its final values."""
+        body = {"assistant_id": "timed", "input": {"ms": ms}, "if_not_exists": "create"}
+        return (await self.call("POST", f"/threads/{thread_id}/runs/wait", json=body,
+                                expect={200})).json()
+
+    async def cancel(
+        self, thread_id: str, run_id: str, *, action: str = "interrupt", wait: bool = False
+    ) -> tuple[int, Row]:
+        """One cancel, spelled in any of the ways the contract accepts."""
+        params: dict[str, str] = {}
+        if action != "interrupt" or random.random() < 0.5:
+            params["action"] = action
+        if wait or random.random() < 0.5:
+            params["wait"] = random.choice(["1", "true"] if wait else ["0", "false"])
+        response = await self.call(
+            "POST", f"/threads/{thread_id}/runs/{run_id}/cancel", params=params
+        )
+        body = response.json()
+        self.cancel_answers[f"{response.status_code} {body.get('cancel_outcome', body.get('status'))}"] += 1
+        return response.status_code, body
+
+    async def final(self, thread_id: str, run_id: str) -> Row | None:
+        """The run's final row, or None if its rollback removed it (which is checked:
+        a cancel of it must then still answer 202/200 `rolled_back`, not 404)."""
+        response = await self.call("GET", f"/threads/{thread_id}/runs/{run_id}", expect={200, 404})
+        if response.status_code == 200:
+            row = response.json()
+            assert row["status"] in TERMINAL, row
+            return row
+        wait = random.random() < 0.5
+        code, body = await self.cancel(
+            thread_id, run_id, action=random.choice(["interrupt", "rollback"]), wait=wait
+        )
+        assert (code, body.get("cancel_outcome")) == (200 if wait else 202, "rolled_back"), (
+            f"a run removed without its rollback's tombstone: {code} {body}"
+        )
+        assert body["cancel_action"] == "rollback", body
+        return None
+
+    async def spans(self, thread_id: str) -> list[Row]:
+        state = (await self.call("GET", f"/threads/{thread_id}/state", expect={200})).json()
+        return (state.get("values") or {}).get("spans") or []
+
+    async def checkpoint_ids(self, thread_id: str) -> set[str]:
+        history = (await self.call("GET", f"/threads/{thread_id}/history",
+                                   params={"limit": 1000}, expect={200})).json()
+        return {state["checkpoint_id"] for state in history}
+
+
+def check_answer(code: int, body: Row, *, wait: bool) -> str:
+    """The contract's table for a cancel of an existing run: 'accepted' or 'refused';
+    any other answer fails."""
+    if code == 409:
+        # Refused: the body says which terminal status the run already had.
+        assert body.get("status") in FINISHED_WITHOUT_CANCEL, body
+        assert body["run"]["status"] == body["status"], body
+        return "refused"
+    assert code == (200 if wait else 202), (code, body)
+    assert body["cancel_outcome"] in ACCEPTED_OUTCOMES, body
+    assert body["cancel_action"] in ("interrupt", "rollback"), body
+    if wait and body["cancel_action"] == "interrupt":
+        # wait=true answers once the run is terminal, with its final state.
+        assert body["status"] == "interrupted", body
+    return "accepted"
+
+
+def check_final(kind: str, answer: Row, final: Row | None, action: str) -> None:
+    """Invariants 1 and 2: what the run's final state must be after an answer."""
+    if kind == "accepted":
+        if action == "rollback":
+            assert final is None, f"accepted rollback, but the run remains: {final}"
+        else:
+            assert final is not None and final["status"] == "interrupted", (answer, final)
+            assert final["cancel_action"] == action, final
+            assert final["stop_reason"] == "cancelled", final
+    else:
+        assert final is not None and final["status"] == answer["status"], (answer, final)
+
+
+async def run_trials(n: int, trial: Callable[[int], Awaitable[Any]]) -> list[Any]:
+    """n trials, IN_FLIGHT at a time. All of them run to the end; the failures are
+    reported together (a trial exceeding TRIAL_TIMEOUT counts as stuck)."""
+    gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(i: int) -> Any:
+        async with gate:
+            try:
+                return await asyncio.wait_for(trial(i), TRIAL_TIMEOUT)
+            except TimeoutError as exc:
+                raise AssertionError(f"trial {i} still going after {TRIAL_TIMEOUT}s") from exc
+
+    results = await asyncio.gather(*(one(i) for i in range(n)), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        kinds = collections.Counter(f"{type(f).__name__}: {str(f)[:300]}" for f in failures)
+        first = "".join(traceback.format_exception(failures[0]))
+        raise AssertionError(
+            f"{len(failures)} of {n} trials failed:\n"
+            + "\n".join(f"  {count} x {kind}" for kind, count in kinds.most_common(10))
+            + f"\nfirst failure:\n{first}"
+        )
+    return results
+
+
+def report(capsys: pytest.CaptureFixture[str], name: str, trials: int, started: float,
+           api: Api, split: collections.Counter[str]) -> None:
+    with capsys.disabled():
+        print(
+            f"\n[race] {name}: {trials} trials in {time.monotonic() - started:.1f}s; "
+            f"split {dict(sorted(split.items()))}; "
+            f"cancel answers {dict(sorted(api.cancel_answers.items()))}; "
+            f"http {dict(sorted(api.codes.items()))}"
+        )
+
+
+# ------------------------------------------------------------------- family 1
+
+
+async def test_concurrent_cancels_of_one_run(race_server: ServerProcess, capsys) -> None:
+    """N (10-20) concurrent cancels of one active run, mixed actions and wait values,
+    a few through the official SDK and now and then a bulk cancel among them: every
+    answer 202 (200 for wait), one of them records the cancel and its action is the
+    effective one in all, the run stops once, ends `interrupted` (or is rolled back),
+    and its thread is idle again."""
+    api = Api(race_server.url)
+    split: collections.Counter[str] = collections.Counter()
+    n_trials = scaled(200)
+    started = time.monotonic()
+
+    async def trial(i: int) -> None:
+        thread_id = str(uuid.uuid4())
+        run = await api.create_run(thread_id, ms=60_000)  # would run for a minute
+        run_id = run["run_id"]
+        await asyncio.sleep(random.uniform(0, 0.02))  # some land on pending, most on running
+        requests = [
+            (random.choice(["interrupt", "interrupt", "rollback"]), random.random() < 0.4)
+            for _ in range(random.randint(10, 20))
+        ]
+        n_sdk = random.randint(0, 2)
+        bulk = random.random() < 0.2
+
+        async def via_sdk(action: str, wait: bool) -> Row:
+            return await api.sdk.runs.cancel(thread_id, run_id, wait=wait, action=action)
+
+        async def via_bulk() -> None:
+            await api.call("POST", "/runs/cancel", json={"thread_id": thread_id, "run_ids": [run_id]},
+                           params={"action": random.choice(["interrupt", "rollback"])},
+                           expect={204})
+
+        jobs: list[Awaitable[Any]] = [
+            api.cancel(thread_id, run_id, action=action, wait=wait) for action, wait in requests
+        ]
+        jobs += [via_sdk(random.choice(["interrupt", "rollback"]), random.random() < 0.5)
+                 for _ in range(n_sdk)]
+        if bulk:
+            jobs.append(via_bulk())
+        random.shuffle(jobs)
+        results = await asyncio.gather(*jobs)
+
+        bodies: list[Row] = []
+        for result in results:
+            if isinstance(result, tuple):  # httpx: (code, body)
+                code, body = result
+                wait = code == 200
+                assert check_answer(code, body, wait=wait) == "accepted", (code, body)
+                bodies.append(body)
+            elif result is not None:  # the SDK raises on anything but 2xx
+                assert result["cancel_outcome"] in ACCEPTED_OUTCOMES, result
+                bodies.append(result)
+        recorded = [b for b in bodies if b["cancel_outcome"] == "recorded"]
+        assert len(recorded) <= 1, f"{len(recorded)} answers say they recorded the cancel"
+        if not bulk:
+            assert len(recorded) == 1, [b["cancel_outcome"] for b in bodies]
+        # The first cancel recorded wins: every answer carries its action.
+        effective = {b["cancel_action"] for b in bodies}
+        assert len(effective) == 1, f"answers disagree on the effective action: {effective}"
+        action = effective.pop()
+        if recorded:
+            split[f"first landed on {recorded[0]['status']}"] += 1
+        split[f"{action} won"] += 1
+        final = await api.final(thread_id, run_id)
+        check_final("accepted", bodies[0], final, action)
+        if final is not None:
+            assert final["cancel_reason"] == "user", final
+        # Stopped once, before its node returned; the thread is free again.
+        thread = (await api.call("GET", f"/threads/{thread_id}", expect={200})).json()
+        assert thread["status"] == "idle", thread
+        assert not (thread.get("values") or {}).get("spans"), thread
+
+    try:
+        await run_trials(n_trials, trial)
+    finally:
+        report(capsys, "concurrent cancels", n_trials, started, api, split)
+        await api.close()
+    assert split["interrupt won"] >= minimum(20) and split["rollback won"] >= minimum(20), split
+    assert_log_clean(race_server)
+
+
+# ------------------------------------------------------------------- family 2
+
+
+async def test_cancel_races_completion(race_server: ServerProcess, capsys) -> None:
+    """A run that finishes a few ms after it starts, and one cancel at a random instant
+    around its completion: either accepted (202/200) and the run ends `interrupted`
+    (or rolled back), or refused with a 409 naming `success` and the run stays
+    `success`. Nothing else. A repeated cancel answers the same (idempotent)."""
+    api = Api(race_server.url)
+    split: collections.Counter[str] = collections.Counter()
+    window = Window(0.02)
+    n_trials = scaled(1000)
+    started = time.monotonic()
+
+    async def trial(i: int) -> None:
+        thread_id = str(uuid.uuid4())
+        ms = random.uniform(1, 8)
+        action = "rollback" if random.random() < 0.25 else "interrupt"
+        wait = random.random() < 0.5
+        run = await api.create_run(thread_id, ms=ms)
+        run_id = run["run_id"]
+        await asyncio.sleep(window.pick())
+        code, body = await api.cancel(thread_id, run_id, action=action, wait=wait)
+        kind = check_answer(code, body, wait=wait)
+        window.observe(kind == "accepted")
+        if kind == "accepted":
+            assert body["cancel_outcome"] == "recorded", body  # the only cancel of it
+            assert body["cancel_action"] == action, body
+        else:
+            assert body["status"] == "success", body  # the graph cannot fail or time out
+        # The same cancel again (the other wait): the same verdict (invariant 3).
+        code2, body2 = await api.cancel(thread_id, run_id, action=random.choice(
+            ["interrupt", "rollback"]), wait=not wait)
+        assert check_answer(code2, body2, wait=not wait) == kind, (body, code2, body2)
+        if kind == "accepted":
+            assert body2["cancel_action"] == action, body2
+            assert body2["cancel_outcome"] != "recorded", body2
+        else:
+            assert body2["status"] == body["status"], body2
+        final = await api.final(thread_id, run_id)
+        check_final(kind, body, final, action)
+        if kind == "refused":
+            split["409 success"] += 1
+            return
+        split[f"{200 if wait else 202} {action}"] += 1
+        spans = await api.spans(thread_id)
+        if action == "rollback":
+            assert not spans, f"rolled back, but the thread kept the run's writes: {spans}"
+        elif spans:
+            # The graph had returned, its checkpoint was written: the cancel still won.
+            split["interrupt after the graph returned"] += 1
+
+    try:
+        await run_trials(n_trials, trial)
+    finally:
+        report(capsys, "cancel vs completion", n_trials, started, api, split)
+        await api.close()
+    accepted = n_trials - split["409 success"]
+    assert split["409 success"] >= minimum(100) and accepted >= minimum(100), split
+    assert_log_clean(race_server)
+
+
+# ------------------------------------------------------------------- family 3
+
+
+async def test_cancel_races_start(race_server: ServerProcess, capsys) -> None:
+    """A cancel racing a pending run's start: on an idle thread right after creating
+    the run, or on a run queued behind one that is about to finish. Accepted cancels
+    end `interrupted` (or rolled back), never `success`; no run is stranded pending; a
+    later run on the thread still starts and succeeds."""
+    api = Api(race_server.url)
+    split: collections.Counter[str] = collections.Counter()
+    idle_window, queued_window = Window(0.003), Window(0.02)
+    n_trials = scaled(800)
+    started = time.monotonic()
+
+    async def trial(i: int) -> None:
+        thread_id = str(uuid.uuid4())
+        action = "rollback" if random.random() < 0.3 else "interrupt"
+        wait = random.random() < 0.3
+        queued = i % 2 == 1
+        ahead: Row | None = None
+        if queued:
+            ahead = await api.create_run(thread_id, ms=random.uniform(2, 10))
+        # Long enough that the race is with its start, not its end (a 409 is rare).
+        run = await api.create_run(thread_id, ms=random.uniform(20, 60))
+        assert run["status"] == "pending", run
+        window = queued_window if queued else idle_window
+        await asyncio.sleep(window.pick())
+        code, body = await api.cancel(thread_id, run["run_id"], action=action, wait=wait)
+        kind = check_answer(code, body, wait=wait)
+        variant = "queued" if queued else "idle"
+        if kind == "accepted":
+            assert body["cancel_outcome"] == "recorded" and body["cancel_action"] == action, body
+            if wait:  # a 200 shows the run's end, not what the cancel landed on
+                split[f"{variant}: accepted (wait)"] += 1
+            else:
+                # The run as the store held it when the cancel landed: still pending
+                # (so already `interrupted`, or `pending` in its rollback's tombstone),
+                # or running.
+                landed = "running" if body["status"] == "running" else "pending"
+                assert body["status"] in ("running", "interrupted", "pending"), body
+                split[f"{variant}: cancel landed on {landed}"] += 1
+                window.observe(landed == "pending")
+        else:
+            assert body["status"] == "success", body
+            split[f"{variant}: too late (409 success)"] += 1
+            window.observe(False)
+        # A later run on the same thread still starts (nothing stranded pending).
+        later = await api.run_and_wait(thread_id)
+        spans = later.get("spans") or []
+        assert spans and spans[-1]["overlap"] == 0, later
+        ran = {s["run_id"] for s in spans}
+        rows = {r["run_id"]: r for r in (await api.call(
+            "GET", f"/threads/{thread_id}/runs", params={"limit": 10}, expect={200})).json()}
+        assert all(r["status"] in TERMINAL for r in rows.values()), rows
+        assert all(r["status"] == "success" for r in rows.values()
+                   if r["run_id"] != run["run_id"]), rows
+        if ahead is not None:
+            assert ahead["run_id"] in ran, (ahead, spans)
+        final = rows.get(run["run_id"])
+        if final is None:
+            final = await api.final(thread_id, run["run_id"])
+        check_final(kind, body, final, action)
+        if kind == "accepted" and action == "rollback":
+            assert run["run_id"] not in ran, f"rolled back, but its writes remain: {spans}"
+        if kind == "refused":
+            assert run["run_id"] in ran, spans
+        # Repeat (invariant 3): the same verdict.
+        code2, body2 = await api.cancel(thread_id, run["run_id"], action=action)
+        assert check_answer(code2, body2, wait=False) == kind, (code2, body2)
+
+    try:
+        await run_trials(n_trials, trial)
+    finally:
+        report(capsys, "cancel vs start", n_trials, started, api, split)
+        await api.close()
+    on_pending = sum(v for k, v in split.items() if k.endswith("landed on pending"))
+    on_running = sum(v for k, v in split.items() if k.endswith("landed on running"))
+    assert on_pending >= minimum(50) and on_running >= minimum(50), split
+    assert_log_clean(race_server)
+
+
+# ------------------------------------------------------------------- family 4
+
+
+async def test_double_texting_races_completion(race_server: ServerProcess, capsys) -> None:
+    """Run A finishing in a few ms; at a random instant around its end, run B with
+    multitask_strategy interrupt or rollback (through the SDK). A ends `success` or
+    `interrupted` (interrupt) / `success` or removed (rollback); B always runs and
+    succeeds; B never starts before A is terminal (timestamps and an in-process
+    overlap counter in the graph); a rollback never loses a checkpoint that existed
+    before A started, and removes exactly what A wrote."""
+    api = Api(race_server.url)
+    split: collections.Counter[str] = collections.Counter()
+    windows = {"interrupt": Window(0.02), "rollback": Window(0.02)}
+    n_trials = scaled(600)
+    started = time.monotonic()
+
+    async def trial(i: int) -> None:
+        thread_id = str(uuid.uuid4())
+        strategy = "interrupt" if i % 2 == 0 else "rollback"
+        before = await api.run_and_wait(thread_id)  # history from before A
+        assert len(before["spans"]) == 1, before
+        history_before = await api.checkpoint_ids(thread_id) if strategy == "rollback" else set()
+        a = await api.sdk.runs.create(thread_id, "timed", input={"ms": random.uniform(1, 8)})
+        await asyncio.sleep(windows[strategy].pick())
+        b = await api.sdk.runs.create(thread_id, "timed", input={"ms": 0},
+                                      multitask_strategy=strategy)
+        values = await api.sdk.runs.join(thread_id, b["run_id"])
+        rows = {r["run_id"]: r for r in (await api.call(
+            "GET", f"/threads/{thread_id}/runs", params={"limit": 10}, expect={200})).json()}
+        final_b = rows[b["run_id"]]
+        assert final_b["status"] == "success", final_b
+        final_a = rows.get(a["run_id"])
+        if final_a is None:
+            final_a = await api.final(thread_id, a["run_id"])  # checks the tombstone
+        spans = values.get("spans") or []
+        by_run = {s["run_id"]: s for s in spans}
+        assert all(s["overlap"] == 0 for s in spans), spans  # never two at once
+        assert spans[0] == before["spans"][0], spans
+        assert spans[-1]["run_id"] == b["run_id"], spans
+        b_start = by_run[b["run_id"]]["start"]
+        if final_a is None:
+            assert strategy == "rollback"
+            assert a["run_id"] not in by_run, f"rolled back, but A's writes remain: {spans}"
+            outcome = "A rolled back"
+        else:
+            assert final_a["status"] in ("success", "interrupted"), final_a
+            if final_a["status"] == "interrupted":
+                assert strategy == "interrupt", final_a
+                assert final_a["cancel_reason"] == "multitask_interrupt", final_a
+                assert ts(final_a["updated_at"]) <= b_start, (final_a, spans)
+                outcome = "A interrupted"
+            else:
+                assert final_a["cancel_action"] is None, final_a
+                assert a["run_id"] in by_run, (final_a, spans)
+                # A's row was final (updated_at = its end) before B's node began.
+                assert ts(final_a["updated_at"]) <= b_start, (final_a, spans)
+                assert by_run[a["run_id"]]["end"] <= b_start, spans
+                outcome = "A success"
+        windows[strategy].observe(outcome != "A success")
+        split[f"{strategy}: {outcome}"] += 1
+        expected = [before["spans"][0]["run_id"]] + (
+            [a["run_id"]] if outcome == "A success" else []) + [b["run_id"]]
+        if outcome != "A interrupted":  # interrupted mid-node: A may or may not have written
+            assert [s["run_id"] for s in spans] == expected, spans
+        if strategy == "rollback":
+            missing = history_before - await api.checkpoint_ids(thread_id)
+            assert not missing, f"rollback lost checkpoints from before A: {missing}"
+        thread = (await api.call("GET", f"/threads/{thread_id}", expect={200})).json()
+        assert thread["status"] == "idle", thread
+
+    try:
+        await run_trials(n_trials, trial)
+    finally:
+        report(capsys, "double-texting vs completion", n_trials, started, api, split)
+        await api.close()
+    for strategy, cancelled in (("interrupt", "A interrupted"), ("rollback", "A rolled back")):
+        assert split[f"{strategy}: A success"] >= minimum(40), split
+        assert split[f"{strategy}: {cancelled}"] >= minimum(40), split
+    assert_log_clean(race_server)

@@ -25,9 +25,9 @@ The four families:
 4. test_double_texting_races_completion    interrupt/rollback double-texting racing the
                                            active run's completion
 
-Where a family races two outcomes, the cancel instant is drawn at random from a window
-that adapts as the trials go (see `Window`) so that both sides keep happening whatever
-the machine's load; each test prints a summary line with its trial count and the
+Where a family races two outcomes, the racing request's delay and the run's duration
+are drawn at random around values that adapt as the trials go (see `Tuner`), so that
+both sides keep happening whatever the machine's load; each test prints a summary line with its trial count and the
 split observed, and asserts that both sides happened a minimum number of times.
 
 RUNLANE_RACE_SCALE (default 1) multiplies every trial count (e.g. 10 for a soak),
@@ -101,20 +101,38 @@ def assert_log_clean(server: ServerProcess) -> None:
     assert not bad, "server log:\n" + "\n".join(bad[:20])
 
 
-class Window:
-    """Random instants in [0, hi) seconds, `hi` adapting so that both outcomes of a
-    race keep happening: an early outcome (the cancel won) widens the window, a late
-    one (the run was already over) narrows it. At equilibrium about half are early,
-    whatever the load, so the race window is hit on every run of the suite."""
+class Tuner:
+    """One knob of a race (a delay before the racing request, or a run's duration),
+    adapting as the trials report which side won, so that both sides keep happening
+    whatever the machine's load: with `early_grows` (a delay) an early outcome (the
+    cancel won) lengthens it and a late one shortens it; without (a run's duration)
+    the reverse. A delay tunes the race when the cancel reaches the server sooner than
+    the run ends, a duration when the server's latency alone is longer than the run.
+    Together they settle where the race is close to even."""
 
-    def __init__(self, hi: float, lo: float = 0.0005, top: float = 2.0) -> None:
-        self.hi, self.lo, self.top = hi, lo, top
+    def __init__(self, value: float, lo: float, hi: float, *, early_grows: bool) -> None:
+        self.value, self.lo, self.hi, self.early_grows = value, lo, hi, early_grows
 
-    def pick(self) -> float:
-        return random.uniform(0, self.hi)
+    def upto(self) -> float:
+        return random.uniform(0, self.value)
+
+    def around(self) -> float:
+        return self.value * random.uniform(0.5, 1.5)
 
     def observe(self, early: bool) -> None:
-        self.hi = min(self.top, max(self.lo, self.hi * (1.04 if early else 0.96)))
+        factor = 1.04 if early == self.early_grows else 1 / 1.04
+        self.value = min(self.hi, max(self.lo, self.value * factor))
+
+    def __repr__(self) -> str:
+        return f"{self.value:.4g}"
+
+
+def delay_tuner(start: float = 0.01) -> Tuner:
+    return Tuner(start, 0.0002, 0.3, early_grows=True)
+
+
+def duration_tuner(start_ms: float = 5.0) -> Tuner:
+    return Tuner(start_ms, 1.0, 200.0, early_grows=False)
 
 
 class Api:
@@ -262,11 +280,11 @@ async def run_trials(n: int, trial: Callable[[int], Awaitable[Any]]) -> list[Any
 
 
 def report(capsys: pytest.CaptureFixture[str], name: str, trials: int, started: float,
-           api: Api, split: collections.Counter[str]) -> None:
+           api: Api, split: collections.Counter[str], **tuners: Tuner) -> None:
     with capsys.disabled():
         print(
             f"\n[race] {name}: {trials} trials in {time.monotonic() - started:.1f}s; "
-            f"split {dict(sorted(split.items()))}; "
+            f"split {dict(sorted(split.items()))}; tuned to {tuners}; "
             f"cancel answers {dict(sorted(api.cancel_answers.items()))}; "
             f"http {dict(sorted(api.codes.items()))}"
         )
@@ -365,21 +383,22 @@ async def test_cancel_races_completion(race_server: ServerProcess, capsys) -> No
     `success`. Nothing else. A repeated cancel answers the same (idempotent)."""
     api = Api(race_server.url)
     split: collections.Counter[str] = collections.Counter()
-    window = Window(0.02)
+    delay, duration = delay_tuner(), duration_tuner()
     n_trials = scaled(1000)
     started = time.monotonic()
 
     async def trial(i: int) -> None:
         thread_id = str(uuid.uuid4())
-        ms = random.uniform(1, 8)
+        ms = duration.around()
         action = "rollback" if random.random() < 0.25 else "interrupt"
         wait = random.random() < 0.5
         run = await api.create_run(thread_id, ms=ms)
         run_id = run["run_id"]
-        await asyncio.sleep(window.pick())
+        await asyncio.sleep(delay.upto())
         code, body = await api.cancel(thread_id, run_id, action=action, wait=wait)
         kind = check_answer(code, body, wait=wait)
-        window.observe(kind == "accepted")
+        delay.observe(kind == "accepted")
+        duration.observe(kind == "accepted")
         if kind == "accepted":
             assert body["cancel_outcome"] == "recorded", body  # the only cancel of it
             assert body["cancel_action"] == action, body
@@ -410,7 +429,8 @@ async def test_cancel_races_completion(race_server: ServerProcess, capsys) -> No
     try:
         await run_trials(n_trials, trial)
     finally:
-        report(capsys, "cancel vs completion", n_trials, started, api, split)
+        report(capsys, "cancel vs completion", n_trials, started, api, split,
+               delay_s=delay, duration_ms=duration)
         await api.close()
     accepted = n_trials - split["409 success"]
     assert split["409 success"] >= minimum(100) and accepted >= minimum(100), split
@@ -427,7 +447,7 @@ async def test_cancel_races_start(race_server: ServerProcess, capsys) -> None:
     later run on the thread still starts and succeeds."""
     api = Api(race_server.url)
     split: collections.Counter[str] = collections.Counter()
-    idle_window, queued_window = Window(0.003), Window(0.02)
+    idle_delay, queued_delay, ahead_duration = delay_tuner(0.002), delay_tuner(), duration_tuner()
     n_trials = scaled(800)
     started = time.monotonic()
 
@@ -438,12 +458,11 @@ async def test_cancel_races_start(race_server: ServerProcess, capsys) -> None:
         queued = i % 2 == 1
         ahead: Row | None = None
         if queued:
-            ahead = await api.create_run(thread_id, ms=random.uniform(2, 10))
+            ahead = await api.create_run(thread_id, ms=ahead_duration.around())
         # Long enough that the race is with its start, not its end (a 409 is rare).
         run = await api.create_run(thread_id, ms=random.uniform(20, 60))
         assert run["status"] == "pending", run
-        window = queued_window if queued else idle_window
-        await asyncio.sleep(window.pick())
+        await asyncio.sleep((queued_delay if queued else idle_delay).upto())
         code, body = await api.cancel(thread_id, run["run_id"], action=action, wait=wait)
         kind = check_answer(code, body, wait=wait)
         variant = "queued" if queued else "idle"
@@ -458,11 +477,14 @@ async def test_cancel_races_start(race_server: ServerProcess, capsys) -> None:
                 landed = "running" if body["status"] == "running" else "pending"
                 assert body["status"] in ("running", "interrupted", "pending"), body
                 split[f"{variant}: cancel landed on {landed}"] += 1
-                window.observe(landed == "pending")
+                if queued:
+                    queued_delay.observe(landed == "pending")
+                    ahead_duration.observe(landed == "pending")
+                else:
+                    idle_delay.observe(landed == "pending")
         else:
             assert body["status"] == "success", body
             split[f"{variant}: too late (409 success)"] += 1
-            window.observe(False)
         # A later run on the same thread still starts (nothing stranded pending).
         later = await api.run_and_wait(thread_id)
         spans = later.get("spans") or []
@@ -490,7 +512,8 @@ async def test_cancel_races_start(race_server: ServerProcess, capsys) -> None:
     try:
         await run_trials(n_trials, trial)
     finally:
-        report(capsys, "cancel vs start", n_trials, started, api, split)
+        report(capsys, "cancel vs start", n_trials, started, api, split, idle_delay_s=idle_delay,
+               queued_delay_s=queued_delay, ahead_duration_ms=ahead_duration)
         await api.close()
     on_pending = sum(v for k, v in split.items() if k.endswith("landed on pending"))
     on_running = sum(v for k, v in split.items() if k.endswith("landed on running"))
@@ -510,7 +533,8 @@ async def test_double_texting_races_completion(race_server: ServerProcess, capsy
     before A started, and removes exactly what A wrote."""
     api = Api(race_server.url)
     split: collections.Counter[str] = collections.Counter()
-    windows = {"interrupt": Window(0.02), "rollback": Window(0.02)}
+    delays = {"interrupt": delay_tuner(), "rollback": delay_tuner()}
+    durations = {"interrupt": duration_tuner(), "rollback": duration_tuner()}
     n_trials = scaled(600)
     started = time.monotonic()
 
@@ -520,8 +544,9 @@ async def test_double_texting_races_completion(race_server: ServerProcess, capsy
         before = await api.run_and_wait(thread_id)  # history from before A
         assert len(before["spans"]) == 1, before
         history_before = await api.checkpoint_ids(thread_id) if strategy == "rollback" else set()
-        a = await api.sdk.runs.create(thread_id, "timed", input={"ms": random.uniform(1, 8)})
-        await asyncio.sleep(windows[strategy].pick())
+        a = await api.sdk.runs.create(thread_id, "timed",
+                                      input={"ms": durations[strategy].around()})
+        await asyncio.sleep(delays[strategy].upto())
         b = await api.sdk.runs.create(thread_id, "timed", input={"ms": 0},
                                       multitask_strategy=strategy)
         values = await api.sdk.runs.join(thread_id, b["run_id"])
@@ -556,7 +581,8 @@ async def test_double_texting_races_completion(race_server: ServerProcess, capsy
                 assert ts(final_a["updated_at"]) <= b_start, (final_a, spans)
                 assert by_run[a["run_id"]]["end"] <= b_start, spans
                 outcome = "A success"
-        windows[strategy].observe(outcome != "A success")
+        delays[strategy].observe(outcome != "A success")
+        durations[strategy].observe(outcome != "A success")
         split[f"{strategy}: {outcome}"] += 1
         expected = [before["spans"][0]["run_id"]] + (
             [a["run_id"]] if outcome == "A success" else []) + [b["run_id"]]
@@ -571,7 +597,8 @@ async def test_double_texting_races_completion(race_server: ServerProcess, capsy
     try:
         await run_trials(n_trials, trial)
     finally:
-        report(capsys, "double-texting vs completion", n_trials, started, api, split)
+        report(capsys, "double-texting vs completion", n_trials, started, api, split,
+               delay_s=delays, duration_ms=durations)
         await api.close()
     for strategy, cancelled in (("interrupt", "A interrupted"), ("rollback", "A rolled back")):
         assert split[f"{strategy}: A success"] >= minimum(40), split

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import functools
 import os
 import sqlite3
@@ -24,6 +25,14 @@ from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMet
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class RestorePoint:
+    """Pending writes on the checkpoints a run starts from, as they were before it."""
+
+    start_checkpoints: frozenset[tuple[str, str]]  # (checkpoint_ns, checkpoint_id)
+    writes: tuple[tuple[Any, ...], ...]  # full rows of the writes table
 
 
 class ThreadedSqliteSaver(SqliteSaver):
@@ -77,11 +86,38 @@ class ThreadedSqliteSaver(SqliteSaver):
     async def adelete_thread(self, thread_id: str) -> None:
         await self.call(self.delete_thread, thread_id)
 
-    def delete_run(self, thread_id: str, run_id: str) -> int:
-        """Remove exactly the checkpoints (and their pending writes) that `run_id` wrote.
+    def restore_point(self, thread_id: str, start_checkpoint_id: str | None) -> RestorePoint:
+        """The pending writes a run could add to (or replace on) checkpoints that
+        existed before it: those of the checkpoint it resumes from, in every
+        namespace. Taken before the run's graph starts."""
+        with self.cursor(transaction=False) as cur:
+            cur.execute(
+                "SELECT checkpoint_ns, max(checkpoint_id) FROM checkpoints "
+                "WHERE thread_id = ? GROUP BY checkpoint_ns",
+                (thread_id,),
+            )
+            starts = {(ns, cid) for ns, cid in cur.fetchall()}
+            if start_checkpoint_id:
+                starts.add(("", start_checkpoint_id))
+            writes: list[tuple[Any, ...]] = []
+            for ns, cid in starts:
+                cur.execute(
+                    "SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, "
+                    "type, value FROM writes WHERE thread_id = ? AND checkpoint_ns = ? "
+                    "AND checkpoint_id = ?",
+                    (thread_id, ns, cid),
+                )
+                writes.extend(cur.fetchall())
+        return RestorePoint(frozenset(starts), tuple(writes))
+
+    def delete_run(self, thread_id: str, run_id: str, restore: RestorePoint | None) -> int:
+        """Put the thread's checkpoints back to exactly what they were before `run_id`.
 
         langgraph copies `configurable.run_id` into every checkpoint's metadata, so
-        this never touches history from before the run, whenever the cancel landed.
+        the run's own checkpoints (and their writes) are found exactly, and history
+        from before the run is never touched. A run that resumed an earlier
+        checkpoint also wrote onto it (its resume value, its tasks' results): those
+        checkpoints get back exactly the pending writes `restore` recorded.
         """
         written_by_run = (
             "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? "
@@ -97,7 +133,20 @@ class ThreadedSqliteSaver(SqliteSaver):
                 f"({written_by_run})",
                 (thread_id, thread_id, run_id),
             )
-            return cur.rowcount
+            deleted = cur.rowcount
+            if restore is not None:
+                for ns, cid in restore.start_checkpoints:
+                    cur.execute(
+                        "DELETE FROM writes WHERE thread_id = ? AND checkpoint_ns = ? "
+                        "AND checkpoint_id = ?",
+                        (thread_id, ns, cid),
+                    )
+                cur.executemany(
+                    "INSERT OR REPLACE INTO writes (thread_id, checkpoint_ns, checkpoint_id, "
+                    "task_id, idx, channel, type, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    restore.writes,
+                )
+            return deleted
 
     def shutdown(self) -> None:
         self._thread.shutdown(wait=True)
@@ -129,6 +178,12 @@ class Checkpoints:
         assert self.saver is not None
         await self.saver.adelete_thread(thread_id)
 
-    async def delete_run(self, thread_id: str, run_id: str) -> int:
+    async def restore_point(self, thread_id: str, start_checkpoint_id: str | None) -> RestorePoint:
         assert self.saver is not None
-        return await self.saver.call(self.saver.delete_run, thread_id, run_id)
+        return await self.saver.call(self.saver.restore_point, thread_id, start_checkpoint_id)
+
+    async def delete_run(
+        self, thread_id: str, run_id: str, restore: RestorePoint | None = None
+    ) -> int:
+        assert self.saver is not None
+        return await self.saver.call(self.saver.delete_run, thread_id, run_id, restore)

@@ -22,7 +22,7 @@ from typing import Any
 from langgraph.pregel import Pregel
 from langgraph.types import Command
 
-from runlane.checkpoints import Checkpoints
+from runlane.checkpoints import Checkpoints, RestorePoint
 from runlane.contract import RunStatus, StopReason, ThreadStatus
 from runlane.serde import to_jsonable
 from runlane.store import SettleResult, Store
@@ -179,6 +179,9 @@ class Executor:
         finally:
             self._graph_tasks.pop(run_id, None)
             self._abandon.pop(run_id, None)
+            # Free the slot before waking the dispatcher: the done callback that also
+            # discards runs only after the dispatcher has looked (and found no slot).
+            self._supervisors.discard(asyncio.current_task())  # type: ignore[arg-type]
             self.wake()
 
     async def _settle(
@@ -212,7 +215,7 @@ class Executor:
             interrupts=interrupts,
         )
         if result.needs_rollback:
-            await self.checkpoints.delete_run(thread_id, run_id)
+            await self.checkpoints.delete_run(thread_id, run_id, progress.restore)
             values, interrupts, paused = await thread_state(graph, thread_id)
             await self.store.complete_rollback(
                 run_id, values, interrupts,
@@ -251,6 +254,12 @@ class Executor:
         subgraphs = bool(kwargs.get("stream_subgraphs"))
         command = kwargs.get("command")
         graph_input: Any = Command(**command) if command else kwargs.get("input")
+        if graph_input is None or command:
+            # Resuming or continuing: the graph writes onto a checkpoint that predates
+            # this run. Remember its pending writes so a rollback can restore them.
+            progress.restore = await self.checkpoints.restore_point(
+                run["thread_id"], config["configurable"].get("checkpoint_id")
+            )
         options: Row = {}
         for key in ("interrupt_before", "interrupt_after", "durability"):
             if kwargs.get(key) is not None:
@@ -303,9 +312,10 @@ class Executor:
 class RunProgress:
     """What the executor learned from a run's own stream."""
 
-    __slots__ = ("last_values", "saw_interrupt", "saw_values")
+    __slots__ = ("last_values", "saw_interrupt", "saw_values", "restore")
 
     def __init__(self) -> None:
+        self.restore: RestorePoint | None = None
         self.last_values: Any = None
         self.saw_values = False
         self.saw_interrupt = False

@@ -201,3 +201,20 @@ async def timed_node(state: SpanState, config: RunnableConfig) -> dict:
 # One node that finishes `ms` milliseconds after it starts: a run that ends at a
 # controlled instant, and leaves a record of when it ran in the thread's state.
 timed = StateGraph(SpanState).add_node("sleep", timed_node).add_edge(START, "sleep").compile()
+
+
+class SlowHitlState(TypedDict, total=False):
+    delay: float
+    answers: Annotated[list[str], operator.add]
+
+
+async def ask_then_work(state: SlowHitlState) -> dict:
+    answer = interrupt({"question": "go on?"})
+    await asyncio.sleep(state.get("delay", 0.0))  # work after resuming: time to cancel
+    return {"answers": [answer]}
+
+
+# Pauses at interrupt(); once resumed, works for `delay` seconds before finishing.
+slow_hitl = (
+    StateGraph(SlowHitlState).add_node("ask", ask_then_work).add_edge(START, "ask").compile()
+)

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from langgraph.pregel import Pregel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane import __version__
@@ -86,7 +87,8 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
-        response = error(413, f"request body larger than {self.max_bytes} bytes")
+        response = error(413, f"request body larger than {self.max_bytes} bytes, the most "
+                              "this server accepts (RUNLANE_MAX_BODY_BYTES)")
         await response(scope, receive=_disconnected, send=send)
 
 
@@ -214,7 +216,21 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        return error(exc.status_code, str(exc.detail))
+        detail = str(exc.detail)
+        headers = dict(exc.headers or {})
+        where = f"{request.method} {request.url.path}"
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such route: {where} (see /docs for the routes served)"
+        elif exc.status_code == 405:
+            # Starlette names the methods of one route only; a path has one route per method.
+            allowed = sorted({
+                method for route in request.app.router.routes
+                if isinstance(route, Route) and route.path_regex.match(request.url.path)
+                for method in route.methods or ()
+            })
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"method not allowed: {where}; allowed: {', '.join(allowed)}"
+        return JSON({"detail": detail}, status_code=exc.status_code, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,276 @@
+"""Multitask strategies (one run at a time per thread) and concurrency across threads.
+
+A thread runs at most one run at a time; a new run on a busy thread follows its
+`multitask_strategy`: reject, interrupt, rollback or enqueue (the default). Across
+threads, runs execute concurrently, up to `--max-concurrency`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+from conftest import ServerProcess
+from contract_support import (
+    cancel_url,
+    eventually,
+    get_run,
+    history_run_ids,
+    run_span,
+    snapshot,
+    wait_final,
+    wait_status,
+    wait_ticks,
+)
+
+pytest_plugins = ("contract_fixtures",)
+
+LONG = {"steps": 100_000, "delay": 0.02}
+
+
+class StatusWatcher:
+    """Samples the statuses of a thread's runs until stopped, to check that no two
+    were ever `running` at once and in which order they started."""
+
+    def __init__(self, client: Any, thread_id: str) -> None:
+        self.client = client
+        self.thread_id = thread_id
+        self.samples: list[dict[str, str]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _loop(self) -> None:
+        while True:
+            runs = await self.client.runs.list(self.thread_id, limit=100)
+            self.samples.append({r["run_id"]: r["status"] for r in runs})
+            await asyncio.sleep(0.01)
+
+    def __enter__(self) -> StatusWatcher:  # noqa: PYI034
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+    def max_running(self) -> int:
+        return max((list(s.values()).count("running") for s in self.samples), default=0)
+
+    def start_order(self) -> list[str]:
+        """Run ids in the order they were first seen running (or finished)."""
+        seen: list[str] = []
+        for sample in self.samples:
+            for run_id, status in sample.items():
+                if status != "pending" and run_id not in seen:
+                    seen.append(run_id)
+        return seen
+
+
+def blocks(run_ids: list[str | None]) -> list[str | None]:
+    """Collapse consecutive equal ids: the order in which runs wrote checkpoints."""
+    return [key for key, _ in itertools.groupby(run_ids)]
+
+
+# -------------------------------------------------------------------------- reject
+
+
+async def test_reject_answers_409_and_the_active_run_continues(client, ahttp, new_thread):
+    thread_id = await new_thread()
+    first = await client.runs.create(thread_id, "sleepy", input={"steps": 6, "delay": 0.05})
+    await wait_status(client, thread_id, first["run_id"], "running")
+    resp = await ahttp.post(f"/threads/{thread_id}/runs", json={
+        "assistant_id": "sleepy", "input": {"steps": 1}, "multitask_strategy": "reject"})
+    assert resp.status_code == 409, resp.text
+    assert "busy" in resp.json()["detail"]
+    with pytest.raises(httpx.HTTPStatusError) as info:
+        await client.runs.create(thread_id, "sleepy", input={"steps": 1},
+                                 multitask_strategy="reject")
+    assert info.value.response.status_code == 409
+    # Nothing was created, and the active run finishes normally.
+    runs = await client.runs.list(thread_id)
+    assert [r["run_id"] for r in runs] == [first["run_id"]]
+    final = await wait_final(client, thread_id, first["run_id"])
+    assert final is not None and final["status"] == "success"
+    assert (await client.threads.get_state(thread_id))["values"]["ticks"] == 6
+    # Once idle, reject admits the run.
+    ok = await client.runs.wait(thread_id, "sleepy", input={"steps": 7, "delay": 0},
+                                multitask_strategy="reject")
+    assert ok["ticks"] == 7
+
+
+# ----------------------------------------------------------------------- interrupt
+
+
+async def test_interrupt_strategy_stops_the_active_run_then_starts(client, new_thread):
+    thread_id = await new_thread()
+    first = await client.runs.create(thread_id, "sleepy", input=LONG)
+    state = await wait_ticks(client, thread_id, 3)
+    with StatusWatcher(client, thread_id) as watcher:
+        second = await client.runs.create(thread_id, "sleepy", input={"steps": 1, "delay": 0},
+                                          multitask_strategy="interrupt")
+        final = await wait_final(client, thread_id, second["run_id"])
+        await asyncio.sleep(0.05)
+    assert final is not None and final["status"] == "success"
+    previous = await client.runs.get(thread_id, first["run_id"])
+    assert previous["status"] == "interrupted"
+    assert previous["cancel_action"] == "interrupt"
+    assert previous["cancel_reason"] == "multitask_interrupt"
+    assert previous["stop_reason"] == "cancelled"
+    assert watcher.max_running() <= 1
+    assert watcher.start_order()[-1] == second["run_id"]
+    # The new run started from the interrupted run's last checkpoint, after it.
+    ran = await history_run_ids(client, thread_id)
+    assert blocks(ran) == [first["run_id"], second["run_id"]]
+    values = (await client.threads.get_state(thread_id))["values"]
+    assert values["ticks"] > state["values"]["ticks"]
+    assert (await client.threads.get(thread_id))["status"] == "idle"
+
+
+async def test_interrupt_strategy_also_cancels_queued_runs(client, new_thread):
+    thread_id = await new_thread()
+    first = await client.runs.create(thread_id, "sleepy", input=LONG)
+    await wait_status(client, thread_id, first["run_id"], "running")
+    queued = await client.runs.create(thread_id, "sleepy", input={"steps": 1, "delay": 0})
+    last = await client.runs.create(thread_id, "sleepy", input={"steps": 1, "delay": 0},
+                                    multitask_strategy="interrupt")
+    final = await wait_final(client, thread_id, last["run_id"])
+    assert final is not None and final["status"] == "success"
+    for run in (first, queued):
+        got = await client.runs.get(thread_id, run["run_id"])
+        assert got["status"] == "interrupted" and got["cancel_reason"] == "multitask_interrupt"
+    assert queued["run_id"] not in await history_run_ids(client, thread_id)
+
+
+# ------------------------------------------------------------------------ rollback
+
+
+async def test_rollback_strategy_removes_the_active_run_and_restores(client, ahttp, new_thread):
+    thread_id = await new_thread()
+    await client.runs.wait(thread_id, "sleepy", input={"steps": 1, "delay": 0})
+    before = await snapshot(client, thread_id)
+    first = await client.runs.create(thread_id, "sleepy", input=LONG)
+    await wait_ticks(client, thread_id, 4)
+    with StatusWatcher(client, thread_id) as watcher:
+        second = await client.runs.create(thread_id, "sleepy", input={"steps": 2, "delay": 0},
+                                          multitask_strategy="rollback")
+        final = await wait_final(client, thread_id, second["run_id"])
+        await asyncio.sleep(0.05)
+    assert final is not None and final["status"] == "success"
+    assert watcher.max_running() <= 1
+    assert await get_run(client, thread_id, first["run_id"]) is None
+    tomb = await ahttp.post(cancel_url(thread_id, first["run_id"]))
+    assert tomb.status_code == 202 and tomb.json()["cancel_reason"] == "multitask_rollback"
+    # The new run started from exactly the state before the rolled-back run: from
+    # 1 tick it needed one more to reach 2 (had the 4+ ticks survived, it would be 5+).
+    values = (await client.threads.get_state(thread_id))["values"]
+    assert values["ticks"] == 2
+    history = await history_run_ids(client, thread_id)
+    assert first["run_id"] not in history
+    after = await snapshot(client, thread_id)
+    assert after["history"][-len(before["history"]):] == before["history"], \
+        "checkpoints from before the rolled-back run survive"
+    assert blocks(history)[-1] == second["run_id"]
+
+
+# ------------------------------------------------------------------------- enqueue
+
+
+async def test_enqueue_runs_in_creation_order_one_at_a_time(client, new_thread):
+    thread_id = await new_thread()
+    with StatusWatcher(client, thread_id) as watcher:
+        created = []
+        for _ in range(4):
+            created.append(await client.runs.create(
+                thread_id, "sleepy", input={"steps": 1, "delay": 0.1},
+                multitask_strategy="enqueue"))
+        finals = [await wait_final(client, thread_id, r["run_id"]) for r in created]
+        await asyncio.sleep(0.05)
+    ids = [r["run_id"] for r in created]
+    assert [f["status"] for f in finals] == ["success"] * 4
+    assert watcher.max_running() == 1, "never two running on a thread at once"
+    assert watcher.start_order() == ids
+    # Each run wrote its checkpoints in one block, in creation order.
+    assert blocks(await history_run_ids(client, thread_id)) == ids
+    # And each ended before the next one started.
+    spans = [await run_span(client, thread_id, run_id) for run_id in ids]
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert end <= start
+    ended = [f["updated_at"] for f in finals]
+    assert ended == sorted(ended)
+
+
+async def test_enqueue_is_the_default(client, new_thread):
+    thread_id = await new_thread()
+    first = await client.runs.create(thread_id, "sleepy", input={"steps": 3, "delay": 0.05})
+    second = await client.runs.create(thread_id, "sleepy", input={"steps": 1, "delay": 0})
+    assert second["status"] == "pending" and second["multitask_strategy"] == "enqueue"
+    final = await wait_final(client, thread_id, second["run_id"])
+    assert final is not None and final["status"] == "success"
+    assert blocks(await history_run_ids(client, thread_id)) == [first["run_id"], second["run_id"]]
+
+
+# --------------------------------------------------------------- across threads
+
+
+async def test_many_threads_run_concurrently(client, new_thread):
+    threads = [await new_thread() for _ in range(20)]
+    created = await asyncio.gather(*(
+        client.runs.create(t, "sleepy", input={"steps": 1, "delay": 0.5}) for t in threads))
+    finals = await asyncio.gather(*(
+        wait_final(client, t, r["run_id"]) for t, r in zip(threads, created, strict=True)))
+    assert all(f is not None and f["status"] == "success" for f in finals)
+    spans = [await run_span(client, t, r["run_id"]) for t, r in zip(threads, created, strict=True)]
+    # The most runs executing at one instant (each span lies inside its run's life).
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans],
+                    key=lambda x: (x[0], x[1]))
+    level = peak = 0
+    for _, delta in events:
+        level += delta
+        peak = max(peak, level)
+    assert peak >= 10, f"only {peak} of 20 runs overlapped"
+
+
+async def test_max_concurrency_keeps_extra_runs_pending(tmp_path):
+    """With two slots, the third run waits `pending`, and takes the slot of the first
+    run to finish (not the last: here the second runs much longer)."""
+    server = ServerProcess(tmp_path, "--max-concurrency", "2").start()
+    try:
+        client = get_client(url=server.url, timeout=60)
+        threads = [(await client.threads.create())["thread_id"] for _ in range(3)]
+        runs = []
+        for thread_id, delay in zip(threads, (0.3, 1.5, 0.1), strict=True):
+            runs.append(await client.runs.create(thread_id, "sleepy",
+                                                 input={"steps": 1, "delay": delay}))
+
+        async def statuses() -> list[str]:
+            got = await asyncio.gather(*(client.runs.get(t, r["run_id"])
+                                         for t, r in zip(threads, runs, strict=True)))
+            return [g["status"] for g in got]
+
+        samples: list[list[str]] = []
+
+        async def two_running() -> bool:
+            samples.append(await statuses())
+            return samples[-1][:2] == ["running", "running"]
+
+        await eventually(two_running, what="the first two runs to start")
+        assert samples[-1][2] == "pending", samples[-1]
+
+        async def all_done() -> bool:
+            samples.append(await statuses())
+            return all(s == "success" for s in samples[-1])
+
+        await eventually(all_done, what="all three runs to finish", timeout=10)
+        assert max(s.count("running") for s in samples) <= 2, samples
+        spans = [await run_span(client, t, r["run_id"])
+                 for t, r in zip(threads, runs, strict=True)]
+        # The third started only after the first had finished ...
+        assert spans[2][0] >= spans[0][1]
+        # ... and as soon as it had: it did not wait for the second to finish too.
+        assert spans[2][1] < spans[1][1], "the free slot stayed idle until another run ended"
+    finally:
+        server.stop()

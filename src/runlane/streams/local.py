@@ -17,6 +17,10 @@ from collections.abc import AsyncIterator
 from runlane.serde import dumps
 
 
+HEARTBEAT = b": heartbeat\n\n"
+HEARTBEAT_SECONDS = 10.0
+
+
 class RunEventLog:
     __slots__ = ("frames", "names", "closed", "_changed")
 
@@ -59,9 +63,15 @@ class RunEventLog:
         await asyncio.shield(self._changed)
 
     async def follow(
-        self, after: int = 0, modes: frozenset[str] | None = None
+        self,
+        after: int = 0,
+        modes: frozenset[str] | None = None,
+        heartbeat: float | None = HEARTBEAT_SECONDS,
     ) -> AsyncIterator[bytes]:
-        """Yield batches of frames with id > `after`, live, until the log closes."""
+        """Yield batches of frames with id > `after`, live, until the log closes.
+
+        While nothing happens, an SSE comment every `heartbeat` seconds keeps proxies
+        from cutting an idle stream (clients ignore comments)."""
         position = max(after, 0)
         while True:
             end = len(self.frames)
@@ -82,7 +92,10 @@ class RunEventLog:
                 continue
             if self.closed:
                 return
-            await self._wait_change()
+            try:
+                await asyncio.wait_for(self._wait_change(), heartbeat)
+            except TimeoutError:
+                yield HEARTBEAT
 
 
 class StreamBroker:

@@ -42,12 +42,17 @@ from servers import (  # noqa: E402
     runlane_server,
 )
 
-console = Console()
+# A wide table even when the output is piped to a file.
+console = Console(width=None if sys.stdout.isatty() else 150)
 
-FULL = dict(c2r_runs=50, wait1_runs=100, wait32_runs=300, cancel_runs=50, cancel_batch=5,
-            sse_events=5000, mem_warmup=500, mem_runs=2000, mem_clients=32, reps=3)
-QUICK = dict(c2r_runs=10, wait1_runs=30, wait32_runs=96, cancel_runs=6, cancel_batch=6,
-             sse_events=5000, mem_warmup=100, mem_runs=300, mem_clients=32, reps=1)
+# Counts per repetition; `*_s` caps a scenario's time (the reference server picks up new
+# runs about once a second, so its latency scenarios would otherwise take minutes).
+FULL = dict(c2r_runs=50, c2r_s=20, wait1_runs=100, wait1_s=10, wait32_runs=300, wait32_s=30,
+            cancel_runs=50, cancel_batch=10, cancel_s=25, sse_events=5000,
+            mem_warmup=500, mem_runs=2000, mem_clients=32, reps=3)
+QUICK = dict(c2r_runs=10, c2r_s=4, wait1_runs=30, wait1_s=3, wait32_runs=96, wait32_s=5,
+             cancel_runs=6, cancel_batch=6, cancel_s=3, sse_events=5000,
+             mem_warmup=100, mem_runs=300, mem_clients=32, reps=1)
 
 
 @dataclass
@@ -106,10 +111,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def bench_rep(t: sc.Target, p: dict[str, Any], rep: int) -> dict[str, Any]:
     steps = [
-        ("c2r", lambda: sc.create_to_running(t, p["c2r_runs"])),
-        ("wait1", lambda: sc.wait_throughput(t, p["wait1_runs"], 1)),
-        ("wait32", lambda: sc.wait_throughput(t, p["wait32_runs"], 32)),
-        ("cancel", lambda: sc.cancel_latency(t, p["cancel_runs"], p["cancel_batch"])),
+        ("c2r", lambda: sc.create_to_running(t, p["c2r_runs"], p["c2r_s"])),
+        ("wait1", lambda: sc.wait_throughput(t, p["wait1_runs"], 1, p["wait1_s"])),
+        ("wait32", lambda: sc.wait_throughput(t, p["wait32_runs"], 32, p["wait32_s"])),
+        ("cancel", lambda: sc.cancel_latency(t, p["cancel_runs"], p["cancel_batch"],
+                                             p["cancel_s"])),
         ("sse", lambda: sc.sse_throughput(t, p["sse_events"])),
     ]
     out: dict[str, Any] = {}

@@ -108,17 +108,21 @@ async def settle(t: Target, thread_id: str, run_id: str) -> None:
 # ------------------------------------------------------------------ scenarios
 
 
-async def create_to_running(t: Target, n: int) -> dict[str, Any]:
+async def create_to_running(t: Target, n: int, max_seconds: float) -> dict[str, Any]:
     """`runs.create` of a `sleepy` run on a fresh thread, then `runs.get` as fast as
-    possible until it says `running`. One run at a time, cancelled afterwards."""
+    possible until it says `running`. One run at a time, cancelled afterwards; `n`
+    runs, or fewer (at least 5) if that takes over `max_seconds`."""
     samples, polls, anomalies = [], [], []
+    deadline = time.perf_counter() + max_seconds
     for thread_id in await new_threads(t, n):
+        if len(samples) >= 5 and time.perf_counter() > deadline:
+            break
         start = time.perf_counter()
         run = await start_sleepy(t, thread_id, 0.05)
         status, count = await poll_until(t, thread_id, run["run_id"], lambda s: s != "pending")
         elapsed = time.perf_counter() - start
         if status != "running":
-            anomalies.append(f"run went pending -> {status}")
+            anomalies.append(f"run not running 30 s after its creation: {status}")
         samples.append(ms(elapsed))
         polls.append(count)
         await settle(t, thread_id, run["run_id"])
@@ -129,14 +133,16 @@ async def create_to_running(t: Target, n: int) -> dict[str, Any]:
 
 
 async def _waits(t: Target, thread_ids: Iterable[str] | None, n: int, clients: int,
-                 latencies: list[float], errors: list[str]) -> None:
-    """`n` trivial `runs.wait` calls from `clients` concurrent clients. Without
-    `thread_ids`, each run first creates its own thread (untimed)."""
+                 latencies: list[float], errors: list[str], deadline: float = math.inf) -> None:
+    """`n` trivial `runs.wait` calls from `clients` concurrent clients, none started
+    after `deadline`. Without `thread_ids`, each run first creates its own thread."""
     ids = iter(thread_ids) if thread_ids is not None else None
     remaining = iter(range(n))
 
     async def client() -> None:
         for _ in remaining:  # shared iterator: the clients split the work
+            if time.perf_counter() > deadline:
+                return
             thread_id = next(ids) if ids is not None else (
                 await t.client.threads.create())["thread_id"]
             start = time.perf_counter()
@@ -152,15 +158,15 @@ async def _waits(t: Target, thread_ids: Iterable[str] | None, n: int, clients: i
     await asyncio.gather(*(client() for _ in range(clients)))
 
 
-async def wait_throughput(t: Target, n: int, clients: int) -> dict[str, Any]:
-    """Trivial runs through `runs.wait`, one fresh thread per run (threads are
-    created before the clock starts)."""
+async def wait_throughput(t: Target, n: int, clients: int, max_seconds: float) -> dict[str, Any]:
+    """`n` trivial runs through `runs.wait` (fewer if that takes over `max_seconds`),
+    one fresh thread per run (threads are created before the clock starts)."""
     thread_ids = await new_threads(t, n)
     latencies: list[float] = []
     errors: list[str] = []
     cpu_server, cpu_client = t.server.cpu_seconds(), time.process_time()
     start = time.perf_counter()
-    await _waits(t, thread_ids, n, clients, latencies, errors)
+    await _waits(t, thread_ids, n, clients, latencies, errors, start + max_seconds)
     elapsed = time.perf_counter() - start
     cpu_server = t.server.cpu_seconds() - cpu_server
     cpu_client = time.process_time() - cpu_client
@@ -178,9 +184,12 @@ async def wait_throughput(t: Target, n: int, clients: int) -> dict[str, Any]:
     }
 
 
-async def cancel_latency(t: Target, n: int, batch: int, delay: float = 0.05) -> dict[str, Any]:
-    """2n running `sleepy` runs, started `batch` at a time (so the slow start of the
-    reference's queue is paid once per batch), cancelled one at a time:
+async def cancel_latency(t: Target, n: int, batch: int, max_seconds: float,
+                         delay: float = 0.05) -> dict[str, Any]:
+    """2n running `sleepy` runs (fewer, at least one batch, if that takes over
+    `max_seconds`), started `batch` at a time so that the slow start of the reference's
+    queue is paid once per batch, and cancelled one at a time, each once `runs.get`
+    says it is running:
 
     - n with `runs.cancel(wait=False)`: time to the answer (ack), then `runs.get` back
       to back until a terminal status (observed stop, measured from the cancel);
@@ -192,16 +201,20 @@ async def cancel_latency(t: Target, n: int, batch: int, delay: float = 0.05) -> 
     final: dict[str, int] = {}
     anomalies: list[str] = []
     modes = ["ack", "wait"] * n
+    deadline = time.perf_counter() + max_seconds
     for first in range(0, len(modes), batch):
+        if first and time.perf_counter() > deadline:
+            break
         chunk = modes[first:first + batch]
         thread_ids = await new_threads(t, len(chunk))
         runs = await asyncio.gather(*(start_sleepy(t, tid, delay) for tid in thread_ids))
-        for tid, run in zip(thread_ids, runs, strict=True):
-            status, _ = await poll_until(t, tid, run["run_id"], lambda s: s != "pending")
-            if status != "running":
-                anomalies.append(f"run went pending -> {status} before the cancel")
         for mode, tid, run in zip(chunk, thread_ids, runs, strict=True):
             rid = run["run_id"]
+            status, _ = await poll_until(t, tid, rid, lambda s: s != "pending")
+            if status != "running":
+                anomalies.append(f"run not running 30 s after its creation: {status}")
+                await settle(t, tid, rid)
+                continue
             start = time.perf_counter()
             try:
                 await t.client.runs.cancel(tid, rid, wait=(mode == "wait"))

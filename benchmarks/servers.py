@@ -152,10 +152,15 @@ def reference_server(workdir: Path, langgraph_exe: Path, extra_args: list[str]) 
     # its state in ./.langgraph_api, so it gets a fresh copy of the demo project.
     project = workdir / "demo"
     shutil.copytree(DEMO, project, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+    # `langgraph dev` executes one run at a time unless told otherwise (its --help says
+    # the default is 10; langgraph_api's dev entry point actually uses 1): give it
+    # runlane's default of 64 concurrent runs. Its per-run info logging is turned down,
+    # as runlane logs nothing per run. Later flags in `extra_args` win.
     port = free_port()
     argv = [
         str(langgraph_exe), "dev", "--no-browser", "--no-reload", "--port", str(port),
-        "--config", "langgraph.json", "--server-log-level", "WARNING", *extra_args,
+        "--config", "langgraph.json", "--n-jobs-per-worker", "64",
+        "--server-log-level", "WARNING", *extra_args,
     ]
     server = Server("reference", argv, project, port)
     server.log_path = workdir / "server.log"

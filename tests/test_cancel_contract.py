@@ -33,6 +33,7 @@ from contract_support import (
 )
 
 pytest_plugins = ("contract_fixtures",)
+pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 LONG = {"steps": 100_000, "delay": 0.02}  # a sleepy run that only a cancel ends
 

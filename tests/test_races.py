@@ -45,13 +45,13 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerProcess
 from langgraph_sdk import get_client
+
+from conftest import ServerProcess
 
 pytestmark = pytest.mark.race
 

@@ -188,6 +188,14 @@ class ThreadHistory(Strict):
     metadata: HistoryFilter | None = None
     checkpoint: CheckpointRef | None = None
 
+    @field_validator("before", mode="before")
+    @classmethod
+    def _before_config(cls, value: Any) -> Any:
+        # The JS SDK types `before` as a config: {"configurable": {"checkpoint_id": ...}}.
+        if isinstance(value, dict) and set(value) == {"configurable"}:
+            return value["configurable"]
+        return value
+
 
 class AssistantSearch(Strict):
     graph_id: str | None = None

@@ -201,14 +201,17 @@ async def join_stream(
     except ValueError as exc:
         return error(422, f"cancel_on_disconnect: {exc}")
     after = 0
-    if last_event_id:
+    # "-1" is the JS SDK's "from the first event" (useStream's joinStream default).
+    if last_event_id and last_event_id.strip() != "-1":
         if not last_event_id.strip().isdigit():
             return error(422, f"Last-Event-ID {last_event_id!r} is not an event id this server sent "
                               "(ids are positive integers)")
         after = int(last_event_id)
     from runlane.executor import STREAM_MODES
 
-    bad = [m for m in stream_mode or [] if m not in STREAM_MODES]
+    # The SDK's join_stream() without a stream_mode sends `?stream_mode=` (empty): all.
+    stream_mode = [m for m in stream_mode or [] if m]
+    bad = [m for m in stream_mode if m not in STREAM_MODES]
     if bad:
         return error(422, f"unknown stream_mode {bad}; accepted: {sorted(STREAM_MODES)}")
     run = await svc.store.get_run(str(thread_id), str(run_id))

@@ -534,14 +534,8 @@ class Store:
                 )
                 .returning(*runs.c)
             )
-            claimed = _as_dict(result.first())
-            if claimed is not None:
-                conn.execute(
-                    threads.update()
-                    .where(threads.c.thread_id == claimed["thread_id"])
-                    .values(status=ThreadStatus.BUSY.value, updated_at=now)
-                )
-            return claimed
+            # The thread is already `busy`: it has been since this run was admitted.
+            return _as_dict(result.first())
         return await self.db.run(_tx)
 
     async def cancel_run(
@@ -641,23 +635,24 @@ class Store:
         self, conn: Connection, thread_id: str, now: Any, idle_status: str | None = None,
         values: Any = dataclasses.MISSING, interrupts: Any = dataclasses.MISSING,
     ) -> None:
-        """busy while the thread has an active run, otherwise `idle_status` (or keep)."""
-        busy = conn.scalar(
-            sa.select(sa.func.count())
-            .select_from(runs)
+        """busy while the thread has an active run, otherwise `idle_status` (or, when
+        nothing new was learned, a busy thread becomes idle). One statement."""
+        has_active = (
+            sa.select(runs.c.run_id)
             .where(runs.c.thread_id == thread_id, runs.c.status.in_(_ACTIVE_VALUES))
+            .exists()
         )
-        updates: Row = {"updated_at": now}
-        if busy:
-            updates["status"] = ThreadStatus.BUSY.value
-        elif idle_status is not None:
-            updates["status"] = idle_status
+        if idle_status is not None:
+            otherwise: Any = sa.literal(idle_status)
         else:
-            # No run left and nothing new learned: a busy thread becomes idle.
-            updates["status"] = sa.case(
+            otherwise = sa.case(
                 (threads.c.status == ThreadStatus.BUSY.value, ThreadStatus.IDLE.value),
                 else_=threads.c.status,
             )
+        updates: Row = {
+            "updated_at": now,
+            "status": sa.case((has_active, ThreadStatus.BUSY.value), else_=otherwise),
+        }
         if values is not dataclasses.MISSING:
             updates["values"] = values
         if interrupts is not dataclasses.MISSING:

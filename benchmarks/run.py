@@ -101,7 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="venv holding langgraph-cli[inmem]; created if missing "
                              "(default benchmarks/.venv-ref)")
     parser.add_argument("--ref-args", default="",
-                        help="extra flags for `langgraph dev`, e.g. '--allow-blocking'")
+                        help="extra flags for `langgraph dev`, e.g. --ref-args='--allow-blocking'")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     return parser.parse_args(argv)
 

@@ -238,7 +238,7 @@ async def lingering_run(client: Any, delay: float) -> tuple[str, dict, dict]:
 
 @pytest.mark.parametrize("first,second", [(a, b) for a in ACTIONS for b in ACTIONS])
 async def test_duplicate_cancel_while_stopping(lclient, lhttp, first, second):
-    thread_id, run, before = await lingering_run(lclient, delay=0.8)
+    thread_id, run, before = await lingering_run(lclient, delay=1.0)
     url = cancel_url(thread_id, run["run_id"])
 
     resp = await lhttp.post(url, params={"wait": "0", "action": first})
@@ -326,6 +326,18 @@ async def test_cancel_stubborn_sync_node_ends_promptly(lclient, lhttp):
     assert body["status"] == "interrupted"
     nxt = await lclient.runs.wait(thread_id, "stubborn", input={"delay": 0})
     assert nxt["ticks"] >= 1
+
+
+async def test_wait_true_client_gone_the_cancel_stands(lclient, lhttp):
+    """wait=true blocks until the run is terminal; a client that stops waiting does
+    not take its cancel back."""
+    thread_id, run, _ = await lingering_run(lclient, delay=0.6)
+    with pytest.raises(httpx.TimeoutException):
+        await lhttp.post(cancel_url(thread_id, run["run_id"]), params={"wait": "1"},
+                         timeout=0.2)
+    final = await wait_final(lclient, thread_id, run["run_id"])
+    assert final is not None and final["status"] == "interrupted"
+    assert final["cancel_reason"] == "user"
 
 
 # ------------------------------------------------------- terminal rows (shared runs)
@@ -507,6 +519,18 @@ async def test_finished_run_is_409_until_deleted_then_404(client, ahttp, new_thr
     await client.runs.delete(thread_id, run["run_id"])
     assert (await ahttp.post(url)).status_code == 404
     assert (await ahttp.post(url, params={"wait": "1", "action": "rollback"})).status_code == 404
+
+
+async def test_cancel_after_thread_deleted_mid_run(client, ahttp, new_thread):
+    """A user's delete of the thread takes its running run with it: no tombstone, 404."""
+    thread_id, run, _ = await busy_thread(client, new_thread)
+    await client.threads.delete(thread_id)
+    for action in ACTIONS:
+        for wait_raw, _wait in WAIT_SPELLINGS:
+            resp = await ahttp.post(cancel_url(thread_id, run["run_id"]),
+                                    params={"wait": wait_raw, "action": action})
+            assert resp.status_code == 404, resp.text
+    assert (await ahttp.get(f"/threads/{thread_id}/runs/{run['run_id']}")).status_code == 404
 
 
 # ------------------------------------------------------------------------ 422 rows

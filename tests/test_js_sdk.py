@@ -9,8 +9,11 @@ and exits non-zero on any failed check.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,18 +28,26 @@ def _tools() -> tuple[str, str]:
     if node is None or npm is None:
         pytest.skip("the JS SDK test needs Node.js 20+ and npm on PATH "
                     "(it installs @langchain/langgraph-sdk into tests/js/node_modules)")
+    version = subprocess.run([node, "--version"], check=False, capture_output=True, text=True).stdout.strip()
+    major = version.lstrip("v").split(".")[0]
+    if not major.isdigit() or int(major) < 20:
+        pytest.skip(f"the JS SDK test needs Node.js 20+ (found {version or 'an unknown version'})")
     return node, npm
 
 
 def _install(npm: str) -> None:
     """`npm ci` once: when node_modules is missing or older than the lockfile."""
     lock = JS_DIR / "package-lock.json"
-    if INSTALLED.exists() and INSTALLED.stat().st_mtime >= lock.stat().st_mtime:
-        return
-    proc = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"], cwd=JS_DIR,
-        capture_output=True, text=True, timeout=300,
-    )
+    # One install at a time, should two test sessions share this checkout.
+    guard = Path(tempfile.gettempdir()) / f"runlane-npm-ci-{os.getuid()}.lock"
+    with open(guard, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if INSTALLED.exists() and INSTALLED.stat().st_mtime >= lock.stat().st_mtime:
+            return
+        proc = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], check=False, cwd=JS_DIR,
+            capture_output=True, text=True, timeout=300,
+        )
     assert proc.returncode == 0, (
         f"`npm ci` in {JS_DIR} failed (exit {proc.returncode}); it needs the npm registry.\n"
         f"{proc.stdout}\n{proc.stderr}"
@@ -47,7 +58,7 @@ def test_js_sdk_against_runlane(server) -> None:
     node, npm = _tools()
     _install(npm)
     proc = subprocess.run(
-        [node, str(SCRIPT), server.url], cwd=JS_DIR,
+        [node, str(SCRIPT), server.url], check=False, cwd=JS_DIR,
         capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, (

@@ -17,6 +17,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from conftest import ServerProcess
+from contract_fixtures import SERVER_FAILURES
 from contract_support import (
     CONTRACT_CONFIG,
     cancel_url,
@@ -36,6 +37,14 @@ def killable(tmp_path: Path) -> Iterator[ServerProcess]:
     proc = ServerProcess(tmp_path, "--config", str(CONTRACT_CONFIG)).start()
     yield proc
     proc.stop()
+    assert_no_failures(proc)
+
+
+def assert_no_failures(proc: ServerProcess) -> None:
+    logged = proc.log()
+    failures = [line for line in logged.splitlines()
+                if any(marker in line for marker in SERVER_FAILURES)]
+    assert not failures, "the server logged internal failures:\n" + logged[-5000:]
 
 
 async def lingering(client: Any, delay: float) -> tuple[str, dict, dict]:
@@ -162,3 +171,4 @@ async def test_restart_keeps_threads_runs_and_history(fresh_server):
     assert got["status"] == "interrupted"
     # Nothing active is left anywhere.
     assert await client.threads.search(status="busy") == []
+    assert_no_failures(fresh_server)

@@ -324,3 +324,54 @@ async def test_stateless_stream_headers(ahttp):
     assert resp.headers["content-location"] == f"/runs/{run_id}"
     assert re.fullmatch(rf"/threads/[0-9a-f-]{{36}}/runs/{run_id}/stream",
                         resp.headers["location"])
+
+
+# ------------------------------------------------------------------ disconnects
+
+LONG = {"steps": 100_000, "delay": 0.02}
+
+
+async def _read_until_custom(resp: Any, count: int) -> str:
+    """Read SSE lines until `count` custom events arrived; the run id."""
+    run_id, seen, event = None, 0, None
+    async for line in resp.aiter_lines():
+        if line.startswith("event: "):
+            event = line[len("event: "):]
+        elif line.startswith("data: ") and event == "metadata":
+            run_id = re.search(r'"run_id":"([0-9a-f-]{36})"', line).group(1)
+        elif line.startswith("data: ") and event == "custom":
+            seen += 1
+            if seen == count:
+                break
+    assert run_id is not None
+    return run_id
+
+
+@pytest.mark.parametrize("on_disconnect", ["cancel", "continue"])
+async def test_on_disconnect(client, ahttp, new_thread, on_disconnect):
+    thread_id = await new_thread()
+    async with ahttp.stream("POST", f"/threads/{thread_id}/runs/stream", json={
+            "assistant_id": "sleepy", "input": LONG, "stream_mode": "custom",
+            "on_disconnect": on_disconnect}) as resp:
+        run_id = await _read_until_custom(resp, 3)
+    # The client went away.
+    if on_disconnect == "cancel":
+        final = await wait_final(client, thread_id, run_id)
+        assert final is not None and final["status"] == "interrupted"
+        assert final["cancel_reason"] == "disconnect" and final["cancel_action"] == "interrupt"
+    else:
+        await asyncio.sleep(0.3)
+        run = await client.runs.get(thread_id, run_id)
+        assert run["status"] == "running" and run["cancel_action"] is None
+        await client.runs.cancel(thread_id, run_id, wait=True)
+
+
+async def test_join_stream_cancel_on_disconnect(client, ahttp, new_thread):
+    thread_id = await new_thread()
+    run = await client.runs.create(thread_id, "sleepy", input=LONG, stream_mode="custom")
+    async with ahttp.stream("GET", f"/threads/{thread_id}/runs/{run['run_id']}/stream",
+                            params={"cancel_on_disconnect": "true"}) as resp:
+        await _read_until_custom(resp, 2)
+    final = await wait_final(client, thread_id, run["run_id"])
+    assert final is not None and final["status"] == "interrupted"
+    assert final["cancel_reason"] == "disconnect"

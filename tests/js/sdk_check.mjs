@@ -7,7 +7,8 @@
 //   node sdk_check.mjs http://127.0.0.1:2024
 //
 // Needs the test graphs of tests/graphs/langgraph.json (sleepy, echo, hitl, chat).
-// Prints a JSON summary on stdout; exits 1 if any check failed, 2 on bad usage.
+// Prints a JSON summary on stdout (with every request made if SDK_CHECK_ALL_REQUESTS
+// is set; else only those of failed sections); exits 1 if any check failed, 2 on bad usage.
 
 import { Client } from "@langchain/langgraph-sdk";
 import {
@@ -109,6 +110,12 @@ function log(line) {
   process.stderr.write(`${line}\n`);
 }
 
+// A section that builds on an earlier one says so instead of failing obscurely.
+function need(value, sectionName) {
+  if (value === undefined) throw new Error(`not run: needs section "${sectionName}", which failed`);
+  return value;
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function collect(iterable) {
@@ -182,6 +189,7 @@ await section("threads.create", async () => {
 });
 
 await section("runs.wait echo", async () => {
+  need(thread, "threads.create");
   let created;
   const values = await client.runs.wait(thread.thread_id, "echo", {
     input: { text: "hello" },
@@ -203,6 +211,7 @@ await section("runs.wait echo", async () => {
 
 let sleepyRun; // {threadId, runId, events}
 await section("runs.stream sleepy values/custom/updates", async () => {
+  need(thread, "threads.create");
   let created;
   const events = await collect(client.runs.stream(thread.thread_id, "sleepy", {
     input: { steps: 3, delay: 0.02 },
@@ -279,6 +288,7 @@ await section("stateless runs.stream (thread null)", async () => {
 });
 
 await section("runs.joinStream finished run", async () => {
+  need(sleepyRun, "runs.stream sleepy values/custom/updates");
   const { threadId, runId, events } = sleepyRun;
   const strip = (list) => list.map((e) => ({ id: e.id, event: e.event, data: e.data }));
   const replay = await collect(client.runs.joinStream(threadId, runId));
@@ -349,6 +359,7 @@ await section("runs.cancel twice", async () => {
   check("two quick cancel(wait=false) do not throw", c1 === null && c2 === null, [c1, c2].map((e) => e && describe(e)));
   equal("run ends interrupted", (await waitForStatus(t.thread_id, run2.run_id, ["interrupted", "success", "error"])).status, "interrupted");
   // runlane's contract: nothing to cancel on a finished run is a 409 the SDK raises.
+  need(sleepyRun, "runs.stream sleepy values/custom/updates");
   const tooLate = await expectHttpError(client.runs.cancel(sleepyRun.threadId, sleepyRun.runId));
   equal("cancel of a successful run: HTTP 409", tooLate?.status, 409);
 });
@@ -556,7 +567,9 @@ summary.sections = [...new Set(results.map((r) => r.section))].map((name) => ({
   ok: results.filter((r) => r.section === name).every((r) => r.ok),
 }));
 summary.failures = failed;
-if (failed.length) {
+if (process.env.SDK_CHECK_ALL_REQUESTS) {
+  summary.requests = requests;
+} else if (failed.length) {
   const involved = new Set(failed.map((f) => f.section));
   summary.requests = requests.filter((r) => involved.has(r.section));
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from langgraph.pregel import Pregel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane import __version__
@@ -222,11 +222,13 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no such route: {where} (see /docs for the routes served)"
         elif exc.status_code == 405:
-            # Starlette names the methods of one route only; a path has one route per method.
+            # Starlette names the methods of one route only; a path has one route per
+            # method. The OpenAPI document has them all.
             allowed = sorted({
-                method for route in request.app.router.routes
-                if isinstance(route, Route) and route.path_regex.match(request.url.path)
-                for method in route.methods or ()
+                method.upper()
+                for template, item in request.app.openapi().get("paths", {}).items()
+                if re.fullmatch(re.sub(r"\{[^/}]+\}", "[^/]+", template), request.url.path)
+                for method in item
             })
             headers["Allow"] = ", ".join(allowed)
             detail = f"method not allowed: {where}; allowed: {', '.join(allowed)}"

@@ -58,18 +58,29 @@ class Database:
         self._thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="runlane-db"
         )
+        # The database thread's one connection, opened on first use and kept: checking
+        # a connection out of a pool costs more than a small transaction.
+        self._conn: Connection | None = None
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, functools.partial(self._transaction, fn))
 
     def _transaction(self, fn: Callable[[Connection], T]) -> T:
-        with self.engine.begin() as conn:
-            return fn(conn)
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self.engine.connect()
+        with self._conn.begin():
+            return fn(self._conn)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self.engine.dispose()
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self.engine.dispose)
+        await loop.run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=True)
 
 

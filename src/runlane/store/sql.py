@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 
 from runlane.contract import (
     ACTIVE,
+    TRANSITIONS,
     CancelAction,
     CancelOutcome,
     MultitaskStrategy,
@@ -30,9 +31,9 @@ from runlane.contract import (
     StopReason,
     ThreadStatus,
     outcome_for_existing_run,
-    sources_of,
 )
 from runlane.serde import utcnow
+from runlane.store import statements as st
 from runlane.store.database import Database
 from runlane.store.schema import assistants, metadata, run_tombstones, runs, threads
 
@@ -138,10 +139,9 @@ class Store:
     async def get_assistant(self, assistant_id: str) -> Row | None:
 
         def _tx(conn: Connection) -> Any:
-            result = conn.execute(
-                sa.select(assistants).where(assistants.c.assistant_id == assistant_id)
+            return _as_dict(
+                conn.execute(st.SELECT_ASSISTANT, {"p_assistant_id": assistant_id}).first()
             )
-            return _as_dict(result.first())
         return await self.db.run(_tx)
 
     async def update_assistant(self, assistant_id: str, values: Row) -> Row | None:
@@ -210,13 +210,12 @@ class Store:
                 if if_exists == "do_nothing":
                     return existing
                 raise Conflict(f"thread {row['thread_id']} already exists")
-            conn.execute(threads.insert().values(**row))
+            conn.execute(st.INSERT_THREAD, row)
             return row
         return await self.db.run(_tx)
 
     def _get_thread(self, conn: Connection, thread_id: str) -> Row | None:
-        result = conn.execute(sa.select(threads).where(threads.c.thread_id == thread_id))
-        return _as_dict(result.first())
+        return _as_dict(conn.execute(st.SELECT_THREAD, {"p_thread_id": thread_id}).first())
 
     async def get_thread(self, thread_id: str) -> Row | None:
 
@@ -360,15 +359,10 @@ class Store:
                         f"thread {run['thread_id']} not found "
                         "(pass if_not_exists='create' to create it)"
                     )
-                conn.execute(threads.insert().values(**thread_defaults))
+                conn.execute(st.INSERT_THREAD, thread_defaults)
                 thread = thread_defaults
-            active = (
-                conn.execute(
-                    sa.select(runs.c.run_id, runs.c.status, runs.c.cancel_action)
-                    .where(runs.c.thread_id == run["thread_id"])
-                    .where(runs.c.status.in_(_ACTIVE_VALUES))
-                    .order_by(runs.c.seq)
-                )
+            active = conn.execute(
+                st.SELECT_ACTIVE_ON_THREAD, {"p_thread_id": run["thread_id"]}
             ).all()
             cancelled_running: list[str] = []
             cancelled_pending: list[str] = []
@@ -393,18 +387,21 @@ class Store:
                     elif result.outcome is CancelOutcome.RECORDED:
                         cancelled_pending.append(other.run_id)
             new_run = {**run, "seq": self._next_seq()}
-            conn.execute(runs.insert().values(**new_run))
+            conn.execute(st.INSERT_RUN, new_run)
             thread_meta = thread["metadata"]
-            updates: Row = {"status": ThreadStatus.BUSY.value, "updated_at": now}
             if thread_meta.get("graph_id") is None:
-                updates["metadata"] = {
-                    **thread_meta,
-                    "graph_id": run["graph_id"],
-                    "assistant_id": run["assistant_id"],
-                }
-            conn.execute(
-                threads.update().where(threads.c.thread_id == run["thread_id"]).values(**updates)
-            )
+                # The thread's first run decides which graph reads its state.
+                conn.execute(
+                    threads.update()
+                    .where(threads.c.thread_id == run["thread_id"])
+                    .values(status=ThreadStatus.BUSY.value, updated_at=now, metadata={
+                        **thread_meta,
+                        "graph_id": run["graph_id"],
+                        "assistant_id": run["assistant_id"],
+                    })
+                )
+            elif thread["status"] != ThreadStatus.BUSY.value:
+                conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": run["thread_id"], "p_now": now})
             return CreatedRun(new_run, cancelled_running, cancelled_pending)
         return await self.db.run(_tx)
 
@@ -423,10 +420,9 @@ class Store:
 
     @staticmethod
     def _get_run(conn: Connection, thread_id: str, run_id: str) -> Row | None:
-        result = conn.execute(
-            sa.select(runs).where(runs.c.run_id == run_id, runs.c.thread_id == thread_id)
+        return _as_dict(
+            conn.execute(st.SELECT_RUN, {"p_run_id": run_id, "p_thread_id": thread_id}).first()
         )
-        return _as_dict(result.first())
 
     async def get_tombstone(self, thread_id: str, run_id: str) -> Row | None:
 
@@ -502,40 +498,13 @@ class Store:
 
     async def claim_next(self, worker_id: str) -> Row | None:
         """pending -> running for the oldest startable run: its thread has no running
-        run and no older pending run. One CAS statement."""
-        r2 = runs.alias("older")
-        startable = (
-            sa.select(runs.c.run_id)
-            .where(runs.c.status == RunStatus.PENDING.value, runs.c.cancel_action.is_(None))
-            .where(
-                ~sa.exists().where(
-                    r2.c.thread_id == runs.c.thread_id,
-                    r2.c.status.in_(_ACTIVE_VALUES),
-                    sa.or_(r2.c.status == RunStatus.RUNNING.value, r2.c.seq < runs.c.seq),
-                )
-            )
-            .order_by(runs.c.seq)
-            .limit(1)
-            .scalar_subquery()
-        )
-        now = utcnow()
+        run and no older pending run. One CAS statement (see statements.CLAIM_NEXT);
+        the thread is already `busy`, as it has been since the run was admitted."""
+        params = {"p_worker_id": worker_id, "p_now": utcnow()}
 
-        def _tx(conn: Connection) -> Any:
-            result = conn.execute(
-                runs.update()
-                .where(runs.c.run_id == startable)
-                .where(runs.c.status.in_([s.value for s in sources_of(RunStatus.RUNNING)]))
-                .where(runs.c.cancel_action.is_(None))
-                .values(
-                    status=RunStatus.RUNNING.value,
-                    worker_id=worker_id,
-                    started_at=now,
-                    updated_at=now,
-                )
-                .returning(*runs.c)
-            )
-            # The thread is already `busy`: it has been since this run was admitted.
-            return _as_dict(result.first())
+        def _tx(conn: Connection) -> Row | None:
+            return _as_dict(conn.execute(st.CLAIM_NEXT, params).first())
+
         return await self.db.run(_tx)
 
     async def cancel_run(
@@ -576,7 +545,7 @@ class Store:
             )
             row = _as_dict(result.first())
             if row is not None:
-                self._refresh_thread_status(conn, thread_id, now)
+                self._release_thread(conn, thread_id, now)
                 return CancelResult(CancelOutcome.RECORDED, row)
         else:
             result = conn.execute(
@@ -589,7 +558,7 @@ class Store:
                 row.update(cancel_action=action.value, cancel_reason=reason,
                            stop_reason=StopReason.CANCELLED.value)
                 self._insert_tombstone(conn, row, now)
-                self._refresh_thread_status(conn, thread_id, now)
+                self._release_thread(conn, thread_id, now)
                 return CancelResult(CancelOutcome.RECORDED, row)
         # 2. A running run: record the request; its executor stops it and settles.
         result = conn.execute(
@@ -631,35 +600,21 @@ class Store:
             )
         )
 
-    def _refresh_thread_status(
-        self, conn: Connection, thread_id: str, now: Any, idle_status: str | None = None,
-        values: Any = dataclasses.MISSING, interrupts: Any = dataclasses.MISSING,
+    @staticmethod
+    def _thread_after_run(
+        conn: Connection, thread_id: str, now: Any, status: ThreadStatus, values: Any,
+        interrupts: Row,
     ) -> None:
-        """busy while the thread has an active run, otherwise `idle_status` (or, when
-        nothing new was learned, a busy thread becomes idle). One statement."""
-        has_active = (
-            sa.select(runs.c.run_id)
-            .where(runs.c.thread_id == thread_id, runs.c.status.in_(_ACTIVE_VALUES))
-            .exists()
-        )
-        if idle_status is not None:
-            otherwise: Any = sa.literal(idle_status)
-        else:
-            otherwise = sa.case(
-                (threads.c.status == ThreadStatus.BUSY.value, ThreadStatus.IDLE.value),
-                else_=threads.c.status,
-            )
-        updates: Row = {
-            "updated_at": now,
-            "status": sa.case((has_active, ThreadStatus.BUSY.value), else_=otherwise),
-        }
-        if values is not dataclasses.MISSING:
-            updates["values"] = values
-        if interrupts is not dataclasses.MISSING:
-            updates["interrupts"] = interrupts
-        conn.execute(
-            threads.update().where(threads.c.thread_id == thread_id).values(**updates)
-        )
+        """A run ended with a new thread state: cache it, and the thread's status."""
+        conn.execute(st.SET_THREAD_AFTER_RUN, {
+            "p_thread_id": thread_id, "p_status": status.value, "p_values": values,
+            "p_interrupts": interrupts, "p_now": now,
+        })
+
+    @staticmethod
+    def _release_thread(conn: Connection, thread_id: str, now: Any) -> None:
+        """A run ended without a new state (cancelled before it started)."""
+        conn.execute(st.RELEASE_THREAD, {"p_thread_id": thread_id, "p_now": now})
 
     async def settle_run(
         self,
@@ -679,49 +634,23 @@ class Store:
         step already returned. A recorded rollback is reported back: the executor
         deletes the run's checkpoints and then calls `complete_rollback`.
         """
+        if proposed not in TRANSITIONS[RunStatus.RUNNING]:
+            raise ValueError(f"a running run cannot end as {proposed.value}")
         now = utcnow()
+        ids = {"p_run_id": run_id, "p_now": now}
 
-
-        def _tx(conn: Connection) -> Any:
+        def _tx(conn: Connection) -> SettleResult:
             final_thread_status = thread_status
-            result = conn.execute(
-                runs.update()
-                .where(runs.c.run_id == run_id)
-                .where(runs.c.status.in_([s.value for s in sources_of(proposed)]))
-                .where(runs.c.status == RunStatus.RUNNING.value)
-                .where(runs.c.cancel_action.is_(None))
-                .values(
-                    status=proposed.value,
-                    stop_reason=stop_reason.value,
-                    error=error,
-                    updated_at=now,
-                    ended_at=now,
-                )
-                .returning(*runs.c)
-            )
-            row = _as_dict(result.first())
+            row = _as_dict(conn.execute(st.SETTLE_PROPOSED, {
+                **ids, "p_status": proposed.value, "p_stop_reason": stop_reason.value,
+                "p_error": error,
+            }).first())
             if row is None:
-                result = conn.execute(
-                    runs.update()
-                    .where(runs.c.run_id == run_id)
-                    .where(runs.c.status == RunStatus.RUNNING.value)
-                    .where(runs.c.cancel_action == CancelAction.INTERRUPT.value)
-                    .values(
-                        status=RunStatus.INTERRUPTED.value,
-                        stop_reason=StopReason.CANCELLED.value,
-                        updated_at=now,
-                        ended_at=now,
-                    )
-                    .returning(*runs.c)
-                )
-                row = _as_dict(result.first())
+                row = _as_dict(conn.execute(st.SETTLE_CANCELLED, ids).first())
                 if row is not None:
-                    # Stopped by a cancel: not paused, not failed.
-                    final_thread_status = ThreadStatus.IDLE
+                    final_thread_status = ThreadStatus.IDLE  # stopped: not paused, not failed
             if row is None:
-                current = _as_dict(
-                    (conn.execute(sa.select(runs).where(runs.c.run_id == run_id))).first()
-                )
+                current = _as_dict(conn.execute(st.SELECT_RUN_BY_ID, ids).first())
                 if (
                     current is not None
                     and current["status"] == RunStatus.RUNNING.value
@@ -729,10 +658,11 @@ class Store:
                 ):
                     return SettleResult(current, needs_rollback=True)
                 return SettleResult(current)  # already settled elsewhere, or deleted
-            self._refresh_thread_status(
-                conn, row["thread_id"], now, final_thread_status.value, values, interrupts
+            self._thread_after_run(
+                conn, row["thread_id"], now, final_thread_status, values, interrupts
             )
             return SettleResult(row)
+
         return await self.db.run(_tx)
 
     async def complete_rollback(self, run_id: str, values: Any, interrupts: Row,
@@ -752,9 +682,7 @@ class Store:
                 return None
             row["stop_reason"] = StopReason.CANCELLED.value
             self._insert_tombstone(conn, row, now)
-            self._refresh_thread_status(
-                conn, row["thread_id"], now, thread_status.value, values, interrupts
-            )
+            self._thread_after_run(conn, row["thread_id"], now, thread_status, values, interrupts)
             return row
         return await self.db.run(_tx)
 

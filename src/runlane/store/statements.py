@@ -1,0 +1,122 @@
+"""The store's hot statements, built once.
+
+Building a SQLAlchemy Core statement costs more than executing it on SQLite (about
+100 us against 30 us measured here), so the statements every run goes through are
+constructed at import, with named parameters (`p_*`, to stay clear of column names),
+and executed with a parameter dict. Their shapes stay readable Core, identical on
+every backend.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from runlane.contract import ACTIVE, CancelAction, RunStatus, StopReason, ThreadStatus
+from runlane.store.schema import assistants, runs, threads
+
+P = sa.bindparam
+RUNNING = RunStatus.RUNNING.value
+PENDING = RunStatus.PENDING.value
+
+
+def is_active(status: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    # Spelled out rather than IN (...): an IN list is re-rendered on every execution.
+    return sa.or_(*(status == s.value for s in sorted(ACTIVE)))
+
+SELECT_ASSISTANT = sa.select(assistants).where(assistants.c.assistant_id == P("p_assistant_id"))
+SELECT_THREAD = sa.select(threads).where(threads.c.thread_id == P("p_thread_id"))
+INSERT_THREAD = threads.insert()
+SELECT_RUN = sa.select(runs).where(
+    runs.c.run_id == P("p_run_id"), runs.c.thread_id == P("p_thread_id")
+)
+SELECT_RUN_BY_ID = sa.select(runs).where(runs.c.run_id == P("p_run_id"))
+INSERT_RUN = runs.insert()
+
+# A thread's active runs, oldest first: what a new run's multitask strategy acts on.
+SELECT_ACTIVE_ON_THREAD = (
+    sa.select(runs.c.run_id, runs.c.status, runs.c.cancel_action)
+    .where(runs.c.thread_id == P("p_thread_id"), is_active(runs.c.status))
+    .order_by(runs.c.seq)
+)
+
+MARK_THREAD_BUSY = (
+    threads.update()
+    .where(threads.c.thread_id == P("p_thread_id"))
+    .values(status=ThreadStatus.BUSY.value, updated_at=P("p_now"))
+)
+
+# pending -> running for the oldest startable run: no run is running on its thread
+# and no older run is pending there (enqueue keeps creation order).
+_older = runs.alias("older")
+_STARTABLE = (
+    sa.select(runs.c.run_id)
+    .where(runs.c.status == PENDING, runs.c.cancel_action.is_(None))
+    .where(
+        ~sa.exists().where(
+            _older.c.thread_id == runs.c.thread_id,
+            is_active(_older.c.status),
+            sa.or_(_older.c.status == RUNNING, _older.c.seq < runs.c.seq),
+        )
+    )
+    .order_by(runs.c.seq)
+    .limit(1)
+    .scalar_subquery()
+)
+CLAIM_NEXT = (
+    runs.update()
+    .where(runs.c.run_id == _STARTABLE)
+    .where(runs.c.status == PENDING, runs.c.cancel_action.is_(None))
+    .values(status=RUNNING, worker_id=P("p_worker_id"), started_at=P("p_now"),
+            updated_at=P("p_now"))
+    .returning(*runs.c)
+)
+
+# The executor's proposal: running, with no cancel recorded -> success/error/timeout.
+SETTLE_PROPOSED = (
+    runs.update()
+    .where(runs.c.run_id == P("p_run_id"), runs.c.status == RUNNING)
+    .where(runs.c.cancel_action.is_(None))
+    .values(status=P("p_status"), stop_reason=P("p_stop_reason"), error=P("p_error"),
+            updated_at=P("p_now"), ended_at=P("p_now"))
+    .returning(*runs.c)
+)
+# A recorded interrupt-cancel wins over whatever the executor proposed.
+SETTLE_CANCELLED = (
+    runs.update()
+    .where(runs.c.run_id == P("p_run_id"), runs.c.status == RUNNING)
+    .where(runs.c.cancel_action == CancelAction.INTERRUPT.value)
+    .values(status=RunStatus.INTERRUPTED.value, stop_reason=StopReason.CANCELLED.value,
+            updated_at=P("p_now"), ended_at=P("p_now"))
+    .returning(*runs.c)
+)
+
+_HAS_ACTIVE = (
+    sa.select(runs.c.run_id)
+    .where(runs.c.thread_id == threads.c.thread_id, is_active(runs.c.status))
+    .exists()
+)
+# After a run ends: busy while another run is active, else the status the run left.
+SET_THREAD_AFTER_RUN = (
+    threads.update()
+    .where(threads.c.thread_id == P("p_thread_id"))
+    .values(
+        status=sa.case((_HAS_ACTIVE, ThreadStatus.BUSY.value), else_=P("p_status")),
+        values=P("p_values"),
+        interrupts=P("p_interrupts"),
+        updated_at=P("p_now"),
+    )
+)
+# After a run ends without a new state (a pending run cancelled): a busy thread with
+# nothing left to run becomes idle; any other status stays.
+RELEASE_THREAD = (
+    threads.update()
+    .where(threads.c.thread_id == P("p_thread_id"))
+    .values(
+        status=sa.case(
+            (_HAS_ACTIVE, ThreadStatus.BUSY.value),
+            (threads.c.status == ThreadStatus.BUSY.value, ThreadStatus.IDLE.value),
+            else_=threads.c.status,
+        ),
+        updated_at=P("p_now"),
+    )
+)

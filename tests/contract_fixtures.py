@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from contract_support import assert_no_server_failures
+
 
 @pytest.fixture
 async def ahttp(server: Any):
@@ -35,19 +37,10 @@ async def new_thread(client: Any):
             pass
 
 
-# Lines the server logs when a request or a run failed inside runlane (a 500, an
-# exception escaping a streaming response, a run that could not be finalized).
-SERVER_FAILURES = ("unexpected error on", "Exception in ASGI application",
-                   "finalizing run", "Traceback")
-
-
 @pytest.fixture(scope="module")
 def no_server_errors(server: Any):
     """Invariant 6 (no 5xx), module-wide: the session server logged no internal failure
     while this module's tests ran. Use with `pytest.mark.usefixtures`."""
     start = len(server.log())
     yield
-    logged = server.log()[start:]
-    failures = [line for line in logged.splitlines()
-                if any(marker in line for marker in SERVER_FAILURES)]
-    assert not failures, "the server logged internal failures:\n" + logged[-5000:]
+    assert_no_server_failures(server.log()[start:])

@@ -131,3 +131,16 @@ async def run_span(client: Any, thread_id: str, run_id: str) -> tuple[datetime.d
 
 def cancel_url(thread_id: str, run_id: str) -> str:
     return f"/threads/{thread_id}/runs/{run_id}/cancel"
+
+
+# Lines the server logs when a request or a run failed inside runlane (a 500, an
+# exception escaping a streaming response, a run that could not be finalized).
+SERVER_FAILURES = ("unexpected error on", "Exception in ASGI application",
+                   "finalizing run", "Traceback")
+
+
+def assert_no_server_failures(logged: str) -> None:
+    """Invariant 6 (no 5xx): nothing in this server log says runlane failed inside."""
+    failures = [line for line in logged.splitlines()
+                if any(marker in line for marker in SERVER_FAILURES)]
+    assert not failures, "the server logged internal failures:\n" + logged[-5000:]

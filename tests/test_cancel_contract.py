@@ -614,8 +614,10 @@ async def test_bulk_cancel_by_run_ids(client, new_thread):
     assert second["run_id"] not in await history_run_ids(client, thread_id)
 
 
-async def test_bulk_cancel_by_status(fresh_server):
-    client = get_client(url=fresh_server.url, timeout=60)
+async def test_bulk_cancel_by_status(lclient):
+    """Status selects runs server-wide: done on the module's own (linger) server, where
+    nothing else is active at this point."""
+    client = lclient
     thread_x = (await client.threads.create())["thread_id"]
     thread_y = (await client.threads.create())["thread_id"]
     await client.runs.wait(thread_x, "sleepy", input={"steps": 1, "delay": 0})

@@ -17,6 +17,7 @@ from langgraph_sdk import get_client
 
 from conftest import ServerProcess
 from contract_support import (
+    assert_no_server_failures,
     cancel_url,
     eventually,
     get_run,
@@ -270,5 +271,6 @@ async def test_max_concurrency_keeps_extra_runs_pending(tmp_path):
         assert spans[2][0] >= spans[0][1]
         # ... and as soon as it had: it did not wait for the second to finish too.
         assert spans[2][1] < spans[1][1], "the free slot stayed idle until another run ended"
+        assert_no_server_failures(server.log())
     finally:
         server.stop()

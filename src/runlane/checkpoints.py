@@ -22,7 +22,9 @@ from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
+from sqlalchemy.engine import make_url
 
 T = TypeVar("T")
 
@@ -154,11 +156,13 @@ class ThreadedSqliteSaver(SqliteSaver):
 
 
 class Checkpoints:
+    """The checkpointer for SQLite deployments: a file beside runlane's database."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self.saver: ThreadedSqliteSaver | None = None
 
-    async def setup(self) -> ThreadedSqliteSaver:
+    async def setup(self) -> BaseCheckpointSaver:
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         conn = sqlite3.connect(self.path, check_same_thread=False)
@@ -187,3 +191,111 @@ class Checkpoints:
     ) -> int:
         assert self.saver is not None
         return await self.saver.call(self.saver.delete_run, thread_id, run_id, restore)
+
+
+_PG_SETUP_LOCK = 0x72756E6C636B70  # advisory lock: one worker migrates the checkpointer
+
+
+class PostgresCheckpoints:
+    """The checkpointer for PostgreSQL deployments: langgraph-checkpoint-postgres's
+    `AsyncPostgresSaver` on a connection pool, in runlane's database."""
+
+    def __init__(self, url: str, pool_size: int = 8) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self.pool: Any = None
+        self.saver: Any = None
+
+    async def setup(self) -> BaseCheckpointSaver:
+        import psycopg
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+        from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
+
+        self.pool = AsyncConnectionPool(
+            self.url, min_size=1, max_size=self.pool_size, open=False,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        )
+        await self.pool.open(wait=True, timeout=10)
+        self.saver = AsyncPostgresSaver(self.pool)
+        # Workers starting together must not run the saver's migrations together.
+        async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as lock:
+            await lock.execute("SELECT pg_advisory_lock(%s)", (_PG_SETUP_LOCK,))
+            try:
+                await self.saver.setup()
+            finally:
+                await lock.execute("SELECT pg_advisory_unlock(%s)", (_PG_SETUP_LOCK,))
+        return self.saver
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()
+
+    async def delete_thread(self, thread_id: str) -> None:
+        await self.saver.adelete_thread(thread_id)
+
+    async def restore_point(self, thread_id: str, start_checkpoint_id: str | None) -> RestorePoint:
+        async with self.pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute(
+                "SELECT checkpoint_ns, max(checkpoint_id) AS checkpoint_id FROM checkpoints "
+                "WHERE thread_id = %s GROUP BY checkpoint_ns",
+                (thread_id,),
+            )
+            starts = {(row["checkpoint_ns"], row["checkpoint_id"]) for row in await cur.fetchall()}
+            if start_checkpoint_id:
+                starts.add(("", start_checkpoint_id))
+            writes: list[tuple[Any, ...]] = []
+            for ns, cid in starts:
+                await cur.execute(
+                    "SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, "
+                    "type, blob, task_path FROM checkpoint_writes WHERE thread_id = %s "
+                    "AND checkpoint_ns = %s AND checkpoint_id = %s",
+                    (thread_id, ns, cid),
+                )
+                writes.extend(tuple(row.values()) for row in await cur.fetchall())
+        return RestorePoint(frozenset(starts), tuple(writes))
+
+    async def delete_run(
+        self, thread_id: str, run_id: str, restore: RestorePoint | None = None
+    ) -> int:
+        """As ThreadedSqliteSaver.delete_run, in one PostgreSQL transaction."""
+        written_by_run = (
+            "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s "
+            "AND metadata->>'run_id' = %s"
+        )
+        async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.execute(
+                "DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_id IN "
+                f"({written_by_run})",
+                (thread_id, thread_id, run_id),
+            )
+            await cur.execute(
+                f"DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_id IN ({written_by_run})",
+                (thread_id, thread_id, run_id),
+            )
+            deleted = cur.rowcount
+            if restore is not None:
+                for ns, cid in restore.start_checkpoints:
+                    await cur.execute(
+                        "DELETE FROM checkpoint_writes WHERE thread_id = %s AND "
+                        "checkpoint_ns = %s AND checkpoint_id = %s",
+                        (thread_id, ns, cid),
+                    )
+                if restore.writes:
+                    await cur.executemany(
+                        "INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, "
+                        "task_id, idx, channel, type, blob, task_path) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                        list(restore.writes),
+                    )
+            return deleted
+
+
+def open_checkpoints(database_url: str, sqlite_path: str) -> Checkpoints | PostgresCheckpoints:
+    """The checkpointer that goes with runlane's database."""
+    parsed = make_url(database_url)
+    if parsed.get_backend_name() == "postgresql":
+        plain = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        return PostgresCheckpoints(plain)
+    return Checkpoints(sqlite_path)

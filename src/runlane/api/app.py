@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from runlane import __version__
 from runlane.api import assistants, runs, system, threads
 from runlane.api.responses import JSON, error
-from runlane.checkpoints import Checkpoints
+from runlane.checkpoints import open_checkpoints
 from runlane.executor import Executor
 from runlane.service import BadRequest, Runlane
 from runlane.settings import Settings
@@ -160,7 +160,8 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.resolved_database_url())
         await store.setup()
-        checkpoints = Checkpoints(settings.checkpoint_path())
+        checkpoints = open_checkpoints(settings.resolved_database_url(),
+                                       settings.checkpoint_path())
         saver = await checkpoints.setup()
         served = {gid: g.copy(update={"checkpointer": saver}) for gid, g in graphs.items()}
         broker = StreamBroker()

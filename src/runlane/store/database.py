@@ -1,14 +1,18 @@
-"""Where SQL runs: transactions as plain functions on a dedicated database thread.
+"""Where SQL runs: transactions as plain functions on dedicated database threads.
 
 A transaction is a function `fn(conn)` of SQLAlchemy Core statements. `Database.run`
-executes it inside BEGIN ... COMMIT on the database thread and hands the result back
-to the event loop: one thread hop per transaction instead of one per statement,
-and the event loop never blocks on I/O.
+executes it inside BEGIN ... COMMIT on a database thread and hands the result back
+to the event loop: one thread hop per transaction instead of one per statement, and
+the event loop never blocks on I/O. Each database thread keeps one connection.
 
 SQLite allows one writer at a time, so runlane gives it exactly one thread: every
 transaction is serialized in-process and SQLITE_BUSY never happens between our own
 statements. WAL with synchronous=NORMAL keeps commits cheap and durable across a
 process crash (a power loss may lose the last commits, never corrupt the file).
+
+PostgreSQL gets a few threads (`pool_size`); there, concurrent transactions (from
+this process or other workers) are kept correct by the statements themselves:
+compare-and-set updates, row locks and a unique index (see sql.py).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import concurrent.futures
 import functools
 import os
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,6 +29,10 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, event
 
 T = TypeVar("T")
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached right now (answered as 503)."""
 
 
 def sqlite_file(url: str) -> str | None:
@@ -34,54 +43,95 @@ def sqlite_file(url: str) -> str | None:
     return parsed.database or ":memory:"
 
 
-def sync_url(url: str) -> str:
-    """The URL with the driver runlane uses on its database thread."""
+def sync_url(url: str) -> sa.URL:
+    """The URL with the driver runlane uses on its database threads."""
     parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return str(parsed.set(drivername="sqlite"))
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
     raise ValueError(
-        f"unsupported database URL {url!r}: this version serves SQLite "
-        "(sqlite:///path/to/file.sqlite)"
+        f"unsupported database URL {url!r}: use sqlite:///path/to/file.sqlite or "
+        "postgresql://user@host:port/dbname"
     )
 
 
 class Database:
-    def __init__(self, url: str) -> None:
-        path = sqlite_file(url)
-        if path is None:
-            sync_url(url)  # raises the clear error
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.engine = sa.create_engine(sync_url(url), poolclass=sa.pool.StaticPool,
-                                       connect_args={"check_same_thread": False})
-        _configure_sqlite(self.engine)
-        self._thread = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="runlane-db"
+    def __init__(self, url: str, pool_size: int = 8) -> None:
+        self.url = sync_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            path = self.url.database
+            if path and path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self.engine = sa.create_engine(self.url, poolclass=sa.pool.StaticPool,
+                                           connect_args={"check_same_thread": False})
+            _configure_sqlite(self.engine)
+            threads = 1
+        else:
+            self.engine = sa.create_engine(
+                self.url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True,
+                connect_args={"connect_timeout": 5},
+            )
+            threads = pool_size
+        self._threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="runlane-db"
         )
-        # The database thread's one connection, opened on first use and kept: checking
-        # a connection out of a pool costs more than a small transaction.
-        self._conn: Connection | None = None
+        # Each database thread's connection, opened on first use and kept: checking a
+        # connection out of a pool costs more than a small transaction.
+        self._local = threading.local()
+        self._all: list[Connection] = []
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, functools.partial(self._transaction, fn))
+        return await loop.run_in_executor(self._threads, functools.partial(self._transaction, fn))
+
+    def _connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            try:
+                conn = self.engine.connect()
+            except sa.exc.OperationalError as exc:
+                raise DatabaseUnavailable(str(exc.orig or exc)) from exc
+            self._local.conn = conn
+            self._all.append(conn)
+        return conn
 
     def _transaction(self, fn: Callable[[Connection], T]) -> T:
-        if self._conn is None or self._conn.closed or self._conn.invalidated:
-            self._conn = self.engine.connect()
-        with self._conn.begin():
-            return fn(self._conn)
+        conn = self._connection()
+        try:
+            with conn.begin():
+                return fn(conn)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            if exc.connection_invalidated or conn.invalidated or _is_disconnect(exc):
+                self._local.conn = None
+                conn.invalidate()
+                raise DatabaseUnavailable(str(exc.orig or exc)) from exc
+            raise
 
     def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        for conn in self._all:
+            try:
+                conn.close()
+            except Exception:  # pragma: no cover - closing a broken connection
+                pass
+        self._all.clear()
         self.engine.dispose()
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._close)
-        self._thread.shutdown(wait=True)
+        await loop.run_in_executor(None, self._close)
+        self._threads.shutdown(wait=True)
+
+
+def _is_disconnect(exc: sa.exc.DBAPIError) -> bool:
+    text = str(exc.orig or exc).lower()
+    return any(word in text for word in ("connection", "terminating", "server closed", "timeout"))
 
 
 def _configure_sqlite(engine: sa.Engine) -> None:

@@ -83,7 +83,10 @@ runs = sa.Table(
     metadata,
     sa.Column("run_id", sa.String(36), primary_key=True),
     # Creation order: `enqueue` starts a thread's runs in this order.
-    sa.Column("seq", sa.Integer, nullable=False),
+    # On PostgreSQL a sequence numbers runs across workers; SQLite has no sequences,
+    # and its single writer numbers them in-process (Store._next_seq).
+    sa.Column("seq", sa.BigInteger, sa.Sequence("runs_seq_seq", metadata=metadata),
+              nullable=False),
     sa.Column("thread_id", sa.String(36), nullable=False),
     sa.Column("assistant_id", sa.String(36), nullable=False),
     sa.Column("graph_id", sa.Text, nullable=False),
@@ -97,7 +100,9 @@ runs = sa.Table(
     sa.Column("cancel_reason", sa.String(32)),
     sa.Column("stop_reason", sa.String(32)),
     sa.Column("error", JSONText),
+    # The worker executing the run, and until when its lease holds (scale-out).
     sa.Column("worker_id", sa.Text),
+    _ts("lease_expires_at"),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
     _ts("started_at"),

@@ -13,6 +13,7 @@ the event loop per transaction, not one per statement.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import Iterable
@@ -35,7 +36,9 @@ from runlane.contract import (
 from runlane.serde import utcnow
 from runlane.store import statements as st
 from runlane.store.database import Database
-from runlane.store.schema import assistants, metadata, run_tombstones, runs, threads
+from runlane.store.json_filter import json_has
+from runlane.store.migrate import upgrade
+from runlane.store.schema import assistants, run_tombstones, runs, threads
 
 Row = dict[str, Any]
 _ACTIVE_VALUES = [s.value for s in ACTIVE]
@@ -87,19 +90,23 @@ class Store:
         self._seq = 0
 
     async def setup(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, upgrade, self.db.engine)
+        if self.db.is_sqlite:
 
-        def _tx(conn: Connection) -> None:
-            metadata.create_all(conn)
-            self._seq = conn.scalar(sa.select(sa.func.max(runs.c.seq))) or 0
+            def _tx(conn: Connection) -> None:
+                self._seq = conn.scalar(sa.select(sa.func.max(runs.c.seq))) or 0
 
-        await self.db.run(_tx)
+            await self.db.run(_tx)
 
     async def close(self) -> None:
         await self.db.close()
 
-    def _next_seq(self) -> int:
+    def _number(self, run: Row) -> Row:
+        """SQLite: number the run here (one writer). PostgreSQL: its sequence does."""
+        if not self.db.is_sqlite:
+            return run
         self._seq += 1
-        return self._seq
+        return {**run, "seq": self._seq}
 
     # ------------------------------------------------------------- assistants
 
@@ -352,7 +359,9 @@ class Store:
         now = run["created_at"]
 
         def _tx(conn: Connection) -> Any:
-            thread = self._get_thread(conn, run["thread_id"])
+            thread = _as_dict(conn.execute(
+                st.SELECT_THREAD_FOR_UPDATE, {"p_thread_id": run["thread_id"]}
+            ).first())
             if thread is None:
                 if if_not_exists != "create":
                     raise NotFound(
@@ -386,7 +395,7 @@ class Store:
                         cancelled_running.append(other.run_id)
                     elif result.outcome is CancelOutcome.RECORDED:
                         cancelled_pending.append(other.run_id)
-            new_run = {**run, "seq": self._next_seq()}
+            new_run = self._number(run)
             conn.execute(st.INSERT_RUN, new_run)
             thread_meta = thread["metadata"]
             if thread_meta.get("graph_id") is None:
@@ -739,24 +748,8 @@ class Store:
 
 
 def _json_filters(column: sa.ColumnElement[Any], filters: Row | None) -> list[Any]:
-    """Top-level key equality on a JSON text column (SQLite json_extract)."""
-    if not filters:
-        return []
-    from runlane.serde import dumps
-
-    clauses = []
-    for key, value in filters.items():
-        path = "$." + '"' + str(key).replace('"', '\\"') + '"'
-        extracted = sa.func.json_extract(column, path)
-        if isinstance(value, (dict, list)):
-            clauses.append(sa.func.json(extracted) == sa.func.json(dumps(value).decode()))
-        elif value is None:
-            clauses.append(sa.func.json_type(column, path) == "null")
-        elif isinstance(value, bool):
-            clauses.append(sa.func.json_type(column, path) == ("true" if value else "false"))
-        else:
-            clauses.append(extracted == value)
-    return clauses
+    """`{key: value}` filters on a JSON column: each key must hold that value."""
+    return [json_has(column, filters)] if filters else []
 
 
 def new_id() -> str:

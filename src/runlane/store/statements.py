@@ -25,6 +25,9 @@ def is_active(status: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
 
 SELECT_ASSISTANT = sa.select(assistants).where(assistants.c.assistant_id == P("p_assistant_id"))
 SELECT_THREAD = sa.select(threads).where(threads.c.thread_id == P("p_thread_id"))
+# Admitting a run locks its thread's row (PostgreSQL; SQLite has one writer anyway),
+# so runs on one thread are admitted, numbered and strategy-checked one at a time.
+SELECT_THREAD_FOR_UPDATE = SELECT_THREAD.with_for_update()
 INSERT_THREAD = threads.insert()
 SELECT_RUN = sa.select(runs).where(
     runs.c.run_id == P("p_run_id"), runs.c.thread_id == P("p_thread_id")
@@ -60,6 +63,8 @@ _STARTABLE = (
     )
     .order_by(runs.c.seq)
     .limit(1)
+    # Workers claiming at once skip each other's candidate instead of queueing on it.
+    .with_for_update(skip_locked=True)
     .scalar_subquery()
 )
 CLAIM_NEXT = (

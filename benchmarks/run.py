@@ -29,11 +29,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-import scenarios as sc  # noqa: E402
-from servers import (  # noqa: E402
+import scenarios as sc
+from rich.console import Console
+from rich.table import Table
+from servers import (
     DEFAULT_REF_VENV,
     ROOT,
     Servers,
@@ -47,12 +46,18 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 
 # Counts per repetition; `*_s` caps a scenario's time (the reference server picks up new
 # runs about once a second, so its latency scenarios would otherwise take minutes).
-FULL = dict(c2r_runs=50, c2r_s=20, wait1_runs=100, wait1_s=10, wait32_runs=300, wait32_s=30,
-            cancel_runs=50, cancel_batch=10, cancel_s=25, sse_events=5000,
-            mem_warmup=500, mem_runs=2000, mem_clients=32, reps=3)
-QUICK = dict(c2r_runs=10, c2r_s=4, wait1_runs=30, wait1_s=3, wait32_runs=96, wait32_s=5,
-             cancel_runs=6, cancel_batch=6, cancel_s=3, sse_events=5000,
-             mem_warmup=100, mem_runs=300, mem_clients=32, reps=1)
+# (`life` = create-to-running and cancel, on the same runs: half of them are cancelled
+# with wait=False, half with wait=True.)
+FULL: dict[str, Any] = {
+    "life_runs": 100, "life_s": 35, "wait1_runs": 100, "wait1_s": 10, "wait32_runs": 300,
+    "wait32_s": 30, "sse_events": 5000, "mem_warmup": 500, "mem_runs": 2000, "mem_clients": 32,
+    "reps": 3,
+}
+QUICK: dict[str, Any] = {
+    "life_runs": 12, "life_s": 5, "wait1_runs": 30, "wait1_s": 3, "wait32_runs": 96,
+    "wait32_s": 5, "sse_events": 5000, "mem_warmup": 100, "mem_runs": 300, "mem_clients": 32,
+    "reps": 1,
+}
 
 
 @dataclass
@@ -67,19 +72,19 @@ class Metric:
 
 
 METRICS = [
-    Metric("c2r.p50_ms", "create → running, p50", "ms", False, "< 10 ms", absolute=10),
-    Metric("c2r.p99_ms", "create → running, p99", "ms", False),
+    Metric("life.c2r_p50_ms", "create → running, p50", "ms", False, "< 10 ms", absolute=10),
+    Metric("life.c2r_p99_ms", "create → running, p99", "ms", False),
     Metric("wait1.runs_per_s", "runs.wait, 1 client", "runs/s", True),
     Metric("wait1.latency_p50_ms", "runs.wait latency p50, 1 client", "ms", False),
     Metric("wait32.runs_per_s", "runs.wait, 32 clients", "runs/s", True, "≥ 3× ref", relative=3),
     Metric("wait32.latency_p99_ms", "runs.wait latency p99, 32 clients", "ms", False),
     Metric("wait32.server_cpu_ms_per_run", "server CPU per run, 32 clients", "ms", False),
-    Metric("cancel.ack_p50_ms", "cancel(wait=False) answer, p50", "ms", False),
-    Metric("cancel.ack_p99_ms", "cancel(wait=False) answer, p99", "ms", False),
-    Metric("cancel.observed_stop_p50_ms", "cancel(wait=False) → get sees terminal, p50", "ms",
+    Metric("life.ack_p50_ms", "cancel(wait=False) answer, p50", "ms", False),
+    Metric("life.ack_p99_ms", "cancel(wait=False) answer, p99", "ms", False),
+    Metric("life.observed_stop_p50_ms", "cancel(wait=False) → get sees terminal, p50", "ms",
            False),
-    Metric("cancel.stop_p50_ms", "cancel(wait=True) answer, p50", "ms", False),
-    Metric("cancel.stop_p99_ms", "cancel(wait=True) answer, p99", "ms", False, "< 20 ms",
+    Metric("life.stop_p50_ms", "cancel(wait=True) answer, p50", "ms", False),
+    Metric("life.stop_p99_ms", "cancel(wait=True) answer, p99", "ms", False, "< 20 ms",
            absolute=20),
     Metric("sse.sdk_events_per_s", "SSE custom events/s, langgraph_sdk", "ev/s", True,
            "≥ 3× ref", relative=3),
@@ -111,11 +116,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def bench_rep(t: sc.Target, p: dict[str, Any], rep: int) -> dict[str, Any]:
     steps = [
-        ("c2r", lambda: sc.create_to_running(t, p["c2r_runs"], p["c2r_s"])),
+        ("life", lambda: sc.lifecycle(t, p["life_runs"], p["life_s"])),
         ("wait1", lambda: sc.wait_throughput(t, p["wait1_runs"], 1, p["wait1_s"])),
         ("wait32", lambda: sc.wait_throughput(t, p["wait32_runs"], 32, p["wait32_s"])),
-        ("cancel", lambda: sc.cancel_latency(t, p["cancel_runs"], p["cancel_batch"],
-                                             p["cancel_s"])),
         ("sse", lambda: sc.sse_throughput(t, p["sse_events"])),
     ]
     out: dict[str, Any] = {}
@@ -128,8 +131,8 @@ async def bench_rep(t: sc.Target, p: dict[str, Any], rep: int) -> dict[str, Any]
 
 
 def _brief(name: str, result: dict[str, Any]) -> str:
-    keys = {"c2r": ["p50_ms", "p99_ms"], "wait1": ["runs_per_s"], "wait32": ["runs_per_s"],
-            "cancel": ["ack_p50_ms", "stop_p99_ms"], "sse": ["sdk_events_per_s", "raw_events_per_s"],
+    keys = {"life": ["c2r_p50_ms", "ack_p50_ms", "stop_p99_ms"], "wait1": ["runs_per_s"],
+            "wait32": ["runs_per_s"], "sse": ["sdk_events_per_s", "raw_events_per_s"],
             "mem": ["mb_per_1000_runs"]}[name]
     return "  ".join(f"{k}={result[k]:.1f}" for k in keys)
 

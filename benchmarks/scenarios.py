@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import APIStatusError
-
 from servers import Server
 
 TERMINAL = {"success", "error", "timeout", "interrupted"}
@@ -108,27 +107,74 @@ async def settle(t: Target, thread_id: str, run_id: str) -> None:
 # ------------------------------------------------------------------ scenarios
 
 
-async def create_to_running(t: Target, n: int, max_seconds: float) -> dict[str, Any]:
-    """`runs.create` of a `sleepy` run on a fresh thread, then `runs.get` as fast as
-    possible until it says `running`. One run at a time, cancelled afterwards; `n`
-    runs, or fewer (at least 5) if that takes over `max_seconds`."""
-    samples, polls, anomalies = [], [], []
+async def lifecycle(t: Target, n: int, max_seconds: float, delay: float = 0.05,
+                    settle_s: float = 0.06) -> dict[str, Any]:
+    """Create-to-running and cancel latencies, one run at a time.
+
+    For each of `n` `sleepy` runs (fewer, at least 4, if that takes over
+    `max_seconds`: the reference starts about one run per second), on a fresh thread:
+
+    1. create-to-running: `runs.create`, then `runs.get` back to back until the run
+       is no longer `pending`;
+    2. let it tick once (`settle_s`), then cancel it, alternating:
+       - `runs.cancel(wait=False)`: time to the answer (ack), then `runs.get` back to
+         back until a terminal status (observed stop, from the cancel request);
+       - `runs.cancel(wait=True)`: time to the answer (stopped), then one `runs.get`
+         to check the run is `interrupted` at that moment.
+    """
+    c2r, polls, ack, observed, stopped = [], [], [], [], []
+    at_answer: dict[str, int] = {}
+    final: dict[str, int] = {}
+    anomalies: list[str] = []
     deadline = time.perf_counter() + max_seconds
-    for thread_id in await new_threads(t, n):
-        if len(samples) >= 5 and time.perf_counter() > deadline:
+    for i, thread_id in enumerate(await new_threads(t, n)):
+        if i >= 4 and time.perf_counter() > deadline:
             break
         start = time.perf_counter()
-        run = await start_sleepy(t, thread_id, 0.05)
-        status, count = await poll_until(t, thread_id, run["run_id"], lambda s: s != "pending")
-        elapsed = time.perf_counter() - start
+        run = await start_sleepy(t, thread_id, delay)
+        rid = run["run_id"]
+        status, count = await poll_until(t, thread_id, rid, lambda s: s != "pending")
+        c2r.append(ms(time.perf_counter() - start))
+        polls.append(count)
         if status != "running":
             anomalies.append(f"run not running 30 s after its creation: {status}")
-        samples.append(ms(elapsed))
-        polls.append(count)
-        await settle(t, thread_id, run["run_id"])
+            await settle(t, thread_id, rid)
+            continue
+        await asyncio.sleep(settle_s)
+        wait = i % 2 == 1
+        start = time.perf_counter()
+        try:
+            await t.client.runs.cancel(thread_id, rid, wait=wait)
+        except APIStatusError as exc:
+            anomalies.append(f"cancel(wait={wait}) of a running run: "
+                             f"HTTP {exc.response.status_code}")
+            await settle(t, thread_id, rid)
+            continue
+        answered = time.perf_counter() - start
+        if not wait:
+            ack.append(ms(answered))
+            status, _ = await poll_until(t, thread_id, rid, lambda s: s in TERMINAL, timeout=15)
+            observed.append(ms(time.perf_counter() - start))
+        else:
+            stopped.append(ms(answered))
+            status = (await t.client.runs.get(thread_id, rid))["status"]
+            at_answer[status] = at_answer.get(status, 0) + 1
+            if status != "interrupted":
+                anomalies.append(f"cancel(wait=True) answered while the run was {status!r}")
+                status, _ = await poll_until(t, thread_id, rid, lambda s: s in TERMINAL,
+                                             timeout=15)
+        final[status] = final.get(status, 0) + 1
+        if status != "interrupted":
+            anomalies.append(f"a cancelled run ended {status!r}")
     return {
-        "p50_ms": percentile(samples, 50), "p99_ms": percentile(samples, 99),
-        "samples_ms": samples, "polls": polls, "anomalies": anomalies,
+        "c2r_p50_ms": percentile(c2r, 50), "c2r_p99_ms": percentile(c2r, 99),
+        "ack_p50_ms": percentile(ack, 50), "ack_p99_ms": percentile(ack, 99),
+        "observed_stop_p50_ms": percentile(observed, 50),
+        "observed_stop_p99_ms": percentile(observed, 99),
+        "stop_p50_ms": percentile(stopped, 50), "stop_p99_ms": percentile(stopped, 99),
+        "c2r_ms": c2r, "polls": polls, "ack_ms": ack, "observed_stop_ms": observed,
+        "stop_ms": stopped, "status_after_wait_answer": at_answer, "final_status": final,
+        "anomalies": anomalies,
     }
 
 
@@ -181,70 +227,6 @@ async def wait_throughput(t: Target, n: int, clients: int, max_seconds: float) -
         "client_cpu_util": cpu_client / elapsed,
         "errors": errors[:20],
         "error_count": len(errors),
-    }
-
-
-async def cancel_latency(t: Target, n: int, batch: int, max_seconds: float,
-                         delay: float = 0.05) -> dict[str, Any]:
-    """2n running `sleepy` runs (fewer, at least one batch, if that takes over
-    `max_seconds`), started `batch` at a time so that the slow start of the reference's
-    queue is paid once per batch, and cancelled one at a time, each once `runs.get`
-    says it is running:
-
-    - n with `runs.cancel(wait=False)`: time to the answer (ack), then `runs.get` back
-      to back until a terminal status (observed stop, measured from the cancel);
-    - n with `runs.cancel(wait=True)`: time to the answer, then one `runs.get` to check
-      that the run is `interrupted` at that moment.
-    """
-    ack, observed, stopped = [], [], []
-    at_answer: dict[str, int] = {}
-    final: dict[str, int] = {}
-    anomalies: list[str] = []
-    modes = ["ack", "wait"] * n
-    deadline = time.perf_counter() + max_seconds
-    for first in range(0, len(modes), batch):
-        if first and time.perf_counter() > deadline:
-            break
-        chunk = modes[first:first + batch]
-        thread_ids = await new_threads(t, len(chunk))
-        runs = await asyncio.gather(*(start_sleepy(t, tid, delay) for tid in thread_ids))
-        for mode, tid, run in zip(chunk, thread_ids, runs, strict=True):
-            rid = run["run_id"]
-            status, _ = await poll_until(t, tid, rid, lambda s: s != "pending")
-            if status != "running":
-                anomalies.append(f"run not running 30 s after its creation: {status}")
-                await settle(t, tid, rid)
-                continue
-            start = time.perf_counter()
-            try:
-                await t.client.runs.cancel(tid, rid, wait=(mode == "wait"))
-            except APIStatusError as exc:
-                anomalies.append(f"cancel(wait={mode == 'wait'}) of a running run: "
-                                 f"HTTP {exc.response.status_code}")
-                await settle(t, tid, rid)
-                continue
-            answered = time.perf_counter() - start
-            if mode == "ack":
-                ack.append(ms(answered))
-                status, _ = await poll_until(t, tid, rid, lambda s: s in TERMINAL, timeout=15)
-                observed.append(ms(time.perf_counter() - start))
-            else:
-                stopped.append(ms(answered))
-                now = (await t.client.runs.get(tid, rid))["status"]
-                at_answer[now] = at_answer.get(now, 0) + 1
-                if now != "interrupted":
-                    anomalies.append(f"cancel(wait=True) answered while the run was {now!r}")
-                status = now if now in TERMINAL else (
-                    await poll_until(t, tid, rid, lambda s: s in TERMINAL, timeout=15))[0]
-            final[status] = final.get(status, 0) + 1
-    return {
-        "ack_p50_ms": percentile(ack, 50), "ack_p99_ms": percentile(ack, 99),
-        "observed_stop_p50_ms": percentile(observed, 50),
-        "observed_stop_p99_ms": percentile(observed, 99),
-        "stop_p50_ms": percentile(stopped, 50), "stop_p99_ms": percentile(stopped, 99),
-        "ack_ms": ack, "observed_stop_ms": observed, "stop_ms": stopped,
-        "status_after_wait_answer": at_answer, "final_status": final,
-        "anomalies": anomalies,
     }
 
 

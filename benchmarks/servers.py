@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 import httpx
 import psutil
@@ -152,15 +153,15 @@ def reference_server(workdir: Path, langgraph_exe: Path, extra_args: list[str]) 
     # its state in ./.langgraph_api, so it gets a fresh copy of the demo project.
     project = workdir / "demo"
     shutil.copytree(DEMO, project, ignore=shutil.ignore_patterns(".*", "__pycache__"))
-    # `langgraph dev` executes one run at a time unless told otherwise (its --help says
-    # the default is 10; langgraph_api's dev entry point actually uses 1): give it
-    # runlane's default of 64 concurrent runs. Its per-run info logging is turned down,
-    # as runlane logs nothing per run. Later flags in `extra_args` win.
+    # Left at its defaults but two: no reloader (one process, nothing watching files)
+    # and no per-run info logging (runlane logs nothing per run). Note that `langgraph
+    # dev` executes one run at a time by default (--help says 10; the dev entry point
+    # uses 1), which is also its fastest setting for short runs: `--n-jobs-per-worker`
+    # 10 or 64 lowers its 32-client throughput. Later flags in `extra_args` win.
     port = free_port()
     argv = [
         str(langgraph_exe), "dev", "--no-browser", "--no-reload", "--port", str(port),
-        "--config", "langgraph.json", "--n-jobs-per-worker", "64",
-        "--server-log-level", "WARNING", *extra_args,
+        "--config", "langgraph.json", "--server-log-level", "WARNING", *extra_args,
     ]
     server = Server("reference", argv, project, port)
     server.log_path = workdir / "server.log"
@@ -185,7 +186,7 @@ class Servers(contextlib.AbstractContextManager):
         server.start()
         return server
 
-    def __enter__(self) -> Servers:
+    def __enter__(self) -> Self:
         # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, through __exit__.
         self._old_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -19,12 +20,19 @@ console = Console(stderr=True)
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(
         config=args.config, host=args.host, port=args.port, database_url=args.database_url,
-        max_concurrency=args.max_concurrency, log_level=args.log_level,
+        redis_url=args.redis_url, max_concurrency=args.max_concurrency,
+        lease_seconds=args.lease_seconds, log_level=args.log_level,
     )
     logging.basicConfig(
         level=getattr(logging, settings.log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    workers = args.workers or 1
+    if workers > 1 and settings.resolved_database_url().startswith("sqlite"):
+        console.print("[bold red]runlane: cannot start:[/] --workers needs a shared database: "
+                      "SQLite is for one process; pass --database-url postgresql://...",
+                      highlight=False)
+        return 2
     try:
         project = read_config(settings.config)
         graphs = {gid: loaded.graph for gid, loaded in load_all(project).items()}
@@ -35,18 +43,28 @@ def _serve(args: argparse.Namespace) -> int:
 
     from runlane.api.app import create_app
 
-    app = create_app(settings, graphs)
     console.print(
         f"[bold green]runlane {__version__}[/] serving {', '.join(graphs)} on "
-        f"http://{settings.host}:{settings.port} "
-        f"([dim]{settings.resolved_database_url()}[/])",
+        f"http://{settings.host}:{settings.port} with {workers} worker(s) "
+        f"([dim]{_redacted(settings.resolved_database_url())}[/])",
         highlight=False,
     )
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level="warning",
-        access_log=False, timeout_graceful_shutdown=int(settings.cancel_grace) + 1,
-    )
+    common = dict(host=settings.host, port=settings.port, log_level="warning",
+                  access_log=False, timeout_graceful_shutdown=int(settings.cancel_grace) + 1)
+    if workers == 1:
+        uvicorn.run(create_app(settings, graphs), **common)  # type: ignore[arg-type]
+    else:
+        # Each worker process builds its own app from the same settings.
+        os.environ.update(settings.to_env())
+        uvicorn.run("runlane.api.app:create_app_from_env", factory=True, workers=workers,
+                    **common)  # type: ignore[arg-type]
     return 0
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default: a SQLite file under .runlane/ beside the config")
     serve.add_argument("--max-concurrency", type=int, default=None,
                        help="runs executing at once; more wait as pending (default 64)")
+    serve.add_argument("--redis-url", default=None,
+                       help="scale-out: Redis for run events across workers")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="worker processes on this host (needs PostgreSQL; default 1)")
+    serve.add_argument("--lease-seconds", type=float, default=None,
+                       help="scale-out: a worker's lease on a run (default 6)")
     serve.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=_serve)
     return parser

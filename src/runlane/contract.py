@@ -68,6 +68,7 @@ class StopReason(str, enum.Enum):
     GRAPH_ERROR = "graph_error"  # the graph raised
     CANCELLED = "cancelled"  # a cancel request was recorded (see cancel_reason)
     SERVER_RESTARTED = "server_restarted"  # the process died while the run was active
+    WORKER_LOST = "worker_lost"  # its worker stopped renewing its lease (scale-out)
     COULD_NOT_START = "could_not_start"  # e.g. its graph is no longer served
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
 import contextlib
 import logging
 import uuid
@@ -24,7 +25,7 @@ from langgraph.types import Command
 
 from runlane.checkpoints import Checkpoints, RestorePoint
 from runlane.contract import RunStatus, StopReason, ThreadStatus
-from runlane.serde import to_jsonable
+from runlane.serde import to_jsonable, utcnow
 from runlane.store import SettleResult, Store
 from runlane.streams.local import RunEventLog, StreamBroker
 
@@ -66,6 +67,7 @@ class Executor:
         graphs: dict[str, Pregel],
         max_concurrency: int = 64,
         cancel_grace: float = 5.0,
+        lease_seconds: float = 10.0,
         worker_id: str | None = None,
     ) -> None:
         self.store = store
@@ -74,9 +76,12 @@ class Executor:
         self.graphs = graphs
         self.max_concurrency = max_concurrency
         self.cancel_grace = cancel_grace
+        self.lease_seconds = lease_seconds
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         self._graph_tasks: dict[str, asyncio.Task[None]] = {}
         self._abandon: dict[str, asyncio.Future[None]] = {}
+        # Runs this worker lost its lease on: stopped without writing anything more.
+        self._fenced: set[str] = set()
         self._supervisors: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -102,6 +107,13 @@ class Executor:
         if self._supervisors:
             await asyncio.wait(self._supervisors, timeout=self.cancel_grace)
 
+    def lease_until(self) -> datetime.datetime:
+        return utcnow() + datetime.timedelta(seconds=self.lease_seconds)
+
+    @property
+    def local_run_ids(self) -> set[str]:
+        return set(self._graph_tasks)
+
     def wake(self) -> None:
         self._wakeup.set()
 
@@ -115,7 +127,7 @@ class Executor:
             self._wakeup.clear()
             try:
                 while len(self._supervisors) < self.max_concurrency:
-                    run = await self.store.claim_next(self.worker_id)
+                    run = await self.store.claim_next(self.worker_id, self.lease_until())
                     if run is None:
                         break
                     self._spawn(run)
@@ -140,6 +152,17 @@ class Executor:
             loop.call_later(
                 self.cancel_grace, lambda: abandon.done() or abandon.set_result(None)
             )
+
+    def fence(self, run_id: str) -> None:
+        """Stop a run this worker may no longer write for (its lease is gone)."""
+        task = self._graph_tasks.get(run_id)
+        if task is None:
+            return
+        self._fenced.add(run_id)
+        task.cancel()
+        abandon = self._abandon.get(run_id)
+        if abandon is not None and not abandon.done():
+            abandon.set_result(None)
 
     # -------------------------------------------------------------- execution
 
@@ -172,7 +195,11 @@ class Executor:
             elif not graph_task.done():
                 log.warning("run %s ignored cancellation for %ss; abandoning its task",
                             run_id, self.cancel_grace)
-            await self._settle(run, error, event_log, graph_task, progress)
+            if run_id in self._fenced:
+                self._fenced.discard(run_id)
+                self.broker.close(run_id)  # the run's new owner records its end
+            else:
+                await self._settle(run, error, event_log, graph_task, progress)
         except Exception:
             log.exception("finalizing run %s failed", run_id)
             self.broker.close(run_id)
@@ -207,6 +234,7 @@ class Executor:
             error = {"error": "Shutdown", "message": "the server stopped while this run was active"}
         result: SettleResult = await self.store.settle_run(
             run_id,
+            worker_id=self.worker_id,
             proposed=proposed,
             stop_reason=reason,
             error=error,
@@ -218,7 +246,7 @@ class Executor:
             await self.checkpoints.delete_run(thread_id, run_id, progress.restore)
             values, interrupts, paused = await thread_state(graph, thread_id)
             await self.store.complete_rollback(
-                run_id, values, interrupts,
+                run_id, self.worker_id, values, interrupts,
                 ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
             )
         settled = result.run

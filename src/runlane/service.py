@@ -7,6 +7,8 @@ changed. Outcomes go back to the API layer, which maps them to status codes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import uuid
@@ -78,6 +80,8 @@ class Runlane:
         self.broker = broker
         self.executor = executor
         self.graphs = graphs
+        # How long a waiter trusts its wake-up before re-reading the store.
+        self.recheck_seconds = 2.0
 
     # ------------------------------------------------------------- assistants
 
@@ -107,12 +111,30 @@ class Runlane:
             graph = self.graphs.get(run["graph_id"])
             values, interrupts, paused = await thread_state(graph, run["thread_id"])
             await self.store.complete_rollback(
-                run["run_id"], values, interrupts,
+                run["run_id"], run["worker_id"], values, interrupts,
                 ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
             )
         for thread_id in await self.store.temporary_thread_ids_done():
             await self.store.delete_thread(thread_id)
             await self.checkpoints.delete_thread(thread_id)
+
+    def on_run_done(self, run_id: str) -> None:
+        """Another worker finished a run: wake whoever waits for it here."""
+        if run_id not in self.executor.local_run_ids:
+            self.broker.close(run_id)
+
+    async def finish_adopted_rollback(self, run: Row) -> None:
+        """Complete the rollback of a run whose worker died (this worker adopted it).
+        The dead worker's restore point is lost: the run's own checkpoints go."""
+        await self.checkpoints.delete_run(run["thread_id"], run["run_id"])
+        values, interrupts, paused = await thread_state(
+            self.graphs.get(run["graph_id"]), run["thread_id"]
+        )
+        await self.store.complete_rollback(
+            run["run_id"], run["worker_id"], values, interrupts,
+            ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
+        )
+        self.on_run_done(run["run_id"])
 
     async def resolve_assistant(self, assistant_id: str) -> Row:
         """An assistant id, or a graph id standing for its default assistant."""
@@ -140,10 +162,10 @@ class Runlane:
         temporary = thread_id is None
         if temporary:
             thread_id = str(uuid.uuid4())
-        await self._check_checkpoint(assistant["graph_id"], thread_id, request)
         now = utcnow()
         run_id = str(uuid.uuid4())
         config = _merge_config(assistant["config"], request.config)
+        await self._check_checkpoint(assistant["graph_id"], thread_id, request, config)
         context = {**(assistant.get("context") or {}), **(request.context or {})} or None
         kwargs: Row = {
             "input": request.input,
@@ -204,10 +226,15 @@ class Runlane:
         self.executor.wake()
         return created.run
 
-    async def _check_checkpoint(self, graph_id: str, thread_id: str, request: RunRequest) -> None:
+    async def _check_checkpoint(
+        self, graph_id: str, thread_id: str, request: RunRequest, config: Row
+    ) -> None:
         """A run asked to start from a checkpoint the thread does not have would start
-        from nothing and hide the thread's state behind a fresh one: 404 instead."""
-        ref = dict(request.checkpoint or {})
+        from nothing and hide the thread's state behind a fresh one: 404 instead. The
+        checkpoint is the one the executor will use (see executor.build_config)."""
+        configurable = config.get("configurable") or {}
+        ref = {k: configurable[k] for k in ("checkpoint_ns", "checkpoint_id") if configurable.get(k)}
+        ref.update(request.checkpoint or {})
         if request.checkpoint_id:
             ref["checkpoint_id"] = request.checkpoint_id
         checkpoint_id = ref.get("checkpoint_id")
@@ -285,7 +312,10 @@ class Runlane:
         while True:
             event_log = self.broker.get(run_id)
             if event_log is not None and not event_log.closed:
-                await event_log.wait_closed()
+                # Bounded: a run ending on another worker is announced by NOTIFY,
+                # and a notification can be lost; then the store answers.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event_log.wait_closed(), self.recheck_seconds)
             row = await self.store.get_run(thread_id, run_id)
             if row is None:
                 tomb = await self.store.get_tombstone(thread_id, run_id)

@@ -19,6 +19,12 @@ class Settings:
     cancel_grace: float = 5.0
     max_body_bytes: int = 16 * 1024 * 1024
     log_level: str = "info"
+    # Scale-out (PostgreSQL): how long a worker's lease on a run lasts without renewal,
+    # and how long after it ends another worker finishes the run.
+    lease_seconds: float = 6.0
+    lease_grace: float = 2.0
+    worker_name: str | None = None
+    redis_url: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -27,6 +33,8 @@ class Settings:
         if "RUNLANE_CONFIG" in env:
             values["config"] = Path(env["RUNLANE_CONFIG"])
         for name, cast in (("host", str), ("port", int), ("database_url", str),
+                           ("redis_url", str), ("lease_seconds", float), ("lease_grace", float),
+                           ("worker_name", str),
                            ("max_concurrency", int), ("cancel_grace", float),
                            ("max_body_bytes", int), ("log_level", str)):
             key = f"RUNLANE_{name.upper()}"
@@ -34,6 +42,16 @@ class Settings:
                 values[name] = cast(env[key])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as RUNLANE_* variables (for worker processes)."""
+        env = {"RUNLANE_CONFIG": str(self.config.resolve()),
+               "RUNLANE_DATABASE_URL": self.resolved_database_url()}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name not in ("config", "database_url") and value is not None:
+                env[f"RUNLANE_{field.name.upper()}"] = str(value)
+        return env
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -20,12 +20,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from runlane import __version__
 from runlane.api import assistants, runs, system, threads
 from runlane.api.responses import JSON, error
-from runlane.checkpoints import open_checkpoints
-from runlane.executor import Executor
-from runlane.service import BadRequest, Runlane
+from runlane.runtime import Runtime
+from runlane.service import BadRequest
 from runlane.settings import Settings
-from runlane.store import Conflict, NotFound, Store
-from runlane.streams.local import StreamBroker
+from runlane.store import Conflict, NotFound
+from runlane.store.database import DatabaseUnavailable
 
 log = logging.getLogger("runlane")
 
@@ -158,30 +157,13 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.resolved_database_url())
-        await store.setup()
-        checkpoints = open_checkpoints(settings.resolved_database_url(),
-                                       settings.checkpoint_path())
-        saver = await checkpoints.setup()
-        served = {gid: g.copy(update={"checkpointer": saver}) for gid, g in graphs.items()}
-        broker = StreamBroker()
-        executor = Executor(
-            store=store, broker=broker, checkpoints=checkpoints, graphs=served,
-            max_concurrency=settings.max_concurrency, cancel_grace=settings.cancel_grace,
-        )
-        service = Runlane(store=store, checkpoints=checkpoints, broker=broker,
-                          executor=executor, graphs=served)
-        await service.install_default_assistants()
-        await service.recover_after_restart()
-        app.state.runlane = service
-        await executor.start()
-        log.info("runlane %s serving graphs %s", __version__, ", ".join(served))
+        runtime = Runtime(settings, graphs)
         try:
+            app.state.runlane = await runtime.start()
+            app.state.runtime = runtime
             yield
         finally:
-            await executor.stop()
-            await checkpoints.close()
-            await store.close()
+            await runtime.stop()
 
     app = FastAPI(title="runlane", version=__version__, lifespan=lifespan)
     for module in (system, assistants, threads, runs):
@@ -190,6 +172,12 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> Response:
         return error(404, str(exc))
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
+        response = error(503, "the database is unreachable right now; retry shortly")
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, exc: Conflict) -> Response:
@@ -242,3 +230,12 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one worker process started by `runlane serve --workers N`."""
+    from runlane.graphs import load_all, read_config
+
+    settings = Settings.from_env()
+    graphs = {gid: loaded.graph for gid, loaded in load_all(read_config(settings.config)).items()}
+    return create_app(settings, graphs)

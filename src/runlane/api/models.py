@@ -26,8 +26,19 @@ def _sql_scalar(value: Any) -> Any:
     return value
 
 
+# SQLite refuses statements past ~1000 nested ANDs or 32766 bound values: bound them.
+MAX_FILTER_KEYS = 100
+MAX_IDS = 10_000
+
+
+def _filter_size(value: Json) -> None:
+    if len(value) > MAX_FILTER_KEYS:
+        raise ValueError(f"a filter may have at most {MAX_FILTER_KEYS} keys (got {len(value)})")
+
+
 def _filter(value: Json) -> Json:
     """A `{key: value}` equality filter on a JSON column (metadata, values)."""
+    _filter_size(value)
     for key in value:
         if "\x00" in key:
             raise ValueError(f"filter keys cannot contain NUL characters (got {key!r})")
@@ -36,6 +47,7 @@ def _filter(value: Json) -> Json:
 
 def _history_filter(value: Json) -> Json:
     """The checkpointer's metadata filter: its keys are paths like `a.b`."""
+    _filter_size(value)
     for key in value:
         if not key or not all(c.isascii() and (c.isalnum() or c in "_.-") for c in key):
             raise ValueError(f"history metadata filter keys may contain only ASCII letters, "
@@ -155,7 +167,7 @@ class ThreadSearch(Strict):
     metadata: Filter | None = None
     values: Filter | None = None
     status: ThreadStatusName | None = None
-    ids: list[UUID] | None = None
+    ids: Annotated[list[UUID], Field(max_length=MAX_IDS)] | None = None
     limit: Limit = 10
     offset: Offset = 0
     sort_by: Literal["thread_id", "status", "created_at", "updated_at"] = "created_at"
@@ -238,5 +250,5 @@ class AssistantPatch(Strict):
 
 class RunsCancelMany(Strict):
     thread_id: UUID | None = None
-    run_ids: list[UUID] | None = None
+    run_ids: Annotated[list[UUID], Field(max_length=MAX_IDS)] | None = None
     status: Literal["pending", "running", "all"] | None = None

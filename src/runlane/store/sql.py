@@ -41,6 +41,9 @@ from runlane.store.migrate import upgrade
 from runlane.store.schema import assistants, run_tombstones, runs, threads
 
 Row = dict[str, Any]
+
+# NOTIFY channels (scale-out): a run may start, a cancel was recorded, a run ended.
+WAKE, CANCEL, DONE = "runlane_wake", "runlane_cancel", "runlane_done"
 _ACTIVE_VALUES = [s.value for s in ACTIVE]
 
 
@@ -100,6 +103,12 @@ class Store:
 
     async def close(self) -> None:
         await self.db.close()
+
+    def _notify(self, conn: Connection, channel: str, payload: str = "") -> None:
+        """Tell the other workers (PostgreSQL NOTIFY, delivered when this transaction
+        commits). One process on SQLite: the caller acts locally instead."""
+        if not self.db.is_sqlite:
+            conn.execute(st.NOTIFY, {"p_channel": channel, "p_payload": payload})
 
     def _number(self, run: Row) -> Row:
         """SQLite: number the run here (one writer). PostgreSQL: its sequence does."""
@@ -263,6 +272,8 @@ class Store:
                 .returning(runs.c.run_id, runs.c.status)
             )
             deleted_runs = [(r.run_id, r.status) for r in result]
+            for run_id, status in deleted_runs:
+                self._notify(conn, CANCEL if status == RunStatus.RUNNING.value else DONE, run_id)
             conn.execute(
                 run_tombstones.delete().where(run_tombstones.c.thread_id == thread_id)
             )
@@ -411,6 +422,11 @@ class Store:
                 )
             elif thread["status"] != ThreadStatus.BUSY.value:
                 conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": run["thread_id"], "p_now": now})
+            for other in cancelled_running:
+                self._notify(conn, CANCEL, other)
+            for other in cancelled_pending:
+                self._notify(conn, DONE, other)
+            self._notify(conn, WAKE)
             return CreatedRun(new_run, cancelled_running, cancelled_pending)
         return await self.db.run(_tx)
 
@@ -505,14 +521,20 @@ class Store:
             return None if row is None else row.run
         return await self.db.run(_tx)
 
-    async def claim_next(self, worker_id: str) -> Row | None:
+    async def claim_next(self, worker_id: str, lease_until: Any) -> Row | None:
         """pending -> running for the oldest startable run: its thread has no running
         run and no older pending run. One CAS statement (see statements.CLAIM_NEXT);
         the thread is already `busy`, as it has been since the run was admitted."""
-        params = {"p_worker_id": worker_id, "p_now": utcnow()}
+        params = {"p_worker_id": worker_id, "p_now": utcnow(), "p_lease_until": lease_until}
 
         def _tx(conn: Connection) -> Row | None:
-            return _as_dict(conn.execute(st.CLAIM_NEXT, params).first())
+            try:
+                with conn.begin_nested():
+                    return _as_dict(conn.execute(st.CLAIM_NEXT, params).first())
+            except sa.exc.IntegrityError:
+                # Another worker started a run on the same thread at the same instant:
+                # the one-running-run-per-thread index refused ours. Nothing claimed.
+                return None
 
         return await self.db.run(_tx)
 
@@ -555,6 +577,7 @@ class Store:
             row = _as_dict(result.first())
             if row is not None:
                 self._release_thread(conn, thread_id, now)
+                self._notify(conn, DONE, run_id)
                 return CancelResult(CancelOutcome.RECORDED, row)
         else:
             result = conn.execute(
@@ -578,6 +601,7 @@ class Store:
         )
         row = _as_dict(result.first())
         if row is not None:
+            self._notify(conn, CANCEL, run_id)
             return CancelResult(CancelOutcome.RECORDED, row, delivered_to_task=True)
         # 3. Neither CAS matched: the run is terminal, already cancelled, or gone.
         existing = self._get_run(conn, thread_id, run_id)
@@ -629,6 +653,7 @@ class Store:
         self,
         run_id: str,
         *,
+        worker_id: str,
         proposed: RunStatus,
         stop_reason: StopReason,
         error: Any,
@@ -646,7 +671,7 @@ class Store:
         if proposed not in TRANSITIONS[RunStatus.RUNNING]:
             raise ValueError(f"a running run cannot end as {proposed.value}")
         now = utcnow()
-        ids = {"p_run_id": run_id, "p_now": now}
+        ids = {"p_run_id": run_id, "p_now": now, "p_worker_id": worker_id}
 
         def _tx(conn: Connection) -> SettleResult:
             final_thread_status = thread_status
@@ -670,13 +695,16 @@ class Store:
             self._thread_after_run(
                 conn, row["thread_id"], now, final_thread_status, values, interrupts
             )
+            self._notify(conn, DONE, run_id)
+            self._notify(conn, WAKE)
             return SettleResult(row)
 
         return await self.db.run(_tx)
 
-    async def complete_rollback(self, run_id: str, values: Any, interrupts: Row,
-                                thread_status: ThreadStatus) -> Row | None:
-        """Remove a rolled-back run, leaving its tombstone (after its checkpoints went)."""
+    async def complete_rollback(self, run_id: str, worker_id: str | None, values: Any,
+                                interrupts: Row, thread_status: ThreadStatus) -> Row | None:
+        """Remove a rolled-back run, leaving its tombstone (after its checkpoints went).
+        Fenced by the owner's worker id."""
         now = utcnow()
 
         def _tx(conn: Connection) -> Any:
@@ -684,6 +712,7 @@ class Store:
                 runs.delete()
                 .where(runs.c.run_id == run_id, runs.c.status == RunStatus.RUNNING.value)
                 .where(runs.c.cancel_action == CancelAction.ROLLBACK.value)
+                .where(runs.c.worker_id == worker_id)
                 .returning(*runs.c)
             )
             row = _as_dict(result.first())
@@ -692,7 +721,59 @@ class Store:
             row["stop_reason"] = StopReason.CANCELLED.value
             self._insert_tombstone(conn, row, now)
             self._thread_after_run(conn, row["thread_id"], now, thread_status, values, interrupts)
+            self._notify(conn, DONE, run_id)
+            self._notify(conn, WAKE)
             return row
+        return await self.db.run(_tx)
+
+    async def renew_leases(self, worker_id: str, lease_until: Any) -> dict[str, str | None]:
+        """Extend the leases of this worker's running runs: {run_id: cancel_action}.
+        A run missing from the answer is no longer this worker's to write."""
+        params = {"p_worker_id": worker_id, "p_lease_until": lease_until}
+
+        def _tx(conn: Connection) -> dict[str, str | None]:
+            return {r.run_id: r.cancel_action for r in conn.execute(st.RENEW_LEASES, params)}
+
+        return await self.db.run(_tx)
+
+    async def reap_expired(
+        self, deadline: Any, worker_id: str, lease_until: Any
+    ) -> tuple[list[Row], list[Row]]:
+        """Finish runs whose owner's lease ran out before `deadline`: `interrupted`
+        if a cancel was recorded, else `error` (worker lost). A recorded rollback is
+        adopted instead (returned second) for this worker to complete."""
+        now = utcnow()
+        lost = {"error": "WorkerLost",
+                "message": "the worker executing this run stopped renewing its lease"}
+
+        def _tx(conn: Connection) -> tuple[list[Row], list[Row]]:
+            finished: list[Row] = []
+            adopted: list[Row] = []
+            for run in conn.execute(st.SELECT_EXPIRED, {"p_deadline": deadline}).mappings():
+                ids = {"p_run_id": run["run_id"], "p_deadline": deadline}
+                if run["cancel_action"] == CancelAction.ROLLBACK.value:
+                    row = conn.execute(st.ADOPT_EXPIRED, {
+                        **ids, "p_worker_id": worker_id, "p_lease_until": lease_until,
+                    }).first()
+                    if row is not None:
+                        adopted.append(dict(row._mapping))
+                    continue
+                cancelled = run["cancel_action"] == CancelAction.INTERRUPT.value
+                row = _as_dict(conn.execute(st.REAP_EXPIRED, {
+                    **ids, "p_now": now,
+                    "p_status": (RunStatus.INTERRUPTED if cancelled else RunStatus.ERROR).value,
+                    "p_stop_reason": (StopReason.CANCELLED if cancelled
+                                      else StopReason.WORKER_LOST).value,
+                    "p_error": None if cancelled else lost,
+                }).first())
+                if row is not None:
+                    self._release_thread(conn, row["thread_id"], now)
+                    self._notify(conn, DONE, row["run_id"])
+                    finished.append(row)
+            if finished:
+                self._notify(conn, WAKE)
+            return finished, adopted
+
         return await self.db.run(_tx)
 
     async def recover_after_restart(self) -> list[Row]:

@@ -72,14 +72,17 @@ CLAIM_NEXT = (
     .where(runs.c.run_id == _STARTABLE)
     .where(runs.c.status == PENDING, runs.c.cancel_action.is_(None))
     .values(status=RUNNING, worker_id=P("p_worker_id"), started_at=P("p_now"),
-            updated_at=P("p_now"))
+            updated_at=P("p_now"), lease_expires_at=P("p_lease_until"))
     .returning(*runs.c)
 )
 
 # The executor's proposal: running, with no cancel recorded -> success/error/timeout.
+# Every executor write is fenced by its worker id: a worker that lost its lease (its
+# run was finished by another worker) matches nothing.
 SETTLE_PROPOSED = (
     runs.update()
     .where(runs.c.run_id == P("p_run_id"), runs.c.status == RUNNING)
+    .where(runs.c.worker_id == P("p_worker_id"))
     .where(runs.c.cancel_action.is_(None))
     .values(status=P("p_status"), stop_reason=P("p_stop_reason"), error=P("p_error"),
             updated_at=P("p_now"), ended_at=P("p_now"))
@@ -89,6 +92,7 @@ SETTLE_PROPOSED = (
 SETTLE_CANCELLED = (
     runs.update()
     .where(runs.c.run_id == P("p_run_id"), runs.c.status == RUNNING)
+    .where(runs.c.worker_id == P("p_worker_id"))
     .where(runs.c.cancel_action == CancelAction.INTERRUPT.value)
     .values(status=RunStatus.INTERRUPTED.value, stop_reason=StopReason.CANCELLED.value,
             updated_at=P("p_now"), ended_at=P("p_now"))
@@ -125,3 +129,39 @@ RELEASE_THREAD = (
         updated_at=P("p_now"),
     )
 )
+
+# A worker's lease renewal, one statement for all its runs. It also returns each
+# run's cancel, so a cancel whose notification was lost arrives here.
+RENEW_LEASES = (
+    runs.update()
+    .where(runs.c.worker_id == P("p_worker_id"), runs.c.status == RUNNING)
+    .values(lease_expires_at=P("p_lease_until"))
+    .returning(runs.c.run_id, runs.c.cancel_action)
+)
+
+# Runs whose owner stopped renewing: finished by whichever worker notices.
+SELECT_EXPIRED = (
+    sa.select(runs)
+    .where(runs.c.status == RUNNING, runs.c.lease_expires_at < P("p_deadline"))
+    .order_by(runs.c.seq)
+    .limit(100)
+    .with_for_update(skip_locked=True)
+)
+REAP_EXPIRED = (
+    runs.update()
+    .where(runs.c.run_id == P("p_run_id"), runs.c.status == RUNNING)
+    .where(runs.c.lease_expires_at < P("p_deadline"))
+    .values(status=P("p_status"), stop_reason=P("p_stop_reason"), error=P("p_error"),
+            updated_at=P("p_now"), ended_at=P("p_now"))
+    .returning(*runs.c)
+)
+# A dead owner's recorded rollback: the reaper becomes the owner and completes it.
+ADOPT_EXPIRED = (
+    runs.update()
+    .where(runs.c.run_id == P("p_run_id"), runs.c.status == RUNNING)
+    .where(runs.c.lease_expires_at < P("p_deadline"))
+    .values(worker_id=P("p_worker_id"), lease_expires_at=P("p_lease_until"))
+    .returning(*runs.c)
+)
+
+NOTIFY = sa.select(sa.func.pg_notify(P("p_channel"), P("p_payload")))

@@ -1,0 +1,110 @@
+"""Leases (scale-out): every worker renews the leases of the runs it executes, and
+finishes the runs of workers that stopped renewing.
+
+- Renewal is one statement for all of a worker's runs; it also returns their
+  recorded cancels (the fallback for a lost NOTIFY).
+- Fencing: a run missing from the renewal's answer is no longer this worker's (it
+  was reaped), and a worker that could not renew for a whole lease stops all its
+  runs; either way it stops them without writing (its store writes are also fenced
+  by worker id, so a late write can never land).
+- Reaping: a run whose lease ended more than `grace` ago is finished by whichever
+  worker notices: `interrupted` if a cancel was recorded, `error` (worker lost)
+  otherwise; a recorded rollback is adopted and completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from runlane.serde import utcnow
+from runlane.store import Store
+
+log = logging.getLogger("runlane.leases")
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        executor: Any,
+        lease_seconds: float,
+        grace_seconds: float,
+        on_reaped: Callable[[dict[str, Any]], None],
+        complete_rollback: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.lease_seconds = lease_seconds
+        self.grace_seconds = grace_seconds
+        self.on_reaped = on_reaped
+        self.complete_rollback = complete_rollback
+        self._task: asyncio.Task[None] | None = None
+        self._last_renewed = time.monotonic()
+        self.renewals = 0
+        self.takeovers = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="runlane-leases")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _loop(self) -> None:
+        interval = self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            await self.renew()
+            await self.reap()
+
+    async def renew(self) -> None:
+        mine = self.executor.local_run_ids
+        try:
+            leases = await self.store.renew_leases(self.executor.worker_id, self.executor.lease_until())
+        except Exception as exc:
+            if time.monotonic() - self._last_renewed > self.lease_seconds:
+                log.error("could not renew leases for %.0fs (%s): stopping %d runs without "
+                          "writing", self.lease_seconds, exc, len(mine))
+                for run_id in mine:
+                    self.executor.fence(run_id)
+            else:
+                log.warning("lease renewal failed (%s); retrying", exc)
+            return
+        self._last_renewed = time.monotonic()
+        self.renewals += 1
+        for run_id in mine - set(leases):
+            # Not ours any more (reaped while we were away): stop without writing.
+            if run_id in self.executor.local_run_ids:
+                log.error("run %s was taken over by another worker: stopping it", run_id)
+                self.executor.fence(run_id)
+        for run_id, cancel_action in leases.items():
+            if cancel_action is not None:
+                self.executor.deliver_cancel(run_id)
+
+    async def reap(self) -> None:
+        deadline = utcnow() - datetime.timedelta(seconds=self.grace_seconds)
+        try:
+            finished, adopted = await self.store.reap_expired(
+                deadline, self.executor.worker_id, self.executor.lease_until()
+            )
+        except Exception as exc:
+            log.warning("reaping expired runs failed (%s)", exc)
+            return
+        for run in finished:
+            self.takeovers += 1
+            log.warning("run %s finished as %s: its worker %s stopped renewing its lease",
+                        run["run_id"], run["status"], run["worker_id"])
+            self.on_reaped(run)
+        for run in adopted:
+            self.takeovers += 1
+            await self.complete_rollback(run)

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -264,6 +265,10 @@ async def amain(args: argparse.Namespace) -> int:
     langgraph = ensure_ref_venv(args.ref_venv, console.log) if "reference" in want else None
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     began = time.perf_counter()
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C: through `Servers.__exit__`.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     with Servers() as servers:
         started = []
         if "runlane" in want:
@@ -272,14 +277,17 @@ async def amain(args: argparse.Namespace) -> int:
             started.append(servers.start(reference_server(
                 servers.workdir("reference"), langgraph, args.ref_args.split())))
         for server in started:
-            console.log(f"{server.name}: {server.url} (pid {server.pid})  $ {' '.join(server.argv)}")
+            env = "".join(f"{k}={v} " for k, v in server.env.items())
+            console.log(f"{server.name}: {server.url} (pid {server.pid})  $ {env}"
+                        f"{' '.join(server.argv)}")
         targets = [sc.Target(s) for s in started]
         try:
             raw = await bench(targets, p)
         finally:
             for t in targets:
                 await t.aclose()
-        commands = {s.name: s.argv for s in started}
+        commands = {s.name: {"argv": s.argv, "env": s.env, "cwd": str(s.workdir)}
+                    for s in started}
     summaries = {name: summarize(r) for name, r in raw.items()}
     console.print(render(summaries, p))
     for name, r in raw.items():
@@ -315,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         run = asyncio.run
     try:
         return run(amain(args))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         console.print("[red]interrupted: servers stopped[/]")
         return 130
 

@@ -8,6 +8,7 @@ Ctrl-C.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -52,9 +53,11 @@ def ensure_ref_venv(venv: Path, log=print) -> Path:
 class Server:
     """One server process: its command, directory, port and process group."""
 
-    def __init__(self, name: str, argv: list[str], workdir: Path, port: int) -> None:
+    def __init__(self, name: str, argv: list[str], workdir: Path, port: int,
+                 env: dict[str, str] | None = None) -> None:
         self.name = name
         self.argv = argv
+        self.env = env or {}
         self.workdir = workdir
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -67,6 +70,7 @@ class Server:
             "LANGGRAPH_CLI_NO_ANALYTICS": "1",  # no network calls from the reference CLI
             "LANGSMITH_TRACING": "false",
             "PYTHONUNBUFFERED": "1",
+            **self.env,
         }
         env.pop("VIRTUAL_ENV", None)
         with open(self.log_path, "wb") as log:
@@ -154,27 +158,27 @@ def reference_server(workdir: Path, langgraph_exe: Path, extra_args: list[str]) 
     project = workdir / "demo"
     shutil.copytree(DEMO, project, ignore=shutil.ignore_patterns(".*", "__pycache__"))
     # Left at its defaults but two: no reloader (one process, nothing watching files)
-    # and no per-run info logging (runlane logs nothing per run). Note that `langgraph
-    # dev` executes one run at a time by default (--help says 10; the dev entry point
-    # uses 1), which is also its fastest setting for short runs: `--n-jobs-per-worker`
-    # 10 or 64 lowers its 32-client throughput. Later flags in `extra_args` win.
+    # and no per-run info logs (LOG_LEVEL; runlane logs nothing per run). Note that
+    # `langgraph dev` executes one run at a time by default (--help says 10; the dev
+    # entry point uses 1), which is also its fastest setting for short runs:
+    # `--n-jobs-per-worker` 10 or 64 lowers its 32-client throughput. Later flags in
+    # `extra_args` win.
     port = free_port()
     argv = [
         str(langgraph_exe), "dev", "--no-browser", "--no-reload", "--port", str(port),
-        "--config", "langgraph.json", "--server-log-level", "WARNING", *extra_args,
+        "--config", "langgraph.json", *extra_args,
     ]
-    server = Server("reference", argv, project, port)
+    server = Server("reference", argv, project, port, env={"LOG_LEVEL": "WARNING"})
     server.log_path = workdir / "server.log"
     return server
 
 
 class Servers(contextlib.AbstractContextManager):
-    """Start servers; stop every one of them on exit, on errors and on SIGTERM/SIGINT."""
+    """Start servers; stop every one of them on exit, on errors and on Ctrl-C."""
 
     def __init__(self) -> None:
         self.started: list[Server] = []
         self.tmp = Path(tempfile.mkdtemp(prefix="runlane-bench-"))
-        self._old_term = None
 
     def workdir(self, name: str) -> Path:
         path = self.tmp / name
@@ -187,19 +191,13 @@ class Servers(contextlib.AbstractContextManager):
         return server
 
     def __enter__(self) -> Self:
-        # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, through __exit__.
-        self._old_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         for server in reversed(self.started):
-            if exc_type is not None and exc_type is not KeyboardInterrupt:
+            if exc_type is not None and not issubclass(
+                exc_type, (KeyboardInterrupt, asyncio.CancelledError)
+            ):
                 print(f"--- last lines of {server.name}'s log ---\n{server.log_tail()}")
             server.stop()
-        if self._old_term is not None:
-            signal.signal(signal.SIGTERM, self._old_term)
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

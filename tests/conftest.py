@@ -28,9 +28,11 @@ def free_port() -> int:
 class ServerProcess:
     """One `runlane serve` process; `restart()` keeps its database."""
 
-    def __init__(self, workdir: Path, *extra_args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, *extra_args: str, env: dict[str, str] | None = None,
+                 database_url: str | None = None) -> None:
         self.workdir = workdir
-        self.database_url = f"sqlite+aiosqlite:///{workdir / 'runlane.sqlite'}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.database_url = database_url or f"sqlite:///{workdir / 'runlane.sqlite'}"
         self.extra_args = list(extra_args)
         self.env = env or {}
         self.port = free_port()

@@ -12,6 +12,7 @@ bookkeeping do not queue behind each other for one write lock.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import dataclasses
 import functools
@@ -45,6 +46,44 @@ class ThreadedSqliteSaver(SqliteSaver):
         self._thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="runlane-checkpoints"
         )
+        # Runs whose checkpoints a rollback deleted (see `put`); touched only on the
+        # checkpoint thread, so in the order operations reach it. Bounded: a late write
+        # arrives within moments of its run's rollback.
+        self._rolled_back: collections.OrderedDict[str, None] = collections.OrderedDict()
+
+    def _of_rolled_back_run(self, config: RunnableConfig) -> bool:
+        run_id = (config.get("configurable") or {}).get("run_id")
+        return run_id is not None and str(run_id) in self._rolled_back
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """A cancel can stop a graph task while langgraph's background checkpoint
+        writes are still in flight: they outlive the task. One landing after its run's
+        rollback would bring the rolled-back state back, and the next run would start
+        on top of it. The rollback's delete and every write run on this one thread in
+        order, so a write of a rolled-back run that comes after the delete is dropped."""
+        if self._of_rolled_back_run(config):
+            configurable = config["configurable"]
+            return {"configurable": {"thread_id": configurable["thread_id"],
+                                     "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+                                     "checkpoint_id": checkpoint["id"]}}
+        return super().put(config, checkpoint, metadata, new_versions)
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        if self._of_rolled_back_run(config):
+            return  # as in `put`
+        super().put_writes(config, writes, task_id, task_path)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -120,7 +159,11 @@ class ThreadedSqliteSaver(SqliteSaver):
         from before the run is never touched. A run that resumed an earlier
         checkpoint also wrote onto it (its resume value, its tasks' results): those
         checkpoints get back exactly the pending writes `restore` recorded.
+        Writes of the run still in flight are dropped from now on (see `put`).
         """
+        self._rolled_back[run_id] = None
+        while len(self._rolled_back) > 10_000:
+            self._rolled_back.popitem(last=False)
         written_by_run = (
             "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? "
             "AND json_extract(CAST(metadata AS TEXT), '$.run_id') = ?"

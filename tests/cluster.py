@@ -1,0 +1,123 @@
+"""A scale-out deployment for tests: several real `runlane serve` worker processes on
+their own ports, sharing a fresh PostgreSQL database and the machine's Redis, and a
+client transport that spreads requests across them (as a load balancer would)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import httpx
+
+from conftest import ServerProcess
+
+POSTGRES_ADMIN_URL = os.environ.get("RUNLANE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("RUNLANE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def missing_services() -> list[str]:
+    """What the scale-out tests need and cannot reach here."""
+    missing = []
+    if not _reachable("127.0.0.1", 5432):
+        missing.append("PostgreSQL at 127.0.0.1:5432")
+    if not _reachable("127.0.0.1", 6379):
+        missing.append("Redis at 127.0.0.1:6379")
+    return missing
+
+
+def create_database() -> str:
+    """A fresh, empty database for one test session; its URL."""
+    import psycopg
+
+    name = f"runlane_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Cluster:
+    """N workers on one PostgreSQL database. Looks like a ServerProcess to tests:
+    `url` is the first worker; `urls`/`workers` are all of them."""
+
+    def __init__(self, workdir: Path, size: int = 3, *extra_args: str) -> None:
+        self.workdir = workdir
+        self.database_url = create_database()
+        self.workers = [
+            ServerProcess(workdir / f"worker{i}", "--redis-url", REDIS_URL, *extra_args,
+                          database_url=self.database_url)
+            for i in range(size)
+        ]
+        self.url = self.workers[0].url
+        self.urls = [w.url for w in self.workers]
+
+    def start(self) -> Cluster:
+        for worker in self.workers:
+            worker.start()
+        return self
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    def close(self) -> None:
+        self.stop()
+        drop_database(self.database_url)
+
+    def log(self) -> str:
+        return "\n".join(f"--- worker {i}\n{w.log()}" for i, w in enumerate(self.workers))
+
+
+class RoundRobinTransport(httpx.AsyncBaseTransport):
+    """Sends each request to the next worker in turn; like a load balancer, it skips a
+    worker that refuses connections (killed or restarting)."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self._count = len(urls)
+        self._ports = itertools.cycle([httpx.URL(u).port for u in urls])
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(self._count):
+            request.url = request.url.copy_with(port=next(self._ports))
+            try:
+                return await self._inner.handle_async_request(request)
+            except httpx.ConnectError:
+                if attempt == self._count - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class SyncRoundRobinTransport(httpx.BaseTransport):
+    def __init__(self, urls: list[str]) -> None:
+        self._ports = itertools.cycle([httpx.URL(u).port for u in urls])
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(port=next(self._ports))
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()

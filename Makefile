@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/runlane serve --config examples/demo/langgraph.json --port $(PORT)
 
+# -rs lists every skipped test with its reason (e.g. no PostgreSQL/Redis here).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not race" $(PYTEST_ARGS)

@@ -36,6 +36,21 @@ def missing_services() -> list[str]:
     return missing
 
 
+def require_services() -> None:
+    """Skip (saying plainly what and how) when PostgreSQL or Redis is missing; fail
+    instead where they are required (CI sets RUNLANE_REQUIRE_SERVICES=1)."""
+    import pytest
+
+    missing = missing_services()
+    if not missing:
+        return
+    message = (f"scale-out tests skipped: no {' and no '.join(missing)}. Start them "
+               "(see README, 'Tests') to run these tests.")
+    if os.environ.get("RUNLANE_REQUIRE_SERVICES"):
+        pytest.fail(message.replace("skipped", "cannot run"), pytrace=False)
+    pytest.skip(message)
+
+
 def create_database() -> str:
     """A fresh, empty database for one test session; its URL."""
     import psycopg

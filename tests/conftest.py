@@ -82,12 +82,28 @@ class ServerProcess:
         return self.log_path.read_text()
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[ServerProcess]:
+# The e2e suite runs against every backend: one process on SQLite, and three workers on
+# PostgreSQL + Redis with requests spread across them. RUNLANE_TEST_BACKENDS narrows it.
+BACKENDS = [b.strip() for b in os.environ.get("RUNLANE_TEST_BACKENDS", "sqlite,postgres").split(",")
+            if b.strip()]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
     with tempfile.TemporaryDirectory(prefix="runlane-test-") as tmp:
-        proc = ServerProcess(Path(tmp)).start()
-        yield proc
-        proc.stop()
+        if request.param == "sqlite":
+            proc = ServerProcess(Path(tmp)).start()
+            yield proc
+            proc.stop()
+            return
+        from cluster import Cluster, require_services
+
+        require_services()
+        cluster = Cluster(Path(tmp), 3).start()
+        try:
+            yield cluster  # type: ignore[misc]
+        finally:
+            cluster.close()
 
 
 @pytest.fixture
@@ -100,10 +116,22 @@ def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def client(server: ServerProcess):
-    return get_client(url=server.url, timeout=60)
+    client = get_client(url=server.url, timeout=60)
+    urls = getattr(server, "urls", None)
+    if urls:  # a cluster: every request to the next worker
+        from cluster import RoundRobinTransport
+
+        client.http.client._transport = RoundRobinTransport(urls)
+    return client
 
 
 @pytest.fixture
 def http(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=60) as session:
+    urls = getattr(server, "urls", None)
+    transport = None
+    if urls:
+        from cluster import SyncRoundRobinTransport
+
+        transport = SyncRoundRobinTransport(urls)
+    with httpx.Client(base_url=server.url, timeout=60, transport=transport) as session:
         yield session

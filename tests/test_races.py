@@ -184,6 +184,49 @@ class Api:
         return (await self.call("POST", f"/threads/{thread_id}/runs/wait", json=body,
                                 expect={200})).json()
 
+    async def create_streamed(self, thread_id: str, ms: float) -> tuple[str, asyncio.Future]:
+        """POST /threads/{id}/runs/stream: the run's id (from the response's headers, as
+        soon as they come) and a future of the names of all the events the stream
+        carries until it ends."""
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        body = {"assistant_id": "timed", "input": {"ms": ms}, "if_not_exists": "create",
+                "stream_mode": ["values"]}
+
+        async def read() -> list[str]:
+            names: list[str] = []
+            async with self.http.stream("POST", f"/threads/{thread_id}/runs/stream",
+                                        json=body) as r:
+                self.codes[r.status_code] += 1
+                assert r.status_code == 200, r.status_code
+                ready.set_result(r.headers["Content-Location"].rsplit("/", 1)[1])
+                async for line in r.aiter_lines():
+                    if line.startswith("event: "):
+                        names.append(line[len("event: "):])
+            return names
+
+        events = asyncio.ensure_future(read())
+        await asyncio.wait({ready, events}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            events.result()  # raises what went wrong
+        return ready.result(), events
+
+    async def join(self, thread_id: str, run_id: str) -> Row:
+        """GET .../join: blocks until the run is over; the thread's values then."""
+        return (await self.call("GET", f"/threads/{thread_id}/runs/{run_id}/join",
+                                expect={200})).json()
+
+    async def join_stream(self, thread_id: str, run_id: str) -> list[str]:
+        """GET .../stream: the run's events until the stream ends; their names.
+        (404 is fine only for a run already removed by its rollback.)"""
+        names: list[str] = []
+        async with self.http.stream("GET", f"/threads/{thread_id}/runs/{run_id}/stream") as r:
+            self.codes[r.status_code] += 1
+            assert r.status_code in (200, 404), r.status_code
+            async for line in r.aiter_lines():
+                if line.startswith("event: "):
+                    names.append(line[len("event: "):])
+        return names
+
     async def cancel(
         self, thread_id: str, run_id: str, *, action: str = "interrupt", wait: bool = False
     ) -> tuple[int, Row]:
@@ -227,10 +270,12 @@ class Api:
         state = (await self.call("GET", f"/threads/{thread_id}/state", expect={200})).json()
         return (state.get("values") or {}).get("spans") or []
 
-    async def checkpoint_ids(self, thread_id: str) -> set[str]:
+    async def history(self, thread_id: str) -> dict[str, str | None]:
+        """The thread's checkpoints: id -> the run that wrote it."""
         history = (await self.call("GET", f"/threads/{thread_id}/history",
                                    params={"limit": 1000}, expect={200})).json()
-        return {state["checkpoint_id"] for state in history}
+        return {state["checkpoint_id"]: (state["metadata"] or {}).get("run_id")
+                for state in history}
 
 
 def check_answer(code: int, body: Row, *, wait: bool) -> str:
@@ -340,8 +385,16 @@ async def test_concurrent_cancels_of_one_run(race_server: ServerProcess, capsys)
 
     async def trial(i: int) -> None:
         thread_id = str(uuid.uuid4())
+        # Now and then queued behind a run about to end: the cancels then race its start.
+        ahead = await api.create_run(thread_id, ms=random.uniform(0, 30)) if i % 3 == 0 else None
         run = await api.create_run(thread_id, ms=60_000)  # would run for a minute
         run_id = run["run_id"]
+        # Clients waiting for the run's end while it is cancelled: they must see it.
+        waiters = []
+        if random.random() < 0.3:
+            waiters.append(asyncio.ensure_future(api.join(thread_id, run_id)))
+        if random.random() < 0.3:
+            waiters.append(asyncio.ensure_future(api.join_stream(thread_id, run_id)))
         await asyncio.sleep(random.uniform(0, 0.02))  # land on pending or running
         any_action = ("interrupt", "interrupt", "rollback")
 
@@ -396,11 +449,21 @@ async def test_concurrent_cancels_of_one_run(race_server: ServerProcess, capsys)
             landed = "running" if recorded[0]["status"] == "running" else "pending"
             split[f"won on {landed}"] += 1
         later = others.get("double-text")
+        if ahead is not None:
+            # It ends on its own, unless the double-texted run's admission cancelled it.
+            first = await api.final(thread_id, ahead["run_id"])
+            if first["status"] != "success":
+                assert later is not None and first["cancel_reason"].startswith("multitask_"), first
         if later is not None:
             split[f"double-texted, {'its admission' if reason != 'user' else 'a user'} won"] += 1
             values = await api.sdk.runs.join(thread_id, later["run_id"])
-            assert [s["run_id"] for s in values["spans"]] == [later["run_id"]], values
+            ran = [s["run_id"] for s in values["spans"]]
+            assert run_id not in ran and ran[-1] == later["run_id"], values
             assert (await api.final(thread_id, later["run_id"]))["status"] == "success"
+        for waiter in waiters:
+            result = await waiter
+            if isinstance(result, dict):  # join: the thread's values, without the run's
+                assert run_id not in {s["run_id"] for s in result.get("spans", [])}, result
         # Stopped once, before its node returned; the thread is free again.
         thread = await api.thread(thread_id)
         assert thread["status"] == "idle", thread
@@ -437,6 +500,7 @@ async def test_cancel_races_completion(race_server: ServerProcess, capsys) -> No
         wait = random.random() < 0.5
         run = await api.create_run(thread_id, ms=ms)
         run_id = run["run_id"]
+        joined = asyncio.ensure_future(api.join(thread_id, run_id)) if i % 3 == 0 else None
         await asyncio.sleep(delay.upto())
         code, body = await api.cancel(thread_id, run_id, action=action, wait=wait)
         kind = check_answer(code, body, wait=wait)
@@ -458,6 +522,10 @@ async def test_cancel_races_completion(race_server: ServerProcess, capsys) -> No
             assert body2["status"] == body["status"], body2
         final = await api.final(thread_id, run_id)
         check_final(kind, body, final, action)
+        if joined is not None:  # a client that was waiting for the end got it
+            seen = {s["run_id"] for s in (await joined).get("spans", [])}
+            if kind == "refused" or action == "rollback":
+                assert seen == ({run_id} if kind == "refused" else set()), (body, seen)
         if kind == "refused":
             split["409 success"] += 1
             return
@@ -507,8 +575,14 @@ async def test_cancel_races_start(race_server: ServerProcess, capsys) -> None:
         if queued:
             ahead = await api.create_run(thread_id, ms=ahead_duration.around())
         # Long enough that the race is with its start, not its end (a 409 is rare).
-        run = await api.create_run(thread_id, ms=random.uniform(20, 60))
-        assert run["status"] == "pending", run
+        ms = random.uniform(20, 60)
+        stream = None
+        if i % 4 >= 2:  # created by a streaming request, which must end with the run
+            run_id, stream = await api.create_streamed(thread_id, ms)
+            run: Row = {"run_id": run_id}
+        else:
+            run = await api.create_run(thread_id, ms=ms)
+            assert run["status"] == "pending", run
         await asyncio.sleep((queued_delay if queued else idle_delay).upto())
         code, body = await api.cancel(thread_id, run["run_id"], action=action, wait=wait)
         kind = check_answer(code, body, wait=wait)
@@ -519,10 +593,10 @@ async def test_cancel_races_start(race_server: ServerProcess, capsys) -> None:
                 split[f"{variant}: accepted (wait)"] += 1
             else:
                 # The run as the store held it when the cancel landed: still pending
-                # (so already `interrupted`, or `pending` in its rollback's tombstone),
-                # or running.
+                # (so already `interrupted`, in the row or its rollback's tombstone),
+                # or running (and stopping).
+                assert body["status"] in ("running", "interrupted"), body
                 landed = "running" if body["status"] == "running" else "pending"
-                assert body["status"] in ("running", "interrupted", "pending"), body
                 split[f"{variant}: cancel landed on {landed}"] += 1
                 if queued:
                     queued_delay.observe(landed == "pending")
@@ -532,6 +606,11 @@ async def test_cancel_races_start(race_server: ServerProcess, capsys) -> None:
         else:
             assert body["status"] == "success", body
             split[f"{variant}: too late (409 success)"] += 1
+        if stream is not None:
+            names = await stream
+            assert names[0] == "metadata" and "error" not in names, names
+            if kind == "refused":
+                assert "values" in names, names
         # A later run on the same thread still starts (nothing stranded pending).
         later = await api.run_and_wait(thread_id)
         spans = later.get("spans") or []
@@ -552,9 +631,13 @@ async def test_cancel_races_start(race_server: ServerProcess, capsys) -> None:
             assert run["run_id"] not in ran, f"rolled back, but its writes remain: {spans}"
         if kind == "refused":
             assert run["run_id"] in ran, spans
+        assert ran <= {run["run_id"], later_id(rows, run, ahead)} | (
+            {ahead["run_id"]} if ahead else set()), spans
         # Repeat (invariant 3): the same verdict.
         code2, body2 = await api.cancel(thread_id, run["run_id"], action=action)
         assert check_answer(code2, body2, wait=False) == kind, (code2, body2)
+        thread = await api.thread(thread_id)
+        assert thread["status"] == "idle", thread
 
     try:
         await run_trials(n_trials, trial)
@@ -566,6 +649,12 @@ async def test_cancel_races_start(race_server: ServerProcess, capsys) -> None:
     on_running = sum(v for k, v in split.items() if k.endswith("landed on running"))
     assert on_pending >= minimum(50) and on_running >= minimum(50), split
     assert_log_clean(race_server)
+
+
+def later_id(rows: dict[str, Row], *earlier: Row | None) -> str:
+    """The one run of `rows` that is none of `earlier`."""
+    (run_id,) = set(rows) - {r["run_id"] for r in earlier if r is not None}
+    return run_id
 
 
 # ------------------------------------------------------------------- family 4
@@ -590,7 +679,7 @@ async def test_double_texting_races_completion(race_server: ServerProcess, capsy
         strategy = "interrupt" if i % 2 == 0 else "rollback"
         before = await api.run_and_wait(thread_id)  # history from before A
         assert len(before["spans"]) == 1, before
-        history_before = await api.checkpoint_ids(thread_id) if strategy == "rollback" else set()
+        history_before = await api.history(thread_id) if strategy == "rollback" else {}
         a = await api.sdk.runs.create(thread_id, "timed",
                                       input={"ms": durations[strategy].around()})
         await asyncio.sleep(delays[strategy].upto())
@@ -610,35 +699,39 @@ async def test_double_texting_races_completion(race_server: ServerProcess, capsy
         assert spans[0] == before["spans"][0], spans
         assert spans[-1]["run_id"] == b["run_id"], spans
         b_start = by_run[b["run_id"]]["start"]
-        if final_a is None:
-            assert strategy == "rollback"
+        # A was final before B's node began: A's row's updated_at is the instant it
+        # ended (for a rolled-back A, its tombstone's: the instant it was removed).
+        assert ts(final_a["updated_at"]) <= b_start, (final_a, spans)
+        if final_a.get("removed"):
+            assert strategy == "rollback", final_a
+            assert final_a["cancel_reason"] == "multitask_rollback", final_a
             assert a["run_id"] not in by_run, f"rolled back, but A's writes remain: {spans}"
             outcome = "A rolled back"
+        elif final_a["status"] == "interrupted":
+            assert strategy == "interrupt", final_a
+            assert final_a["cancel_reason"] == "multitask_interrupt", final_a
+            outcome = "A interrupted"
         else:
-            assert final_a["status"] in ("success", "interrupted"), final_a
-            if final_a["status"] == "interrupted":
-                assert strategy == "interrupt", final_a
-                assert final_a["cancel_reason"] == "multitask_interrupt", final_a
-                assert ts(final_a["updated_at"]) <= b_start, (final_a, spans)
-                outcome = "A interrupted"
-            else:
-                assert final_a["cancel_action"] is None, final_a
-                assert a["run_id"] in by_run, (final_a, spans)
-                # A's row was final (updated_at = its end) before B's node began.
-                assert ts(final_a["updated_at"]) <= b_start, (final_a, spans)
-                assert by_run[a["run_id"]]["end"] <= b_start, spans
-                outcome = "A success"
+            assert final_a["status"] == "success" and final_a["cancel_action"] is None, final_a
+            assert by_run[a["run_id"]]["end"] <= b_start, spans
+            outcome = "A success"
         delays[strategy].observe(outcome != "A success")
         durations[strategy].observe(outcome != "A success")
         split[f"{strategy}: {outcome}"] += 1
         expected = [before["spans"][0]["run_id"]] + (
             [a["run_id"]] if outcome == "A success" else []) + [b["run_id"]]
-        if outcome != "A interrupted":  # interrupted mid-node: A may or may not have written
-            assert [s["run_id"] for s in spans] == expected, spans
+        ids = [s["run_id"] for s in spans]
+        if outcome == "A interrupted":  # stopped mid-node, or just after it returned
+            ids = [run_id for run_id in ids if run_id != a["run_id"]]
+        assert ids == expected, spans
         if strategy == "rollback":
-            missing = history_before - await api.checkpoint_ids(thread_id)
+            history = await api.history(thread_id)
+            missing = set(history_before) - set(history)
             assert not missing, f"rollback lost checkpoints from before A: {missing}"
-        thread = (await api.call("GET", f"/threads/{thread_id}", expect={200})).json()
+            if outcome == "A rolled back":
+                left = [cid for cid, run_id in history.items() if run_id == a["run_id"]]
+                assert not left, f"A was rolled back, but its checkpoints remain: {left}"
+        thread = await api.thread(thread_id)
         assert thread["status"] == "idle", thread
 
     try:

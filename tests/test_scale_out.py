@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from langgraph_sdk import get_client
 
-from cluster import Cluster, RoundRobinTransport, missing_services
+from cluster import Cluster, RoundRobinTransport, require_services
 
 pytestmark = pytest.mark.scaleout
 
@@ -27,9 +27,7 @@ TAKEOVER_BOUND = LEASE + GRACE + LEASE / 3 + 2.0
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    missing = missing_services()
-    if missing:
-        pytest.skip(f"scale-out tests need {', '.join(missing)}")
+    require_services()
     os.environ["RUNLANE_LEASE_GRACE"] = str(GRACE)
     deployment = Cluster(Path(tmp_path_factory.mktemp("cluster")), 3,
                          "--lease-seconds", str(LEASE))

@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="scale-out: a worker's lease on a run (default 6)")
     serve.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
     serve.set_defaults(func=_serve)
+    from runlane.checker.options import add_arguments as add_check_arguments
+
+    add_check_arguments(sub.add_parser(
+        "check", help="check a LangGraph-compatible server against the run contract"))
     return parser
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
+import time
 import contextlib
 import logging
 import uuid
@@ -27,6 +28,7 @@ from runlane.checkpoints import Checkpoints, RestorePoint
 from runlane.contract import RunStatus, StopReason, ThreadStatus
 from runlane.serde import to_jsonable, utcnow
 from runlane.store import SettleResult, Store
+from runlane.store.database import DatabaseUnavailable
 from runlane.streams.local import RunEventLog, StreamBroker
 
 log = logging.getLogger("runlane.executor")
@@ -199,7 +201,7 @@ class Executor:
                 self._fenced.discard(run_id)
                 self.broker.close(run_id)  # the run's new owner records its end
             else:
-                await self._settle(run, error, event_log, graph_task, progress)
+                await self._settle_when_possible(run, error, event_log, graph_task, progress)
         except Exception:
             log.exception("finalizing run %s failed", run_id)
             self.broker.close(run_id)
@@ -210,6 +212,22 @@ class Executor:
             # discards runs only after the dispatcher has looked (and found no slot).
             self._supervisors.discard(asyncio.current_task())  # type: ignore[arg-type]
             self.wake()
+
+    async def _settle_when_possible(self, *args: Any) -> None:
+        """Settle, retrying while the database is unreachable: a finished run keeps its
+        outcome through a database restart. Past the lease, another worker reaps the
+        run, and this worker's late write is refused by its fence."""
+        delay = 0.1
+        deadline = time.monotonic() + max(self.lease_seconds * 3, 10.0)
+        while True:
+            try:
+                await self._settle(*args)
+                return
+            except DatabaseUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _settle(
         self, run: Row, error: Any, event_log: RunEventLog, graph_task: asyncio.Task[None],
@@ -234,6 +252,7 @@ class Executor:
             error = {"error": "Shutdown", "message": "the server stopped while this run was active"}
         result: SettleResult = await self.store.settle_run(
             run_id,
+            thread_id=thread_id,
             worker_id=self.worker_id,
             proposed=proposed,
             stop_reason=reason,
@@ -246,7 +265,7 @@ class Executor:
             await self.checkpoints.delete_run(thread_id, run_id, progress.restore)
             values, interrupts, paused = await thread_state(graph, thread_id)
             await self.store.complete_rollback(
-                run_id, self.worker_id, values, interrupts,
+                run_id, thread_id, self.worker_id, values, interrupts,
                 ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
             )
         settled = result.run

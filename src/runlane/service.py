@@ -111,7 +111,7 @@ class Runlane:
             graph = self.graphs.get(run["graph_id"])
             values, interrupts, paused = await thread_state(graph, run["thread_id"])
             await self.store.complete_rollback(
-                run["run_id"], run["worker_id"], values, interrupts,
+                run["run_id"], run["thread_id"], run["worker_id"], values, interrupts,
                 ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
             )
         for thread_id in await self.store.temporary_thread_ids_done():
@@ -131,7 +131,7 @@ class Runlane:
             self.graphs.get(run["graph_id"]), run["thread_id"]
         )
         await self.store.complete_rollback(
-            run["run_id"], run["worker_id"], values, interrupts,
+            run["run_id"], run["thread_id"], run["worker_id"], values, interrupts,
             ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
         )
         self.on_run_done(run["run_id"])

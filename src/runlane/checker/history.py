@@ -146,6 +146,7 @@ class Observation:
     t_sent: float
     t_done: float
     seq: int
+    kind: str = "get"  # the exchange's kind: get/poll/final/list/create/cancel
 
 
 class History:
@@ -214,18 +215,20 @@ class History:
                 continue
             if ex.kind in ("get", "poll", "final") and ex.run_id == run_id:
                 if ex.status == 404:
-                    found.append(Observation(run_id, REMOVED, ex.t_sent, ex.t_done, ex.seq))
+                    found.append(Observation(run_id, REMOVED, ex.t_sent, ex.t_done, ex.seq,
+                                             ex.kind))
                 elif ex.status == 200 and isinstance(ex.answer, dict) and ex.answer.get("status"):
                     found.append(Observation(run_id, ex.answer["status"], ex.t_sent, ex.t_done,
-                                             ex.seq))
+                                             ex.seq, ex.kind))
             elif ex.kind == "create" and ex.ok and isinstance(ex.answer, dict):
                 if ex.answer.get("status"):
                     found.append(Observation(run_id, ex.answer["status"], ex.t_sent, ex.t_done,
-                                             ex.seq))
+                                             ex.seq, ex.kind))
             elif ex.kind == "cancel" and ex.run_id == run_id and isinstance(ex.answer, dict):
                 status = ex.answer.get("status")
                 if isinstance(status, str) and (status in TERMINAL or status in ACTIVE):
-                    found.append(Observation(run_id, status, ex.t_sent, ex.t_done, ex.seq))
+                    found.append(Observation(run_id, status, ex.t_sent, ex.t_done, ex.seq,
+                                             ex.kind))
         rec = self.runs.get(run_id)
         if rec is not None:
             for ex in self.of_kind("list"):
@@ -236,7 +239,7 @@ class History:
                 for run in ex.answer:
                     if isinstance(run, dict) and run.get("run_id") == run_id and run.get("status"):
                         found.append(Observation(run_id, run["status"], ex.t_sent, ex.t_done,
-                                                 ex.seq))
+                                                 ex.seq, ex.kind))
         return sorted(found, key=lambda o: (o.t_done, o.seq))
 
     # ------------------------------------------------------------------ dumping
@@ -350,8 +353,7 @@ class SSEParser:
         if line.startswith(":"):
             return None  # comment (heartbeat)
         name, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
+        value = value.removeprefix(" ")
         if name == "data":
             self._data.append(value)
         elif name in ("event", "id", "retry"):

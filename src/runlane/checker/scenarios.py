@@ -35,6 +35,8 @@ ACTIONS = ("interrupt", "rollback")
 # Long enough that only a cancel ends it during a scenario; short enough that a
 # cancel the server loses does not occupy it for long.
 LONG = {"steps": 300, "delay": 0.05}
+# Seconds an `interrupted` run with a rollback request is watched for its removal.
+ROLLBACK_GRACE = 2.0
 
 
 class Abort(Exception):
@@ -66,6 +68,7 @@ class Session:
         self.rng = random.Random(f"{ctx.seed}:{index}")
         self.threads: list[str] = []
         self.runs: list[str] = []
+        self.finished = False
 
     @property
     def rec(self) -> Recorder:
@@ -108,7 +111,8 @@ class Session:
         self.history.attach(ex, run_id)
         self.history.runs[run_id] = RunRecord(
             run_id=run_id, thread_id=thread_id, scenario=self.id, graph=graph, input=input,
-            strategy=strategy, created_seq=ex.seq, t_created=ex.t_done or ex.t_sent,
+            strategy=strategy, created_seq=ex.seq,
+            t_created=ex.events[0]["t"] if ex.events else (ex.t_done or ex.t_sent),
             nominal=_duration(input) if graph == self.ctx.graph else input.get("ms", 0) / 1000,
         )
         self.runs.append(run_id)
@@ -222,7 +226,7 @@ class Session:
                 status = "removed"
             elif ex.ok and isinstance(ex.answer, dict):
                 status = ex.answer.get("status")
-            if status in GONE:
+            if status in GONE and not (status == "interrupted" and self._removal_due(rec, ex)):
                 rec.final_status, rec.final, rec.t_final = status, ex.answer, ex.t_done
                 return
             if loop.time() > deadline:
@@ -234,8 +238,32 @@ class Session:
                 return
             await asyncio.sleep(self.ctx.poll_interval)
 
+    def _removal_due(self, rec: RunRecord, ex: Exchange) -> bool:
+        """An `interrupted` run that a rollback may still remove: give the server a
+        short grace (some remove the run after it stops) unless it says the effective
+        action was interrupt."""
+        if isinstance(ex.answer, dict) and ex.answer.get("cancel_action") == "interrupt":
+            return False
+        since = rec.t_final if rec.t_final is not None else ex.t_done or 0.0
+        if rec.t_final is None:
+            rec.t_final = since
+        if (ex.t_done or 0.0) - since > ROLLBACK_GRACE:
+            return False
+        return any(
+            (e.kind == "cancel" and e.run_id == rec.run_id or e.kind == "bulk_cancel")
+            and e.extra.get("action") == "rollback"
+            for e in self.history.for_run(rec.run_id)
+        ) or any(
+            e.kind == "create" and e.thread_id == rec.thread_id
+            and e.extra.get("strategy") == "rollback" and e.t_sent > rec.t_created
+            for e in self.history.exchanges
+        )
+
     async def finish(self) -> None:
         """Settle every run, then snapshot every thread (for rollback and order checks)."""
+        if self.finished:
+            return
+        self.finished = True
         await self.settle()
         for thread_id in self.threads:
             snap = await self.snapshot(thread_id)

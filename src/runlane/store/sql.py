@@ -110,6 +110,15 @@ class Store:
         if not self.db.is_sqlite:
             conn.execute(st.NOTIFY, {"p_channel": channel, "p_payload": payload})
 
+    def _lock_thread(self, conn: Connection, thread_id: str) -> None:
+        """Serialize status changes on one thread (PostgreSQL). A transaction that
+        ends or cancels a run recomputes its thread's status from the thread's other
+        runs; two such transactions on one thread must not each miss the other's
+        change (READ COMMITTED write skew), so each first locks the thread row, and
+        its later statements see what the other committed. SQLite has one writer."""
+        if not self.db.is_sqlite:
+            conn.execute(st.SELECT_THREAD_FOR_UPDATE, {"p_thread_id": thread_id})
+
     def _number(self, run: Row) -> Row:
         """SQLite: number the run here (one writer). PostgreSQL: its sequence does."""
         if not self.db.is_sqlite:
@@ -543,6 +552,7 @@ class Store:
     ) -> CancelResult:
 
         def _tx(conn: Connection) -> Any:
+            self._lock_thread(conn, thread_id)
             return self._cancel_in(conn, thread_id, run_id, action, reason, utcnow())
         return await self.db.run(_tx)
 
@@ -653,6 +663,7 @@ class Store:
         self,
         run_id: str,
         *,
+        thread_id: str,
         worker_id: str,
         proposed: RunStatus,
         stop_reason: StopReason,
@@ -674,6 +685,7 @@ class Store:
         ids = {"p_run_id": run_id, "p_now": now, "p_worker_id": worker_id}
 
         def _tx(conn: Connection) -> SettleResult:
+            self._lock_thread(conn, thread_id)
             final_thread_status = thread_status
             row = _as_dict(conn.execute(st.SETTLE_PROPOSED, {
                 **ids, "p_status": proposed.value, "p_stop_reason": stop_reason.value,
@@ -701,13 +713,15 @@ class Store:
 
         return await self.db.run(_tx)
 
-    async def complete_rollback(self, run_id: str, worker_id: str | None, values: Any,
-                                interrupts: Row, thread_status: ThreadStatus) -> Row | None:
+    async def complete_rollback(self, run_id: str, thread_id: str, worker_id: str | None,
+                                values: Any, interrupts: Row,
+                                thread_status: ThreadStatus) -> Row | None:
         """Remove a rolled-back run, leaving its tombstone (after its checkpoints went).
         Fenced by the owner's worker id."""
         now = utcnow()
 
         def _tx(conn: Connection) -> Any:
+            self._lock_thread(conn, thread_id)
             result = conn.execute(
                 runs.delete()
                 .where(runs.c.run_id == run_id, runs.c.status == RunStatus.RUNNING.value)
@@ -749,7 +763,9 @@ class Store:
         def _tx(conn: Connection) -> tuple[list[Row], list[Row]]:
             finished: list[Row] = []
             adopted: list[Row] = []
-            for run in conn.execute(st.SELECT_EXPIRED, {"p_deadline": deadline}).mappings():
+            expired = conn.execute(st.SELECT_EXPIRED, {"p_deadline": deadline}).mappings().all()
+            for run in expired:
+                self._lock_thread(conn, run["thread_id"])
                 ids = {"p_run_id": run["run_id"], "p_deadline": deadline}
                 if run["cancel_action"] == CancelAction.ROLLBACK.value:
                     row = conn.execute(st.ADOPT_EXPIRED, {

@@ -139,13 +139,13 @@ RENEW_LEASES = (
     .returning(runs.c.run_id, runs.c.cancel_action)
 )
 
-# Runs whose owner stopped renewing: finished by whichever worker notices.
+# Runs whose owner stopped renewing: finished by whichever worker notices. Read
+# without locks; each is then finished by a CAS (REAP_EXPIRED) that re-checks it.
 SELECT_EXPIRED = (
     sa.select(runs)
     .where(runs.c.status == RUNNING, runs.c.lease_expires_at < P("p_deadline"))
     .order_by(runs.c.seq)
     .limit(100)
-    .with_for_update(skip_locked=True)
 )
 REAP_EXPIRED = (
     runs.update()

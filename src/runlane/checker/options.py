@@ -1,0 +1,73 @@
+"""The arguments of `runlane check` (kept here so cli.py stays small)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DESCRIPTION = """\
+Check a LangGraph-compatible server against the run contract: randomized concurrent
+cancel, double-texting, join and stream-rejoin scenarios; every request and answer
+is recorded, then the contract's invariants are checked on the record.
+
+The server must serve a graph shaped like runlane's demo `sleepy` (--graph): input
+{"steps": n, "delay": s}, n ticks of s seconds, one custom stream event {"tick": k}
+per tick (examples/demo/langgraph.json serves it). If it also serves the test
+suite's `timed` graph, its spans check that runs of a thread never overlap.
+
+Exit status: 0 no violation, 1 violations, 2 usage or connection error (or the
+checker itself failed).
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("url", help="the server, e.g. http://127.0.0.1:2024")
+    parser.add_argument("--duration", type=float, default=30.0,
+                        help="seconds to start new scenarios for (default 30)")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="run exactly N scenarios instead of --duration")
+    parser.add_argument("--concurrency", type=int, default=4,
+                        help="scenarios running at once (default 4)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed for the scenarios' choices (default: random, printed)")
+    parser.add_argument("--graph", default="sleepy",
+                        help="graph id with input {steps, delay} (default sleepy)")
+    parser.add_argument("--timed-graph", default="timed",
+                        help="graph id of the span-recording `timed` graph, used if served "
+                             "(default timed; '' to skip)")
+    parser.add_argument("--scenarios", default=None,
+                        help="comma-separated subset of scenarios (default: all)")
+    parser.add_argument("--stuck-after", type=float, default=30.0,
+                        help="seconds a run may take to become terminal after a cancel or its "
+                             "natural end before it counts as stuck (default 30)")
+    parser.add_argument("--json", type=Path, default=None, dest="json_path",
+                        help="write the whole history, results and violations to this file")
+    parser.add_argument("--max-shown", type=int, default=3,
+                        help="violations printed in full per invariant (default 3)")
+    parser.add_argument("--header", action="append", default=[],
+                        help="extra request header 'Name: value' (e.g. x-api-key), repeatable")
+    parser.add_argument("--cleanup", action="store_true",
+                        help="delete the threads the check created, at the end")
+    chaos = parser.add_argument_group(
+        "chaos", "kill (SIGKILL) and restart worker processes on this host during the trials")
+    chaos.add_argument("--chaos", action="store_true", help="enable chaos")
+    chaos.add_argument("--pids", default=None,
+                       help="comma-separated worker pids; a worker's index is its position")
+    chaos.add_argument("--restart-cmd", default=None,
+                       help="shell command that starts a replacement worker, in the foreground "
+                            "(use exec); placeholders {index} {pid} {n}")
+    chaos.add_argument("--chaos-interval", type=float, default=5.0,
+                       help="mean seconds between kills (default 5)")
+    chaos.add_argument("--restart-timeout", type=float, default=60.0,
+                       help="seconds to wait for GET /ok after a restart (default 60)")
+    chaos.add_argument("--chaos-log", type=Path, default=Path("runlane-check-chaos.log"),
+                       help="where restarted workers' output goes")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from runlane.checker.runner import main
+
+    return main(args)

@@ -19,6 +19,11 @@ from langgraph_sdk import get_client
 GRAPHS_CONFIG = Path(__file__).parent / "graphs" / "langgraph.json"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that restart the machine's services run last, after everything else."""
+    items.sort(key=lambda item: item.get_closest_marker("outage") is not None)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -438,6 +438,23 @@ async def test_a_late_publish_after_the_end_is_refused(streams: RedisRunStreams)
     assert await streams.state(run_id) is StreamState.MISSING
 
 
+async def test_forwarder_skips_events_already_in_redis(
+    bridge: RedisEventBridge, streams: RedisRunStreams
+) -> None:
+    """The worker that created the run wrote its metadata event (id 1) to Redis; the
+    executing worker's log starts with the same event: it is not written twice."""
+    run_id = uuid.uuid4().hex
+    metadata = {"run_id": run_id, "attempt": 1}
+    assert await streams.publish(run_id, 1, "metadata", metadata) == 1
+    event_log = RunEventLog()
+    event_log.publish("metadata", metadata)
+    publish_some(event_log, 20)
+    event_log.close()
+    assert await bridge.forward(run_id, event_log) is ForwardOutcome.ENDED
+    assert await streams.client.xlen(streams.key(run_id)) == 22  # 21 events + the end
+    assert await collect(streams.follow(run_id)) == b"".join(event_log.frames)
+
+
 async def test_reaper_ending_a_run_while_its_owner_still_publishes(
     prefix: str, bridge: RedisEventBridge
 ) -> None:

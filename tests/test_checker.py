@@ -1,0 +1,292 @@
+"""`runlane check`: the contract checker.
+
+- end to end: the real CLI, as a subprocess, against a real runlane server: no violation;
+- the invariant checks on small hand-made histories: a correct one passes, and each
+  kind of broken one is caught (accepted cancel then success, 409 then interrupted,
+  a duplicate cancel answered 404, a 500, a repeated stream event id, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ServerProcess, free_port
+from runlane.checker.history import (
+    Exchange,
+    History,
+    RollbackClaim,
+    RunRecord,
+    StreamClaim,
+)
+from runlane.checker.invariants import check_all
+
+# ------------------------------------------------------------------ end to end
+
+
+def run_check(url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runlane.cli", "check", url, *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_runlane_passes_its_own_check(server: ServerProcess, tmp_path: Path) -> None:
+    out = tmp_path / "check.json"
+    done = run_check(server.url, "--duration", "12", "--concurrency", "3", "--seed", "7",
+                     "--json", str(out))
+    report = done.stdout + done.stderr
+    assert done.returncode == 0, report[-20000:]
+    data = json.loads(out.read_text())
+    assert data["violations"] == [], report[-20000:]
+    summary = data["summary"]
+    assert summary["scenarios_total"] >= 5, summary
+    assert summary["requests"] > 100, summary
+    assert "no violation" in done.stdout
+    # the record is complete: every run the check made has a final state
+    assert data["runs"] and all(r["final_status"] for r in data["runs"].values())
+
+
+def test_unreachable_server_is_exit_2() -> None:
+    done = run_check(f"http://127.0.0.1:{free_port()}", "--trials", "1", timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "cannot reach" in done.stderr
+
+
+def test_unknown_graph_is_exit_2(server: ServerProcess) -> None:
+    done = run_check(server.url, "--trials", "1", "--graph", "no-such-graph", timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "does not serve" in done.stderr
+
+
+def test_chaos_needs_pids_and_restart_cmd(server: ServerProcess) -> None:
+    done = run_check(server.url, "--trials", "1", "--chaos", timeout=60)
+    assert done.returncode == 2
+    assert "--pids" in done.stderr
+
+
+# ------------------------------------------------------- hand-made histories
+
+T, R = "thread-1", "run-1"
+
+
+class Builder:
+    """A tiny DSL for histories: exchanges at given instants, one run per id."""
+
+    def __init__(self) -> None:
+        self.h = History({"stuck_after": 30.0})
+
+    def ex(self, kind: str, status: int | None, t_sent: float, t_done: float, *,
+           run_id: str | None = R, thread_id: str = T, answer: Any = None,
+           method: str = "POST", path: str = "/x", **kw: Any) -> Exchange:
+        return self.h.add(Exchange(seq=0, scenario="hand-made", kind=kind, method=method,
+                                   path=path, thread_id=thread_id, run_id=run_id,
+                                   t_sent=t_sent, t_done=t_done, status=status,
+                                   answer=answer, **kw))
+
+    def run(self, final: str, *, run_id: str = R, thread_id: str = T, t: float = 0.0,
+            strategy: str = "enqueue", final_answer: Any = None) -> RunRecord:
+        created = self.ex("create", 200, t, t + 0.01, run_id=run_id, thread_id=thread_id,
+                          answer={"run_id": run_id, "status": "pending"},
+                          extra={"strategy": strategy})
+        rec = RunRecord(run_id=run_id, thread_id=thread_id, scenario="hand-made",
+                        graph="sleepy", input={"steps": 3, "delay": 0.1}, strategy=strategy,
+                        created_seq=created.seq, t_created=t + 0.01, final_status=final,
+                        final=final_answer or {"run_id": run_id, "status": final},
+                        t_final=5.0)
+        self.h.runs[run_id] = rec
+        return rec
+
+    def get(self, status: str | None, t: float, *, run_id: str = R, kind: str = "get") -> Exchange:
+        if status is None:
+            return self.ex(kind, 404, t, t + 0.01, run_id=run_id, method="GET",
+                           answer={"detail": "not found"})
+        return self.ex(kind, 200, t, t + 0.01, run_id=run_id, method="GET",
+                       answer={"run_id": run_id, "status": status})
+
+    def cancel(self, status: int, t_sent: float, t_done: float, *, wait: bool = False,
+               action: str = "interrupt", answer: Any = None, run_id: str = R) -> Exchange:
+        return self.ex("cancel", status, t_sent, t_done, run_id=run_id,
+                       answer=answer, extra={"wait": wait, "action": action})
+
+    def invariants(self) -> set[str]:
+        return {v.invariant for v in check_all(self.h)}
+
+
+def test_a_correct_history_has_no_violation() -> None:
+    b = Builder()
+    b.run("interrupted", final_answer={"run_id": R, "status": "interrupted",
+                                       "cancel_action": "interrupt"})
+    b.get("running", 0.1)
+    b.cancel(202, 0.2, 0.21, answer={"run_id": R, "status": "running",
+                                     "cancel_action": "interrupt"})
+    b.cancel(202, 0.2, 0.22, answer={"run_id": R, "status": "running",
+                                     "cancel_action": "interrupt"})
+    b.cancel(200, 0.2, 0.4, wait=True, answer={"run_id": R, "status": "interrupted",
+                                                "cancel_action": "interrupt"})
+    b.get("interrupted", 0.5, kind="final")
+    b.cancel(202, 0.6, 0.61, answer={"run_id": R, "status": "interrupted"})
+    b.run("success", run_id="run-2", t=1.0)
+    b.get("success", 2.0, run_id="run-2", kind="final")
+    b.cancel(409, 2.1, 2.11, run_id="run-2",
+             answer={"detail": "run already finished with status 'success'",
+                     "status": "success"})
+    assert check_all(b.h) == []
+
+
+def test_accepted_cancel_followed_by_success_is_caught() -> None:
+    b = Builder()
+    b.run("success")
+    b.get("running", 0.1)
+    b.cancel(202, 0.2, 0.21)
+    b.get("success", 1.0, kind="final")
+    assert "1-accepted-means-done" in b.invariants()
+
+
+def test_409_for_a_run_that_ends_interrupted_is_caught() -> None:
+    b = Builder()
+    b.run("interrupted")
+    b.cancel(409, 0.2, 0.21, answer={"detail": "already finished", "status": "success"})
+    b.cancel(202, 0.2, 0.22)
+    b.get("interrupted", 1.0, kind="final")
+    found = b.invariants()
+    assert "2-refused-means-finished" in found
+    assert "3-idempotent" in found  # a concurrent duplicate got 409 while another got 202
+
+
+def test_409_that_does_not_name_the_status_is_caught() -> None:
+    b = Builder()
+    b.run("success")
+    b.get("success", 0.5, kind="final")
+    b.cancel(409, 1.0, 1.01, answer={"detail": "conflict"})
+    assert "2-refused-means-finished" in b.invariants()
+
+
+def test_finished_run_cancel_answered_404_is_caught() -> None:
+    # the reference server's answer for a run that already succeeded
+    b = Builder()
+    b.run("success")
+    b.get("success", 0.5, kind="final")
+    b.cancel(404, 1.0, 1.01, answer={"detail": "No matching runs to cancel."})
+    assert "2-refused-means-finished" in b.invariants()
+
+
+def test_duplicate_cancel_answered_404_is_caught() -> None:
+    b = Builder()
+    b.run("interrupted")
+    b.cancel(202, 0.2, 0.21)
+    b.cancel(404, 0.3, 0.31, answer={"detail": "No matching runs to cancel."})
+    b.get("interrupted", 1.0, kind="final")
+    assert b.invariants() == {"3-idempotent"}
+
+
+def test_second_action_winning_is_caught() -> None:
+    b = Builder()
+    b.run("interrupted", final_answer={"run_id": R, "status": "interrupted",
+                                       "cancel_action": "interrupt"})
+    b.cancel(202, 0.2, 0.21, action="rollback")
+    b.cancel(202, 0.3, 0.31, action="interrupt")
+    assert "3-idempotent" in b.invariants()
+
+
+def test_a_500_is_caught() -> None:
+    b = Builder()
+    b.run("interrupted")
+    b.cancel(202, 0.2, 0.21)
+    b.cancel(500, 0.2, 0.25, answer="Internal Server Error")
+    assert "6-no-5xx" in b.invariants()
+
+
+def test_a_dropped_connection_is_caught_unless_chaos() -> None:
+    b = Builder()
+    b.run("success")
+    b.ex("get", None, 0.1, 0.2, method="GET", error="RemoteProtocolError: disconnected")
+    assert "6-no-5xx" in b.invariants()
+    b.h.settings["chaos"] = True
+    assert "6-no-5xx" not in b.invariants()
+
+
+def test_a_stream_that_repeats_an_event_id_is_caught() -> None:
+    b = Builder()
+    b.run("success")
+    first = b.ex("stream", 200, 0.0, 0.3, answer=None, dropped=True, events=[
+        {"event": "metadata", "id": "1", "data": {"run_id": R}},
+        {"event": "custom", "id": "2", "data": {"tick": 1}},
+        {"event": "custom", "id": "3", "data": {"tick": 2}},
+    ])
+    rejoin = b.ex("stream", 200, 0.4, 0.9, method="GET", headers={"Last-Event-ID": "3"},
+                  events=[
+                      {"event": "custom", "id": "3", "data": {"tick": 2}},  # repeated
+                      {"event": "custom", "id": "4", "data": {"tick": 3}},
+                  ])
+    b.h.stream_claims.append(StreamClaim(T, R, "hand-made", 3, [first.seq, rejoin.seq]))
+    assert b.invariants() == {"stream-ids"}
+    messages = [v.message for v in check_all(b.h)]
+    assert any("delivered twice" in m for m in messages), messages
+
+
+def test_a_stream_that_loses_events_on_rejoin_is_caught() -> None:
+    b = Builder()
+    b.run("success")
+    first = b.ex("stream", 200, 0.0, 0.3, dropped=True, events=[
+        {"event": "metadata", "id": "1", "data": {"run_id": R}},
+        {"event": "custom", "id": "2", "data": {"tick": 1}},
+    ])
+    rejoin = b.ex("stream", 200, 0.4, 0.9, method="GET", headers={"Last-Event-ID": "2"},
+                  events=[{"event": "custom", "id": "4", "data": {"tick": 3}}])
+    b.h.stream_claims.append(StreamClaim(T, R, "hand-made", 3, [first.seq, rejoin.seq]))
+    assert b.invariants() == {"stream-ids"}
+
+
+def test_a_run_never_terminal_is_caught() -> None:
+    b = Builder()
+    b.run("active")
+    b.cancel(202, 0.2, 0.21)
+    b.get("running", 40.0, kind="final")
+    assert "4-nothing-stuck" in b.invariants()
+
+
+def test_a_rollback_that_deletes_pre_run_history_is_caught() -> None:
+    b = Builder()
+    b.run("removed")
+    b.cancel(202, 0.2, 0.21, action="rollback")
+    b.get(None, 1.0, kind="final")
+    pre = {"values": {"ticks": 2}, "checkpoints": [
+        {"checkpoint_id": "c1", "run_id": "seed"}, {"checkpoint_id": "c2", "run_id": "seed"}]}
+    b.h.rollback_claims.append(RollbackClaim(T, R, "hand-made", pre, compare_values=True))
+    b.h.snapshots[T] = {"values": {"ticks": 1}, "checkpoints": [
+        {"checkpoint_id": "c1", "run_id": "seed"}]}
+    found = [v for v in check_all(b.h) if v.invariant == "5-rollback-keeps-history"]
+    assert len(found) == 2, found  # a checkpoint is gone, and the state differs
+
+
+def test_two_runs_of_a_thread_running_at_once_are_caught() -> None:
+    b = Builder()
+    b.run("success")
+    b.run("success", run_id="run-2", t=0.1)
+    b.ex("list", 200, 0.5, 0.51, run_id=None, method="GET", answer=[
+        {"run_id": R, "status": "running"}, {"run_id": "run-2", "status": "running"}])
+    assert "one-run-per-thread" in b.invariants()
+
+
+def test_reject_admitting_a_run_on_a_busy_thread_is_caught() -> None:
+    b = Builder()
+    b.run("success")
+    b.get("running", 0.1)
+    b.run("success", run_id="run-2", t=0.2, strategy="reject")
+    b.get("running", 0.3)  # the first run, still active after the reject was admitted
+    assert "reject-when-busy" in b.invariants()
+
+
+@pytest.mark.parametrize("later", ["interrupted", "running"])
+def test_a_terminal_status_that_changes_is_caught(later: str) -> None:
+    b = Builder()
+    b.run(later if later == "interrupted" else "success")
+    b.get("success", 0.1)
+    b.get(later, 0.3)
+    assert "statuses" in b.invariants()

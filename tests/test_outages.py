@@ -1,0 +1,145 @@
+"""PostgreSQL and Redis restarting under load: requests fail with a clear 503 (never a
+500) while a service is down, the workers recover by themselves, and no run is lost
+or left `running`.
+
+These restart the machine's real services, so they run last and only where asked:
+`RUNLANE_OUTAGE_TESTS=1` (CI sets it)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cluster import Cluster, require_services
+
+pytestmark = [
+    pytest.mark.scaleout,
+    pytest.mark.outage,
+    pytest.mark.skipif(not os.environ.get("RUNLANE_OUTAGE_TESTS"),
+                       reason="restarts the machine's PostgreSQL/Redis: set "
+                              "RUNLANE_OUTAGE_TESTS=1 to run (CI does)"),
+]
+
+LEASE = 2.0
+
+
+def _pg_version() -> str:
+    return sorted(os.listdir("/etc/postgresql"))[-1]
+
+
+def restart_postgres() -> None:
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", _pg_version(), "main",
+                    "restart", "-m", "fast"], check=True, timeout=60)
+
+
+def restart_redis() -> None:
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], check=False,
+                   timeout=10)
+    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1",
+                    "--port", "6379", "--save", "", "--appendonly", "no", "--dir",
+                    "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"], check=True,
+                   timeout=10)
+    for _ in range(100):
+        if subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True,
+                          text=True).stdout.strip() == "PONG":
+            return
+        time.sleep(0.1)
+    raise RuntimeError("redis did not come back")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    require_services()
+    deployment = Cluster(Path(tmp_path_factory.mktemp("outage")), 2,
+                         "--lease-seconds", str(LEASE))
+    deployment.start()
+    yield deployment
+    deployment.close()
+
+
+async def _load(urls: list[str], stop: asyncio.Event, codes: dict[int, int],
+                runs: list[tuple[str, str]]) -> None:
+    """Keep creating short runs through every worker until told to stop."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        i = 0
+        while not stop.is_set():
+            base = urls[i % len(urls)]
+            i += 1
+            try:
+                thread = await http.post(f"{base}/threads", json={})
+                codes[thread.status_code] = codes.get(thread.status_code, 0) + 1
+                if thread.status_code != 200:
+                    await asyncio.sleep(0.05)
+                    continue
+                tid = thread.json()["thread_id"]
+                run = await http.post(f"{base}/threads/{tid}/runs",
+                                      json={"assistant_id": "sleepy",
+                                            "input": {"steps": 5, "delay": 0.05}})
+                codes[run.status_code] = codes.get(run.status_code, 0) + 1
+                if run.status_code == 200:
+                    runs.append((tid, run.json()["run_id"]))
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.01)
+
+
+async def _all_terminal(urls: list[str], runs: list[tuple[str, str]], bound: float) -> dict:
+    deadline = time.monotonic() + bound
+    statuses: dict[str, str] = {}
+    async with httpx.AsyncClient(timeout=10) as http:
+        pending = list(runs)
+        while pending and time.monotonic() < deadline:
+            still = []
+            for tid, rid in pending:
+                try:
+                    answer = await http.get(f"{urls[0]}/threads/{tid}/runs/{rid}")
+                except httpx.TransportError:
+                    still.append((tid, rid))
+                    continue
+                if answer.status_code == 200 and answer.json()["status"] in (
+                        "pending", "running"):
+                    still.append((tid, rid))
+                elif answer.status_code == 200:
+                    statuses[rid] = answer.json()["status"]
+                elif answer.status_code == 503:
+                    still.append((tid, rid))
+                else:
+                    statuses[rid] = f"http {answer.status_code}"
+            pending = still
+            if pending:
+                await asyncio.sleep(0.2)
+    assert not pending, f"{len(pending)} runs never finished: {pending[:5]}"
+    return statuses
+
+
+@pytest.mark.parametrize("restart", [restart_postgres, restart_redis], ids=["postgres", "redis"])
+async def test_service_restart_under_load(cluster: Cluster, restart) -> None:
+    stop = asyncio.Event()
+    codes: dict[int, int] = {}
+    runs: list[tuple[str, str]] = []
+    load = asyncio.create_task(_load(cluster.urls, stop, codes, runs))
+    await asyncio.sleep(1.5)
+    await asyncio.to_thread(restart)
+    await asyncio.sleep(3.0)  # keep the load on while the workers recover
+    stop.set()
+    await load
+    assert 500 not in codes, f"a 500 during the outage: {codes}"
+    assert set(codes) <= {200, 503}, codes
+    statuses = await _all_terminal(cluster.urls, runs, bound=LEASE * 3 + 30)
+    assert runs, "no run was created"
+    assert all(s in ("success", "error", "interrupted") for s in statuses.values()), statuses
+    # Recovered: a fresh run through every worker succeeds.
+    async with httpx.AsyncClient(timeout=30) as http:
+        for base in cluster.urls:
+            tid = (await http.post(f"{base}/threads", json={})).json()["thread_id"]
+            result = await http.post(f"{base}/threads/{tid}/runs/wait",
+                                     json={"assistant_id": "sleepy", "input": {"steps": 1}})
+            assert result.status_code == 200, result.text
+    assert "unexpected error" not in cluster.log()  # what the 500 handler logs

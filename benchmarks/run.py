@@ -243,7 +243,9 @@ def render(summaries: dict[str, dict[str, float]], p: dict[str, Any]) -> Table:
 def versions(ref_venv: Path | None) -> dict[str, str]:
     from importlib.metadata import version
 
-    out = {"python": platform.python_version(), "runlane": version("runlane"),
+    git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                         capture_output=True, text=True, check=False).stdout.strip()
+    out = {"python": platform.python_version(), "runlane": version("runlane"), "git": git,
            "langgraph": version("langgraph"), "langgraph_sdk": version("langgraph-sdk")}
     if ref_venv is not None:
         script = ("import importlib.metadata as m; print(m.version('langgraph-api'), "

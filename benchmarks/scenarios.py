@@ -204,10 +204,11 @@ async def _waits(t: Target, thread_ids: Iterable[str] | None, n: int, clients: i
     await asyncio.gather(*(client() for _ in range(clients)))
 
 
-async def wait_throughput(t: Target, n: int, clients: int, max_seconds: float) -> dict[str, Any]:
+async def wait_throughput(t: Target, n: int, clients: int, max_seconds: float,
+                          thread_ids: list[str] | None = None) -> dict[str, Any]:
     """`n` trivial runs through `runs.wait` (fewer if that takes over `max_seconds`),
     one fresh thread per run (threads are created before the clock starts)."""
-    thread_ids = await new_threads(t, n)
+    thread_ids = thread_ids or await new_threads(t, n)
     latencies: list[float] = []
     errors: list[str] = []
     cpu_server, cpu_client = t.server.cpu_seconds(), time.process_time()

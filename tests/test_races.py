@@ -31,7 +31,9 @@ both sides keep happening whatever the machine's load; each test prints a summar
 split observed, and asserts that both sides happened a minimum number of times.
 
 RUNLANE_RACE_SCALE (default 1) multiplies every trial count (e.g. 10 for a soak),
-RUNLANE_RACE_IN_FLIGHT (default 50) sets how many trials run at once.
+RUNLANE_RACE_IN_FLIGHT (default 20) sets how many trials run at once, and
+RUNLANE_RACE_MAX_CONCURRENCY (default 5000) the server's --max-concurrency (a small one
+makes runs wait for a slot; the minimum splits assume the default).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from conftest import ServerProcess
 pytestmark = pytest.mark.race
 
 SCALE = float(os.environ.get("RUNLANE_RACE_SCALE", "1"))
-IN_FLIGHT = int(os.environ.get("RUNLANE_RACE_IN_FLIGHT", "50"))
+IN_FLIGHT = int(os.environ.get("RUNLANE_RACE_IN_FLIGHT", "20"))
 TRIAL_TIMEOUT = 45.0  # seconds: a trial still going by then is stuck (invariant 4)
 
 TERMINAL = {"success", "error", "timeout", "interrupted"}
@@ -87,7 +89,9 @@ def ts(value: str) -> float:
 @pytest.fixture(scope="module")
 def race_server(tmp_path_factory: pytest.TempPathFactory):
     """A server of this module's own, allowed to execute thousands of runs at once."""
-    proc = ServerProcess(tmp_path_factory.mktemp("race"), "--max-concurrency", "5000").start()
+    max_concurrency = os.environ.get("RUNLANE_RACE_MAX_CONCURRENCY", "5000")
+    proc = ServerProcess(tmp_path_factory.mktemp("race"), "--max-concurrency", max_concurrency)
+    proc.start()
     yield proc
     proc.stop()
 

@@ -1,8 +1,9 @@
 """The cross-process run event transport on Redis Streams, against a real Redis.
 
 Every test uses its own key prefix and deletes its keys afterwards. Without a
-reachable Redis (RUNLANE_TEST_REDIS_URL, default redis://127.0.0.1:6379/0) the
-tests are skipped with a `requires_redis` reason, or fail if RUNLANE_REQUIRE_REDIS=1.
+reachable Redis (RUNLANE_TEST_REDIS, default redis://127.0.0.1:6379/0) the tests are
+skipped with a `requires_redis` reason, or fail where Redis is required
+(RUNLANE_REQUIRE_SERVICES=1, as CI sets, or RUNLANE_REQUIRE_REDIS=1).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from runlane.streams.redis import (
     StreamState,
 )
 
-REDIS_URL = os.environ.get("RUNLANE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = os.environ.get("RUNLANE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 pytestmark = pytest.mark.requires_redis
 
@@ -56,8 +57,9 @@ def redis_available() -> None:
     if problem is None:
         return
     message = f"requires_redis: Redis unreachable at {REDIS_URL} ({problem})"
-    if os.environ.get("RUNLANE_REQUIRE_REDIS") == "1":
-        pytest.fail(message)
+    if os.environ.get("RUNLANE_REQUIRE_SERVICES") or os.environ.get("RUNLANE_REQUIRE_REDIS"):
+        pytest.fail(message.replace("requires_redis:", "requires_redis (required here):"),
+                    pytrace=False)
     pytest.skip(message)
 
 
@@ -468,7 +470,7 @@ async def test_reaper_ending_a_run_while_its_owner_still_publishes(
         try:
             follower = asyncio.create_task(collect(reaper.follow(run_id, 0, heartbeat=0.1), 10))
 
-            async def owner() -> None:
+            async def owner(event_log: RunEventLog, task: asyncio.Task[ForwardOutcome]) -> None:
                 i = 0
                 while not task.done():
                     publish_some(event_log, 20, start=i)
@@ -476,7 +478,7 @@ async def test_reaper_ending_a_run_while_its_owner_still_publishes(
                     await asyncio.sleep(0.0005)
                 event_log.close()
 
-            owning = asyncio.create_task(owner())
+            owning = asyncio.create_task(owner(event_log, task))
             await asyncio.sleep(0.02 + attempt * 0.01)
             assert await reaper.end(run_id, final_event=("error", {"error": "WorkerLost"}))
             assert await asyncio.wait_for(task, 5) is ForwardOutcome.REFUSED
@@ -492,6 +494,23 @@ async def test_reaper_ending_a_run_while_its_owner_still_publishes(
             assert len(event_log.frames) > count - 1  # the owner's late events were refused
         finally:
             await reaper.aclose()
+
+
+async def test_a_fenced_owner_detaches_and_the_reaper_ends_the_stream(
+    bridge: RedisEventBridge, streams: RedisRunStreams
+) -> None:
+    run_id = uuid.uuid4().hex
+    event_log = RunEventLog()
+    task = bridge.forward(run_id, event_log)
+    publish_some(event_log, 10)
+    bridge.detach(run_id)  # its lease ran out: the run is not this worker's to end
+    event_log.close()
+    assert await task is ForwardOutcome.DETACHED
+    assert await streams.state(run_id) is StreamState.LIVE
+    assert await streams.end(run_id, final_event=("error", {"error": "WorkerLost"}))
+    frames = frames_of(await collect(streams.follow(run_id)))
+    assert frames[:10] == event_log.frames
+    assert frames[10] == b'event: error\ndata: {"error":"WorkerLost"}\nid: 11\n\n'
 
 
 async def test_ttl_after_the_end(prefix: str) -> None:

@@ -84,6 +84,11 @@ class Executor:
         self._abandon: dict[str, asyncio.Future[None]] = {}
         # Runs this worker lost its lease on: stopped without writing anything more.
         self._fenced: set[str] = set()
+        # Scale-out: forwards each run's events to Redis (None on one process).
+        self.bridge: Any = None
+        # Seconds a stateless run's thread outlives the run (scale-out: see _settle).
+        self.temporary_retention = 0.0
+        self._housekeeping: set[asyncio.Task[None]] = set()
         self._supervisors: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -106,6 +111,8 @@ class Executor:
                 await self._dispatcher
         for task in list(self._graph_tasks.values()):
             task.cancel()
+        for task in list(self._housekeeping):
+            task.cancel()  # leftovers are deleted by any worker's housekeeping
         if self._supervisors:
             await asyncio.wait(self._supervisors, timeout=self.cancel_grace)
 
@@ -155,6 +162,13 @@ class Executor:
                 self.cancel_grace, lambda: abandon.done() or abandon.set_result(None)
             )
 
+    def _close_without_end(self, run_id: str) -> None:
+        """Close the local log of a run whose terminal status this worker did not
+        record: its stream's end is for whoever records it."""
+        if self.bridge is not None:
+            self.bridge.detach(run_id)
+        self.broker.close(run_id)
+
     def fence(self, run_id: str) -> None:
         """Stop a run this worker may no longer write for (its lease is gone)."""
         task = self._graph_tasks.get(run_id)
@@ -171,6 +185,13 @@ class Executor:
     def _spawn(self, run: Row) -> None:
         run_id = run["run_id"]
         event_log = self.broker.open(run_id)
+        if self.bridge is not None:
+            # Scale-out: the creator wrote event 1 to Redis, not here; the same bytes
+            # again keep this log's ids aligned with the run's stream (ids already in
+            # Redis are skipped by the forwarder).
+            if not event_log.frames:
+                event_log.publish("metadata", {"run_id": run_id, "attempt": 1})
+            self.bridge.forward(run_id, event_log)
         progress = RunProgress()
         graph_task = asyncio.create_task(
             self._execute(run, event_log, progress), name=f"run-{run_id}"
@@ -199,12 +220,12 @@ class Executor:
                             run_id, self.cancel_grace)
             if run_id in self._fenced:
                 self._fenced.discard(run_id)
-                self.broker.close(run_id)  # the run's new owner records its end
+                self._close_without_end(run_id)  # the run's new owner records its end
             else:
                 await self._settle_when_possible(run, error, event_log, graph_task, progress)
         except Exception:
             log.exception("finalizing run %s failed", run_id)
-            self.broker.close(run_id)
+            self._close_without_end(run_id)
         finally:
             self._graph_tasks.pop(run_id, None)
             self._abandon.pop(run_id, None)
@@ -275,8 +296,21 @@ class Executor:
         self.broker.close(run_id)
         kwargs = run["kwargs"]
         if kwargs.get("temporary") and kwargs.get("on_completion", "delete") == "delete":
-            await self.store.delete_thread(thread_id)
-            await self.checkpoints.delete_thread(thread_id)
+            if self.temporary_retention:
+                # Scale-out: a `wait` on another worker still reads the result.
+                task = asyncio.create_task(self._delete_thread_later(thread_id))
+                self._housekeeping.add(task)
+                task.add_done_callback(self._housekeeping.discard)
+            else:
+                await self._delete_thread(thread_id)
+
+    async def _delete_thread_later(self, thread_id: str) -> None:
+        await asyncio.sleep(self.temporary_retention)
+        await self._delete_thread(thread_id)
+
+    async def _delete_thread(self, thread_id: str) -> None:
+        await self.store.delete_thread(thread_id)
+        await self.checkpoints.delete_thread(thread_id)
 
     def _remember_values(
         self, run_id: str, values: Any, interrupts: Row, settled: Row | None, error: Any

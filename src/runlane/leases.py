@@ -35,8 +35,9 @@ class LeaseKeeper:
         executor: Any,
         lease_seconds: float,
         grace_seconds: float,
-        on_reaped: Callable[[dict[str, Any]], None],
+        on_reaped: Callable[[dict[str, Any]], Awaitable[None]],
         complete_rollback: Callable[[dict[str, Any]], Awaitable[None]],
+        housekeeping: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -44,6 +45,7 @@ class LeaseKeeper:
         self.grace_seconds = grace_seconds
         self.on_reaped = on_reaped
         self.complete_rollback = complete_rollback
+        self.housekeeping = housekeeping
         self._task: asyncio.Task[None] | None = None
         self._last_renewed = time.monotonic()
         self.renewals = 0
@@ -62,10 +64,17 @@ class LeaseKeeper:
 
     async def _loop(self) -> None:
         interval = self.lease_seconds / 3
+        cycle = 0
         while True:
             await asyncio.sleep(interval)
             await self.renew()
             await self.reap()
+            cycle += 1
+            if self.housekeeping is not None and cycle % 30 == 0:
+                try:
+                    await self.housekeeping()
+                except Exception as exc:
+                    log.warning("housekeeping failed (%s)", exc)
 
     async def renew(self) -> None:
         mine = self.executor.local_run_ids
@@ -104,7 +113,7 @@ class LeaseKeeper:
             self.takeovers += 1
             log.warning("run %s finished as %s: its worker %s stopped renewing its lease",
                         run["run_id"], run["status"], run["worker_id"])
-            self.on_reaped(run)
+            await self.on_reaped(run)
         for run in adopted:
             self.takeovers += 1
             await self.complete_rollback(run)

@@ -4,6 +4,7 @@ live here and nowhere else."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 import uuid
 from typing import Any
@@ -13,11 +14,14 @@ from langgraph.pregel import Pregel
 from runlane.bus import PostgresBus
 from runlane.checkpoints import open_checkpoints
 from runlane.executor import Executor
+from runlane.graphs import ConfigError
 from runlane.leases import LeaseKeeper
+from runlane.serde import utcnow
 from runlane.service import Runlane
 from runlane.settings import Settings
 from runlane.store import Store
 from runlane.streams.local import StreamBroker
+from runlane.streams.redis import RedisEventBridge
 
 log = logging.getLogger("runlane")
 
@@ -59,11 +63,20 @@ class Runtime:
             plain_url = store.db.url.set(drivername="postgresql").render_as_string(
                 hide_password=False
             )
+            if not settings.redis_url:
+                raise ConfigError("scale-out needs Redis for run events across workers: "
+                                  "pass --redis-url redis://host:6379/0")
+            bridge = RedisEventBridge(settings.redis_url)
+            executor.bridge = service.bridge = bridge
+            self._closers.insert(0, bridge.aclose)  # after the executor stopped
             leases = LeaseKeeper(
                 store=store, executor=executor, lease_seconds=settings.lease_seconds,
-                grace_seconds=settings.lease_grace, on_reaped=lambda run: service.on_run_done(
-                    run["run_id"]), complete_rollback=service.finish_adopted_rollback,
+                grace_seconds=settings.lease_grace, on_reaped=service.on_run_reaped,
+                complete_rollback=service.finish_adopted_rollback,
+                housekeeping=lambda: service.delete_finished_temporary_threads(
+                    utcnow() - datetime.timedelta(minutes=2)),
             )
+            executor.temporary_retention = 30.0
             bus = PostgresBus(
                 plain_url, on_wake=executor.wake, on_cancel=executor.deliver_cancel,
                 on_done=service.on_run_done, on_reconnect=executor.wake,

@@ -31,6 +31,7 @@ from runlane.graphs import default_assistant_id
 from runlane.serde import to_jsonable, utcnow
 from runlane.store import CancelResult, NotFound, Store
 from runlane.streams.local import StreamBroker
+from runlane.streams.redis import RedisEventBridge, StreamUnavailable
 
 log = logging.getLogger("runlane.service")
 
@@ -82,6 +83,8 @@ class Runlane:
         self.graphs = graphs
         # How long a waiter trusts its wake-up before re-reading the store.
         self.recheck_seconds = 2.0
+        # Scale-out: run events across workers (None on one process).
+        self.bridge: RedisEventBridge | None = None
 
     # ------------------------------------------------------------- assistants
 
@@ -114,7 +117,11 @@ class Runlane:
                 run["run_id"], run["thread_id"], run["worker_id"], values, interrupts,
                 ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
             )
-        for thread_id in await self.store.temporary_thread_ids_done():
+        await self.delete_finished_temporary_threads()
+
+    async def delete_finished_temporary_threads(self, older_than: Any = None) -> None:
+        """Stateless runs' threads whose deletion was missed (crash, shutdown)."""
+        for thread_id in await self.store.temporary_thread_ids_done(older_than):
             await self.store.delete_thread(thread_id)
             await self.checkpoints.delete_thread(thread_id)
 
@@ -122,6 +129,13 @@ class Runlane:
         """Another worker finished a run: wake whoever waits for it here."""
         if run_id not in self.executor.local_run_ids:
             self.broker.close(run_id)
+
+    async def on_run_reaped(self, run: Row) -> None:
+        """This worker finished a dead worker's run: end its stream everywhere."""
+        self.on_run_done(run["run_id"])
+        if self.bridge is not None:
+            with contextlib.suppress(Exception):
+                await self.bridge.end(run["run_id"], error=run.get("error"))
 
     async def finish_adopted_rollback(self, run: Row) -> None:
         """Complete the rollback of a run whose worker died (this worker adopted it).
@@ -134,7 +148,7 @@ class Runlane:
             run["run_id"], run["thread_id"], run["worker_id"], values, interrupts,
             ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
         )
-        self.on_run_done(run["run_id"])
+        await self.on_run_reaped(run)
 
     async def resolve_assistant(self, assistant_id: str) -> Row:
         """An assistant id, or a graph id standing for its default assistant."""
@@ -208,9 +222,10 @@ class Runlane:
             "created_at": now,
             "updated_at": now,
         }
-        # The log exists before the run can start, so the metadata event is first.
-        event_log = self.broker.open(run_id)
-        event_log.publish("metadata", {"run_id": run_id, "attempt": 1})
+        metadata = {"run_id": run_id, "attempt": 1}
+        if self.bridge is None:
+            # The log exists before the run can start, so the metadata event is first.
+            self.broker.open(run_id).publish("metadata", metadata)
         try:
             created = await self.store.create_run(
                 run,
@@ -220,9 +235,15 @@ class Runlane:
         except BaseException:
             self.broker.discard(run_id)
             raise
+        if self.bridge is not None:
+            # Any worker may execute it: its events go through Redis, metadata first
+            # (the executing worker writes the same event 1 if it gets there first).
+            with contextlib.suppress(Exception):
+                await self.bridge.streams.publish(run_id, 1, "metadata", metadata)
         for other in created.cancelled_running:
             self.executor.deliver_cancel(other)
-        self._close_finished_logs(created.cancelled_pending)
+        for other in created.cancelled_pending:
+            await self._ended_without_running(other)
         self.executor.wake()
         return created.run
 
@@ -246,9 +267,13 @@ class Runlane:
         if await saver.aget_tuple({"configurable": configurable}) is None:
             raise NotFound(f"checkpoint {checkpoint_id} not found on thread {thread_id}")
 
-    def _close_finished_logs(self, run_ids: list[str]) -> None:
-        for run_id in run_ids:
-            self.broker.close(run_id)
+    async def _ended_without_running(self, run_id: str) -> None:
+        """A pending run became terminal (or was rolled back / deleted) here: wake its
+        waiters and end its stream for every listener."""
+        self.broker.close(run_id)
+        if self.bridge is not None:
+            with contextlib.suppress(Exception):
+                await self.bridge.end(run_id)
 
     async def get_run(self, thread_id: str, run_id: str) -> Row:
         row = await self.store.get_run(thread_id, run_id)
@@ -266,20 +291,20 @@ class Runlane:
         reason: CancelReason = CancelReason.USER,
     ) -> CancelResult:
         result = await self.store.cancel_run(thread_id, run_id, action, reason.value)
-        self._after_cancel(result)
+        await self._after_cancel(result)
         if wait and result.outcome in (CancelOutcome.RECORDED, CancelOutcome.ALREADY_RECORDED):
             final = await self.await_terminal(thread_id, run_id)
             if final is not None:
                 result = dataclasses.replace(result, run=final)
         return result
 
-    def _after_cancel(self, result: CancelResult) -> None:
+    async def _after_cancel(self, result: CancelResult) -> None:
         if result.outcome is not CancelOutcome.RECORDED or result.run is None:
             return
         if result.delivered_to_task:
             self.executor.deliver_cancel(result.run["run_id"])
         else:  # a pending run: it is already terminal (or rolled back)
-            self.broker.close(result.run["run_id"])
+            await self._ended_without_running(result.run["run_id"])
             self.executor.wake()
 
     async def cancel_many(
@@ -298,7 +323,7 @@ class Runlane:
             result = await self.store.cancel_run(
                 target_thread, target_run, action, CancelReason.USER.value
             )
-            self._after_cancel(result)
+            await self._after_cancel(result)
             results.append(result)
         return results
 
@@ -334,6 +359,9 @@ class Runlane:
         if deleted is None:
             raise NotFound(f"run {run_id} not found on thread {thread_id}")
         self.broker.discard(run_id)
+        if self.bridge is not None:
+            with contextlib.suppress(Exception):
+                await self.bridge.discard(run_id)
 
     async def run_result(self, thread_id: str, run_id: str) -> Any:
         """What `wait` and `join` answer: the thread's values once the run is over."""
@@ -345,9 +373,12 @@ class Runlane:
             raise NotFound(f"run {run_id} not found on thread {thread_id}")
         if thread is None:
             return {}
-        values = thread["values"] if thread["values"] is not None else {}
         if final is not None and final.get("status") == RunStatus.ERROR.value and final.get("error"):
             return {"__error__": final["error"]}
+        values = thread["values"] if thread["values"] is not None else {}
+        interrupts = thread.get("interrupts") or {}
+        if interrupts and isinstance(values, dict):
+            values = {**values, "__interrupt__": [i for group in interrupts.values() for i in group]}
         return values
 
     async def stream_run(
@@ -359,6 +390,20 @@ class Runlane:
         stream_mode: list[str] | None = None,
     ) -> AsyncIterator[bytes]:
         """Replay after `last_event_id`, then tail live, until the run's end."""
+        modes = event_names_for(stream_mode) if stream_mode else None
+        if self.bridge is not None and run_id not in self.executor.local_run_ids:
+            # Executing on another worker (or finished anywhere): Redis has it all.
+            row = await self.store.get_run(thread_id, run_id)
+            finished = row is None or RunStatus(row["status"]) in TERMINAL
+
+            async def run_finished() -> bool:
+                current = await self.store.get_run(thread_id, run_id)
+                return current is None or RunStatus(current["status"]) in TERMINAL
+
+            return self._until_unavailable(self.bridge.follow(
+                run_id, last_event_id, modes, wait_for_start=not finished,
+                run_finished=run_finished,
+            ))
         event_log = self.broker.open(run_id)
         row = await self.store.get_run(thread_id, run_id)
         if row is None or RunStatus(row["status"]) in TERMINAL:
@@ -369,8 +414,17 @@ class Runlane:
                 else:
                     self.broker.discard(run_id)
                     event_log.close()
-        modes = event_names_for(stream_mode) if stream_mode else None
         return event_log.follow(last_event_id, modes)
+
+    @staticmethod
+    async def _until_unavailable(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Redis gone for good mid-stream: end the response; the client reconnects
+        with Last-Event-ID and resumes exactly."""
+        try:
+            async for chunk in frames:
+                yield chunk
+        except StreamUnavailable as exc:
+            log.warning("event stream unavailable: %s", exc)
 
     # ---------------------------------------------------------------- threads
 
@@ -382,7 +436,7 @@ class Runlane:
             if status == RunStatus.RUNNING.value:
                 self.executor.deliver_cancel(run_id)  # its settle CAS finds no row
             elif status == RunStatus.PENDING.value:
-                self.broker.close(run_id)  # never starts: wake its waiters
+                await self._ended_without_running(run_id)  # never starts
         await self.checkpoints.delete_thread(thread_id)
 
     def graph_for_thread(self, thread: Row) -> Pregel:

@@ -15,7 +15,8 @@ The checker cannot know how an arbitrary server is started, so the user says:
 
 Every `--chaos-interval` seconds (randomized +-50%), one random worker is killed
 with SIGKILL, the restart command runs at once, and the checker waits (at most
-`--restart-timeout`) until `GET /ok` answers 200 before the next kill. Every kill
+`--restart-timeout`) until `GET /ok` answers 200 on every server URL before the
+next kill. Every kill
 and restart is recorded with its monotonic time, in the report and the JSON dump.
 Runs caught by a crash must still obey the contract: end `error` or `interrupted`
 (never stuck; never `success` after an accepted cancel).
@@ -37,13 +38,13 @@ from runlane.checker.history import Clock, History
 
 
 class Chaos:
-    def __init__(self, *, pids: list[int], restart_cmd: str, url: str, history: History,
+    def __init__(self, *, pids: list[int], restart_cmd: str, urls: list[str], history: History,
                  clock: Clock, rng: random.Random, interval: float, restart_timeout: float,
                  log_path: Path, headers: dict[str, str] | None = None) -> None:
         self.workers: dict[int, int] = dict(enumerate(pids))
         self.started: dict[int, subprocess.Popen[bytes]] = {}  # index -> process we started
         self.restart_cmd = restart_cmd
-        self.url = url
+        self.urls = urls
         self.history = history
         self.clock = clock
         self.rng = rng
@@ -107,7 +108,8 @@ class Chaos:
                     exited = True  # a daemonizing command: the server may still come up
                     self.record("restart command exited", pid=proc.pid, code=proc.returncode)
                 try:
-                    if (await client.get(f"{self.url}/ok")).status_code == 200:
+                    answers = [await client.get(f"{url}/ok") for url in self.urls]
+                    if all(a.status_code == 200 for a in answers):
                         return True
                 except httpx.HTTPError:
                     pass

@@ -61,6 +61,7 @@ class Exchange:
     events: list[dict[str, Any]] | None = None  # SSE events received, in order
     dropped: bool = False  # the checker closed the stream on purpose
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    worker: int | None = None  # which of the server URLs answered (several: round robin)
 
     @property
     def ok(self) -> bool:
@@ -74,6 +75,8 @@ class Exchange:
     def describe(self) -> str:
         query = "&".join(f"{k}={v}" for k, v in (self.params or {}).items())
         target = self.path + (f"?{query}" if query else "")
+        if self.worker is not None:
+            target = f"[w{self.worker}] {target}"
         if self.headers and self.headers.get("Last-Event-ID"):
             target += f" [Last-Event-ID: {self.headers['Last-Event-ID']}]"
         return f"{self.method} {target}"
@@ -383,14 +386,25 @@ class Clock:
 
 
 class Recorder:
-    """Sends requests with httpx and records each one in the history."""
+    """Sends requests with httpx and records each one in the history.
+
+    With several server URLs (the workers of one deployment), each request goes to
+    the next one in turn, as behind a load balancer; a request whose connection is
+    refused (a worker killed or restarting) is sent to the next worker instead."""
 
     def __init__(self, client: httpx.AsyncClient, history: History, clock: Clock,
-                 timeout: float) -> None:
+                 timeout: float, urls: list[str]) -> None:
         self.client = client
         self.history = history
         self.clock = clock
         self.timeout = timeout
+        self.urls = [u.rstrip("/") for u in urls]
+        self._next = 0
+
+    def _targets(self) -> list[int]:
+        first = self._next % len(self.urls)
+        self._next += 1
+        return [(first + i) % len(self.urls) for i in range(len(self.urls))]
 
     async def call(
         self, scenario: str, kind: str, method: str, path: str, *,
@@ -408,9 +422,18 @@ class Recorder:
         ex.t_sent = self.clock()
         try:
             async with asyncio.timeout(bound):
-                resp = await self.client.request(
-                    method, path, params=params, json=json_body, timeout=bound + 5
-                )
+                targets = self._targets()
+                for attempt, worker in enumerate(targets):
+                    ex.worker = worker if len(self.urls) > 1 else None
+                    try:
+                        resp = await self.client.request(
+                            method, self.urls[worker] + path, params=params, json=json_body,
+                            timeout=bound + 5,
+                        )
+                        break
+                    except httpx.ConnectError:
+                        if attempt == len(targets) - 1:
+                            raise
             ex.status = resp.status_code
             ex.answer = compact(kind, parse_body(resp))
         except TimeoutError:
@@ -440,9 +463,12 @@ class Recorder:
         ex.events = []
         bound = timeout or self.timeout
         ex.t_sent = self.clock()
+        worker = self._targets()[0]
+        ex.worker = worker if len(self.urls) > 1 else None
         try:
             async with asyncio.timeout(bound):
-                async with self.client.stream(method, path, json=json_body, headers=headers,
+                async with self.client.stream(method, self.urls[worker] + path,
+                                              json=json_body, headers=headers,
                                               timeout=bound + 5) as resp:
                     ex.status = resp.status_code
                     location = resp.headers.get("content-location")

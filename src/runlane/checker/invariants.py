@@ -80,12 +80,14 @@ def bulks_of(h: History, rec: RunRecord) -> list[Exchange]:
 
 
 def multitask_of(h: History, rec: RunRecord) -> list[Exchange]:
-    """Creates with strategy interrupt/rollback on the run's thread after it existed."""
+    """Creates with strategy interrupt/rollback on the run's thread that may have landed
+    after the run existed (all but those answered before the run's create was sent)."""
+    sent = h.exchanges[rec.created_seq].t_sent
     return [
         e for e in h.of_kind("create", "stream")
         if e.thread_id == rec.thread_id and e.run_id != rec.run_id
         and e.extra.get("strategy") in ("interrupt", "rollback")
-        and e.t_sent > rec.t_created
+        and (e.t_done is None or e.t_done > sent)
     ]
 
 

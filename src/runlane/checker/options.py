@@ -23,7 +23,9 @@ checker itself failed).
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("url", help="the server, e.g. http://127.0.0.1:2024")
+    parser.add_argument("url", nargs="+",
+                        help="the server, e.g. http://127.0.0.1:2024; several URLs (the "
+                             "workers of one deployment): requests go to each in turn")
     parser.add_argument("--duration", type=float, default=30.0,
                         help="seconds to start new scenarios for (default 30)")
     parser.add_argument("--trials", type=int, default=None,

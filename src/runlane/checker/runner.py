@@ -46,19 +46,21 @@ def main(args: argparse.Namespace) -> int:
         return 2
 
 
-async def preflight(client: httpx.AsyncClient, graph: str, timed: str | None) -> str | None:
-    """Reachable, serves `graph`; the timed graph's id if it is served too."""
-    try:
-        ok = await client.get("/ok", timeout=10)
-    except httpx.HTTPError as exc:
-        raise UsageError(f"cannot reach {client.base_url}: {type(exc).__name__}: {exc}") from None
-    if ok.status_code != 200:
-        raise UsageError(f"{client.base_url}/ok answered {ok.status_code}: is this a "
-                         "LangGraph-compatible server?")
+async def preflight(client: httpx.AsyncClient, urls: list[str], graph: str,
+                    timed: str | None) -> str | None:
+    """Every URL reachable, `graph` served; the timed graph's id if it is served too."""
+    for url in urls:
+        try:
+            ok = await client.get(f"{url}/ok", timeout=10)
+        except httpx.HTTPError as exc:
+            raise UsageError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from None
+        if ok.status_code != 200:
+            raise UsageError(f"{url}/ok answered {ok.status_code}: is this a "
+                             "LangGraph-compatible server?")
 
     async def served(graph_id: str) -> bool:
-        resp = await client.post("/assistants/search", json={"graph_id": graph_id, "limit": 1},
-                                 timeout=10)
+        resp = await client.post(f"{urls[0]}/assistants/search",
+                                 json={"graph_id": graph_id, "limit": 1}, timeout=10)
         return resp.status_code == 200 and isinstance(resp.json(), list) and bool(resp.json())
 
     try:
@@ -91,10 +93,12 @@ async def check(args: argparse.Namespace, console: Console, err: Console) -> int
             raise UsageError(f"--pids: {exc}") from None
     headers = _headers(args.header)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
-    url = args.url.rstrip("/")
+    urls = [u.rstrip("/") for u in args.url]
+    url = urls[0]
     stuck_after = args.stuck_after + (args.restart_timeout if args.chaos else 0.0)
     settings: dict[str, Any] = {
-        "url": url, "seed": seed, "graph": args.graph, "duration": args.duration,
+        "url": urls if len(urls) > 1 else url, "seed": seed, "graph": args.graph,
+        "duration": args.duration,
         "trials": args.trials, "concurrency": args.concurrency, "scenarios": names,
         "stuck_after": stuck_after, "chaos": bool(args.chaos), "pids": pids,
         "restart_cmd": args.restart_cmd,
@@ -104,9 +108,9 @@ async def check(args: argparse.Namespace, console: Console, err: Console) -> int
     limits = httpx.Limits(max_connections=args.concurrency * 16 + 32,
                           max_keepalive_connections=args.concurrency * 8 + 8)
     internal_errors: list[str] = []
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits,
+    async with httpx.AsyncClient(headers=headers, limits=limits,
                                  timeout=stuck_after + 10) as client:
-        timed = await preflight(client, args.graph, args.timed_graph or None)
+        timed = await preflight(client, urls, args.graph, args.timed_graph or None)
         if not timed and "timed_order" in names:
             names.remove("timed_order")
             if not names:
@@ -115,10 +119,11 @@ async def check(args: argparse.Namespace, console: Console, err: Console) -> int
         settings["scenarios"] = names
         plan = (f"{args.trials} scenarios" if args.trials is not None
                 else f"{args.duration:g}s")
-        err.print(f"runlane check {url}: {plan}, concurrency {args.concurrency}, seed {seed}, "
+        err.print(f"runlane check {' '.join(urls)}: {plan}, "
+                  f"concurrency {args.concurrency}, seed {seed}, "
                   f"graph {args.graph}{', timed ' + timed if timed else ''}"
                   f"{', chaos on pids ' + str(pids) if pids else ''}", highlight=False)
-        recorder = Recorder(client, history, clock, timeout=stuck_after + 10)
+        recorder = Recorder(client, history, clock, timeout=stuck_after + 10, urls=urls)
         ctx = Context(recorder=recorder, history=history, graph=args.graph, seed=seed,
                       stuck_after=stuck_after, timed_graph=timed)
         chooser = random.Random(seed)
@@ -167,7 +172,7 @@ async def check(args: argparse.Namespace, console: Console, err: Console) -> int
         side = [asyncio.ensure_future(progress(stop))]
         chaos = None
         if args.chaos:
-            chaos = Chaos(pids=pids, restart_cmd=args.restart_cmd, url=url, history=history,
+            chaos = Chaos(pids=pids, restart_cmd=args.restart_cmd, urls=urls, history=history,
                           clock=clock, rng=random.Random(f"{seed}:chaos"),
                           interval=args.chaos_interval, restart_timeout=args.restart_timeout,
                           log_path=args.chaos_log, headers=headers)
@@ -182,7 +187,7 @@ async def check(args: argparse.Namespace, console: Console, err: Console) -> int
         if args.cleanup:
             for thread_id in {r.thread_id for r in history.runs.values()}:
                 try:
-                    await client.delete(f"/threads/{thread_id}")
+                    await client.delete(f"{url}/threads/{thread_id}")
                 except httpx.HTTPError:
                     pass
 

@@ -255,7 +255,8 @@ class Session:
             for e in self.history.for_run(rec.run_id)
         ) or any(
             e.kind == "create" and e.thread_id == rec.thread_id
-            and e.extra.get("strategy") == "rollback" and e.t_sent > rec.t_created
+            and e.extra.get("strategy") == "rollback"
+            and (e.t_done is None or e.t_done > self.history.exchanges[rec.created_seq].t_sent)
             for e in self.history.exchanges
         )
 

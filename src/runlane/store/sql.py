@@ -830,16 +830,18 @@ class Store:
             return leftover
         return await self.db.run(_tx)
 
-    async def temporary_thread_ids_done(self) -> list[str]:
-        """Temporary (stateless) threads with no active run: left over by a crash."""
+    async def temporary_thread_ids_done(self, older_than: Any = None) -> list[str]:
+        """Temporary (stateless) threads with no active run, last updated before
+        `older_than`: left over by a crash or a shutdown."""
 
         def _tx(conn: Connection) -> Any:
             active = sa.select(runs.c.thread_id).where(runs.c.status.in_(_ACTIVE_VALUES))
-            result = conn.execute(
-                sa.select(threads.c.thread_id).where(
-                    threads.c.temporary.is_(True), threads.c.thread_id.notin_(active)
-                )
+            query = sa.select(threads.c.thread_id).where(
+                threads.c.temporary.is_(True), threads.c.thread_id.notin_(active)
             )
+            if older_than is not None:
+                query = query.where(threads.c.updated_at < older_than)
+            result = conn.execute(query.limit(500))
             return [r.thread_id for r in result]
         return await self.db.run(_tx)
 

@@ -40,12 +40,13 @@ graph), and writes the end marker once the log is closed and drained.
 
 When Redis is down or slow, the graph never waits: the frames stay in the run's
 local log (which holds them anyway) and the forwarder retries with backoff. While
-the run is live it keeps retrying, unless its backlog exceeds `max_backlog` frames;
-after the log closed it retries for `give_up_after` seconds. If it gives up, it
-logs an error, and if Redis comes back before that deadline, ends the stream with
-reason `lost`: followers on other workers then get an `error` event
-(`StreamIncomplete`, sent without an `id:` so it does not move Last-Event-ID) before
-the end. The run itself still finishes and is recorded in the store as usual;
+the run is live it keeps retrying (and then catches up exactly), unless the backlog
+of a failing Redis exceeds `max_backlog` frames; after the log closed it retries for
+`give_up_after` seconds. If it gives up, it logs an error, and once the log is
+closed, if Redis answers within `give_up_after`, ends the stream with reason `lost`:
+followers on other workers then get, after the events that did arrive, an `error`
+event (`StreamIncomplete`, sent without an `id:` line so it does not move
+Last-Event-ID) and the end. The run itself still finishes and is recorded in the store as usual;
 followers on the owning worker read the local log and lose nothing. A follower whose
 own reads fail keeps retrying for `reconnect_for` seconds, then raises
 `StreamUnavailable` (the client reconnects with its Last-Event-ID later).
@@ -213,6 +214,7 @@ class ForwardOutcome(enum.Enum):
     GONE = "gone"  # the stream vanished under the forwarder (expired/lost): stopped
     LOST = "lost"  # Redis was unreachable too long: some frames never reached it
     STOPPED = "stopped"  # the bridge was closed before the run's log was
+    DETACHED = "detached"  # told not to end the stream (fenced owner): whoever finishes the run does
 
 
 def _ms(seconds: float | None) -> int:
@@ -223,9 +225,12 @@ class RedisRunStreams:
     """The run streams in Redis: append, end, state, follow. Any process may use any
     run's stream; nothing here is per-worker state.
 
-    Two connection pools: one for writes and short reads, one for followers'
-    blocking `XREAD`s (each follower holds one connection while it waits, for at
-    most `max_block` seconds at a time)."""
+    Two connection pools: one for writes and short reads, one for followers (each
+    waiting follower holds one of its connections in an `XREAD BLOCK`, at most
+    `max_block` seconds at a time). Followers read with a script that filters by
+    mode and joins the frames in Redis, so a batch of a thousand events is one
+    reply to parse, not thousands. Responses are RESP2, whatever the client's
+    default protocol."""
 
     def __init__(
         self,
@@ -250,7 +255,6 @@ class RedisRunStreams:
         self.read_bytes = read_bytes
         self.reconnect_for = reconnect_for
         self.orphan_grace = orphan_grace
-        # RESP2 responses (lists of (id, fields)) whatever the client's default is.
         self.client: Redis = Redis.from_url(
             url, protocol=2, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
         )
@@ -390,7 +394,11 @@ class RedisRunStreams:
         A missing stream is waited for (a pending run's events start later), unless
         `wait_for_start` is false: then the follow ends at once (a finished run whose
         stream expired). `run_finished` (e.g. "is the run terminal in the store?")
-        lets the follower end an orphaned stream: see the module docstring."""
+        lets the follower end an orphaned stream: see the module docstring.
+
+        Redis errors are retried for `reconnect_for` seconds (resuming exactly where
+        the follow was), then raise StreamUnavailable; so does the start check when
+        `wait_for_start` is false and Redis is unreachable."""
         key = self.key(run_id)
         after = max(after, 0)
         # Mode filtering happens in Redis: only the wanted frames travel.
@@ -494,6 +502,7 @@ class _Forwarder:
         self.run_id = run_id
         self.log = event_log
         self.position = 0  # ids 1..position are in Redis
+        self.write_end = True
         self.task: asyncio.Task[ForwardOutcome] | None = None
 
     async def run(self) -> ForwardOutcome:
@@ -575,13 +584,16 @@ class _Forwarder:
                             len(event_log.frames))
             self.position = last
         # Drained and closed: the end marker.
+        if not self.write_end:
+            return ForwardOutcome.DETACHED
         if await self._end(reason=""):
             return ForwardOutcome.ENDED
         return ForwardOutcome.LOST
 
     async def _finish_lost(self) -> ForwardOutcome:
         await self.log.wait_closed()
-        await self._end(reason="lost")
+        if self.write_end:
+            await self._end(reason="lost")
         return ForwardOutcome.LOST
 
     async def _end(self, reason: str) -> bool:
@@ -651,6 +663,15 @@ class RedisEventBridge:
         self._forwarders[run_id] = forwarder
         forwarder.task = asyncio.create_task(forwarder.run(), name=f"runlane-forward-{run_id}")
         return forwarder.task
+
+    def detach(self, run_id: str) -> None:
+        """This worker stops owning the run without finishing it (fenced: its lease
+        ran out, or settling failed): the forwarder still relays what the log holds
+        (the stream refuses it once ended) but never writes the end; the worker that
+        records the run's final status does (`end`). Call before closing the log."""
+        forwarder = self._forwarders.get(run_id)
+        if forwarder is not None:
+            forwarder.write_end = False
 
     def forwarding(self, run_id: str) -> bool:
         return run_id in self._forwarders

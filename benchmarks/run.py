@@ -50,14 +50,14 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 # (`life` = create-to-running and cancel, on the same runs: half of them are cancelled
 # with wait=False, half with wait=True.)
 FULL: dict[str, Any] = {
-    "life_runs": 100, "life_s": 35, "wait1_runs": 100, "wait1_s": 10, "wait32_runs": 300,
-    "wait32_s": 30, "sse_events": 5000, "mem_warmup": 500, "mem_runs": 2000, "mem_clients": 32,
-    "reps": 3,
+    "life_runs": 100, "life_s": 20, "wait1_runs": 100, "wait1_s": 8, "wait32_runs": 300,
+    "wait32_s": 30, "sse_events": 5000, "mem_warmup": 300, "mem_runs": 2000, "mem_s": 75,
+    "mem_clients": 32, "reps": 3,
 }
 QUICK: dict[str, Any] = {
     "life_runs": 12, "life_s": 5, "wait1_runs": 30, "wait1_s": 3, "wait32_runs": 96,
-    "wait32_s": 5, "sse_events": 5000, "mem_warmup": 100, "mem_runs": 300, "mem_clients": 32,
-    "reps": 1,
+    "wait32_s": 5, "sse_events": 5000, "mem_warmup": 100, "mem_runs": 300, "mem_s": 10,
+    "mem_clients": 32, "reps": 1,
 }
 
 
@@ -150,7 +150,7 @@ async def bench(targets: list[sc.Target], p: dict[str, Any]) -> dict[str, dict[s
     for t in targets:  # last: it leaves thousands of runs behind
         started = time.perf_counter()
         raw[t.name]["mem"] = await sc.memory_growth(t, p["mem_warmup"], p["mem_runs"],
-                                                    p["mem_clients"])
+                                                    p["mem_clients"], p["mem_s"])
         console.log(f"[dim]        {t.name:<9} mem    {time.perf_counter() - started:5.1f}s  "
                     f"{_brief('mem', raw[t.name]['mem'])}[/]")
     return raw

@@ -279,15 +279,17 @@ async def _settled_rss(server: Server) -> int:
     return min(samples)
 
 
-async def memory_growth(t: Target, warmup: int, n: int, clients: int) -> dict[str, Any]:
-    """RSS growth over `n` trivial `runs.wait` runs (one new thread each) after `warmup`."""
+async def memory_growth(t: Target, warmup: int, n: int, clients: int,
+                        max_seconds: float) -> dict[str, Any]:
+    """RSS growth over `n` trivial `runs.wait` runs (one new thread each; fewer if that
+    takes over `max_seconds`) after `warmup` runs, per 1,000 runs."""
     latencies: list[float] = []
     errors: list[str] = []
     await _waits(t, None, warmup, clients, latencies, errors)
     before = await _settled_rss(t.server)
     latencies.clear()
     start = time.perf_counter()
-    await _waits(t, None, n, clients, latencies, errors)
+    await _waits(t, None, n, clients, latencies, errors, start + max_seconds)
     elapsed = time.perf_counter() - start
     after = await _settled_rss(t.server)
     mb = 1024 * 1024

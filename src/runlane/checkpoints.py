@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import os
@@ -251,7 +252,6 @@ class PostgresCheckpoints:
 
     async def setup(self) -> BaseCheckpointSaver:
         import psycopg
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
         from psycopg.rows import dict_row
         from psycopg_pool import AsyncConnectionPool
 
@@ -260,7 +260,7 @@ class PostgresCheckpoints:
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         )
         await self.pool.open(wait=True, timeout=10)
-        self.saver = AsyncPostgresSaver(self.pool)
+        self.saver = _guarded_postgres_saver(self.pool)
         # Workers starting together must not run the saver's migrations together.
         async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as lock:
             await lock.execute("SELECT pg_advisory_lock(%s)", (_PG_SETUP_LOCK,))
@@ -303,6 +303,10 @@ class PostgresCheckpoints:
         self, thread_id: str, run_id: str, restore: RestorePoint | None = None
     ) -> int:
         """As ThreadedSqliteSaver.delete_run, in one PostgreSQL transaction."""
+        # Late writes of this run (see _guarded_postgres_saver): refuse new ones,
+        # wait for those under way, then delete.
+        self.saver.refuse_writes_of(run_id)
+        await self.saver.writes_settled(thread_id)
         written_by_run = (
             "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s "
             "AND metadata->>'run_id' = %s"
@@ -333,6 +337,66 @@ class PostgresCheckpoints:
                         list(restore.writes),
                     )
             return deleted
+
+
+def _guarded_postgres_saver(pool: Any) -> Any:
+    """The library's `AsyncPostgresSaver`, guarded against a rolled-back run's late
+    writes. A cancel can stop a graph task while langgraph's background checkpoint
+    writes are still in flight: they outlive the task. On PostgreSQL they run on a
+    pool, concurrently with the rollback's delete, so the rollback first refuses any
+    new write of the run, then waits for the ones under way, then deletes."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    class GuardedAsyncPostgresSaver(AsyncPostgresSaver):
+        def __init__(self, conn: Any) -> None:
+            super().__init__(conn)
+            self._refused: collections.OrderedDict[str, None] = collections.OrderedDict()
+            self._under_way: dict[str, set[asyncio.Future[None]]] = {}
+
+        def refuse_writes_of(self, run_id: str) -> None:
+            self._refused[run_id] = None
+            while len(self._refused) > 10_000:
+                self._refused.popitem(last=False)
+
+        async def writes_settled(self, thread_id: str) -> None:
+            while self._under_way.get(thread_id):
+                await asyncio.wait(list(self._under_way[thread_id]))
+
+        @contextlib.asynccontextmanager
+        async def _write(self, config: RunnableConfig) -> AsyncIterator[bool]:
+            configurable = config.get("configurable") or {}
+            if str(configurable.get("run_id")) in self._refused:
+                yield False
+                return
+            thread_id = str(configurable.get("thread_id"))
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._under_way.setdefault(thread_id, set()).add(done)
+            try:
+                yield True
+            finally:
+                done.set_result(None)
+                under_way = self._under_way.get(thread_id, set())
+                under_way.discard(done)
+                if not under_way:
+                    self._under_way.pop(thread_id, None)
+
+        async def aput(self, config: RunnableConfig, checkpoint: Checkpoint,
+                       metadata: CheckpointMetadata, new_versions: ChannelVersions) -> Any:
+            async with self._write(config) as allowed:
+                if allowed:
+                    return await super().aput(config, checkpoint, metadata, new_versions)
+            configurable = config["configurable"]
+            return {"configurable": {"thread_id": configurable["thread_id"],
+                                     "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+                                     "checkpoint_id": checkpoint["id"]}}
+
+        async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
+                              task_id: str, task_path: str = "") -> None:
+            async with self._write(config) as allowed:
+                if allowed:
+                    await super().aput_writes(config, writes, task_id, task_path)
+
+    return GuardedAsyncPostgresSaver(pool)
 
 
 def open_checkpoints(database_url: str, sqlite_path: str) -> Checkpoints | PostgresCheckpoints:

@@ -105,6 +105,14 @@ def active_after(h: History, rec: RunRecord, t: float) -> Observation | None:
     return None
 
 
+def running_before(h: History, rec: RunRecord, t: float) -> Observation | None:
+    """An observation, answered before `t`, that the run was running."""
+    for obs in h.observations(rec.run_id):
+        if obs.t_done < t and obs.status == "running":
+            return obs
+    return None
+
+
 def first_seen(h: History, rec: RunRecord, statuses: frozenset[str] | set[str]) -> Observation | None:
     seen = [o for o in h.observations(rec.run_id) if o.status in statuses]
     return min(seen, key=lambda o: o.t_done) if seen else None
@@ -147,6 +155,8 @@ def check_accepted_means_done(h: History) -> list[Violation]:
         for b in [*bulks_of(h, rec), *multitask_of(h, rec)]:
             if not b.ok:
                 continue
+            if b.kind != "bulk_cancel" and not running_before(h, rec, b.t_sent):
+                continue  # a multitask strategy cancels the *running* run
             obs = active_after(h, rec, b.t_done or b.t_sent)
             if obs is not None:
                 what = ("bulk cancel" if b.kind == "bulk_cancel"

@@ -29,6 +29,11 @@ def summarize(h: History, violations: list[Violation], internal_errors: list[str
     scenarios: Counter[str] = Counter(s["name"] for s in h.scenarios)
     aborted: Counter[str] = Counter(s["name"] for s in h.scenarios if s.get("aborted"))
     by_invariant = Counter(v.invariant for v in violations)
+    # How often the races were hit: each cancel's answer against its run's final status.
+    outcomes: Counter[str] = Counter()
+    for ex in h.exchanges:
+        if ex.kind == "cancel" and ex.run_id in h.runs:
+            outcomes[f"{ex.outcome()} -> {h.runs[ex.run_id].final_status}"] += 1
     return {
         "scenarios": dict(scenarios),
         "scenarios_aborted": dict(aborted),
@@ -37,6 +42,7 @@ def summarize(h: History, violations: list[Violation], internal_errors: list[str
         "requests": len(h.exchanges),
         "answers_by_code": dict(sorted(codes.items())),
         "violations_by_invariant": {k: by_invariant.get(k, 0) for k in INVARIANTS},
+        "cancel_outcomes": dict(sorted(outcomes.items())),
         "violations": len(violations),
         "chaos_kills": sum(1 for e in h.chaos_events if e["action"] == "kill"),
         "internal_errors": len(internal_errors),
@@ -177,6 +183,12 @@ def print_report(console: Console, h: History, violations: list[Violation],
     for code, count in summary["answers_by_code"].items():
         codes.add_row(code, str(count))
 
+    cancels = Table(title="cancels: answer -> final", show_edge=False)
+    cancels.add_column("answer -> run's final status")
+    cancels.add_column("count", justify="right")
+    for outcome, count in summary["cancel_outcomes"].items():
+        cancels.add_row(outcome, str(count))
+
     inv = Table(title="violations by invariant", show_edge=False)
     inv.add_column("invariant")
     inv.add_column("violations", justify="right")
@@ -184,6 +196,7 @@ def print_report(console: Console, h: History, violations: list[Violation],
         inv.add_row(INVARIANTS[key], f"[bold red]{count}[/]" if count else "[green]0[/]")
     console.print(scen)
     console.print(codes)
+    console.print(cancels)
     console.print(inv)
     if h.chaos_events:
         kills = [e for e in h.chaos_events if e["action"] == "kill"]

@@ -159,6 +159,8 @@ async def check(args: argparse.Namespace, console: Console, err: Console) -> int
                 except Exception:  # noqa: BLE001
                     internal_errors.append(f"{session.id} finish: {traceback.format_exc()}")
                 entry["t_end"] = clock()
+                if entry.get("aborted"):
+                    await asyncio.sleep(0.5)  # the server may be down (chaos): do not spin
 
         async def progress(stop: asyncio.Event) -> None:
             while not stop.is_set():

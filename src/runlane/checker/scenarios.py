@@ -393,7 +393,7 @@ async def double_text(s: Session) -> None:
         loop = asyncio.get_running_loop()
         await s.wait_running(t, first)
         started = loop.time()
-        offset = steps * delay * s.rng.uniform(0.3, 1.3)
+        offset = steps * delay * s.rng.uniform(0.0, 1.2)
         await asyncio.sleep(max(0.0, offset - (loop.time() - started)))
         await s.get(t, first)
         extra: list[str] = []

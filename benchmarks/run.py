@@ -214,13 +214,14 @@ def fmt(value: float | None) -> str:
 
 def render(summaries: dict[str, dict[str, float]], p: dict[str, Any]) -> Table:
     names = list(summaries)
-    table = Table(title=f"runlane vs reference — medians of {p['reps']} rep(s)",
-                  caption="advantage > 1× means runlane is better (faster, more, smaller)")
+    both = len(names) == 2
+    table = Table(title=f"{' vs '.join(names)} — medians of {p['reps']} rep(s)",
+                  caption="advantage > 1× means runlane is better (faster, more, smaller)"
+                  if both else None)
     table.add_column("metric")
     table.add_column("unit", style="dim")
     for name in names:
         table.add_column(name, justify="right")
-    both = len(names) == 2
     if both:
         table.add_column("advantage", justify="right")
     table.add_column("target", style="dim")
@@ -267,6 +268,8 @@ async def amain(args: argparse.Namespace) -> int:
     langgraph = ensure_ref_venv(args.ref_venv, console.log) if "reference" in want else None
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     began = time.perf_counter()
+    load_start = os.getloadavg()
+    meta = versions(args.ref_venv if langgraph is not None else None)  # the code as started
     # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C: through `Servers.__exit__`.
     main_task = asyncio.current_task()
     assert main_task is not None
@@ -306,8 +309,9 @@ async def amain(args: argparse.Namespace) -> int:
     path = args.out / f"{stamp}.json"
     report = {
         "started": stamp, "wall_s": wall, "quick": args.quick, "params": p,
-        "cpus": os.cpu_count(), "loadavg_end": os.getloadavg(), "commands": commands,
-        "versions": versions(args.ref_venv if langgraph is not None else None),
+        "cpus": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
+        "commands": commands,
+        "versions": meta,
         "metrics": [m.__dict__ for m in METRICS], "summary": summaries, "raw": raw,
     }
     path.write_text(json.dumps(report, indent=1, default=str))

@@ -108,12 +108,6 @@ class Server:
         except psutil.NoSuchProcess:
             return []
 
-    def main_pid(self) -> int:
-        """The process actually serving: the tree member with the most CPU time."""
-        procs = self.processes()
-        best = max(procs, key=lambda p: _safe(lambda: sum(p.cpu_times()[:2]), 0.0))
-        return best.pid
-
     def rss_bytes(self) -> int:
         return sum(_safe(lambda p=p: p.memory_info().rss, 0) for p in self.processes())
 

@@ -263,7 +263,12 @@ class PostgresCheckpoints:
         self.saver = _guarded_postgres_saver(self.pool)
         # Workers starting together must not run the saver's migrations together.
         async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as lock:
-            await lock.execute("SELECT pg_advisory_lock(%s)", (_PG_SETUP_LOCK,))
+            # Poll, never block inside the statement: a waiting pg_advisory_lock holds a
+            # snapshot, and the holder's setup runs CREATE INDEX CONCURRENTLY, which waits
+            # for every older snapshot: workers starting together deadlocked forever.
+            while not (await (await lock.execute(
+                    "SELECT pg_try_advisory_lock(%s)", (_PG_SETUP_LOCK,))).fetchone())[0]:
+                await asyncio.sleep(0.1)
             try:
                 await self.saver.setup()
             finally:

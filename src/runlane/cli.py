@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -11,22 +10,30 @@ from pathlib import Path
 from rich.console import Console
 
 from runlane import __version__
-from runlane.graphs import ConfigError, load_all, read_config
-from runlane.settings import Settings
+
+# Serving imports (langgraph, the store) load inside `_serve`: the client commands
+# (`runlane runs ...`) start in a fraction of a second.
 
 console = Console(stderr=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from runlane import logs
+    from runlane.graphs import ConfigError, load_all, read_config
+    from runlane.settings import Settings
+
     settings = Settings.from_env(
         config=args.config, host=args.host, port=args.port, database_url=args.database_url,
         redis_url=args.redis_url, max_concurrency=args.max_concurrency,
         lease_seconds=args.lease_seconds, log_level=args.log_level,
+        log_format=args.log_format, shutdown_grace=args.shutdown_grace,
     )
-    logging.basicConfig(
-        level=getattr(logging, settings.log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if settings.log_format not in ("text", "json"):
+        console.print(f"[bold red]runlane: cannot start:[/] unknown log format "
+                      f"{settings.log_format!r}: use text or json", highlight=False)
+        return 2
+    log_config = logs.dict_config(settings.log_format, settings.log_level)
+    logs.configure(settings.log_format, settings.log_level)
     workers = args.workers or 1
     if workers > 1 and settings.resolved_database_url().startswith("sqlite"):
         console.print("[bold red]runlane: cannot start:[/] --workers needs a shared database: "
@@ -54,8 +61,12 @@ def _serve(args: argparse.Namespace) -> int:
         f"([dim]{_redacted(settings.resolved_database_url())}[/])",
         highlight=False,
     )
+    # uvicorn applies log_config in every worker process it starts. It waits for open
+    # responses as long as a drain may take (runs finishing, then interrupted).
     common = dict(host=settings.host, port=settings.port, log_level="warning",
-                  access_log=False, timeout_graceful_shutdown=int(settings.cancel_grace) + 1)
+                  log_config=log_config, access_log=False,
+                  timeout_graceful_shutdown=int(settings.shutdown_grace
+                                                + settings.cancel_grace) + 2)
     if workers == 1:
         uvicorn.run(create_app(settings, graphs), **common)  # type: ignore[arg-type]
     else:
@@ -91,7 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--lease-seconds", type=float, default=None,
                        help="scale-out: a worker's lease on a run (default 6)")
     serve.add_argument("--log-level", default=None, choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", default=None, choices=["text", "json"],
+                       help="text (default) or json: one JSON object per line "
+                            "(RUNLANE_LOG_FORMAT)")
+    serve.add_argument("--shutdown-grace", type=float, default=None,
+                       help="on SIGTERM, seconds active runs may go on before they are "
+                            "interrupted (default 10; RUNLANE_SHUTDOWN_GRACE)")
     serve.set_defaults(func=_serve)
+    from runlane.client_cli import add_parsers as add_client_parsers
+
+    add_client_parsers(sub)
     from runlane.checker.options import add_arguments as add_check_arguments
 
     add_check_arguments(sub.add_parser(

@@ -24,8 +24,16 @@ from typing import Any
 from langgraph.pregel import Pregel
 from langgraph.types import Command
 
+from runlane import logs, metrics
 from runlane.checkpoints import Checkpoints, RestorePoint
-from runlane.contract import RunStatus, StopReason, ThreadStatus
+from runlane.contract import (
+    CancelAction,
+    CancelOutcome,
+    CancelReason,
+    RunStatus,
+    StopReason,
+    ThreadStatus,
+)
 from runlane.serde import to_jsonable, utcnow
 from runlane.store import SettleResult, Store
 from runlane.store.database import DatabaseUnavailable
@@ -81,7 +89,10 @@ class Executor:
         self.lease_seconds = lease_seconds
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         self._graph_tasks: dict[str, asyncio.Task[None]] = {}
+        self._runs: dict[str, Row] = {}  # the rows of the runs executing here, as claimed
         self._abandon: dict[str, asyncio.Future[None]] = {}
+        # When a cancel first reached each run's task (cancel-to-stop latency).
+        self._cancel_seen: dict[str, float] = {}
         # Runs this worker lost its lease on: stopped without writing anything more.
         self._fenced: set[str] = set()
         # Scale-out: forwards each run's events to Redis (None on one process).
@@ -103,12 +114,62 @@ class Executor:
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="runlane-dispatch")
         self.wake()
 
-    async def stop(self) -> None:
+    @property
+    def draining(self) -> bool:
+        return self._stopping
+
+    async def stop_claiming(self) -> None:
+        """Claim no more runs; the runs executing here go on."""
         self._stopping = True
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
+
+    async def drain(self, grace: float) -> None:
+        """Graceful shutdown: claim nothing more, give the runs executing here `grace`
+        seconds to finish, then stop the rest through the contract's cancel path: a
+        cancel with reason `shutdown` recorded by the store's CAS, delivered to the
+        task, settled by its supervisor as `interrupted` (stop_reason `cancelled`,
+        cancel_reason `shutdown`), at most `cancel_grace` later for a task that
+        ignores cancellation.
+
+        The same on PostgreSQL as on SQLite, deliberately: the contract has no way
+        back from `running` to `pending` (a graph may have had side effects), so a
+        run cannot be handed to another worker to start again; leaving it to the
+        reaper would keep its thread busy for the lease and then report a misleading
+        `worker_lost` error. A recorded `interrupted` is exact, immediate, keeps the
+        checkpoints written so far (a new run can continue the thread), and ends the
+        run's streams and waiters on every worker. Pending runs stay queued for the
+        other workers (see Runtime for one SQLite process)."""
+        await self.stop_claiming()
+        if self._supervisors:
+            await asyncio.wait(set(self._supervisors), timeout=grace)
+        leftover = [self._runs[run_id] for run_id in self._graph_tasks if run_id in self._runs]
+        if not leftover:
+            return
+        log.warning("shutdown: %d run(s) still active after %.1fs: interrupting them",
+                    len(leftover), grace)
+        for run in leftover:
+            try:
+                result = await self.store.cancel_run(
+                    run["thread_id"], run["run_id"], CancelAction.INTERRUPT,
+                    CancelReason.SHUTDOWN.value)
+            except Exception as exc:  # stop() cancels it; a restart or a reaper settles it
+                log.error("shutdown: could not record the cancel of run %s (%s)",
+                          run["run_id"], exc)
+                continue
+            if result.outcome in (CancelOutcome.RECORDED, CancelOutcome.ALREADY_RECORDED):
+                self.deliver_cancel(run["run_id"])
+        if self._supervisors:
+            await asyncio.wait(set(self._supervisors), timeout=self.cancel_grace + 1)
+
+    async def stop(self) -> None:
+        """The last step (after `drain`): whatever still executes here, a run whose
+        cancel could not be recorded (database down), is cancelled; its settle then
+        proposes error/server_restarted (or, if the database is still down, a
+        restart or a reaper finishes it)."""
+        await self.stop_claiming()
         for task in list(self._graph_tasks.values()):
             task.cancel()
         for task in list(self._housekeeping):
@@ -135,11 +196,15 @@ class Executor:
             await self._wakeup.wait()
             self._wakeup.clear()
             try:
-                while len(self._supervisors) < self.max_concurrency:
-                    run = await self.store.claim_next(self.worker_id, self.lease_until())
-                    if run is None:
+                while (free := self.max_concurrency - len(self._supervisors)) > 0:
+                    claimed = await self.store.claim(self.worker_id, self.lease_until(), free)
+                    if claimed is None:  # raced another worker for a thread: soon again
+                        asyncio.get_running_loop().call_later(0.02, self.wake)
                         break
-                    self._spawn(run)
+                    for run in claimed:
+                        self._spawn(run)
+                    if len(claimed) < free:
+                        break
             except asyncio.CancelledError:
                 raise
             except Exception:  # the store hiccupped: try again shortly
@@ -154,6 +219,7 @@ class Executor:
         task = self._graph_tasks.get(run_id)
         if task is None or task.done():
             return
+        self._cancel_seen.setdefault(run_id, time.monotonic())
         task.cancel()
         abandon = self._abandon.get(run_id)
         if abandon is not None:
@@ -184,6 +250,9 @@ class Executor:
 
     def _spawn(self, run: Row) -> None:
         run_id = run["run_id"]
+        logs.run_status(run, RunStatus.PENDING.value, cause="claimed", worker_id=self.worker_id)
+        if run.get("started_at") is not None and run.get("created_at") is not None:
+            metrics.run_claimed((run["started_at"] - run["created_at"]).total_seconds())
         event_log = self.broker.open(run_id)
         if self.bridge is not None:
             # Scale-out: the creator wrote event 1 to Redis, not here; the same bytes
@@ -193,12 +262,15 @@ class Executor:
                 event_log.publish("metadata", {"run_id": run_id, "attempt": 1})
             self.bridge.forward(run_id, event_log)
         progress = RunProgress()
+        context = logs.run_context(run)  # log records in the run's tasks name the run
         graph_task = asyncio.create_task(
-            self._execute(run, event_log, progress), name=f"run-{run_id}"
+            self._execute(run, event_log, progress), name=f"run-{run_id}", context=context
         )
         self._graph_tasks[run_id] = graph_task
+        self._runs[run_id] = run
         self._abandon[run_id] = asyncio.get_running_loop().create_future()
-        supervisor = asyncio.create_task(self._supervise(run, graph_task, event_log, progress))
+        supervisor = asyncio.create_task(
+            self._supervise(run, graph_task, event_log, progress), context=context.copy())
         self._supervisors.add(supervisor)
         supervisor.add_done_callback(self._supervisors.discard)
 
@@ -228,6 +300,8 @@ class Executor:
             self._close_without_end(run_id)
         finally:
             self._graph_tasks.pop(run_id, None)
+            self._runs.pop(run_id, None)
+            self._cancel_seen.pop(run_id, None)
             self._abandon.pop(run_id, None)
             # Free the slot before waking the dispatcher: the done callback that also
             # discards runs only after the dispatcher has looked (and found no slot).
@@ -282,13 +356,17 @@ class Executor:
             values=values,
             interrupts=interrupts,
         )
+        if result.changed:
+            self._finished(result.run)
         if result.needs_rollback:
             await self.checkpoints.delete_run(thread_id, run_id, progress.restore)
             values, interrupts, paused = await thread_state(graph, thread_id)
-            await self.store.complete_rollback(
+            removed = await self.store.complete_rollback(
                 run_id, thread_id, self.worker_id, values, interrupts,
                 ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
             )
+            if removed is not None:
+                self._finished(removed, rolled_back=True)
         settled = result.run
         if settled is not None and settled["status"] == RunStatus.ERROR.value and error:
             event_log.publish("error", error)
@@ -303,6 +381,18 @@ class Executor:
                 task.add_done_callback(self._housekeeping.discard)
             else:
                 await self._delete_thread(thread_id)
+
+    def _finished(self, row: Row, rolled_back: bool = False) -> None:
+        """This worker's CAS made the run terminal: log it once, measure it."""
+        logs.run_status(row, RunStatus.RUNNING.value,
+                        rolled_back=True if rolled_back else None)
+        seen = self._cancel_seen.get(row["run_id"])
+        started, ended = row.get("started_at"), row.get("ended_at")
+        metrics.run_finished(
+            row["status"],
+            (ended - started).total_seconds() if started and ended else None,
+            time.monotonic() - seen if seen is not None else None,
+        )
 
     async def _delete_thread_later(self, thread_id: str) -> None:
         await asyncio.sleep(self.temporary_retention)

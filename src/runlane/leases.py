@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from runlane import logs
 from runlane.serde import utcnow
 from runlane.store import Store
 
@@ -111,8 +112,10 @@ class LeaseKeeper:
             return
         for run in finished:
             self.takeovers += 1
-            log.warning("run %s finished as %s: its worker %s stopped renewing its lease",
-                        run["run_id"], run["status"], run["worker_id"])
+            # Its worker stopped renewing its lease: this worker finished it.
+            logs.run_status(run, "running", level=logging.WARNING,
+                            lost_worker=run["worker_id"],
+                            taken_over_by=self.executor.worker_id)
             await self.on_reaped(run)
         for run in adopted:
             self.takeovers += 1

@@ -4,15 +4,20 @@ live here and nowhere else."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
+import signal
+import threading
 import uuid
 from typing import Any
 
 from langgraph.pregel import Pregel
 
+from runlane import logs, metrics
 from runlane.bus import PostgresBus
 from runlane.checkpoints import open_checkpoints
+from runlane.contract import CancelReason
 from runlane.executor import Executor
 from runlane.graphs import ConfigError
 from runlane.leases import LeaseKeeper
@@ -32,7 +37,11 @@ class Runtime:
         self.graphs = graphs
         self.worker_id = f"{settings.worker_name or 'worker'}-{uuid.uuid4().hex[:8]}"
         self.service: Runlane | None = None
+        self.executor: Executor | None = None
+        self.leases: LeaseKeeper | None = None
         self._closers: list[Any] = []
+        self._drain_task: asyncio.Task[None] | None = None
+        logs.set_worker(self.worker_id)
 
     @property
     def scale_out(self) -> bool:
@@ -57,6 +66,7 @@ class Runtime:
         service = Runlane(store=store, checkpoints=checkpoints, broker=broker,
                           executor=executor, graphs=served)
         self.service = service
+        self.executor = executor
         await service.install_default_assistants()
         if self.scale_out:
             # Other workers may be alive: a dead worker's runs are found by their leases.
@@ -92,11 +102,71 @@ class Runtime:
             await service.recover_after_restart()
         await executor.start()
         self._closers.insert(0, executor.stop)
+        metrics.worker_started(self.worker_id, "postgresql" if self.scale_out else "sqlite",
+                               self.leases)
+        self._drain_on_signals()
         log.info("runlane worker %s serving graphs %s on %s", self.worker_id,
                  ", ".join(served), store.db.url.render_as_string(hide_password=True))
         return service
 
+    # --------------------------------------------------------------- shutdown
+
+    def begin_shutdown(self) -> asyncio.Task[None]:
+        """Start draining this worker (once): see `_drain`."""
+        if self._drain_task is None:
+            self._drain_task = asyncio.get_running_loop().create_task(
+                self._drain(), name="runlane-drain")
+        return self._drain_task
+
+    @property
+    def draining(self) -> bool:
+        return self._drain_task is not None
+
+    async def _drain(self) -> None:
+        """Graceful shutdown: claim no new runs, let active ones finish within
+        `shutdown_grace`, interrupt the rest with cancel_reason `shutdown` (see
+        Executor.drain). One SQLite process also cancels its pending runs (nothing
+        else would start them); on PostgreSQL they stay queued for the other workers.
+        Nothing is left `running`."""
+        executor, service = self.executor, self.service
+        if executor is None or service is None:
+            return
+        log.info("worker %s shutting down: no new runs; %d active run(s) get %.1fs to finish",
+                 self.worker_id, executor.active_count, self.settings.shutdown_grace)
+        await executor.drain(self.settings.shutdown_grace)
+        if not self.scale_out:
+            try:
+                cancelled = await service.cancel_pending(CancelReason.SHUTDOWN)
+            except Exception as exc:  # the next start finishes them (server_restarted)
+                log.error("shutdown: could not cancel pending runs (%s)", exc)
+            else:
+                if cancelled:
+                    log.info("shutdown: %d pending run(s) interrupted", cancelled)
+
+    def _drain_on_signals(self) -> None:
+        """Drain from the moment SIGTERM (or SIGINT) arrives, while uvicorn stops
+        accepting connections and waits for open responses: a run that ends within
+        the grace still reaches its streams and waiters. uvicorn installs its handlers
+        before the app starts; they are chained, not replaced."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous = signal.getsignal(sig)
+            if not callable(previous):
+                continue  # not under a server that handles it: lifespan shutdown drains
+
+            def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+                loop.call_soon_threadsafe(self.begin_shutdown)
+                previous(signum, frame)
+
+            signal.signal(sig, handler)
+
     async def stop(self) -> None:
+        try:
+            await self.begin_shutdown()
+        except Exception:
+            log.exception("draining runs at shutdown failed")
         for close in self._closers:
             try:
                 await close()

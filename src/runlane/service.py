@@ -17,6 +17,7 @@ from typing import Any
 
 from langgraph.pregel import Pregel
 
+from runlane import logs, metrics
 from runlane.checkpoints import Checkpoints
 from runlane.contract import (
     TERMINAL,
@@ -24,7 +25,9 @@ from runlane.contract import (
     CancelOutcome,
     CancelReason,
     RunStatus,
+    StopReason,
     ThreadStatus,
+    cancel_http_status,
 )
 from runlane.executor import Executor, event_names_for, thread_state
 from runlane.graphs import default_assistant_id
@@ -108,15 +111,22 @@ class Runlane:
 
     async def recover_after_restart(self) -> None:
         """Finish what a dead process left active; never leave a run `running`."""
-        for run in await self.store.recover_after_restart():
+        finished, rollbacks = await self.store.recover_after_restart()
+        for previous, row in finished:
+            logs.run_status(row, previous, cause=StopReason.SERVER_RESTARTED.value,
+                            level=logging.WARNING)
+        for run in rollbacks:
             # A rollback was recorded: finish it as the executor would have.
             await self.checkpoints.delete_run(run["thread_id"], run["run_id"])
             graph = self.graphs.get(run["graph_id"])
             values, interrupts, paused = await thread_state(graph, run["thread_id"])
-            await self.store.complete_rollback(
+            removed = await self.store.complete_rollback(
                 run["run_id"], run["thread_id"], run["worker_id"], values, interrupts,
                 ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
             )
+            if removed is not None:
+                logs.run_status(removed, run["status"], cause=StopReason.SERVER_RESTARTED.value,
+                                rolled_back=True, level=logging.WARNING)
         await self.delete_finished_temporary_threads()
 
     async def delete_finished_temporary_threads(self, older_than: Any = None) -> None:
@@ -144,10 +154,14 @@ class Runlane:
         values, interrupts, paused = await thread_state(
             self.graphs.get(run["graph_id"]), run["thread_id"]
         )
-        await self.store.complete_rollback(
+        removed = await self.store.complete_rollback(
             run["run_id"], run["thread_id"], run["worker_id"], values, interrupts,
             ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
         )
+        if removed is not None:
+            logs.run_status(removed, run["status"], cause=StopReason.WORKER_LOST.value,
+                            rolled_back=True, taken_over_by=run["worker_id"],
+                            level=logging.WARNING)
         await self.on_run_reaped(run)
 
     async def resolve_assistant(self, assistant_id: str) -> Row:
@@ -240,9 +254,18 @@ class Runlane:
             # (the executing worker writes the same event 1 if it gets there first).
             with contextlib.suppress(Exception):
                 await self.bridge.streams.publish(run_id, 1, "metadata", metadata)
+        logs.run_status(created.run, None, cause="created",
+                        multitask_strategy=request.multitask_strategy)
         for other in created.cancelled_running:
             self.executor.deliver_cancel(other)
         for other in created.cancelled_pending:
+            action = ("rollback" if request.multitask_strategy == "rollback" else "interrupt")
+            logs.run_status(
+                {"run_id": other, "thread_id": thread_id, "status": RunStatus.INTERRUPTED.value,
+                 "stop_reason": StopReason.CANCELLED.value, "cancel_action": action,
+                 "cancel_reason": f"multitask_{request.multitask_strategy}"},
+                RunStatus.PENDING.value, superseded_by=run_id,
+                rolled_back=True if action == "rollback" else None)
             await self._ended_without_running(other)
         self.executor.wake()
         return created.run
@@ -291,6 +314,8 @@ class Runlane:
         reason: CancelReason = CancelReason.USER,
     ) -> CancelResult:
         result = await self.store.cancel_run(thread_id, run_id, action, reason.value)
+        metrics.cancel_answered(cancel_http_status(result.outcome, wait=wait),
+                                result.outcome.value, reason.value)
         await self._after_cancel(result)
         if wait and result.outcome in (CancelOutcome.RECORDED, CancelOutcome.ALREADY_RECORDED):
             final = await self.await_terminal(thread_id, run_id)
@@ -301,11 +326,33 @@ class Runlane:
     async def _after_cancel(self, result: CancelResult) -> None:
         if result.outcome is not CancelOutcome.RECORDED or result.run is None:
             return
+        run = result.run
         if result.delivered_to_task:
-            self.executor.deliver_cancel(result.run["run_id"])
+            # Not a status change yet: the run's executor settles it `interrupted`.
+            log.info("run %s: %s recorded (%s); stopping it", run["run_id"],
+                     run["cancel_action"], run["cancel_reason"],
+                     extra={"event": "cancel_recorded", "run_id": run["run_id"],
+                            "thread_id": run["thread_id"], "cancel_action": run["cancel_action"],
+                            "cancel_reason": run["cancel_reason"]})
+            self.executor.deliver_cancel(run["run_id"])
         else:  # a pending run: it is already terminal (or rolled back)
-            await self._ended_without_running(result.run["run_id"])
+            logs.run_status(run, RunStatus.PENDING.value, rolled_back=True if
+                            run["cancel_action"] == CancelAction.ROLLBACK.value else None)
+            await self._ended_without_running(run["run_id"])
             self.executor.wake()
+
+    async def cancel_pending(self, reason: CancelReason) -> int:
+        """Cancel every pending run (one SQLite process shutting down: nothing else
+        would ever start them, and they end as `interrupted` now rather than as
+        `error` at the next start). How many were cancelled."""
+        count = 0
+        for thread_id, run_id in await self.store.active_run_ids(
+                status=RunStatus.PENDING.value):
+            result = await self.store.cancel_run(thread_id, run_id, CancelAction.INTERRUPT,
+                                                 reason.value)
+            await self._after_cancel(result)
+            count += result.outcome is CancelOutcome.RECORDED
+        return count
 
     async def cancel_many(
         self,

@@ -19,6 +19,9 @@ class Settings:
     cancel_grace: float = 5.0
     max_body_bytes: int = 16 * 1024 * 1024
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line
+    # SIGTERM: how long active runs may go on before they are interrupted (shutdown).
+    shutdown_grace: float = 10.0
     # Scale-out (PostgreSQL): how long a worker's lease on a run lasts without renewal,
     # and how long after it ends another worker finishes the run.
     lease_seconds: float = 6.0
@@ -36,7 +39,8 @@ class Settings:
                            ("redis_url", str), ("lease_seconds", float), ("lease_grace", float),
                            ("worker_name", str),
                            ("max_concurrency", int), ("cancel_grace", float),
-                           ("max_body_bytes", int), ("log_level", str)):
+                           ("max_body_bytes", int), ("log_level", str),
+                           ("log_format", str), ("shutdown_grace", float)):
             key = f"RUNLANE_{name.upper()}"
             if key in env:
                 values[name] = cast(env[key])

@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
+from runlane import metrics
 from runlane.serde import dumps
 
 Row = dict[str, Any]
@@ -27,7 +28,7 @@ def sse(
     body: AsyncIterator[bytes], headers: Mapping[str, str] | None = None
 ) -> StreamingResponse:
     return StreamingResponse(
-        body,
+        metrics.tracked_stream(body),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **(headers or {})},
     )

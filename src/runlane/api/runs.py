@@ -11,6 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
+from runlane import metrics
 from runlane.api.models import RunCreate, RunsCancelMany
 from runlane.api.responses import JSON, error, run_body, sse
 from runlane.contract import (
@@ -247,6 +248,7 @@ async def cancel_run(
         problems.append(f"action: unknown action {action!r}; accepted: 'interrupt', 'rollback'")
         cancel_action = CancelAction.INTERRUPT
     if problems:
+        metrics.cancel_answered(422, "invalid_request", CancelReason.USER.value)
         return error(422, "; ".join(problems))
     result = await service(request).cancel_run(
         thread_id, run_id, action=cancel_action, wait=wait_flag

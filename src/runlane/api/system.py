@@ -1,19 +1,73 @@
-"""Liveness and server information."""
+"""Liveness, readiness, metrics and server information."""
 
 from __future__ import annotations
+
+import asyncio
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from runlane import __version__
+from runlane import __version__, metrics
 from runlane.api.responses import JSON
+
+READY_TIMEOUT = 2.0
 
 router = APIRouter(tags=["system"])
 
 
 @router.get("/ok")
 async def ok() -> Response:
+    """Liveness: the process serves HTTP. Says nothing about its dependencies."""
     return JSON({"ok": True})
+
+
+@router.get("/ready")
+async def ready(request: Request) -> Response:
+    """Readiness: the database answers a trivial query through the store's database
+    thread, Redis answers PING (scale-out only), and the worker is not shutting
+    down. 200 when all hold; 503 naming what does not, so a load balancer stops
+    sending requests here."""
+    svc = request.app.state.runlane
+    runtime = request.app.state.runtime
+
+    async def database() -> str | None:
+        try:
+            await asyncio.wait_for(svc.store.ping(), READY_TIMEOUT)
+        except TimeoutError:
+            return f"no answer within {READY_TIMEOUT:.0f}s"
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}".strip()[:300]
+        return None
+
+    async def redis() -> str | None:
+        try:
+            answered = await asyncio.wait_for(svc.bridge.ping(), READY_TIMEOUT)
+        except TimeoutError:
+            return f"no answer within {READY_TIMEOUT:.0f}s"
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}".strip()[:300]
+        return None if answered else "PING failed"
+
+    probes = {"database": database()}
+    if svc.bridge is not None:
+        probes["redis"] = redis()
+    results = dict(zip(probes, await asyncio.gather(*probes.values()), strict=True))
+    if runtime.draining:
+        results["worker"] = "shutting down"
+    down = [name for name, problem in results.items() if problem is not None]
+    checks = {name: problem or "ok" for name, problem in results.items()}
+    if down:
+        return JSON({"status": "unavailable", "down": down, "checks": checks,
+                     "detail": "not ready: " + "; ".join(f"{n}: {checks[n]}" for n in down)},
+                    status_code=503)
+    return JSON({"status": "ready", "checks": checks})
+
+
+@router.get("/metrics")
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text format, this worker's series (see runlane.metrics)."""
+    body, content_type = await metrics.render(request.app.state.runlane.store)
+    return Response(body, media_type=content_type)
 
 
 @router.get("/info")

@@ -20,8 +20,22 @@ checker itself failed).
 """
 
 
+EPILOG = """\
+examples:
+  runlane check http://127.0.0.1:2024 --duration 60
+  runlane check http://127.0.0.1:8000 http://127.0.0.1:8001 --trials 200 --json check.json
+
+  # chaos: worker i listens on port 8000+i; the restart command starts it again in the
+  # foreground (exec: its pid is the new worker's), {index} is its position in --pids
+  runlane check http://127.0.0.1:8000 http://127.0.0.1:8001 --duration 120 \\
+      --chaos --pids 4242,4243 --restart-cmd \\
+      'exec runlane serve --port $((8000+{index})) --database-url postgresql://... --redis-url redis://...'
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
+    parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("url", nargs="+",
                         help="the server, e.g. http://127.0.0.1:2024; several URLs (the "

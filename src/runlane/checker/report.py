@@ -121,7 +121,7 @@ def print_violation(console: Console, h: History, v: Violation) -> None:
     title = Text.assemble(("VIOLATION ", "bold red"), (INVARIANTS.get(v.invariant, v.invariant),
                                                       "bold"))
     console.print(title)
-    console.print(f"  {v.message}", highlight=False)
+    console.print(f"  {v.message}", highlight=False, markup=False)
     where = []
     if v.scenario:
         where.append(f"scenario {v.scenario}")
@@ -130,7 +130,7 @@ def print_violation(console: Console, h: History, v: Violation) -> None:
     if v.run_id:
         where.append(f"run {v.run_id}")
     if where:
-        console.print("  " + ", ".join(where), style="dim", highlight=False)
+        console.print("  " + ", ".join(where), style="dim", highlight=False, markup=False)
     related = {ex.seq: ex for ex in h.for_run(v.run_id)} if v.run_id else {}
     for seq in v.seqs:
         if 0 <= seq < len(h.exchanges):
@@ -140,14 +140,16 @@ def print_violation(console: Console, h: History, v: Violation) -> None:
         for column in ("seq", "t (s)", "kind", "request", "code", "answer"):
             table.add_column(column, overflow="fold")
         for row in _rows([related[s] for s in sorted(related)]):
-            table.add_row(*row)
+            table.add_row(*(Text(cell) for cell in row))
         console.print(table)
     rec = h.runs.get(v.run_id or "")
     if rec is not None:
         console.print(f"  final: {rec.final_status} at {rec.t_final}s "
-                      f"{json.dumps(rec.final, default=str)[:300]}", highlight=False)
+                      f"{json.dumps(rec.final, default=str)[:300]}", highlight=False,
+                      markup=False)
         console.print(f"  run: graph={rec.graph} input={rec.input} strategy={rec.strategy} "
-                      f"created at {rec.t_created:.3f}s", style="dim", highlight=False)
+                      f"created at {rec.t_created:.3f}s", style="dim", highlight=False,
+                      markup=False)
     console.print()
 
 
@@ -165,7 +167,7 @@ def print_report(console: Console, h: History, violations: list[Violation],
         console.print(f"[dim]{sum(hidden.values())} more violation(s) not shown "
                       f"(--max-shown {max_shown}; all of them are in --json)[/]")
     for err in internal_errors[:5]:
-        console.print(f"[bold yellow]checker error:[/] {err}", highlight=False)
+        console.print(Text.assemble(("checker error: ", "bold yellow"), err))
 
     scen = Table(title="scenarios", show_edge=False)
     scen.add_column("scenario")
@@ -181,13 +183,13 @@ def print_report(console: Console, h: History, violations: list[Violation],
     codes.add_column("answer")
     codes.add_column("count", justify="right")
     for code, count in summary["answers_by_code"].items():
-        codes.add_row(code, str(count))
+        codes.add_row(Text(code), str(count))
 
     cancels = Table(title="cancels: answer -> final", show_edge=False)
     cancels.add_column("answer -> run's final status")
     cancels.add_column("count", justify="right")
     for outcome, count in summary["cancel_outcomes"].items():
-        cancels.add_row(outcome, str(count))
+        cancels.add_row(Text(outcome), str(count))
 
     inv = Table(title="violations by invariant", show_edge=False)
     inv.add_column("invariant")

@@ -105,8 +105,11 @@ async def check(args: argparse.Namespace, console: Console, err: Console) -> int
     }
     history = History(settings)
     clock = Clock()
+    # Idle connections are closed well before a server's keep-alive timeout (uvicorn: 5s),
+    # so a request never races the server closing the connection it reuses.
     limits = httpx.Limits(max_connections=args.concurrency * 16 + 32,
-                          max_keepalive_connections=args.concurrency * 8 + 8)
+                          max_keepalive_connections=args.concurrency * 8 + 8,
+                          keepalive_expiry=1.0)
     internal_errors: list[str] = []
     async with httpx.AsyncClient(headers=headers, limits=limits,
                                  timeout=stuck_after + 10) as client:

@@ -36,7 +36,7 @@ ACTIONS = ("interrupt", "rollback")
 # cancel the server loses does not occupy it for long.
 LONG = {"steps": 300, "delay": 0.05}
 # Seconds an `interrupted` run with a rollback request is watched for its removal.
-ROLLBACK_GRACE = 2.0
+ROLLBACK_GRACE = 5.0
 
 
 class Abort(Exception):

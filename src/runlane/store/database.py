@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import Connection, event
 
+from runlane import metrics
+
 T = TypeVar("T")
 
 
@@ -89,7 +91,15 @@ class Database:
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, functools.partial(self._transaction, fn))
+        try:
+            return await loop.run_in_executor(
+                self._threads, functools.partial(self._transaction, fn))
+        except DatabaseUnavailable:
+            metrics.store_error("DatabaseUnavailable")
+            raise
+        except sa.exc.SQLAlchemyError as exc:  # not the store's own NotFound/Conflict
+            metrics.store_error(type(exc).__name__)
+            raise
 
     def _connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)

@@ -78,6 +78,7 @@ class SettleResult:
 
     run: Row | None
     needs_rollback: bool = False
+    changed: bool = False  # this call's CAS made the run terminal
 
 
 def _as_dict(row: sa.Row | None) -> Row | None:
@@ -497,6 +498,9 @@ class Store:
             query = query.where(runs.c.run_id.in_(list(run_ids)))
         if status is not None:
             query = query.where(runs.c.status == status)
+        # Newest first: a thread's queued runs are cancelled before the run ahead of
+        # them, so none of them can start (on any worker) in between the cancels.
+        query = query.order_by(runs.c.seq.desc())
 
         def _tx(conn: Connection) -> Any:
             return [(r.thread_id, r.run_id) for r in conn.execute(query)]
@@ -530,19 +534,23 @@ class Store:
             return None if row is None else row.run
         return await self.db.run(_tx)
 
-    async def claim_next(self, worker_id: str, lease_until: Any) -> Row | None:
-        """pending -> running for the oldest startable run: its thread has no running
-        run and no older pending run. One CAS statement (see statements.CLAIM_NEXT);
-        the thread is already `busy`, as it has been since the run was admitted."""
-        params = {"p_worker_id": worker_id, "p_now": utcnow(), "p_lease_until": lease_until}
+    async def claim(self, worker_id: str, lease_until: Any, limit: int) -> list[Row] | None:
+        """pending -> running for up to `limit` of the oldest startable runs: their
+        thread has no running run and no older pending run. One CAS statement (see
+        statements.CLAIM); the threads are already `busy`, as they have been since
+        their runs were admitted. None: lost a race with another worker, try again."""
+        params = {"p_worker_id": worker_id, "p_now": utcnow(), "p_lease_until": lease_until,
+                  "p_limit": limit}
 
-        def _tx(conn: Connection) -> Row | None:
+        def _tx(conn: Connection) -> list[Row] | None:
+            if self.db.is_sqlite:
+                return [dict(r._mapping) for r in conn.execute(st.CLAIM, params)]
             try:
                 with conn.begin_nested():
-                    return _as_dict(conn.execute(st.CLAIM_NEXT, params).first())
+                    return [dict(r._mapping) for r in conn.execute(st.CLAIM, params)]
             except sa.exc.IntegrityError:
-                # Another worker started a run on the same thread at the same instant:
-                # the one-running-run-per-thread index refused ours. Nothing claimed.
+                # Another worker started a run on one of these threads at the same
+                # instant: the one-running-run-per-thread index refused.
                 return None
 
         return await self.db.run(_tx)
@@ -709,7 +717,7 @@ class Store:
             )
             self._notify(conn, DONE, run_id)
             self._notify(conn, WAKE)
-            return SettleResult(row)
+            return SettleResult(row, changed=True)
 
         return await self.db.run(_tx)
 
@@ -792,30 +800,38 @@ class Store:
 
         return await self.db.run(_tx)
 
-    async def recover_after_restart(self) -> list[Row]:
+    async def recover_after_restart(self) -> tuple[list[tuple[str, Row]], list[Row]]:
         """Finish runs left active by a dead process: interrupted if a cancel was
-        recorded, error otherwise. Runs whose rollback was recorded are returned
-        still running: the caller completes their rollback."""
+        recorded, error otherwise; returned as (previous status, row). Runs whose
+        rollback was recorded are returned second, still running: the caller
+        completes their rollback."""
         now = utcnow()
 
         def _tx(conn: Connection) -> Any:
             error = {"error": "ServerRestarted",
                      "message": "the server restarted while this run was active"}
-            conn.execute(
+            # One writer (SQLite, the only backend that recovers this way): this read
+            # and the updates below see the same rows.
+            previous = {r.run_id: r.status for r in conn.execute(
+                sa.select(runs.c.run_id, runs.c.status).where(runs.c.status.in_(_ACTIVE_VALUES))
+            )}
+            finished = conn.execute(
                 runs.update()
                 .where(runs.c.status.in_(_ACTIVE_VALUES))
                 .where(runs.c.cancel_action == CancelAction.INTERRUPT.value)
                 .values(status=RunStatus.INTERRUPTED.value,
                         stop_reason=StopReason.CANCELLED.value, updated_at=now, ended_at=now)
-            )
-            conn.execute(
+                .returning(*runs.c)
+            ).all()
+            finished += conn.execute(
                 runs.update()
                 .where(runs.c.status.in_(_ACTIVE_VALUES))
                 .where(runs.c.cancel_action.is_(None))
                 .values(status=RunStatus.ERROR.value, error=error,
                         stop_reason=StopReason.SERVER_RESTARTED.value,
                         updated_at=now, ended_at=now)
-            )
+                .returning(*runs.c)
+            ).all()
             leftover = [
                 dict(r._mapping)
                 for r in conn.execute(
@@ -827,8 +843,24 @@ class Store:
                 .where(threads.c.status == ThreadStatus.BUSY.value)
                 .values(status=ThreadStatus.IDLE.value, updated_at=now)
             )
-            return leftover
+            return ([(previous[r.run_id], dict(r._mapping)) for r in finished], leftover)
         return await self.db.run(_tx)
+
+    async def count_active_runs(self) -> dict[str, int]:
+        """{status: count} of pending and running runs (metrics; an index range)."""
+        query = (sa.select(runs.c.status, sa.func.count()).where(runs.c.status.in_(_ACTIVE_VALUES))
+                 .group_by(runs.c.status))
+
+        def _tx(conn: Connection) -> dict[str, int]:
+            return {status: int(count) for status, count in conn.execute(query)}
+        return await self.db.run(_tx)
+
+    async def ping(self) -> None:
+        """A trivial query through the database thread (readiness)."""
+
+        def _tx(conn: Connection) -> None:
+            conn.execute(sa.text("SELECT 1"))
+        await self.db.run(_tx)
 
     async def temporary_thread_ids_done(self, older_than: Any = None) -> list[str]:
         """Temporary (stateless) threads with no active run, last updated before

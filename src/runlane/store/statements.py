@@ -62,14 +62,15 @@ _STARTABLE = (
         )
     )
     .order_by(runs.c.seq)
-    .limit(1)
-    # Workers claiming at once skip each other's candidate instead of queueing on it.
+    .limit(P("p_limit"))
+    # Workers claiming at once skip each other's candidates instead of queueing on them.
     .with_for_update(skip_locked=True)
-    .scalar_subquery()
 )
-CLAIM_NEXT = (
+# Up to p_limit runs at once (one per thread: only a thread's oldest pending run is
+# startable), as many as the worker has free slots.
+CLAIM = (
     runs.update()
-    .where(runs.c.run_id == _STARTABLE)
+    .where(runs.c.run_id.in_(_STARTABLE))
     .where(runs.c.status == PENDING, runs.c.cancel_action.is_(None))
     .values(status=RUNNING, worker_id=P("p_worker_id"), started_at=P("p_now"),
             updated_at=P("p_now"), lease_expires_at=P("p_lease_until"))

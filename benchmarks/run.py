@@ -125,13 +125,31 @@ async def bench_rep(t: sc.Target, p: dict[str, Any], rep: int) -> dict[str, Any]
     out: dict[str, Any] = {}
     for name, step in steps:
         started = time.perf_counter()
-        out[name] = await step()
+        out[name] = await attempt(t, name, step)
         console.log(f"[dim]rep {rep} {t.name:<9} {name:<6} "
                     f"{time.perf_counter() - started:5.1f}s  {_brief(name, out[name])}[/]")
     return out
 
 
+async def attempt(t: sc.Target, name: str, step: Any) -> dict[str, Any]:
+    """Run one scenario; a failure is recorded (and its server's state shown), not fatal."""
+    if t.server.exited() is not None:
+        return {"failed": f"{t.name} is not running (exit code {t.server.exited()})"}
+    try:
+        return await step()
+    except Exception as exc:  # noqa: BLE001 - keep what the other scenarios measured
+        failure = f"{type(exc).__name__}: {exc}"[:300]
+        console.log(f"[red]{t.name} {name} failed: {failure}[/]")
+        code = t.server.exited()
+        if code is not None:
+            console.log(f"[red]{t.name} exited with code {code}; its log ends:[/]\n"
+                        f"{t.server.log_tail()}")
+        return {"failed": failure, "server_exit_code": code}
+
+
 def _brief(name: str, result: dict[str, Any]) -> str:
+    if "failed" in result:
+        return f"[red]failed: {result['failed']}[/]"
     keys = {"life": ["c2r_p50_ms", "ack_p50_ms", "stop_p99_ms"], "wait1": ["runs_per_s"],
             "wait32": ["runs_per_s"], "sse": ["sdk_events_per_s", "raw_events_per_s"],
             "mem": ["mb_per_1000_runs"]}[name]
@@ -139,18 +157,22 @@ def _brief(name: str, result: dict[str, Any]) -> str:
 
 
 async def bench(targets: list[sc.Target], p: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    raw: dict[str, dict[str, Any]] = {t.name: {"reps": []} for t in targets}
-    for t in targets:
+    raw: dict[str, dict[str, Any]] = {t.name: {"reps": [], "mem": {}} for t in targets}
+    for t in list(targets):
         started = time.perf_counter()
-        await sc.warm_up(t)
+        warm = await attempt(t, "warm-up", lambda t=t: sc.warm_up(t))
+        if "failed" in warm:
+            raw[t.name]["failed"] = warm["failed"]
+            targets = [other for other in targets if other is not t]
+            continue
         console.log(f"warmed up {t.name} ({time.perf_counter() - started:.1f}s)")
     for rep in range(1, p["reps"] + 1):
         for t in targets:
             raw[t.name]["reps"].append(await bench_rep(t, p, rep))
     for t in targets:  # last: it leaves thousands of runs behind
         started = time.perf_counter()
-        raw[t.name]["mem"] = await sc.memory_growth(t, p["mem_warmup"], p["mem_runs"],
-                                                    p["mem_clients"], p["mem_s"])
+        raw[t.name]["mem"] = await attempt(t, "mem", lambda t=t: sc.memory_growth(
+            t, p["mem_warmup"], p["mem_runs"], p["mem_clients"], p["mem_s"]))
         console.log(f"[dim]        {t.name:<9} mem    {time.perf_counter() - started:5.1f}s  "
                     f"{_brief('mem', raw[t.name]['mem'])}[/]")
     return raw
@@ -161,11 +183,8 @@ def summarize(raw: dict[str, Any]) -> dict[str, float]:
     summary = {}
     for metric in METRICS:
         scenario, field = metric.key.split(".")
-        if scenario == "mem":
-            values = [raw["mem"][field]]
-        else:
-            values = [rep[scenario][field] for rep in raw["reps"]]
-        values = [v for v in values if not math.isnan(v)]
+        results = [raw["mem"]] if scenario == "mem" else [rep[scenario] for rep in raw["reps"]]
+        values = [r[field] for r in results if field in r and not math.isnan(r[field])]
         summary[metric.key] = statistics.median(values) if values else math.nan
     return summary
 
@@ -173,9 +192,10 @@ def summarize(raw: dict[str, Any]) -> dict[str, float]:
 def anomalies(raw: dict[str, Any]) -> list[str]:
     """Everything odd a scenario noticed, de-duplicated with counts."""
     seen: dict[str, int] = {}
-    results = [r for rep in raw["reps"] for r in rep.values()] + [raw.get("mem", {})]
+    results = [r for rep in raw["reps"] for r in rep.values()] + [raw["mem"], raw]
     for result in results:
-        for note in result.get("anomalies", []) + result.get("errors", []):
+        failed = [f"failed: {result['failed']}"] if "failed" in result else []
+        for note in result.get("anomalies", []) + result.get("errors", []) + failed:
             seen[note] = seen.get(note, 0) + 1
     return [f"{note} (×{count})" if count > 1 else note for note, count in seen.items()]
 

@@ -189,10 +189,10 @@ async def _waits(t: Target, thread_ids: Iterable[str] | None, n: int, clients: i
         for _ in remaining:  # shared iterator: the clients split the work
             if time.perf_counter() > deadline:
                 return
-            thread_id = next(ids) if ids is not None else (
-                await t.client.threads.create())["thread_id"]
-            start = time.perf_counter()
             try:
+                thread_id = next(ids) if ids is not None else (
+                    await t.client.threads.create())["thread_id"]
+                start = time.perf_counter()
                 result = await t.client.runs.wait(thread_id, "trivial", input={})
             except Exception as exc:  # noqa: BLE001 - a benchmark records, never stops
                 errors.append(f"{type(exc).__name__}: {exc}"[:200])
@@ -301,7 +301,7 @@ async def memory_growth(t: Target, warmup: int, n: int, clients: int,
     }
 
 
-async def warm_up(t: Target) -> None:
+async def warm_up(t: Target) -> dict[str, Any]:
     """Import paths, caches and connection pools on both sides, one of each kind."""
     latencies: list[float] = []
     errors: list[str] = []
@@ -313,3 +313,4 @@ async def warm_up(t: Target) -> None:
         await poll_until(t, thread_id, run["run_id"], lambda s: s != "pending")
         await settle(t, thread_id, run["run_id"])
     await sse_throughput(t, 500)
+    return {}

@@ -95,6 +95,10 @@ class Server:
         except OSError:
             return "(no log)"
 
+    def exited(self) -> int | None:
+        """The exit code if the server process has ended, else None."""
+        return None if self.proc is None else self.proc.poll()
+
     @property
     def pid(self) -> int:
         assert self.proc is not None
@@ -142,6 +146,7 @@ def runlane_server(workdir: Path) -> Server:
         str(ROOT / ".venv" / "bin" / "runlane"), "serve",
         "--config", str(DEMO / "langgraph.json"), "--port", str(port),
         "--database-url", f"sqlite+aiosqlite:///{db}",
+        "--log-level", "warning",  # no per-run logs, as for the reference
     ]
     return Server("runlane", argv, workdir, port)
 

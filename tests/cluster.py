@@ -4,6 +4,7 @@ client transport that spreads requests across them (as a load balancer would).""
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import os
 import socket
@@ -86,8 +87,11 @@ class Cluster:
         self.urls = [w.url for w in self.workers]
 
     def start(self) -> Cluster:
-        for worker in self.workers:
-            worker.start()
+        # All at once, as a deployment starts them: migrations and default assistants
+        # must survive workers racing each other on a fresh database.
+        with concurrent.futures.ThreadPoolExecutor(len(self.workers)) as pool:
+            for started in pool.map(lambda worker: worker.start(), self.workers):
+                assert started is not None
         return self
 
     def stop(self) -> None:

@@ -86,14 +86,14 @@ def test_metrics_after_runs_cancels_and_streams(server: ServerProcess, http: htt
     with httpx.Client(base_url=url, timeout=30) as direct:
         path = f"/threads/{thread}/runs/{streamed['run_id']}/stream"
         with direct.stream("GET", path) as stream:
-            next(stream.iter_bytes())  # the stream is being served
+            chunks = stream.iter_bytes()  # kept: a discarded iterator closes the stream
+            next(chunks)  # the stream is being served
             during = scrape_one(url)
-            print("DEBUG", {k: v for k, v in during.items() if "sse" in k[0] or "runs" in k[0]}, url)
             assert value(during, "runlane_sse_streams") >= 1
             assert value(during, "runlane_runs", status="running") >= 1
             assert http.post(f"/threads/{thread}/runs/{streamed['run_id']}/cancel",
                              params={"wait": "1"}).status_code == 200
-            for _ in stream.iter_bytes():  # the run ended: so does its stream
+            for _ in chunks:  # the run ended: so does its stream
                 pass
         deadline = time.monotonic() + 10
         while value(scrape_one(url), "runlane_sse_streams") >= value(during,

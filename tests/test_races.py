@@ -198,10 +198,11 @@ class Api:
     cluster, each request goes to the next worker."""
 
     def __init__(self, server: ServerProcess) -> None:
-        # Idle connections expire well before the server's 5 s keep-alive, so a request
-        # never goes out on a connection the server is closing.
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100,
-                              keepalive_expiry=1.0)
+        # No keep-alive: on a loaded machine a client can be slow enough to reuse a
+        # connection the server (5 s keep-alive, counted from its own send) is closing,
+        # and a request sent then fails with ReadError. A new connection per request
+        # costs little on localhost.
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
         urls = getattr(server, "urls", None)
         self.unavailable = 0  # 503s retried (cluster only)
 

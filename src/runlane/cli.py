@@ -55,12 +55,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     from runlane.api.app import create_app
 
-    console.print(
-        f"[bold green]runlane {__version__}[/] serving {', '.join(graphs)} on "
-        f"http://{settings.host}:{settings.port} with {workers} worker(s) "
-        f"([dim]{_redacted(settings.resolved_database_url())}[/])",
-        highlight=False,
-    )
+    if settings.log_format == "text":  # JSON logs: every line on stderr is JSON
+        console.print(
+            f"[bold green]runlane {__version__}[/] serving {', '.join(graphs)} on "
+            f"http://{settings.host}:{settings.port} with {workers} worker(s) "
+            f"([dim]{_redacted(settings.resolved_database_url())}[/])",
+            highlight=False,
+        )
     # uvicorn applies log_config in every worker process it starts. It waits for open
     # responses as long as a drain may take (runs finishing, then interrupted).
     common = dict(host=settings.host, port=settings.port, log_level="warning",

@@ -41,8 +41,17 @@ STATUS_STYLES = {
 ACTIVE = ("pending", "running")
 
 Row = dict[str, Any]
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+
+
+def _console(stderr: bool = False) -> Console:
+    """Piped output (grep, scripts) gets whole lines: ids are never cut at 80 columns."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, highlight=False, width=200 if wide else None)
+
+
+out = _console()
+err = _console(stderr=True)
 
 
 class Fail(Exception):

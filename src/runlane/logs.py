@@ -107,6 +107,7 @@ def configure(log_format: str, level: str) -> None:
     import logging.config
 
     logging.config.dictConfig(dict_config(log_format, level))
+    logging.captureWarnings(True)  # warnings too go through the handler (JSON lines)
 
 
 # --------------------------------------------------------------- run statuses

@@ -236,6 +236,7 @@ def create_app_from_env() -> FastAPI:
     """The app of one worker process started by `runlane serve --workers N`."""
     from runlane.graphs import load_all, read_config
 
+    logging.captureWarnings(True)  # uvicorn applied runlane's logging config here
     settings = Settings.from_env()
     graphs = {gid: loaded.graph for gid, loaded in load_all(read_config(settings.config)).items()}
     return create_app(settings, graphs)

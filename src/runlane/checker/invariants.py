@@ -470,7 +470,9 @@ def check_stream_ids(h: History) -> list[Violation]:
                     broken = True
                     continue
                 if raw in seen:
-                    bad(f"event id {raw} delivered twice (streams #{seen[raw]} and #{seg.seq})")
+                    where = (f"in stream #{seg.seq}" if seen[raw] == seg.seq
+                             else f"in streams #{seen[raw]} and #{seg.seq}")
+                    bad(f"event id {raw} delivered twice ({where})")
                 elif previous is not None and parsed <= previous:
                     bad(f"event id {raw} (stream #{seg.seq}) is not after the previous id "
                         f"{previous_raw}")

@@ -7,6 +7,7 @@ wait, then find nothing left to do.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -28,7 +29,12 @@ def upgrade(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         postgres = conn.dialect.name == "postgresql"
         if postgres:
-            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+            # Poll rather than block: a waiter blocked in pg_advisory_lock would deadlock
+            # (undetected) with a migration that runs CREATE INDEX CONCURRENTLY.
+            while not conn.scalar(sa.text("SELECT pg_try_advisory_lock(:key)"),
+                                  {"key": _ADVISORY_LOCK_KEY}):
+                conn.commit()
+                time.sleep(0.1)
             conn.commit()
         try:
             command.upgrade(alembic_config(conn), "head")

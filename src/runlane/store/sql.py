@@ -130,17 +130,20 @@ class Store:
     # ------------------------------------------------------------- assistants
 
     async def ensure_assistant(self, row: Row) -> None:
-        """Insert a system assistant if absent (the default one per graph)."""
+        """Insert a system assistant if absent (the default one per graph). One
+        statement: several workers starting together must not race on it."""
+        if self.db.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        statement = insert(assistants).values(**row).on_conflict_do_nothing(
+            index_elements=["assistant_id"]
+        )
 
-        def _tx(conn: Connection) -> Any:
-            exists = conn.scalar(
-                sa.select(assistants.c.assistant_id).where(
-                    assistants.c.assistant_id == row["assistant_id"]
-                )
-            )
-            if not exists:
-                conn.execute(assistants.insert().values(**row))
-        return await self.db.run(_tx)
+        def _tx(conn: Connection) -> None:
+            conn.execute(statement)
+
+        await self.db.run(_tx)
 
     async def insert_assistant(self, row: Row, if_exists: str) -> Row:
 

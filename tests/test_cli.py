@@ -24,7 +24,7 @@ def cli(*args: str, url: str | None = None, env: dict[str, str] | None = None,
     command = [sys.executable, "-m", "runlane.cli", *args]
     if url is not None:
         command += ["--url", url]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False,
                           env={**os.environ, **(env or {})})
 
 

@@ -178,17 +178,20 @@ def _id_column(table: Table, name: str) -> None:
     table.add_column(name, no_wrap=True, min_width=36)
 
 
-def runs_table(runs: list[Row], title: str | None = None) -> Table:
+def runs_table(runs: list[Row], title: str | None = None, why: bool = True) -> Table:
     table = Table(title=title, title_justify="left")
     _id_column(table, "run")
     _id_column(table, "thread")
     table.add_column("status", no_wrap=True)
     table.add_column("age", justify="right", no_wrap=True)
-    table.add_column("why it stopped", overflow="fold")
+    if why:
+        table.add_column("why it stopped", overflow="fold")
     for run in runs:
-        table.add_row(run["run_id"], run["thread_id"], styled(run.get("status")),
-                      age(run.get("created_at")), _why(run) if run.get("status") not in ACTIVE
-                      else "")
+        cells = [run["run_id"], run["thread_id"], styled(run.get("status")),
+                 age(run.get("created_at"))]
+        if why:
+            cells.append(_why(run) if run.get("status") not in ACTIVE else "")
+        table.add_row(*cells)
     return table
 
 
@@ -307,9 +310,7 @@ def runs_watch(api: Api, args: argparse.Namespace) -> int:
                  + (f", thread {args.thread}" if args.thread else "")
                  + f": {running} running, {len(runs) - running} pending"
                  + f"  [{datetime.datetime.now().strftime('%H:%M:%S')}]")
-        table = runs_table(runs, title)
-        table.columns[-1].header = ""
-        parts: list[Any] = [table]
+        parts: list[Any] = [runs_table(runs, title, why=False)]
         if problem:
             parts.append(Text(problem, style="red"))
         if not runs:

@@ -52,22 +52,22 @@ def require_services() -> None:
     pytest.skip(message)
 
 
-def create_database() -> str:
+def create_database(admin_url: str = POSTGRES_ADMIN_URL) -> str:
     """A fresh, empty database for one test session; its URL."""
     import psycopg
 
     name = f"runlane_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    base = admin_url.rsplit("/", 1)[0]
     return f"{base}/{name}"
 
 
-def drop_database(url: str) -> None:
+def drop_database(url: str, admin_url: str = POSTGRES_ADMIN_URL) -> None:
     import psycopg
 
     name = url.rsplit("/", 1)[1]
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -75,11 +75,13 @@ class Cluster:
     """N workers on one PostgreSQL database. Looks like a ServerProcess to tests:
     `url` is the first worker; `urls`/`workers` are all of them."""
 
-    def __init__(self, workdir: Path, size: int = 3, *extra_args: str) -> None:
+    def __init__(self, workdir: Path, size: int = 3, *extra_args: str,
+                 admin_url: str = POSTGRES_ADMIN_URL, redis_url: str = REDIS_URL) -> None:
         self.workdir = workdir
-        self.database_url = create_database()
+        self.admin_url = admin_url
+        self.database_url = create_database(admin_url)
         self.workers = [
-            ServerProcess(workdir / f"worker{i}", "--redis-url", REDIS_URL, *extra_args,
+            ServerProcess(workdir / f"worker{i}", "--redis-url", redis_url, *extra_args,
                           database_url=self.database_url)
             for i in range(size)
         ]
@@ -100,7 +102,7 @@ class Cluster:
 
     def close(self) -> None:
         self.stop()
-        drop_database(self.database_url)
+        drop_database(self.database_url, self.admin_url)
 
     def log(self) -> str:
         return "\n".join(f"--- worker {i}\n{w.log()}" for i, w in enumerate(self.workers))

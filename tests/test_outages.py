@@ -2,14 +2,13 @@
 500) while a service is down, the workers recover by themselves, and no run is lost
 or left `running`.
 
-These restart the machine's real services, so they run last and only where asked:
-`RUNLANE_OUTAGE_TESTS=1` (CI sets it)."""
+The services restarted are private instances of the machine's PostgreSQL and Redis
+(tests/private_services.py), so nothing else is disturbed."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,48 +16,36 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cluster import Cluster, require_services
+from cluster import Cluster
+from private_services import PrivatePostgres, PrivateRedis, missing_binaries
 
-pytestmark = [
-    pytest.mark.scaleout,
-    pytest.mark.outage,
-    pytest.mark.skipif(not os.environ.get("RUNLANE_OUTAGE_TESTS"),
-                       reason="restarts the machine's PostgreSQL/Redis: set "
-                              "RUNLANE_OUTAGE_TESTS=1 to run (CI does)"),
-]
+pytestmark = [pytest.mark.scaleout, pytest.mark.outage]
 
 LEASE = 2.0
 
 
-def _pg_version() -> str:
-    return sorted(os.listdir("/etc/postgresql"))[-1]
-
-
-def restart_postgres() -> None:
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", _pg_version(), "main",
-                    "restart", "-m", "fast"], check=True, timeout=60)
-
-
-def restart_redis() -> None:
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], check=False,
-                   timeout=10)
-    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1",
-                    "--port", "6379", "--save", "", "--appendonly", "no", "--dir",
-                    "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"], check=True,
-                   timeout=10)
-    for _ in range(100):
-        if subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True,
-                          text=True).stdout.strip() == "PONG":
-            return
-        time.sleep(0.1)
-    raise RuntimeError("redis did not come back")
+@pytest.fixture(scope="module")
+def services() -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:
+    missing = missing_binaries()
+    if missing:
+        message = f"outage tests need {', '.join(missing)}"
+        if os.environ.get("RUNLANE_REQUIRE_SERVICES"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    postgres = PrivatePostgres().start()
+    redis = PrivateRedis().start()
+    yield postgres, redis
+    redis.stop()
+    postgres.stop()
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    require_services()
+def cluster(services: tuple[PrivatePostgres, PrivateRedis],
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    postgres, redis = services
     deployment = Cluster(Path(tmp_path_factory.mktemp("outage")), 2,
-                         "--lease-seconds", str(LEASE))
+                         "--lease-seconds", str(LEASE), admin_url=postgres.url,
+                         redis_url=redis.url)
     deployment.start()
     yield deployment
     deployment.close()
@@ -119,8 +106,10 @@ async def _all_terminal(urls: list[str], runs: list[tuple[str, str]], bound: flo
     return statuses
 
 
-@pytest.mark.parametrize("restart", [restart_postgres, restart_redis], ids=["postgres", "redis"])
-async def test_service_restart_under_load(cluster: Cluster, restart) -> None:
+@pytest.mark.parametrize("service", ["postgres", "redis"])
+async def test_service_restart_under_load(cluster: Cluster, services, service: str) -> None:
+    postgres, redis = services
+    restart = postgres.restart if service == "postgres" else redis.restart
     stop = asyncio.Event()
     codes: dict[int, int] = {}
     runs: list[tuple[str, str]] = []
@@ -130,6 +119,7 @@ async def test_service_restart_under_load(cluster: Cluster, restart) -> None:
     await asyncio.sleep(3.0)  # keep the load on while the workers recover
     stop.set()
     await load
+    print(f"[outage {service}] answers {codes}, runs {len(runs)}")
     assert 500 not in codes, f"a 500 during the outage: {codes}"
     assert set(codes) <= {200, 503}, codes
     statuses = await _all_terminal(cluster.urls, runs, bound=LEASE * 3 + 30)

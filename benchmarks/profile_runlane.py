@@ -165,7 +165,7 @@ async def load(args: argparse.Namespace, out: Path) -> dict:
         try:
             await sc.warm_up(t)
             probe = await sc.wait_throughput(t, 300, args.clients, 30)
-            needed = int(probe["runs_per_s"] * args.seconds * 1.5) + 100
+            needed = max(2000, int(probe["runs_per_s"] * args.seconds * 3))
             console.log(f"unprofiled: {probe['runs_per_s']:.0f} runs/s; creating {needed} threads")
             thread_ids = await sc.new_threads(t, needed)
             cmd = [py_spy(), "record", "--pid", str(server.pid), "--rate", str(args.rate),
@@ -203,9 +203,11 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     raw = args.out / f"profile-{stamp}{'-gil' if args.gil else ''}.txt"
+    git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                         capture_output=True, text=True, check=False).stdout.strip()
     result = asyncio.run(load(args, raw))
     summary = summarize(parse(raw), args.rate, result["elapsed_s"] + 1.0)
-    summary["load"] = result
+    summary.update(load=result, git=git, gil=args.gil, clients=args.clients)
     show(summary, args.top)
     raw.with_suffix(".json").write_text(json.dumps(summary, indent=1))
     console.print(f"collapsed stacks: {raw}\nsummary: {raw.with_suffix('.json')}")

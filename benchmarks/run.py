@@ -55,8 +55,8 @@ FULL: dict[str, Any] = {
     "mem_clients": 32, "reps": 3,
 }
 QUICK: dict[str, Any] = {
-    "life_runs": 12, "life_s": 5, "wait1_runs": 30, "wait1_s": 3, "wait32_runs": 96,
-    "wait32_s": 5, "sse_events": 5000, "mem_warmup": 100, "mem_runs": 300, "mem_s": 10,
+    "life_runs": 8, "life_s": 4, "wait1_runs": 30, "wait1_s": 2, "wait32_runs": 96,
+    "wait32_s": 5, "sse_events": 2000, "mem_warmup": 100, "mem_runs": 200, "mem_s": 8,
     "mem_clients": 32, "reps": 1,
 }
 

@@ -44,6 +44,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "server.log"
+        self.start_timeout = 30.0  # seconds until /ok answers (more for --workers N)
 
     def start(self) -> ServerProcess:
         log = open(self.log_path, "ab")
@@ -52,7 +53,7 @@ class ServerProcess:
              "--port", str(self.port), "--database-url", self.database_url, *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"runlane exited at start:\n{self.log_path.read_text()}")

@@ -255,6 +255,38 @@ def test_json_logs_one_status_line_per_transition(tmp_path: Path) -> None:
             assert change["thread_id"] == thread and change["worker_id"] in worker_ids
 
 
+def test_worker_processes_get_the_same_logging(tmp_path: Path) -> None:
+    """`--workers N`: uvicorn starts the processes; each logs JSON with its own id."""
+    from cluster import REDIS_URL, create_database, drop_database, require_services
+
+    require_services()
+    database = create_database()
+    server = ServerProcess(tmp_path, "--redis-url", REDIS_URL, "--workers", "2",
+                           "--log-format", "json", database_url=database)
+    server.start_timeout = 120  # three processes import langgraph, one after the other
+    try:
+        server.start()
+
+        def serving_workers() -> set[str]:
+            return {e["worker_id"] for e in json_lines(server.log())
+                    if "serving graphs" in e["message"]}
+
+        workers = wait_for(lambda: len(serving_workers()) == 2 and serving_workers(),
+                           "both worker processes to start", timeout=60)
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            thread = new_thread(http)
+            run = create_run(http, thread, "echo", {"text": "x"})
+            wait_run(http, thread, run["run_id"], "success")
+    finally:
+        server.stop()
+        drop_database(database)
+    entries = json_lines(server.log())
+    changes = status_changes(entries)[run["run_id"]]
+    assert sorted(c["status"] for c in changes) == ["pending", "running", "success"]
+    assert {c["worker_id"] for c in changes} <= workers
+    assert {e.get("worker_id") for e in entries if e.get("run_id")} <= workers
+
+
 # ------------------------------------------------------------------ shutdown
 
 

@@ -1,9 +1,11 @@
 """Race tests: the run contract under real concurrency, thousands of times.
 
-Each family below runs hundreds of independent trials against one real `runlane
-serve` process, many at once (every trial on a thread of its own), with randomized
-timings, over real HTTP (httpx and the official langgraph_sdk client). Every cancel
-answer is checked against the contract's table and its invariants
+Each family below runs hundreds of independent trials, many at once (every trial on a
+thread of its own), with randomized timings, over real HTTP (httpx and the official
+langgraph_sdk client), against each backend of the e2e suite: a `runlane serve`
+process of this module's own on SQLite, and the session's three workers on PostgreSQL
++ Redis with every request sent to the next worker (fewer trials there). Every answer
+is checked against the contract's table and invariants
 (/work/shared/design/run-contract.md):
 
 1. accepted means done: 202/200 -> the run ends `interrupted` (or is removed by its
@@ -11,9 +13,10 @@ answer is checked against the contract's table and its invariants
 2. refused means finished: 409 names the terminal status the run already had, and
    keeps;
 3. idempotent: the same cancel repeated answers the same;
-4. nothing stuck: every trial must finish within TRIAL_TIMEOUT, and the thread still
-   runs the next run;
-5. no lost history (rollback);
+4. nothing stuck: every trial must finish within TRIAL_TIMEOUT (waiters included),
+   the thread is idle after and still runs the next run;
+5. no lost history: a rollback keeps every checkpoint from before the run and leaves
+   none of the run's;
 6. no 5xx, ever.
 
 The four families:
@@ -27,13 +30,16 @@ The four families:
 
 Where a family races two outcomes, the racing request's delay and the run's duration
 are drawn at random around values that adapt as the trials go (see `Tuner`), so that
-both sides keep happening whatever the machine's load; each test prints a summary line with its trial count and the
-split observed, and asserts that both sides happened a minimum number of times.
+both sides keep happening whatever the machine's load. Each test prints a summary line
+(`[race] ...`: trials, time, the split of the race, the tuned values, every answer)
+and asserts that each side of its race happened a minimum number of times.
 
-RUNLANE_RACE_SCALE (default 1) multiplies every trial count (e.g. 10 for a soak),
-RUNLANE_RACE_IN_FLIGHT (default 20) sets how many trials run at once, and
-RUNLANE_RACE_MAX_CONCURRENCY (default 5000) the SQLite server's --max-concurrency (a small one
-makes runs wait for a slot; the minimum splits assume the default).
+RUNLANE_RACE_SCALE (default 1) multiplies every trial count (e.g. 10 for a soak);
+RUNLANE_RACE_CLUSTER_SCALE (default 0.3) scales them again on PostgreSQL;
+RUNLANE_RACE_IN_FLIGHT (default 20) is how many trials run at once;
+RUNLANE_RACE_MAX_CONCURRENCY (default 5000) is the SQLite server's --max-concurrency
+(a small one makes runs wait for a slot; the minimum splits assume the default).
+RUNLANE_TEST_BACKENDS=sqlite (conftest) leaves PostgreSQL out.
 """
 
 from __future__ import annotations
@@ -221,9 +227,23 @@ class Api:
         self.sdk.http.client._transport = transport()
         self.codes: collections.Counter[int] = collections.Counter()
         self.cancel_answers: collections.Counter[str] = collections.Counter()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def background(self, request: Awaitable[Any]) -> asyncio.Task[Any]:
+        """A request a trial awaits later (a waiter, a stream). If the trial fails
+        before, it is cancelled at the end, and its error is the trial's, not news."""
+        task = asyncio.ensure_future(request)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
 
     async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.http.aclose()
+        await self.sdk.aclose()
 
     async def call(
         self, method: str, path: str, *, expect: set[int] | None = None, **kwargs: Any
@@ -274,7 +294,7 @@ class Api:
                         names.append(line[len("event: "):])
             return names
 
-        events = asyncio.ensure_future(read())
+        events = self.background(read())
         await asyncio.wait({ready, events}, return_when=asyncio.FIRST_COMPLETED)
         if not ready.done():
             events.result()  # raises what went wrong
@@ -310,7 +330,8 @@ class Api:
             "POST", f"/threads/{thread_id}/runs/{run_id}/cancel", params=params
         )
         body = response.json()
-        self.cancel_answers[f"{response.status_code} {body.get('cancel_outcome', body.get('status'))}"] += 1
+        outcome = body.get("cancel_outcome", body.get("status"))
+        self.cancel_answers[f"{response.status_code} {outcome}"] += 1
         return response.status_code, body
 
     async def final(self, thread_id: str, run_id: str) -> Row:
@@ -469,31 +490,33 @@ async def test_concurrent_cancels_of_one_run(race_server: ServerProcess, capsys)
         # Clients waiting for the run's end while it is cancelled: they must see it.
         waiters = []
         if random.random() < 0.3:
-            waiters.append(asyncio.ensure_future(api.join(thread_id, run_id)))
+            waiters.append(api.background(api.join(thread_id, run_id)))
         if random.random() < 0.3:
-            waiters.append(asyncio.ensure_future(api.join_stream(thread_id, run_id)))
+            waiters.append(api.background(api.join_stream(thread_id, run_id)))
         await asyncio.sleep(random.uniform(0, 0.02))  # land on pending or running
         any_action = ("interrupt", "interrupt", "rollback")
 
-        async def by_http(action: str, wait: bool) -> tuple[str, Any]:
+        # Each job answers (kind, body, wait).
+        async def by_http(action: str, wait: bool) -> tuple[str, Any, bool]:
             code, body = await api.cancel(thread_id, run_id, action=action, wait=wait)
             assert check_answer(code, body, wait=wait) == "accepted", (code, body)
-            return "cancel", body
+            return "cancel", body, wait
 
-        async def by_sdk(action: str, wait: bool) -> tuple[str, Any]:
+        async def by_sdk(action: str, wait: bool) -> tuple[str, Any, bool]:
             # The SDK sends wait=1/0 and raises on anything but 2xx.
             body = await api.sdk.runs.cancel(thread_id, run_id, wait=wait, action=action)
             assert body["cancel_outcome"] in ACCEPTED_OUTCOMES, body
             assert not wait or body["status"] == "interrupted", body
-            return "cancel", body
+            return "cancel", body, wait
 
-        async def by_bulk(action: str) -> tuple[str, Any]:
+        async def by_bulk(action: str) -> tuple[str, Any, bool]:
             await api.call("POST", "/runs/cancel", params={"action": action},
                            json={"thread_id": thread_id, "run_ids": [run_id]}, expect={204})
-            return "bulk", None
+            return "bulk", None, False
 
-        async def by_double_text(strategy: str) -> tuple[str, Any]:
-            return "double-text", await api.create_run(thread_id, ms=0, strategy=strategy)
+        async def by_double_text(strategy: str) -> tuple[str, Any, bool]:
+            later = await api.create_run(thread_id, ms=0, strategy=strategy)
+            return "double-text", later, False
 
         jobs = [by_http(random.choice(any_action), random.random() < 0.4)
                 for _ in range(random.randint(10, 20))]
@@ -506,9 +529,10 @@ async def test_concurrent_cancels_of_one_run(race_server: ServerProcess, capsys)
         random.shuffle(jobs)
         results = await asyncio.gather(*jobs)
 
-        bodies = [body for kind, body in results if kind == "cancel"]
-        others = {kind: body for kind, body in results if kind != "cancel"}
-        recorded = [b for b in bodies if b["cancel_outcome"] == "recorded"]
+        bodies = [body for kind, body, _ in results if kind == "cancel"]
+        others = {kind: body for kind, body, _ in results if kind != "cancel"}
+        recorded = [(b, wait) for kind, b, wait in results
+                    if kind == "cancel" and b["cancel_outcome"] == "recorded"]
         assert len(recorded) <= 1, f"{len(recorded)} answers say they recorded the cancel"
         if not others:  # else a bulk cancel or the new run's admission may have
             assert len(recorded) == 1, [b["cancel_outcome"] for b in bodies]
@@ -521,9 +545,10 @@ async def test_concurrent_cancels_of_one_run(race_server: ServerProcess, capsys)
         reason = final["cancel_reason"]
         assert reason in ("user", f"multitask_{action}"), final
         split[f"{action} won"] += 1
-        if recorded:
-            # What the store held when the winning cancel landed: the run as answered.
-            landed = "running" if recorded[0]["status"] == "running" else "pending"
+        if recorded and not recorded[0][1]:
+            # What the store held when the winning cancel landed: the run as answered
+            # (a 200 shows its end instead).
+            landed = "running" if recorded[0][0]["status"] == "running" else "pending"
             split[f"won on {landed}"] += 1
         later = others.get("double-text")
         if ahead is not None:
@@ -577,7 +602,7 @@ async def test_cancel_races_completion(race_server: ServerProcess, capsys) -> No
         wait = random.random() < 0.5
         run = await api.create_run(thread_id, ms=ms)
         run_id = run["run_id"]
-        joined = asyncio.ensure_future(api.join(thread_id, run_id)) if i % 3 == 0 else None
+        joined = api.background(api.join(thread_id, run_id)) if i % 3 == 0 else None
         await asyncio.sleep(delay.upto())
         code, body = await api.cancel(thread_id, run_id, action=action, wait=wait)
         kind = check_answer(code, body, wait=wait)

@@ -17,6 +17,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import inspect
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -344,6 +345,17 @@ class PostgresCheckpoints:
             return deleted
 
 
+def _presign(saver: type) -> None:
+    """langgraph inspects `aput_writes`'s signature when every run starts (does it
+    take `task_path`?); computed once here, that check is cheap."""
+    for name in ("aput_writes", "put_writes"):
+        method = getattr(saver, name)
+        method.__signature__ = inspect.signature(method)
+
+
+_presign(ThreadedSqliteSaver)
+
+
 def _guarded_postgres_saver(pool: Any) -> Any:
     """The library's `AsyncPostgresSaver`, guarded against a rolled-back run's late
     writes. A cancel can stop a graph task while langgraph's background checkpoint
@@ -401,6 +413,7 @@ def _guarded_postgres_saver(pool: Any) -> Any:
                 if allowed:
                     await super().aput_writes(config, writes, task_id, task_path)
 
+    _presign(GuardedAsyncPostgresSaver)
     return GuardedAsyncPostgresSaver(pool)
 
 

@@ -95,6 +95,10 @@ class Executor:
         self._cancel_seen: dict[str, float] = {}
         # Runs this worker lost its lease on: stopped without writing anything more.
         self._fenced: set[str] = set()
+        # Runs whose supervisor is finalizing them: their own CAS (which checks this
+        # worker still owns them) decides, so a lease renewal that no longer finds one
+        # running (it has just ended) is no sign of a takeover.
+        self.settling: set[str] = set()
         # Scale-out: forwards each run's events to Redis (None on one process).
         self.bridge: Any = None
         # Seconds a stateless run's thread outlives the run (scale-out: see _settle).
@@ -145,8 +149,12 @@ class Executor:
         await self.stop_claiming()
         if self._supervisors:
             await asyncio.wait(set(self._supervisors), timeout=grace)
-        leftover = [self._runs[run_id] for run_id in self._graph_tasks if run_id in self._runs]
+        # Runs whose graph already returned are only settling: their outcome stands.
+        leftover = [self._runs[run_id] for run_id, task in self._graph_tasks.items()
+                    if run_id in self._runs and not task.done()]
         if not leftover:
+            if self._supervisors:
+                await asyncio.wait(set(self._supervisors), timeout=self.cancel_grace + 1)
             return
         log.warning("shutdown: %d run(s) still active after %.1fs: interrupting them",
                     len(leftover), grace)
@@ -294,11 +302,14 @@ class Executor:
                 self._fenced.discard(run_id)
                 self._close_without_end(run_id)  # the run's new owner records its end
             else:
+                self.settling.add(run_id)
                 await self._settle_when_possible(run, error, event_log, graph_task, progress)
         except Exception:
             log.exception("finalizing run %s failed", run_id)
             self._close_without_end(run_id)
         finally:
+            self.settling.discard(run_id)
+            self._fenced.discard(run_id)
             self._graph_tasks.pop(run_id, None)
             self._runs.pop(run_id, None)
             self._cancel_seen.pop(run_id, None)

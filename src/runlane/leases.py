@@ -93,8 +93,9 @@ class LeaseKeeper:
         self._last_renewed = time.monotonic()
         self.renewals += 1
         for run_id in mine - set(leases):
-            # Not ours any more (reaped while we were away): stop without writing.
-            if run_id in self.executor.local_run_ids:
+            # Not ours any more (reaped while we were away): stop without writing. (A run
+            # being finalized here has just ended by its own CAS; its task is done.)
+            if run_id in self.executor.local_run_ids and run_id not in self.executor.settling:
                 log.error("run %s was taken over by another worker: stopping it", run_id)
                 self.executor.fence(run_id)
         for run_id, cancel_action in leases.items():

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 2024
 
-.PHONY: run test test-fast bench lint clean
+.PHONY: run test test-fast bench bench-cluster lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# Scale-out figures: 3 workers on PostgreSQL + Redis next to 1 process on SQLite.
+bench-cluster: $(STAMP)
+	$(BIN)/python benchmarks/cluster.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -145,7 +145,7 @@ def runlane_server(workdir: Path) -> Server:
     argv = [
         str(ROOT / ".venv" / "bin" / "runlane"), "serve",
         "--config", str(DEMO / "langgraph.json"), "--port", str(port),
-        "--database-url", f"sqlite+aiosqlite:///{db}",
+        "--database-url", f"sqlite:///{db}",
         "--log-level", "warning",  # no per-run logs, as for the reference
     ]
     return Server("runlane", argv, workdir, port)

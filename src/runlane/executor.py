@@ -225,9 +225,12 @@ class Executor:
     def deliver_cancel(self, run_id: str) -> None:
         """Interrupt a run's graph task (its cancel is already recorded in the store)."""
         task = self._graph_tasks.get(run_id)
-        if task is None or task.done():
+        if task is None or task.done() or run_id in self._cancel_seen:
+            # Once is enough: cancelling again (every lease renewal re-reports a
+            # recorded cancel) would interrupt the task's own cleanup, e.g. a driver
+            # cancelling its query, which then drops its connection.
             return
-        self._cancel_seen.setdefault(run_id, time.monotonic())
+        self._cancel_seen[run_id] = time.monotonic()
         task.cancel()
         abandon = self._abandon.get(run_id)
         if abandon is not None:

@@ -60,7 +60,7 @@ def sync_url(url: str) -> sa.URL:
 
 
 class Database:
-    def __init__(self, url: str, pool_size: int = 8) -> None:
+    def __init__(self, url: str, pool_size: int = 4) -> None:
         self.url = sync_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:

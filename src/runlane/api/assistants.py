@@ -104,7 +104,7 @@ async def get_assistant_graph(
     depth: Any = False
     if xray.lower() in ("true", "1"):
         depth = True
-    elif xray.isdigit():
+    elif xray.isascii() and xray.isdigit():  # "³".isdigit() is True, int("³") fails
         depth = int(xray)
     elif xray.lower() not in ("false", "0"):
         return error(422, f"xray must be a boolean or a depth, got {xray!r}")

@@ -204,7 +204,7 @@ async def join_stream(
     after = 0
     # "-1" is the JS SDK's "from the first event" (useStream's joinStream default).
     if last_event_id and last_event_id.strip() != "-1":
-        if not last_event_id.strip().isdigit():
+        if not (last_event_id.strip().isascii() and last_event_id.strip().isdigit()):
             return error(422, f"Last-Event-ID {last_event_id!r} is not an event id this server sent "
                               "(ids are positive integers)")
         after = int(last_event_id)

@@ -37,11 +37,6 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 }
 
 
-def sources_of(target: RunStatus) -> frozenset[RunStatus]:
-    """The statuses from which `target` may be reached: the `WHERE status IN (...)` of a CAS."""
-    return frozenset(src for src, targets in TRANSITIONS.items() if target in targets)
-
-
 class CancelAction(str, enum.Enum):
     INTERRUPT = "interrupt"
     ROLLBACK = "rollback"

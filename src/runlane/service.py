@@ -486,15 +486,6 @@ class Runlane:
                 await self._ended_without_running(run_id)  # never starts
         await self.checkpoints.delete_thread(thread_id)
 
-    def graph_for_thread(self, thread: Row) -> Pregel:
-        graph_id = (thread.get("metadata") or {}).get("graph_id")
-        if graph_id is None or graph_id not in self.graphs:
-            raise BadRequest(
-                f"thread {thread['thread_id']} has no graph yet: run it once, or create "
-                "it with metadata {'graph_id': ...}"
-            )
-        return self.graphs[graph_id]
-
 
 def _merge_config(base: Row | None, override: Row | None) -> Row:
     base = base or {}

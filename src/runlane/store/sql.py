@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -449,13 +448,6 @@ class Store:
             return self._get_run(conn, thread_id, run_id)
         return await self.db.run(_tx)
 
-    async def get_run_by_id(self, run_id: str) -> Row | None:
-
-        def _tx(conn: Connection) -> Any:
-            result = conn.execute(sa.select(runs).where(runs.c.run_id == run_id))
-            return _as_dict(result.first())
-        return await self.db.run(_tx)
-
     @staticmethod
     def _get_run(conn: Connection, thread_id: str, run_id: str) -> Row | None:
         return _as_dict(
@@ -885,6 +877,3 @@ def _json_filters(column: sa.ColumnElement[Any], filters: Row | None) -> list[An
     """`{key: value}` filters on a JSON column: each key must hold that value."""
     return [json_has(column, filters)] if filters else []
 
-
-def new_id() -> str:
-    return str(uuid.uuid4())

@@ -384,7 +384,7 @@ class Executor:
         settled = result.run
         if settled is not None and settled["status"] == RunStatus.ERROR.value and error:
             event_log.publish("error", error)
-        self._remember_values(run_id, values, interrupts, settled, error)
+        self._remember_values(run_id, values, interrupts, settled)
         self.broker.close(run_id)
         kwargs = run["kwargs"]
         if kwargs.get("temporary") and kwargs.get("on_completion", "delete") == "delete":
@@ -416,16 +416,9 @@ class Executor:
         await self.store.delete_thread(thread_id)
         await self.checkpoints.delete_thread(thread_id)
 
-    def _remember_values(
-        self, run_id: str, values: Any, interrupts: Row, settled: Row | None, error: Any
-    ) -> None:
-        if settled is not None and settled["status"] == RunStatus.ERROR.value and error:
-            result: Any = {"__error__": error}
-        else:
-            result = values if values is not None else {}
-            if interrupts and isinstance(result, dict):
-                result = {**result, "__interrupt__": [i for v in interrupts.values() for i in v]}
-        self.final_values[run_id] = result
+    def _remember_values(self, run_id: str, values: Any, interrupts: Row,
+                         settled: Row | None) -> None:
+        self.final_values[run_id] = wait_result(settled, values, interrupts)
         while len(self.final_values) > 512:
             self.final_values.popitem(last=False)
 
@@ -492,6 +485,17 @@ class Executor:
                     _publish(event_log, chunk[1], chunk[0], chunk[2])
                 elif isinstance(chunk, tuple) and len(chunk) == 2:
                     _publish(event_log, chunk[0], (), chunk[1])
+
+
+def wait_result(run: Row | None, values: Any, interrupts: Row) -> Any:
+    """What `wait` and `join` answer for a finished run: its error, or the thread's
+    values with the pending interrupts under `__interrupt__`."""
+    if run is not None and run["status"] == RunStatus.ERROR.value and run.get("error"):
+        return {"__error__": run["error"]}
+    result = values if values is not None else {}
+    if interrupts and isinstance(result, dict):
+        result = {**result, "__interrupt__": [i for group in interrupts.values() for i in group]}
+    return result
 
 
 class RunProgress:

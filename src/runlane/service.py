@@ -29,7 +29,7 @@ from runlane.contract import (
     ThreadStatus,
     cancel_http_status,
 )
-from runlane.executor import Executor, event_names_for, thread_state
+from runlane.executor import Executor, event_names_for, thread_state, wait_result
 from runlane.graphs import default_assistant_id
 from runlane.serde import to_jsonable, utcnow
 from runlane.store import CancelResult, NotFound, Store
@@ -420,13 +420,7 @@ class Runlane:
             raise NotFound(f"run {run_id} not found on thread {thread_id}")
         if thread is None:
             return {}
-        if final is not None and final.get("status") == RunStatus.ERROR.value and final.get("error"):
-            return {"__error__": final["error"]}
-        values = thread["values"] if thread["values"] is not None else {}
-        interrupts = thread.get("interrupts") or {}
-        if interrupts and isinstance(values, dict):
-            values = {**values, "__interrupt__": [i for group in interrupts.values() for i in group]}
-        return values
+        return wait_result(final, thread["values"], thread.get("interrupts") or {})
 
     async def stream_run(
         self,

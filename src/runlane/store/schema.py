@@ -59,8 +59,27 @@ assistants = sa.Table(
     sa.Column("context", JSONText, nullable=False),
     sa.Column("metadata", JSONText, nullable=False),
     sa.Column("version", sa.Integer, nullable=False, default=1),
+    # Who may see and touch the row when auth is on (NULL: created with auth off).
+    sa.Column("owner", sa.Text),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
+    sa.Index("ix_assistants_owner", "owner"),
+)
+
+# Every version an assistant has had; `assistants` holds the one in use (latest or
+# the one set with /assistants/{id}/latest).
+assistant_versions = sa.Table(
+    "assistant_versions",
+    metadata,
+    sa.Column("assistant_id", sa.String(36), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("graph_id", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("config", JSONText, nullable=False),
+    sa.Column("context", JSONText, nullable=False),
+    sa.Column("metadata", JSONText, nullable=False),
+    _ts("created_at", nullable=False),
 )
 
 threads = sa.Table(
@@ -74,8 +93,15 @@ threads = sa.Table(
     sa.Column("interrupts", JSONText, nullable=False),
     # Stateless runs get a thread of their own that is deleted with them.
     sa.Column("temporary", sa.Boolean, nullable=False, default=False),
+    sa.Column("owner", sa.Text),
+    # Thread TTL: when set, the thread is deleted (or its checkpoints pruned, per
+    # ttl_strategy) once this passes.
+    _ts("expires_at"),
+    sa.Column("ttl", JSONText),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
+    sa.Index("ix_threads_owner", "owner"),
+    sa.Index("ix_threads_expires_at", "expires_at"),
 )
 
 runs = sa.Table(
@@ -103,6 +129,12 @@ runs = sa.Table(
     # The worker executing the run, and until when its lease holds (scale-out).
     sa.Column("worker_id", sa.Text),
     _ts("lease_expires_at"),
+    sa.Column("owner", sa.Text),
+    # `after_seconds`: the run is not claimed before this.
+    _ts("not_before"),
+    # Where to POST the run once it is terminal, and how that delivery stands.
+    sa.Column("webhook", sa.Text),
+    sa.Column("webhook_state", sa.String(16)),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
     _ts("started_at"),
@@ -128,6 +160,31 @@ run_tombstones = sa.Table(
     sa.Column("thread_id", sa.String(36), nullable=False),
     sa.Column("outcome", sa.String(16), nullable=False),
     sa.Column("run", JSONText, nullable=False),
+    sa.Column("owner", sa.Text),
     _ts("created_at", nullable=False),
     sa.Index("ix_tombstones_thread", "thread_id"),
+)
+
+crons = sa.Table(
+    "crons",
+    metadata,
+    sa.Column("cron_id", sa.String(36), primary_key=True),
+    sa.Column("assistant_id", sa.String(36), nullable=False),
+    # NULL: each firing is a stateless run on a thread of its own.
+    sa.Column("thread_id", sa.String(36)),
+    sa.Column("schedule", sa.Text, nullable=False),
+    # The run each firing creates (input, config, multitask_strategy ...).
+    sa.Column("payload", JSONText, nullable=False),
+    sa.Column("metadata", JSONText, nullable=False),
+    sa.Column("user_id", sa.Text),
+    sa.Column("owner", sa.Text),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    _ts("end_time"),
+    # The next firing; a worker claims it by moving this forward (compare-and-set),
+    # so a firing happens once across workers.
+    _ts("next_run_date"),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    sa.Index("ix_crons_next_run_date", "next_run_date"),
+    sa.Index("ix_crons_owner", "owner"),
 )

@@ -1,0 +1,22 @@
+"""Who owns a row, and the one rule every query applies to see only the caller's rows.
+
+Every thread, run, assistant, cron and store item carries an `owner` column. With
+auth off the caller's owner is None and sees everything (rows are created with owner
+NULL). With auth on, the caller's owner is its authenticated identity: rows are
+created with it, and every read, update, delete and cancel adds `owned(column, owner)`
+so another owner's row is indistinguishable from one that does not exist (404, never
+403: no existence oracle).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+Owner = str | None
+
+
+def owned(column: sa.ColumnElement, owner: Owner) -> sa.ColumnElement[bool]:
+    """The WHERE clause that limits `column`'s table to what `owner` may see."""
+    if owner is None:
+        return sa.true()
+    return column == owner

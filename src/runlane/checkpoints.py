@@ -2,21 +2,19 @@
 needs beyond langgraph's API: a thread's checkpoints, and one run's (for rollback).
 
 The checkpointer is langgraph-checkpoint-sqlite's `SqliteSaver`, driven from asyncio
-by running each call on a dedicated thread: one thread hop per checkpoint operation.
-(The library's `AsyncSqliteSaver` hops once per SQL statement through aiosqlite;
-measured in-process on a two-node graph at 32 concurrent runs, this adapter is about
-30% faster.) Checkpoints live in their own SQLite file so graph steps and run
-bookkeeping do not queue behind each other for one write lock.
+by executing each call inline on the event loop. (The library's `AsyncSqliteSaver`
+hops to a thread once per SQL statement through aiosqlite; a dedicated thread with one
+hop per call was about 30% faster than that, and inline is cheaper still.)
+Checkpoints live in their own SQLite file so graph steps and run bookkeeping do not
+contend for one write lock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import contextlib
 import dataclasses
-import functools
 import inspect
 import os
 import sqlite3
@@ -40,16 +38,18 @@ class RestorePoint:
     writes: tuple[tuple[Any, ...], ...]  # full rows of the writes table
 
 
-class ThreadedSqliteSaver(SqliteSaver):
-    """`SqliteSaver` with its async API served from one dedicated thread."""
+class InlineSqliteSaver(SqliteSaver):
+    """`SqliteSaver` whose async API executes inline on the event loop.
+
+    Checkpoint writes are small local SQLite statements (WAL, synchronous=NORMAL: no
+    fsync per commit); a thread hop per call cost more than the call, as for the store
+    (see store/database.py). Inline, every operation is also serialized in the order
+    the loop issues it, which `put` relies on."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__(conn)
-        self._thread = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="runlane-checkpoints"
-        )
         # Runs whose checkpoints a rollback deleted (see `put`); touched only on the
-        # checkpoint thread, so in the order operations reach it. Bounded: a late write
+        # event loop, so in the order operations reach it. Bounded: a late write
         # arrives within moments of its run's rollback.
         self._rolled_back: collections.OrderedDict[str, None] = collections.OrderedDict()
 
@@ -67,7 +67,7 @@ class ThreadedSqliteSaver(SqliteSaver):
         """A cancel can stop a graph task while langgraph's background checkpoint
         writes are still in flight: they outlive the task. One landing after its run's
         rollback would bring the rolled-back state back, and the next run would start
-        on top of it. The rollback's delete and every write run on this one thread in
+        on top of it. The rollback's delete and every write run on the event loop in
         order, so a write of a rolled-back run that comes after the delete is dropped."""
         if self._of_rolled_back_run(config):
             configurable = config["configurable"]
@@ -88,8 +88,7 @@ class ThreadedSqliteSaver(SqliteSaver):
         super().put_writes(config, writes, task_id, task_path)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, functools.partial(fn, *args, **kwargs))
+        return fn(*args, **kwargs)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return await self.call(self.get_tuple, config)
@@ -196,7 +195,6 @@ class ThreadedSqliteSaver(SqliteSaver):
             return deleted
 
     def shutdown(self) -> None:
-        self._thread.shutdown(wait=True)
         self.conn.close()
 
 
@@ -205,7 +203,7 @@ class Checkpoints:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.saver: ThreadedSqliteSaver | None = None
+        self.saver: InlineSqliteSaver | None = None
 
     async def setup(self) -> BaseCheckpointSaver:
         if self.path != ":memory:":
@@ -214,7 +212,7 @@ class Checkpoints:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
-        self.saver = ThreadedSqliteSaver(conn)
+        self.saver = InlineSqliteSaver(conn)
         await self.saver.call(self.saver.setup)
         return self.saver
 
@@ -308,7 +306,7 @@ class PostgresCheckpoints:
     async def delete_run(
         self, thread_id: str, run_id: str, restore: RestorePoint | None = None
     ) -> int:
-        """As ThreadedSqliteSaver.delete_run, in one PostgreSQL transaction."""
+        """As InlineSqliteSaver.delete_run, in one PostgreSQL transaction."""
         # Late writes of this run (see _guarded_postgres_saver): refuse new ones,
         # wait for those under way, then delete.
         self.saver.refuse_writes_of(run_id)
@@ -353,7 +351,7 @@ def _presign(saver: type) -> None:
         method.__signature__ = inspect.signature(method)
 
 
-_presign(ThreadedSqliteSaver)
+_presign(InlineSqliteSaver)
 
 
 def _guarded_postgres_saver(pool: Any) -> Any:

@@ -1,18 +1,21 @@
-"""Where SQL runs: transactions as plain functions on dedicated database threads.
+"""Where SQL runs: each transaction is a plain function `fn(conn)` of SQLAlchemy Core
+statements, executed inside BEGIN ... COMMIT as one unit.
 
-A transaction is a function `fn(conn)` of SQLAlchemy Core statements. `Database.run`
-executes it inside BEGIN ... COMMIT on a database thread and hands the result back
-to the event loop: one thread hop per transaction instead of one per statement, and
-the event loop never blocks on I/O. Each database thread keeps one connection.
+SQLite (one process) runs transactions inline, on the event loop. SQLite allows one
+writer at a time, and our transactions are short (an indexed read or a
+compare-and-set of a row or two, with WAL and synchronous=NORMAL: no fsync per
+commit), so handing each one to a database thread cost more than executing it: the
+thread hop, the future and the GIL hand-over were the largest runlane-side cost of a
+run. Inline, every transaction is serialized by the loop itself, SQLITE_BUSY never
+happens between our own statements, and nothing queues behind a backlog on a single
+database thread (a cancel commits as soon as the loop reaches it). The price: a
+slow statement (a large history or search) holds the loop for its duration.
 
-SQLite allows one writer at a time, so runlane gives it exactly one thread: every
-transaction is serialized in-process and SQLITE_BUSY never happens between our own
-statements. WAL with synchronous=NORMAL keeps commits cheap and durable across a
-process crash (a power loss may lose the last commits, never corrupt the file).
-
-PostgreSQL gets a few threads (`pool_size`); there, concurrent transactions (from
-this process or other workers) are kept correct by the statements themselves:
-compare-and-set updates, row locks and a unique index (see sql.py).
+PostgreSQL runs transactions on a few dedicated threads (`pool_size`), each with one
+connection kept open; statements there wait on the network and on row locks, which
+must not stall the loop. Concurrent transactions (from this process or other
+workers) are kept correct by the statements themselves: compare-and-set updates, row
+locks and a unique index (see sql.py).
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ class Database:
             self.engine = sa.create_engine(self.url, poolclass=sa.pool.StaticPool,
                                            connect_args={"check_same_thread": False})
             _configure_sqlite(self.engine)
-            threads = 1
+            threads = 0  # transactions run inline on the event loop
         else:
             self.engine = sa.create_engine(
                 self.url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True,
@@ -79,9 +82,10 @@ class Database:
             threads = pool_size
         self._threads = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="runlane-db"
-        )
-        # Each database thread's connection, opened on first use and kept: checking a
-        # connection out of a pool costs more than a small transaction.
+        ) if threads else None
+        # Each database thread's connection (SQLite: the one connection), opened on
+        # first use and kept: checking a connection out of a pool costs more than a
+        # small transaction.
         self._local = threading.local()
         self._all: list[Connection] = []
 
@@ -90,9 +94,10 @@ class Database:
         return self.engine.dialect.name
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(
+            if self._threads is None:
+                return self._transaction(fn)
+            return await asyncio.get_running_loop().run_in_executor(
                 self._threads, functools.partial(self._transaction, fn))
         except DatabaseUnavailable:
             metrics.store_error("DatabaseUnavailable")
@@ -136,7 +141,8 @@ class Database:
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._close)
-        self._threads.shutdown(wait=True)
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
 
 
 def _is_disconnect(exc: sa.exc.DBAPIError) -> bool:

@@ -4,6 +4,7 @@ service outcomes to status codes."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -152,6 +153,15 @@ async def _disconnected() -> Message:  # pragma: no cover - JSON responses never
     return {"type": "http.disconnect"}
 
 
+def _freeze_startup_objects() -> None:
+    """Move everything alive after start-up (modules, graphs, the app: ~180k objects)
+    out of the garbage collector's reach. They live as long as the process, yet every
+    full collection would walk them all again: tens of milliseconds with the event
+    loop stopped, which surfaced as the tail of cancel and request latencies."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
     """`graphs` are loaded before the app starts, so a bad config fails at once."""
 
@@ -161,6 +171,7 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
         try:
             app.state.runlane = await runtime.start()
             app.state.runtime = runtime
+            _freeze_startup_objects()
             yield
         finally:
             await runtime.stop()

@@ -359,6 +359,8 @@ class Executor:
             # keeps a recorded cancel's `interrupted`, otherwise this is an error.
             proposed, reason, thread_status = RunStatus.ERROR, StopReason.SERVER_RESTARTED, ThreadStatus.IDLE
             error = {"error": "Shutdown", "message": "the server stopped while this run was active"}
+        # The outcome is recorded only once the checkpoints it reports are durable.
+        self.checkpoints.commit_now()
         result: SettleResult = await self.store.settle_run(
             run_id,
             thread_id=thread_id,

@@ -11,12 +11,15 @@ from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
 from starlette.responses import Response
 
+from runlane import thread_ops
 from runlane.api.models import (
     ThreadCount,
     ThreadCreate,
     ThreadHistory,
     ThreadPatch,
+    ThreadPrune,
     ThreadSearch,
+    ThreadTTL,
     ThreadStateCheckpoint,
     ThreadStateUpdate,
 )
@@ -24,6 +27,7 @@ from runlane.api.responses import JSON, error, thread_body
 from runlane.contract import ThreadStatus
 from runlane.executor import thread_state
 from runlane.serde import to_jsonable, utcnow
+from runlane.owners import Owner, owner_of
 from runlane.service import Runlane
 from runlane.store import NotFound
 
@@ -35,17 +39,28 @@ def service(request: Request) -> Runlane:
     return request.app.state.runlane
 
 
-async def _thread(svc: Runlane, thread_id: UUID) -> Row:
-    row = await svc.store.get_thread(str(thread_id))
+async def _thread(svc: Runlane, thread_id: UUID, owner: Owner = None) -> Row:
+    row = await svc.store.get_thread(str(thread_id), owner=owner)
     if row is None or row.get("temporary"):
         raise NotFound(f"thread {thread_id} not found")
     return row
 
 
+def _ttl(body: ThreadTTL | None) -> Row | None:
+    return None if body is None else body.model_dump()
+
+
+def _ttl_changed(svc: Runlane, ttl: Row | None) -> None:
+    if ttl is not None and svc.ttl_sweeper is not None:
+        svc.ttl_sweeper.wake()
+
+
 @router.post("/threads")
 async def create_thread(body: ThreadCreate, request: Request) -> Response:
+    svc = service(request)
     now = utcnow()
-    row = await service(request).store.create_thread(
+    ttl = _ttl(body.ttl)
+    row = await svc.store.create_thread(
         {
             "thread_id": str(body.thread_id or uuid.uuid4()),
             "status": ThreadStatus.IDLE.value,
@@ -54,11 +69,14 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
             "values": None,
             "interrupts": {},
             "temporary": False,
+            "ttl": ttl,
             "created_at": now,
             "updated_at": now,
         },
         body.if_exists,
+        owner=owner_of(request),
     )
+    _ttl_changed(svc, ttl)
     return JSON(thread_body(row))
 
 
@@ -73,6 +91,7 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
         offset=body.offset,
         sort_by=body.sort_by,
         sort_order=body.sort_order,
+        owner=owner_of(request),
     )
     bodies = [thread_body(r) for r in rows]
     if body.select:
@@ -84,32 +103,55 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
 async def count_threads(body: ThreadCount, request: Request) -> Response:
     return JSON(
         await service(request).store.count_threads(
-            metadata_filter=body.metadata, values_filter=body.values, status=body.status
+            metadata_filter=body.metadata, values_filter=body.values, status=body.status,
+            owner=owner_of(request),
         )
     )
 
 
+@router.post("/threads/prune")
+async def prune_threads(body: ThreadPrune, request: Request) -> Response:
+    pruned = await thread_ops.prune_threads(
+        service(request), [str(i) for i in body.thread_ids], body.strategy,
+        owner=owner_of(request))
+    return JSON({"pruned_count": pruned})
+
+
 @router.get("/threads/{thread_id}")
 async def get_thread(thread_id: UUID, request: Request) -> Response:
-    return JSON(thread_body(await _thread(service(request), thread_id)))
+    return JSON(thread_body(await _thread(service(request), thread_id, owner_of(request))))
 
 
 @router.patch("/threads/{thread_id}")
 async def patch_thread(thread_id: UUID, body: ThreadPatch, request: Request) -> Response:
     svc = service(request)
-    await _thread(svc, thread_id)
-    row = await svc.store.patch_thread_metadata(str(thread_id), body.metadata)
+    ttl = _ttl(body.ttl)
+    row = await svc.store.patch_thread(str(thread_id), body.metadata, ttl=ttl,
+                                       owner=owner_of(request))
     if row is None:
         raise NotFound(f"thread {thread_id} not found")
+    _ttl_changed(svc, ttl)
+    if request.headers.get("prefer", "").replace(" ", "").lower() == "return=minimal":
+        return Response(status_code=204)
     return JSON(thread_body(row))
 
 
 @router.delete("/threads/{thread_id}", status_code=204)
 async def delete_thread(thread_id: UUID, request: Request) -> Response:
     svc = service(request)
-    await _thread(svc, thread_id)
-    await svc.delete_thread(str(thread_id))
+    owner = owner_of(request)
+    await _thread(svc, thread_id, owner)
+    await svc.delete_thread(str(thread_id), owner=owner)
     return Response(status_code=204)
+
+
+@router.post("/threads/{thread_id}/copy")
+async def copy_thread(thread_id: UUID, request: Request) -> Response:
+    """A new thread with this one's metadata, values and checkpoints (no runs)."""
+    svc = service(request)
+    row = await thread_ops.copy_thread(svc, str(thread_id), owner=owner_of(request))
+    _ttl_changed(svc, row.get("ttl"))
+    return JSON(thread_body(row))
 
 
 # -------------------------------------------------------------------- state
@@ -181,8 +223,9 @@ def _state_config(thread_id: str, checkpoint: Row | None = None) -> Row:
     return {"configurable": configurable}
 
 
-async def _get_state(svc: Runlane, thread_id: UUID, checkpoint: Row | None, subgraphs: bool) -> Response:
-    thread = await _thread(svc, thread_id)
+async def _get_state(svc: Runlane, thread_id: UUID, checkpoint: Row | None, subgraphs: bool,
+                     owner: Owner = None) -> Response:
+    thread = await _thread(svc, thread_id, owner)
     graph = _graph(svc, thread)
     if graph is None:
         return JSON(_empty_state(str(thread_id)))
@@ -197,14 +240,15 @@ async def _get_state(svc: Runlane, thread_id: UUID, checkpoint: Row | None, subg
 
 @router.get("/threads/{thread_id}/state")
 async def get_state(thread_id: UUID, request: Request, subgraphs: bool = Query(False)) -> Response:
-    return await _get_state(service(request), thread_id, None, subgraphs)
+    return await _get_state(service(request), thread_id, None, subgraphs, owner_of(request))
 
 
 @router.get("/threads/{thread_id}/state/{checkpoint_id}")
 async def get_state_at(
     thread_id: UUID, checkpoint_id: UUID, request: Request, subgraphs: bool = Query(False)
 ) -> Response:
-    return await _get_state(service(request), thread_id, {"checkpoint_id": str(checkpoint_id)}, subgraphs)
+    return await _get_state(service(request), thread_id, {"checkpoint_id": str(checkpoint_id)},
+                            subgraphs, owner_of(request))
 
 
 @router.post("/threads/{thread_id}/state/checkpoint")
@@ -212,14 +256,15 @@ async def get_state_checkpoint(
     thread_id: UUID, body: ThreadStateCheckpoint, request: Request
 ) -> Response:
     return await _get_state(
-        service(request), thread_id, body.checkpoint.model_dump(exclude_none=True), body.subgraphs
+        service(request), thread_id, body.checkpoint.model_dump(exclude_none=True), body.subgraphs,
+        owner_of(request),
     )
 
 
 @router.post("/threads/{thread_id}/state")
 async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Request) -> Response:
     svc = service(request)
-    thread = await _thread(svc, thread_id)
+    thread = await _thread(svc, thread_id, owner_of(request))
     graph = _graph(svc, thread)
     if graph is None:
         return error(409, f"thread {thread_id} has no graph yet: run it once before updating its state")
@@ -248,8 +293,9 @@ async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Reques
     return JSON({"checkpoint": _checkpoint_ref(config)})
 
 
-async def _history(svc: Runlane, thread_id: UUID, body: ThreadHistory) -> Response:
-    thread = await _thread(svc, thread_id)
+async def _history(svc: Runlane, thread_id: UUID, body: ThreadHistory,
+                   owner: Owner = None) -> Response:
+    thread = await _thread(svc, thread_id, owner)
     graph = _graph(svc, thread)
     if graph is None:
         return JSON([])
@@ -270,7 +316,7 @@ async def _history(svc: Runlane, thread_id: UUID, body: ThreadHistory) -> Respon
 
 @router.post("/threads/{thread_id}/history")
 async def post_history(thread_id: UUID, body: ThreadHistory, request: Request) -> Response:
-    return await _history(service(request), thread_id, body)
+    return await _history(service(request), thread_id, body, owner_of(request))
 
 
 @router.get("/threads/{thread_id}/history")
@@ -278,4 +324,5 @@ async def get_history(
     thread_id: UUID, request: Request, limit: int = Query(10, ge=1, le=1000),
     before: UUID | None = Query(None),
 ) -> Response:
-    return await _history(service(request), thread_id, ThreadHistory(limit=limit, before=before))
+    return await _history(service(request), thread_id, ThreadHistory(limit=limit, before=before),
+                          owner_of(request))

@@ -227,6 +227,7 @@ class ConfiguredState(TypedDict, total=False):
     seen_configurable: dict
     seen_context: dict
     seen_tags: list
+    note: str
 
 
 def report_config(state: ConfiguredState, config: RunnableConfig, runtime: Runtime) -> dict:

@@ -1,0 +1,261 @@
+"""Threads through the real SDK: copy, prune, search, count, TTL and its sweeper.
+Both backends (see conftest)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+import pytest
+from langgraph_sdk.errors import APIStatusError
+
+
+def _tag() -> str:
+    return uuid.uuid4().hex
+
+
+async def _status(coro) -> int:
+    with pytest.raises(APIStatusError) as caught:
+        await coro
+    return caught.value.status_code
+
+
+async def _gone(client, thread_id: str, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            await client.threads.get(thread_id)
+        except APIStatusError as exc:
+            if exc.status_code == 404:
+                return True
+            raise
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def _checkpoint_ids(client, thread_id: str) -> list[str]:
+    history = await client.threads.get_history(thread_id, limit=100)
+    return [state["checkpoint"]["checkpoint_id"] for state in history]
+
+
+# -------------------------------------------------------------------- copy
+
+
+async def test_copy_has_the_same_state_and_history_and_is_independent(client):
+    thread = await client.threads.create(metadata={"k": "v"})
+    tid = thread["thread_id"]
+    for text in ("one", "two"):
+        await client.runs.wait(tid, "echo", input={"text": text})
+    copied = await client.threads.copy(tid)
+    new = copied["thread_id"]
+    assert new != tid
+    assert copied["metadata"]["k"] == "v"
+    source_state = await client.threads.get_state(tid)
+    copy_state = await client.threads.get_state(new)
+    assert copy_state["values"] == source_state["values"]
+    assert copy_state["values"]["echoed"] == ["one", "two"]
+    assert await _checkpoint_ids(client, new) == await _checkpoint_ids(client, tid)
+    # the copy is its own thread: runs on it do not touch the source, and vice versa
+    await client.runs.wait(new, "echo", input={"text": "three"})
+    assert (await client.threads.get_state(new))["values"]["echoed"] == ["one", "two", "three"]
+    assert (await client.threads.get_state(tid))["values"]["echoed"] == ["one", "two"]
+    await client.threads.delete(tid)
+    assert (await client.threads.get_state(new))["values"]["echoed"] == ["one", "two", "three"]
+    assert await client.runs.list(new) != []  # its own run
+    assert await _status(client.threads.copy(str(uuid.uuid4()))) == 404
+
+
+async def test_copy_of_an_interrupted_thread_can_be_resumed(client):
+    thread = await client.threads.create()
+    await client.runs.wait(thread["thread_id"], "hitl", input={"question": "ok?"})
+    copied = await client.threads.copy(thread["thread_id"])
+    assert copied["status"] == "interrupted"
+    state = await client.threads.get_state(copied["thread_id"])
+    assert state["next"] and state["interrupts"]
+
+
+async def test_copy_of_an_empty_thread(client):
+    thread = await client.threads.create(metadata={"empty": True})
+    copied = await client.threads.copy(thread["thread_id"])
+    assert copied["status"] == "idle" and copied["metadata"] == {"empty": True}
+    assert await client.threads.get_history(copied["thread_id"]) == []
+
+
+# ------------------------------------------------------------------- prune
+
+
+async def test_prune_delete_and_keep_latest(client):
+    doomed = [await client.threads.create() for _ in range(2)]
+    for thread in doomed:
+        await client.runs.wait(thread["thread_id"], "echo", input={"text": "x"})
+    unknown = str(uuid.uuid4())
+    result = await client.threads.prune([t["thread_id"] for t in doomed] + [unknown])
+    assert result == {"pruned_count": 2}
+    for thread in doomed:
+        assert await _status(client.threads.get(thread["thread_id"])) == 404
+
+    kept = await client.threads.create()
+    for text in ("a", "b", "c"):
+        await client.runs.wait(kept["thread_id"], "echo", input={"text": text})
+    before = await _checkpoint_ids(client, kept["thread_id"])
+    assert len(before) > 3
+    result = await client.threads.prune([kept["thread_id"]], strategy="keep_latest")
+    assert result == {"pruned_count": 1}
+    assert await _checkpoint_ids(client, kept["thread_id"]) == before[:1]
+    state = await client.threads.get_state(kept["thread_id"])
+    assert state["values"]["echoed"] == ["a", "b", "c"]
+    # and the thread goes on from there
+    await client.runs.wait(kept["thread_id"], "echo", input={"text": "d"})
+    assert (await client.threads.get_state(kept["thread_id"]))["values"]["echoed"][-1] == "d"
+
+
+# ------------------------------------------------------------ search/count
+
+
+async def test_search_and_count(client):
+    tag = _tag()
+    idle = await client.threads.create(metadata={"tag": tag, "kind": "idle"})
+    ran = await client.threads.create(metadata={"tag": tag, "kind": "ran"})
+    await client.runs.wait(ran["thread_id"], "echo", input={"text": tag})
+    paused = await client.threads.create(metadata={"tag": tag, "kind": "paused"})
+    await client.runs.wait(paused["thread_id"], "hitl", input={"question": "?"})
+
+    assert await client.threads.count(metadata={"tag": tag}) == 3
+    assert await client.threads.count(metadata={"tag": tag}, status="interrupted") == 1
+    found = await client.threads.search(metadata={"tag": tag}, status="interrupted")
+    assert [t["thread_id"] for t in found] == [paused["thread_id"]]
+    by_values = await client.threads.search(values={"text": tag})
+    assert [t["thread_id"] for t in by_values] == [ran["thread_id"]]
+    assert await client.threads.count(values={"text": tag}) == 1
+    by_ids = await client.threads.search(ids=[idle["thread_id"], paused["thread_id"]])
+    assert {t["thread_id"] for t in by_ids} == {idle["thread_id"], paused["thread_id"]}
+    # created_at desc by default; asc reverses; pages cover the set exactly once
+    desc = [t["thread_id"] for t in await client.threads.search(metadata={"tag": tag})]
+    assert desc == [paused["thread_id"], ran["thread_id"], idle["thread_id"]]
+    asc = await client.threads.search(metadata={"tag": tag}, sort_order="asc")
+    assert [t["thread_id"] for t in asc] == desc[::-1]
+    pages = [await client.threads.search(metadata={"tag": tag}, limit=1, offset=i)
+             for i in range(4)]
+    assert [p[0]["thread_id"] for p in pages[:3]] == desc and pages[3] == []
+    by_id = await client.threads.search(metadata={"tag": tag}, sort_by="thread_id",
+                                        sort_order="asc")
+    assert [t["thread_id"] for t in by_id] == sorted(desc)
+    selected = await client.threads.search(metadata={"tag": tag}, select=["thread_id",
+                                                                          "status"])
+    assert all(set(t) == {"thread_id", "status"} for t in selected)
+
+
+# --------------------------------------------------------------------- TTL
+
+TTL_MINUTES = 0.03  # 1.8 s
+
+
+async def test_ttl_on_create_deletes_the_thread_with_its_checkpoints(client):
+    thread = await client.threads.create(ttl=TTL_MINUTES)
+    await client.runs.wait(thread["thread_id"], "echo", input={"text": "x"})
+    kept = await client.threads.create(ttl={"strategy": "delete", "ttl": 60})
+    started = time.monotonic()
+    assert await _gone(client, thread["thread_id"], within=15)
+    assert time.monotonic() - started > 1.0  # not before its time (less the run above)
+    assert await client.threads.get_history(kept["thread_id"]) == []  # still there
+    assert (await client.threads.get(kept["thread_id"]))["thread_id"] == kept["thread_id"]
+
+
+async def test_ttl_is_refreshed_by_activity_and_never_expires_a_busy_thread(client):
+    thread = await client.threads.create(ttl=TTL_MINUTES)
+    tid = thread["thread_id"]
+    # A run far longer than the TTL: the thread stays while it runs, and after it
+    # ends the TTL counts from the end.
+    run = await client.runs.create(tid, "sleepy", input={"steps": 40, "delay": 0.1})
+    await client.runs.join(tid, run["run_id"])
+    assert (await client.runs.get(tid, run["run_id"]))["status"] == "success"
+    assert (await client.threads.get(tid))["thread_id"] == tid
+    # patches keep it alive
+    for _ in range(4):
+        await asyncio.sleep(1.0)
+        await client.threads.update(tid, metadata={"touched": True})
+    assert (await client.threads.get(tid))["metadata"]["touched"] is True
+    assert await _gone(client, tid, within=15)
+
+
+async def test_ttl_set_by_update_and_keep_latest(client):
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    for text in ("a", "b"):
+        await client.runs.wait(tid, "echo", input={"text": text})
+    assert len(await _checkpoint_ids(client, tid)) > 2
+    await client.threads.update(tid, metadata={}, ttl={"strategy": "keep_latest",
+                                                       "ttl": TTL_MINUTES})
+    deadline = time.monotonic() + 15
+    while len(await _checkpoint_ids(client, tid)) > 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert len(await _checkpoint_ids(client, tid)) == 1
+    assert (await client.threads.get_state(tid))["values"]["echoed"] == ["a", "b"]
+    assert (await client.threads.get(tid))["thread_id"] == tid  # kept
+    # a plain TTL (minutes as a number) replaces it: now the thread is deleted
+    await client.threads.update(tid, metadata={}, ttl=TTL_MINUTES)
+    assert await _gone(client, tid, within=15)
+
+
+@pytest.mark.race
+async def test_ttl_expiry_races_new_runs(client):
+    """Runs created while their thread expires: each one either finds the thread
+    gone (404), or is admitted and then the thread outlives it with its result."""
+    threads = [await client.threads.create(ttl=0.02) for _ in range(12)]
+
+    async def run_late(thread_id: str, delay: float) -> str | None:
+        await asyncio.sleep(delay)
+        try:
+            result = await client.runs.wait(thread_id, "echo", input={"text": thread_id})
+        except (APIStatusError, httpx.HTTPStatusError) as exc:
+            # runs.wait raises httpx's error (it reconnects), the rest the SDK's
+            assert exc.response.status_code == 404, exc
+            return None
+        assert result["echoed"] == [thread_id]
+        return thread_id
+
+    outcomes = await asyncio.gather(*(
+        run_late(t["thread_id"], 0.9 + 0.05 * i) for i, t in enumerate(threads)))
+    for thread_id in filter(None, outcomes):
+        # admitted: the run's end was activity, so the thread is still there now
+        state = await client.threads.get_state(thread_id)
+        assert state["values"]["echoed"] == [thread_id]
+    for thread in threads:  # and in the end every one of them expires
+        assert await _gone(client, thread["thread_id"], within=20)
+
+
+# --------------------------------------------------------------- bad input
+
+
+def test_bad_input(http):
+    tid = http.post("/threads", json={}).json()["thread_id"]
+    cases = [
+        ("post", "/threads", {"ttl": 0}, "ttl"),
+        ("post", "/threads", {"ttl": -5}, "ttl"),
+        ("post", "/threads", {"ttl": "soon"}, "ttl"),
+        ("post", "/threads", {"ttl": {"strategy": "archive", "ttl": 5}}, "strategy"),
+        ("post", "/threads", {"ttl": {"strategy": "delete"}}, "ttl"),
+        ("post", "/threads", {"ttl": {"ttl": 5, "when": "now"}}, "when"),
+        ("post", "/threads", {"ttl": {"ttl": 1e300}}, "ttl"),
+        ("patch", f"/threads/{tid}", {"ttl": {"ttl": 0}}, "ttl"),
+        ("post", "/threads/prune", {"thread_ids": []}, "thread_ids"),
+        ("post", "/threads/prune", {"thread_ids": ["nope"]}, "thread_ids"),
+        ("post", "/threads/prune", {"thread_ids": [tid], "strategy": "shred"}, "strategy"),
+        ("post", "/threads/prune", {}, "thread_ids"),
+        ("post", "/threads/search", {"status": "sleeping"}, "status"),
+        ("post", "/threads/search", {"sort_by": "colour"}, "sort_by"),
+        ("post", "/threads/search", {"select": ["secret"]}, "select"),
+        ("post", "/threads/search", {"ids": ["x"]}, "ids"),
+        ("post", "/threads/search", {"extract": {"a": "values.x"}}, "extract"),
+        ("post", "/threads/count", {"status": "sleeping"}, "status"),
+        ("post", "/threads/count", {"metadata": []}, "metadata"),
+    ]
+    for method, path, body, mentioned in cases:
+        response = http.request(method.upper(), path, json=body)
+        assert response.status_code == 422, (path, body, response.text)
+        assert mentioned in response.text, (path, body, response.text)
+    assert http.post("/threads/not-a-uuid/copy").status_code == 422
+    assert http.post(f"/threads/{uuid.uuid4()}/copy").status_code == 404
+    assert http.get(f"/threads/{tid}").status_code == 200  # nothing above touched it

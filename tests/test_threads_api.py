@@ -259,3 +259,103 @@ def test_bad_input(http):
     assert http.post("/threads/not-a-uuid/copy").status_code == 422
     assert http.post(f"/threads/{uuid.uuid4()}/copy").status_code == 404
     assert http.get(f"/threads/{tid}").status_code == 200  # nothing above touched it
+
+
+# ----------------------------------------------------------- thread stream
+
+
+async def _collect(stream, until_done: int, timeout: float = 30) -> list:
+    """Stream parts until `until_done` run_done events (then the stream is dropped)."""
+    parts = []
+
+    async def read() -> None:
+        done = 0
+        # threads.join_stream is a coroutine that returns the stream
+        async for part in (await stream if asyncio.iscoroutine(stream) else stream):
+            parts.append(part)
+            if part.event == "run_done":
+                done += 1
+                if done == until_done:
+                    return
+
+    await asyncio.wait_for(read(), timeout)
+    return parts
+
+
+async def test_thread_stream_follows_every_run_in_order(client):
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    stream = client.threads.join_stream(tid)
+    reader = asyncio.ensure_future(_collect(stream, 2))
+    await asyncio.sleep(0.5)
+    first = await client.runs.create(tid, "emitter", input={"count": 3},
+                                     stream_mode=["custom", "values"])
+    second = await client.runs.create(tid, "emitter", input={"count": 2},
+                                      stream_mode=["custom"])
+    parts = await reader
+    runs = [first["run_id"], second["run_id"]]
+    done = [p for p in parts if p.event == "run_done"]
+    assert [(p.data["run_id"], p.data["status"]) for p in done] == [(r, "success") for r in runs]
+    # each run's events: its metadata first, its own events, then its run_done
+    for run_id, count in zip(runs, (3, 2), strict=True):
+        mine = [p for p in parts if p.id and p.id.startswith(run_id + ":")]
+        assert mine[0].event == "metadata" and mine[0].data["run_id"] == run_id
+        assert [p.data for p in mine if p.event == "custom"] == [{"i": i} for i in range(count)]
+        assert mine[-1].event == "run_done" and mine[-1].id == f"{run_id}:done"
+    # in order: all of the first run before any of the second
+    owners = [p.id.split(":")[0] for p in parts if p.id]
+    assert owners == sorted(owners, key=runs.index)
+    numbered = [int(p.id.split(":")[1]) for p in parts if p.id and not p.id.endswith(":done")
+                and p.id.startswith(runs[0])]
+    assert numbered == sorted(numbered) and len(set(numbered)) == len(numbered)
+
+
+async def test_thread_stream_joined_mid_run_and_resumed_with_last_event_id(client):
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    run = await client.runs.create(tid, "sleepy", input={"steps": 8, "delay": 0.1},
+                                   stream_mode=["custom", "values"])
+    nxt = await client.runs.create(tid, "emitter", input={"count": 2}, stream_mode=["custom"])
+    # joined while the first run is active: it starts with that run, from its first event
+    full = await _collect(client.threads.join_stream(tid), 2)
+    assert full[0].event == "metadata" and full[0].data["run_id"] == run["run_id"]
+    assert full[-1].event == "run_done" and full[-1].data["run_id"] == nxt["run_id"]
+    # every cut point: a reconnect with the last id received gets exactly the rest
+    for cut in (1, 3, len(full) // 2, len(full) - 2):
+        last = full[cut - 1].id
+        expected = full[cut:]
+        rest = await _collect(client.threads.join_stream(tid, last_event_id=last),
+                              sum(p.event == "run_done" for p in expected))
+        assert [(p.event, p.id) for p in rest] == [(p.event, p.id) for p in expected], cut
+
+
+async def test_thread_stream_modes(client):
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    lifecycle = asyncio.ensure_future(_collect(
+        client.threads.join_stream(tid, stream_mode="lifecycle"), 1))
+    states = asyncio.ensure_future(_collect(
+        client.threads.join_stream(tid, stream_mode=["state_update", "lifecycle"]), 1))
+    await asyncio.sleep(0.5)
+    run = await client.runs.create(tid, "echo", input={"text": "s"}, stream_mode=["values",
+                                                                               "updates"])
+    parts = await lifecycle
+    assert [p.event for p in parts] == ["metadata", "run_done"]
+    assert parts[1].data == {"run_id": run["run_id"], "status": "success"}
+    parts = await states
+    assert {p.event for p in parts} == {"metadata", "values", "run_done"}
+    assert [p.data for p in parts if p.event == "values"][-1]["echoed"] == ["s"]
+
+
+def test_thread_stream_bad_input(http):
+    tid = http.post("/threads", json={}).json()["thread_id"]
+    for params, headers, mentioned in [
+        ({"stream_mode": "values"}, {}, "stream_mode"),
+        ({"stream_mode": ["lifecycle", "bogus"]}, {}, "bogus"),
+        ({}, {"Last-Event-ID": "12"}, "Last-Event-ID"),
+        ({}, {"Last-Event-ID": f"{uuid.uuid4()}:x"}, "Last-Event-ID"),
+    ]:
+        response = http.get(f"/threads/{tid}/stream", params=params, headers=headers)
+        assert response.status_code == 422 and mentioned in response.text, response.text
+    assert http.get(f"/threads/{uuid.uuid4()}/stream").status_code == 404
+    assert http.get("/threads/nope/stream").status_code == 422

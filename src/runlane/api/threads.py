@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
 from starlette.responses import Response
@@ -23,13 +23,19 @@ from runlane.api.models import (
     ThreadStateCheckpoint,
     ThreadStateUpdate,
 )
-from runlane.api.responses import JSON, error, thread_body
+from runlane.api.responses import JSON, error, sse, thread_body
 from runlane.contract import ThreadStatus
 from runlane.executor import thread_state
 from runlane.serde import to_jsonable, utcnow
 from runlane.owners import Owner, owner_of
 from runlane.service import Runlane
 from runlane.store import NotFound
+from runlane.thread_stream import (
+    THREAD_STREAM_MODES,
+    BadLastEventId,
+    follow_thread,
+    parse_last_event_id,
+)
 
 router = APIRouter(tags=["threads"])
 Row = dict[str, Any]
@@ -152,6 +158,27 @@ async def copy_thread(thread_id: UUID, request: Request) -> Response:
     row = await thread_ops.copy_thread(svc, str(thread_id), owner=owner_of(request))
     _ttl_changed(svc, row.get("ttl"))
     return JSON(thread_body(row))
+
+
+@router.get("/threads/{thread_id}/stream")
+async def join_thread_stream(
+    thread_id: UUID, request: Request,
+    stream_mode: list[str] = Query(["run_modes"]),  # noqa: B008 - FastAPI's idiom
+    last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+) -> Response:
+    """Every run on the thread as it happens (see runlane.thread_stream)."""
+    svc = service(request)
+    unknown = [m for m in stream_mode if m not in THREAD_STREAM_MODES]
+    if unknown or not stream_mode:
+        return error(422, f"stream_mode {unknown or stream_mode!r} is not a thread stream mode; "
+                          f"accepted: {list(THREAD_STREAM_MODES)}")
+    try:
+        resume = parse_last_event_id(last_event_id)
+    except BadLastEventId as exc:
+        return error(422, str(exc))
+    await _thread(svc, thread_id, owner_of(request))
+    return sse(follow_thread(svc, str(thread_id), modes=set(stream_mode),
+                             last_event_id=resume))
 
 
 # -------------------------------------------------------------------- state

@@ -199,6 +199,44 @@ class ThreadQueries:
 
         return await self.db.run(_tx)
 
+    # ------------------------------------------------------- thread stream
+
+    async def run_seq(self, thread_id: str, run_id: str) -> int | None:
+        query = sa.select(runs.c.seq).where(runs.c.thread_id == thread_id,
+                                            runs.c.run_id == run_id)
+
+        def _tx(conn: Connection) -> int | None:
+            return conn.scalar(query)
+
+        return await self.db.run(_tx)
+
+    async def thread_stream_start(self, thread_id: str) -> int:
+        """Where a thread stream joined now starts: just before the thread's oldest
+        active run, or after its newest run when none is active."""
+        oldest_active = sa.select(sa.func.min(runs.c.seq)).where(
+            runs.c.thread_id == thread_id, runs.c.status.in_(_ACTIVE_VALUES))
+        newest = sa.select(sa.func.max(runs.c.seq)).where(runs.c.thread_id == thread_id)
+
+        def _tx(conn: Connection) -> int:
+            active = conn.scalar(oldest_active)
+            if active is not None:
+                return int(active) - 1
+            return int(conn.scalar(newest) or 0)
+
+        return await self.db.run(_tx)
+
+    async def next_run_on_thread(self, thread_id: str, after_seq: int) -> tuple[str, int] | None:
+        """The thread's first run created after `after_seq`: (run_id, seq)."""
+        query = (sa.select(runs.c.run_id, runs.c.seq)
+                 .where(runs.c.thread_id == thread_id, runs.c.seq > sa.bindparam("p_after"))
+                 .order_by(runs.c.seq).limit(1))
+
+        def _tx(conn: Connection) -> tuple[str, int] | None:
+            row = conn.execute(query, {"p_after": after_seq}).first()
+            return None if row is None else (row.run_id, int(row.seq))
+
+        return await self.db.run(_tx)
+
     # ------------------------------------------------------------------- TTL
 
     async def next_thread_expiry(self) -> datetime.datetime | None:

@@ -88,6 +88,25 @@ async def test_concurrent_updates_get_distinct_versions(client):
     assert (await client.assistants.get(aid))["version"] == 13
 
 
+@pytest.mark.race
+async def test_concurrent_creates_of_one_id(client):
+    for _ in range(5):
+        assistant_id = str(uuid.uuid4())
+        raised = await asyncio.gather(*(
+            client.assistants.create("echo", assistant_id=assistant_id, name=f"n{i}")
+            for i in range(8)), return_exceptions=True)
+        won = [r for r in raised if isinstance(r, dict)]
+        lost = [r for r in raised if not isinstance(r, dict)]
+        assert len(won) == 1, raised
+        assert all(isinstance(e, APIStatusError) and e.status_code == 409 for e in lost), lost
+        assert [v["version"] for v in await client.assistants.get_versions(assistant_id)] == [1]
+        other = str(uuid.uuid4())
+        kept = await asyncio.gather(*(
+            client.assistants.create("echo", assistant_id=other, name=f"n{i}",
+                                     if_exists="do_nothing") for i in range(8)))
+        assert len({(a["name"], a["created_at"]) for a in kept}) == 1  # all the winner
+
+
 async def test_search_filters_sort_page_select_and_count(client):
     tag = _tag()
     made = []

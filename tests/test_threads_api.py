@@ -111,6 +111,33 @@ async def test_prune_delete_and_keep_latest(client):
     assert (await client.threads.get_state(kept["thread_id"]))["values"]["echoed"][-1] == "d"
 
 
+@pytest.mark.race
+async def test_concurrent_prunes_count_each_thread_once(client):
+    threads = [await client.threads.create() for _ in range(10)]
+    ids = [t["thread_id"] for t in threads]
+    results = await asyncio.gather(*(client.threads.prune(ids[i % 3:] + ids[:i % 3])
+                                     for i in range(6)))
+    assert sum(r["pruned_count"] for r in results) == len(ids)
+    assert await client.threads.search(ids=ids) == []
+
+
+@pytest.mark.race
+async def test_concurrent_thread_creates_of_one_id(client):
+    for _ in range(5):
+        thread_id = str(uuid.uuid4())
+        raised = await asyncio.gather(*(
+            client.threads.create(thread_id=thread_id, metadata={"i": i}) for i in range(8)),
+            return_exceptions=True)
+        won = [r for r in raised if isinstance(r, dict)]
+        assert len(won) == 1, raised
+        assert all(isinstance(e, APIStatusError) and e.status_code == 409
+                   for e in raised if not isinstance(e, dict))
+        same = await asyncio.gather(*(
+            client.threads.create(thread_id=thread_id, if_exists="do_nothing",
+                                  metadata={"i": -1}) for _ in range(8)))
+        assert all(t["metadata"] == won[0]["metadata"] for t in same)
+
+
 # ------------------------------------------------------------ search/count
 
 

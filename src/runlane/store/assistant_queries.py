@@ -61,16 +61,10 @@ class AssistantQueries:
 
     async def ensure_assistant(self, row: Row) -> None:
         """Insert a system assistant (and its version 1) if absent: the default one
-        per graph. ON CONFLICT DO NOTHING: several workers starting together."""
-        if self.db.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-        statement = insert(assistants).values(**row).on_conflict_do_nothing(
-            index_elements=["assistant_id"])
-        version = insert(assistant_versions).values(
-            **_version_row(row, row["created_at"])).on_conflict_do_nothing(
-            index_elements=["assistant_id", "version"])
+        per graph. Several workers starting together must not race on it."""
+        statement = self._insert(assistants, row, ["assistant_id"])
+        version = self._insert(assistant_versions, _version_row(row, row["created_at"]),
+                               ["assistant_id", "version"])
 
         def _tx(conn: Connection) -> None:
             conn.execute(statement)
@@ -78,23 +72,33 @@ class AssistantQueries:
 
         await self.db.run(_tx)
 
+    def _insert(self, table: sa.Table, row: Row, key: list[str]) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING: of two creations of one id racing, one
+        inserts and the other learns it lost, instead of failing on the unique key."""
+        if self.db.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        return insert(table).values(**row).on_conflict_do_nothing(index_elements=key)
+
     async def insert_assistant(self, row: Row, if_exists: str, *, owner: Owner = None) -> Row:
         """Create an assistant at version 1. An existing id: 409, or (do_nothing) the
         existing assistant, when the caller may see it; another owner's is a 409."""
         row = {**row, "owner": owner}
+        statement = self._insert(assistants, row, ["assistant_id"])
 
         def _tx(conn: Connection) -> Row:
+            if conn.execute(statement).rowcount == 1:
+                conn.execute(assistant_versions.insert().values(
+                    **_version_row(row, row["created_at"])))
+                return row
             existing = _as_dict(conn.execute(
                 sa.select(assistants).where(assistants.c.assistant_id == row["assistant_id"])
             ).first())
-            if existing is not None:
-                if if_exists == "do_nothing" and (owner is None or existing["owner"] == owner):
-                    return existing
-                raise Conflict(f"assistant {row['assistant_id']} already exists")
-            conn.execute(assistants.insert().values(**row))
-            conn.execute(assistant_versions.insert().values(
-                **_version_row(row, row["created_at"])))
-            return row
+            if (existing is not None and if_exists == "do_nothing"
+                    and (owner is None or existing["owner"] == owner)):
+                return existing
+            raise Conflict(f"assistant {row['assistant_id']} already exists")
 
         return await self.db.run(_tx)
 

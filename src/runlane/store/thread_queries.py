@@ -92,15 +92,23 @@ class ThreadQueries:
         row = {"ttl": None, **row, "owner": owner}
         row["expires_at"] = expiry(row["ttl"], row["created_at"])
 
+        if self.db.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        # ON CONFLICT DO NOTHING: of two creations of one id racing, one inserts and
+        # the other learns it lost, instead of failing on the primary key.
+        statement = insert(threads).values(**row).on_conflict_do_nothing(
+            index_elements=["thread_id"])
+
         def _tx(conn: Connection) -> Row:
+            if conn.execute(statement).rowcount == 1:
+                return row
             existing = self._get_thread(conn, row["thread_id"])
-            if existing is not None:
-                if (if_exists == "do_nothing" and not existing["temporary"]
-                        and (owner is None or existing["owner"] == owner)):
-                    return existing
-                raise Conflict(f"thread {row['thread_id']} already exists")
-            conn.execute(st.INSERT_THREAD, row)
-            return row
+            if (existing is not None and if_exists == "do_nothing" and not existing["temporary"]
+                    and (owner is None or existing["owner"] == owner)):
+                return existing
+            raise Conflict(f"thread {row['thread_id']} already exists")
 
         return await self.db.run(_tx)
 

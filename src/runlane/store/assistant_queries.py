@@ -85,10 +85,11 @@ class AssistantQueries:
         """Create an assistant at version 1. An existing id: 409, or (do_nothing) the
         existing assistant, when the caller may see it; another owner's is a 409."""
         row = {**row, "owner": owner}
-        statement = self._insert(assistants, row, ["assistant_id"])
+        statement = self._insert(assistants, row, ["assistant_id"]).returning(
+            assistants.c.assistant_id)
 
         def _tx(conn: Connection) -> Row:
-            if conn.execute(statement).rowcount == 1:
+            if conn.execute(statement).first() is not None:  # (rowcount is not reliable here)
                 conn.execute(assistant_versions.insert().values(
                     **_version_row(row, row["created_at"])))
                 return row

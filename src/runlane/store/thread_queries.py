@@ -99,10 +99,10 @@ class ThreadQueries:
         # ON CONFLICT DO NOTHING: of two creations of one id racing, one inserts and
         # the other learns it lost, instead of failing on the primary key.
         statement = insert(threads).values(**row).on_conflict_do_nothing(
-            index_elements=["thread_id"])
+            index_elements=["thread_id"]).returning(threads.c.thread_id)
 
         def _tx(conn: Connection) -> Row:
-            if conn.execute(statement).rowcount == 1:
+            if conn.execute(statement).first() is not None:  # (rowcount is not reliable here)
                 return row
             existing = self._get_thread(conn, row["thread_id"])
             if (existing is not None and if_exists == "do_nothing" and not existing["temporary"]

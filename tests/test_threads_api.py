@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 import pytest
+from conftest import BACKENDS
 from langgraph_sdk.errors import APIStatusError
 
 
@@ -386,3 +387,86 @@ def test_thread_stream_bad_input(http):
         assert response.status_code == 422 and mentioned in response.text, response.text
     assert http.get(f"/threads/{uuid.uuid4()}/stream").status_code == 404
     assert http.get("/threads/nope/stream").status_code == 422
+
+
+# ----------------------------------------------------------------- owners
+# Auth (which sets the caller's owner) is built separately; the ownership rule is
+# the store's, so it is tested on the store directly, on both databases.
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request, tmp_path):
+    from runlane.store import Store
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'owners.sqlite'}"
+        drop = None
+    else:
+        from cluster import create_database, drop_database, require_services
+
+        require_services()
+        url = create_database()
+        drop = url
+    store = Store(url)
+    await store.setup()
+    yield store
+    await store.close()
+    if drop:
+        drop_database(drop)
+
+
+async def test_another_owners_rows_look_missing(store):
+    from runlane.serde import utcnow
+    from runlane.store import Conflict, NotFound
+
+    now = utcnow()
+
+    def thread_row() -> dict:
+        return {"thread_id": str(uuid.uuid4()), "status": "idle", "metadata": {"m": 1},
+                "config": {}, "values": None, "interrupts": {}, "temporary": False,
+                "created_at": now, "updated_at": now}
+
+    mine = await store.create_thread(thread_row(), "raise", owner="alice")
+    tid = mine["thread_id"]
+    assert (await store.get_thread(tid, owner="alice"))["owner"] == "alice"
+    assert await store.get_thread(tid, owner="bob") is None
+    assert await store.patch_thread(tid, {"x": 1}, owner="bob") is None
+    assert await store.delete_thread(tid, owner="bob") is None
+    assert await store.search_threads(metadata_filter={"m": 1}, values_filter=None,
+                                      status=None, ids=[tid], limit=10, offset=0,
+                                      sort_by="created_at", sort_order="desc",
+                                      owner="bob") == []
+    assert await store.count_threads(metadata_filter=None, values_filter=None, status=None,
+                                     owner="bob") == 0
+    assert await store.visible_thread_ids([tid], owner="bob") == []
+    with pytest.raises(Conflict):  # bob cannot take the id, nor see alice's thread
+        await store.create_thread({**thread_row(), "thread_id": tid}, "do_nothing", owner="bob")
+    assert await store.visible_thread_ids([tid], owner="alice") == [tid]
+    assert await store.count_threads(metadata_filter=None, values_filter=None, status=None,
+                                     owner=None) >= 1  # auth off sees everything
+
+    def assistant_row() -> dict:
+        return {"assistant_id": str(uuid.uuid4()), "graph_id": "echo", "name": "a",
+                "description": None, "config": {}, "context": {}, "metadata": {"m": 1},
+                "version": 1, "created_at": now, "updated_at": now}
+
+    made = await store.insert_assistant(assistant_row(), "raise", owner="alice")
+    aid = made["assistant_id"]
+    assert await store.get_assistant(aid, owner="bob") is None
+    assert await store.update_assistant(aid, {"name": "b"}, owner="bob") is None
+    with pytest.raises(NotFound):
+        await store.list_assistant_versions(aid, metadata_filter=None, limit=10, offset=0,
+                                            owner="bob")
+    with pytest.raises(NotFound):
+        await store.set_latest_assistant_version(aid, 1, owner="bob")
+    assert await store.delete_assistant(aid, owner="bob") is False
+    assert await store.search_assistants(graph_id=None, name=None, metadata_filter={"m": 1},
+                                         limit=10, offset=0, sort_by="created_at",
+                                         sort_order="desc", owner="bob") == []
+    assert await store.count_assistants(graph_id=None, metadata_filter=None, owner="bob") == 0
+    with pytest.raises(Conflict):
+        await store.insert_assistant({**assistant_row(), "assistant_id": aid}, "do_nothing",
+                                     owner="bob")
+    updated = await store.update_assistant(aid, {"name": "b"}, owner="alice")
+    assert updated["version"] == 2 and updated["owner"] == "alice"
+    assert await store.delete_assistant(aid, owner="alice") is True

@@ -375,6 +375,19 @@ async def test_thread_stream_modes(client):
     assert [p.data for p in parts if p.event == "values"][-1]["echoed"] == ["s"]
 
 
+async def test_thread_stream_ends_when_the_thread_is_deleted(client):
+    thread = await client.threads.create()
+
+    async def read_all() -> list:
+        return [p async for p in await client.threads.join_stream(thread["thread_id"])]
+
+    reader = asyncio.ensure_future(read_all())
+    await asyncio.sleep(0.5)
+    assert not reader.done()  # open while the thread lives
+    await client.threads.delete(thread["thread_id"])
+    assert await asyncio.wait_for(reader, 10) == []
+
+
 def test_thread_stream_bad_input(http):
     tid = http.post("/threads", json={}).json()["thread_id"]
     for params, headers, mentioned in [

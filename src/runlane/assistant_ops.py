@@ -3,6 +3,8 @@ its versions, its crons, its runs, and on request the threads made for it."""
 
 from __future__ import annotations
 
+import asyncio
+
 from runlane.contract import CancelAction
 from runlane.owners import Owner
 from runlane.service import Runlane
@@ -13,8 +15,9 @@ async def delete_assistant_cascade(svc: Runlane, assistant_id: str, *, owner: Ow
                                    delete_threads: bool = False) -> None:
     # Active runs are interrupted through the run contract and waited for: deleting a
     # running run's row under its executor would leave its thread `busy`.
-    for thread_id, run_id in await svc.store.active_runs_of_assistant(assistant_id):
-        await svc.cancel_run(thread_id, run_id, action=CancelAction.INTERRUPT, wait=True)
+    await asyncio.gather(*(
+        svc.cancel_run(thread_id, run_id, action=CancelAction.INTERRUPT, wait=True)
+        for thread_id, run_id in await svc.store.active_runs_of_assistant(assistant_id)))
     if delete_threads:
         threads = await svc.store.search_threads(
             metadata_filter={"assistant_id": assistant_id}, values_filter=None, status=None,

@@ -30,6 +30,7 @@ from runlane.streams.local import HEARTBEAT, HEARTBEAT_SECONDS
 
 THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
 POLL_SECONDS = 0.2
+EXISTS_EVERY = 10  # idle polls between checks that the thread still exists
 _LAST_EVENT_ID = re.compile(r"^([0-9a-fA-F-]{36}):(\d{1,18}|done)$")
 _FRAME_ID = re.compile(rb"\nid: (\d+)\n\n$")
 
@@ -108,10 +109,12 @@ async def follow_thread(
     else:
         after_seq = await store.thread_stream_start(thread_id)
     quiet_since = time.monotonic()
+    polls = 0
     while True:
         found = await store.next_run_on_thread(thread_id, after_seq)
         if found is None:
-            if await store.get_thread(thread_id) is None:
+            polls += 1
+            if polls % EXISTS_EVERY == 0 and await store.get_thread(thread_id) is None:
                 return  # the thread was deleted: nothing more will come
             if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
                 quiet_since = time.monotonic()

@@ -173,6 +173,11 @@ async def test_search_and_count(client):
     selected = await client.threads.search(metadata={"tag": tag}, select=["thread_id",
                                                                           "status"])
     assert all(set(t) == {"thread_id", "status"} for t in selected)
+    picked = await client.threads.search(
+        ids=[ran["thread_id"]], select=["thread_id"],
+        extract={"last": "values.echoed[-1]", "kind": "metadata.kind", "none": "values.x[3]"})
+    assert picked == [{"thread_id": ran["thread_id"],
+                       "extracted": {"last": tag, "kind": "ran", "none": None}}]
 
 
 # --------------------------------------------------------------------- TTL
@@ -276,7 +281,11 @@ def test_bad_input(http):
         ("post", "/threads/search", {"sort_by": "colour"}, "sort_by"),
         ("post", "/threads/search", {"select": ["secret"]}, "select"),
         ("post", "/threads/search", {"ids": ["x"]}, "ids"),
-        ("post", "/threads/search", {"extract": {"a": "values.x"}}, "extract"),
+        ("post", "/threads/search", {"extract": {"a": "secret.x"}}, "extract"),
+        ("post", "/threads/search", {"extract": {"a": "values[x]"}}, "extract"),
+        ("post", "/threads/search", {"extract": {"a": 5}}, "extract"),
+        ("post", "/threads/search", {"extract": {f"k{i}": "values" for i in range(11)}},
+         "at most 10"),
         ("post", "/threads/count", {"status": "sleeping"}, "status"),
         ("post", "/threads/count", {"metadata": []}, "metadata"),
     ]

@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from runlane.api import extract as extract_paths
+
 StreamModeName = Literal[
     "values", "updates", "custom", "debug", "tasks", "checkpoints",
     "messages-tuple", "messages", "events",
@@ -223,9 +225,7 @@ class ThreadSearch(Strict):
     @field_validator("extract")
     @classmethod
     def _extract(cls, value: Json | None) -> Json | None:
-        if value:
-            raise ValueError("extract is not supported yet")
-        return value
+        return None if value is None else extract_paths.validate(value)
 
 
 class ThreadCount(Strict):

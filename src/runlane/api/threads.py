@@ -12,6 +12,7 @@ from langgraph.pregel import Pregel
 from starlette.responses import Response
 
 from runlane import thread_ops
+from runlane.api.extract import extracted
 from runlane.api.models import (
     ThreadCount,
     ThreadCreate,
@@ -19,15 +20,15 @@ from runlane.api.models import (
     ThreadPatch,
     ThreadPrune,
     ThreadSearch,
-    ThreadTTL,
     ThreadStateCheckpoint,
     ThreadStateUpdate,
+    ThreadTTL,
 )
 from runlane.api.responses import JSON, error, sse, thread_body
 from runlane.contract import ThreadStatus
 from runlane.executor import thread_state
-from runlane.serde import to_jsonable, utcnow
 from runlane.owners import Owner, owner_of
+from runlane.serde import to_jsonable, utcnow
 from runlane.service import Runlane
 from runlane.store import NotFound
 from runlane.thread_stream import (
@@ -100,8 +101,12 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
         owner=owner_of(request),
     )
     bodies = [thread_body(r) for r in rows]
+    if body.extract:
+        for thread in bodies:
+            thread["extracted"] = extracted(thread, body.extract)
     if body.select:
-        bodies = [{k: v for k, v in b.items() if k in body.select} for b in bodies]
+        keep = {*body.select, "extracted"}
+        bodies = [{k: v for k, v in b.items() if k in keep} for b in bodies]
     return JSON(bodies)
 
 

@@ -232,6 +232,22 @@ async def test_ttl_set_by_update_and_keep_latest(client):
     assert await _gone(client, tid, within=15)
 
 
+def _server_logs(server) -> str:
+    return "".join(w.log() for w in getattr(server, "workers", [server]))
+
+
+@pytest.mark.race
+async def test_ttl_expiry_happens_once_across_workers(client, server):
+    """Every worker sweeps; each expired thread is deleted by exactly one of them."""
+    threads = [await client.threads.create(ttl=0.01) for _ in range(20)]
+    for thread in threads:
+        assert await _gone(client, thread["thread_id"], within=20)
+    await asyncio.sleep(1.0)  # let any second (wrong) deletion be logged too
+    logs = _server_logs(server)
+    for thread in threads:
+        assert logs.count(f"thread {thread['thread_id']} expired") == 1
+
+
 @pytest.mark.race
 async def test_ttl_expiry_races_new_runs(client):
     """Runs created while their thread expires: each one either finds the thread
@@ -345,6 +361,26 @@ async def test_thread_stream_follows_every_run_in_order(client):
     numbered = [int(p.id.split(":")[1]) for p in parts if p.id and not p.id.endswith(":done")
                 and p.id.startswith(runs[0])]
     assert numbered == sorted(numbered) and len(set(numbered)) == len(numbered)
+
+
+@pytest.mark.race
+async def test_thread_stream_sees_concurrently_created_runs_in_order(client):
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    reader = asyncio.ensure_future(_collect(client.threads.join_stream(tid), 6))
+    await asyncio.sleep(0.5)
+    created = await asyncio.gather(*(
+        client.runs.create(tid, "emitter", input={"count": 5}, stream_mode=["custom"],
+                           multitask_strategy="enqueue") for _ in range(6)))
+    parts = await reader
+    order = [p.data["run_id"] for p in parts if p.event == "run_done"]
+    assert sorted(order) == sorted(r["run_id"] for r in created)
+    runs = await client.runs.list(tid, limit=10)  # newest first
+    assert order == [r["run_id"] for r in runs][::-1]  # creation order
+    for run_id in order:
+        mine = [p for p in parts if p.id and p.id.startswith(run_id + ":")]
+        assert [p.data for p in mine if p.event == "custom"] == [{"i": i} for i in range(5)]
+        assert len({p.id for p in mine}) == len(mine)  # no event twice
 
 
 async def test_thread_stream_joined_mid_run_and_resumed_with_last_event_id(client):

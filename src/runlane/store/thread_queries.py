@@ -298,7 +298,9 @@ class ThreadQueries:
                 self._set_expiry(conn, thread_id, expiry(thread["ttl"], now))
                 return Expired(thread_id, "pruned")
             deleted_runs = self._delete_thread_rows(conn, thread_id)  # type: ignore[attr-defined]
-            return Expired(thread_id, "deleted", deleted_runs or [])
+            if deleted_runs is None:
+                return Expired(thread_id, None)
+            return Expired(thread_id, "deleted", deleted_runs)
 
         return await self.db.run(_tx)
 

@@ -701,7 +701,8 @@ def test_stream_bad_parameters(api: httpx.Client, scratch: str) -> None:
     ({"metadata": "x"}, 422, ("metadata",)),
     ({"ttl": 0}, 422, ("ttl", "greater than 0")),
     ({"ttl": {"strategy": "archive", "ttl": 5}}, 422, ("strategy", "delete", "keep_latest")),
-    ({"supersteps": []}, 422, ("supersteps", "not supported")),
+    ({"supersteps": [{"updates": [{"values": {}, "as_node": "echo"}]}]}, 422,
+     ("supersteps", "graph_id")),
 ])
 def test_create_thread(api: httpx.Client, body: dict[str, Any], status: int,
                        mentions: tuple[str, ...]) -> None:

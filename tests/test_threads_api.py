@@ -84,6 +84,24 @@ async def test_copy_of_an_empty_thread(client):
     assert await client.threads.get_history(copied["thread_id"]) == []
 
 
+async def test_create_with_supersteps(client):
+    thread = await client.threads.create(graph_id="echo", supersteps=[
+        {"updates": [{"values": {"text": "a"}, "as_node": "__input__"}]},
+        {"updates": [{"values": {"echoed": ["a"]}, "as_node": "echo"}]},
+    ])
+    assert thread["values"]["echoed"] == ["a"] and thread["status"] == "idle"
+    assert len(await client.threads.get_history(thread["thread_id"])) == 2
+    await client.runs.wait(thread["thread_id"], "echo", input={"text": "b"})
+    assert (await client.threads.get_state(thread["thread_id"]))["values"]["echoed"] == ["a", "b"]
+    # refused: no graph, an unknown node; no thread is left behind
+    assert await _status(client.threads.create(supersteps=[
+        {"updates": [{"values": {}, "as_node": "echo"}]}])) == 422
+    thread_id = str(uuid.uuid4())
+    assert await _status(client.threads.create(thread_id=thread_id, graph_id="echo", supersteps=[
+        {"updates": [{"values": {"echoed": ["x"]}, "as_node": "nowhere"}]}])) == 422
+    assert await _status(client.threads.get(thread_id)) == 404
+
+
 # ------------------------------------------------------------------- prune
 
 
@@ -302,6 +320,10 @@ def test_bad_input(http):
         ("post", "/threads/search", {"extract": {"a": 5}}, "extract"),
         ("post", "/threads/search", {"extract": {f"k{i}": "values" for i in range(11)}},
          "at most 10"),
+        ("post", "/threads", {"supersteps": [{"updates": []}]}, "updates"),
+        ("post", "/threads", {"supersteps": [{"updates": [{"values": {}}]}]}, "as_node"),
+        ("post", "/threads", {"metadata": {"graph_id": "echo"}, "supersteps": [{"updates": [
+            {"values": {}, "as_node": "echo", "command": {"resume": 1}}]}]}, "command"),
         ("post", "/threads/count", {"status": "sleeping"}, "status"),
         ("post", "/threads/count", {"metadata": []}, "metadata"),
     ]

@@ -162,24 +162,37 @@ def _ttl(value: Any) -> Any:
     return value
 
 
+class SuperstepUpdate(Strict):
+    values: Any = None
+    command: CommandBody | None = None
+    as_node: Annotated[str, Field(min_length=1)]
+
+    @field_validator("command")
+    @classmethod
+    def _no_command(cls, value: CommandBody | None) -> CommandBody | None:
+        if value is not None:
+            raise ValueError("a command in supersteps is not supported yet: send values")
+        return value
+
+
+class Superstep(Strict):
+    updates: Annotated[list[SuperstepUpdate], Field(min_length=1, max_length=1000)]
+
+
 class ThreadCreate(Strict):
+    """`supersteps` replays state updates onto the new thread (copying a thread from
+    another deployment); they need `metadata.graph_id` naming a served graph."""
+
     thread_id: UUID | None = None
     metadata: Json | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
     ttl: ThreadTTL | None = None
-    supersteps: Any = None
+    supersteps: Annotated[list[Superstep], Field(max_length=1000)] | None = None
 
     @field_validator("ttl", mode="before")
     @classmethod
     def _bare_ttl(cls, value: Any) -> Any:
         return _ttl(value)
-
-    @field_validator("supersteps")
-    @classmethod
-    def _unsupported(cls, value: Any, info: Any) -> Any:
-        if value is not None:
-            raise ValueError(f"{info.field_name} is not supported yet")
-        return value
 
 
 class ThreadPatch(Strict):

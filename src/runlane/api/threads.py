@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Query, Request
 from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
+from langgraph.types import StateUpdate
 from starlette.responses import Response
 
 from runlane import thread_ops
@@ -29,7 +30,7 @@ from runlane.contract import ThreadStatus
 from runlane.executor import thread_state
 from runlane.owners import Owner, owner_of
 from runlane.serde import to_jsonable, utcnow
-from runlane.service import Runlane
+from runlane.service import BadRequest, Runlane
 from runlane.store import NotFound
 from runlane.thread_stream import (
     THREAD_STREAM_MODES,
@@ -67,6 +68,13 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
     svc = service(request)
     now = utcnow()
     ttl = _ttl(body.ttl)
+    graph = None
+    if body.supersteps:
+        graph_id = (body.metadata or {}).get("graph_id")
+        graph = svc.graphs.get(graph_id) if isinstance(graph_id, str) else None
+        if graph is None:
+            return error(422, f"supersteps need metadata.graph_id naming a served graph "
+                              f"(got {graph_id!r}); served: {sorted(svc.graphs)}")
     row = await svc.store.create_thread(
         {
             "thread_id": str(body.thread_id or uuid.uuid4()),
@@ -83,8 +91,27 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
         body.if_exists,
         owner=owner_of(request),
     )
+    if graph is not None and row["created_at"] == now:  # created here, not an existing one
+        row = await _apply_supersteps(svc, graph, row, body)
     _ttl_changed(svc, ttl)
     return JSON(thread_body(row))
+
+
+async def _apply_supersteps(svc: Runlane, graph: Pregel, row: Row, body: ThreadCreate) -> Row:
+    """Replay the supersteps onto the new thread; a refused one removes the thread
+    again (422), so a thread is created with all of its state or not at all."""
+    thread_id = row["thread_id"]
+    supersteps = [[StateUpdate(u.values, u.as_node) for u in step.updates]
+                  for step in body.supersteps or []]
+    try:
+        await graph.abulk_update_state(_state_config(thread_id), supersteps)
+    except (ValueError, KeyError, TypeError, InvalidUpdateError) as exc:
+        await svc.delete_thread(thread_id)
+        raise BadRequest(f"cannot apply the supersteps: {exc}") from None
+    values, interrupts, paused = await thread_state(graph, thread_id)
+    status = ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE
+    await svc.store.set_thread_state_cache(thread_id, values, interrupts, status)
+    return {**row, "values": values, "interrupts": interrupts, "status": status.value}
 
 
 @router.post("/threads/search")

@@ -77,7 +77,7 @@ async def _copy_postgres(checkpoints: PostgresCheckpoints, source: str, target: 
                         f'"{row["column_name"]}"' for row in await cur.fetchall()
                         if row["column_name"] != "thread_id")
                     await cur.execute(
-                        f"INSERT INTO {table} (thread_id, {others}) "  # noqa: S608 - names from the catalog
+                        f"INSERT INTO {table} (thread_id, {others}) "
                         f"SELECT %s, {others} FROM {table} WHERE thread_id = %s",
                         (target, source))
         finally:

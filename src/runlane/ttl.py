@@ -48,7 +48,7 @@ class TTLSweeper:
                 delay = await self.sweep()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the database is away: try again later
+            except Exception as exc:  # noqa: BLE001 - the database is away: try again later
                 log.warning("thread TTL sweep failed (%s)", exc)
                 delay = min(5.0, self.max_sleep)
             self._wake.clear()

@@ -39,7 +39,8 @@ def validate(extract: dict[str, Any]) -> dict[str, str]:
         if not alias:
             raise ValueError("extract aliases cannot be empty")
         if not isinstance(path, str):
-            raise ValueError(f"extract[{alias!r}] must be a path string, got {path!r}")
+            # ValueError, not TypeError: pydantic reports it as a 422
+            raise ValueError(f"extract[{alias!r}] must be a path string, got {path!r}")  # noqa: TRY004
         parse_path(path)
     return extract
 

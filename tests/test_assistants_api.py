@@ -9,7 +9,6 @@ import uuid
 import pytest
 from langgraph_sdk.errors import APIStatusError
 
-
 IN = {"note": "go"}  # the configured graph reports; it needs some input to start
 
 

@@ -9,8 +9,9 @@ import uuid
 
 import httpx
 import pytest
-from conftest import BACKENDS
 from langgraph_sdk.errors import APIStatusError
+
+from conftest import BACKENDS
 
 
 def _tag() -> str:

@@ -53,9 +53,7 @@ def extracted(body: dict[str, Any], extract: dict[str, str]) -> dict[str, Any]:
         root, steps = parse_path(path)
         value: Any = body.get(root, _MISSING)
         for step in steps:
-            if isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value):
-                value = value[step]
-            elif isinstance(step, str) and isinstance(value, dict) and step in value:
+            if isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value) or isinstance(step, str) and isinstance(value, dict) and step in value:
                 value = value[step]
             else:
                 value = _MISSING

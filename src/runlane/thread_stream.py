@@ -3,8 +3,9 @@ after another in creation order, as they happen, until the client goes away.
 
 It is built on the per-run streams (`Runlane.stream_run`), so it works wherever they
 do: from the local log on one process, from Redis Streams on a cluster. Runs are
-found by polling the store for the next run after the current one (a run found late
-loses nothing: its stream replays from its first event).
+found by polling the store for the next run after the current one, every 0.2 s while
+the thread is active and every second once it idles (a run found late loses nothing:
+its stream replays from its first event).
 
 Event ids are `<run_id>:<n>` (the run's own event n) and `<run_id>:done` (the
 `run_done` event after it), so `Last-Event-ID` resumes exactly: after event n of that
@@ -30,6 +31,8 @@ from runlane.streams.local import HEARTBEAT, HEARTBEAT_SECONDS
 
 THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
 POLL_SECONDS = 0.2
+IDLE_POLL_SECONDS = 1.0  # after ACTIVE_SECONDS without a run
+ACTIVE_SECONDS = 10.0
 EXISTS_EVERY = 10  # idle polls between checks that the thread still exists
 _LAST_EVENT_ID = re.compile(r"^([0-9a-fA-F-]{36}):(\d{1,18}|done)$")
 _FRAME_ID = re.compile(rb"\nid: (\d+)\n\n$")
@@ -108,7 +111,7 @@ async def follow_thread(
             after_seq, resume_run, resume_after = seq - 1, run_id, position
     else:
         after_seq = await store.thread_stream_start(thread_id)
-    quiet_since = time.monotonic()
+    quiet_since = active_at = time.monotonic()
     polls = 0
     while True:
         found = await store.next_run_on_thread(thread_id, after_seq)
@@ -119,7 +122,10 @@ async def follow_thread(
             if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
                 quiet_since = time.monotonic()
                 yield HEARTBEAT
-            await asyncio.sleep(POLL_SECONDS)
+            # Quick to notice the next run while the thread is active, light when it
+            # idles (a run found late loses nothing: it is replayed from its start).
+            idle = time.monotonic() - active_at
+            await asyncio.sleep(POLL_SECONDS if idle < ACTIVE_SECONDS else IDLE_POLL_SECONDS)
             continue
         run_id, seq = found
         after = resume_after if run_id == resume_run else 0
@@ -128,7 +134,7 @@ async def follow_thread(
             batch = _renumber(chunk, run_id, names)
             if batch:
                 yield b"".join(batch)
-        quiet_since = time.monotonic()
+        quiet_since = active_at = time.monotonic()
         row = await store.get_run(thread_id, run_id)
         if row is not None and RunStatus(row["status"]) not in TERMINAL:
             # The stream ended early (a relay problem): the client resumes from its

@@ -286,6 +286,8 @@ async def test_ttl_expiry_races_new_runs(client):
 
     outcomes = await asyncio.gather(*(
         run_late(t["thread_id"], 0.9 + 0.05 * i) for i, t in enumerate(threads)))
+    admitted = sum(o is not None for o in outcomes)
+    print(f"\nTTL race: {admitted} runs admitted, {len(outcomes) - admitted} found the thread gone")
     for thread_id in filter(None, outcomes):
         # admitted: the run's end was activity, so the thread is still there now
         state = await client.threads.get_state(thread_id)

@@ -27,6 +27,7 @@ from runlane.settings import Settings
 from runlane.store import Store
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import RedisEventBridge
+from runlane.ttl import TTLSweeper
 
 log = logging.getLogger("runlane")
 
@@ -102,6 +103,10 @@ class Runtime:
             await service.recover_after_restart()
         await executor.start()
         self._closers.insert(0, executor.stop)
+        sweeper = TTLSweeper(service)
+        sweeper.start()
+        service.ttl_sweeper = sweeper
+        self._closers.insert(0, sweeper.stop)
         metrics.worker_started(self.worker_id, "postgresql" if self.scale_out else "sqlite",
                                self.leases)
         self._drain_on_signals()

@@ -31,6 +31,7 @@ from runlane.contract import (
 )
 from runlane.executor import Executor, event_names_for, thread_state, wait_result
 from runlane.graphs import default_assistant_id
+from runlane.owners import Owner
 from runlane.serde import to_jsonable, utcnow
 from runlane.store import CancelResult, NotFound, Store
 from runlane.streams.local import StreamBroker
@@ -88,6 +89,8 @@ class Runlane:
         self.recheck_seconds = 2.0
         # Scale-out: run events across workers (None on one process).
         self.bridge: RedisEventBridge | None = None
+        # The thread TTL sweeper (runlane.ttl.TTLSweeper), woken when a TTL is set.
+        self.ttl_sweeper: Any = None
 
     # ------------------------------------------------------------- assistants
 
@@ -164,7 +167,7 @@ class Runlane:
                             level=logging.WARNING)
         await self.on_run_reaped(run)
 
-    async def resolve_assistant(self, assistant_id: str) -> Row:
+    async def resolve_assistant(self, assistant_id: str, *, owner: Owner = None) -> Row:
         """An assistant id, or a graph id standing for its default assistant."""
         if assistant_id in self.graphs:
             assistant_id = default_assistant_id(assistant_id)
@@ -176,7 +179,7 @@ class Runlane:
                     f"assistant {assistant_id!r} not found: use an assistant id or one of "
                     f"the graph ids {sorted(self.graphs)}"
                 ) from None
-        row = await self.store.get_assistant(assistant_id)
+        row = await self.store.get_assistant(assistant_id, owner=owner)
         if row is None:
             raise NotFound(f"assistant {assistant_id} not found")
         return row
@@ -469,10 +472,14 @@ class Runlane:
 
     # ---------------------------------------------------------------- threads
 
-    async def delete_thread(self, thread_id: str) -> None:
-        deleted = await self.store.delete_thread(thread_id)
+    async def delete_thread(self, thread_id: str, *, owner: Owner = None) -> None:
+        deleted = await self.store.delete_thread(thread_id, owner=owner)
         if deleted is None:
             raise NotFound(f"thread {thread_id} not found")
+        await self.after_thread_deleted(thread_id, deleted)
+
+    async def after_thread_deleted(self, thread_id: str, deleted: list[tuple[str, str]]) -> None:
+        """The thread's rows are gone: stop its runs, drop its checkpoints."""
         for run_id, status in deleted:
             if status == RunStatus.RUNNING.value:
                 self.executor.deliver_cancel(run_id)  # its settle CAS finds no row
@@ -482,10 +489,16 @@ class Runlane:
 
 
 def _merge_config(base: Row | None, override: Row | None) -> Row:
+    """An assistant's config under a run's: the run's keys win; `configurable` and
+    `metadata` merge key by key; `tags` are both lists, the assistant's first."""
     base = base or {}
     override = override or {}
     merged = {**base, **override}
-    configurable = {**(base.get("configurable") or {}), **(override.get("configurable") or {})}
-    if configurable:
-        merged["configurable"] = configurable
+    for key in ("configurable", "metadata"):
+        combined = {**(base.get(key) or {}), **(override.get(key) or {})}
+        if combined:
+            merged[key] = combined
+    tags = list(dict.fromkeys([*(base.get("tags") or []), *(override.get("tags") or [])]))
+    if tags:
+        merged["tags"] = tags
     return merged

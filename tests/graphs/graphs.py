@@ -12,6 +12,7 @@ from langchain_core.messages import AIMessage, AnyMessage
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
+from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 
@@ -217,4 +218,31 @@ async def ask_then_work(state: SlowHitlState) -> dict:
 # Pauses at interrupt(); once resumed, works for `delay` seconds before finishing.
 slow_hitl = (
     StateGraph(SlowHitlState).add_node("ask", ask_then_work).add_edge(START, "ask").compile()
+)
+
+
+# configured: answers with what the run saw of its config and context, so tests can
+# check how an assistant's config/context combine with a run's.
+class ConfiguredState(TypedDict, total=False):
+    seen_configurable: dict
+    seen_context: dict
+    seen_tags: list
+    note: str
+
+
+def report_config(state: ConfiguredState, config: RunnableConfig, runtime: Runtime) -> dict:
+    configurable = {k: v for k, v in (config.get("configurable") or {}).items()
+                    if not k.startswith("__") and k not in (
+                        "thread_id", "run_id", "assistant_id", "graph_id", "checkpoint_ns",
+                        "checkpoint_id", "checkpoint_map", "langgraph_auth_user",
+                        "langgraph_auth_user_id", "langgraph_auth_permissions", "user_id")}
+    return {"seen_configurable": configurable, "seen_context": dict(runtime.context or {}),
+            "seen_tags": list(config.get("tags") or [])}
+
+
+configured = (
+    StateGraph(ConfiguredState, context_schema=dict)
+    .add_node("report", report_config)
+    .add_edge(START, "report")
+    .compile()
 )

@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from runlane.api import extract as extract_paths
+
 StreamModeName = Literal[
     "values", "updates", "custom", "debug", "tasks", "checkpoints",
     "messages-tuple", "messages", "events",
@@ -140,27 +142,85 @@ class RunCreate(Strict):
         return list(dict.fromkeys(modes)) or ["values"]
 
 
+# Thread TTL, as the SDK sends it: {"strategy": "delete"|"keep_latest", "ttl": minutes}.
+MAX_TTL_MINUTES = 100 * 365 * 24 * 60  # a century: beyond it, a timestamp overflows
+
+
+class ThreadTTL(Strict):
+    """After `ttl` minutes without activity on the thread (created, updated, a run
+    started or ended, its state changed), `delete` removes it with its runs and
+    checkpoints; `keep_latest` keeps it but prunes every checkpoint but the latest."""
+
+    strategy: Literal["delete", "keep_latest"] = "delete"
+    ttl: Annotated[float, Field(gt=0, le=MAX_TTL_MINUTES, allow_inf_nan=False)]
+
+
+def _ttl(value: Any) -> Any:
+    # The JS SDK and curl users may send a bare number of minutes, as the SDKs accept.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"strategy": "delete", "ttl": value}
+    return value
+
+
+class SuperstepUpdate(Strict):
+    values: Any = None
+    command: CommandBody | None = None
+    as_node: Annotated[str, Field(min_length=1)]
+
+    @field_validator("command")
+    @classmethod
+    def _no_command(cls, value: CommandBody | None) -> CommandBody | None:
+        if value is not None:
+            raise ValueError("a command in supersteps is not supported yet: send values")
+        return value
+
+
+class Superstep(Strict):
+    updates: Annotated[list[SuperstepUpdate], Field(min_length=1, max_length=1000)]
+
+
 class ThreadCreate(Strict):
+    """`supersteps` replays state updates onto the new thread (copying a thread from
+    another deployment); they need `metadata.graph_id` naming a served graph."""
+
     thread_id: UUID | None = None
     metadata: Json | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
-    ttl: Any = None
-    supersteps: Any = None
+    ttl: ThreadTTL | None = None
+    supersteps: Annotated[list[Superstep], Field(max_length=1000)] | None = None
 
-    @field_validator("supersteps", "ttl")
+    @field_validator("ttl", mode="before")
     @classmethod
-    def _unsupported(cls, value: Any, info: Any) -> Any:
-        if value is not None:
-            raise ValueError(f"{info.field_name} is not supported yet")
-        return value
+    def _bare_ttl(cls, value: Any) -> Any:
+        return _ttl(value)
 
 
 class ThreadPatch(Strict):
     metadata: Json = Field(default_factory=dict)
-    ttl: Any = None
+    ttl: ThreadTTL | None = None
+
+    @field_validator("ttl", mode="before")
+    @classmethod
+    def _bare_ttl(cls, value: Any) -> Any:
+        return _ttl(value)
+
+
+class ThreadPrune(Strict):
+    thread_ids: Annotated[list[UUID], Field(min_length=1, max_length=MAX_IDS)]
+    strategy: Literal["delete", "keep_latest"] = "delete"
 
 
 ThreadStatusName = Literal["idle", "busy", "interrupted", "error"]
+
+
+ThreadSelectField = Literal[
+    "thread_id", "created_at", "updated_at", "metadata", "config", "status", "values",
+    "interrupts",
+]
+AssistantSelectField = Literal[
+    "assistant_id", "graph_id", "name", "description", "config", "context", "created_at",
+    "updated_at", "metadata", "version",
+]
 
 
 class ThreadSearch(Strict):
@@ -172,8 +232,13 @@ class ThreadSearch(Strict):
     offset: Offset = 0
     sort_by: Literal["thread_id", "status", "created_at", "updated_at"] = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
-    select: list[str] | None = None
+    select: Annotated[list[ThreadSelectField], Field(min_length=1)] | None = None
     extract: Json | None = None
+
+    @field_validator("extract")
+    @classmethod
+    def _extract(cls, value: Json | None) -> Json | None:
+        return None if value is None else extract_paths.validate(value)
 
 
 class ThreadCount(Strict):
@@ -219,7 +284,7 @@ class AssistantSearch(Strict):
         "created_at"
     )
     sort_order: Literal["asc", "desc"] = "desc"
-    select: list[str] | None = None
+    select: Annotated[list[AssistantSelectField], Field(min_length=1)] | None = None
 
 
 class AssistantCount(Strict):
@@ -246,6 +311,16 @@ class AssistantPatch(Strict):
     metadata: Json | None = None
     name: str | None = None
     description: str | None = None
+
+
+class AssistantVersions(Strict):
+    metadata: Filter | None = None
+    limit: Limit = 10
+    offset: Offset = 0
+
+
+class AssistantSetLatest(Strict):
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class RunsCancelMany(Strict):

@@ -71,3 +71,18 @@ def assistant_body(row: Row) -> Row:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
+
+
+def version_body(row: Row) -> Row:
+    """One stored version of an assistant (AssistantVersion: no updated_at)."""
+    return {
+        "assistant_id": row["assistant_id"],
+        "graph_id": row["graph_id"],
+        "config": row["config"],
+        "context": row["context"],
+        "metadata": row["metadata"],
+        "name": row["name"],
+        "description": row.get("description"),
+        "version": row["version"],
+        "created_at": row["created_at"],
+    }

@@ -6,26 +6,38 @@ import uuid
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
+from langgraph.types import StateUpdate
 from starlette.responses import Response
 
+from runlane import thread_ops
+from runlane.api.extract import extracted
 from runlane.api.models import (
     ThreadCount,
     ThreadCreate,
     ThreadHistory,
     ThreadPatch,
+    ThreadPrune,
     ThreadSearch,
     ThreadStateCheckpoint,
     ThreadStateUpdate,
+    ThreadTTL,
 )
-from runlane.api.responses import JSON, error, thread_body
+from runlane.api.responses import JSON, error, sse, thread_body
 from runlane.contract import ThreadStatus
 from runlane.executor import thread_state
+from runlane.owners import Owner, owner_of
 from runlane.serde import to_jsonable, utcnow
-from runlane.service import Runlane
+from runlane.service import BadRequest, Runlane
 from runlane.store import NotFound
+from runlane.thread_stream import (
+    THREAD_STREAM_MODES,
+    BadLastEventId,
+    follow_thread,
+    parse_last_event_id,
+)
 
 router = APIRouter(tags=["threads"])
 Row = dict[str, Any]
@@ -35,17 +47,35 @@ def service(request: Request) -> Runlane:
     return request.app.state.runlane
 
 
-async def _thread(svc: Runlane, thread_id: UUID) -> Row:
-    row = await svc.store.get_thread(str(thread_id))
+async def _thread(svc: Runlane, thread_id: UUID, owner: Owner = None) -> Row:
+    row = await svc.store.get_thread(str(thread_id), owner=owner)
     if row is None or row.get("temporary"):
         raise NotFound(f"thread {thread_id} not found")
     return row
 
 
+def _ttl(body: ThreadTTL | None) -> Row | None:
+    return None if body is None else body.model_dump()
+
+
+def _ttl_changed(svc: Runlane, ttl: Row | None) -> None:
+    if ttl is not None and svc.ttl_sweeper is not None:
+        svc.ttl_sweeper.wake()
+
+
 @router.post("/threads")
 async def create_thread(body: ThreadCreate, request: Request) -> Response:
+    svc = service(request)
     now = utcnow()
-    row = await service(request).store.create_thread(
+    ttl = _ttl(body.ttl)
+    graph = None
+    if body.supersteps:
+        graph_id = (body.metadata or {}).get("graph_id")
+        graph = svc.graphs.get(graph_id) if isinstance(graph_id, str) else None
+        if graph is None:
+            return error(422, f"supersteps need metadata.graph_id naming a served graph "
+                              f"(got {graph_id!r}); served: {sorted(svc.graphs)}")
+    row = await svc.store.create_thread(
         {
             "thread_id": str(body.thread_id or uuid.uuid4()),
             "status": ThreadStatus.IDLE.value,
@@ -54,12 +84,34 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
             "values": None,
             "interrupts": {},
             "temporary": False,
+            "ttl": ttl,
             "created_at": now,
             "updated_at": now,
         },
         body.if_exists,
+        owner=owner_of(request),
     )
+    if graph is not None and row["created_at"] == now:  # created here, not an existing one
+        row = await _apply_supersteps(svc, graph, row, body)
+    _ttl_changed(svc, ttl)
     return JSON(thread_body(row))
+
+
+async def _apply_supersteps(svc: Runlane, graph: Pregel, row: Row, body: ThreadCreate) -> Row:
+    """Replay the supersteps onto the new thread; a refused one removes the thread
+    again (422), so a thread is created with all of its state or not at all."""
+    thread_id = row["thread_id"]
+    supersteps = [[StateUpdate(u.values, u.as_node) for u in step.updates]
+                  for step in body.supersteps or []]
+    try:
+        await graph.abulk_update_state(_state_config(thread_id), supersteps)
+    except (ValueError, KeyError, TypeError, InvalidUpdateError) as exc:
+        await svc.delete_thread(thread_id)
+        raise BadRequest(f"cannot apply the supersteps: {exc}") from None
+    values, interrupts, paused = await thread_state(graph, thread_id)
+    status = ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE
+    await svc.store.set_thread_state_cache(thread_id, values, interrupts, status)
+    return {**row, "values": values, "interrupts": interrupts, "status": status.value}
 
 
 @router.post("/threads/search")
@@ -73,10 +125,15 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
         offset=body.offset,
         sort_by=body.sort_by,
         sort_order=body.sort_order,
+        owner=owner_of(request),
     )
     bodies = [thread_body(r) for r in rows]
+    if body.extract:
+        for thread in bodies:
+            thread["extracted"] = extracted(thread, body.extract)
     if body.select:
-        bodies = [{k: v for k, v in b.items() if k in body.select} for b in bodies]
+        keep = {*body.select, "extracted"}
+        bodies = [{k: v for k, v in b.items() if k in keep} for b in bodies]
     return JSON(bodies)
 
 
@@ -84,32 +141,76 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
 async def count_threads(body: ThreadCount, request: Request) -> Response:
     return JSON(
         await service(request).store.count_threads(
-            metadata_filter=body.metadata, values_filter=body.values, status=body.status
+            metadata_filter=body.metadata, values_filter=body.values, status=body.status,
+            owner=owner_of(request),
         )
     )
 
 
+@router.post("/threads/prune")
+async def prune_threads(body: ThreadPrune, request: Request) -> Response:
+    pruned = await thread_ops.prune_threads(
+        service(request), [str(i) for i in body.thread_ids], body.strategy,
+        owner=owner_of(request))
+    return JSON({"pruned_count": pruned})
+
+
 @router.get("/threads/{thread_id}")
 async def get_thread(thread_id: UUID, request: Request) -> Response:
-    return JSON(thread_body(await _thread(service(request), thread_id)))
+    return JSON(thread_body(await _thread(service(request), thread_id, owner_of(request))))
 
 
 @router.patch("/threads/{thread_id}")
 async def patch_thread(thread_id: UUID, body: ThreadPatch, request: Request) -> Response:
     svc = service(request)
-    await _thread(svc, thread_id)
-    row = await svc.store.patch_thread_metadata(str(thread_id), body.metadata)
+    ttl = _ttl(body.ttl)
+    row = await svc.store.patch_thread(str(thread_id), body.metadata, ttl=ttl,
+                                       owner=owner_of(request))
     if row is None:
         raise NotFound(f"thread {thread_id} not found")
+    _ttl_changed(svc, ttl)
+    if request.headers.get("prefer", "").replace(" ", "").lower() == "return=minimal":
+        return Response(status_code=204)
     return JSON(thread_body(row))
 
 
 @router.delete("/threads/{thread_id}", status_code=204)
 async def delete_thread(thread_id: UUID, request: Request) -> Response:
     svc = service(request)
-    await _thread(svc, thread_id)
-    await svc.delete_thread(str(thread_id))
+    owner = owner_of(request)
+    await _thread(svc, thread_id, owner)
+    await svc.delete_thread(str(thread_id), owner=owner)
     return Response(status_code=204)
+
+
+@router.post("/threads/{thread_id}/copy")
+async def copy_thread(thread_id: UUID, request: Request) -> Response:
+    """A new thread with this one's metadata, values and checkpoints (no runs)."""
+    svc = service(request)
+    row = await thread_ops.copy_thread(svc, str(thread_id), owner=owner_of(request))
+    _ttl_changed(svc, row.get("ttl"))
+    return JSON(thread_body(row))
+
+
+@router.get("/threads/{thread_id}/stream")
+async def join_thread_stream(
+    thread_id: UUID, request: Request,
+    stream_mode: list[str] = Query(["run_modes"]),  # noqa: B008 - FastAPI's idiom
+    last_event_id: str | None = Header(None, alias="Last-Event-ID"),
+) -> Response:
+    """Every run on the thread as it happens (see runlane.thread_stream)."""
+    svc = service(request)
+    unknown = [m for m in stream_mode if m not in THREAD_STREAM_MODES]
+    if unknown or not stream_mode:
+        return error(422, f"stream_mode {unknown or stream_mode!r} is not a thread stream mode; "
+                          f"accepted: {list(THREAD_STREAM_MODES)}")
+    try:
+        resume = parse_last_event_id(last_event_id)
+    except BadLastEventId as exc:
+        return error(422, str(exc))
+    await _thread(svc, thread_id, owner_of(request))
+    return sse(follow_thread(svc, str(thread_id), modes=set(stream_mode),
+                             last_event_id=resume))
 
 
 # -------------------------------------------------------------------- state
@@ -181,8 +282,9 @@ def _state_config(thread_id: str, checkpoint: Row | None = None) -> Row:
     return {"configurable": configurable}
 
 
-async def _get_state(svc: Runlane, thread_id: UUID, checkpoint: Row | None, subgraphs: bool) -> Response:
-    thread = await _thread(svc, thread_id)
+async def _get_state(svc: Runlane, thread_id: UUID, checkpoint: Row | None, subgraphs: bool,
+                     owner: Owner = None) -> Response:
+    thread = await _thread(svc, thread_id, owner)
     graph = _graph(svc, thread)
     if graph is None:
         return JSON(_empty_state(str(thread_id)))
@@ -197,14 +299,15 @@ async def _get_state(svc: Runlane, thread_id: UUID, checkpoint: Row | None, subg
 
 @router.get("/threads/{thread_id}/state")
 async def get_state(thread_id: UUID, request: Request, subgraphs: bool = Query(False)) -> Response:
-    return await _get_state(service(request), thread_id, None, subgraphs)
+    return await _get_state(service(request), thread_id, None, subgraphs, owner_of(request))
 
 
 @router.get("/threads/{thread_id}/state/{checkpoint_id}")
 async def get_state_at(
     thread_id: UUID, checkpoint_id: UUID, request: Request, subgraphs: bool = Query(False)
 ) -> Response:
-    return await _get_state(service(request), thread_id, {"checkpoint_id": str(checkpoint_id)}, subgraphs)
+    return await _get_state(service(request), thread_id, {"checkpoint_id": str(checkpoint_id)},
+                            subgraphs, owner_of(request))
 
 
 @router.post("/threads/{thread_id}/state/checkpoint")
@@ -212,14 +315,15 @@ async def get_state_checkpoint(
     thread_id: UUID, body: ThreadStateCheckpoint, request: Request
 ) -> Response:
     return await _get_state(
-        service(request), thread_id, body.checkpoint.model_dump(exclude_none=True), body.subgraphs
+        service(request), thread_id, body.checkpoint.model_dump(exclude_none=True), body.subgraphs,
+        owner_of(request),
     )
 
 
 @router.post("/threads/{thread_id}/state")
 async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Request) -> Response:
     svc = service(request)
-    thread = await _thread(svc, thread_id)
+    thread = await _thread(svc, thread_id, owner_of(request))
     graph = _graph(svc, thread)
     if graph is None:
         return error(409, f"thread {thread_id} has no graph yet: run it once before updating its state")
@@ -248,8 +352,9 @@ async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Reques
     return JSON({"checkpoint": _checkpoint_ref(config)})
 
 
-async def _history(svc: Runlane, thread_id: UUID, body: ThreadHistory) -> Response:
-    thread = await _thread(svc, thread_id)
+async def _history(svc: Runlane, thread_id: UUID, body: ThreadHistory,
+                   owner: Owner = None) -> Response:
+    thread = await _thread(svc, thread_id, owner)
     graph = _graph(svc, thread)
     if graph is None:
         return JSON([])
@@ -270,7 +375,7 @@ async def _history(svc: Runlane, thread_id: UUID, body: ThreadHistory) -> Respon
 
 @router.post("/threads/{thread_id}/history")
 async def post_history(thread_id: UUID, body: ThreadHistory, request: Request) -> Response:
-    return await _history(service(request), thread_id, body)
+    return await _history(service(request), thread_id, body, owner_of(request))
 
 
 @router.get("/threads/{thread_id}/history")
@@ -278,4 +383,5 @@ async def get_history(
     thread_id: UUID, request: Request, limit: int = Query(10, ge=1, le=1000),
     before: UUID | None = Query(None),
 ) -> Response:
-    return await _history(service(request), thread_id, ThreadHistory(limit=limit, before=before))
+    return await _history(service(request), thread_id, ThreadHistory(limit=limit, before=before),
+                          owner_of(request))

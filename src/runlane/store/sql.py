@@ -32,26 +32,21 @@ from runlane.contract import (
     ThreadStatus,
     outcome_for_existing_run,
 )
+from runlane.owners import Owner, owned
 from runlane.serde import utcnow
 from runlane.store import statements as st
+from runlane.store.assistant_queries import AssistantQueries
 from runlane.store.database import Database
-from runlane.store.json_filter import json_has
+from runlane.store.errors import Conflict, NotFound
 from runlane.store.migrate import upgrade
-from runlane.store.schema import assistants, run_tombstones, runs, threads
+from runlane.store.schema import run_tombstones, runs, threads
+from runlane.store.thread_queries import ThreadQueries
 
 Row = dict[str, Any]
 
 # NOTIFY channels (scale-out): a run may start, a cancel was recorded, a run ended.
 WAKE, CANCEL, DONE = "runlane_wake", "runlane_cancel", "runlane_done"
 _ACTIVE_VALUES = [s.value for s in ACTIVE]
-
-
-class NotFound(Exception):
-    """The thing asked for does not exist (or is not visible)."""
-
-
-class Conflict(Exception):
-    """The request contradicts the current state (409)."""
 
 
 @dataclasses.dataclass
@@ -84,7 +79,7 @@ def _as_dict(row: sa.Row | None) -> Row | None:
     return None if row is None else dict(row._mapping)
 
 
-class Store:
+class Store(AssistantQueries, ThreadQueries):
     """runlane's durable state. Every method is one transaction on the database thread."""
 
     def __init__(self, database_url: str) -> None:
@@ -126,228 +121,36 @@ class Store:
         self._seq += 1
         return {**run, "seq": self._seq}
 
-    # ------------------------------------------------------------- assistants
-
-    async def ensure_assistant(self, row: Row) -> None:
-        """Insert a system assistant if absent (the default one per graph). One
-        statement: several workers starting together must not race on it."""
-        if self.db.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-        statement = insert(assistants).values(**row).on_conflict_do_nothing(
-            index_elements=["assistant_id"]
-        )
-
-        def _tx(conn: Connection) -> None:
-            conn.execute(statement)
-
-        await self.db.run(_tx)
-
-    async def insert_assistant(self, row: Row, if_exists: str) -> Row:
-
-        def _tx(conn: Connection) -> Any:
-            existing = _as_dict(
-                (
-                    conn.execute(
-                        sa.select(assistants).where(
-                            assistants.c.assistant_id == row["assistant_id"]
-                        )
-                    )
-                ).first()
-            )
-            if existing is not None:
-                if if_exists == "do_nothing":
-                    return existing
-                raise Conflict(f"assistant {row['assistant_id']} already exists")
-            conn.execute(assistants.insert().values(**row))
-            return row
-        return await self.db.run(_tx)
-
-    async def get_assistant(self, assistant_id: str) -> Row | None:
-
-        def _tx(conn: Connection) -> Any:
-            return _as_dict(
-                conn.execute(st.SELECT_ASSISTANT, {"p_assistant_id": assistant_id}).first()
-            )
-        return await self.db.run(_tx)
-
-    async def update_assistant(self, assistant_id: str, values: Row) -> Row | None:
-
-        def _tx(conn: Connection) -> Any:
-            result = conn.execute(
-                assistants.update()
-                .where(assistants.c.assistant_id == assistant_id)
-                .values(**values, version=assistants.c.version + 1, updated_at=utcnow())
-                .returning(*assistants.c)
-            )
-            return _as_dict(result.first())
-        return await self.db.run(_tx)
-
-    async def delete_assistant(self, assistant_id: str) -> bool:
-
-        def _tx(conn: Connection) -> Any:
-            result = conn.execute(
-                assistants.delete().where(assistants.c.assistant_id == assistant_id)
-            )
-            return result.rowcount > 0
-        return await self.db.run(_tx)
-
-    async def search_assistants(
-        self,
-        *,
-        graph_id: str | None,
-        name: str | None,
-        metadata_filter: Row | None,
-        limit: int,
-        offset: int,
-        sort_by: str,
-        sort_order: str,
-    ) -> list[Row]:
-        query = sa.select(assistants)
-        if graph_id is not None:
-            query = query.where(assistants.c.graph_id == graph_id)
-        if name is not None:
-            query = query.where(assistants.c.name.contains(name))
-        query = query.where(*_json_filters(assistants.c.metadata, metadata_filter))
-        column = assistants.c[sort_by]
-        query = query.order_by(column.desc() if sort_order == "desc" else column.asc())
-        query = query.limit(limit).offset(offset)
-
-        def _tx(conn: Connection) -> Any:
-            return [dict(r._mapping) for r in conn.execute(query)]
-        return await self.db.run(_tx)
-
-    async def count_assistants(self, *, graph_id: str | None, metadata_filter: Row | None) -> int:
-        query = sa.select(sa.func.count()).select_from(assistants)
-        if graph_id is not None:
-            query = query.where(assistants.c.graph_id == graph_id)
-        query = query.where(*_json_filters(assistants.c.metadata, metadata_filter))
-
-        def _tx(conn: Connection) -> Any:
-            return int(conn.scalar(query) or 0)
-        return await self.db.run(_tx)
-
     # ---------------------------------------------------------------- threads
 
-    async def create_thread(self, row: Row, if_exists: str) -> Row:
-
-        def _tx(conn: Connection) -> Any:
-            existing = self._get_thread(conn, row["thread_id"])
-            if existing is not None:
-                if if_exists == "do_nothing":
-                    return existing
-                raise Conflict(f"thread {row['thread_id']} already exists")
-            conn.execute(st.INSERT_THREAD, row)
-            return row
-        return await self.db.run(_tx)
-
-    def _get_thread(self, conn: Connection, thread_id: str) -> Row | None:
-        return _as_dict(conn.execute(st.SELECT_THREAD, {"p_thread_id": thread_id}).first())
-
-    async def get_thread(self, thread_id: str) -> Row | None:
-
-        def _tx(conn: Connection) -> Any:
-            return self._get_thread(conn, thread_id)
-        return await self.db.run(_tx)
-
-    async def patch_thread_metadata(self, thread_id: str, patch: Row) -> Row | None:
-
-        def _tx(conn: Connection) -> Any:
-            thread = self._get_thread(conn, thread_id)
-            if thread is None:
-                return None
-            merged = {**thread["metadata"], **patch}
-            result = conn.execute(
-                threads.update()
-                .where(threads.c.thread_id == thread_id)
-                .values(metadata=merged, updated_at=utcnow())
-                .returning(*threads.c)
-            )
-            return _as_dict(result.first())
-        return await self.db.run(_tx)
-
-    async def delete_thread(self, thread_id: str) -> list[tuple[str, str]] | None:
+    async def delete_thread(self, thread_id: str, *, owner: Owner = None
+                            ) -> list[tuple[str, str]] | None:
         """Delete a thread with its runs and tombstones (a user's delete: no tombstones
         remain, later cancels answer 404). Returns the deleted runs as (run_id, status)
-        (running ones must be stopped), or None if there was no such thread."""
+        (running ones must be stopped), or None if there was no such thread (or it is
+        another owner's)."""
 
         def _tx(conn: Connection) -> Any:
-            deleted = conn.execute(
-                threads.delete().where(threads.c.thread_id == thread_id)
-            )
-            if deleted.rowcount == 0:
+            if owner is not None and conn.execute(sa.select(threads.c.thread_id).where(
+                    threads.c.thread_id == thread_id, owned(threads.c.owner, owner))).first() is None:
                 return None
-            result = conn.execute(
-                runs.delete()
-                .where(runs.c.thread_id == thread_id)
-                .returning(runs.c.run_id, runs.c.status)
-            )
-            deleted_runs = [(r.run_id, r.status) for r in result]
-            for run_id, status in deleted_runs:
-                self._notify(conn, CANCEL if status == RunStatus.RUNNING.value else DONE, run_id)
-            conn.execute(
-                run_tombstones.delete().where(run_tombstones.c.thread_id == thread_id)
-            )
-            return deleted_runs
+            return self._delete_thread_rows(conn, thread_id)
         return await self.db.run(_tx)
 
-    async def search_threads(
-        self,
-        *,
-        metadata_filter: Row | None,
-        values_filter: Row | None,
-        status: str | None,
-        ids: list[str] | None,
-        limit: int,
-        offset: int,
-        sort_by: str,
-        sort_order: str,
-    ) -> list[Row]:
-        query = sa.select(threads).where(
-            threads.c.temporary.is_(False),
-            *self._thread_filters(metadata_filter, values_filter, status, ids),
+    def _delete_thread_rows(self, conn: Connection, thread_id: str) -> list[tuple[str, str]] | None:
+        deleted = conn.execute(threads.delete().where(threads.c.thread_id == thread_id))
+        if deleted.rowcount == 0:
+            return None
+        result = conn.execute(
+            runs.delete()
+            .where(runs.c.thread_id == thread_id)
+            .returning(runs.c.run_id, runs.c.status)
         )
-        column = threads.c[sort_by]
-        query = query.order_by(column.desc() if sort_order == "desc" else column.asc())
-        query = query.limit(limit).offset(offset)
-
-        def _tx(conn: Connection) -> Any:
-            return [dict(r._mapping) for r in conn.execute(query)]
-        return await self.db.run(_tx)
-
-    async def count_threads(
-        self, *, metadata_filter: Row | None, values_filter: Row | None, status: str | None
-    ) -> int:
-        query = (
-            sa.select(sa.func.count())
-            .select_from(threads)
-            .where(
-                threads.c.temporary.is_(False),
-                *self._thread_filters(metadata_filter, values_filter, status, None),
-            )
-        )
-
-        def _tx(conn: Connection) -> Any:
-            return int(conn.scalar(query) or 0)
-        return await self.db.run(_tx)
-
-    @staticmethod
-    def _thread_filters(
-        metadata_filter: Row | None,
-        values_filter: Row | None,
-        status: str | None,
-        ids: list[str] | None,
-    ) -> list[sa.ColumnElement[bool]]:
-        clauses = [
-            *_json_filters(threads.c.metadata, metadata_filter),
-            *_json_filters(threads.c["values"], values_filter),
-        ]
-        if status is not None:
-            clauses.append(threads.c.status == status)
-        if ids is not None:
-            clauses.append(threads.c.thread_id.in_(ids))
-        return clauses
+        deleted_runs = [(r.run_id, r.status) for r in result]
+        for run_id, status in deleted_runs:
+            self._notify(conn, CANCEL if status == RunStatus.RUNNING.value else DONE, run_id)
+        conn.execute(run_tombstones.delete().where(run_tombstones.c.thread_id == thread_id))
+        return deleted_runs
 
     async def set_thread_state_cache(
         self, thread_id: str, values: Any, interrupts: Row, status: ThreadStatus | None = None
@@ -871,9 +674,3 @@ class Store:
             result = conn.execute(query.limit(500))
             return [r.thread_id for r in result]
         return await self.db.run(_tx)
-
-
-def _json_filters(column: sa.ColumnElement[Any], filters: Row | None) -> list[Any]:
-    """`{key: value}` filters on a JSON column: each key must hold that value."""
-    return [json_has(column, filters)] if filters else []
-

@@ -1,0 +1,236 @@
+"""Assistants and their versions: the store's transactions for them (a mixin of Store).
+
+`assistants` holds the version in use; `assistant_versions` holds every version an
+assistant has had. A PATCH writes a new version (one past the highest ever written,
+not past the current one: the current may have been set back with `set_latest`) and
+makes it current; `set_latest` copies a stored version back into `assistants`.
+Every read and write is limited to the caller's rows with `owned()`: another
+owner's assistant answers exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from runlane.contract import ACTIVE
+from runlane.owners import Owner, owned
+from runlane.serde import utcnow
+from runlane.store import statements as st
+from runlane.store.errors import Conflict, NotFound
+from runlane.store.json_filter import json_has
+from runlane.store.schema import assistant_versions, assistants, crons, runs
+
+Row = dict[str, Any]
+VERSIONED = ("graph_id", "name", "description", "config", "context", "metadata")
+_ACTIVE_VALUES = [s.value for s in ACTIVE]
+
+
+def _as_dict(row: sa.Row | None) -> Row | None:
+    return None if row is None else dict(row._mapping)
+
+
+def _version_row(row: Row, created_at: Any) -> Row:
+    return {"assistant_id": row["assistant_id"], "version": row["version"],
+            "created_at": created_at, **{k: row[k] for k in VERSIONED}}
+
+
+def _visible(assistant_id: str, owner: Owner) -> sa.ColumnElement[bool]:
+    return sa.and_(assistants.c.assistant_id == assistant_id, owned(assistants.c.owner, owner))
+
+
+def _filters(graph_id: str | None, name: str | None, metadata_filter: Row | None,
+             owner: Owner) -> list[sa.ColumnElement[bool]]:
+    clauses = [owned(assistants.c.owner, owner)]
+    if graph_id is not None:
+        clauses.append(assistants.c.graph_id == graph_id)
+    if name is not None:
+        # A substring, case-insensitively on both backends; % and _ match themselves.
+        clauses.append(assistants.c.name.icontains(name, autoescape=True))
+    if metadata_filter:
+        clauses.append(json_has(assistants.c.metadata, metadata_filter))
+    return clauses
+
+
+class AssistantQueries:
+    """Mixed into Store: needs `self.db` (a Database)."""
+
+    db: Any
+
+    async def ensure_assistant(self, row: Row) -> None:
+        """Insert a system assistant (and its version 1) if absent: the default one
+        per graph. Several workers starting together must not race on it."""
+        statement = self._insert(assistants, row, ["assistant_id"])
+        version = self._insert(assistant_versions, _version_row(row, row["created_at"]),
+                               ["assistant_id", "version"])
+
+        def _tx(conn: Connection) -> None:
+            conn.execute(statement)
+            conn.execute(version)
+
+        await self.db.run(_tx)
+
+    def _insert(self, table: sa.Table, row: Row, key: list[str]) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING: of two creations of one id racing, one
+        inserts and the other learns it lost, instead of failing on the unique key."""
+        if self.db.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        return insert(table).values(**row).on_conflict_do_nothing(index_elements=key)
+
+    async def insert_assistant(self, row: Row, if_exists: str, *, owner: Owner = None) -> Row:
+        """Create an assistant at version 1. An existing id: 409, or (do_nothing) the
+        existing assistant, when the caller may see it; another owner's is a 409."""
+        row = {**row, "owner": owner}
+        statement = self._insert(assistants, row, ["assistant_id"]).returning(
+            assistants.c.assistant_id)
+
+        def _tx(conn: Connection) -> Row:
+            if conn.execute(statement).first() is not None:  # (rowcount is not reliable here)
+                conn.execute(assistant_versions.insert().values(
+                    **_version_row(row, row["created_at"])))
+                return row
+            existing = _as_dict(conn.execute(
+                sa.select(assistants).where(assistants.c.assistant_id == row["assistant_id"])
+            ).first())
+            if (existing is not None and if_exists == "do_nothing"
+                    and (owner is None or existing["owner"] == owner)):
+                return existing
+            raise Conflict(f"assistant {row['assistant_id']} already exists")
+
+        return await self.db.run(_tx)
+
+    async def get_assistant(self, assistant_id: str, *, owner: Owner = None) -> Row | None:
+        def _tx(conn: Connection) -> Row | None:
+            if owner is None:  # the hot path of every run creation
+                return _as_dict(conn.execute(
+                    st.SELECT_ASSISTANT, {"p_assistant_id": assistant_id}).first())
+            return _as_dict(conn.execute(
+                sa.select(assistants).where(_visible(assistant_id, owner))).first())
+
+        return await self.db.run(_tx)
+
+    async def update_assistant(self, assistant_id: str, values: Row, *,
+                               owner: Owner = None) -> Row | None:
+        """PATCH: a new version from the current one with `values` applied (metadata
+        merged key by key, the rest replaced), made current. None if not visible."""
+
+        def _tx(conn: Connection) -> Row | None:
+            # Locked: two PATCHes at once must not both take the same next version.
+            current = _as_dict(conn.execute(
+                sa.select(assistants).where(_visible(assistant_id, owner)).with_for_update()
+            ).first())
+            if current is None:
+                return None
+            highest = conn.scalar(sa.select(sa.func.max(assistant_versions.c.version)).where(
+                assistant_versions.c.assistant_id == assistant_id)) or current["version"]
+            now = utcnow()
+            changes = dict(values)
+            if "metadata" in changes:
+                changes["metadata"] = {**current["metadata"], **changes["metadata"]}
+            new = {**current, **changes, "version": highest + 1, "updated_at": now}
+            conn.execute(assistant_versions.insert().values(**_version_row(new, now)))
+            conn.execute(assistants.update().where(assistants.c.assistant_id == assistant_id)
+                         .values(**{k: new[k] for k in (*VERSIONED, "version", "updated_at")}))
+            return new
+
+        return await self.db.run(_tx)
+
+    async def list_assistant_versions(
+        self, assistant_id: str, *, metadata_filter: Row | None, limit: int, offset: int,
+        owner: Owner = None,
+    ) -> list[Row]:
+        """Versions, newest first. NotFound if the assistant is not visible."""
+        query = sa.select(assistant_versions).where(
+            assistant_versions.c.assistant_id == assistant_id)
+        if metadata_filter:
+            query = query.where(json_has(assistant_versions.c.metadata, metadata_filter))
+        query = query.order_by(assistant_versions.c.version.desc()).limit(limit).offset(offset)
+
+        def _tx(conn: Connection) -> list[Row]:
+            if conn.execute(sa.select(assistants.c.assistant_id)
+                            .where(_visible(assistant_id, owner))).first() is None:
+                raise NotFound(f"assistant {assistant_id} not found")
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+        return await self.db.run(_tx)
+
+    async def set_latest_assistant_version(self, assistant_id: str, version: int, *,
+                                           owner: Owner = None) -> Row:
+        """Make a stored version the one in use. NotFound for an unknown assistant or
+        version."""
+
+        def _tx(conn: Connection) -> Row:
+            current = _as_dict(conn.execute(
+                sa.select(assistants).where(_visible(assistant_id, owner)).with_for_update()
+            ).first())
+            if current is None:
+                raise NotFound(f"assistant {assistant_id} not found")
+            stored = _as_dict(conn.execute(sa.select(assistant_versions).where(
+                assistant_versions.c.assistant_id == assistant_id,
+                assistant_versions.c.version == version)).first())
+            if stored is None:
+                raise NotFound(f"assistant {assistant_id} has no version {version}")
+            now = utcnow()
+            changes = {**{k: stored[k] for k in VERSIONED}, "version": version,
+                       "updated_at": now}
+            conn.execute(assistants.update().where(assistants.c.assistant_id == assistant_id)
+                         .values(**changes))
+            return {**current, **changes}
+
+        return await self.db.run(_tx)
+
+    async def delete_assistant(self, assistant_id: str, *, owner: Owner = None) -> bool:
+        """Delete an assistant with every version, its crons and its finished runs
+        (the caller stops its active runs first). False if it was not visible."""
+
+        def _tx(conn: Connection) -> bool:
+            deleted = conn.execute(assistants.delete().where(_visible(assistant_id, owner)))
+            if deleted.rowcount == 0:
+                return False
+            conn.execute(assistant_versions.delete().where(
+                assistant_versions.c.assistant_id == assistant_id))
+            conn.execute(crons.delete().where(crons.c.assistant_id == assistant_id))
+            conn.execute(runs.delete().where(runs.c.assistant_id == assistant_id,
+                                             runs.c.status.notin_(_ACTIVE_VALUES)))
+            return True
+
+        return await self.db.run(_tx)
+
+    async def search_assistants(
+        self, *, graph_id: str | None, name: str | None, metadata_filter: Row | None,
+        limit: int, offset: int, sort_by: str, sort_order: str, owner: Owner = None,
+    ) -> list[Row]:
+        column = assistants.c[sort_by]
+        direction = column.desc() if sort_order == "desc" else column.asc()
+        query = (sa.select(assistants).where(*_filters(graph_id, name, metadata_filter, owner))
+                 # The id breaks ties, so pages never overlap or skip.
+                 .order_by(direction, assistants.c.assistant_id).limit(limit).offset(offset))
+
+        def _tx(conn: Connection) -> list[Row]:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+        return await self.db.run(_tx)
+
+    async def count_assistants(self, *, graph_id: str | None, name: str | None = None,
+                               metadata_filter: Row | None, owner: Owner = None) -> int:
+        query = sa.select(sa.func.count()).select_from(assistants).where(
+            *_filters(graph_id, name, metadata_filter, owner))
+
+        def _tx(conn: Connection) -> int:
+            return int(conn.scalar(query) or 0)
+
+        return await self.db.run(_tx)
+
+    async def active_runs_of_assistant(self, assistant_id: str) -> list[tuple[str, str]]:
+        """(thread_id, run_id) of the assistant's pending and running runs."""
+        query = sa.select(runs.c.thread_id, runs.c.run_id).where(
+            runs.c.assistant_id == assistant_id, runs.c.status.in_(_ACTIVE_VALUES))
+
+        def _tx(conn: Connection) -> list[tuple[str, str]]:
+            return [(r.thread_id, r.run_id) for r in conn.execute(query)]
+
+        return await self.db.run(_tx)

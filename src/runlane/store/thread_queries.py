@@ -1,0 +1,310 @@
+"""Threads: create, read, patch, search, count, copy, and TTL expiry (a mixin of Store).
+
+Thread TTL. A thread created or patched with `ttl` ({"strategy", "ttl": minutes})
+stores it in `threads.ttl` and `expires_at = now + ttl`. Any activity refreshes it:
+creating or patching the thread, and every run starting or ending on it (those move
+`updated_at`). Rather than touching the hot run statements, the sweeper re-reads a
+thread whose `expires_at` passed and treats `updated_at + ttl` as the real deadline:
+if there was activity since, it only moves `expires_at` forward. A thread with an
+active run is never expired. The expiry is one transaction that locks the thread row
+and re-checks `expires_at <= now` under the lock, so when every worker sweeps at
+once exactly one of them acts, and a run being admitted on the thread (which locks
+the same row) either comes first, and the thread stays, or finds it gone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from runlane.contract import ACTIVE, ThreadStatus
+from runlane.owners import Owner, owned
+from runlane.serde import utcnow
+from runlane.store import statements as st
+from runlane.store.errors import Conflict
+from runlane.store.json_filter import json_has
+from runlane.store.schema import runs, threads
+
+Row = dict[str, Any]
+_ACTIVE_VALUES = [s.value for s in ACTIVE]
+# A thread whose expiry found an active run is looked at again this soon at most.
+RECHECK_BUSY = datetime.timedelta(seconds=30)
+
+
+def _as_dict(row: sa.Row | None) -> Row | None:
+    return None if row is None else dict(row._mapping)
+
+
+def ttl_delta(ttl: Row | None) -> datetime.timedelta | None:
+    return None if not ttl else datetime.timedelta(minutes=float(ttl["ttl"]))
+
+
+def expiry(ttl: Row | None, since: datetime.datetime) -> datetime.datetime | None:
+    delta = ttl_delta(ttl)
+    return None if delta is None else since + delta
+
+
+@dataclasses.dataclass
+class Expired:
+    """What expiring one thread did: `deleted` (with its runs), `pruned` (keep_latest:
+    the caller prunes its checkpoints), or nothing (`None`: refreshed, busy, or
+    another worker got there first)."""
+
+    thread_id: str
+    action: str | None
+    deleted_runs: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+def _visible(thread_id: str, owner: Owner) -> sa.ColumnElement[bool]:
+    return sa.and_(threads.c.thread_id == thread_id, owned(threads.c.owner, owner),
+                   threads.c.temporary.is_(False))
+
+
+def _filters(metadata_filter: Row | None, values_filter: Row | None, status: str | None,
+             ids: list[str] | None, owner: Owner) -> list[sa.ColumnElement[bool]]:
+    clauses = [threads.c.temporary.is_(False), owned(threads.c.owner, owner)]
+    if metadata_filter:
+        clauses.append(json_has(threads.c.metadata, metadata_filter))
+    if values_filter:
+        clauses.append(json_has(threads.c["values"], values_filter))
+    if status is not None:
+        clauses.append(threads.c.status == status)
+    if ids is not None:
+        clauses.append(threads.c.thread_id.in_(ids))
+    return clauses
+
+
+class ThreadQueries:
+    """Mixed into Store: needs `self.db` and `self._delete_thread_rows`."""
+
+    db: Any
+
+    def _get_thread(self, conn: Connection, thread_id: str) -> Row | None:
+        return _as_dict(conn.execute(st.SELECT_THREAD, {"p_thread_id": thread_id}).first())
+
+    async def create_thread(self, row: Row, if_exists: str, *, owner: Owner = None) -> Row:
+        """Insert a thread. An existing id: 409, or (do_nothing) the existing thread
+        when the caller may see it; another owner's is a 409 too."""
+        row = {"ttl": None, **row, "owner": owner}
+        row["expires_at"] = expiry(row["ttl"], row["created_at"])
+
+        if self.db.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
+        # ON CONFLICT DO NOTHING: of two creations of one id racing, one inserts and
+        # the other learns it lost, instead of failing on the primary key.
+        statement = insert(threads).values(**row).on_conflict_do_nothing(
+            index_elements=["thread_id"]).returning(threads.c.thread_id)
+
+        def _tx(conn: Connection) -> Row:
+            if conn.execute(statement).first() is not None:  # (rowcount is not reliable here)
+                return row
+            existing = self._get_thread(conn, row["thread_id"])
+            if (existing is not None and if_exists == "do_nothing" and not existing["temporary"]
+                    and (owner is None or existing["owner"] == owner)):
+                return existing
+            raise Conflict(f"thread {row['thread_id']} already exists")
+
+        return await self.db.run(_tx)
+
+    async def get_thread(self, thread_id: str, *, owner: Owner = None) -> Row | None:
+        """The thread row (temporary ones included: runs need them), if visible."""
+        def _tx(conn: Connection) -> Row | None:
+            if owner is None:
+                return self._get_thread(conn, thread_id)
+            return _as_dict(conn.execute(sa.select(threads).where(
+                threads.c.thread_id == thread_id, owned(threads.c.owner, owner))).first())
+
+        return await self.db.run(_tx)
+
+    async def patch_thread(self, thread_id: str, metadata: Row, *, ttl: Row | None = None,
+                           owner: Owner = None) -> Row | None:
+        """Merge `metadata` into the thread's; set its TTL if given. Either way the
+        patch is activity: a TTL the thread has is refreshed from now."""
+
+        def _tx(conn: Connection) -> Row | None:
+            thread = _as_dict(conn.execute(
+                sa.select(threads).where(_visible(thread_id, owner)).with_for_update()).first())
+            if thread is None:
+                return None
+            now = utcnow()
+            new_ttl = ttl if ttl is not None else thread["ttl"]
+            changes = {"metadata": {**thread["metadata"], **metadata}, "updated_at": now,
+                       "ttl": new_ttl, "expires_at": expiry(new_ttl, now)}
+            conn.execute(threads.update().where(threads.c.thread_id == thread_id)
+                         .values(**changes))
+            return {**thread, **changes}
+
+        return await self.db.run(_tx)
+
+    # Kept for callers that only merge metadata.
+    async def patch_thread_metadata(self, thread_id: str, patch: Row) -> Row | None:
+        return await self.patch_thread(thread_id, patch)
+
+    async def search_threads(
+        self, *, metadata_filter: Row | None, values_filter: Row | None, status: str | None,
+        ids: list[str] | None, limit: int, offset: int, sort_by: str, sort_order: str,
+        owner: Owner = None,
+    ) -> list[Row]:
+        column = threads.c[sort_by]
+        direction = column.desc() if sort_order == "desc" else column.asc()
+        query = (sa.select(threads)
+                 .where(*_filters(metadata_filter, values_filter, status, ids, owner))
+                 # The id breaks ties, so pages never overlap or skip.
+                 .order_by(direction, threads.c.thread_id).limit(limit).offset(offset))
+
+        def _tx(conn: Connection) -> list[Row]:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+        return await self.db.run(_tx)
+
+    async def count_threads(
+        self, *, metadata_filter: Row | None, values_filter: Row | None, status: str | None,
+        owner: Owner = None,
+    ) -> int:
+        query = sa.select(sa.func.count()).select_from(threads).where(
+            *_filters(metadata_filter, values_filter, status, None, owner))
+
+        def _tx(conn: Connection) -> int:
+            return int(conn.scalar(query) or 0)
+
+        return await self.db.run(_tx)
+
+    async def visible_thread_ids(self, thread_ids: list[str], *, owner: Owner = None) -> list[str]:
+        """Which of these threads exist for the caller (not temporary)."""
+        query = sa.select(threads.c.thread_id).where(
+            *_filters(None, None, None, thread_ids, owner))
+
+        def _tx(conn: Connection) -> list[str]:
+            return [r.thread_id for r in conn.execute(query)]
+
+        return await self.db.run(_tx)
+
+    async def insert_thread_copy(self, source: Row, thread_id: str, *,
+                                 owner: Owner = None) -> Row:
+        """A new thread carrying `source`'s metadata, values, interrupts and TTL (its
+        checkpoints are copied by the caller first). Never busy: no run is on it."""
+        now = utcnow()
+        status = (ThreadStatus.INTERRUPTED.value
+                  if source["status"] == ThreadStatus.INTERRUPTED.value
+                  else ThreadStatus.IDLE.value)
+        row = {
+            "thread_id": thread_id, "status": status, "metadata": source["metadata"],
+            "config": source.get("config") or {}, "values": source.get("values"),
+            "interrupts": source.get("interrupts") or {}, "temporary": False, "owner": owner,
+            "ttl": source.get("ttl"), "expires_at": expiry(source.get("ttl"), now),
+            "created_at": now, "updated_at": now,
+        }
+
+        def _tx(conn: Connection) -> Row:
+            conn.execute(st.INSERT_THREAD, row)
+            return row
+
+        return await self.db.run(_tx)
+
+    # ------------------------------------------------------- thread stream
+
+    async def run_seq(self, thread_id: str, run_id: str) -> int | None:
+        query = sa.select(runs.c.seq).where(runs.c.thread_id == thread_id,
+                                            runs.c.run_id == run_id)
+
+        def _tx(conn: Connection) -> int | None:
+            return conn.scalar(query)
+
+        return await self.db.run(_tx)
+
+    async def thread_stream_start(self, thread_id: str) -> int:
+        """Where a thread stream joined now starts: just before the thread's oldest
+        active run, or after its newest run when none is active."""
+        oldest_active = sa.select(sa.func.min(runs.c.seq)).where(
+            runs.c.thread_id == thread_id, runs.c.status.in_(_ACTIVE_VALUES))
+        newest = sa.select(sa.func.max(runs.c.seq)).where(runs.c.thread_id == thread_id)
+
+        def _tx(conn: Connection) -> int:
+            active = conn.scalar(oldest_active)
+            if active is not None:
+                return int(active) - 1
+            return int(conn.scalar(newest) or 0)
+
+        return await self.db.run(_tx)
+
+    async def next_run_on_thread(self, thread_id: str, after_seq: int) -> tuple[str, int] | None:
+        """The thread's first run created after `after_seq`: (run_id, seq)."""
+        query = (sa.select(runs.c.run_id, runs.c.seq)
+                 .where(runs.c.thread_id == thread_id, runs.c.seq > sa.bindparam("p_after"))
+                 .order_by(runs.c.seq).limit(1))
+
+        def _tx(conn: Connection) -> tuple[str, int] | None:
+            row = conn.execute(query, {"p_after": after_seq}).first()
+            return None if row is None else (row.run_id, int(row.seq))
+
+        return await self.db.run(_tx)
+
+    # ------------------------------------------------------------------- TTL
+
+    async def next_thread_expiry(self) -> datetime.datetime | None:
+        """The earliest `expires_at` of any thread (an index lookup)."""
+        query = sa.select(sa.func.min(threads.c.expires_at))
+
+        def _tx(conn: Connection) -> Any:
+            value = conn.scalar(query)
+            if isinstance(value, str):  # SQLite's min() loses the column type
+                value = datetime.datetime.fromisoformat(value)
+            if value is not None and value.tzinfo is None:
+                value = value.replace(tzinfo=datetime.UTC)
+            return value
+
+        return await self.db.run(_tx)
+
+    async def expired_thread_ids(self, now: datetime.datetime, limit: int = 100) -> list[str]:
+        query = (sa.select(threads.c.thread_id).where(threads.c.expires_at <= now)
+                 .order_by(threads.c.expires_at).limit(limit))
+
+        def _tx(conn: Connection) -> list[str]:
+            return [r.thread_id for r in conn.execute(query)]
+
+        return await self.db.run(_tx)
+
+    async def expire_thread(self, thread_id: str, now: datetime.datetime) -> Expired:
+        """Apply an expired thread's TTL, once (see the module docstring)."""
+
+        def _tx(conn: Connection) -> Expired:
+            # Locked and re-checked: a worker that waited on the lock sees the row as
+            # the first one left it (gone, or expiring later) and does nothing.
+            thread = _as_dict(conn.execute(
+                sa.select(threads).where(threads.c.thread_id == thread_id,
+                                         threads.c.expires_at <= now).with_for_update()
+            ).first())
+            if thread is None:
+                return Expired(thread_id, None)
+            deadline = expiry(thread["ttl"], thread["updated_at"])
+            if deadline is None:  # no TTL any more: nothing to expire
+                self._set_expiry(conn, thread_id, None)
+                return Expired(thread_id, None)
+            if deadline > now:  # activity since the last refresh
+                self._set_expiry(conn, thread_id, deadline)
+                return Expired(thread_id, None)
+            active = conn.execute(sa.select(runs.c.run_id).where(
+                runs.c.thread_id == thread_id, runs.c.status.in_(_ACTIVE_VALUES)).limit(1)).first()
+            if active is not None:  # never while a run is active; its end refreshes
+                self._set_expiry(conn, thread_id, now + min(RECHECK_BUSY, ttl_delta(thread["ttl"])))
+                return Expired(thread_id, None)
+            if thread["ttl"].get("strategy") == "keep_latest":
+                self._set_expiry(conn, thread_id, expiry(thread["ttl"], now))
+                return Expired(thread_id, "pruned")
+            deleted_runs = self._delete_thread_rows(conn, thread_id)  # type: ignore[attr-defined]
+            if deleted_runs is None:
+                return Expired(thread_id, None)
+            return Expired(thread_id, "deleted", deleted_runs)
+
+        return await self.db.run(_tx)
+
+    @staticmethod
+    def _set_expiry(conn: Connection, thread_id: str, when: datetime.datetime | None) -> None:
+        conn.execute(threads.update().where(threads.c.thread_id == thread_id)
+                     .values(expires_at=when))

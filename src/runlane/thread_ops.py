@@ -1,0 +1,56 @@
+"""Thread use cases beyond create/read/delete: copy a thread, prune threads.
+
+Kept apart from service.py (runs and their lifecycle); these only combine the
+store's thread rows with the checkpointer's whole-thread operations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Any
+
+from runlane.owners import Owner
+from runlane.service import Runlane
+from runlane.store import NotFound
+from runlane.thread_checkpoints import copy_thread as copy_checkpoints
+from runlane.thread_checkpoints import prune_keep_latest
+
+Row = dict[str, Any]
+
+
+async def copy_thread(svc: Runlane, thread_id: str, *, owner: Owner = None) -> Row:
+    """A new thread with the same metadata, values and every checkpoint (so the same
+    state and history). Its runs are not copied: it starts with none."""
+    source = await svc.store.get_thread(thread_id, owner=owner)
+    if source is None or source.get("temporary"):
+        raise NotFound(f"thread {thread_id} not found")
+    new_id = str(uuid.uuid4())
+    # Checkpoints first: a thread row that became visible before its state would
+    # answer reads with an empty state.
+    await copy_checkpoints(svc.checkpoints, thread_id, new_id)
+    try:
+        return await svc.store.insert_thread_copy(source, new_id, owner=owner)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await svc.checkpoints.delete_thread(new_id)
+        raise
+
+
+async def prune_threads(svc: Runlane, thread_ids: list[str], strategy: str, *,
+                        owner: Owner = None) -> int:
+    """`delete`: delete the threads (as DELETE /threads/{id} does). `keep_latest`: keep
+    them with only their latest checkpoint per namespace. Ids the caller cannot see
+    are skipped. How many threads were pruned."""
+    visible = await svc.store.visible_thread_ids(list(dict.fromkeys(thread_ids)), owner=owner)
+    pruned = 0
+    for thread_id in visible:
+        if strategy == "delete":
+            try:
+                await svc.delete_thread(thread_id, owner=owner)
+            except NotFound:  # deleted meanwhile (another prune, the TTL sweeper)
+                continue
+        else:
+            await prune_keep_latest(svc.checkpoints, thread_id)
+        pruned += 1
+    return pruned

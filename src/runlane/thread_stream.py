@@ -1,0 +1,150 @@
+"""The thread-level stream (GET /threads/{id}/stream): every run on the thread, one
+after another in creation order, as they happen, until the client goes away.
+
+It is built on the per-run streams (`Runlane.stream_run`), so it works wherever they
+do: from the local log on one process, from Redis Streams on a cluster. Runs are
+found by polling the store for the next run after the current one, every 0.2 s while
+the thread is active and every second once it idles (a run found late loses nothing:
+its stream replays from its first event).
+
+Event ids are `<run_id>:<n>` (the run's own event n) and `<run_id>:done` (the
+`run_done` event after it), so `Last-Event-ID` resumes exactly: after event n of that
+run, then the runs created after it. Without it, the stream starts at the thread's
+oldest active run, or at the next run created.
+
+stream_mode: `run_modes` (the default) sends every run event and `run_done`;
+`lifecycle` only each run's start (`metadata`) and `run_done`; `state_update` only
+the runs' `values` events (the thread's state after each step).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+
+from runlane.contract import TERMINAL, RunStatus
+from runlane.serde import dumps
+from runlane.service import Runlane
+from runlane.streams.local import HEARTBEAT, HEARTBEAT_SECONDS
+
+THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
+POLL_SECONDS = 0.2
+IDLE_POLL_SECONDS = 1.0  # after ACTIVE_SECONDS without a run
+ACTIVE_SECONDS = 10.0
+EXISTS_EVERY = 10  # idle polls between checks that the thread still exists
+_LAST_EVENT_ID = re.compile(r"^([0-9a-fA-F-]{36}):(\d{1,18}|done)$")
+_FRAME_ID = re.compile(rb"\nid: (\d+)\n\n$")
+
+
+class BadLastEventId(ValueError):
+    pass
+
+
+def parse_last_event_id(value: str | None) -> tuple[str, int | None] | None:
+    """`<run_id>:<n>` or `<run_id>:done` -> (run_id, n or None); None for none/'-'."""
+    if value is None or value.strip() in ("", "-"):
+        return None
+    match = _LAST_EVENT_ID.match(value.strip())
+    if match is None or not match.group(1).isascii():
+        raise BadLastEventId(
+            f"Last-Event-ID {value!r} is not an id of this thread's stream: send the id of "
+            "the last event received, '<run_id>:<n>' or '<run_id>:done' (or '-' for none)")
+    position = match.group(2)
+    return match.group(1).lower(), None if position == "done" else int(position)
+
+
+def _event_names(modes: set[str]) -> frozenset[str] | None:
+    """Which run events pass (None: all of them)."""
+    if "run_modes" in modes:
+        return None
+    names: set[str] = set()
+    if "lifecycle" in modes:
+        names.add("metadata")
+    if "state_update" in modes:
+        names.add("values")
+    return frozenset(names)
+
+
+def _frame(event: str, data: object, event_id: str) -> bytes:
+    return b"event: %s\ndata: %s\nid: %s\n\n" % (event.encode(), dumps(data), event_id.encode())
+
+
+def _renumber(chunk: bytes, run_id: str, names: frozenset[str] | None) -> list[bytes]:
+    """A run stream's frames with their ids made thread-wide; comments pass as they are."""
+    out = []
+    for frame in chunk.split(b"\n\n"):
+        if not frame:
+            continue
+        frame += b"\n\n"
+        if not frame.startswith(b"event: "):
+            out.append(frame)  # a heartbeat comment
+            continue
+        event = frame[7:frame.index(b"\n")].decode()
+        if names is not None and event.split("|", 1)[0] not in names:
+            continue
+        match = _FRAME_ID.search(frame)
+        if match is None:  # an end-of-stream error frame without an id
+            out.append(frame)
+            continue
+        out.append(frame[:match.start()] + b"\nid: %s:%s\n\n" % (run_id.encode(), match.group(1)))
+    return out
+
+
+async def follow_thread(
+    svc: Runlane, thread_id: str, *, modes: set[str], last_event_id: tuple[str, int | None] | None,
+) -> AsyncIterator[bytes]:
+    names = _event_names(modes)
+    send_done = "run_modes" in modes or "lifecycle" in modes
+    store = svc.store
+    resume_run: str | None = None
+    resume_after = 0
+    if last_event_id is not None:
+        run_id, position = last_event_id
+        seq = await store.run_seq(thread_id, run_id)
+        if seq is None:  # that run is gone: go on with whatever comes after now
+            after_seq = await store.thread_stream_start(thread_id)
+        elif position is None:  # it was done: the next run
+            after_seq = seq
+        else:
+            after_seq, resume_run, resume_after = seq - 1, run_id, position
+    else:
+        after_seq = await store.thread_stream_start(thread_id)
+    quiet_since = active_at = time.monotonic()
+    polls = 0
+    while True:
+        found = await store.next_run_on_thread(thread_id, after_seq)
+        if found is None:
+            polls += 1
+            if polls % EXISTS_EVERY == 0 and await store.get_thread(thread_id) is None:
+                return  # the thread was deleted: nothing more will come
+            if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
+                quiet_since = time.monotonic()
+                yield HEARTBEAT
+            # Quick to notice the next run while the thread is active, light when it
+            # idles (a run found late loses nothing: it is replayed from its start).
+            idle = time.monotonic() - active_at
+            await asyncio.sleep(POLL_SECONDS if idle < ACTIVE_SECONDS else IDLE_POLL_SECONDS)
+            continue
+        run_id, seq = found
+        after = resume_after if run_id == resume_run else 0
+        frames = await svc.stream_run(thread_id, run_id, last_event_id=after)
+        async for chunk in frames:
+            batch = _renumber(chunk, run_id, names)
+            if batch:
+                yield b"".join(batch)
+        quiet_since = active_at = time.monotonic()
+        row = await store.get_run(thread_id, run_id)
+        if row is not None and RunStatus(row["status"]) not in TERMINAL:
+            # The stream ended early (a relay problem): the client resumes from its
+            # last id; ending here is what makes that happen.
+            return
+        if send_done:
+            if row is None:  # rolled back (a tombstone says how it ended) or deleted
+                tomb = await store.get_tombstone(thread_id, run_id)
+                status = tomb["run"]["status"] if tomb is not None else "deleted"
+            else:
+                status = row["status"]
+            yield _frame("run_done", {"run_id": run_id, "status": status}, f"{run_id}:done")
+        after_seq = seq

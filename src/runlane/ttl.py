@@ -1,0 +1,81 @@
+"""The thread TTL sweeper: applies expired threads' TTL (see store/thread_queries.py).
+
+Every worker runs one. It sleeps until the earliest `expires_at` in the store (at
+most `max_sleep`, so a TTL set through another worker is seen soon enough; the
+worker that sets one wakes its own sweeper at once), then expires what is due.
+Workers sweeping together are safe: each expiry locks and re-checks its thread, so
+exactly one worker acts on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from runlane.serde import utcnow
+from runlane.service import Runlane
+from runlane.thread_checkpoints import prune_keep_latest
+
+log = logging.getLogger("runlane.ttl")
+BATCH = 100
+
+
+class TTLSweeper:
+    def __init__(self, service: Runlane, max_sleep: float = 30.0) -> None:
+        self.service = service
+        self.max_sleep = max_sleep
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="runlane-ttl")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        """A TTL was set or changed here: look at the next expiry again now."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                delay = await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the database is away: try again later
+                log.warning("thread TTL sweep failed (%s)", exc)
+                delay = min(5.0, self.max_sleep)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def sweep(self) -> float:
+        """Expire what is due; how long until the next expiry (seconds)."""
+        store = self.service.store
+        while True:
+            now = utcnow()
+            due = await store.expired_thread_ids(now, BATCH)
+            for thread_id in due:
+                result = await store.expire_thread(thread_id, now)
+                if result.action == "deleted":
+                    await self.service.after_thread_deleted(thread_id, result.deleted_runs)
+                    log.info("thread %s expired: deleted", thread_id,
+                             extra={"event": "thread_expired", "thread_id": thread_id,
+                                    "ttl_strategy": "delete"})
+                elif result.action == "pruned":
+                    await prune_keep_latest(self.service.checkpoints, thread_id)
+                    log.info("thread %s expired: checkpoints pruned to the latest", thread_id,
+                             extra={"event": "thread_expired", "thread_id": thread_id,
+                                    "ttl_strategy": "keep_latest"})
+            if len(due) < BATCH:
+                break
+        following = await store.next_thread_expiry()
+        if following is None:
+            return self.max_sleep
+        return min(self.max_sleep, max(0.05, (following - utcnow()).total_seconds()))

@@ -107,6 +107,7 @@ class Executor:
         self._supervisors: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._due_timer: asyncio.TimerHandle | None = None
         self._stopping = False
         # Final values of recent runs, for `wait` on stateless runs whose thread is
         # deleted as soon as they end.
@@ -213,12 +214,27 @@ class Executor:
                         self._spawn(run)
                     if len(claimed) < free:
                         break
+                await self._wake_when_due()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the store hiccupped: try again shortly
                 log.exception("claiming runs failed; retrying")
                 await asyncio.sleep(0.5)
                 self.wake()
+
+    async def _wake_when_due(self) -> None:
+        """Delayed runs (`after_seconds`): wake again when the earliest becomes due.
+        Every worker does this after each claim pass (creating a delayed run NOTIFYs
+        a wake to all), so on a cluster all of them try at the due time and the
+        claim's CAS gives the run to one."""
+        due = await self.store.next_due()
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
+        if due is None:
+            return
+        delay = max((due - utcnow()).total_seconds(), 0.0) + 0.005
+        self._due_timer = asyncio.get_running_loop().call_later(delay, self.wake)
 
     # ------------------------------------------------------------------ cancel
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -31,6 +32,7 @@ from runlane.contract import (
 )
 from runlane.executor import Executor, event_names_for, thread_state, wait_result
 from runlane.graphs import default_assistant_id
+from runlane.owners import Owner
 from runlane.serde import to_jsonable, utcnow
 from runlane.store import CancelResult, NotFound, Store
 from runlane.streams.local import StreamBroker
@@ -67,6 +69,9 @@ class RunRequest:
     on_disconnect: str = "continue"
     durability: str | None = None
     webhook: str | None = None
+    after_seconds: float | None = None
+    feedback_keys: list[str] | None = None
+    stream_resumable: bool = False
 
 
 class Runlane:
@@ -183,7 +188,8 @@ class Runlane:
 
     # ------------------------------------------------------------------- runs
 
-    async def create_run(self, thread_id: str | None, request: RunRequest) -> Row:
+    async def create_run(self, thread_id: str | None, request: RunRequest, *,
+                         owner: Owner = None) -> Row:
         assistant = await self.resolve_assistant(request.assistant_id)
         if assistant["graph_id"] not in self.graphs:
             raise BadRequest(f"graph {assistant['graph_id']!r} is not served here")
@@ -209,6 +215,11 @@ class Runlane:
             "durability": request.durability,
             "on_disconnect": request.on_disconnect,
             "webhook": request.webhook,
+            "after_seconds": request.after_seconds,
+            # Accepted and kept with the run, as the reference server does; runlane has
+            # no LangSmith feedback to create from them.
+            "feedback_keys": request.feedback_keys,
+            "stream_resumable": request.stream_resumable,
             "temporary": temporary,
             "on_completion": request.on_completion or ("delete" if temporary else "keep"),
         }
@@ -221,6 +232,14 @@ class Runlane:
             "multitask_strategy": request.multitask_strategy,
             "metadata": request.metadata or {},
             "kwargs": to_jsonable(kwargs),
+            "owner": owner,
+            # after_seconds: claims skip the run until then (statements.is_due).
+            "not_before": (now + datetime.timedelta(seconds=request.after_seconds)
+                           if request.after_seconds else None),
+            "webhook": request.webhook,
+            # Delivered once the run is terminal (see webhooks.py).
+            "webhook_state": "pending" if request.webhook else None,
+            "webhook_attempts": 0,
             "created_at": now,
             "updated_at": now,
         }
@@ -233,6 +252,7 @@ class Runlane:
             "values": None,
             "interrupts": {},
             "temporary": temporary,
+            "owner": owner,
             "created_at": now,
             "updated_at": now,
         }
@@ -245,6 +265,7 @@ class Runlane:
                 run,
                 if_not_exists="create" if temporary else request.if_not_exists,
                 thread_defaults=thread_defaults,
+                owner=owner,
             )
         except BaseException:
             self.broker.discard(run_id)

@@ -21,6 +21,7 @@ from runlane.contract import (
     cancel_http_status,
     parse_bool,
 )
+from runlane.owners import owner_of
 from runlane.service import RunRequest, Runlane
 
 log = logging.getLogger("runlane.api")
@@ -50,6 +51,10 @@ def _run_request(body: RunCreate) -> RunRequest:
         on_completion=body.on_completion,
         on_disconnect=body.on_disconnect,
         durability=body.durability,
+        webhook=body.webhook,
+        after_seconds=body.after_seconds,
+        feedback_keys=body.feedback_keys,
+        stream_resumable=body.stream_resumable,
     )
 
 
@@ -63,13 +68,15 @@ def _locations(thread_id: str, run_id: str, stateless: bool, tail: str) -> dict[
 
 @router.post("/threads/{thread_id}/runs")
 async def create_run(thread_id: UUID, body: RunCreate, request: Request) -> Response:
-    run = await service(request).create_run(str(thread_id), _run_request(body))
+    run = await service(request).create_run(str(thread_id), _run_request(body),
+                                           owner=owner_of(request))
     return JSON(run_body(run), headers={"Content-Location": f"/threads/{thread_id}/runs/{run['run_id']}"})
 
 
 @router.post("/runs")
 async def create_stateless_run(body: RunCreate, request: Request) -> Response:
-    run = await service(request).create_run(None, _run_request(body))
+    run = await service(request).create_run(None, _run_request(body),
+                                           owner=owner_of(request))
     return JSON(run_body(run), headers={"Content-Location": f"/runs/{run['run_id']}"})
 
 
@@ -85,7 +92,7 @@ async def stream_new_stateless_run(body: RunCreate, request: Request) -> Respons
 
 async def _stream_new(request: Request, thread_id: str | None, body: RunCreate) -> Response:
     svc = service(request)
-    run = await svc.create_run(thread_id, _run_request(body))
+    run = await svc.create_run(thread_id, _run_request(body), owner=owner_of(request))
     frames = await svc.stream_run(run["thread_id"], run["run_id"])
     if body.on_disconnect == "cancel":
         frames = _cancel_on_disconnect(svc, run["thread_id"], run["run_id"], frames)
@@ -104,7 +111,7 @@ async def wait_new_stateless_run(body: RunCreate, request: Request) -> Response:
 
 async def _wait_new(request: Request, thread_id: str | None, body: RunCreate) -> Response:
     svc = service(request)
-    run = await svc.create_run(thread_id, _run_request(body))
+    run = await svc.create_run(thread_id, _run_request(body), owner=owner_of(request))
     waiter = svc.run_result(run["thread_id"], run["run_id"])
     if body.on_disconnect == "cancel":
         result = await _cancel_if_gone(request, svc, run, waiter)

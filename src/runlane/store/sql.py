@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,6 +33,7 @@ from runlane.contract import (
     ThreadStatus,
     outcome_for_existing_run,
 )
+from runlane.owners import Owner
 from runlane.serde import utcnow
 from runlane.store import statements as st
 from runlane.store.database import Database
@@ -371,6 +373,7 @@ class Store:
         *,
         if_not_exists: str,
         thread_defaults: Row,
+        owner: Owner = None,
     ) -> CreatedRun:
         """Admit a run on its thread, applying the multitask strategy atomically.
 
@@ -385,6 +388,10 @@ class Store:
             thread = _as_dict(conn.execute(
                 st.SELECT_THREAD_FOR_UPDATE, {"p_thread_id": run["thread_id"]}
             ).first())
+            if thread is not None and owner is not None and thread["owner"] != owner:
+                # Another owner's thread looks exactly like a missing one; it cannot be
+                # created either (the id is taken), so even if_not_exists=create is 404.
+                raise NotFound(f"thread {run['thread_id']} not found")
             if thread is None:
                 if if_not_exists != "create":
                     raise NotFound(
@@ -547,6 +554,19 @@ class Store:
                 # Another worker started a run on one of these threads at the same
                 # instant: the one-running-run-per-thread index refused.
                 return None
+
+        return await self.db.run(_tx)
+
+    async def next_due(self) -> Any:
+        """When the earliest delayed (`after_seconds`) pending run becomes due; None
+        if there is none."""
+        params = {"p_now": utcnow()}
+
+        def _tx(conn: Connection) -> Any:
+            value = conn.scalar(st.NEXT_DUE, params)
+            if value is not None and value.tzinfo is None:  # SQLite drops the zone
+                value = value.replace(tzinfo=datetime.timezone.utc)
+            return value
 
         return await self.db.run(_tx)
 

@@ -27,6 +27,8 @@ from runlane.settings import Settings
 from runlane.store import Store
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import RedisEventBridge
+from runlane.store.webhook_queue import WebhookQueue
+from runlane.webhooks import WebhookSender
 
 log = logging.getLogger("runlane")
 
@@ -102,6 +104,14 @@ class Runtime:
             await service.recover_after_restart()
         await executor.start()
         self._closers.insert(0, executor.stop)
+        webhooks = WebhookSender(
+            WebhookQueue(store.db), timeout=settings.webhook_timeout,
+            max_attempts=settings.webhook_max_attempts, backoff=settings.webhook_backoff,
+            after_delivery=service.after_webhook,
+        )
+        executor.webhooks = service.webhooks = webhooks
+        await webhooks.start()
+        self._closers.insert(1, webhooks.stop)  # after the executor: its runs' ends wake it
         metrics.worker_started(self.worker_id, "postgresql" if self.scale_out else "sqlite",
                                self.leases)
         self._drain_on_signals()

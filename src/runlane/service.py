@@ -30,7 +30,13 @@ from runlane.contract import (
     ThreadStatus,
     cancel_http_status,
 )
-from runlane.executor import Executor, event_names_for, thread_state, wait_result
+from runlane.executor import (
+    Executor,
+    deletes_thread_when_done,
+    event_names_for,
+    thread_state,
+    wait_result,
+)
 from runlane.graphs import default_assistant_id
 from runlane.owners import Owner
 from runlane.serde import to_jsonable, utcnow
@@ -93,6 +99,17 @@ class Runlane:
         self.recheck_seconds = 2.0
         # Scale-out: run events across workers (None on one process).
         self.bridge: RedisEventBridge | None = None
+        # Webhook deliveries (see webhooks.py); woken when a run with one ends here.
+        self.webhooks: Any = None
+
+    def _webhook_owed(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.wake()
+
+    async def after_webhook(self, run: Row) -> None:
+        """A run's webhook delivery is over: a stateless run's thread may go now."""
+        if deletes_thread_when_done(run):
+            await self.executor.discard_temporary_thread(run["thread_id"])
 
     # ------------------------------------------------------------- assistants
 
@@ -148,6 +165,8 @@ class Runlane:
     async def on_run_reaped(self, run: Row) -> None:
         """This worker finished a dead worker's run: end its stream everywhere."""
         self.on_run_done(run["run_id"])
+        if run.get("webhook"):
+            self._webhook_owed()
         if self.bridge is not None:
             with contextlib.suppress(Exception):
                 await self.bridge.end(run["run_id"], error=run.get("error"))
@@ -288,6 +307,8 @@ class Runlane:
                 RunStatus.PENDING.value, superseded_by=run_id,
                 rolled_back=True if action == "rollback" else None)
             await self._ended_without_running(other)
+        if created.cancelled_pending:
+            self._webhook_owed()
         self.executor.wake()
         return created.run
 
@@ -360,6 +381,8 @@ class Runlane:
             logs.run_status(run, RunStatus.PENDING.value, rolled_back=True if
                             run["cancel_action"] == CancelAction.ROLLBACK.value else None)
             await self._ended_without_running(run["run_id"])
+            if run.get("webhook") and run["cancel_action"] != CancelAction.ROLLBACK.value:
+                self._webhook_owed()
             self.executor.wake()
 
     async def cancel_pending(self, reason: CancelReason) -> int:

@@ -882,7 +882,10 @@ class Store:
         `older_than`: left over by a crash or a shutdown."""
 
         def _tx(conn: Connection) -> Any:
-            active = sa.select(runs.c.thread_id).where(runs.c.status.in_(_ACTIVE_VALUES))
+            # A run still owing its webhook keeps its thread (the payload reads it).
+            active = sa.select(runs.c.thread_id).where(sa.or_(
+                runs.c.status.in_(_ACTIVE_VALUES),
+                runs.c.webhook_state.in_(["pending", "sending"])))
             query = sa.select(threads.c.thread_id).where(
                 threads.c.temporary.is_(True), threads.c.thread_id.notin_(active)
             )

@@ -59,7 +59,7 @@ class Runtime:
         saver = await checkpoints.setup()
         self._closers.append(checkpoints.close)
         served = {gid: g.copy(update={"checkpointer": saver}) for gid, g in self.graphs.items()}
-        broker = StreamBroker()
+        broker = StreamBroker(retention_seconds=settings.stream_retention)
         executor = Executor(
             store=store, broker=broker, checkpoints=checkpoints, graphs=served,
             max_concurrency=settings.max_concurrency, cancel_grace=settings.cancel_grace,

@@ -279,6 +279,10 @@ class Runlane:
         if self.bridge is None:
             # The log exists before the run can start, so the metadata event is first.
             self.broker.open(run_id).publish("metadata", metadata)
+            if request.stream_resumable:
+                # Replayable for an hour after the end. (Scale-out: Redis keeps every
+                # ended stream that long; see streams/redis.py.)
+                self.broker.keep_resumable(run_id)
         try:
             created = await self.store.create_run(
                 run,

@@ -40,7 +40,7 @@ from runlane.executor import (
 from runlane.graphs import default_assistant_id
 from runlane.owners import Owner
 from runlane.serde import to_jsonable, utcnow
-from runlane.store import CancelResult, NotFound, Store
+from runlane.store import CancelResult, CreatedRun, NotFound, Store
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import RedisEventBridge, StreamUnavailable
 
@@ -51,6 +51,15 @@ Row = dict[str, Any]
 
 class BadRequest(Exception):
     """The request is well-formed but asks for something impossible (422)."""
+
+
+class BatchItemError(Exception):
+    """One item of a batch is invalid (nothing of the batch was created)."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(f"item {index}: {error}")
+        self.index = index
+        self.error = error
 
 
 @dataclasses.dataclass
@@ -78,6 +87,21 @@ class RunRequest:
     after_seconds: float | None = None
     feedback_keys: list[str] | None = None
     stream_resumable: bool = False
+
+
+@dataclasses.dataclass
+class PreparedRun:
+    """A checked run request: the rows its admission writes."""
+
+    run: Row
+    thread_defaults: Row
+    if_not_exists: str
+    request: RunRequest
+
+
+def _metadata_event(run_id: str) -> Row:
+    """Event 1 of every run's stream."""
+    return {"run_id": run_id, "attempt": 1}
 
 
 class Runlane:
@@ -209,6 +233,48 @@ class Runlane:
 
     async def create_run(self, thread_id: str | None, request: RunRequest, *,
                          owner: Owner = None) -> Row:
+        prepared = await self._prepare_run(thread_id, request, owner)
+        self._open_log(prepared)
+        try:
+            created = await self.store.create_run(
+                prepared.run, if_not_exists=prepared.if_not_exists,
+                thread_defaults=prepared.thread_defaults, owner=owner,
+            )
+        except BaseException:
+            self.broker.discard(prepared.run["run_id"])
+            raise
+        await self._admitted(prepared, created)
+        self.executor.wake()
+        return created.run
+
+    async def create_stateless_batch(self, requests: list[RunRequest], *,
+                                     owner: Owner = None) -> list[Row]:
+        """Create many stateless background runs, all or none: every item is checked
+        first (an invalid item raises `BatchItemError` naming it, and nothing is
+        created), then all are admitted in one transaction."""
+        prepared: list[PreparedRun] = []
+        for index, request in enumerate(requests):
+            try:
+                prepared.append(await self._prepare_run(None, request, owner))
+            except (NotFound, BadRequest) as exc:
+                raise BatchItemError(index, exc) from exc
+        for item in prepared:
+            self._open_log(item)
+        try:
+            created = await self.store.create_runs(
+                [(item.run, item.thread_defaults) for item in prepared], owner=owner)
+        except BaseException:
+            for item in prepared:
+                self.broker.discard(item.run["run_id"])
+            raise
+        for item, one in zip(prepared, created, strict=True):
+            await self._admitted(item, one)
+        self.executor.wake()
+        return [one.run for one in created]
+
+    async def _prepare_run(self, thread_id: str | None, request: RunRequest,
+                           owner: Owner) -> PreparedRun:
+        """Check a run request's meaning and build its rows (nothing is written)."""
         assistant = await self.resolve_assistant(request.assistant_id)
         if assistant["graph_id"] not in self.graphs:
             raise BadRequest(f"graph {assistant['graph_id']!r} is not served here")
@@ -275,29 +341,30 @@ class Runlane:
             "created_at": now,
             "updated_at": now,
         }
-        metadata = {"run_id": run_id, "attempt": 1}
+        return PreparedRun(run, thread_defaults,
+                           "create" if temporary else request.if_not_exists, request)
+
+    def _open_log(self, prepared: PreparedRun) -> None:
+        run_id = prepared.run["run_id"]
         if self.bridge is None:
             # The log exists before the run can start, so the metadata event is first.
-            self.broker.open(run_id).publish("metadata", metadata)
-            if request.stream_resumable:
+            self.broker.open(run_id).publish("metadata", _metadata_event(run_id))
+            if prepared.request.stream_resumable:
                 # Replayable for an hour after the end. (Scale-out: Redis keeps every
                 # ended stream that long; see streams/redis.py.)
                 self.broker.keep_resumable(run_id)
-        try:
-            created = await self.store.create_run(
-                run,
-                if_not_exists="create" if temporary else request.if_not_exists,
-                thread_defaults=thread_defaults,
-                owner=owner,
-            )
-        except BaseException:
-            self.broker.discard(run_id)
-            raise
+
+    async def _admitted(self, prepared: PreparedRun, created: CreatedRun) -> None:
+        """After a run was admitted: its stream, its log line, the runs its multitask
+        strategy stopped."""
+        request, run_id, thread_id = (prepared.request, prepared.run["run_id"],
+                                      prepared.run["thread_id"])
         if self.bridge is not None:
             # Any worker may execute it: its events go through Redis, metadata first
             # (the executing worker writes the same event 1 if it gets there first).
             with contextlib.suppress(Exception):
-                await self.bridge.streams.publish(run_id, 1, "metadata", metadata)
+                await self.bridge.streams.publish(run_id, 1, "metadata",
+                                                  _metadata_event(run_id))
         logs.run_status(created.run, None, cause="created",
                         multitask_strategy=request.multitask_strategy)
         for other in created.cancelled_running:
@@ -313,8 +380,6 @@ class Runlane:
             await self._ended_without_running(other)
         if created.cancelled_pending:
             self._webhook_owed()
-        self.executor.wake()
-        return created.run
 
     async def _check_checkpoint(
         self, graph_id: str, thread_id: str, request: RunRequest, config: Row

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
 from runlane import metrics
@@ -22,7 +22,8 @@ from runlane.contract import (
     parse_bool,
 )
 from runlane.owners import owner_of
-from runlane.service import RunRequest, Runlane
+from runlane.service import BatchItemError, RunRequest, Runlane
+from runlane.store import NotFound
 
 log = logging.getLogger("runlane.api")
 router = APIRouter(tags=["runs"])
@@ -78,6 +79,28 @@ async def create_stateless_run(body: RunCreate, request: Request) -> Response:
     run = await service(request).create_run(None, _run_request(body),
                                            owner=owner_of(request))
     return JSON(run_body(run), headers={"Content-Location": f"/runs/{run['run_id']}"})
+
+
+# How many runs one /runs/batch call may create.
+MAX_BATCH = 1000
+
+
+@router.post("/runs/batch")
+async def create_stateless_batch(
+    body: Annotated[list[RunCreate], Body(max_length=MAX_BATCH)], request: Request
+) -> Response:
+    """Many stateless background runs in one call, all or none: every item is
+    validated (shape, then meaning: assistant, graph) before any is created, and
+    they are admitted in one transaction. An invalid item answers its error (422 or
+    404) naming the item's index, and nothing is created."""
+    try:
+        runs = await service(request).create_stateless_batch(
+            [_run_request(item) for item in body], owner=owner_of(request))
+    except BatchItemError as exc:
+        code = 404 if isinstance(exc.error, NotFound) else 422
+        return error(code, f"runs[{exc.index}]: {exc.error}; no run of the batch was created",
+                     index=exc.index)
+    return JSON([run_body(run) for run in runs])
 
 
 @router.post("/threads/{thread_id}/runs/stream")

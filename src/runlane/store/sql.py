@@ -381,73 +381,89 @@ class Store:
         cancel on every active run of the thread, in this same transaction, so the
         new run cannot start before they are terminal. enqueue: just wait.
         """
+
+        def _tx(conn: Connection) -> CreatedRun:
+            return self._admit(conn, run, if_not_exists, thread_defaults, owner)
+
+        return await self.db.run(_tx)
+
+    async def create_runs(self, items: list[tuple[Row, Row]], *,
+                          owner: Owner = None) -> list[CreatedRun]:
+        """Admit many stateless runs (each on a thread of its own) in one transaction:
+        all of them or, if anything fails, none. Items are (run, thread row)."""
+
+        def _tx(conn: Connection) -> list[CreatedRun]:
+            return [self._admit(conn, run, "create", thread, owner) for run, thread in items]
+
+        return await self.db.run(_tx)
+
+    def _admit(self, conn: Connection, run: Row, if_not_exists: str, thread_defaults: Row,
+               owner: Owner) -> CreatedRun:
+        """The body of a run's admission (see create_run), inside a transaction."""
         strategy = MultitaskStrategy(run["multitask_strategy"])
         now = run["created_at"]
-
-        def _tx(conn: Connection) -> Any:
-            thread = _as_dict(conn.execute(
-                st.SELECT_THREAD_FOR_UPDATE, {"p_thread_id": run["thread_id"]}
-            ).first())
-            if thread is not None and owner is not None and thread["owner"] != owner:
-                # Another owner's thread looks exactly like a missing one; it cannot be
-                # created either (the id is taken), so even if_not_exists=create is 404.
-                raise NotFound(f"thread {run['thread_id']} not found")
-            if thread is None:
-                if if_not_exists != "create":
-                    raise NotFound(
-                        f"thread {run['thread_id']} not found "
-                        "(pass if_not_exists='create' to create it)"
-                    )
-                conn.execute(st.INSERT_THREAD, thread_defaults)
-                thread = thread_defaults
-            active = conn.execute(
-                st.SELECT_ACTIVE_ON_THREAD, {"p_thread_id": run["thread_id"]}
-            ).all()
-            cancelled_running: list[str] = []
-            cancelled_pending: list[str] = []
-            if active and strategy is MultitaskStrategy.REJECT:
-                raise Conflict(
-                    f"thread {run['thread_id']} is busy with run {active[0].run_id} "
-                    "and multitask_strategy is 'reject'"
+        thread = _as_dict(conn.execute(
+            st.SELECT_THREAD_FOR_UPDATE, {"p_thread_id": run["thread_id"]}
+        ).first())
+        if thread is not None and owner is not None and thread["owner"] != owner:
+            # Another owner's thread looks exactly like a missing one; it cannot be
+            # created either (the id is taken), so even if_not_exists=create is 404.
+            raise NotFound(f"thread {run['thread_id']} not found")
+        if thread is None:
+            if if_not_exists != "create":
+                raise NotFound(
+                    f"thread {run['thread_id']} not found "
+                    "(pass if_not_exists='create' to create it)"
                 )
-            if active and strategy in (MultitaskStrategy.INTERRUPT, MultitaskStrategy.ROLLBACK):
-                action = (
-                    CancelAction.INTERRUPT
-                    if strategy is MultitaskStrategy.INTERRUPT
-                    else CancelAction.ROLLBACK
+            conn.execute(st.INSERT_THREAD, thread_defaults)
+            thread = thread_defaults
+        active = conn.execute(
+            st.SELECT_ACTIVE_ON_THREAD, {"p_thread_id": run["thread_id"]}
+        ).all()
+        cancelled_running: list[str] = []
+        cancelled_pending: list[str] = []
+        if active and strategy is MultitaskStrategy.REJECT:
+            raise Conflict(
+                f"thread {run['thread_id']} is busy with run {active[0].run_id} "
+                "and multitask_strategy is 'reject'"
+            )
+        if active and strategy in (MultitaskStrategy.INTERRUPT, MultitaskStrategy.ROLLBACK):
+            action = (
+                CancelAction.INTERRUPT
+                if strategy is MultitaskStrategy.INTERRUPT
+                else CancelAction.ROLLBACK
+            )
+            reason = f"multitask_{strategy.value}"
+            for other in active:
+                result = self._cancel_in(
+                    conn, run["thread_id"], other.run_id, action, reason, now
                 )
-                reason = f"multitask_{strategy.value}"
-                for other in active:
-                    result = self._cancel_in(
-                        conn, run["thread_id"], other.run_id, action, reason, now
-                    )
-                    if result.delivered_to_task:
-                        cancelled_running.append(other.run_id)
-                    elif result.outcome is CancelOutcome.RECORDED:
-                        cancelled_pending.append(other.run_id)
-            new_run = self._number(run)
-            conn.execute(st.INSERT_RUN, new_run)
-            thread_meta = thread["metadata"]
-            if thread_meta.get("graph_id") is None:
-                # The thread's first run decides which graph reads its state.
-                conn.execute(
-                    threads.update()
-                    .where(threads.c.thread_id == run["thread_id"])
-                    .values(status=ThreadStatus.BUSY.value, updated_at=now, metadata={
-                        **thread_meta,
-                        "graph_id": run["graph_id"],
-                        "assistant_id": run["assistant_id"],
-                    })
-                )
-            elif thread["status"] != ThreadStatus.BUSY.value:
-                conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": run["thread_id"], "p_now": now})
-            for other in cancelled_running:
-                self._notify(conn, CANCEL, other)
-            for other in cancelled_pending:
-                self._notify(conn, DONE, other)
-            self._notify(conn, WAKE)
-            return CreatedRun(new_run, cancelled_running, cancelled_pending)
-        return await self.db.run(_tx)
+                if result.delivered_to_task:
+                    cancelled_running.append(other.run_id)
+                elif result.outcome is CancelOutcome.RECORDED:
+                    cancelled_pending.append(other.run_id)
+        new_run = self._number(run)
+        conn.execute(st.INSERT_RUN, new_run)
+        thread_meta = thread["metadata"]
+        if thread_meta.get("graph_id") is None:
+            # The thread's first run decides which graph reads its state.
+            conn.execute(
+                threads.update()
+                .where(threads.c.thread_id == run["thread_id"])
+                .values(status=ThreadStatus.BUSY.value, updated_at=now, metadata={
+                    **thread_meta,
+                    "graph_id": run["graph_id"],
+                    "assistant_id": run["assistant_id"],
+                })
+            )
+        elif thread["status"] != ThreadStatus.BUSY.value:
+            conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": run["thread_id"], "p_now": now})
+        for other in cancelled_running:
+            self._notify(conn, CANCEL, other)
+        for other in cancelled_pending:
+            self._notify(conn, DONE, other)
+        self._notify(conn, WAKE)
+        return CreatedRun(new_run, cancelled_running, cancelled_pending)
 
     async def get_run(self, thread_id: str, run_id: str) -> Row | None:
 

@@ -336,7 +336,9 @@ class Runlane:
             "config": {},
             "values": None,
             "interrupts": {},
-            "temporary": temporary,
+            # A stateless run's thread is hidden and goes with it, unless it is kept
+            # (on_completion=keep): then it is an ordinary thread from the start.
+            "temporary": deletes_thread_when_done({"kwargs": kwargs}),
             "owner": owner,
             "created_at": now,
             "updated_at": now,

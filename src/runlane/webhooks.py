@@ -99,8 +99,9 @@ class WebhookSender:
 
     @property
     def claim_seconds(self) -> float:
-        # Longer than one attempt can take; then the delivery is someone else's.
-        return self.timeout + 10.0
+        # Longer than one attempt can take (the client's timeout bounds it); then the
+        # delivery is someone else's: a crashed worker's delivery is retried after this.
+        return self.timeout * 2 + 1.0
 
     async def _loop(self) -> None:
         while True:

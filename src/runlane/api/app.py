@@ -134,6 +134,10 @@ def _json_body(scope: Scope, body: bytes) -> bytes:
     return orjson.dumps(value)
 
 
+# Routes whose body is a JSON array rather than an object.
+ARRAY_BODY_PATHS = frozenset({"/runs/batch"})
+
+
 def _json_kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -199,6 +203,9 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
             elif tuple(item.get("loc", ())) == ("body",) and item.get("type") == "list_type":
                 msg = (f"the request body must be a JSON array of runs, not "
                        f"{_json_kind(item.get('input'))}")
+            elif (tuple(item.get("loc", ())) == ("body",) and item.get("type") == "missing"
+                  and request.url.path in ARRAY_BODY_PATHS):
+                msg = "a JSON array of runs is required as the request body"
             elif tuple(item.get("loc", ())) == ("body",):  # the body as a whole
                 msg = ("a JSON object is required as the request body" if item.get("type") ==
                        "missing" else f"the request body must be a JSON object, not "

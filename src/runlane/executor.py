@@ -208,7 +208,9 @@ class Executor:
             self._wakeup.clear()
             try:
                 while (free := self.max_concurrency - len(self._supervisors)) > 0:
-                    claimed = await self.store.claim(self.worker_id, self.lease_until(), free)
+                    claimed, due = await self.store.claim(self.worker_id, self.lease_until(),
+                                                          free)
+                    self._wake_when_due(due)
                     if claimed is None:  # raced another worker for a thread: soon again
                         asyncio.get_running_loop().call_later(0.02, self.wake)
                         break
@@ -216,7 +218,6 @@ class Executor:
                         self._spawn(run)
                     if len(claimed) < free:
                         break
-                await self._wake_when_due()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the store hiccupped: try again shortly
@@ -224,12 +225,12 @@ class Executor:
                 await asyncio.sleep(0.5)
                 self.wake()
 
-    async def _wake_when_due(self) -> None:
-        """Delayed runs (`after_seconds`): wake again when the earliest becomes due.
-        Every worker does this after each claim pass (creating a delayed run NOTIFYs
-        a wake to all), so on a cluster all of them try at the due time and the
-        claim's CAS gives the run to one."""
-        due = await self.store.next_due()
+    def _wake_when_due(self, due: datetime.datetime | None) -> None:
+        """Delayed runs (`after_seconds`): wake again when the earliest becomes due
+        (the claim reports when). Every worker does this after each claim (creating a
+        delayed run NOTIFYs a wake to all), so on a cluster all of them try at the due
+        time and the claim's CAS gives the run to one. A full pool claims nothing, and
+        a freed slot wakes the dispatcher anyway."""
         if self._due_timer is not None:
             self._due_timer.cancel()
             self._due_timer = None

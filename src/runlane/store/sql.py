@@ -552,37 +552,34 @@ class Store:
             return None if row is None else row.run
         return await self.db.run(_tx)
 
-    async def claim(self, worker_id: str, lease_until: Any, limit: int) -> list[Row] | None:
+    async def claim(self, worker_id: str, lease_until: Any,
+                    limit: int) -> tuple[list[Row] | None, Any]:
         """pending -> running for up to `limit` of the oldest startable runs: their
-        thread has no running run and no older pending run. One CAS statement (see
-        statements.CLAIM); the threads are already `busy`, as they have been since
-        their runs were admitted. None: lost a race with another worker, try again."""
+        thread has no running run and no older due pending run, and they are due
+        (`after_seconds`). One CAS statement (see statements.CLAIM); the threads are
+        already `busy`, as they have been since their runs were admitted.
+
+        Returns (claimed runs, or None: lost a race with another worker, try again;
+        when the earliest delayed run becomes due, or None), in one transaction."""
         params = {"p_worker_id": worker_id, "p_now": utcnow(), "p_lease_until": lease_until,
                   "p_limit": limit}
 
-        def _tx(conn: Connection) -> list[Row] | None:
+        def _tx(conn: Connection) -> tuple[list[Row] | None, Any]:
+            claimed: list[Row] | None
             if self.db.is_sqlite:
-                return [dict(r._mapping) for r in conn.execute(st.CLAIM, params)]
-            try:
-                with conn.begin_nested():
-                    return [dict(r._mapping) for r in conn.execute(st.CLAIM, params)]
-            except sa.exc.IntegrityError:
-                # Another worker started a run on one of these threads at the same
-                # instant: the one-running-run-per-thread index refused.
-                return None
-
-        return await self.db.run(_tx)
-
-    async def next_due(self) -> Any:
-        """When the earliest delayed (`after_seconds`) pending run becomes due; None
-        if there is none."""
-        params = {"p_now": utcnow()}
-
-        def _tx(conn: Connection) -> Any:
-            value = conn.scalar(st.NEXT_DUE, params)
-            if value is not None and value.tzinfo is None:  # SQLite drops the zone
-                value = value.replace(tzinfo=datetime.timezone.utc)
-            return value
+                claimed = [dict(r._mapping) for r in conn.execute(st.CLAIM, params)]
+            else:
+                try:
+                    with conn.begin_nested():
+                        claimed = [dict(r._mapping) for r in conn.execute(st.CLAIM, params)]
+                except sa.exc.IntegrityError:
+                    # Another worker started a run on one of these threads at the same
+                    # instant: the one-running-run-per-thread index refused.
+                    claimed = None
+            due = conn.scalar(st.NEXT_DUE, params)
+            if due is not None and due.tzinfo is None:  # SQLite drops the zone
+                due = due.replace(tzinfo=datetime.timezone.utc)
+            return claimed, due
 
         return await self.db.run(_tx)
 

@@ -443,3 +443,16 @@ async def test_resume_a_paused_checkpoint_with_command(client) -> None:
     answer = await client.runs.wait(tid, "hitl", command={"resume": "yes"},
                                     checkpoint_id=paused["checkpoint"]["checkpoint_id"])
     assert answer == {"question": "ok?", "answer": "yes", "done": True}
+
+
+async def test_checkpoint_during_is_the_older_spelling_of_durability(client, http) -> None:
+    tid = (await client.threads.create())["thread_id"]
+    answer = http.post(f"/threads/{tid}/runs/wait", json={
+        "assistant_id": "quick", "input": {"n": 1}, "checkpoint_during": False})
+    assert answer.status_code == 200 and answer.json() == {"n": 3}
+    run = (await client.runs.list(tid))[0]
+    assert run["kwargs"]["durability"] == "sync"
+    clash = http.post("/runs", json={"assistant_id": "quick", "checkpoint_during": True,
+                                     "durability": "exit"})
+    assert clash.status_code == 422, clash.text
+    assert "checkpoint_during" in clash.text and "durability" in clash.text

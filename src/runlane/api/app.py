@@ -206,6 +206,9 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
             elif (tuple(item.get("loc", ())) == ("body",) and item.get("type") == "missing"
                   and request.url.path in ARRAY_BODY_PATHS):
                 msg = "a JSON array of runs is required as the request body"
+            elif tuple(item.get("loc", ())) == ("body",) and item.get("type") == "value_error":
+                # A rule across fields (a model validator): its own words.
+                msg = str(msg).removeprefix("Value error, ")
             elif tuple(item.get("loc", ())) == ("body",):  # the body as a whole
                 msg = ("a JSON object is required as the request body" if item.get("type") ==
                        "missing" else f"the request body must be a JSON object, not "

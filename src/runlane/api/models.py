@@ -7,7 +7,14 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import httpx
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 StreamModeName = Literal[
     "values", "updates", "custom", "debug", "tasks", "checkpoints",
@@ -160,6 +167,20 @@ class RunCreate(Strict):
         if value is not None and len(value) > 100:
             raise ValueError(f"feedback_keys may hold at most 100 keys (got {len(value)})")
         return value
+
+    @model_validator(mode="after")
+    def _checkpoint_during(self) -> RunCreate:
+        # The older spelling of durability (langgraph_sdk: checkpoint_during=True is
+        # durability "async", False is "sync"); both at once must agree.
+        if self.checkpoint_during is not None:
+            implied = "async" if self.checkpoint_during else "sync"
+            if self.durability is not None and self.durability != implied:
+                raise ValueError(
+                    f"checkpoint_during={str(self.checkpoint_during).lower()} means "
+                    f"durability {implied!r}, but durability is {self.durability!r}: "
+                    "give one of them")
+            self.durability = implied
+        return self
 
     def modes(self) -> list[str]:
         modes = [self.stream_mode] if isinstance(self.stream_mode, str) else self.stream_mode

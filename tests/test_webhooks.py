@@ -9,6 +9,7 @@ import signal
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from langgraph_sdk import get_client
 
@@ -70,7 +71,17 @@ async def test_webhook_for_every_way_a_run_ends(client, http) -> None:
         assert receiver.delivered(failed["run_id"])[0]["body"]["error"]["error"] == "ValueError"
 
 
-async def test_failing_receiver_is_retried_with_backoff(client) -> None:
+def _counted(server: ServerProcess, outcome: str) -> float:
+    """runlane_webhook_attempts_total{outcome} summed over the deployment's workers."""
+    total = 0.0
+    for url in getattr(server, "urls", None) or [server.url]:
+        for line in httpx.get(f"{url}/metrics").text.splitlines():
+            if line.startswith(f'runlane_webhook_attempts_total{{outcome="{outcome}"}}'):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_failing_receiver_is_retried_with_backoff(client, server) -> None:
     with WebhookReceiver(fail_first=2, fail_status=503) as receiver:
         tid = (await client.threads.create())["thread_id"]
         run = await client.runs.create(tid, "quick", input={"n": 1}, webhook=receiver.url)
@@ -81,6 +92,7 @@ async def test_failing_receiver_is_retried_with_backoff(client) -> None:
         await asyncio.sleep(0.5)
         attempts = receiver.attempts(run["run_id"])
     assert [a["status"] for a in attempts] == [503, 503, 200]
+    assert _counted(server, "retry") >= 2 and _counted(server, "delivered") >= 1
     gaps = [b["at"] - a["at"] for a, b in zip(attempts, attempts[1:])]
     # Exponential: the second wait is about twice the first (default 1 s, then 2 s).
     assert gaps[0] >= 0.8 and gaps[1] >= 1.6 and gaps[1] > gaps[0] * 1.4, gaps

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from runlane import metrics
 from runlane.api.responses import run_body
 from runlane.serde import dumps, utcnow
 from runlane.store.webhook_queue import DELIVERED, FAILED, WebhookQueue
@@ -150,12 +151,14 @@ class WebhookSender:
                  "attempt": attempt}
         try:
             if problem is None:
+                metrics.webhook_attempted("delivered")
                 if await self.queue.finish(run_id, attempt, DELIVERED):
                     log.info("run %s: webhook delivered (attempt %d)", run_id, attempt,
                              extra={**extra, "webhook_state": DELIVERED})
                     await self._over(run)
                 return
             if retry and attempt < self.max_attempts:
+                metrics.webhook_attempted("retry")
                 wait = min(self.backoff * 2 ** (attempt - 1), self.max_backoff)
                 if await self.queue.retry_later(
                         run_id, attempt, utcnow() + datetime.timedelta(seconds=wait)):
@@ -164,6 +167,7 @@ class WebhookSender:
                                 extra={**extra, "webhook_state": "pending"})
                     self.wake()
                 return
+            metrics.webhook_attempted("failed")
             if await self.queue.finish(run_id, attempt, FAILED):
                 log.error("run %s: webhook failed after %d attempt(s) (%s); giving up",
                           run_id, attempt, problem, extra={**extra, "webhook_state": FAILED})

@@ -5,6 +5,7 @@ holding up the run; exactly once across workers; retried after a crash."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import time
 from pathlib import Path
@@ -93,7 +94,7 @@ async def test_failing_receiver_is_retried_with_backoff(client, server) -> None:
         attempts = receiver.attempts(run["run_id"])
     assert [a["status"] for a in attempts] == [503, 503, 200]
     assert _counted(server, "retry") >= 2 and _counted(server, "delivered") >= 1
-    gaps = [b["at"] - a["at"] for a, b in zip(attempts, attempts[1:])]
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(attempts)]
     # Exponential: the second wait is about twice the first (default 1 s, then 2 s).
     assert gaps[0] >= 0.8 and gaps[1] >= 1.6 and gaps[1] > gaps[0] * 1.4, gaps
 

@@ -22,7 +22,7 @@ from runlane.contract import (
     parse_bool,
 )
 from runlane.owners import owner_of
-from runlane.service import BatchItemError, RunRequest, Runlane
+from runlane.service import BatchItemError, Runlane, RunRequest
 from runlane.store import NotFound
 
 log = logging.getLogger("runlane.api")

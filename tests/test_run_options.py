@@ -456,3 +456,34 @@ async def test_checkpoint_during_is_the_older_spelling_of_durability(client, htt
                                      "durability": "exit"})
     assert clash.status_code == 422, clash.text
     assert "checkpoint_during" in clash.text and "durability" in clash.text
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+async def test_scheduled_run_survives_a_restart(tmp_path: Path, how: str) -> None:
+    """One SQLite process: a shutdown interrupts pending runs (nothing else would
+    start them) and a crash errors them at the next start, but a run scheduled with
+    after_seconds stays queued and starts when due."""
+    import signal
+
+    server = ServerProcess(tmp_path, env={"RUNLANE_SHUTDOWN_GRACE": "0.2"}).start()
+    try:
+        client = get_client(url=server.url)
+        tid = (await client.threads.create())["thread_id"]
+        scheduled = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=8)
+        other = (await client.threads.create())["thread_id"]
+        blocker = await client.runs.create(other, "sleepy", input={"steps": 100, "delay": 0.1})
+        queued = await client.runs.create(other, "quick", input={"n": 1})
+        server.stop(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+        server.start()
+        client = get_client(url=server.url)
+        assert (await client.runs.get(tid, scheduled["run_id"]))["status"] == "pending"
+        assert (await client.threads.get(tid))["status"] == "busy"
+        assert (await client.runs.get(other, queued["run_id"]))["status"] in (
+            "interrupted", "error")
+        assert (await client.runs.get(other, blocker["run_id"]))["status"] in (
+            "interrupted", "error")
+        assert await client.runs.join(tid, scheduled["run_id"]) == {"n": 3}
+        assert (await client.runs.get(tid, scheduled["run_id"]))["status"] == "success"
+        assert (await client.threads.get(tid))["status"] == "idle"
+    finally:
+        server.stop()

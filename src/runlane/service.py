@@ -459,10 +459,11 @@ class Runlane:
     async def cancel_pending(self, reason: CancelReason) -> int:
         """Cancel every pending run (one SQLite process shutting down: nothing else
         would ever start them, and they end as `interrupted` now rather than as
-        `error` at the next start). How many were cancelled."""
+        `error` at the next start). How many were cancelled. Scheduled runs
+        (`after_seconds`) stay: the next start runs them when due."""
         count = 0
         for thread_id, run_id in await self.store.active_run_ids(
-                status=RunStatus.PENDING.value):
+                status=RunStatus.PENDING.value, scheduled=False):
             result = await self.store.cancel_run(thread_id, run_id, CancelAction.INTERRUPT,
                                                  reason.value)
             await self._after_cancel(result)

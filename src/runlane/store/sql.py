@@ -506,10 +506,13 @@ class Store:
 
     async def active_run_ids(
         self, *, thread_id: str | None = None, run_ids: Iterable[str] | None = None,
-        status: str | None = None,
+        status: str | None = None, scheduled: bool = True,
     ) -> list[tuple[str, str]]:
-        """(thread_id, run_id) of active runs matching a bulk-cancel selection."""
+        """(thread_id, run_id) of active runs matching a bulk-cancel selection
+        (`scheduled=False`: without the runs created with `after_seconds`)."""
         query = sa.select(runs.c.thread_id, runs.c.run_id).where(runs.c.status.in_(_ACTIVE_VALUES))
+        if not scheduled:
+            query = query.where(runs.c.not_before.is_(None))
         if thread_id is not None:
             query = query.where(runs.c.thread_id == thread_id)
         if run_ids is not None:
@@ -832,8 +835,11 @@ class Store:
         """Finish runs left active by a dead process: interrupted if a cancel was
         recorded, error otherwise; returned as (previous status, row). Runs whose
         rollback was recorded are returned second, still running: the caller
-        completes their rollback."""
+        completes their rollback. Scheduled runs (`after_seconds`, still pending)
+        stay queued: this process starts them when they are due."""
         now = utcnow()
+        scheduled = sa.and_(runs.c.status == RunStatus.PENDING.value,
+                            runs.c.not_before.is_not(None))
 
         def _tx(conn: Connection) -> Any:
             error = {"error": "ServerRestarted",
@@ -854,7 +860,7 @@ class Store:
             finished += conn.execute(
                 runs.update()
                 .where(runs.c.status.in_(_ACTIVE_VALUES))
-                .where(runs.c.cancel_action.is_(None))
+                .where(runs.c.cancel_action.is_(None), ~scheduled)
                 .values(status=RunStatus.ERROR.value, error=error,
                         stop_reason=StopReason.SERVER_RESTARTED.value,
                         updated_at=now, ended_at=now)
@@ -863,12 +869,15 @@ class Store:
             leftover = [
                 dict(r._mapping)
                 for r in conn.execute(
-                    sa.select(runs).where(runs.c.status.in_(_ACTIVE_VALUES))
+                    sa.select(runs).where(runs.c.status.in_(_ACTIVE_VALUES),
+                                          runs.c.cancel_action == CancelAction.ROLLBACK.value)
                 )
             ]
+            waiting = sa.select(runs.c.run_id).where(
+                runs.c.thread_id == threads.c.thread_id, scheduled).exists()
             conn.execute(
                 threads.update()
-                .where(threads.c.status == ThreadStatus.BUSY.value)
+                .where(threads.c.status == ThreadStatus.BUSY.value, ~waiting)
                 .values(status=ThreadStatus.IDLE.value, updated_at=now)
             )
             return ([(previous[r.run_id], dict(r._mapping)) for r in finished], leftover)

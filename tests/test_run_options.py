@@ -487,3 +487,19 @@ async def test_scheduled_run_survives_a_restart(tmp_path: Path, how: str) -> Non
         assert (await client.threads.get(tid))["status"] == "idle"
     finally:
         server.stop()
+
+
+async def test_a_delayed_runs_own_strategy_applies_when_it_is_created(client) -> None:
+    """As the reference server: multitask_strategy acts at creation. A delayed run
+    created with `interrupt` stops the thread's active run at once, then waits for
+    its own time."""
+    tid = (await client.threads.create())["thread_id"]
+    active = await client.runs.create(tid, "sleepy", input={"steps": 100, "delay": 0.05})
+    delayed = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=1.0,
+                                       multitask_strategy="interrupt")
+    stopped = await until_terminal(client, tid, active["run_id"], timeout=5)
+    assert stopped["status"] == "interrupted"
+    assert stopped["cancel_reason"] == "multitask_interrupt"
+    assert (await client.runs.get(tid, delayed["run_id"]))["status"] == "pending"
+    final = await until_terminal(client, tid, delayed["run_id"])
+    assert final["status"] == "success"

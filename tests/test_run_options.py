@@ -67,14 +67,14 @@ async def test_delayed_run_stays_pending_until_due(client) -> None:
     thread = await client.threads.create()
     tid = thread["thread_id"]
     started = time.monotonic()
-    run = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=1.5)
+    run = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=2.5)
     assert run["status"] == "pending"
-    assert run["kwargs"]["after_seconds"] == 1.5
-    await asyncio.sleep(0.8)
+    assert run["kwargs"]["after_seconds"] == 2.5
+    await asyncio.sleep(1.0)
     assert (await client.runs.get(tid, run["run_id"]))["status"] == "pending"
     assert await client.runs.join(tid, run["run_id"]) == {"n": 3}
     elapsed = time.monotonic() - started
-    assert 1.4 <= elapsed < 6, elapsed
+    assert 2.4 <= elapsed < 15, elapsed
     assert (await client.runs.get(tid, run["run_id"]))["status"] == "success"
 
 
@@ -92,13 +92,13 @@ async def test_delayed_stateless_wait_and_stream(client) -> None:
 async def test_cancel_of_a_delayed_run_follows_the_contract(client, http) -> None:
     thread = await client.threads.create()
     tid = thread["thread_id"]
-    run = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=1.0)
+    run = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=3.0)
     first = http.post(f"/threads/{tid}/runs/{run['run_id']}/cancel")
     assert first.status_code == 202, first.text
     assert first.json()["status"] == "interrupted"
     again = http.post(f"/threads/{tid}/runs/{run['run_id']}/cancel", params={"wait": "true"})
     assert again.status_code == 200 and again.json()["status"] == "interrupted"
-    await asyncio.sleep(1.5)  # past its start time: it must never start
+    await asyncio.sleep(3.5)  # past its start time: it must never start
     final = await client.runs.get(tid, run["run_id"])
     assert final["status"] == "interrupted" and final["cancel_reason"] == "user"
     assert (await client.threads.get(tid))["status"] == "idle"
@@ -109,11 +109,11 @@ async def test_cancel_of_a_delayed_run_follows_the_contract(client, http) -> Non
 async def test_rollback_of_a_delayed_run_removes_it(client, http) -> None:
     thread = await client.threads.create()
     tid = thread["thread_id"]
-    run = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=1.0)
+    run = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=3.0)
     answer = http.post(f"/threads/{tid}/runs/{run['run_id']}/cancel",
                        params={"action": "rollback"})
     assert answer.status_code == 202, answer.text
-    await asyncio.sleep(1.3)
+    await asyncio.sleep(3.5)
     assert http.get(f"/threads/{tid}/runs/{run['run_id']}").status_code == 404
     assert http.post(f"/threads/{tid}/runs/{run['run_id']}/cancel").status_code == 202
     assert (await client.threads.get(tid))["values"] is None
@@ -152,7 +152,7 @@ async def test_delayed_run_does_not_hold_up_the_queue(client) -> None:
     the delayed run starts at its time, after the thread is free."""
     thread = await client.threads.create()
     tid = thread["thread_id"]
-    delayed = await client.runs.create(tid, "quick", input={"n": 100}, after_seconds=1.5)
+    delayed = await client.runs.create(tid, "quick", input={"n": 100}, after_seconds=4)
     now = await client.runs.create(tid, "quick", input={"n": 1})
     assert await client.runs.join(tid, now["run_id"]) == {"n": 3}
     assert (await client.runs.get(tid, delayed["run_id"]))["status"] == "pending"
@@ -470,14 +470,19 @@ async def test_scheduled_run_survives_a_restart(tmp_path: Path, how: str) -> Non
         client = get_client(url=server.url)
         tid = (await client.threads.create())["thread_id"]
         scheduled = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=8)
+        created = time.monotonic()
         other = (await client.threads.create())["thread_id"]
         blocker = await client.runs.create(other, "sleepy", input={"steps": 100, "delay": 0.1})
         queued = await client.runs.create(other, "quick", input={"n": 1})
         server.stop(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
         server.start()
         client = get_client(url=server.url)
-        assert (await client.runs.get(tid, scheduled["run_id"]))["status"] == "pending"
-        assert (await client.threads.get(tid))["status"] == "busy"
+        status = (await client.runs.get(tid, scheduled["run_id"]))["status"]
+        if time.monotonic() - created < 7.5:  # (a loaded machine may restart slowly)
+            assert status == "pending"
+            assert (await client.threads.get(tid))["status"] == "busy"
+        else:
+            assert status in ("pending", "running", "success")
         assert (await client.runs.get(other, queued["run_id"]))["status"] in (
             "interrupted", "error")
         assert (await client.runs.get(other, blocker["run_id"]))["status"] in (
@@ -495,9 +500,9 @@ async def test_a_delayed_runs_own_strategy_applies_when_it_is_created(client) ->
     its own time."""
     tid = (await client.threads.create())["thread_id"]
     active = await client.runs.create(tid, "sleepy", input={"steps": 100, "delay": 0.05})
-    delayed = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=1.0,
+    delayed = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=4,
                                        multitask_strategy="interrupt")
-    stopped = await until_terminal(client, tid, active["run_id"], timeout=5)
+    stopped = await until_terminal(client, tid, active["run_id"], timeout=3)
     assert stopped["status"] == "interrupted"
     assert stopped["cancel_reason"] == "multitask_interrupt"
     assert (await client.runs.get(tid, delayed["run_id"]))["status"] == "pending"

@@ -12,10 +12,15 @@ from typing import Any
 
 class WebhookReceiver:
     def __init__(self, *, fail_first: int = 0, fail_status: int = 500,
-                 delay: float = 0.0) -> None:
+                 delay: float = 0.0, hold: bool = False) -> None:
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.delay = delay
+        # hold: every answer waits until release() (at most 30 s).
+        self._released = threading.Event()
+        if not hold:
+            self._released.set()
+        self.answered = 0
         self.requests: list[dict[str, Any]] = []  # every POST, with its answer
         self._lock = threading.Lock()
         receiver = self
@@ -32,9 +37,12 @@ class WebhookReceiver:
                                               "content_type": self.headers.get("Content-Type")})
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                receiver._released.wait(30)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                with receiver._lock:
+                    receiver.answered += 1
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -49,8 +57,12 @@ class WebhookReceiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._released.set()
         self._server.shutdown()
         self._server.server_close()
+
+    def release(self) -> None:
+        self._released.set()
 
     def delivered(self, run_id: str) -> list[dict[str, Any]]:
         """Successful deliveries of one run."""

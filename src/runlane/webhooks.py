@@ -109,19 +109,21 @@ class WebhookSender:
             delay = self.poll_seconds
             try:
                 free = self.concurrency - len(self._deliveries)
-                if free > 0:
+                if free > 0:  # (when full, a finishing delivery wakes this loop)
                     now = utcnow()
                     claimed = await self.queue.claim(
                         now, now + datetime.timedelta(seconds=self.claim_seconds), free)
                     for run, values in claimed:
                         task = asyncio.create_task(self._deliver(run, values))
                         self._deliveries.add(task)
-                        task.add_done_callback(self._deliveries.discard)
+                        task.add_done_callback(self._delivery_done)
                     if len(claimed) == free:
                         delay = 0.0  # more may be due
-                due = await self.queue.next_due()
-                if due is not None:
-                    delay = min(delay, max((due - utcnow()).total_seconds(), 0.0) + 0.005)
+                    due = await self.queue.next_due()
+                    if due is not None:
+                        # At least a moment: a due row another worker is claiming right
+                        # now is skipped by our claim, and must not make this spin.
+                        delay = min(delay, max((due - utcnow()).total_seconds(), 0.05))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database hiccupped: the next poll retries
@@ -129,6 +131,10 @@ class WebhookSender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), delay)
             self._wakeup.clear()
+
+    def _delivery_done(self, task: asyncio.Task[None]) -> None:
+        self._deliveries.discard(task)
+        self.wake()  # a slot is free
 
     async def _deliver(self, run: Row, values: Any) -> None:
         run_id, attempt, url = run["run_id"], run["webhook_attempts"], run["webhook"]

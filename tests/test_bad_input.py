@@ -75,7 +75,12 @@ def resolve(schema: dict[str, Any]) -> dict[str, Any]:
 
 OPS = [Op(m, path, spec) for path, item in OPENAPI["paths"].items()
        for m, spec in item.items() if m in METHODS]
-BODY_OPS = [op for op in OPS if op.body_schema is not None]
+# Operations whose body is one JSON object (POST /runs/batch takes an array of run
+# bodies: see its own tests below).
+BODY_OPS = [op for op in OPS if op.body_schema is not None
+            and op.body_schema.get("type") != "array"]
+ARRAY_BODY_OPS = [op for op in OPS if op.body_schema is not None
+                  and op.body_schema.get("type") == "array"]
 WRITE_OPS = [op for op in OPS if op.method != "GET"]
 PATHS = sorted(OPENAPI["paths"])
 
@@ -107,6 +112,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "POST /runs/stream": {"assistant_id": "echo", "input": {"text": "x"}},
     "POST /runs/wait": {"assistant_id": "echo", "input": {"text": "x"}},
     "POST /runs/cancel": {"status": "pending"},
+    "POST /runs/batch": [{"assistant_id": "echo", "input": {"text": "x"}}],  # type: ignore[dict-item]
 }
 
 # What a malformed id in a path answers: ids are UUIDs, except that an assistant may
@@ -234,9 +240,9 @@ def _flat(routes: list[Any]) -> Iterator[Any]:
 def test_every_body_route_has_a_valid_example() -> None:
     """A new route with a body needs an entry in VALID_BODIES (the tests that
     break one part of a request keep every other part valid)."""
-    missing = [repr(op) for op in BODY_OPS if repr(op) not in VALID_BODIES]
+    missing = [repr(op) for op in BODY_OPS + ARRAY_BODY_OPS if repr(op) not in VALID_BODIES]
     assert not missing, f"add valid example bodies for {missing}"
-    stale = set(VALID_BODIES) - {repr(op) for op in BODY_OPS}
+    stale = set(VALID_BODIES) - {repr(op) for op in BODY_OPS + ARRAY_BODY_OPS}
     assert not stale, f"VALID_BODIES names routes that are gone: {stale}"
 
 
@@ -570,8 +576,11 @@ RUN_CASES: list[tuple[str, dict[str, Any], int, tuple[str, ...]]] = [
      ("recursion_limit",)),
     ("recursion-limit-zero", {"config": {"recursion_limit": 0}}, 422, ("recursion_limit",)),
     ("tags-not-list", {"config": {"tags": "x"}}, 422, ("tags",)),
-    ("after-seconds", {"after_seconds": 5}, 422, ("after_seconds", "not supported")),
-    ("webhook", {"webhook": "http://example.invalid/hook"}, 422, ("webhook", "not supported")),
+    ("after-seconds-negative", {"after_seconds": -5}, 422, ("after_seconds", "0")),
+    ("after-seconds-string", {"after_seconds": "soon"}, 422, ("after_seconds",)),
+    ("webhook-scheme", {"webhook": "ftp://example.invalid/hook"}, 422, ("webhook", "http")),
+    ("webhook-relative", {"webhook": "/hook"}, 422, ("webhook", "http")),
+    ("feedback-keys-not-list", {"feedback_keys": "x"}, 422, ("feedback_keys",)),
     ("checkpoint-id-malformed", {"checkpoint_id": "zzz"}, 422, ("checkpoint_id",)),
     ("interrupt-before-number", {"interrupt_before": 5}, 422, ("interrupt_before",)),
     ("command-unknown-key", {"command": {"jump": 1}}, 422, ("jump",)),
@@ -591,6 +600,57 @@ def test_run_creation(api: httpx.Client, scratch: str, route: str, case: str,
     resp = api.post(route.format(tid=scratch), json={**ECHO, **patch})
     assert_problem(resp, status, *mentions)
     assert api.get(f"/threads/{scratch}/runs").json() == before  # nothing was created
+
+
+@pytest.mark.parametrize(("case", "patch", "status", "mentions"), RUN_CASES,
+                         ids=[c[0] for c in RUN_CASES])
+def test_batch_item_violation(api: httpx.Client, case: str, patch: dict[str, Any],
+                              status: int, mentions: tuple[str, ...]) -> None:
+    """Every way a run body can be wrong, as the third item of a batch: the answer
+    names it, and (all or none) no run of the batch is created."""
+    marker = str(uuid.uuid4())
+    valid = {"assistant_id": "echo", "input": {"text": marker}, "on_completion": "keep"}
+    resp = api.post("/runs/batch", json=[valid, valid, {**ECHO, **patch}])
+    detail = assert_problem(resp, status, *mentions)
+    assert "2" in detail  # the item's index (body.2.field, or runs[2])
+    time.sleep(0.3)  # the valid items would have run by now (see the control below)
+    assert _threads_with_text(api, marker) == 0
+
+
+def _threads_with_text(api: httpx.Client, text: str) -> int:
+    """Threads whose state has `text`: kept stateless runs of a batch with that input."""
+    return len(api.post("/threads/search", json={"values": {"text": text}}).json())
+
+
+def test_batch_control_valid_items_are_found(api: httpx.Client) -> None:
+    """The control of test_batch_item_violation's check: a valid batch is found."""
+    marker = str(uuid.uuid4())
+    valid = {"assistant_id": "echo", "input": {"text": marker}, "on_completion": "keep"}
+    resp = api.post("/runs/batch", json=[valid, valid])
+    assert resp.status_code == 200, resp.text
+    deadline = time.monotonic() + 10
+    while _threads_with_text(api, marker) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("kind", "body", "mentions"), [
+    ("object", {"assistant_id": "echo"}, ("JSON array", "object")),
+    ("string", "runs", ("JSON array", "string")),
+    ("null", None, ("JSON array",)),
+    ("too-many", [ECHO] * 1001, ("too many", "1000")),
+    ("item-not-object", [ECHO, 5], ("body.1",)),
+])
+def test_batch_shape_violation(api: httpx.Client, kind: str, body: Any,
+                               mentions: tuple[str, ...]) -> None:
+    resp = api.post("/runs/batch", content=json.dumps(body),
+                    headers={"content-type": "application/json"})
+    assert_problem(resp, 422, *mentions)
+
+
+def test_batch_without_a_body(api: httpx.Client) -> None:
+    resp = api.post("/runs/batch", headers={"content-type": "application/json"})
+    assert_problem(resp, 422, "JSON array", "required")
 
 
 @pytest.mark.parametrize("route", RUN_ROUTES[:3])

@@ -101,12 +101,15 @@ class Executor:
         self.settling: set[str] = set()
         # Scale-out: forwards each run's events to Redis (None on one process).
         self.bridge: Any = None
+        # Delivers webhooks of runs that end (see webhooks.py); woken when one ends here.
+        self.webhooks: Any = None
         # Seconds a stateless run's thread outlives the run (scale-out: see _settle).
         self.temporary_retention = 0.0
         self._housekeeping: set[asyncio.Task[None]] = set()
         self._supervisors: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._due_timer: asyncio.TimerHandle | None = None
         self._stopping = False
         # Final values of recent runs, for `wait` on stateless runs whose thread is
         # deleted as soon as they end.
@@ -205,7 +208,9 @@ class Executor:
             self._wakeup.clear()
             try:
                 while (free := self.max_concurrency - len(self._supervisors)) > 0:
-                    claimed = await self.store.claim(self.worker_id, self.lease_until(), free)
+                    claimed, due = await self.store.claim(self.worker_id, self.lease_until(),
+                                                          free)
+                    self._wake_when_due(due)
                     if claimed is None:  # raced another worker for a thread: soon again
                         asyncio.get_running_loop().call_later(0.02, self.wake)
                         break
@@ -219,6 +224,20 @@ class Executor:
                 log.exception("claiming runs failed; retrying")
                 await asyncio.sleep(0.5)
                 self.wake()
+
+    def _wake_when_due(self, due: datetime.datetime | None) -> None:
+        """Delayed runs (`after_seconds`): wake again when the earliest becomes due
+        (the claim reports when). Every worker does this after each claim (creating a
+        delayed run NOTIFYs a wake to all), so on a cluster all of them try at the due
+        time and the claim's CAS gives the run to one. A full pool claims nothing, and
+        a freed slot wakes the dispatcher anyway."""
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
+        if due is None:
+            return
+        delay = max((due - utcnow()).total_seconds(), 0.0) + 0.005
+        self._due_timer = asyncio.get_running_loop().call_later(delay, self.wake)
 
     # ------------------------------------------------------------------ cancel
 
@@ -388,18 +407,26 @@ class Executor:
             event_log.publish("error", error)
         self._remember_values(run_id, values, interrupts, settled)
         self.broker.close(run_id)
-        kwargs = run["kwargs"]
-        if kwargs.get("temporary") and kwargs.get("on_completion", "delete") == "delete":
-            if self.temporary_retention:
-                # Scale-out: a `wait` on another worker still reads the result.
-                task = asyncio.create_task(self._delete_thread_later(thread_id))
-                self._housekeeping.add(task)
-                task.add_done_callback(self._housekeeping.discard)
-            else:
-                await self._delete_thread(thread_id)
+        owes_webhook = result.changed and bool(settled and settled.get("webhook"))
+        if deletes_thread_when_done(run) and not owes_webhook:
+            # (With a webhook, the thread goes once the delivery is over: its payload
+            # carries the thread's values.)
+            await self.discard_temporary_thread(thread_id)
+
+    async def discard_temporary_thread(self, thread_id: str) -> None:
+        """Delete a finished stateless run's thread (on_completion=delete)."""
+        if self.temporary_retention:
+            # Scale-out: a `wait` on another worker still reads the result.
+            task = asyncio.create_task(self._delete_thread_later(thread_id))
+            self._housekeeping.add(task)
+            task.add_done_callback(self._housekeeping.discard)
+        else:
+            await self._delete_thread(thread_id)
 
     def _finished(self, row: Row, rolled_back: bool = False) -> None:
         """This worker's CAS made the run terminal: log it once, measure it."""
+        if row.get("webhook") and not rolled_back and self.webhooks is not None:
+            self.webhooks.wake()
         logs.run_status(row, RunStatus.RUNNING.value,
                         rolled_back=True if rolled_back else None)
         seen = self._cancel_seen.get(row["run_id"])
@@ -487,6 +514,12 @@ class Executor:
                     _publish(event_log, chunk[1], chunk[0], chunk[2])
                 elif isinstance(chunk, tuple) and len(chunk) == 2:
                     _publish(event_log, chunk[0], (), chunk[1])
+
+
+def deletes_thread_when_done(run: Row) -> bool:
+    """A stateless run whose thread goes with it (on_completion=delete, the default)."""
+    kwargs = run.get("kwargs") or {}
+    return bool(kwargs.get("temporary")) and kwargs.get("on_completion", "delete") == "delete"
 
 
 def wait_result(run: Row | None, values: Any, interrupts: Row) -> Any:

@@ -3,7 +3,7 @@
 Every series is defined here; the layers that know a fact report it through the
 small functions below (the store's database layer: errors; the service: cancel
 answers; the executor: queue wait, run duration, cancel-to-stop; the API: open
-streams; `logs.run_status`: status transitions), so no other module touches
+streams; the webhook sender: attempts; `logs.run_status`: status transitions), so no other module touches
 prometheus_client.
 
 Runs by status is two things, on purpose:
@@ -92,6 +92,9 @@ STORE_ERRORS = Counter("runlane_store_errors", "Store transactions that failed: 
                        "DatabaseUnavailable or an unexpected database exception",
                        ["error"], registry=REGISTRY)
 STORE_ERRORS.labels("DatabaseUnavailable")  # the series exists before the first outage
+WEBHOOK_ATTEMPTS = Counter("runlane_webhook_attempts", "Webhook POSTs this worker made, by "
+                           "outcome: delivered, retry (failed, tried again later), failed "
+                           "(given up)", ["outcome"], registry=REGISTRY)
 
 
 class _LeaseCollector(Collector):
@@ -143,6 +146,10 @@ def run_finished(status: str, duration_seconds: float | None,
 
 def cancel_answered(answer: int, outcome: str, reason: str) -> None:
     CANCELS.labels(str(answer), outcome, reason).inc()
+
+
+def webhook_attempted(outcome: str) -> None:
+    WEBHOOK_ATTEMPTS.labels(outcome).inc()
 
 
 def store_error(error: str) -> None:

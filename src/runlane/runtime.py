@@ -28,6 +28,8 @@ from runlane.store import Store
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import RedisEventBridge
 from runlane.ttl import TTLSweeper
+from runlane.store.webhook_queue import WebhookQueue
+from runlane.webhooks import WebhookSender
 
 log = logging.getLogger("runlane")
 
@@ -58,7 +60,7 @@ class Runtime:
         saver = await checkpoints.setup()
         self._closers.append(checkpoints.close)
         served = {gid: g.copy(update={"checkpointer": saver}) for gid, g in self.graphs.items()}
-        broker = StreamBroker()
+        broker = StreamBroker(retention_seconds=settings.stream_retention)
         executor = Executor(
             store=store, broker=broker, checkpoints=checkpoints, graphs=served,
             max_concurrency=settings.max_concurrency, cancel_grace=settings.cancel_grace,
@@ -103,6 +105,14 @@ class Runtime:
             await service.recover_after_restart()
         await executor.start()
         self._closers.insert(0, executor.stop)
+        webhooks = WebhookSender(
+            WebhookQueue(store.db), timeout=settings.webhook_timeout,
+            max_attempts=settings.webhook_max_attempts, backoff=settings.webhook_backoff,
+            after_delivery=service.after_webhook,
+        )
+        executor.webhooks = service.webhooks = webhooks
+        await webhooks.start()
+        self._closers.insert(1, webhooks.stop)  # after the executor: its runs' ends wake it
         sweeper = TTLSweeper(service)
         sweeper.start()
         service.ttl_sweeper = sweeper

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -29,11 +30,17 @@ from runlane.contract import (
     ThreadStatus,
     cancel_http_status,
 )
-from runlane.executor import Executor, event_names_for, thread_state, wait_result
+from runlane.executor import (
+    Executor,
+    deletes_thread_when_done,
+    event_names_for,
+    thread_state,
+    wait_result,
+)
 from runlane.graphs import default_assistant_id
 from runlane.owners import Owner
 from runlane.serde import to_jsonable, utcnow
-from runlane.store import CancelResult, NotFound, Store
+from runlane.store import CancelResult, CreatedRun, NotFound, Store
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import RedisEventBridge, StreamUnavailable
 
@@ -44,6 +51,15 @@ Row = dict[str, Any]
 
 class BadRequest(Exception):
     """The request is well-formed but asks for something impossible (422)."""
+
+
+class BatchItemError(Exception):
+    """One item of a batch is invalid (nothing of the batch was created)."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(f"item {index}: {error}")
+        self.index = index
+        self.error = error
 
 
 @dataclasses.dataclass
@@ -68,6 +84,24 @@ class RunRequest:
     on_disconnect: str = "continue"
     durability: str | None = None
     webhook: str | None = None
+    after_seconds: float | None = None
+    feedback_keys: list[str] | None = None
+    stream_resumable: bool = False
+
+
+@dataclasses.dataclass
+class PreparedRun:
+    """A checked run request: the rows its admission writes."""
+
+    run: Row
+    thread_defaults: Row
+    if_not_exists: str
+    request: RunRequest
+
+
+def _metadata_event(run_id: str) -> Row:
+    """Event 1 of every run's stream."""
+    return {"run_id": run_id, "attempt": 1}
 
 
 class Runlane:
@@ -91,6 +125,17 @@ class Runlane:
         self.bridge: RedisEventBridge | None = None
         # The thread TTL sweeper (runlane.ttl.TTLSweeper), woken when a TTL is set.
         self.ttl_sweeper: Any = None
+        # Webhook deliveries (see webhooks.py); woken when a run with one ends here.
+        self.webhooks: Any = None
+
+    def _webhook_owed(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.wake()
+
+    async def after_webhook(self, run: Row) -> None:
+        """A run's webhook delivery is over: a stateless run's thread may go now."""
+        if deletes_thread_when_done(run):
+            await self.executor.discard_temporary_thread(run["thread_id"])
 
     # ------------------------------------------------------------- assistants
 
@@ -146,6 +191,8 @@ class Runlane:
     async def on_run_reaped(self, run: Row) -> None:
         """This worker finished a dead worker's run: end its stream everywhere."""
         self.on_run_done(run["run_id"])
+        if run.get("webhook"):
+            self._webhook_owed()
         if self.bridge is not None:
             with contextlib.suppress(Exception):
                 await self.bridge.end(run["run_id"], error=run.get("error"))
@@ -186,8 +233,51 @@ class Runlane:
 
     # ------------------------------------------------------------------- runs
 
-    async def create_run(self, thread_id: str | None, request: RunRequest) -> Row:
-        assistant = await self.resolve_assistant(request.assistant_id)
+    async def create_run(self, thread_id: str | None, request: RunRequest, *,
+                         owner: Owner = None) -> Row:
+        prepared = await self._prepare_run(thread_id, request, owner)
+        self._open_log(prepared)
+        try:
+            created = await self.store.create_run(
+                prepared.run, if_not_exists=prepared.if_not_exists,
+                thread_defaults=prepared.thread_defaults, owner=owner,
+            )
+        except BaseException:
+            self.broker.discard(prepared.run["run_id"])
+            raise
+        await self._admitted(prepared, created)
+        self.executor.wake()
+        return created.run
+
+    async def create_stateless_batch(self, requests: list[RunRequest], *,
+                                     owner: Owner = None) -> list[Row]:
+        """Create many stateless background runs, all or none: every item is checked
+        first (an invalid item raises `BatchItemError` naming it, and nothing is
+        created), then all are admitted in one transaction."""
+        prepared: list[PreparedRun] = []
+        for index, request in enumerate(requests):
+            try:
+                prepared.append(await self._prepare_run(None, request, owner))
+            except (NotFound, BadRequest) as exc:
+                raise BatchItemError(index, exc) from exc
+        for item in prepared:
+            self._open_log(item)
+        try:
+            created = await self.store.create_runs(
+                [(item.run, item.thread_defaults) for item in prepared], owner=owner)
+        except BaseException:
+            for item in prepared:
+                self.broker.discard(item.run["run_id"])
+            raise
+        for item, one in zip(prepared, created, strict=True):
+            await self._admitted(item, one)
+        self.executor.wake()
+        return [one.run for one in created]
+
+    async def _prepare_run(self, thread_id: str | None, request: RunRequest,
+                           owner: Owner) -> PreparedRun:
+        """Check a run request's meaning and build its rows (nothing is written)."""
+        assistant = await self.resolve_assistant(request.assistant_id, owner=owner)
         if assistant["graph_id"] not in self.graphs:
             raise BadRequest(f"graph {assistant['graph_id']!r} is not served here")
         temporary = thread_id is None
@@ -212,6 +302,11 @@ class Runlane:
             "durability": request.durability,
             "on_disconnect": request.on_disconnect,
             "webhook": request.webhook,
+            "after_seconds": request.after_seconds,
+            # Accepted and kept with the run, as the reference server does; runlane has
+            # no LangSmith feedback to create from them.
+            "feedback_keys": request.feedback_keys,
+            "stream_resumable": request.stream_resumable,
             "temporary": temporary,
             "on_completion": request.on_completion or ("delete" if temporary else "keep"),
         }
@@ -224,6 +319,14 @@ class Runlane:
             "multitask_strategy": request.multitask_strategy,
             "metadata": request.metadata or {},
             "kwargs": to_jsonable(kwargs),
+            "owner": owner,
+            # after_seconds: claims skip the run until then (statements.is_due).
+            "not_before": (now + datetime.timedelta(seconds=request.after_seconds)
+                           if request.after_seconds else None),
+            "webhook": request.webhook,
+            # Delivered once the run is terminal (see webhooks.py).
+            "webhook_state": "pending" if request.webhook else None,
+            "webhook_attempts": 0,
             "created_at": now,
             "updated_at": now,
         }
@@ -235,28 +338,37 @@ class Runlane:
             "config": {},
             "values": None,
             "interrupts": {},
-            "temporary": temporary,
+            # A stateless run's thread is hidden and goes with it, unless it is kept
+            # (on_completion=keep): then it is an ordinary thread from the start.
+            "temporary": deletes_thread_when_done({"kwargs": kwargs}),
+            "owner": owner,
             "created_at": now,
             "updated_at": now,
         }
-        metadata = {"run_id": run_id, "attempt": 1}
+        return PreparedRun(run, thread_defaults,
+                           "create" if temporary else request.if_not_exists, request)
+
+    def _open_log(self, prepared: PreparedRun) -> None:
+        run_id = prepared.run["run_id"]
         if self.bridge is None:
             # The log exists before the run can start, so the metadata event is first.
-            self.broker.open(run_id).publish("metadata", metadata)
-        try:
-            created = await self.store.create_run(
-                run,
-                if_not_exists="create" if temporary else request.if_not_exists,
-                thread_defaults=thread_defaults,
-            )
-        except BaseException:
-            self.broker.discard(run_id)
-            raise
+            self.broker.open(run_id).publish("metadata", _metadata_event(run_id))
+            if prepared.request.stream_resumable:
+                # Replayable for an hour after the end. (Scale-out: Redis keeps every
+                # ended stream that long; see streams/redis.py.)
+                self.broker.keep_resumable(run_id)
+
+    async def _admitted(self, prepared: PreparedRun, created: CreatedRun) -> None:
+        """After a run was admitted: its stream, its log line, the runs its multitask
+        strategy stopped."""
+        request, run_id, thread_id = (prepared.request, prepared.run["run_id"],
+                                      prepared.run["thread_id"])
         if self.bridge is not None:
             # Any worker may execute it: its events go through Redis, metadata first
             # (the executing worker writes the same event 1 if it gets there first).
             with contextlib.suppress(Exception):
-                await self.bridge.streams.publish(run_id, 1, "metadata", metadata)
+                await self.bridge.streams.publish(run_id, 1, "metadata",
+                                                  _metadata_event(run_id))
         logs.run_status(created.run, None, cause="created",
                         multitask_strategy=request.multitask_strategy)
         for other in created.cancelled_running:
@@ -270,8 +382,8 @@ class Runlane:
                 RunStatus.PENDING.value, superseded_by=run_id,
                 rolled_back=True if action == "rollback" else None)
             await self._ended_without_running(other)
-        self.executor.wake()
-        return created.run
+        if created.cancelled_pending:
+            self._webhook_owed()
 
     async def _check_checkpoint(
         self, graph_id: str, thread_id: str, request: RunRequest, config: Row
@@ -342,15 +454,18 @@ class Runlane:
             logs.run_status(run, RunStatus.PENDING.value, rolled_back=True if
                             run["cancel_action"] == CancelAction.ROLLBACK.value else None)
             await self._ended_without_running(run["run_id"])
+            if run.get("webhook") and run["cancel_action"] != CancelAction.ROLLBACK.value:
+                self._webhook_owed()
             self.executor.wake()
 
     async def cancel_pending(self, reason: CancelReason) -> int:
         """Cancel every pending run (one SQLite process shutting down: nothing else
         would ever start them, and they end as `interrupted` now rather than as
-        `error` at the next start). How many were cancelled."""
+        `error` at the next start). How many were cancelled. Scheduled runs
+        (`after_seconds`) stay: the next start runs them when due."""
         count = 0
         for thread_id, run_id in await self.store.active_run_ids(
-                status=RunStatus.PENDING.value):
+                status=RunStatus.PENDING.value, scheduled=False):
             result = await self.store.cancel_run(thread_id, run_id, CancelAction.INTERRUPT,
                                                  reason.value)
             await self._after_cancel(result)

@@ -28,6 +28,13 @@ class Settings:
     lease_grace: float = 2.0
     worker_name: str | None = None
     redis_url: str | None = None
+    # Webhooks: seconds per attempt, attempts in all, first retry delay (doubling).
+    webhook_timeout: float = 10.0
+    webhook_max_attempts: int = 6
+    webhook_backoff: float = 1.0
+    # How long a finished run's events stay replayable in this process when it was not
+    # created with stream_resumable=true (best effort; resumable ones: an hour).
+    stream_retention: float = 120.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -40,7 +47,9 @@ class Settings:
                            ("worker_name", str),
                            ("max_concurrency", int), ("cancel_grace", float),
                            ("max_body_bytes", int), ("log_level", str),
-                           ("log_format", str), ("shutdown_grace", float)):
+                           ("log_format", str), ("shutdown_grace", float),
+                           ("webhook_timeout", float), ("webhook_max_attempts", int),
+                           ("webhook_backoff", float), ("stream_retention", float)):
             key = f"RUNLANE_{name.upper()}"
             if key in env:
                 values[name] = cast(env[key])

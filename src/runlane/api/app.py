@@ -135,6 +135,10 @@ def _json_body(scope: Scope, body: bytes) -> bytes:
     return orjson.dumps(value)
 
 
+# Routes whose body is a JSON array rather than an object.
+ARRAY_BODY_PATHS = frozenset({"/runs/batch"})
+
+
 def _json_kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -146,6 +150,8 @@ def _json_kind(value: Any) -> str:
         return "a string"
     if isinstance(value, list):
         return "an array"
+    if isinstance(value, dict):
+        return "an object"
     return type(value).__name__
 
 
@@ -203,7 +209,18 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
         problems = []
         for item in exc.errors():
             msg = item.get("msg")
-            if tuple(item.get("loc", ())) == ("body",):  # the body as a whole
+            if tuple(item.get("loc", ())) == ("body",) and item.get("type") == "too_long":
+                msg = f"the request body holds too many items ({msg})"
+            elif tuple(item.get("loc", ())) == ("body",) and item.get("type") == "list_type":
+                msg = (f"the request body must be a JSON array of runs, not "
+                       f"{_json_kind(item.get('input'))}")
+            elif (tuple(item.get("loc", ())) == ("body",) and item.get("type") == "missing"
+                  and request.url.path in ARRAY_BODY_PATHS):
+                msg = "a JSON array of runs is required as the request body"
+            elif tuple(item.get("loc", ())) == ("body",) and item.get("type") == "value_error":
+                # A rule across fields (a model validator): its own words.
+                msg = str(msg).removeprefix("Value error, ")
+            elif tuple(item.get("loc", ())) == ("body",):  # the body as a whole
                 msg = ("a JSON object is required as the request body" if item.get("type") ==
                        "missing" else f"the request body must be a JSON object, not "
                        f"{_json_kind(item.get('input'))}")

@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+import httpx
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from runlane.api import extract as extract_paths
 
@@ -80,6 +88,25 @@ HistoryFilter = Annotated[Json, AfterValidator(_history_filter)]
 Config = Annotated[Json | None, AfterValidator(_config)]
 
 
+# after_seconds: at most a year ahead (a larger value is almost surely a unit mistake).
+MAX_AFTER_SECONDS = 365 * 24 * 3600
+
+
+def webhook_url(value: str) -> str:
+    """An absolute http(s) URL with a host: where a finished run is POSTed."""
+    try:
+        url = httpx.URL(value)
+    except Exception:
+        raise ValueError(f"webhook {value!r} is not a URL; give an absolute http:// or "
+                         "https:// URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"webhook must be an absolute http:// or https:// URL with a host "
+                         f"(got {value!r})")
+    if len(value) > 2048:
+        raise ValueError("webhook URL is longer than 2048 characters")
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -126,16 +153,36 @@ class RunCreate(Strict):
     @field_validator("after_seconds")
     @classmethod
     def _after(cls, value: float | None) -> float | None:
-        if value:
-            raise ValueError("after_seconds (delayed start) is not supported yet")
+        if value is not None and not (0 <= value <= MAX_AFTER_SECONDS):
+            raise ValueError(f"after_seconds must be a number of seconds from 0 to "
+                             f"{MAX_AFTER_SECONDS} (got {value})")
         return value
 
     @field_validator("webhook")
     @classmethod
     def _webhook(cls, value: str | None) -> str | None:
-        if value:
-            raise ValueError("webhook is not supported yet")
+        return None if value is None else webhook_url(value)
+
+    @field_validator("feedback_keys")
+    @classmethod
+    def _feedback_keys(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(value) > 100:
+            raise ValueError(f"feedback_keys may hold at most 100 keys (got {len(value)})")
         return value
+
+    @model_validator(mode="after")
+    def _checkpoint_during(self) -> RunCreate:
+        # The older spelling of durability (langgraph_sdk: checkpoint_during=True is
+        # durability "async", False is "sync"); both at once must agree.
+        if self.checkpoint_during is not None:
+            implied = "async" if self.checkpoint_during else "sync"
+            if self.durability is not None and self.durability != implied:
+                raise ValueError(
+                    f"checkpoint_during={str(self.checkpoint_during).lower()} means "
+                    f"durability {implied!r}, but durability is {self.durability!r}: "
+                    "give one of them")
+            self.durability = implied
+        return self
 
     def modes(self) -> list[str]:
         modes = [self.stream_mode] if isinstance(self.stream_mode, str) else self.stream_mode

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
 from runlane import metrics
@@ -21,7 +21,9 @@ from runlane.contract import (
     cancel_http_status,
     parse_bool,
 )
-from runlane.service import RunRequest, Runlane
+from runlane.owners import owner_of
+from runlane.service import BatchItemError, Runlane, RunRequest
+from runlane.store import NotFound
 
 log = logging.getLogger("runlane.api")
 router = APIRouter(tags=["runs"])
@@ -50,6 +52,10 @@ def _run_request(body: RunCreate) -> RunRequest:
         on_completion=body.on_completion,
         on_disconnect=body.on_disconnect,
         durability=body.durability,
+        webhook=body.webhook,
+        after_seconds=body.after_seconds,
+        feedback_keys=body.feedback_keys,
+        stream_resumable=body.stream_resumable,
     )
 
 
@@ -63,14 +69,38 @@ def _locations(thread_id: str, run_id: str, stateless: bool, tail: str) -> dict[
 
 @router.post("/threads/{thread_id}/runs")
 async def create_run(thread_id: UUID, body: RunCreate, request: Request) -> Response:
-    run = await service(request).create_run(str(thread_id), _run_request(body))
+    run = await service(request).create_run(str(thread_id), _run_request(body),
+                                           owner=owner_of(request))
     return JSON(run_body(run), headers={"Content-Location": f"/threads/{thread_id}/runs/{run['run_id']}"})
 
 
 @router.post("/runs")
 async def create_stateless_run(body: RunCreate, request: Request) -> Response:
-    run = await service(request).create_run(None, _run_request(body))
+    run = await service(request).create_run(None, _run_request(body),
+                                           owner=owner_of(request))
     return JSON(run_body(run), headers={"Content-Location": f"/runs/{run['run_id']}"})
+
+
+# How many runs one /runs/batch call may create.
+MAX_BATCH = 1000
+
+
+@router.post("/runs/batch")
+async def create_stateless_batch(
+    body: Annotated[list[RunCreate], Body(max_length=MAX_BATCH)], request: Request
+) -> Response:
+    """Many stateless background runs in one call, all or none: every item is
+    validated (shape, then meaning: assistant, graph) before any is created, and
+    they are admitted in one transaction. An invalid item answers its error (422 or
+    404) naming the item's index, and nothing is created."""
+    try:
+        runs = await service(request).create_stateless_batch(
+            [_run_request(item) for item in body], owner=owner_of(request))
+    except BatchItemError as exc:
+        code = 404 if isinstance(exc.error, NotFound) else 422
+        return error(code, f"runs[{exc.index}]: {exc.error}; no run of the batch was created",
+                     index=exc.index)
+    return JSON([run_body(run) for run in runs])
 
 
 @router.post("/threads/{thread_id}/runs/stream")
@@ -85,7 +115,7 @@ async def stream_new_stateless_run(body: RunCreate, request: Request) -> Respons
 
 async def _stream_new(request: Request, thread_id: str | None, body: RunCreate) -> Response:
     svc = service(request)
-    run = await svc.create_run(thread_id, _run_request(body))
+    run = await svc.create_run(thread_id, _run_request(body), owner=owner_of(request))
     frames = await svc.stream_run(run["thread_id"], run["run_id"])
     if body.on_disconnect == "cancel":
         frames = _cancel_on_disconnect(svc, run["thread_id"], run["run_id"], frames)
@@ -104,7 +134,7 @@ async def wait_new_stateless_run(body: RunCreate, request: Request) -> Response:
 
 async def _wait_new(request: Request, thread_id: str | None, body: RunCreate) -> Response:
     svc = service(request)
-    run = await svc.create_run(thread_id, _run_request(body))
+    run = await svc.create_run(thread_id, _run_request(body), owner=owner_of(request))
     waiter = svc.run_result(run["thread_id"], run["run_id"])
     if body.on_disconnect == "cancel":
         result = await _cancel_if_gone(request, svc, run, waiter)

@@ -135,12 +135,18 @@ runs = sa.Table(
     # Where to POST the run once it is terminal, and how that delivery stands.
     sa.Column("webhook", sa.Text),
     sa.Column("webhook_state", sa.String(16)),
+    # Delivery attempts so far, and when the next one is due (while `sending`: until
+    # when the delivering worker's claim holds; a crashed delivery is retried after).
+    sa.Column("webhook_attempts", sa.Integer, nullable=False, default=0,
+              server_default="0"),
+    _ts("webhook_next_at"),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
     _ts("started_at"),
     _ts("ended_at"),
     sa.Index("ix_runs_thread_created", "thread_id", "seq"),
     sa.Index("ix_runs_status_seq", "status", "seq"),
+    sa.Index("ix_runs_webhook_state", "webhook_state"),
     # The database itself guarantees one running run per thread.
     sa.Index(
         "uq_runs_one_running_per_thread",

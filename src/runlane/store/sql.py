@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 from collections.abc import Iterable
 from typing import Any
 
@@ -174,6 +175,7 @@ class Store(AssistantQueries, ThreadQueries):
         *,
         if_not_exists: str,
         thread_defaults: Row,
+        owner: Owner = None,
     ) -> CreatedRun:
         """Admit a run on its thread, applying the multitask strategy atomically.
 
@@ -181,69 +183,89 @@ class Store(AssistantQueries, ThreadQueries):
         cancel on every active run of the thread, in this same transaction, so the
         new run cannot start before they are terminal. enqueue: just wait.
         """
+
+        def _tx(conn: Connection) -> CreatedRun:
+            return self._admit(conn, run, if_not_exists, thread_defaults, owner)
+
+        return await self.db.run(_tx)
+
+    async def create_runs(self, items: list[tuple[Row, Row]], *,
+                          owner: Owner = None) -> list[CreatedRun]:
+        """Admit many stateless runs (each on a thread of its own) in one transaction:
+        all of them or, if anything fails, none. Items are (run, thread row)."""
+
+        def _tx(conn: Connection) -> list[CreatedRun]:
+            return [self._admit(conn, run, "create", thread, owner) for run, thread in items]
+
+        return await self.db.run(_tx)
+
+    def _admit(self, conn: Connection, run: Row, if_not_exists: str, thread_defaults: Row,
+               owner: Owner) -> CreatedRun:
+        """The body of a run's admission (see create_run), inside a transaction."""
         strategy = MultitaskStrategy(run["multitask_strategy"])
         now = run["created_at"]
-
-        def _tx(conn: Connection) -> Any:
-            thread = _as_dict(conn.execute(
-                st.SELECT_THREAD_FOR_UPDATE, {"p_thread_id": run["thread_id"]}
-            ).first())
-            if thread is None:
-                if if_not_exists != "create":
-                    raise NotFound(
-                        f"thread {run['thread_id']} not found "
-                        "(pass if_not_exists='create' to create it)"
-                    )
-                conn.execute(st.INSERT_THREAD, thread_defaults)
-                thread = thread_defaults
-            active = conn.execute(
-                st.SELECT_ACTIVE_ON_THREAD, {"p_thread_id": run["thread_id"]}
-            ).all()
-            cancelled_running: list[str] = []
-            cancelled_pending: list[str] = []
-            if active and strategy is MultitaskStrategy.REJECT:
-                raise Conflict(
-                    f"thread {run['thread_id']} is busy with run {active[0].run_id} "
-                    "and multitask_strategy is 'reject'"
+        thread = _as_dict(conn.execute(
+            st.SELECT_THREAD_FOR_UPDATE, {"p_thread_id": run["thread_id"]}
+        ).first())
+        if thread is not None and owner is not None and thread["owner"] != owner:
+            # Another owner's thread looks exactly like a missing one; it cannot be
+            # created either (the id is taken), so even if_not_exists=create is 404.
+            raise NotFound(f"thread {run['thread_id']} not found")
+        if thread is None:
+            if if_not_exists != "create":
+                raise NotFound(
+                    f"thread {run['thread_id']} not found "
+                    "(pass if_not_exists='create' to create it)"
                 )
-            if active and strategy in (MultitaskStrategy.INTERRUPT, MultitaskStrategy.ROLLBACK):
-                action = (
-                    CancelAction.INTERRUPT
-                    if strategy is MultitaskStrategy.INTERRUPT
-                    else CancelAction.ROLLBACK
+            conn.execute(st.INSERT_THREAD, thread_defaults)
+            thread = thread_defaults
+        active = conn.execute(
+            st.SELECT_ACTIVE_ON_THREAD, {"p_thread_id": run["thread_id"]}
+        ).all()
+        cancelled_running: list[str] = []
+        cancelled_pending: list[str] = []
+        if active and strategy is MultitaskStrategy.REJECT:
+            raise Conflict(
+                f"thread {run['thread_id']} is busy with run {active[0].run_id} "
+                "and multitask_strategy is 'reject'"
+            )
+        if active and strategy in (MultitaskStrategy.INTERRUPT, MultitaskStrategy.ROLLBACK):
+            action = (
+                CancelAction.INTERRUPT
+                if strategy is MultitaskStrategy.INTERRUPT
+                else CancelAction.ROLLBACK
+            )
+            reason = f"multitask_{strategy.value}"
+            for other in active:
+                result = self._cancel_in(
+                    conn, run["thread_id"], other.run_id, action, reason, now
                 )
-                reason = f"multitask_{strategy.value}"
-                for other in active:
-                    result = self._cancel_in(
-                        conn, run["thread_id"], other.run_id, action, reason, now
-                    )
-                    if result.delivered_to_task:
-                        cancelled_running.append(other.run_id)
-                    elif result.outcome is CancelOutcome.RECORDED:
-                        cancelled_pending.append(other.run_id)
-            new_run = self._number(run)
-            conn.execute(st.INSERT_RUN, new_run)
-            thread_meta = thread["metadata"]
-            if thread_meta.get("graph_id") is None:
-                # The thread's first run decides which graph reads its state.
-                conn.execute(
-                    threads.update()
-                    .where(threads.c.thread_id == run["thread_id"])
-                    .values(status=ThreadStatus.BUSY.value, updated_at=now, metadata={
-                        **thread_meta,
-                        "graph_id": run["graph_id"],
-                        "assistant_id": run["assistant_id"],
-                    })
-                )
-            elif thread["status"] != ThreadStatus.BUSY.value:
-                conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": run["thread_id"], "p_now": now})
-            for other in cancelled_running:
-                self._notify(conn, CANCEL, other)
-            for other in cancelled_pending:
-                self._notify(conn, DONE, other)
-            self._notify(conn, WAKE)
-            return CreatedRun(new_run, cancelled_running, cancelled_pending)
-        return await self.db.run(_tx)
+                if result.delivered_to_task:
+                    cancelled_running.append(other.run_id)
+                elif result.outcome is CancelOutcome.RECORDED:
+                    cancelled_pending.append(other.run_id)
+        new_run = self._number(run)
+        conn.execute(st.INSERT_RUN, new_run)
+        thread_meta = thread["metadata"]
+        if thread_meta.get("graph_id") is None:
+            # The thread's first run decides which graph reads its state.
+            conn.execute(
+                threads.update()
+                .where(threads.c.thread_id == run["thread_id"])
+                .values(status=ThreadStatus.BUSY.value, updated_at=now, metadata={
+                    **thread_meta,
+                    "graph_id": run["graph_id"],
+                    "assistant_id": run["assistant_id"],
+                })
+            )
+        elif thread["status"] != ThreadStatus.BUSY.value:
+            conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": run["thread_id"], "p_now": now})
+        for other in cancelled_running:
+            self._notify(conn, CANCEL, other)
+        for other in cancelled_pending:
+            self._notify(conn, DONE, other)
+        self._notify(conn, WAKE)
+        return CreatedRun(new_run, cancelled_running, cancelled_pending)
 
     async def get_run(self, thread_id: str, run_id: str) -> Row | None:
 
@@ -286,10 +308,13 @@ class Store(AssistantQueries, ThreadQueries):
 
     async def active_run_ids(
         self, *, thread_id: str | None = None, run_ids: Iterable[str] | None = None,
-        status: str | None = None,
+        status: str | None = None, scheduled: bool = True,
     ) -> list[tuple[str, str]]:
-        """(thread_id, run_id) of active runs matching a bulk-cancel selection."""
+        """(thread_id, run_id) of active runs matching a bulk-cancel selection
+        (`scheduled=False`: without the runs created with `after_seconds`)."""
         query = sa.select(runs.c.thread_id, runs.c.run_id).where(runs.c.status.in_(_ACTIVE_VALUES))
+        if not scheduled:
+            query = query.where(runs.c.not_before.is_(None))
         if thread_id is not None:
             query = query.where(runs.c.thread_id == thread_id)
         if run_ids is not None:
@@ -332,24 +357,34 @@ class Store(AssistantQueries, ThreadQueries):
             return None if row is None else row.run
         return await self.db.run(_tx)
 
-    async def claim(self, worker_id: str, lease_until: Any, limit: int) -> list[Row] | None:
+    async def claim(self, worker_id: str, lease_until: Any,
+                    limit: int) -> tuple[list[Row] | None, Any]:
         """pending -> running for up to `limit` of the oldest startable runs: their
-        thread has no running run and no older pending run. One CAS statement (see
-        statements.CLAIM); the threads are already `busy`, as they have been since
-        their runs were admitted. None: lost a race with another worker, try again."""
+        thread has no running run and no older due pending run, and they are due
+        (`after_seconds`). One CAS statement (see statements.CLAIM); the threads are
+        already `busy`, as they have been since their runs were admitted.
+
+        Returns (claimed runs, or None: lost a race with another worker, try again;
+        when the earliest delayed run becomes due, or None), in one transaction."""
         params = {"p_worker_id": worker_id, "p_now": utcnow(), "p_lease_until": lease_until,
                   "p_limit": limit}
 
-        def _tx(conn: Connection) -> list[Row] | None:
+        def _tx(conn: Connection) -> tuple[list[Row] | None, Any]:
+            claimed: list[Row] | None
             if self.db.is_sqlite:
-                return [dict(r._mapping) for r in conn.execute(st.CLAIM, params)]
-            try:
-                with conn.begin_nested():
-                    return [dict(r._mapping) for r in conn.execute(st.CLAIM, params)]
-            except sa.exc.IntegrityError:
-                # Another worker started a run on one of these threads at the same
-                # instant: the one-running-run-per-thread index refused.
-                return None
+                claimed = [dict(r._mapping) for r in conn.execute(st.CLAIM, params)]
+            else:
+                try:
+                    with conn.begin_nested():
+                        claimed = [dict(r._mapping) for r in conn.execute(st.CLAIM, params)]
+                except sa.exc.IntegrityError:
+                    # Another worker started a run on one of these threads at the same
+                    # instant: the one-running-run-per-thread index refused.
+                    claimed = None
+            due = conn.scalar(st.NEXT_DUE, params)
+            if due is not None and due.tzinfo is None:  # SQLite drops the zone
+                due = due.replace(tzinfo=datetime.timezone.utc)
+            return claimed, due
 
         return await self.db.run(_tx)
 
@@ -602,8 +637,11 @@ class Store(AssistantQueries, ThreadQueries):
         """Finish runs left active by a dead process: interrupted if a cancel was
         recorded, error otherwise; returned as (previous status, row). Runs whose
         rollback was recorded are returned second, still running: the caller
-        completes their rollback."""
+        completes their rollback. Scheduled runs (`after_seconds`, still pending)
+        stay queued: this process starts them when they are due."""
         now = utcnow()
+        scheduled = sa.and_(runs.c.status == RunStatus.PENDING.value,
+                            runs.c.not_before.is_not(None))
 
         def _tx(conn: Connection) -> Any:
             error = {"error": "ServerRestarted",
@@ -624,7 +662,7 @@ class Store(AssistantQueries, ThreadQueries):
             finished += conn.execute(
                 runs.update()
                 .where(runs.c.status.in_(_ACTIVE_VALUES))
-                .where(runs.c.cancel_action.is_(None))
+                .where(runs.c.cancel_action.is_(None), ~scheduled)
                 .values(status=RunStatus.ERROR.value, error=error,
                         stop_reason=StopReason.SERVER_RESTARTED.value,
                         updated_at=now, ended_at=now)
@@ -633,12 +671,15 @@ class Store(AssistantQueries, ThreadQueries):
             leftover = [
                 dict(r._mapping)
                 for r in conn.execute(
-                    sa.select(runs).where(runs.c.status.in_(_ACTIVE_VALUES))
+                    sa.select(runs).where(runs.c.status.in_(_ACTIVE_VALUES),
+                                          runs.c.cancel_action == CancelAction.ROLLBACK.value)
                 )
             ]
+            waiting = sa.select(runs.c.run_id).where(
+                runs.c.thread_id == threads.c.thread_id, scheduled).exists()
             conn.execute(
                 threads.update()
-                .where(threads.c.status == ThreadStatus.BUSY.value)
+                .where(threads.c.status == ThreadStatus.BUSY.value, ~waiting)
                 .values(status=ThreadStatus.IDLE.value, updated_at=now)
             )
             return ([(previous[r.run_id], dict(r._mapping)) for r in finished], leftover)
@@ -665,7 +706,10 @@ class Store(AssistantQueries, ThreadQueries):
         `older_than`: left over by a crash or a shutdown."""
 
         def _tx(conn: Connection) -> Any:
-            active = sa.select(runs.c.thread_id).where(runs.c.status.in_(_ACTIVE_VALUES))
+            # A run still owing its webhook keeps its thread (the payload reads it).
+            active = sa.select(runs.c.thread_id).where(sa.or_(
+                runs.c.status.in_(_ACTIVE_VALUES),
+                runs.c.webhook_state.in_(["pending", "sending"])))
             query = sa.select(threads.c.thread_id).where(
                 threads.c.temporary.is_(True), threads.c.thread_id.notin_(active)
             )

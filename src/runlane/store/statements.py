@@ -48,17 +48,26 @@ MARK_THREAD_BUSY = (
     .values(status=ThreadStatus.BUSY.value, updated_at=P("p_now"))
 )
 
-# pending -> running for the oldest startable run: no run is running on its thread
-# and no older run is pending there (enqueue keeps creation order).
+
+def is_due(not_before: sa.ColumnElement) -> sa.ColumnElement[bool]:
+    """A pending run may start: it has no delay (`after_seconds`), or its time came."""
+    return sa.or_(not_before.is_(None), not_before <= P("p_now"))
+
+
+# pending -> running for the oldest startable run: it is due, no run is running on
+# its thread and no older due run is pending there (enqueue keeps creation order).
+# A delayed run that is not due yet does not hold up the runs queued behind it; once
+# due, it takes its place in creation order.
 _older = runs.alias("older")
 _STARTABLE = (
     sa.select(runs.c.run_id)
-    .where(runs.c.status == PENDING, runs.c.cancel_action.is_(None))
+    .where(runs.c.status == PENDING, runs.c.cancel_action.is_(None), is_due(runs.c.not_before))
     .where(
         ~sa.exists().where(
             _older.c.thread_id == runs.c.thread_id,
             is_active(_older.c.status),
-            sa.or_(_older.c.status == RUNNING, _older.c.seq < runs.c.seq),
+            sa.or_(_older.c.status == RUNNING,
+                   sa.and_(_older.c.seq < runs.c.seq, is_due(_older.c.not_before))),
         )
     )
     .order_by(runs.c.seq)
@@ -71,10 +80,15 @@ _STARTABLE = (
 CLAIM = (
     runs.update()
     .where(runs.c.run_id.in_(_STARTABLE))
-    .where(runs.c.status == PENDING, runs.c.cancel_action.is_(None))
+    .where(runs.c.status == PENDING, runs.c.cancel_action.is_(None), is_due(runs.c.not_before))
     .values(status=RUNNING, worker_id=P("p_worker_id"), started_at=P("p_now"),
             updated_at=P("p_now"), lease_expires_at=P("p_lease_until"))
     .returning(*runs.c)
+)
+
+# When the earliest delayed run becomes due: the dispatcher sleeps until then.
+NEXT_DUE = sa.select(sa.func.min(runs.c.not_before)).where(
+    runs.c.status == PENDING, runs.c.cancel_action.is_(None), runs.c.not_before > P("p_now")
 )
 
 # The executor's proposal: running, with no cancel recorded -> success/error/timeout.

@@ -98,15 +98,34 @@ class RunEventLog:
                 yield HEARTBEAT
 
 
-class StreamBroker:
-    """Owns every run's log. Live logs stay until their run ends; finished ones are
-    kept `retention_seconds`, and at most `max_finished` of them."""
+# A run created with stream_resumable=true: its events stay replayable this long
+# after it ended (the same as a Redis stream's TTL after its end, see redis.py).
+RESUMABLE_RETENTION_SECONDS = 3600.0
 
-    def __init__(self, retention_seconds: float = 120.0, max_finished: int = 256) -> None:
+
+class StreamBroker:
+    """Owns every run's log. Live logs stay until their run ends. Finished ones are
+    kept `retention_seconds`, at most `max_finished` of them (best effort); those of
+    runs created with `stream_resumable=true` are kept `resumable_retention_seconds`
+    whatever else finishes (at most `max_resumable`, a memory bound far above any
+    normal load)."""
+
+    def __init__(self, retention_seconds: float = 120.0, max_finished: int = 256,
+                 resumable_retention_seconds: float = RESUMABLE_RETENTION_SECONDS,
+                 max_resumable: int = 100_000) -> None:
         self._logs: dict[str, RunEventLog] = {}
         self._finished: collections.OrderedDict[str, float] = collections.OrderedDict()
+        self._resumable: set[str] = set()  # runs whose logs are kept longer
+        self._finished_resumable: collections.OrderedDict[str, float] = (
+            collections.OrderedDict())
         self.retention_seconds = retention_seconds
         self.max_finished = max_finished
+        self.resumable_retention_seconds = resumable_retention_seconds
+        self.max_resumable = max_resumable
+
+    def keep_resumable(self, run_id: str) -> None:
+        """The run was created with stream_resumable=true."""
+        self._resumable.add(run_id)
 
     def open(self, run_id: str) -> RunEventLog:
         log = self._logs.get(run_id)
@@ -122,25 +141,34 @@ class StreamBroker:
         if log is None:
             return
         log.close()
-        self._finished[run_id] = time.monotonic()
-        self._finished.move_to_end(run_id)
+        finished = (self._finished_resumable if run_id in self._resumable
+                    else self._finished)
+        finished[run_id] = time.monotonic()
+        finished.move_to_end(run_id)
         self._evict()
 
     def discard(self, run_id: str) -> None:
         log = self._logs.pop(run_id, None)
         self._finished.pop(run_id, None)
+        self._finished_resumable.pop(run_id, None)
+        self._resumable.discard(run_id)
         if log is not None:
             log.close()
 
     def _evict(self) -> None:
-        deadline = time.monotonic() - self.retention_seconds
-        while self._finished:
-            run_id, closed_at = next(iter(self._finished.items()))
-            if len(self._finished) <= self.max_finished and closed_at > deadline:
-                break
-            self._finished.popitem(last=False)
-            self._logs.pop(run_id, None)
+        now = time.monotonic()
+        for finished, keep_for, most in (
+                (self._finished, self.retention_seconds, self.max_finished),
+                (self._finished_resumable, self.resumable_retention_seconds,
+                 self.max_resumable)):
+            while finished:
+                run_id, closed_at = next(iter(finished.items()))
+                if len(finished) <= most and closed_at > now - keep_for:
+                    break
+                finished.popitem(last=False)
+                self._logs.pop(run_id, None)
+                self._resumable.discard(run_id)
 
     @property
     def live_count(self) -> int:
-        return len(self._logs) - len(self._finished)
+        return len(self._logs) - len(self._finished) - len(self._finished_resumable)

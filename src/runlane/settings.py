@@ -28,6 +28,17 @@ class Settings:
     lease_grace: float = 2.0
     worker_name: str | None = None
     redis_url: str | None = None
+    # Authentication (see runlane.auth): none, api-key, jwt or custom; None: custom
+    # when langgraph.json has an "auth" entry, else none.
+    auth: str | None = None
+    api_keys: str | None = None  # "alice=KEY1,bob=KEY2"
+    api_keys_file: str | None = None  # one identity=key per line
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None  # PEM text or the path of a PEM file
+    jwt_algorithms: str | None = None  # comma-separated; default HS256 / RS256,ES256
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_identity_claim: str = "sub"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -40,7 +51,11 @@ class Settings:
                            ("worker_name", str),
                            ("max_concurrency", int), ("cancel_grace", float),
                            ("max_body_bytes", int), ("log_level", str),
-                           ("log_format", str), ("shutdown_grace", float)):
+                           ("log_format", str), ("shutdown_grace", float),
+                           ("auth", str), ("api_keys", str), ("api_keys_file", str),
+                           ("jwt_secret", str), ("jwt_public_key", str),
+                           ("jwt_algorithms", str), ("jwt_issuer", str),
+                           ("jwt_audience", str), ("jwt_identity_claim", str)):
             key = f"RUNLANE_{name.upper()}"
             if key in env:
                 values[name] = cast(env[key])

@@ -55,7 +55,12 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         console.print(f"[bold red]runlane: cannot start:[/] {exc}", highlight=False)
         return 2
-    from runlane.auth.setup import NO_AUTH_WARNING, AuthConfigError, build_authenticator, is_loopback
+    from runlane.auth.setup import (
+        NO_AUTH_WARNING,
+        AuthConfigError,
+        build_authenticator,
+        is_loopback,
+    )
 
     try:
         auth = build_authenticator(settings, project.path, project.auth)

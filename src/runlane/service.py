@@ -31,6 +31,7 @@ from runlane.contract import (
 )
 from runlane.executor import Executor, event_names_for, thread_state, wait_result
 from runlane.graphs import default_assistant_id
+from runlane.owners import Owner
 from runlane.serde import to_jsonable, utcnow
 from runlane.store import CancelResult, NotFound, Store
 from runlane.streams.local import StreamBroker
@@ -164,8 +165,9 @@ class Runlane:
                             level=logging.WARNING)
         await self.on_run_reaped(run)
 
-    async def resolve_assistant(self, assistant_id: str) -> Row:
-        """An assistant id, or a graph id standing for its default assistant."""
+    async def resolve_assistant(self, assistant_id: str, *, owner: Owner = None) -> Row:
+        """An assistant id, or a graph id standing for its default assistant; one
+        `owner` may read (its own or a shared one), else NotFound."""
         if assistant_id in self.graphs:
             assistant_id = default_assistant_id(assistant_id)
         else:
@@ -176,15 +178,18 @@ class Runlane:
                     f"assistant {assistant_id!r} not found: use an assistant id or one of "
                     f"the graph ids {sorted(self.graphs)}"
                 ) from None
-        row = await self.store.get_assistant(assistant_id)
+        row = await self.store.get_assistant(assistant_id, owner=owner)
         if row is None:
             raise NotFound(f"assistant {assistant_id} not found")
         return row
 
     # ------------------------------------------------------------------- runs
 
-    async def create_run(self, thread_id: str | None, request: RunRequest) -> Row:
-        assistant = await self.resolve_assistant(request.assistant_id)
+    async def create_run(self, thread_id: str | None, request: RunRequest, *,
+                         owner: Owner = None) -> Row:
+        """A run on `owner`'s thread (someone else's thread is NotFound), or on a new
+        temporary thread of `owner`'s (stateless)."""
+        assistant = await self.resolve_assistant(request.assistant_id, owner=owner)
         if assistant["graph_id"] not in self.graphs:
             raise BadRequest(f"graph {assistant['graph_id']!r} is not served here")
         temporary = thread_id is None
@@ -245,6 +250,7 @@ class Runlane:
                 run,
                 if_not_exists="create" if temporary else request.if_not_exists,
                 thread_defaults=thread_defaults,
+                owner=owner,
             )
         except BaseException:
             self.broker.discard(run_id)
@@ -298,8 +304,8 @@ class Runlane:
             with contextlib.suppress(Exception):
                 await self.bridge.end(run_id)
 
-    async def get_run(self, thread_id: str, run_id: str) -> Row:
-        row = await self.store.get_run(thread_id, run_id)
+    async def get_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Row:
+        row = await self.store.get_run(thread_id, run_id, owner=owner)
         if row is None:
             raise NotFound(f"run {run_id} not found on thread {thread_id}")
         return row
@@ -312,8 +318,10 @@ class Runlane:
         action: CancelAction,
         wait: bool,
         reason: CancelReason = CancelReason.USER,
+        owner: Owner = None,
     ) -> CancelResult:
-        result = await self.store.cancel_run(thread_id, run_id, action, reason.value)
+        result = await self.store.cancel_run(thread_id, run_id, action, reason.value,
+                                             owner=owner)
         metrics.cancel_answered(cancel_http_status(result.outcome, wait=wait),
                                 result.outcome.value, reason.value)
         await self._after_cancel(result)
@@ -361,14 +369,15 @@ class Runlane:
         run_ids: list[str] | None,
         status: str | None,
         action: CancelAction,
+        owner: Owner = None,
     ) -> list[CancelResult]:
         targets = await self.store.active_run_ids(
-            thread_id=thread_id, run_ids=run_ids, status=status
+            thread_id=thread_id, run_ids=run_ids, status=status, owner=owner
         )
         results = []
         for target_thread, target_run in targets:
             result = await self.store.cancel_run(
-                target_thread, target_run, action, CancelReason.USER.value
+                target_thread, target_run, action, CancelReason.USER.value, owner=owner
             )
             await self._after_cancel(result)
             results.append(result)
@@ -401,8 +410,8 @@ class Runlane:
             if row is None or RunStatus(row["status"]) in TERMINAL:
                 self.broker.close(run_id)
 
-    async def delete_run(self, thread_id: str, run_id: str) -> None:
-        deleted = await self.store.delete_run(thread_id, run_id)
+    async def delete_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> None:
+        deleted = await self.store.delete_run(thread_id, run_id, owner=owner)
         if deleted is None:
             raise NotFound(f"run {run_id} not found on thread {thread_id}")
         self.broker.discard(run_id)
@@ -410,8 +419,9 @@ class Runlane:
             with contextlib.suppress(Exception):
                 await self.bridge.discard(run_id)
 
-    async def run_result(self, thread_id: str, run_id: str) -> Any:
+    async def run_result(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Any:
         """What `wait` and `join` answer: the thread's values once the run is over."""
+        await self._visible(thread_id, run_id, owner)
         final = await self.await_terminal(thread_id, run_id)
         if run_id in self.executor.final_values:
             return self.executor.final_values[run_id]
@@ -429,8 +439,12 @@ class Runlane:
         *,
         last_event_id: int = 0,
         stream_mode: list[str] | None = None,
+        owner: Owner = None,
     ) -> AsyncIterator[bytes]:
         """Replay after `last_event_id`, then tail live, until the run's end."""
+        # Event logs are keyed by run id alone (locally and in Redis): who may read
+        # one is decided here, against the store, before any frame is served.
+        await self._visible(thread_id, run_id, owner)
         modes = event_names_for(stream_mode) if stream_mode else None
         if self.bridge is not None and run_id not in self.executor.local_run_ids:
             # Executing on another worker (or finished anywhere): Redis has it all.
@@ -457,6 +471,16 @@ class Runlane:
                     event_log.close()
         return event_log.follow(last_event_id, modes)
 
+    async def _visible(self, thread_id: str, run_id: str, owner: Owner) -> None:
+        """NotFound unless `owner` may see the run (or its rollback tombstone).
+        Free with auth off: every caller sees every run."""
+        if owner is None:
+            return
+        if await self.store.get_run(thread_id, run_id, owner=owner) is None and (
+            await self.store.get_tombstone(thread_id, run_id, owner=owner)
+        ) is None:
+            raise NotFound(f"run {run_id} not found on thread {thread_id}")
+
     @staticmethod
     async def _until_unavailable(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """Redis gone for good mid-stream: end the response; the client reconnects
@@ -469,8 +493,8 @@ class Runlane:
 
     # ---------------------------------------------------------------- threads
 
-    async def delete_thread(self, thread_id: str) -> None:
-        deleted = await self.store.delete_thread(thread_id)
+    async def delete_thread(self, thread_id: str, *, owner: Owner = None) -> None:
+        deleted = await self.store.delete_thread(thread_id, owner=owner)
         if deleted is None:
             raise NotFound(f"thread {thread_id} not found")
         for run_id, status in deleted:

@@ -11,6 +11,7 @@ from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
 from starlette.responses import Response
 
+from runlane.api.access import allowed
 from runlane.api.models import (
     ThreadCount,
     ThreadCreate,
@@ -21,8 +22,10 @@ from runlane.api.models import (
     ThreadStateUpdate,
 )
 from runlane.api.responses import JSON, error, thread_body
+from runlane.auth.authorization import matches
 from runlane.contract import ThreadStatus
 from runlane.executor import thread_state
+from runlane.owners import owner_of
 from runlane.serde import to_jsonable, utcnow
 from runlane.service import Runlane
 from runlane.store import NotFound
@@ -35,9 +38,16 @@ def service(request: Request) -> Runlane:
     return request.app.state.runlane
 
 
-async def _thread(svc: Runlane, thread_id: UUID) -> Row:
-    row = await svc.store.get_thread(str(thread_id))
-    if row is None or row.get("temporary"):
+async def _thread(request: Request, thread_id: UUID, action: str = "read",
+                  value: Row | None = None) -> Row:
+    """The thread, if the caller may `action` it: its owner's (another owner's is
+    NotFound, exactly like a missing one) and passing the authorization handler,
+    which sees (and may change) `value`."""
+    value = value if value is not None else {}
+    value.setdefault("thread_id", thread_id)
+    filters = await allowed(request, "threads", action, value)
+    row = await service(request).store.get_thread(str(thread_id), owner=owner_of(request))
+    if row is None or row.get("temporary") or not matches(row.get("metadata"), filters):
         raise NotFound(f"thread {thread_id} not found")
     return row
 
@@ -45,11 +55,15 @@ async def _thread(svc: Runlane, thread_id: UUID) -> Row:
 @router.post("/threads")
 async def create_thread(body: ThreadCreate, request: Request) -> Response:
     now = utcnow()
+    # The handler may add metadata (e.g. the owner's org): what it leaves is stored.
+    value: Row = {"thread_id": body.thread_id or uuid.uuid4(), "metadata": body.metadata or {},
+                  "if_exists": body.if_exists}
+    await allowed(request, "threads", "create", value)
     row = await service(request).store.create_thread(
         {
-            "thread_id": str(body.thread_id or uuid.uuid4()),
+            "thread_id": str(value["thread_id"]),
             "status": ThreadStatus.IDLE.value,
-            "metadata": body.metadata or {},
+            "metadata": value.get("metadata") or {},
             "config": {},
             "values": None,
             "interrupts": {},
@@ -58,13 +72,17 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
             "updated_at": now,
         },
         body.if_exists,
+        owner=owner_of(request),
     )
     return JSON(thread_body(row))
 
 
 @router.post("/threads/search")
 async def search_threads(body: ThreadSearch, request: Request) -> Response:
+    filters = await allowed(request, "threads", "search", body.model_dump(exclude_none=True))
     rows = await service(request).store.search_threads(
+        owner=owner_of(request),
+        auth_filter=filters,
         metadata_filter=body.metadata,
         values_filter=body.values,
         status=body.status,
@@ -82,23 +100,27 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
 
 @router.post("/threads/count")
 async def count_threads(body: ThreadCount, request: Request) -> Response:
+    filters = await allowed(request, "threads", "search", body.model_dump(exclude_none=True))
     return JSON(
         await service(request).store.count_threads(
-            metadata_filter=body.metadata, values_filter=body.values, status=body.status
+            metadata_filter=body.metadata, values_filter=body.values, status=body.status,
+            owner=owner_of(request), auth_filter=filters,
         )
     )
 
 
 @router.get("/threads/{thread_id}")
 async def get_thread(thread_id: UUID, request: Request) -> Response:
-    return JSON(thread_body(await _thread(service(request), thread_id)))
+    return JSON(thread_body(await _thread(request, thread_id)))
 
 
 @router.patch("/threads/{thread_id}")
 async def patch_thread(thread_id: UUID, body: ThreadPatch, request: Request) -> Response:
     svc = service(request)
-    await _thread(svc, thread_id)
-    row = await svc.store.patch_thread_metadata(str(thread_id), body.metadata)
+    value: Row = {"metadata": dict(body.metadata)}
+    await _thread(request, thread_id, "update", value)
+    row = await svc.store.patch_thread_metadata(str(thread_id), value["metadata"],
+                                                owner=owner_of(request))
     if row is None:
         raise NotFound(f"thread {thread_id} not found")
     return JSON(thread_body(row))
@@ -107,8 +129,8 @@ async def patch_thread(thread_id: UUID, body: ThreadPatch, request: Request) -> 
 @router.delete("/threads/{thread_id}", status_code=204)
 async def delete_thread(thread_id: UUID, request: Request) -> Response:
     svc = service(request)
-    await _thread(svc, thread_id)
-    await svc.delete_thread(str(thread_id))
+    await _thread(request, thread_id, "delete")
+    await svc.delete_thread(str(thread_id), owner=owner_of(request))
     return Response(status_code=204)
 
 
@@ -181,8 +203,10 @@ def _state_config(thread_id: str, checkpoint: Row | None = None) -> Row:
     return {"configurable": configurable}
 
 
-async def _get_state(svc: Runlane, thread_id: UUID, checkpoint: Row | None, subgraphs: bool) -> Response:
-    thread = await _thread(svc, thread_id)
+async def _get_state(request: Request, thread_id: UUID, checkpoint: Row | None,
+                     subgraphs: bool) -> Response:
+    svc = service(request)
+    thread = await _thread(request, thread_id)
     graph = _graph(svc, thread)
     if graph is None:
         return JSON(_empty_state(str(thread_id)))
@@ -197,14 +221,14 @@ async def _get_state(svc: Runlane, thread_id: UUID, checkpoint: Row | None, subg
 
 @router.get("/threads/{thread_id}/state")
 async def get_state(thread_id: UUID, request: Request, subgraphs: bool = Query(False)) -> Response:
-    return await _get_state(service(request), thread_id, None, subgraphs)
+    return await _get_state(request, thread_id, None, subgraphs)
 
 
 @router.get("/threads/{thread_id}/state/{checkpoint_id}")
 async def get_state_at(
     thread_id: UUID, checkpoint_id: UUID, request: Request, subgraphs: bool = Query(False)
 ) -> Response:
-    return await _get_state(service(request), thread_id, {"checkpoint_id": str(checkpoint_id)}, subgraphs)
+    return await _get_state(request, thread_id, {"checkpoint_id": str(checkpoint_id)}, subgraphs)
 
 
 @router.post("/threads/{thread_id}/state/checkpoint")
@@ -212,14 +236,14 @@ async def get_state_checkpoint(
     thread_id: UUID, body: ThreadStateCheckpoint, request: Request
 ) -> Response:
     return await _get_state(
-        service(request), thread_id, body.checkpoint.model_dump(exclude_none=True), body.subgraphs
+        request, thread_id, body.checkpoint.model_dump(exclude_none=True), body.subgraphs
     )
 
 
 @router.post("/threads/{thread_id}/state")
 async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Request) -> Response:
     svc = service(request)
-    thread = await _thread(svc, thread_id)
+    thread = await _thread(request, thread_id, "update")
     graph = _graph(svc, thread)
     if graph is None:
         return error(409, f"thread {thread_id} has no graph yet: run it once before updating its state")
@@ -248,8 +272,9 @@ async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Reques
     return JSON({"checkpoint": _checkpoint_ref(config)})
 
 
-async def _history(svc: Runlane, thread_id: UUID, body: ThreadHistory) -> Response:
-    thread = await _thread(svc, thread_id)
+async def _history(request: Request, thread_id: UUID, body: ThreadHistory) -> Response:
+    svc = service(request)
+    thread = await _thread(request, thread_id)
     graph = _graph(svc, thread)
     if graph is None:
         return JSON([])
@@ -270,7 +295,7 @@ async def _history(svc: Runlane, thread_id: UUID, body: ThreadHistory) -> Respon
 
 @router.post("/threads/{thread_id}/history")
 async def post_history(thread_id: UUID, body: ThreadHistory, request: Request) -> Response:
-    return await _history(service(request), thread_id, body)
+    return await _history(request, thread_id, body)
 
 
 @router.get("/threads/{thread_id}/history")
@@ -278,4 +303,4 @@ async def get_history(
     thread_id: UUID, request: Request, limit: int = Query(10, ge=1, le=1000),
     before: UUID | None = Query(None),
 ) -> Response:
-    return await _history(service(request), thread_id, ThreadHistory(limit=limit, before=before))
+    return await _history(request, thread_id, ThreadHistory(limit=limit, before=before))

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runlane.api.responses import error
-from runlane.auth.identity import AuthError, Authenticator
+from runlane.auth.identity import Authenticator, AuthError
 
 log = logging.getLogger("runlane.auth")
 

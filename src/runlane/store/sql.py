@@ -32,10 +32,11 @@ from runlane.contract import (
     ThreadStatus,
     outcome_for_existing_run,
 )
+from runlane.owners import Owner, owned, shared_or_owned
 from runlane.serde import utcnow
 from runlane.store import statements as st
 from runlane.store.database import Database
-from runlane.store.json_filter import json_has
+from runlane.store.json_filter import auth_filters, json_has
 from runlane.store.migrate import upgrade
 from runlane.store.schema import assistants, run_tombstones, runs, threads
 
@@ -144,7 +145,11 @@ class Store:
 
         await self.db.run(_tx)
 
-    async def insert_assistant(self, row: Row, if_exists: str) -> Row:
+    async def insert_assistant(self, row: Row, if_exists: str, *, owner: Owner = None) -> Row:
+        """Insert an assistant owned by `owner`. An existing id answers 409, also when
+        the row is someone else's: ids are global, and do_nothing must not hand back
+        another owner's assistant."""
+        row = {**row, "owner": owner}
 
         def _tx(conn: Connection) -> Any:
             existing = _as_dict(
@@ -157,38 +162,45 @@ class Store:
                 ).first()
             )
             if existing is not None:
-                if if_exists == "do_nothing":
+                if if_exists == "do_nothing" and existing["owner"] == owner:
                     return existing
                 raise Conflict(f"assistant {row['assistant_id']} already exists")
             conn.execute(assistants.insert().values(**row))
             return row
         return await self.db.run(_tx)
 
-    async def get_assistant(self, assistant_id: str) -> Row | None:
+    async def get_assistant(self, assistant_id: str, *, owner: Owner = None) -> Row | None:
+        """The assistant if `owner` may read it (its own, or a shared one)."""
+        query = st.SELECT_ASSISTANT
+        if owner is not None:
+            query = query.where(shared_or_owned(assistants.c.owner, owner))
 
         def _tx(conn: Connection) -> Any:
             return _as_dict(
-                conn.execute(st.SELECT_ASSISTANT, {"p_assistant_id": assistant_id}).first()
+                conn.execute(query, {"p_assistant_id": assistant_id}).first()
             )
         return await self.db.run(_tx)
 
-    async def update_assistant(self, assistant_id: str, values: Row) -> Row | None:
+    async def update_assistant(self, assistant_id: str, values: Row, *,
+                               owner: Owner = None) -> Row | None:
 
         def _tx(conn: Connection) -> Any:
             result = conn.execute(
                 assistants.update()
                 .where(assistants.c.assistant_id == assistant_id)
+                .where(owned(assistants.c.owner, owner))
                 .values(**values, version=assistants.c.version + 1, updated_at=utcnow())
                 .returning(*assistants.c)
             )
             return _as_dict(result.first())
         return await self.db.run(_tx)
 
-    async def delete_assistant(self, assistant_id: str) -> bool:
+    async def delete_assistant(self, assistant_id: str, *, owner: Owner = None) -> bool:
 
         def _tx(conn: Connection) -> Any:
             result = conn.execute(
-                assistants.delete().where(assistants.c.assistant_id == assistant_id)
+                assistants.delete().where(assistants.c.assistant_id == assistant_id,
+                                          owned(assistants.c.owner, owner))
             )
             return result.rowcount > 0
         return await self.db.run(_tx)
@@ -203,8 +215,12 @@ class Store:
         offset: int,
         sort_by: str,
         sort_order: str,
+        owner: Owner = None,
+        auth_filter: Row | None = None,
     ) -> list[Row]:
-        query = sa.select(assistants)
+        query = sa.select(assistants).where(
+            shared_or_owned(assistants.c.owner, owner),
+            *auth_filters(assistants.c.metadata, auth_filter))
         if graph_id is not None:
             query = query.where(assistants.c.graph_id == graph_id)
         if name is not None:
@@ -218,8 +234,11 @@ class Store:
             return [dict(r._mapping) for r in conn.execute(query)]
         return await self.db.run(_tx)
 
-    async def count_assistants(self, *, graph_id: str | None, metadata_filter: Row | None) -> int:
-        query = sa.select(sa.func.count()).select_from(assistants)
+    async def count_assistants(self, *, graph_id: str | None, metadata_filter: Row | None,
+                               owner: Owner = None, auth_filter: Row | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(assistants).where(
+            shared_or_owned(assistants.c.owner, owner),
+            *auth_filters(assistants.c.metadata, auth_filter))
         if graph_id is not None:
             query = query.where(assistants.c.graph_id == graph_id)
         query = query.where(*_json_filters(assistants.c.metadata, metadata_filter))
@@ -230,31 +249,38 @@ class Store:
 
     # ---------------------------------------------------------------- threads
 
-    async def create_thread(self, row: Row, if_exists: str) -> Row:
+    async def create_thread(self, row: Row, if_exists: str, *, owner: Owner = None) -> Row:
+        """Insert a thread owned by `owner`. An existing id is a 409 also when the
+        thread is someone else's (ids are global); do_nothing returns only one's own."""
+        row = {**row, "owner": owner}
 
         def _tx(conn: Connection) -> Any:
             existing = self._get_thread(conn, row["thread_id"])
             if existing is not None:
-                if if_exists == "do_nothing":
+                if if_exists == "do_nothing" and existing["owner"] == owner:
                     return existing
                 raise Conflict(f"thread {row['thread_id']} already exists")
             conn.execute(st.INSERT_THREAD, row)
             return row
         return await self.db.run(_tx)
 
-    def _get_thread(self, conn: Connection, thread_id: str) -> Row | None:
-        return _as_dict(conn.execute(st.SELECT_THREAD, {"p_thread_id": thread_id}).first())
+    def _get_thread(self, conn: Connection, thread_id: str, owner: Owner = None) -> Row | None:
+        query = st.SELECT_THREAD
+        if owner is not None:
+            query = query.where(owned(threads.c.owner, owner))
+        return _as_dict(conn.execute(query, {"p_thread_id": thread_id}).first())
 
-    async def get_thread(self, thread_id: str) -> Row | None:
+    async def get_thread(self, thread_id: str, *, owner: Owner = None) -> Row | None:
 
         def _tx(conn: Connection) -> Any:
-            return self._get_thread(conn, thread_id)
+            return self._get_thread(conn, thread_id, owner)
         return await self.db.run(_tx)
 
-    async def patch_thread_metadata(self, thread_id: str, patch: Row) -> Row | None:
+    async def patch_thread_metadata(self, thread_id: str, patch: Row, *,
+                                    owner: Owner = None) -> Row | None:
 
         def _tx(conn: Connection) -> Any:
-            thread = self._get_thread(conn, thread_id)
+            thread = self._get_thread(conn, thread_id, owner)
             if thread is None:
                 return None
             merged = {**thread["metadata"], **patch}
@@ -267,14 +293,16 @@ class Store:
             return _as_dict(result.first())
         return await self.db.run(_tx)
 
-    async def delete_thread(self, thread_id: str) -> list[tuple[str, str]] | None:
+    async def delete_thread(self, thread_id: str, *,
+                            owner: Owner = None) -> list[tuple[str, str]] | None:
         """Delete a thread with its runs and tombstones (a user's delete: no tombstones
         remain, later cancels answer 404). Returns the deleted runs as (run_id, status)
         (running ones must be stopped), or None if there was no such thread."""
 
         def _tx(conn: Connection) -> Any:
             deleted = conn.execute(
-                threads.delete().where(threads.c.thread_id == thread_id)
+                threads.delete().where(threads.c.thread_id == thread_id,
+                                       owned(threads.c.owner, owner))
             )
             if deleted.rowcount == 0:
                 return None
@@ -303,9 +331,13 @@ class Store:
         offset: int,
         sort_by: str,
         sort_order: str,
+        owner: Owner = None,
+        auth_filter: Row | None = None,
     ) -> list[Row]:
         query = sa.select(threads).where(
             threads.c.temporary.is_(False),
+            owned(threads.c.owner, owner),
+            *auth_filters(threads.c.metadata, auth_filter),
             *self._thread_filters(metadata_filter, values_filter, status, ids),
         )
         column = threads.c[sort_by]
@@ -317,13 +349,16 @@ class Store:
         return await self.db.run(_tx)
 
     async def count_threads(
-        self, *, metadata_filter: Row | None, values_filter: Row | None, status: str | None
+        self, *, metadata_filter: Row | None, values_filter: Row | None, status: str | None,
+        owner: Owner = None, auth_filter: Row | None = None,
     ) -> int:
         query = (
             sa.select(sa.func.count())
             .select_from(threads)
             .where(
                 threads.c.temporary.is_(False),
+                owned(threads.c.owner, owner),
+                *auth_filters(threads.c.metadata, auth_filter),
                 *self._thread_filters(metadata_filter, values_filter, status, None),
             )
         )
@@ -371,8 +406,10 @@ class Store:
         *,
         if_not_exists: str,
         thread_defaults: Row,
+        owner: Owner = None,
     ) -> CreatedRun:
         """Admit a run on its thread, applying the multitask strategy atomically.
+        The run belongs to its thread's owner; a thread created here, to `owner`.
 
         reject: 409 if the thread has an active run. interrupt/rollback: record a
         cancel on every active run of the thread, in this same transaction, so the
@@ -385,14 +422,21 @@ class Store:
             thread = _as_dict(conn.execute(
                 st.SELECT_THREAD_FOR_UPDATE, {"p_thread_id": run["thread_id"]}
             ).first())
+            may_create = if_not_exists == "create"
+            if thread is not None and owner is not None and thread["owner"] != owner:
+                # Someone else's thread: exactly as if it did not exist, except that
+                # its id cannot be taken for a new one.
+                if may_create:
+                    raise Conflict(f"thread {run['thread_id']} already exists")
+                thread = None
             if thread is None:
-                if if_not_exists != "create":
+                if not may_create:
                     raise NotFound(
                         f"thread {run['thread_id']} not found "
                         "(pass if_not_exists='create' to create it)"
                     )
-                conn.execute(st.INSERT_THREAD, thread_defaults)
-                thread = thread_defaults
+                thread = {**thread_defaults, "owner": owner}
+                conn.execute(st.INSERT_THREAD, thread)
             active = conn.execute(
                 st.SELECT_ACTIVE_ON_THREAD, {"p_thread_id": run["thread_id"]}
             ).all()
@@ -418,7 +462,7 @@ class Store:
                         cancelled_running.append(other.run_id)
                     elif result.outcome is CancelOutcome.RECORDED:
                         cancelled_pending.append(other.run_id)
-            new_run = self._number(run)
+            new_run = self._number({**run, "owner": thread["owner"]})
             conn.execute(st.INSERT_RUN, new_run)
             thread_meta = thread["metadata"]
             if thread_meta.get("graph_id") is None:
@@ -442,37 +486,45 @@ class Store:
             return CreatedRun(new_run, cancelled_running, cancelled_pending)
         return await self.db.run(_tx)
 
-    async def get_run(self, thread_id: str, run_id: str) -> Row | None:
+    async def get_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Row | None:
 
         def _tx(conn: Connection) -> Any:
-            return self._get_run(conn, thread_id, run_id)
+            return self._get_run(conn, thread_id, run_id, owner)
         return await self.db.run(_tx)
 
     @staticmethod
-    def _get_run(conn: Connection, thread_id: str, run_id: str) -> Row | None:
+    def _get_run(conn: Connection, thread_id: str, run_id: str,
+                 owner: Owner = None) -> Row | None:
+        query = st.SELECT_RUN
+        if owner is not None:
+            query = query.where(owned(runs.c.owner, owner))
         return _as_dict(
-            conn.execute(st.SELECT_RUN, {"p_run_id": run_id, "p_thread_id": thread_id}).first()
+            conn.execute(query, {"p_run_id": run_id, "p_thread_id": thread_id}).first()
         )
 
-    async def get_tombstone(self, thread_id: str, run_id: str) -> Row | None:
+    async def get_tombstone(self, thread_id: str, run_id: str, *,
+                            owner: Owner = None) -> Row | None:
 
         def _tx(conn: Connection) -> Any:
-            return self._get_tombstone(conn, thread_id, run_id)
+            return self._get_tombstone(conn, thread_id, run_id, owner)
         return await self.db.run(_tx)
 
     @staticmethod
-    def _get_tombstone(conn: Connection, thread_id: str, run_id: str) -> Row | None:
+    def _get_tombstone(conn: Connection, thread_id: str, run_id: str,
+                       owner: Owner = None) -> Row | None:
         result = conn.execute(
             sa.select(run_tombstones).where(
-                run_tombstones.c.run_id == run_id, run_tombstones.c.thread_id == thread_id
+                run_tombstones.c.run_id == run_id, run_tombstones.c.thread_id == thread_id,
+                owned(run_tombstones.c.owner, owner),
             )
         )
         return _as_dict(result.first())
 
     async def list_runs(
-        self, thread_id: str, *, limit: int, offset: int, status: str | None
+        self, thread_id: str, *, limit: int, offset: int, status: str | None,
+        owner: Owner = None,
     ) -> list[Row]:
-        query = sa.select(runs).where(runs.c.thread_id == thread_id)
+        query = sa.select(runs).where(runs.c.thread_id == thread_id, owned(runs.c.owner, owner))
         if status is not None:
             query = query.where(runs.c.status == status)
         query = query.order_by(runs.c.seq.desc()).limit(limit).offset(offset)
@@ -483,10 +535,11 @@ class Store:
 
     async def active_run_ids(
         self, *, thread_id: str | None = None, run_ids: Iterable[str] | None = None,
-        status: str | None = None,
+        status: str | None = None, owner: Owner = None,
     ) -> list[tuple[str, str]]:
         """(thread_id, run_id) of active runs matching a bulk-cancel selection."""
-        query = sa.select(runs.c.thread_id, runs.c.run_id).where(runs.c.status.in_(_ACTIVE_VALUES))
+        query = sa.select(runs.c.thread_id, runs.c.run_id).where(
+            runs.c.status.in_(_ACTIVE_VALUES), owned(runs.c.owner, owner))
         if thread_id is not None:
             query = query.where(runs.c.thread_id == thread_id)
         if run_ids is not None:
@@ -501,20 +554,22 @@ class Store:
             return [(r.thread_id, r.run_id) for r in conn.execute(query)]
         return await self.db.run(_tx)
 
-    async def delete_run(self, thread_id: str, run_id: str) -> Row | None:
+    async def delete_run(self, thread_id: str, run_id: str, *,
+                         owner: Owner = None) -> Row | None:
         """A user's delete of a finished run. Active runs must be cancelled first."""
 
         def _tx(conn: Connection) -> Any:
             result = conn.execute(
                 runs.delete()
                 .where(runs.c.run_id == run_id, runs.c.thread_id == thread_id)
+                .where(owned(runs.c.owner, owner))
                 .where(runs.c.status.notin_(_ACTIVE_VALUES))
                 .returning(*runs.c)
             )
             deleted = _as_dict(result.first())
             if deleted is not None:
                 return deleted
-            existing = self._get_run(conn, thread_id, run_id)
+            existing = self._get_run(conn, thread_id, run_id, owner)
             if existing is not None:
                 raise Conflict(
                     f"run {run_id} is {existing['status']}: cancel it before deleting it"
@@ -523,6 +578,7 @@ class Store:
             tomb = conn.execute(
                 run_tombstones.delete()
                 .where(run_tombstones.c.run_id == run_id, run_tombstones.c.thread_id == thread_id)
+                .where(owned(run_tombstones.c.owner, owner))
                 .returning(run_tombstones.c.run)
             )
             row = tomb.first()
@@ -551,12 +607,14 @@ class Store:
         return await self.db.run(_tx)
 
     async def cancel_run(
-        self, thread_id: str, run_id: str, action: CancelAction, reason: str
+        self, thread_id: str, run_id: str, action: CancelAction, reason: str, *,
+        owner: Owner = None,
     ) -> CancelResult:
+        """Another owner's run answers NOT_FOUND, exactly like a missing one."""
 
         def _tx(conn: Connection) -> Any:
             self._lock_thread(conn, thread_id)
-            return self._cancel_in(conn, thread_id, run_id, action, reason, utcnow())
+            return self._cancel_in(conn, thread_id, run_id, action, reason, utcnow(), owner)
         return await self.db.run(_tx)
 
     def _cancel_in(
@@ -567,10 +625,12 @@ class Store:
         action: CancelAction,
         reason: str,
         now: Any,
+        owner: Owner = None,
     ) -> CancelResult:
         """Record a cancel: the instant it takes effect. Two CAS statements, tried in
         order; if neither matches, the run's current (absorbing) state decides."""
-        mine = (runs.c.run_id == run_id, runs.c.thread_id == thread_id)
+        mine = (runs.c.run_id == run_id, runs.c.thread_id == thread_id,
+                owned(runs.c.owner, owner))
         uncancelled = runs.c.cancel_action.is_(None)
         # 1. A pending run never started: it stops right here.
         if action is CancelAction.INTERRUPT:
@@ -617,13 +677,13 @@ class Store:
             self._notify(conn, CANCEL, run_id)
             return CancelResult(CancelOutcome.RECORDED, row, delivered_to_task=True)
         # 3. Neither CAS matched: the run is terminal, already cancelled, or gone.
-        existing = self._get_run(conn, thread_id, run_id)
+        existing = self._get_run(conn, thread_id, run_id, owner)
         if existing is not None:
             outcome = outcome_for_existing_run(
                 RunStatus(existing["status"]), existing["cancel_action"]
             )
             return CancelResult(outcome, existing)
-        tomb = self._get_tombstone(conn, thread_id, run_id)
+        tomb = self._get_tombstone(conn, thread_id, run_id, owner)
         if tomb is not None:
             return CancelResult(CancelOutcome.ROLLED_BACK, tomb["run"])
         return CancelResult(CancelOutcome.NOT_FOUND, None)
@@ -642,6 +702,7 @@ class Store:
                 thread_id=run["thread_id"],
                 outcome="rolled_back",
                 run=to_jsonable(run),
+                owner=run.get("owner"),
                 created_at=now,
             )
         )

@@ -63,7 +63,7 @@ class Secured:
 
 
 def make_token(key: Any, sub: str, **claims: Any) -> str:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     body = {"sub": sub, "iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "iat": now,
             "exp": now + datetime.timedelta(minutes=30), **claims}
     return jwt.encode({k: v for k, v in body.items() if v is not None}, key, algorithm="RS256")

@@ -57,8 +57,9 @@ def test_bad_custom_auth_entry_stops_start_up(tmp_path: Path) -> None:
         "not_auth.py": ("value = 1\n", "not a langgraph_sdk.Auth"),
         "no_authenticate.py": ("from langgraph_sdk import Auth\nauth = Auth()\n",
                                "no @auth.authenticate"),
-        "odd_params.py": ("from langgraph_sdk import Auth\nauth = Auth()\n"
-                          "@auth.authenticate\nasync def who(cookie): return 'x'\n", "cookie"),
+        "odd_params.py": (("from langgraph_sdk import Auth\nauth = Auth()\n"
+                           "@auth.authenticate\nasync def who(cookie): return 'x'\n"),
+                          "cookie"),
     }
     for name, (source, mentions) in cases.items():
         (tmp_path / name).write_text(source)

@@ -101,17 +101,17 @@ def secured_server(mode: str, backend: str) -> Iterator[Secured]:
         workdir = Path(tmp)
         args, headers_for, key = server_args(mode, workdir)
         if backend == "sqlite":
-            proc = ServerProcess(workdir / "server", *args).start()
-            try:
-                yield Secured(mode, proc, headers_for, key)
+            proc = ServerProcess(workdir / "server", *args)
+            try:  # stopped also when it fails to start
+                yield Secured(mode, proc.start(), headers_for, key)
             finally:
                 proc.stop()
             return
         from cluster import Cluster, require_services
 
         require_services()
-        cluster = Cluster(workdir / "cluster", 3, *args).start()
-        try:
-            yield Secured(mode, cluster, headers_for, key)
+        cluster = Cluster(workdir / "cluster", 3, *args)
+        try:  # a worker that started is stopped even if another did not
+            yield Secured(mode, cluster.start(), headers_for, key)
         finally:
             cluster.close()

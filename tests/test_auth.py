@@ -208,6 +208,11 @@ def test_custom_handler_status_and_identity(secured: Secured) -> None:
         resp = api.get("/threads/" + str(uuid.uuid4()))
         assert resp.status_code == 403 and resp.json()["detail"] == "account suspended"
     with secured.http("alice") as api:
+        # The handler saw the path parameters and the body; the route still got the body.
+        blocked = api.get("/threads/00000000-0000-4000-8000-00000000dead")
+        assert blocked.status_code == 403 and blocked.json()["detail"] == "this thread is blocked"
+        body = api.post("/threads", json={"metadata": {"x": "forbidden-by-auth"}})
+        assert body.status_code == 403 and body.json()["detail"] == "forbidden body"
         # threads.create added metadata; threads.search filters on it.
         thread = api.post("/threads", json={"metadata": {"x": 1}}).json()
         assert thread["metadata"] == {"x": 1, "created_by": "alice"}
@@ -240,6 +245,14 @@ def test_custom_handler_status_and_identity(secured: Secured) -> None:
         bulk = api.post("/runs/cancel", json={"thread_id": locked, "run_ids": [run["run_id"]]})
         assert bulk.status_code == 404, bulk.text
         assert api.get(f"/threads/{locked}/runs/{run['run_id']}").json()["cancel_action"] is None
+        # assistants.search: a $contains filter, applied in SQL (search and count).
+        tagged = api.post("/assistants", json={"graph_id": "echo",
+                                               "metadata": {"tags": ["x", "carol"]}}).json()
+        api.post("/assistants", json={"graph_id": "echo", "metadata": {"tags": ["x"]}})
+        api.post("/assistants", json={"graph_id": "echo", "metadata": {"tags": "carol"}})
+        found = api.post("/assistants/search", json={"limit": 1000}).json()
+        assert [a["assistant_id"] for a in found] == [tagged["assistant_id"]]
+        assert api.post("/assistants/count", json={}).json() == 1
         # Carol may not, but alice (no filter for her) has no access to carol's at all.
     with secured.http("alice") as api:
         assert api.post(f"/threads/{locked}/runs/{run['run_id']}/cancel").status_code == 404

@@ -76,8 +76,9 @@ def test_bad_custom_auth_entry_stops_start_up(tmp_path: Path) -> None:
 def test_no_auth_beyond_loopback_warns(tmp_path: Path) -> None:
     """0.0.0.0 without auth: a loud warning on stderr and in the log; with auth, or
     on 127.0.0.1, none."""
-    loud = ServerProcess(tmp_path / "open", "--host", "0.0.0.0").start()
+    loud = ServerProcess(tmp_path / "open", "--host", "0.0.0.0")
     try:
+        loud.start()
         assert httpx.post(f"{loud.url}/threads/search", json={}).status_code == 200  # no auth
         said = " ".join(loud.log().split())
         assert "without authentication" in said and "--auth api-key" in said, said
@@ -86,9 +87,11 @@ def test_no_auth_beyond_loopback_warns(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.write_text(f"alice={API_KEYS['alice']}\n")
     quiet = ServerProcess(tmp_path / "secured", "--host", "0.0.0.0", "--auth", "api-key",
-                          "--api-keys-file", str(keys)).start()
-    local = ServerProcess(tmp_path / "local").start()
+                          "--api-keys-file", str(keys))
+    local = ServerProcess(tmp_path / "local")
     try:
+        quiet.start()
+        local.start()
         assert "without authentication" not in quiet.log()
         assert "without authentication" not in local.log()
         # No auth on loopback: everything works as before, no credentials needed.
@@ -102,8 +105,9 @@ def test_jwt_secret_from_env_and_identity_claim(tmp_path: Path) -> None:
     """HS256 with RUNLANE_JWT_SECRET; the identity from a configured claim; a token
     signed with another secret, or with alg none, is refused."""
     server = ServerProcess(tmp_path, "--auth", "jwt", "--jwt-identity-claim", "email",
-                           env={"RUNLANE_JWT_SECRET": SECRET}).start()
+                           env={"RUNLANE_JWT_SECRET": SECRET})
     try:
+        server.start()
         def token(secret: str = SECRET, **claims: object) -> dict[str, str]:
             body = {"email": "alice@example.com", "exp": int(time.time()) + 600, **claims}
             return {"authorization": f"Bearer {jwt.encode(body, secret, algorithm='HS256')}"}

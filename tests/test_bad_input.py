@@ -1002,8 +1002,9 @@ def test_fuzz_with_auth_finds_no_server_error_and_no_leak(tmp_path: Path) -> Non
     from auth_support import API_KEYS, server_args
 
     args, headers_for, _ = server_args("api-key", tmp_path)
-    proc = ServerProcess(tmp_path / "server", *args).start()
+    proc = ServerProcess(tmp_path / "server", *args)
     try:
+        proc.start()
         with httpx.Client(base_url=proc.url, timeout=60, headers=headers_for("alice")) as alice:
             tid = alice.post("/threads", json={"metadata": {"who": "alice"}}).json()["thread_id"]
             run = _finish(alice, tid, {"assistant_id": "echo", "input": {"text": "f"}})

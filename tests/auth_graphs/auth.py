@@ -15,8 +15,18 @@ TOKENS = {
 }
 
 
+BLOCKED_THREAD = "00000000-0000-4000-8000-00000000dead"
+
+
 @auth.authenticate
-async def authenticate(authorization: str | None, path: str, method: str) -> dict:
+async def authenticate(authorization: str | None, path: str, method: str, path_params: dict,
+                       query_params: dict, headers: dict, body: bytes) -> dict:
+    # path_params and body are read before routing: the route still gets the body.
+    if path_params.get("thread_id") == BLOCKED_THREAD:
+        raise Auth.exceptions.HTTPException(status_code=403, detail="this thread is blocked")
+    if b"forbidden-by-auth" in body:
+        raise Auth.exceptions.HTTPException(status_code=403, detail="forbidden body")
+    assert isinstance(headers, dict) and isinstance(query_params, dict) and path.startswith("/")
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Auth.exceptions.HTTPException(status_code=401, detail="send Authorization: "
@@ -52,3 +62,9 @@ async def only_admins_delete_assistants(ctx: Auth.types.AuthContext, value: dict
 async def no_hidden_threads_update(ctx: Auth.types.AuthContext, value: dict) -> dict | None:
     # Threads whose metadata says "locked" cannot be updated, patched or cancelled.
     return {"locked": {"$eq": False}} if ctx.user.identity == "carol" else None
+
+
+@auth.on.assistants.search
+async def carol_sees_tagged_assistants(ctx: Auth.types.AuthContext, value: dict) -> dict | None:
+    # A $contains filter: carol's searches show assistants tagged with her name.
+    return {"tags": {"$contains": "carol"}} if ctx.user.identity == "carol" else None

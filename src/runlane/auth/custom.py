@@ -15,6 +15,7 @@ import importlib.util
 import inspect
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,11 +125,18 @@ class CustomAuth:
 def _path_params(request: Request) -> dict[str, str]:
     """The route's path parameters (authentication runs before routing)."""
     app = request.scope.get("app")
-    for route in getattr(app, "routes", []):
+    for route in _flat(getattr(app, "routes", [])):
         match, child = route.matches(request.scope)
         if match is Match.FULL:
             return {k: str(v) for k, v in child.get("path_params", {}).items()}
     return {}
+
+
+def _flat(routes: list[Any]) -> Iterator[Any]:
+    """Routes, with included routers opened (newer FastAPI wraps them)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        yield from _flat(inner.routes) if inner is not None else [route]
 
 
 def identity_from(result: Any) -> Identity:

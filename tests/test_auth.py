@@ -302,6 +302,12 @@ def test_other_owner_is_not_found_on_every_route(secured: Secured, alice_world: 
             assert resp.status_code == status, (route, resp.status_code, resp.text[:300])
             sent = str(resp.request.url) + resp.request.content.decode()
             assert not _leaked(resp, sent, alice_world["secret"]), (route, resp.text[:300])
+        # A run that would create the thread: alice's id cannot be taken (ids are
+        # global), so 409 as for any existing thread, and nothing of hers changes.
+        taken = bob.post(f"/threads/{ids['thread_id']}/runs",
+                         json={**ECHO, "if_not_exists": "create"})
+        assert taken.status_code == 409, taken.text
+        assert not _leaked(taken, str(taken.request.url), alice_world["secret"])
         counted = bob.post("/threads/count", json={}).json()
         assert counted == len(bob.post("/threads/search", json={"limit": 1000}).json())
 

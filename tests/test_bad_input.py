@@ -21,6 +21,7 @@ junk it creates (and the fuzz) never reaches other suites' server.
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -1036,3 +1037,78 @@ def test_barrage_left_the_data_intact(api: httpx.Client, server: ServerProcess,
 
     log = server.log()[seeded["log_offset"]:]
     assert "unexpected error" not in log and "Traceback" not in log, log[-4000:]
+
+
+# ------------------------------------------------------------- fuzzing, with auth on
+
+# A schemathesis check (loaded through SCHEMATHESIS_HOOKS): no answer to the fuzzer,
+# which acts as bob, names an id of alice's that the request did not carry.
+LEAK_CHECK = '''\
+import json
+import os
+import re
+
+import schemathesis
+
+SECRET = set(json.loads({secret!r}))
+UUID = re.compile(r"[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}")
+
+
+@schemathesis.check
+def no_foreign_ids(ctx, response, case):
+    sent = str(response.request.url) + (response.request.body or b"").decode("utf-8", "replace")
+    leaked = (set(UUID.findall(response.text or "")) & SECRET) - set(UUID.findall(sent))
+    if leaked:
+        raise AssertionError(f"the answer names another owner's ids {{sorted(leaked)}}")
+'''
+
+
+def test_fuzz_with_auth_finds_no_server_error_and_no_leak(tmp_path: Path) -> None:
+    """schemathesis over every route of an API-key server, as bob, with alice's ids
+    offered for every path id (60% of the time) and assistant_id: no 5xx, no answer
+    naming any of alice's ids, and alice's data intact afterwards."""
+    pytest.importorskip("schemathesis", reason="pip install -e '.[dev]' for the fuzz pass")
+    from auth_support import API_KEYS, server_args
+
+    args, headers_for, _ = server_args("api-key", tmp_path)
+    proc = ServerProcess(tmp_path / "server", *args)
+    try:
+        proc.start()
+        with httpx.Client(base_url=proc.url, timeout=60, headers=headers_for("alice")) as alice:
+            tid = alice.post("/threads", json={"metadata": {"who": "alice"}}).json()["thread_id"]
+            run = _finish(alice, tid, {"assistant_id": "echo", "input": {"text": "f"}})
+            ids = {
+                "thread_id": tid, "run_id": run["run_id"],
+                "assistant_id": alice.post("/assistants", json={"graph_id": "echo"}).json()[
+                    "assistant_id"],
+                "checkpoint_id": alice.get(f"/threads/{tid}/state").json()["checkpoint_id"],
+            }
+            before = {"thread": alice.get(f"/threads/{tid}").json(),
+                      "state": alice.get(f"/threads/{tid}/state").json(),
+                      "runs": alice.get(f"/threads/{tid}/runs").json(),
+                      "assistant": alice.get(f"/assistants/{ids['assistant_id']}").json()}
+        config = tmp_path / "schemathesis.toml"
+        config.write_text(FUZZ_CONFIG.format(**ids))
+        (tmp_path / "leak_check.py").write_text(
+            LEAK_CHECK.format(secret=json.dumps(sorted(ids.values()))))
+        command = fuzz_command(proc.url, config)
+        command[command.index("not_a_server_error")] = "not_a_server_error,no_foreign_ids"
+        command += ["--header", f"x-api-key: {API_KEYS['bob']}"]
+        started = time.monotonic()
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=240,
+                              cwd=tmp_path, env={**os.environ, "SCHEMATHESIS_HOOKS": "leak_check",
+                                                 "PYTHONPATH": str(tmp_path)})
+        report = done.stdout[-6000:] + done.stderr[-3000:]
+        assert done.returncode == 0, f"schemathesis found failures:\n{report}"
+        counts = re.search(r"\d+ generated, \d+ passed.*", done.stdout)
+        assert counts, report
+        print(f"\nfuzz with auth ({time.monotonic() - started:.1f}s): {counts.group(0)}")
+        with httpx.Client(base_url=proc.url, timeout=60, headers=headers_for("alice")) as alice:
+            assert alice.get(f"/threads/{tid}").json() == before["thread"]
+            assert alice.get(f"/threads/{tid}/state").json() == before["state"]
+            assert alice.get(f"/threads/{tid}/runs").json() == before["runs"]
+            assert alice.get(f"/assistants/{ids['assistant_id']}").json() == before["assistant"]
+        log = proc.log()
+        assert "unexpected error" not in log and "Traceback" not in log, log[-4000:]
+    finally:
+        proc.stop()

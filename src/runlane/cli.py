@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -27,6 +28,9 @@ def _serve(args: argparse.Namespace) -> int:
         redis_url=args.redis_url, max_concurrency=args.max_concurrency,
         lease_seconds=args.lease_seconds, log_level=args.log_level,
         log_format=args.log_format, shutdown_grace=args.shutdown_grace,
+        auth=args.auth, api_keys_file=args.api_keys_file, jwt_public_key=args.jwt_public_key,
+        jwt_algorithms=args.jwt_algorithms, jwt_issuer=args.jwt_issuer,
+        jwt_audience=args.jwt_audience, jwt_identity_claim=args.jwt_identity_claim,
     )
     if settings.log_format not in ("text", "json"):
         console.print(f"[bold red]runlane: cannot start:[/] unknown log format "
@@ -51,6 +55,25 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         console.print(f"[bold red]runlane: cannot start:[/] {exc}", highlight=False)
         return 2
+    from runlane.auth.setup import (
+        NO_AUTH_WARNING,
+        AuthConfigError,
+        build_authenticator,
+        is_loopback,
+    )
+
+    try:
+        auth = build_authenticator(settings, project.path, project.auth)
+    except AuthConfigError as exc:
+        console.print(f"[bold red]runlane: cannot start:[/] {exc}", highlight=False)
+        return 2
+    if auth[0] is None and not is_loopback(settings.host):
+        # Loud on purpose: on stderr for whoever started it, and in the log.
+        warning = NO_AUTH_WARNING.format(host=settings.host)
+        if settings.log_format == "text":  # JSON logs: every stderr line is JSON
+            console.print(f"[bold yellow on red] WARNING [/] [bold yellow]{warning}[/]",
+                          highlight=False)
+        logging.getLogger("runlane").warning(warning, extra={"event": "no_auth"})
     import uvicorn
 
     from runlane.api.app import create_app
@@ -69,7 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
                   timeout_graceful_shutdown=int(settings.shutdown_grace
                                                 + settings.cancel_grace) + 2)
     if workers == 1:
-        uvicorn.run(create_app(settings, graphs), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings, graphs, auth), **common)  # type: ignore[arg-type]
     else:
         # Each worker process builds its own app from the same settings.
         os.environ.update(settings.to_env())
@@ -109,6 +132,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--shutdown-grace", type=float, default=None,
                        help="on SIGTERM, seconds active runs may go on before they are "
                             "interrupted (default 10; RUNLANE_SHUTDOWN_GRACE)")
+    auth = serve.add_argument_group(
+        "authentication", "Secrets are read from the environment only (RUNLANE_API_KEYS, "
+        "RUNLANE_JWT_SECRET), never from flags, so they stay out of `ps`.")
+    auth.add_argument("--auth", default=None, choices=["none", "api-key", "jwt", "custom"],
+                      help="how callers authenticate (RUNLANE_AUTH); default: custom when "
+                           "langgraph.json has an \"auth\" entry, else none")
+    auth.add_argument("--api-keys-file", default=None,
+                      help="api-key: file of identity=key lines (RUNLANE_API_KEYS_FILE); "
+                           "keys may also come from RUNLANE_API_KEYS='alice=KEY,bob=KEY'")
+    auth.add_argument("--jwt-public-key", default=None,
+                      help="jwt: PEM public key or PEM file for RS*/ES*/PS*/EdDSA "
+                           "(RUNLANE_JWT_PUBLIC_KEY); HS* use RUNLANE_JWT_SECRET")
+    auth.add_argument("--jwt-algorithms", default=None,
+                      help="jwt: accepted algorithms, comma-separated (RUNLANE_JWT_ALGORITHMS; "
+                           "default HS256 with a secret, RS256,ES256 with a key)")
+    auth.add_argument("--jwt-issuer", default=None, help="jwt: required iss (RUNLANE_JWT_ISSUER)")
+    auth.add_argument("--jwt-audience", default=None,
+                      help="jwt: required aud (RUNLANE_JWT_AUDIENCE)")
+    auth.add_argument("--jwt-identity-claim", default=None,
+                      help="jwt: the claim naming the caller (RUNLANE_JWT_IDENTITY_CLAIM; "
+                           "default sub)")
     serve.set_defaults(func=_serve)
     from runlane.client_cli import add_parsers as add_client_parsers
 

@@ -21,6 +21,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from runlane import credentials
+
 DEFAULT_URL = "http://127.0.0.1:2024"
 
 OK, FAILED, USAGE, NOT_FOUND, FINISHED = 0, 1, 2, 3, 4
@@ -75,9 +77,9 @@ def _detail(resp: httpx.Response) -> str:
 class Api:
     """The server's HTTP API; every error becomes a `Fail` with its exit code."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, headers: dict[str, str] | None = None) -> None:
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,),
                 **kwargs: Any) -> httpx.Response:
@@ -91,8 +93,11 @@ class Api:
                               " is it running? set --url or RUNLANE_URL") from None
         if resp.status_code in ok:
             return resp
-        code = {404: NOT_FOUND, 409: FINISHED, 422: USAGE, 400: USAGE}.get(resp.status_code,
-                                                                           FAILED)
+        code = {404: NOT_FOUND, 409: FINISHED, 422: USAGE, 400: USAGE,
+                401: USAGE}.get(resp.status_code, FAILED)
+        if resp.status_code == 401:
+            raise Fail(USAGE, f"401: {_detail(resp)} (pass --api-key or --token, or set "
+                              "RUNLANE_API_KEY / RUNLANE_TOKEN)")
         try:
             body = resp.json()
         except ValueError:
@@ -389,7 +394,12 @@ def threads_delete(api: Api, args: argparse.Namespace) -> int:
 
 def _run(command: Callable[[Api, argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     def func(args: argparse.Namespace) -> int:
-        api = Api(args.url, args.timeout)
+        try:
+            headers = credentials.headers_from(args)
+        except credentials.CredentialError as exc:
+            err.print(f"runlane: {exc}")
+            return USAGE
+        api = Api(args.url, args.timeout, headers)
         try:
             return command(api, args)
         except Fail as exc:
@@ -426,6 +436,7 @@ def add_parsers(sub: Any) -> None:
                         help=f"the server (default $RUNLANE_URL or {DEFAULT_URL})")
     common.add_argument("--timeout", type=_positive, default=30.0,
                         help="seconds to wait for each answer (default 30)")
+    credentials.add_arguments(common)
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print the server's JSON instead")
     fmt = argparse.RawDescriptionHelpFormatter

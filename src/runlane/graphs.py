@@ -30,6 +30,8 @@ class ProjectConfig:
     graphs: dict[str, str]  # graph id -> "path/to/file.py:attribute" or "module:attribute"
     env: dict[str, str]
     dependencies: list[str]
+    # The "auth" entry ({"path": "./auth.py:auth"}), checked when auth is set up.
+    auth: Any = None
 
 
 def default_assistant_id(graph_id: str) -> str:
@@ -69,7 +71,8 @@ def read_config(path: str | os.PathLike[str]) -> ProjectConfig:
     deps = raw.get("dependencies") or []
     if not isinstance(deps, list):
         raise ConfigError(f"{config_path}: 'dependencies' must be a list")
-    return ProjectConfig(config_path, dict(graphs), {k: str(v) for k, v in env.items()}, deps)
+    return ProjectConfig(config_path, dict(graphs), {k: str(v) for k, v in env.items()}, deps,
+                         raw.get("auth"))
 
 
 def _read_env_file(path: Path) -> dict[str, str]:

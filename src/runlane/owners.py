@@ -26,3 +26,17 @@ def owner_of(request: object) -> Owner:
     """The owner a request acts as. The auth middleware sets `request.state.owner`;
     with auth off nothing sets it and the caller sees everything."""
     return getattr(getattr(request, "state", None), "owner", None)
+
+
+def shared_or_owned(column: sa.ColumnElement, owner: Owner) -> sa.ColumnElement[bool]:
+    """Rows any caller may read: its own, and shared ones (owner NULL: the default
+    assistant of each graph, rows created with auth off). Shared rows are read-only
+    for an authenticated caller (see `writable`)."""
+    if owner is None:
+        return sa.true()
+    return sa.or_(column == owner, column.is_(None))
+
+
+def writable(row_owner: Owner, owner: Owner) -> bool:
+    """Whether `owner` may change a row it can see (shared rows: only with auth off)."""
+    return owner is None or row_owner == owner

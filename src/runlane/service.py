@@ -215,7 +215,8 @@ class Runlane:
         await self.on_run_reaped(run)
 
     async def resolve_assistant(self, assistant_id: str, *, owner: Owner = None) -> Row:
-        """An assistant id, or a graph id standing for its default assistant."""
+        """An assistant id, or a graph id standing for its default assistant; one
+        `owner` may read (its own or a shared one), else NotFound."""
         if assistant_id in self.graphs:
             assistant_id = default_assistant_id(assistant_id)
         else:
@@ -413,8 +414,8 @@ class Runlane:
             with contextlib.suppress(Exception):
                 await self.bridge.end(run_id)
 
-    async def get_run(self, thread_id: str, run_id: str) -> Row:
-        row = await self.store.get_run(thread_id, run_id)
+    async def get_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Row:
+        row = await self.store.get_run(thread_id, run_id, owner=owner)
         if row is None:
             raise NotFound(f"run {run_id} not found on thread {thread_id}")
         return row
@@ -427,8 +428,10 @@ class Runlane:
         action: CancelAction,
         wait: bool,
         reason: CancelReason = CancelReason.USER,
+        owner: Owner = None,
     ) -> CancelResult:
-        result = await self.store.cancel_run(thread_id, run_id, action, reason.value)
+        result = await self.store.cancel_run(thread_id, run_id, action, reason.value,
+                                             owner=owner)
         metrics.cancel_answered(cancel_http_status(result.outcome, wait=wait),
                                 result.outcome.value, reason.value)
         await self._after_cancel(result)
@@ -479,14 +482,15 @@ class Runlane:
         run_ids: list[str] | None,
         status: str | None,
         action: CancelAction,
+        owner: Owner = None,
     ) -> list[CancelResult]:
         targets = await self.store.active_run_ids(
-            thread_id=thread_id, run_ids=run_ids, status=status
+            thread_id=thread_id, run_ids=run_ids, status=status, owner=owner
         )
         results = []
         for target_thread, target_run in targets:
             result = await self.store.cancel_run(
-                target_thread, target_run, action, CancelReason.USER.value
+                target_thread, target_run, action, CancelReason.USER.value, owner=owner
             )
             await self._after_cancel(result)
             results.append(result)
@@ -519,8 +523,8 @@ class Runlane:
             if row is None or RunStatus(row["status"]) in TERMINAL:
                 self.broker.close(run_id)
 
-    async def delete_run(self, thread_id: str, run_id: str) -> None:
-        deleted = await self.store.delete_run(thread_id, run_id)
+    async def delete_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> None:
+        deleted = await self.store.delete_run(thread_id, run_id, owner=owner)
         if deleted is None:
             raise NotFound(f"run {run_id} not found on thread {thread_id}")
         self.broker.discard(run_id)
@@ -528,8 +532,9 @@ class Runlane:
             with contextlib.suppress(Exception):
                 await self.bridge.discard(run_id)
 
-    async def run_result(self, thread_id: str, run_id: str) -> Any:
+    async def run_result(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Any:
         """What `wait` and `join` answer: the thread's values once the run is over."""
+        await self._visible(thread_id, run_id, owner)
         final = await self.await_terminal(thread_id, run_id)
         if run_id in self.executor.final_values:
             return self.executor.final_values[run_id]
@@ -547,8 +552,12 @@ class Runlane:
         *,
         last_event_id: int = 0,
         stream_mode: list[str] | None = None,
+        owner: Owner = None,
     ) -> AsyncIterator[bytes]:
         """Replay after `last_event_id`, then tail live, until the run's end."""
+        # Event logs are keyed by run id alone (locally and in Redis): who may read
+        # one is decided here, against the store, before any frame is served.
+        await self._visible(thread_id, run_id, owner)
         modes = event_names_for(stream_mode) if stream_mode else None
         if self.bridge is not None and run_id not in self.executor.local_run_ids:
             # Executing on another worker (or finished anywhere): Redis has it all.
@@ -574,6 +583,16 @@ class Runlane:
                     self.broker.discard(run_id)
                     event_log.close()
         return event_log.follow(last_event_id, modes)
+
+    async def _visible(self, thread_id: str, run_id: str, owner: Owner) -> None:
+        """NotFound unless `owner` may see the run (or its rollback tombstone).
+        Free with auth off: every caller sees every run."""
+        if owner is None:
+            return
+        if await self.store.get_run(thread_id, run_id, owner=owner) is None and (
+            await self.store.get_tombstone(thread_id, run_id, owner=owner)
+        ) is None:
+            raise NotFound(f"run {run_id} not found on thread {thread_id}")
 
     @staticmethod
     async def _until_unavailable(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -35,6 +35,17 @@ class Settings:
     # How long a finished run's events stay replayable in this process when it was not
     # created with stream_resumable=true (best effort; resumable ones: an hour).
     stream_retention: float = 120.0
+    # Authentication (see runlane.auth): none, api-key, jwt or custom; None: custom
+    # when langgraph.json has an "auth" entry, else none.
+    auth: str | None = None
+    api_keys: str | None = None  # "alice=KEY1,bob=KEY2"
+    api_keys_file: str | None = None  # one identity=key per line
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None  # PEM text or the path of a PEM file
+    jwt_algorithms: str | None = None  # comma-separated; default HS256 / RS256,ES256
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_identity_claim: str = "sub"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -49,7 +60,11 @@ class Settings:
                            ("max_body_bytes", int), ("log_level", str),
                            ("log_format", str), ("shutdown_grace", float),
                            ("webhook_timeout", float), ("webhook_max_attempts", int),
-                           ("webhook_backoff", float), ("stream_retention", float)):
+                           ("webhook_backoff", float), ("stream_retention", float),
+                           ("auth", str), ("api_keys", str), ("api_keys_file", str),
+                           ("jwt_secret", str), ("jwt_public_key", str),
+                           ("jwt_algorithms", str), ("jwt_issuer", str),
+                           ("jwt_audience", str), ("jwt_identity_claim", str)):
             key = f"RUNLANE_{name.upper()}"
             if key in env:
                 values[name] = cast(env[key])

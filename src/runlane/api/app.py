@@ -21,6 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from runlane import __version__
 from runlane.api import assistants, runs, system, threads
 from runlane.api.responses import JSON, error
+from runlane.auth.authorization import BadFilter, Denied
+from runlane.auth.identity import Authenticator
+from runlane.auth.middleware import AuthMiddleware
 from runlane.runtime import Runtime
 from runlane.service import BadRequest
 from runlane.settings import Settings
@@ -168,8 +171,11 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
-    """`graphs` are loaded before the app starts, so a bad config fails at once."""
+def create_app(settings: Settings, graphs: dict[str, Pregel],
+               auth: tuple[Authenticator | None, Any] | None = None) -> FastAPI:
+    """`graphs` are loaded before the app starts, so a bad config fails at once.
+    `auth`: (authenticator, langgraph_sdk Auth or None) from auth.setup; None: no auth."""
+    authenticator, handlers = auth or (None, None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -183,6 +189,8 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
             await runtime.stop()
 
     app = FastAPI(title="runlane", version=__version__, lifespan=lifespan)
+    # Authorization handlers (@auth.on...) the routes consult; None without custom auth.
+    app.state.auth_handlers = handlers
     for module in (system, assistants, threads, runs):
         app.include_router(module.router)
 
@@ -203,6 +211,17 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
     @app.exception_handler(BadRequest)
     async def _bad_request(request: Request, exc: BadRequest) -> Response:
         return error(422, str(exc))
+
+    @app.exception_handler(Denied)
+    async def _denied(request: Request, exc: Denied) -> Response:
+        response = error(exc.status_code, exc.detail)
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(BadFilter)
+    async def _bad_filter(request: Request, exc: BadFilter) -> Response:
+        log.error("authorization handler bug on %s %s: %s", request.method, request.url.path, exc)
+        return error(500, f"the server's authorization handler is misconfigured: {exc}")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -256,6 +275,9 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error(500, f"internal error: {type(exc).__name__}")
 
+    if authenticator is not None:
+        # Inside BodyLimit: a handler that reads the body gets the buffered, checked one.
+        app.add_middleware(AuthMiddleware, authenticator=authenticator)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
@@ -265,6 +287,9 @@ def create_app_from_env() -> FastAPI:
     from runlane.graphs import load_all, read_config
 
     logging.captureWarnings(True)  # uvicorn applied runlane's logging config here
+    from runlane.auth.setup import build_authenticator
+
     settings = Settings.from_env()
-    graphs = {gid: loaded.graph for gid, loaded in load_all(read_config(settings.config)).items()}
-    return create_app(settings, graphs)
+    project = read_config(settings.config)
+    graphs = {gid: loaded.graph for gid, loaded in load_all(project).items()}
+    return create_app(settings, graphs, build_authenticator(settings, project.path, project.auth))

@@ -18,7 +18,9 @@ from runlane.api.models import (
 )
 from runlane.api.responses import JSON, assistant_body, error, version_body
 from runlane.assistant_ops import delete_assistant_cascade
-from runlane.owners import owner_of
+from runlane.api.access import allowed
+from runlane.auth.authorization import Denied, matches
+from runlane.owners import owner_of, writable
 from runlane.serde import to_jsonable, utcnow
 from runlane.service import BadRequest, Runlane
 from runlane.store import NotFound
@@ -51,20 +53,47 @@ def _paged(bodies: list[dict[str, Any]], limit: int, offset: int) -> Response:
     return JSON(bodies, headers=headers)
 
 
+async def _assistant(request: Request, assistant_id: str, action: str = "read",
+                     value: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The assistant, if the caller may `action` it. Another owner's is NotFound,
+    like a missing one. Shared assistants (the default one of each graph, and any
+    created with auth off) every caller may read, and none may change: 403, which
+    tells nothing new, since the caller can read them."""
+    value = value if value is not None else {}
+    value.setdefault("assistant_id", assistant_id)
+    filters = await allowed(request, "assistants", action, value)
+    owner = owner_of(request)
+    row = await service(request).resolve_assistant(assistant_id, owner=owner)
+    if not matches(row.get("metadata"), filters):
+        raise NotFound(f"assistant {assistant_id} not found")
+    if action in ("update", "delete") and not writable(row.get("owner"), owner):
+        raise Denied(f"assistant {assistant_id} is shared by every user of this server (the "
+                     "default assistant of a graph, or created with auth off); it cannot be "
+                     "changed or deleted: create an assistant of your own instead")
+    return row
+
+
 @router.post("/assistants")
 async def create_assistant(body: AssistantCreate, request: Request) -> Response:
     svc = service(request)
     _served(svc, body.graph_id)
     now = utcnow()
+    # The handler may add metadata: what it leaves in `value` is stored.
+    value: dict[str, Any] = {
+        "assistant_id": body.assistant_id or uuid.uuid4(), "graph_id": body.graph_id,
+        "config": body.config or {}, "context": body.context or {},
+        "metadata": body.metadata or {}, "if_exists": body.if_exists, "name": body.name,
+    }
+    await allowed(request, "assistants", "create", value)
     row = await svc.store.insert_assistant(
         {
-            "assistant_id": str(body.assistant_id or uuid.uuid4()),
+            "assistant_id": str(value["assistant_id"]),
             "graph_id": body.graph_id,
             "name": body.name or "Untitled",
             "description": body.description,
             "config": body.config or {},
             "context": body.context or {},
-            "metadata": body.metadata or {},
+            "metadata": value.get("metadata") or {},
             "version": 1,
             "created_at": now,
             "updated_at": now,
@@ -77,10 +106,12 @@ async def create_assistant(body: AssistantCreate, request: Request) -> Response:
 
 @router.post("/assistants/search")
 async def search_assistants(body: AssistantSearch, request: Request) -> Response:
+    filters = await allowed(request, "assistants", "search", body.model_dump(exclude_none=True))
     rows = await service(request).store.search_assistants(
+        owner=owner_of(request), auth_filter=filters,
         graph_id=body.graph_id, name=body.name, metadata_filter=body.metadata,
         limit=body.limit + 1, offset=body.offset, sort_by=body.sort_by,
-        sort_order=body.sort_order, owner=owner_of(request),
+        sort_order=body.sort_order,
     )
     return _paged(_selected([assistant_body(r) for r in rows], body.select), body.limit,
                   body.offset)
@@ -88,15 +119,15 @@ async def search_assistants(body: AssistantSearch, request: Request) -> Response
 
 @router.post("/assistants/count")
 async def count_assistants(body: AssistantCount, request: Request) -> Response:
+    filters = await allowed(request, "assistants", "search", body.model_dump(exclude_none=True))
     return JSON(await service(request).store.count_assistants(
         graph_id=body.graph_id, name=body.name, metadata_filter=body.metadata,
-        owner=owner_of(request)))
+        owner=owner_of(request), auth_filter=filters))
 
 
 @router.get("/assistants/{assistant_id}")
 async def get_assistant(assistant_id: str, request: Request) -> Response:
-    return JSON(assistant_body(
-        await service(request).resolve_assistant(assistant_id, owner=owner_of(request))))
+    return JSON(assistant_body(await _assistant(request, assistant_id)))
 
 
 @router.patch("/assistants/{assistant_id}")
@@ -104,12 +135,13 @@ async def patch_assistant(assistant_id: str, body: AssistantPatch, request: Requ
     """A new version from the current one with the fields sent (metadata merged key by
     key), made current."""
     svc = service(request)
-    owner = owner_of(request)
-    current = await svc.resolve_assistant(assistant_id, owner=owner)
+    values = body.model_dump(exclude_none=True)
+    current = await _assistant(request, assistant_id, "update", values)
     if body.graph_id is not None:
         _served(svc, body.graph_id)
-    values = body.model_dump(exclude_none=True)
-    row = await svc.store.update_assistant(current["assistant_id"], values, owner=owner)
+    values.pop("assistant_id", None)
+    row = await svc.store.update_assistant(current["assistant_id"], values,
+                                           owner=owner_of(request))
     if row is None:
         raise NotFound(f"assistant {assistant_id} not found")
     return JSON(assistant_body(row))
@@ -123,13 +155,12 @@ async def delete_assistant(
     interrupted first, and end before it goes); with delete_threads=true also the
     threads whose metadata names it, with their runs and checkpoints."""
     svc = service(request)
-    owner = owner_of(request)
     cascade = _boolean("delete_threads", delete_threads)
-    current = await svc.resolve_assistant(assistant_id, owner=owner)
+    current = await _assistant(request, assistant_id, "delete")
     if current["metadata"].get("created_by") == "system":
         return error(409, f"assistant {assistant_id} is the default assistant of graph "
                           f"{current['graph_id']!r} and cannot be deleted")
-    await delete_assistant_cascade(svc, current["assistant_id"], owner=owner,
+    await delete_assistant_cascade(svc, current["assistant_id"], owner=owner_of(request),
                                    delete_threads=cascade)
     return Response(status_code=204)
 
@@ -138,7 +169,7 @@ async def delete_assistant(
 async def list_versions(assistant_id: str, body: AssistantVersions, request: Request) -> Response:
     svc = service(request)
     owner = owner_of(request)
-    current = await svc.resolve_assistant(assistant_id, owner=owner)
+    current = await _assistant(request, assistant_id)
     rows = await svc.store.list_assistant_versions(
         current["assistant_id"], metadata_filter=body.metadata, limit=body.limit,
         offset=body.offset, owner=owner)
@@ -151,7 +182,7 @@ async def set_latest_version(
 ) -> Response:
     svc = service(request)
     owner = owner_of(request)
-    current = await svc.resolve_assistant(assistant_id, owner=owner)
+    current = await _assistant(request, assistant_id, "update", {"version": body.version})
     row = await svc.store.set_latest_assistant_version(
         current["assistant_id"], body.version, owner=owner)
     return JSON(assistant_body(row))
@@ -171,7 +202,7 @@ async def get_assistant_graph(
     assistant_id: str, request: Request, xray: str = Query("false")
 ) -> Response:
     svc = service(request)
-    assistant = await svc.resolve_assistant(assistant_id)
+    assistant = await _assistant(request, assistant_id)
     graph = svc.graphs[assistant["graph_id"]]
     depth: Any = False
     if xray.lower() in ("true", "1"):
@@ -187,7 +218,7 @@ async def get_assistant_graph(
 @router.get("/assistants/{assistant_id}/schemas")
 async def get_assistant_schemas(assistant_id: str, request: Request) -> Response:
     svc = service(request)
-    assistant = await svc.resolve_assistant(assistant_id)
+    assistant = await _assistant(request, assistant_id)
     graph = svc.graphs[assistant["graph_id"]]
 
     def schema(getter: Any) -> Any:
@@ -217,6 +248,6 @@ async def get_assistant_schemas(assistant_id: str, request: Request) -> Response
 @router.get("/assistants/{assistant_id}/subgraphs")
 async def get_assistant_subgraphs(assistant_id: str, request: Request) -> Response:
     svc = service(request)
-    assistant = await svc.resolve_assistant(assistant_id)
+    assistant = await _assistant(request, assistant_id)
     graph = svc.graphs[assistant["graph_id"]]
     return JSON({ns: {"graph_id": ns} async for ns, _ in graph.aget_subgraphs()})

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from runlane import thread_ops
 from runlane.api.extract import extracted
+from runlane.api.access import allowed
 from runlane.api.models import (
     ThreadCount,
     ThreadCreate,
@@ -26,9 +27,10 @@ from runlane.api.models import (
     ThreadTTL,
 )
 from runlane.api.responses import JSON, error, sse, thread_body
+from runlane.auth.authorization import matches
 from runlane.contract import ThreadStatus
 from runlane.executor import thread_state
-from runlane.owners import Owner, owner_of
+from runlane.owners import owner_of
 from runlane.serde import to_jsonable, utcnow
 from runlane.service import BadRequest, Runlane
 from runlane.store import NotFound
@@ -47,9 +49,16 @@ def service(request: Request) -> Runlane:
     return request.app.state.runlane
 
 
-async def _thread(svc: Runlane, thread_id: UUID, owner: Owner = None) -> Row:
-    row = await svc.store.get_thread(str(thread_id), owner=owner)
-    if row is None or row.get("temporary"):
+async def _thread(request: Request, thread_id: UUID, action: str = "read",
+                  value: Row | None = None) -> Row:
+    """The thread, if the caller may `action` it: its owner's (another owner's is
+    NotFound, exactly like a missing one) and passing the authorization handler,
+    which sees (and may change) `value`."""
+    value = value if value is not None else {}
+    value.setdefault("thread_id", thread_id)
+    filters = await allowed(request, "threads", action, value)
+    row = await service(request).store.get_thread(str(thread_id), owner=owner_of(request))
+    if row is None or row.get("temporary") or not matches(row.get("metadata"), filters):
         raise NotFound(f"thread {thread_id} not found")
     return row
 
@@ -67,6 +76,10 @@ def _ttl_changed(svc: Runlane, ttl: Row | None) -> None:
 async def create_thread(body: ThreadCreate, request: Request) -> Response:
     svc = service(request)
     now = utcnow()
+    # The handler may add metadata (e.g. the owner's org): what it leaves is stored.
+    value: Row = {"thread_id": body.thread_id or uuid.uuid4(), "metadata": body.metadata or {},
+                  "if_exists": body.if_exists}
+    await allowed(request, "threads", "create", value)
     ttl = _ttl(body.ttl)
     graph = None
     if body.supersteps:
@@ -77,9 +90,9 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
                               f"(got {graph_id!r}); served: {sorted(svc.graphs)}")
     row = await svc.store.create_thread(
         {
-            "thread_id": str(body.thread_id or uuid.uuid4()),
+            "thread_id": str(value["thread_id"]),
             "status": ThreadStatus.IDLE.value,
-            "metadata": body.metadata or {},
+            "metadata": value.get("metadata") or {},
             "config": {},
             "values": None,
             "interrupts": {},
@@ -116,7 +129,10 @@ async def _apply_supersteps(svc: Runlane, graph: Pregel, row: Row, body: ThreadC
 
 @router.post("/threads/search")
 async def search_threads(body: ThreadSearch, request: Request) -> Response:
+    filters = await allowed(request, "threads", "search", body.model_dump(exclude_none=True))
     rows = await service(request).store.search_threads(
+        owner=owner_of(request),
+        auth_filter=filters,
         metadata_filter=body.metadata,
         values_filter=body.values,
         status=body.status,
@@ -125,7 +141,6 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
         offset=body.offset,
         sort_by=body.sort_by,
         sort_order=body.sort_order,
-        owner=owner_of(request),
     )
     bodies = [thread_body(r) for r in rows]
     if body.extract:
@@ -139,32 +154,42 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
 
 @router.post("/threads/count")
 async def count_threads(body: ThreadCount, request: Request) -> Response:
+    filters = await allowed(request, "threads", "search", body.model_dump(exclude_none=True))
     return JSON(
         await service(request).store.count_threads(
             metadata_filter=body.metadata, values_filter=body.values, status=body.status,
-            owner=owner_of(request),
+            owner=owner_of(request), auth_filter=filters,
         )
     )
 
 
 @router.post("/threads/prune")
 async def prune_threads(body: ThreadPrune, request: Request) -> Response:
-    pruned = await thread_ops.prune_threads(
-        service(request), [str(i) for i in body.thread_ids], body.strategy,
-        owner=owner_of(request))
+    svc, owner = service(request), owner_of(request)
+    thread_ids = [str(i) for i in body.thread_ids]
+    filters = await allowed(request, "threads", "delete",
+                            {"thread_ids": thread_ids, "strategy": body.strategy})
+    if filters:
+        # The handler limits which threads the caller may delete: prune only those.
+        rows = [await svc.store.get_thread(t, owner=owner) for t in thread_ids]
+        thread_ids = [r["thread_id"] for r in rows
+                      if r is not None and matches(r.get("metadata"), filters)]
+    pruned = await thread_ops.prune_threads(svc, thread_ids, body.strategy, owner=owner)
     return JSON({"pruned_count": pruned})
 
 
 @router.get("/threads/{thread_id}")
 async def get_thread(thread_id: UUID, request: Request) -> Response:
-    return JSON(thread_body(await _thread(service(request), thread_id, owner_of(request))))
+    return JSON(thread_body(await _thread(request, thread_id)))
 
 
 @router.patch("/threads/{thread_id}")
 async def patch_thread(thread_id: UUID, body: ThreadPatch, request: Request) -> Response:
     svc = service(request)
     ttl = _ttl(body.ttl)
-    row = await svc.store.patch_thread(str(thread_id), body.metadata, ttl=ttl,
+    value: Row = {"metadata": dict(body.metadata)}
+    await _thread(request, thread_id, "update", value)
+    row = await svc.store.patch_thread(str(thread_id), value["metadata"], ttl=ttl,
                                        owner=owner_of(request))
     if row is None:
         raise NotFound(f"thread {thread_id} not found")
@@ -177,9 +202,8 @@ async def patch_thread(thread_id: UUID, body: ThreadPatch, request: Request) -> 
 @router.delete("/threads/{thread_id}", status_code=204)
 async def delete_thread(thread_id: UUID, request: Request) -> Response:
     svc = service(request)
-    owner = owner_of(request)
-    await _thread(svc, thread_id, owner)
-    await svc.delete_thread(str(thread_id), owner=owner)
+    await _thread(request, thread_id, "delete")
+    await svc.delete_thread(str(thread_id), owner=owner_of(request))
     return Response(status_code=204)
 
 
@@ -187,6 +211,8 @@ async def delete_thread(thread_id: UUID, request: Request) -> Response:
 async def copy_thread(thread_id: UUID, request: Request) -> Response:
     """A new thread with this one's metadata, values and checkpoints (no runs)."""
     svc = service(request)
+    await _thread(request, thread_id)
+    await allowed(request, "threads", "create", {"thread_id": None, "copied_from": str(thread_id)})
     row = await thread_ops.copy_thread(svc, str(thread_id), owner=owner_of(request))
     _ttl_changed(svc, row.get("ttl"))
     return JSON(thread_body(row))
@@ -208,7 +234,7 @@ async def join_thread_stream(
         resume = parse_last_event_id(last_event_id)
     except BadLastEventId as exc:
         return error(422, str(exc))
-    await _thread(svc, thread_id, owner_of(request))
+    await _thread(request, thread_id)
     return sse(follow_thread(svc, str(thread_id), modes=set(stream_mode),
                              last_event_id=resume))
 
@@ -282,9 +308,10 @@ def _state_config(thread_id: str, checkpoint: Row | None = None) -> Row:
     return {"configurable": configurable}
 
 
-async def _get_state(svc: Runlane, thread_id: UUID, checkpoint: Row | None, subgraphs: bool,
-                     owner: Owner = None) -> Response:
-    thread = await _thread(svc, thread_id, owner)
+async def _get_state(request: Request, thread_id: UUID, checkpoint: Row | None,
+                     subgraphs: bool) -> Response:
+    svc = service(request)
+    thread = await _thread(request, thread_id)
     graph = _graph(svc, thread)
     if graph is None:
         return JSON(_empty_state(str(thread_id)))
@@ -299,15 +326,14 @@ async def _get_state(svc: Runlane, thread_id: UUID, checkpoint: Row | None, subg
 
 @router.get("/threads/{thread_id}/state")
 async def get_state(thread_id: UUID, request: Request, subgraphs: bool = Query(False)) -> Response:
-    return await _get_state(service(request), thread_id, None, subgraphs, owner_of(request))
+    return await _get_state(request, thread_id, None, subgraphs)
 
 
 @router.get("/threads/{thread_id}/state/{checkpoint_id}")
 async def get_state_at(
     thread_id: UUID, checkpoint_id: UUID, request: Request, subgraphs: bool = Query(False)
 ) -> Response:
-    return await _get_state(service(request), thread_id, {"checkpoint_id": str(checkpoint_id)},
-                            subgraphs, owner_of(request))
+    return await _get_state(request, thread_id, {"checkpoint_id": str(checkpoint_id)}, subgraphs)
 
 
 @router.post("/threads/{thread_id}/state/checkpoint")
@@ -315,15 +341,14 @@ async def get_state_checkpoint(
     thread_id: UUID, body: ThreadStateCheckpoint, request: Request
 ) -> Response:
     return await _get_state(
-        service(request), thread_id, body.checkpoint.model_dump(exclude_none=True), body.subgraphs,
-        owner_of(request),
+        request, thread_id, body.checkpoint.model_dump(exclude_none=True), body.subgraphs
     )
 
 
 @router.post("/threads/{thread_id}/state")
 async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Request) -> Response:
     svc = service(request)
-    thread = await _thread(svc, thread_id, owner_of(request))
+    thread = await _thread(request, thread_id, "update")
     graph = _graph(svc, thread)
     if graph is None:
         return error(409, f"thread {thread_id} has no graph yet: run it once before updating its state")
@@ -352,9 +377,9 @@ async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Reques
     return JSON({"checkpoint": _checkpoint_ref(config)})
 
 
-async def _history(svc: Runlane, thread_id: UUID, body: ThreadHistory,
-                   owner: Owner = None) -> Response:
-    thread = await _thread(svc, thread_id, owner)
+async def _history(request: Request, thread_id: UUID, body: ThreadHistory) -> Response:
+    svc = service(request)
+    thread = await _thread(request, thread_id)
     graph = _graph(svc, thread)
     if graph is None:
         return JSON([])
@@ -375,7 +400,7 @@ async def _history(svc: Runlane, thread_id: UUID, body: ThreadHistory,
 
 @router.post("/threads/{thread_id}/history")
 async def post_history(thread_id: UUID, body: ThreadHistory, request: Request) -> Response:
-    return await _history(service(request), thread_id, body, owner_of(request))
+    return await _history(request, thread_id, body)
 
 
 @router.get("/threads/{thread_id}/history")
@@ -383,5 +408,4 @@ async def get_history(
     thread_id: UUID, request: Request, limit: int = Query(10, ge=1, le=1000),
     before: UUID | None = Query(None),
 ) -> Response:
-    return await _history(service(request), thread_id, ThreadHistory(limit=limit, before=before),
-                          owner_of(request))
+    return await _history(request, thread_id, ThreadHistory(limit=limit, before=before))

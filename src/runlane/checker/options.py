@@ -64,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="violations printed in full per invariant (default 3)")
     parser.add_argument("--header", action="append", default=[],
                         help="extra request header 'Name: value' (e.g. x-api-key), repeatable")
+    from runlane import credentials
+
+    credentials.add_arguments(parser)  # --api-key / --token (RUNLANE_API_KEY / RUNLANE_TOKEN)
     parser.add_argument("--cleanup", action="store_true",
                         help="delete the threads the check created, at the end")
     chaos = parser.add_argument_group(

@@ -23,14 +23,14 @@ class UsageError(Exception):
     pass
 
 
-def _headers(raw: list[str]) -> dict[str, str]:
-    headers = {}
-    for item in raw:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise UsageError(f"--header {item!r}: expected 'Name: value'")
-        headers[name.strip()] = value.strip()
-    return headers
+def _headers(args: argparse.Namespace) -> dict[str, str]:
+    """--header, --api-key and --token (or RUNLANE_API_KEY / RUNLANE_TOKEN)."""
+    from runlane import credentials
+
+    try:
+        return credentials.headers_from(args)
+    except credentials.CredentialError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def main(args: argparse.Namespace) -> int:
@@ -91,7 +91,7 @@ async def check(args: argparse.Namespace, console: Console, err: Console) -> int
             pids = parse_pids(args.pids)
         except ValueError as exc:
             raise UsageError(f"--pids: {exc}") from None
-    headers = _headers(args.header)
+    headers = _headers(args)
     seed = args.seed if args.seed is not None else random.randrange(2**31)
     urls = [u.rstrip("/") for u in args.url]
     url = urls[0]

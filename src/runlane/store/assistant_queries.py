@@ -4,8 +4,10 @@
 assistant has had. A PATCH writes a new version (one past the highest ever written,
 not past the current one: the current may have been set back with `set_latest`) and
 makes it current; `set_latest` copies a stored version back into `assistants`.
-Every read and write is limited to the caller's rows with `owned()`: another
-owner's assistant answers exactly like a missing one.
+Reads see the caller's own assistants and the shared ones (owner NULL: each graph's
+default assistant, and any created with auth off) with `shared_or_owned()`; writes
+touch only the caller's own with `owned()`. Another owner's assistant answers
+exactly like a missing one.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from runlane.contract import ACTIVE
-from runlane.owners import Owner, owned
+from runlane.owners import Owner, owned, shared_or_owned
 from runlane.serde import utcnow
 from runlane.store import statements as st
 from runlane.store.errors import Conflict, NotFound
-from runlane.store.json_filter import json_has
+from runlane.store.json_filter import auth_filters, json_has
 from runlane.store.schema import assistant_versions, assistants, crons, runs
 
 Row = dict[str, Any]
@@ -38,12 +40,20 @@ def _version_row(row: Row, created_at: Any) -> Row:
 
 
 def _visible(assistant_id: str, owner: Owner) -> sa.ColumnElement[bool]:
+    """The assistant, if `owner` may read it."""
+    return sa.and_(assistants.c.assistant_id == assistant_id,
+                   shared_or_owned(assistants.c.owner, owner))
+
+
+def _writable(assistant_id: str, owner: Owner) -> sa.ColumnElement[bool]:
+    """The assistant, if `owner` may change it."""
     return sa.and_(assistants.c.assistant_id == assistant_id, owned(assistants.c.owner, owner))
 
 
 def _filters(graph_id: str | None, name: str | None, metadata_filter: Row | None,
-             owner: Owner) -> list[sa.ColumnElement[bool]]:
-    clauses = [owned(assistants.c.owner, owner)]
+             owner: Owner, auth_filter: Row | None) -> list[sa.ColumnElement[bool]]:
+    clauses = [shared_or_owned(assistants.c.owner, owner),
+               *auth_filters(assistants.c.metadata, auth_filter)]
     if graph_id is not None:
         clauses.append(assistants.c.graph_id == graph_id)
     if name is not None:
@@ -121,7 +131,7 @@ class AssistantQueries:
         def _tx(conn: Connection) -> Row | None:
             # Locked: two PATCHes at once must not both take the same next version.
             current = _as_dict(conn.execute(
-                sa.select(assistants).where(_visible(assistant_id, owner)).with_for_update()
+                sa.select(assistants).where(_writable(assistant_id, owner)).with_for_update()
             ).first())
             if current is None:
                 return None
@@ -165,7 +175,7 @@ class AssistantQueries:
 
         def _tx(conn: Connection) -> Row:
             current = _as_dict(conn.execute(
-                sa.select(assistants).where(_visible(assistant_id, owner)).with_for_update()
+                sa.select(assistants).where(_writable(assistant_id, owner)).with_for_update()
             ).first())
             if current is None:
                 raise NotFound(f"assistant {assistant_id} not found")
@@ -188,7 +198,7 @@ class AssistantQueries:
         (the caller stops its active runs first). False if it was not visible."""
 
         def _tx(conn: Connection) -> bool:
-            deleted = conn.execute(assistants.delete().where(_visible(assistant_id, owner)))
+            deleted = conn.execute(assistants.delete().where(_writable(assistant_id, owner)))
             if deleted.rowcount == 0:
                 return False
             conn.execute(assistant_versions.delete().where(
@@ -203,10 +213,12 @@ class AssistantQueries:
     async def search_assistants(
         self, *, graph_id: str | None, name: str | None, metadata_filter: Row | None,
         limit: int, offset: int, sort_by: str, sort_order: str, owner: Owner = None,
+        auth_filter: Row | None = None,
     ) -> list[Row]:
         column = assistants.c[sort_by]
         direction = column.desc() if sort_order == "desc" else column.asc()
-        query = (sa.select(assistants).where(*_filters(graph_id, name, metadata_filter, owner))
+        query = (sa.select(assistants).where(*_filters(graph_id, name, metadata_filter, owner,
+                                                          auth_filter))
                  # The id breaks ties, so pages never overlap or skip.
                  .order_by(direction, assistants.c.assistant_id).limit(limit).offset(offset))
 
@@ -216,9 +228,10 @@ class AssistantQueries:
         return await self.db.run(_tx)
 
     async def count_assistants(self, *, graph_id: str | None, name: str | None = None,
-                               metadata_filter: Row | None, owner: Owner = None) -> int:
+                               metadata_filter: Row | None, owner: Owner = None,
+                               auth_filter: Row | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(assistants).where(
-            *_filters(graph_id, name, metadata_filter, owner))
+            *_filters(graph_id, name, metadata_filter, owner, auth_filter))
 
         def _tx(conn: Connection) -> int:
             return int(conn.scalar(query) or 0)

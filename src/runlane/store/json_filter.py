@@ -47,3 +47,50 @@ def _sqlite(element: json_has, compiler: Any, **kw: Any) -> str:
         else:
             clauses.append(extracted == value)
     return compiler.process(sa.and_(*clauses), **kw)
+
+
+class json_contains(ColumnElement[bool]):  # reads as a SQL function
+    """The JSON array at top-level `key` holds every one of `values`."""
+
+    inherit_cache = False
+    type = sa.Boolean()
+
+    def __init__(self, column: ColumnElement[Any], key: str, values: list[Any]) -> None:
+        self.column = column
+        self.key = key
+        self.values = values
+
+
+@compiles(json_contains, "postgresql")
+def _postgres_contains(element: json_contains, compiler: Any, **kw: Any) -> str:
+    clause = sa.cast(element.column, sa.dialects.postgresql.JSONB).op("@>")(
+        sa.cast(sa.literal(dumps({element.key: element.values}).decode()),
+                sa.dialects.postgresql.JSONB)
+    )
+    return compiler.process(clause, **kw)
+
+
+@compiles(json_contains, "sqlite")
+def _sqlite_contains(element: json_contains, compiler: Any, **kw: Any) -> str:
+    path = '$."' + str(element.key).replace('"', '\\"') + '"'
+    clauses = [sa.func.json_type(element.column, path) == "array"]
+    for value in element.values:
+        items = sa.func.json_each(element.column, path).table_valued("value", "type")
+        if isinstance(value, (dict, list)) or value is None or isinstance(value, bool):
+            same = sa.func.json(items.c.value) == sa.func.json(dumps(value).decode())
+        else:
+            same = items.c.value == value
+        clauses.append(sa.exists().select_from(items).where(same))
+    return compiler.process(sa.and_(*clauses), **kw)
+
+
+def auth_filters(column: ColumnElement[Any], filters: dict[str, Any] | None) -> list[Any]:
+    """An authorization handler's filters (normalized by runlane.auth.authorization:
+    {key: ("$eq", value) | ("$contains", [values])}) on a JSON metadata column."""
+    if not filters:
+        return []
+    equal = {key: value for key, (op, value) in filters.items() if op == "$eq"}
+    clauses: list[Any] = [json_has(column, equal)] if equal else []
+    clauses += [json_contains(column, key, values)
+                for key, (op, values) in filters.items() if op == "$contains"]
+    return clauses

@@ -178,6 +178,7 @@ class Store(AssistantQueries, ThreadQueries):
         owner: Owner = None,
     ) -> CreatedRun:
         """Admit a run on its thread, applying the multitask strategy atomically.
+        The run belongs to its thread's owner; a thread created here, to `owner`.
 
         reject: 409 if the thread has an active run. interrupt/rollback: record a
         cancel on every active run of the thread, in this same transaction, so the
@@ -244,7 +245,7 @@ class Store(AssistantQueries, ThreadQueries):
                     cancelled_running.append(other.run_id)
                 elif result.outcome is CancelOutcome.RECORDED:
                     cancelled_pending.append(other.run_id)
-        new_run = self._number(run)
+        new_run = self._number({**run, "owner": thread.get("owner")})  # the thread's owner
         conn.execute(st.INSERT_RUN, new_run)
         thread_meta = thread["metadata"]
         if thread_meta.get("graph_id") is None:
@@ -267,37 +268,45 @@ class Store(AssistantQueries, ThreadQueries):
         self._notify(conn, WAKE)
         return CreatedRun(new_run, cancelled_running, cancelled_pending)
 
-    async def get_run(self, thread_id: str, run_id: str) -> Row | None:
+    async def get_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Row | None:
 
         def _tx(conn: Connection) -> Any:
-            return self._get_run(conn, thread_id, run_id)
+            return self._get_run(conn, thread_id, run_id, owner)
         return await self.db.run(_tx)
 
     @staticmethod
-    def _get_run(conn: Connection, thread_id: str, run_id: str) -> Row | None:
+    def _get_run(conn: Connection, thread_id: str, run_id: str,
+                 owner: Owner = None) -> Row | None:
+        query = st.SELECT_RUN
+        if owner is not None:
+            query = query.where(owned(runs.c.owner, owner))
         return _as_dict(
-            conn.execute(st.SELECT_RUN, {"p_run_id": run_id, "p_thread_id": thread_id}).first()
+            conn.execute(query, {"p_run_id": run_id, "p_thread_id": thread_id}).first()
         )
 
-    async def get_tombstone(self, thread_id: str, run_id: str) -> Row | None:
+    async def get_tombstone(self, thread_id: str, run_id: str, *,
+                            owner: Owner = None) -> Row | None:
 
         def _tx(conn: Connection) -> Any:
-            return self._get_tombstone(conn, thread_id, run_id)
+            return self._get_tombstone(conn, thread_id, run_id, owner)
         return await self.db.run(_tx)
 
     @staticmethod
-    def _get_tombstone(conn: Connection, thread_id: str, run_id: str) -> Row | None:
+    def _get_tombstone(conn: Connection, thread_id: str, run_id: str,
+                       owner: Owner = None) -> Row | None:
         result = conn.execute(
             sa.select(run_tombstones).where(
-                run_tombstones.c.run_id == run_id, run_tombstones.c.thread_id == thread_id
+                run_tombstones.c.run_id == run_id, run_tombstones.c.thread_id == thread_id,
+                owned(run_tombstones.c.owner, owner),
             )
         )
         return _as_dict(result.first())
 
     async def list_runs(
-        self, thread_id: str, *, limit: int, offset: int, status: str | None
+        self, thread_id: str, *, limit: int, offset: int, status: str | None,
+        owner: Owner = None,
     ) -> list[Row]:
-        query = sa.select(runs).where(runs.c.thread_id == thread_id)
+        query = sa.select(runs).where(runs.c.thread_id == thread_id, owned(runs.c.owner, owner))
         if status is not None:
             query = query.where(runs.c.status == status)
         query = query.order_by(runs.c.seq.desc()).limit(limit).offset(offset)
@@ -308,11 +317,12 @@ class Store(AssistantQueries, ThreadQueries):
 
     async def active_run_ids(
         self, *, thread_id: str | None = None, run_ids: Iterable[str] | None = None,
-        status: str | None = None, scheduled: bool = True,
+        status: str | None = None, scheduled: bool = True, owner: Owner = None,
     ) -> list[tuple[str, str]]:
         """(thread_id, run_id) of active runs matching a bulk-cancel selection
         (`scheduled=False`: without the runs created with `after_seconds`)."""
-        query = sa.select(runs.c.thread_id, runs.c.run_id).where(runs.c.status.in_(_ACTIVE_VALUES))
+        query = sa.select(runs.c.thread_id, runs.c.run_id).where(
+            runs.c.status.in_(_ACTIVE_VALUES), owned(runs.c.owner, owner))
         if not scheduled:
             query = query.where(runs.c.not_before.is_(None))
         if thread_id is not None:
@@ -329,20 +339,22 @@ class Store(AssistantQueries, ThreadQueries):
             return [(r.thread_id, r.run_id) for r in conn.execute(query)]
         return await self.db.run(_tx)
 
-    async def delete_run(self, thread_id: str, run_id: str) -> Row | None:
+    async def delete_run(self, thread_id: str, run_id: str, *,
+                         owner: Owner = None) -> Row | None:
         """A user's delete of a finished run. Active runs must be cancelled first."""
 
         def _tx(conn: Connection) -> Any:
             result = conn.execute(
                 runs.delete()
                 .where(runs.c.run_id == run_id, runs.c.thread_id == thread_id)
+                .where(owned(runs.c.owner, owner))
                 .where(runs.c.status.notin_(_ACTIVE_VALUES))
                 .returning(*runs.c)
             )
             deleted = _as_dict(result.first())
             if deleted is not None:
                 return deleted
-            existing = self._get_run(conn, thread_id, run_id)
+            existing = self._get_run(conn, thread_id, run_id, owner)
             if existing is not None:
                 raise Conflict(
                     f"run {run_id} is {existing['status']}: cancel it before deleting it"
@@ -351,6 +363,7 @@ class Store(AssistantQueries, ThreadQueries):
             tomb = conn.execute(
                 run_tombstones.delete()
                 .where(run_tombstones.c.run_id == run_id, run_tombstones.c.thread_id == thread_id)
+                .where(owned(run_tombstones.c.owner, owner))
                 .returning(run_tombstones.c.run)
             )
             row = tomb.first()
@@ -389,12 +402,14 @@ class Store(AssistantQueries, ThreadQueries):
         return await self.db.run(_tx)
 
     async def cancel_run(
-        self, thread_id: str, run_id: str, action: CancelAction, reason: str
+        self, thread_id: str, run_id: str, action: CancelAction, reason: str, *,
+        owner: Owner = None,
     ) -> CancelResult:
+        """Another owner's run answers NOT_FOUND, exactly like a missing one."""
 
         def _tx(conn: Connection) -> Any:
             self._lock_thread(conn, thread_id)
-            return self._cancel_in(conn, thread_id, run_id, action, reason, utcnow())
+            return self._cancel_in(conn, thread_id, run_id, action, reason, utcnow(), owner)
         return await self.db.run(_tx)
 
     def _cancel_in(
@@ -405,10 +420,12 @@ class Store(AssistantQueries, ThreadQueries):
         action: CancelAction,
         reason: str,
         now: Any,
+        owner: Owner = None,
     ) -> CancelResult:
         """Record a cancel: the instant it takes effect. Two CAS statements, tried in
         order; if neither matches, the run's current (absorbing) state decides."""
-        mine = (runs.c.run_id == run_id, runs.c.thread_id == thread_id)
+        mine = (runs.c.run_id == run_id, runs.c.thread_id == thread_id,
+                owned(runs.c.owner, owner))
         uncancelled = runs.c.cancel_action.is_(None)
         # 1. A pending run never started: it stops right here.
         if action is CancelAction.INTERRUPT:
@@ -455,13 +472,13 @@ class Store(AssistantQueries, ThreadQueries):
             self._notify(conn, CANCEL, run_id)
             return CancelResult(CancelOutcome.RECORDED, row, delivered_to_task=True)
         # 3. Neither CAS matched: the run is terminal, already cancelled, or gone.
-        existing = self._get_run(conn, thread_id, run_id)
+        existing = self._get_run(conn, thread_id, run_id, owner)
         if existing is not None:
             outcome = outcome_for_existing_run(
                 RunStatus(existing["status"]), existing["cancel_action"]
             )
             return CancelResult(outcome, existing)
-        tomb = self._get_tombstone(conn, thread_id, run_id)
+        tomb = self._get_tombstone(conn, thread_id, run_id, owner)
         if tomb is not None:
             return CancelResult(CancelOutcome.ROLLED_BACK, tomb["run"])
         return CancelResult(CancelOutcome.NOT_FOUND, None)
@@ -480,6 +497,7 @@ class Store(AssistantQueries, ThreadQueries):
                 thread_id=run["thread_id"],
                 outcome="rolled_back",
                 run=to_jsonable(run),
+                owner=run.get("owner"),
                 created_at=now,
             )
         )

@@ -26,7 +26,7 @@ from runlane.owners import Owner, owned
 from runlane.serde import utcnow
 from runlane.store import statements as st
 from runlane.store.errors import Conflict
-from runlane.store.json_filter import json_has
+from runlane.store.json_filter import auth_filters, json_has
 from runlane.store.schema import runs, threads
 
 Row = dict[str, Any]
@@ -65,8 +65,10 @@ def _visible(thread_id: str, owner: Owner) -> sa.ColumnElement[bool]:
 
 
 def _filters(metadata_filter: Row | None, values_filter: Row | None, status: str | None,
-             ids: list[str] | None, owner: Owner) -> list[sa.ColumnElement[bool]]:
-    clauses = [threads.c.temporary.is_(False), owned(threads.c.owner, owner)]
+             ids: list[str] | None, owner: Owner,
+             auth_filter: Row | None = None) -> list[sa.ColumnElement[bool]]:
+    clauses = [threads.c.temporary.is_(False), owned(threads.c.owner, owner),
+               *auth_filters(threads.c.metadata, auth_filter)]
     if metadata_filter:
         clauses.append(json_has(threads.c.metadata, metadata_filter))
     if values_filter:
@@ -83,8 +85,11 @@ class ThreadQueries:
 
     db: Any
 
-    def _get_thread(self, conn: Connection, thread_id: str) -> Row | None:
-        return _as_dict(conn.execute(st.SELECT_THREAD, {"p_thread_id": thread_id}).first())
+    def _get_thread(self, conn: Connection, thread_id: str, owner: Owner = None) -> Row | None:
+        query = st.SELECT_THREAD
+        if owner is not None:
+            query = query.where(owned(threads.c.owner, owner))
+        return _as_dict(conn.execute(query, {"p_thread_id": thread_id}).first())
 
     async def create_thread(self, row: Row, if_exists: str, *, owner: Owner = None) -> Row:
         """Insert a thread. An existing id: 409, or (do_nothing) the existing thread
@@ -143,18 +148,20 @@ class ThreadQueries:
         return await self.db.run(_tx)
 
     # Kept for callers that only merge metadata.
-    async def patch_thread_metadata(self, thread_id: str, patch: Row) -> Row | None:
-        return await self.patch_thread(thread_id, patch)
+    async def patch_thread_metadata(self, thread_id: str, patch: Row, *,
+                                    owner: Owner = None) -> Row | None:
+        return await self.patch_thread(thread_id, patch, owner=owner)
 
     async def search_threads(
         self, *, metadata_filter: Row | None, values_filter: Row | None, status: str | None,
         ids: list[str] | None, limit: int, offset: int, sort_by: str, sort_order: str,
-        owner: Owner = None,
+        owner: Owner = None, auth_filter: Row | None = None,
     ) -> list[Row]:
         column = threads.c[sort_by]
         direction = column.desc() if sort_order == "desc" else column.asc()
         query = (sa.select(threads)
-                 .where(*_filters(metadata_filter, values_filter, status, ids, owner))
+                 .where(*_filters(metadata_filter, values_filter, status, ids, owner,
+                                  auth_filter))
                  # The id breaks ties, so pages never overlap or skip.
                  .order_by(direction, threads.c.thread_id).limit(limit).offset(offset))
 
@@ -165,10 +172,10 @@ class ThreadQueries:
 
     async def count_threads(
         self, *, metadata_filter: Row | None, values_filter: Row | None, status: str | None,
-        owner: Owner = None,
+        owner: Owner = None, auth_filter: Row | None = None,
     ) -> int:
         query = sa.select(sa.func.count()).select_from(threads).where(
-            *_filters(metadata_filter, values_filter, status, None, owner))
+            *_filters(metadata_filter, values_filter, status, None, owner, auth_filter))
 
         def _tx(conn: Connection) -> int:
             return int(conn.scalar(query) or 0)

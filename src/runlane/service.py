@@ -31,6 +31,7 @@ from runlane.contract import (
 )
 from runlane.executor import Executor, event_names_for, thread_state, wait_result
 from runlane.graphs import default_assistant_id
+from runlane.owners import Owner
 from runlane.serde import to_jsonable, utcnow
 from runlane.store import CancelResult, NotFound, Store
 from runlane.streams.local import StreamBroker
@@ -183,7 +184,9 @@ class Runlane:
 
     # ------------------------------------------------------------------- runs
 
-    async def create_run(self, thread_id: str | None, request: RunRequest) -> Row:
+    async def create_run(
+        self, thread_id: str | None, request: RunRequest, *, owner: Owner = None
+    ) -> Row:
         assistant = await self.resolve_assistant(request.assistant_id)
         if assistant["graph_id"] not in self.graphs:
             raise BadRequest(f"graph {assistant['graph_id']!r} is not served here")
@@ -221,6 +224,7 @@ class Runlane:
             "multitask_strategy": request.multitask_strategy,
             "metadata": request.metadata or {},
             "kwargs": to_jsonable(kwargs),
+            "owner": owner,
             "created_at": now,
             "updated_at": now,
         }
@@ -233,6 +237,7 @@ class Runlane:
             "values": None,
             "interrupts": {},
             "temporary": temporary,
+            "owner": owner,
             "created_at": now,
             "updated_at": now,
         }

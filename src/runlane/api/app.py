@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane import __version__
-from runlane.api import assistants, runs, system, threads
+from runlane.api import assistants, crons, runs, store, system, threads
 from runlane.api.responses import JSON, error
 from runlane.runtime import Runtime
 from runlane.service import BadRequest
@@ -166,7 +166,7 @@ def create_app(settings: Settings, graphs: dict[str, Pregel]) -> FastAPI:
             await runtime.stop()
 
     app = FastAPI(title="runlane", version=__version__, lifespan=lifespan)
-    for module in (system, assistants, threads, runs):
+    for module in (system, assistants, threads, crons, runs, store):
         app.include_router(module.router)
 
     @app.exception_handler(NotFound)

@@ -190,9 +190,13 @@ class Runlane:
         assistant = await self.resolve_assistant(request.assistant_id)
         if assistant["graph_id"] not in self.graphs:
             raise BadRequest(f"graph {assistant['graph_id']!r} is not served here")
-        temporary = thread_id is None
-        if temporary:
+        stateless = thread_id is None
+        if stateless:
             thread_id = str(uuid.uuid4())
+        on_completion = request.on_completion or ("delete" if stateless else "keep")
+        # A stateless run's thread is temporary (hidden, deleted after the run) unless
+        # the client asked to keep it (on_completion / a cron's on_run_completed "keep").
+        temporary = stateless and on_completion == "delete"
         now = utcnow()
         run_id = str(uuid.uuid4())
         config = _merge_config(assistant["config"], request.config)
@@ -213,7 +217,7 @@ class Runlane:
             "on_disconnect": request.on_disconnect,
             "webhook": request.webhook,
             "temporary": temporary,
-            "on_completion": request.on_completion or ("delete" if temporary else "keep"),
+            "on_completion": on_completion,
         }
         run: Row = {
             "run_id": run_id,
@@ -248,7 +252,7 @@ class Runlane:
         try:
             created = await self.store.create_run(
                 run,
-                if_not_exists="create" if temporary else request.if_not_exists,
+                if_not_exists="create" if stateless else request.if_not_exists,
                 thread_defaults=thread_defaults,
             )
         except BaseException:

@@ -12,7 +12,7 @@ import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from runlane import schedules
 from runlane.api.models import (
@@ -49,17 +49,17 @@ class _RunFields(Strict):
     metadata: Json = None  # type: ignore[assignment]
     config: Config = None
     context: Json = None  # type: ignore[assignment]
-    checkpoint_during: bool = None  # type: ignore[assignment]
+    checkpoint_during: StrictBool = None  # type: ignore[assignment]
     interrupt_before: NodeList = None  # type: ignore[assignment]
     interrupt_after: NodeList = None  # type: ignore[assignment]
     webhook: str = None  # type: ignore[assignment]
     stream_mode: StreamModeName | list[StreamModeName] = None  # type: ignore[assignment]
-    stream_subgraphs: bool = None  # type: ignore[assignment]
-    stream_resumable: bool = None  # type: ignore[assignment]
+    stream_subgraphs: StrictBool = None  # type: ignore[assignment]
+    stream_resumable: StrictBool = None  # type: ignore[assignment]
     durability: Literal["sync", "async", "exit"] = None  # type: ignore[assignment]
     timezone: str = None  # type: ignore[assignment]
     end_time: datetime.datetime | None = None
-    enabled: bool = None  # type: ignore[assignment]
+    enabled: StrictBool = None  # type: ignore[assignment]
 
     @field_validator("webhook")
     @classmethod
@@ -115,7 +115,7 @@ class CronPatch(_RunFields):
 class CronSearch(Strict):
     assistant_id: Annotated[str, Field(min_length=1, max_length=256)] = None  # type: ignore[assignment]
     thread_id: UUID = None  # type: ignore[assignment]
-    enabled: bool = None  # type: ignore[assignment]
+    enabled: StrictBool = None  # type: ignore[assignment]
     metadata: Filter = None  # type: ignore[assignment]
     limit: Limit = 10
     offset: Offset = 0

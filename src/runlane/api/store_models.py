@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, StrictBool, field_validator
 
 from runlane.api.models import Json, Offset, Strict
 
@@ -61,7 +61,7 @@ class StoreSearch(Strict):
     limit: Annotated[int, Field(ge=1, le=1000)] = 10
     offset: Offset = 0
     query: str = None  # type: ignore[assignment]
-    refresh_ttl: bool = None  # type: ignore[assignment]
+    refresh_ttl: StrictBool = None  # type: ignore[assignment]
 
     @field_validator("query")
     @classmethod

@@ -119,8 +119,21 @@ async def test_thread_cron_runs_on_its_thread_until_deleted(client) -> None:
     assert len(await client.runs.list(thread["thread_id"], limit=100)) == len(runs)
 
 
-async def test_stateless_cron_fires_each_second_exactly_once(client) -> None:
-    """On the cluster, all three workers wake for every firing and race to claim it."""
+def _claims(server) -> Counter:
+    """runlane_cron_claims_total by result, summed over the deployment's workers."""
+    totals: Counter = Counter()
+    for url in getattr(server, "urls", [server.url]):
+        for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+            if line.startswith("runlane_cron_claims_total{"):
+                result = line.split('result="')[1].split('"')[0]
+                totals[result] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+async def test_stateless_cron_fires_each_second_exactly_once(client, server) -> None:
+    """On the cluster, all three workers wake for every firing and race to claim it:
+    the claims they lost prove the race, the records prove one run per firing."""
+    before = await asyncio.to_thread(_claims, server)
     tags = [uuid.uuid4().hex for _ in range(2)]
     crons = [await client.crons.create("memory", schedule=EVERY_SECOND, input={"log": tag})
              for tag in tags]
@@ -139,6 +152,14 @@ async def test_stateless_cron_fires_each_second_exactly_once(client) -> None:
         assert all(entry["cron_id"] == cron["cron_id"] for entry in entries)
         # Stateless: a thread of its own per run, deleted after it (on_run_completed).
         assert len({entry["thread_id"] for entry in entries}) == len(entries)
+    claims = await asyncio.to_thread(_claims, server)
+    won = claims["won"] - before["won"]
+    lost = claims["lost"] - before["lost"]
+    assert won == sum([len(await _log(client, tag)) for tag in tags])
+    if hasattr(server, "urls"):
+        assert lost > 0, "the workers never raced for a firing"
+    else:
+        assert lost == 0
 
 
 async def test_stateless_cron_keeps_threads_when_asked(client) -> None:

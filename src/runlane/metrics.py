@@ -92,6 +92,11 @@ STORE_ERRORS = Counter("runlane_store_errors", "Store transactions that failed: 
                        "DatabaseUnavailable or an unexpected database exception",
                        ["error"], registry=REGISTRY)
 STORE_ERRORS.labels("DatabaseUnavailable")  # the series exists before the first outage
+CRON_CLAIMS = Counter("runlane_cron_claims", "Due cron firings this worker tried to claim: "
+                      "won (it created the run) or lost (another worker claimed it first)",
+                      ["result"], registry=REGISTRY)
+for _result in ("won", "lost"):
+    CRON_CLAIMS.labels(_result)
 
 
 class _LeaseCollector(Collector):
@@ -147,6 +152,10 @@ def cancel_answered(answer: int, outcome: str, reason: str) -> None:
 
 def store_error(error: str) -> None:
     STORE_ERRORS.labels(error).inc()
+
+
+def cron_claim(won: bool) -> None:
+    CRON_CLAIMS.labels("won" if won else "lost").inc()
 
 
 async def tracked_stream(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

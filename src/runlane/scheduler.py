@@ -17,6 +17,7 @@ import contextlib
 import datetime
 import logging
 
+from runlane import metrics
 from runlane.crons import Crons, next_firing
 from runlane.schedules import BadSchedule
 from runlane.serde import utcnow
@@ -82,6 +83,7 @@ class CronScheduler:
                           cron["cron_id"], exc)
                 following = None
             claimed = await self.crons.store.claim(cron["cron_id"], seen, following, now)
+            metrics.cron_claim(claimed is not None)
             if claimed is None:
                 continue  # another worker fired it, or it changed meanwhile
             if end_time is not None and seen > end_time:

@@ -25,7 +25,7 @@ def timezone_of(name: str | None) -> datetime.tzinfo:
         return UTC
     try:
         return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except Exception:  # not found, malformed key, a name too long for a file name ...
         raise BadSchedule(f"timezone {name!r} is not an IANA timezone name "
                           "(for example 'UTC', 'Europe/Paris', 'America/New_York')") from None
 
@@ -42,12 +42,18 @@ def next_after(schedule: str, timezone: str | None, after: datetime.datetime) ->
         raise BadSchedule(
             f"schedule {schedule!r} has {len(expression.split())} fields; a cron schedule has 5 "
             "(minute hour day month weekday) or 6 (the sixth is seconds), e.g. '*/5 * * * *'")
-    if not croniter.is_valid(expression):
+    tz = timezone_of(timezone)
+    try:
+        valid = croniter.is_valid(expression)
+    except Exception:
+        valid = False
+    if not valid:
         raise BadSchedule(f"schedule {schedule!r} is not a valid cron expression "
                           "(5 fields: minute hour day month weekday, or 6 with seconds last)")
-    tz = timezone_of(timezone)
     try:
         fire = croniter(expression, after.astimezone(tz)).get_next(datetime.datetime)
     except CroniterBadDateError:
         raise BadSchedule(f"schedule {schedule!r} never fires") from None
+    except Exception as exc:  # croniter's parser is the judge of what it cannot read
+        raise BadSchedule(f"schedule {schedule!r} cannot be scheduled: {exc}") from None
     return fire.astimezone(UTC)

@@ -12,9 +12,10 @@ import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, StrictBool, field_validator
+from pydantic import AfterValidator, Field, StrictBool, field_validator
 
 from runlane import schedules
+from runlane.api.store_models import no_nul
 from runlane.api.models import (
     Config,
     Filter,
@@ -33,6 +34,9 @@ CronSelectField = Literal["cron_id", "assistant_id", "thread_id", "end_time", "s
                           "timezone", "created_at", "updated_at", "user_id", "payload",
                           "next_run_date", "metadata", "now", "on_run_completed", "enabled"]
 Schedule = Annotated[str, Field(min_length=1, max_length=256)]
+# Cron metadata is filtered as jsonb on PostgreSQL, which cannot hold NUL characters.
+Metadata = Annotated[Json, AfterValidator(no_nul)]
+MetadataFilter = Annotated[Filter, AfterValidator(no_nul)]
 
 
 def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
@@ -46,7 +50,7 @@ class _RunFields(Strict):
     """What each firing's run is made of."""
 
     input: Any = None
-    metadata: Json = None  # type: ignore[assignment]
+    metadata: Metadata = None  # type: ignore[assignment]
     config: Config = None
     context: Json = None  # type: ignore[assignment]
     checkpoint_during: StrictBool = None  # type: ignore[assignment]
@@ -116,7 +120,7 @@ class CronSearch(Strict):
     assistant_id: Annotated[str, Field(min_length=1, max_length=256)] = None  # type: ignore[assignment]
     thread_id: UUID = None  # type: ignore[assignment]
     enabled: StrictBool = None  # type: ignore[assignment]
-    metadata: Filter = None  # type: ignore[assignment]
+    metadata: MetadataFilter = None  # type: ignore[assignment]
     limit: Limit = 10
     offset: Offset = 0
     sort_by: CronSortBy = "created_at"
@@ -127,4 +131,4 @@ class CronSearch(Strict):
 class CronCount(Strict):
     assistant_id: Annotated[str, Field(min_length=1, max_length=256)] = None  # type: ignore[assignment]
     thread_id: UUID = None  # type: ignore[assignment]
-    metadata: Filter = None  # type: ignore[assignment]
+    metadata: MetadataFilter = None  # type: ignore[assignment]

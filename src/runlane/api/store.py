@@ -4,9 +4,11 @@ caller's owner (item_store.ItemStore.for_owner)."""
 from __future__ import annotations
 
 import datetime
+import sqlite3
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+import psycopg
 from fastapi import APIRouter, Query, Request
 from langgraph.store.base import BaseStore, InvalidNamespaceError, Item, SearchItem
 from starlette.responses import Response
@@ -54,8 +56,12 @@ async def _checked(call: Awaitable[T]) -> T:
         return await call
     except InvalidNamespaceError as exc:
         raise _Invalid(f"invalid namespace: {exc}") from None
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # e.g. "Unsupported operator", "exceeds 64-bit"
         raise _Invalid(str(exc)) from None
+    except (psycopg.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError) as exc:
+        # A value the database cannot take or bind (a number out of range, a filter
+        # operand of the wrong kind): still the request's fault.
+        raise _Invalid(f"the store cannot take this value: {exc}") from None
 
 
 def _reserved(namespace: list[str] | tuple[str, ...] | None) -> Response | None:
@@ -88,23 +94,28 @@ async def get_item(
     namespace: str | None = Query(None),
     refresh_ttl: str | None = Query(None),
 ) -> Response:
+    problems = []
     if not key:
-        return error(422, "key is required: GET /store/items?namespace=a.b&key=k")
+        problems.append("key is required (GET /store/items?namespace=a.b&key=k)")
+    elif "\x00" in key:
+        problems.append("key cannot contain NUL characters")
+    labels = (namespace or "").split(".")
     if not namespace:
-        return error(422, "namespace is required: its labels joined by '.', e.g. "
-                          "namespace=users.alice")
-    labels = namespace.split(".")
-    if any(not label for label in labels):
-        return error(422, f"namespace {namespace!r} has an empty label; labels are joined "
-                          "by single '.'")
-    if (bad := _reserved(labels)) is not None:
-        return bad
+        problems.append("namespace is required: its labels joined by '.', e.g. "
+                        "namespace=users.alice")
+    elif any(not label for label in labels) or "\x00" in namespace:
+        problems.append(f"namespace {namespace!r} has an empty label or a NUL character; "
+                        "labels are joined by single '.'")
     refresh: bool | None = None
     if refresh_ttl is not None:
         try:
             refresh = parse_bool(refresh_ttl)
         except ValueError as exc:
-            return error(422, f"refresh_ttl: {exc}")
+            problems.append(f"refresh_ttl: {exc}")
+    if problems:
+        return error(422, "; ".join(problems))
+    if (bad := _reserved(labels)) is not None:
+        return bad
     try:
         item = await _checked(store(request).aget(tuple(labels), key, refresh_ttl=refresh))
     except _Invalid as exc:

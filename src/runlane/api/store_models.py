@@ -26,16 +26,34 @@ def _labels(value: list[str]) -> list[str]:
     return value
 
 
+def no_nul(value: Any) -> Any:
+    """PostgreSQL's jsonb (the store's column there) cannot hold NUL characters: refuse
+    them on every backend rather than fail on one."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("NUL characters (\\u0000) cannot be stored")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
 Labels = Annotated[list[str], Field(max_length=MAX_LABELS), AfterValidator(_labels)]
 Namespace = Annotated[list[str], Field(min_length=1, max_length=MAX_LABELS),
                       AfterValidator(_labels)]
-Key = Annotated[str, Field(min_length=1, max_length=1024)]
+Key = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(no_nul)]
+Value = Annotated[Json, AfterValidator(no_nul)]
 
 
 class StorePut(Strict):
     namespace: Namespace
     key: Key
-    value: Json
+    value: Value
     index: Literal[False] | list[str] = None  # type: ignore[assignment]
     # Minutes, as the SDK documents; the item expires that long after its last write
     # (or read, which refreshes it).
@@ -57,7 +75,7 @@ class StoreDelete(Strict):
 
 class StoreSearch(Strict):
     namespace_prefix: Labels = Field(default_factory=list)
-    filter: Json = None  # type: ignore[assignment]
+    filter: Value = None  # type: ignore[assignment]
     limit: Annotated[int, Field(ge=1, le=1000)] = 10
     offset: Offset = 0
     query: str = None  # type: ignore[assignment]

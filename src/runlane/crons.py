@@ -18,7 +18,7 @@ from typing import Any
 from runlane import schedules
 from runlane.owners import Owner
 from runlane.serde import utcnow
-from runlane.service import BadRequest, RunRequest, Runlane
+from runlane.service import BadRequest, Runlane, RunRequest
 from runlane.store import Conflict, NotFound
 from runlane.store.crons import CronStore
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
+
 from langgraph.store.base import (
     BaseStore,
     GetOp,

@@ -15,7 +15,6 @@ from uuid import UUID
 from pydantic import AfterValidator, Field, StrictBool, field_validator
 
 from runlane import schedules
-from runlane.api.store_models import no_nul
 from runlane.api.models import (
     Config,
     Filter,
@@ -26,6 +25,7 @@ from runlane.api.models import (
     StreamModeName,
     Strict,
 )
+from runlane.api.store_models import no_nul
 
 MultitaskStrategyName = Literal["reject", "interrupt", "rollback", "enqueue"]
 CronSortBy = Literal["cron_id", "assistant_id", "thread_id", "created_at", "updated_at",

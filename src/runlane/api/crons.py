@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from runlane.api.cron_models import CronCount, CronCreate, CronPatch, CronSearch, ThreadCronCreate
 from runlane.api.responses import JSON
-from runlane.crons import CronSpec, Crons, cron_body
+from runlane.crons import Crons, CronSpec, cron_body
 from runlane.graphs import default_assistant_id
 from runlane.owners import owner_of
 from runlane.serde import utcnow

@@ -114,7 +114,8 @@ class ItemStore:
         url = make_url(self.database_url).set(drivername="postgresql").render_as_string(
             hide_password=False)
         pool = AsyncConnectionPool(
-            url, min_size=1, max_size=2, open=False,
+            # Small and lazy: PostgreSQL's connections are shared by every worker.
+            url, min_size=0, max_size=2, open=False,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         )
         await pool.open(wait=True, timeout=10)

@@ -350,3 +350,23 @@ async def test_each_owner_sees_only_its_crons(tmp_path: Path) -> None:
         assert [c["owner"] for c in await crons.due(now)] == ["bob"]
     finally:
         await db.close()
+
+
+async def test_crons_survive_a_restart(fresh_server) -> None:
+    """Crons live in the database: after a restart they go on firing, and the firings
+    missed while the server was down collapse into one."""
+    from langgraph_sdk import get_client
+
+    client = get_client(url=fresh_server.url)
+    tag = uuid.uuid4().hex
+    cron = await client.crons.create("memory", schedule=EVERY_SECOND, input={"log": tag})
+    await asyncio.sleep(1.5)
+    await asyncio.to_thread(fresh_server.stop)
+    before = len(await _log(get_client(url=fresh_server.start().url), tag))
+    client = get_client(url=fresh_server.url)
+    await asyncio.sleep(2.5)
+    await client.crons.delete(cron["cron_id"])
+    await asyncio.sleep(1.0)
+    entries = await _log(client, tag)
+    assert before >= 1 and len(entries) >= before + 2, (before, len(entries))
+    assert max(Counter(e["fired_at"] for e in entries).values()) == 1

@@ -37,7 +37,7 @@ from runlane.store import statements as st
 from runlane.store.database import Database
 from runlane.store.json_filter import json_has
 from runlane.store.migrate import upgrade
-from runlane.store.schema import assistants, run_tombstones, runs, threads
+from runlane.store.schema import assistants, crons, run_tombstones, runs, threads
 
 Row = dict[str, Any]
 
@@ -289,6 +289,8 @@ class Store:
             conn.execute(
                 run_tombstones.delete().where(run_tombstones.c.thread_id == thread_id)
             )
+            # A thread's crons go with it (as the reference server's cascade).
+            conn.execute(crons.delete().where(crons.c.thread_id == thread_id))
             return deleted_runs
         return await self.db.run(_tx)
 

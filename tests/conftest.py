@@ -105,8 +105,11 @@ def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
         from cluster import Cluster, require_services
 
         require_services()
-        cluster = Cluster(Path(tmp), 3).start()
+        cluster = Cluster(Path(tmp), 3)
         try:
+            # Inside the try: workers that did start are stopped (and their database
+            # dropped) even when another one fails to start.
+            cluster.start()
             yield cluster  # type: ignore[misc]
         finally:
             cluster.close()

@@ -114,11 +114,22 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "POST /runs/wait": {"assistant_id": "echo", "input": {"text": "x"}},
     "POST /runs/cancel": {"status": "pending"},
     "POST /runs/batch": [{"assistant_id": "echo", "input": {"text": "x"}}],  # type: ignore[dict-item]
+    # A schedule that fires once a year: valid, and quiet during the barrage.
+    "POST /threads/{thread_id}/runs/crons": {"assistant_id": "echo", "schedule": "0 0 1 1 *"},
+    "POST /runs/crons": {"assistant_id": "echo", "schedule": "0 0 1 1 *"},
+    "POST /runs/crons/search": {},
+    "POST /runs/crons/count": {},
+    "PATCH /runs/crons/{cron_id}": {"metadata": {"k": "v"}},
+    "PUT /store/items": {"namespace": ["bad-input"], "key": "k", "value": {"v": 1}},
+    "DELETE /store/items": {"namespace": ["bad-input"], "key": "not-there"},
+    "POST /store/items/search": {},
+    "POST /store/namespaces": {},
 }
 
 # What a malformed id in a path answers: ids are UUIDs, except that an assistant may
 # also be named by its graph id, so anything else is an unknown assistant.
-MALFORMED_PATH_ID = {"thread_id": 422, "run_id": 422, "checkpoint_id": 422, "assistant_id": 404}
+MALFORMED_PATH_ID = {"thread_id": 422, "run_id": 422, "checkpoint_id": 422, "assistant_id": 404,
+                     "cron_id": 422}
 
 # Query parameters and headers documented as plain strings, validated by the route.
 BAD_STRINGS = {
@@ -129,6 +140,10 @@ BAD_STRINGS = {
     "delete_threads": ["maybe", "yes"],
     "stream_mode": ["nope"],
     "Last-Event-ID": ["abc", "-2", "1.5"],  # -1 is the SDK's "from the start"
+    # GET /store/items?namespace=a.b&key=k
+    "namespace": ["", "a..b", ".a"],
+    "key": [""],
+    "refresh_ttl": ["maybe", "2"],
 }
 
 
@@ -166,12 +181,13 @@ def seeded(api: httpx.Client, server: ServerProcess) -> dict[str, Any]:
     run = _finish(api, tid, {"assistant_id": "echo", "input": {"text": "b"}})
     assistant = api.post("/assistants", json={"graph_id": "echo", "name": "kept",
                                               "metadata": {"owner": "bad-input"}}).json()
+    cron = api.post("/runs/crons", json={"assistant_id": "echo", "schedule": "0 0 1 1 *"}).json()
     state = api.get(f"/threads/{tid}/state").json()
     assert state["values"] == {"text": "b", "echoed": ["a", "b"]}
     return {
         "ids": {"thread_id": tid, "run_id": run["run_id"],
                 "assistant_id": assistant["assistant_id"],
-                "checkpoint_id": state["checkpoint_id"]},
+                "checkpoint_id": state["checkpoint_id"], "cron_id": cron["cron_id"]},
         "thread": api.get(f"/threads/{tid}").json(),
         "state": state,
         "history": api.get(f"/threads/{tid}/history", params={"limit": 100}).json(),

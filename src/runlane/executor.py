@@ -103,6 +103,9 @@ class Executor:
         self.bridge: Any = None
         # Delivers webhooks of runs that end (see webhooks.py); woken when one ends here.
         self.webhooks: Any = None
+        # The store items graphs see (item_store.ItemStore); a run made on behalf of an
+        # owner gets the owner's view of it.
+        self.item_store: Any = None
         # Seconds a stateless run's thread outlives the run (scale-out: see _settle).
         self.temporary_retention = 0.0
         self._housekeeping: set[asyncio.Task[None]] = set()
@@ -455,6 +458,9 @@ class Executor:
         graph = self.graphs.get(run["graph_id"])
         if graph is None:
             raise LookupError(f"graph {run['graph_id']!r} is not served by this server")
+        if run.get("owner") is not None and self.item_store is not None:
+            # The run's nodes see only its owner's store items (see owner_scope).
+            graph = graph.copy(update={"store": self.item_store.for_owner(run["owner"])})
         kwargs: Row = run["kwargs"]
         config = build_config(run)
         modes: list[str] = kwargs.get("stream_mode") or ["values"]

@@ -95,6 +95,11 @@ STORE_ERRORS.labels("DatabaseUnavailable")  # the series exists before the first
 WEBHOOK_ATTEMPTS = Counter("runlane_webhook_attempts", "Webhook POSTs this worker made, by "
                            "outcome: delivered, retry (failed, tried again later), failed "
                            "(given up)", ["outcome"], registry=REGISTRY)
+CRON_CLAIMS = Counter("runlane_cron_claims", "Due cron firings this worker tried to claim: "
+                      "won (it created the run) or lost (another worker claimed it first)",
+                      ["result"], registry=REGISTRY)
+for _result in ("won", "lost"):
+    CRON_CLAIMS.labels(_result)
 
 
 class _LeaseCollector(Collector):
@@ -154,6 +159,10 @@ def webhook_attempted(outcome: str) -> None:
 
 def store_error(error: str) -> None:
     STORE_ERRORS.labels(error).inc()
+
+
+def cron_claim(won: bool) -> None:
+    CRON_CLAIMS.labels("won" if won else "lost").inc()
 
 
 async def tracked_stream(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

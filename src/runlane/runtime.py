@@ -18,13 +18,17 @@ from runlane import logs, metrics
 from runlane.bus import PostgresBus
 from runlane.checkpoints import open_checkpoints
 from runlane.contract import CancelReason
+from runlane.crons import Crons
 from runlane.executor import Executor
 from runlane.graphs import ConfigError
+from runlane.item_store import ItemStore
 from runlane.leases import LeaseKeeper
+from runlane.scheduler import CronScheduler
 from runlane.serde import utcnow
 from runlane.service import Runlane
 from runlane.settings import Settings
 from runlane.store import Store
+from runlane.store.crons import CronStore
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import RedisEventBridge
 from runlane.ttl import TTLSweeper
@@ -42,6 +46,9 @@ class Runtime:
         self.service: Runlane | None = None
         self.executor: Executor | None = None
         self.leases: LeaseKeeper | None = None
+        self.items: ItemStore | None = None
+        self.crons: Crons | None = None
+        self.scheduler: CronScheduler | None = None
         self._closers: list[Any] = []
         self._drain_task: asyncio.Task[None] | None = None
         logs.set_worker(self.worker_id)
@@ -59,7 +66,13 @@ class Runtime:
         checkpoints = open_checkpoints(url, settings.checkpoint_path())
         saver = await checkpoints.setup()
         self._closers.append(checkpoints.close)
-        served = {gid: g.copy(update={"checkpointer": saver}) for gid, g in self.graphs.items()}
+        # Store items: the same langgraph store for /store/items and every graph.
+        items = ItemStore(url)
+        item_store = await items.setup()
+        self._closers.append(items.close)
+        self.items = items
+        served = {gid: g.copy(update={"checkpointer": saver, "store": item_store})
+                  for gid, g in self.graphs.items()}
         broker = StreamBroker(retention_seconds=settings.stream_retention)
         executor = Executor(
             store=store, broker=broker, checkpoints=checkpoints, graphs=served,
@@ -68,8 +81,10 @@ class Runtime:
         )
         service = Runlane(store=store, checkpoints=checkpoints, broker=broker,
                           executor=executor, graphs=served)
+        executor.item_store = items
         self.service = service
         self.executor = executor
+        self.crons = Crons(CronStore(store.db), service)
         await service.install_default_assistants()
         if self.scale_out:
             # Other workers may be alive: a dead worker's runs are found by their leases.
@@ -117,6 +132,10 @@ class Runtime:
         sweeper.start()
         service.ttl_sweeper = sweeper
         self._closers.insert(0, sweeper.stop)
+        # Every worker fires due crons; a claim (CAS) makes each firing happen once.
+        self.scheduler = CronScheduler(self.crons)
+        await self.scheduler.start()
+        self._closers.insert(0, self.scheduler.stop)
         metrics.worker_started(self.worker_id, "postgresql" if self.scale_out else "sqlite",
                                self.leases)
         self._drain_on_signals()
@@ -146,6 +165,8 @@ class Runtime:
         executor, service = self.executor, self.service
         if executor is None or service is None:
             return
+        if self.scheduler is not None:
+            await self.scheduler.stop()  # no new runs from crons while draining
         log.info("worker %s shutting down: no new runs; %d active run(s) get %.1fs to finish",
                  self.worker_id, executor.active_count, self.settings.shutdown_grace)
         await executor.drain(self.settings.shutdown_grace)

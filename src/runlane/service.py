@@ -281,9 +281,10 @@ class Runlane:
         assistant = await self.resolve_assistant(request.assistant_id, owner=owner)
         if assistant["graph_id"] not in self.graphs:
             raise BadRequest(f"graph {assistant['graph_id']!r} is not served here")
-        temporary = thread_id is None
-        if temporary:
+        stateless = thread_id is None
+        if stateless:
             thread_id = str(uuid.uuid4())
+        on_completion = request.on_completion or ("delete" if stateless else "keep")
         now = utcnow()
         run_id = str(uuid.uuid4())
         config = _merge_config(assistant["config"], request.config)
@@ -308,8 +309,8 @@ class Runlane:
             # no LangSmith feedback to create from them.
             "feedback_keys": request.feedback_keys,
             "stream_resumable": request.stream_resumable,
-            "temporary": temporary,
-            "on_completion": request.on_completion or ("delete" if temporary else "keep"),
+            "temporary": stateless,  # a stateless run (see deletes_thread_when_done)
+            "on_completion": on_completion,
         }
         run: Row = {
             "run_id": run_id,
@@ -347,7 +348,7 @@ class Runlane:
             "updated_at": now,
         }
         return PreparedRun(run, thread_defaults,
-                           "create" if temporary else request.if_not_exists, request)
+                           "create" if stateless else request.if_not_exists, request)
 
     def _open_log(self, prepared: PreparedRun) -> None:
         run_id = prepared.run["run_id"]

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane import __version__
-from runlane.api import assistants, runs, system, threads
+from runlane.api import assistants, crons, runs, store, system, threads
 from runlane.api.responses import JSON, error
 from runlane.auth.authorization import BadFilter, Denied
 from runlane.auth.identity import Authenticator
@@ -191,7 +191,7 @@ def create_app(settings: Settings, graphs: dict[str, Pregel],
     app = FastAPI(title="runlane", version=__version__, lifespan=lifespan)
     # Authorization handlers (@auth.on...) the routes consult; None without custom auth.
     app.state.auth_handlers = handlers
-    for module in (system, assistants, threads, runs):
+    for module in (system, assistants, threads, crons, runs, store):
         app.include_router(module.router)
 
     @app.exception_handler(NotFound)

@@ -40,7 +40,7 @@ from runlane.store.assistant_queries import AssistantQueries
 from runlane.store.database import Database
 from runlane.store.errors import Conflict, NotFound
 from runlane.store.migrate import upgrade
-from runlane.store.schema import run_tombstones, runs, threads
+from runlane.store.schema import crons, run_tombstones, runs, threads
 from runlane.store.thread_queries import ThreadQueries
 
 Row = dict[str, Any]
@@ -151,6 +151,8 @@ class Store(AssistantQueries, ThreadQueries):
         for run_id, status in deleted_runs:
             self._notify(conn, CANCEL if status == RunStatus.RUNNING.value else DONE, run_id)
         conn.execute(run_tombstones.delete().where(run_tombstones.c.thread_id == thread_id))
+        # A thread's crons go with it (as the reference server's cascade).
+        conn.execute(crons.delete().where(crons.c.thread_id == thread_id))
         return deleted_runs
 
     async def set_thread_state_cache(

@@ -1,0 +1,99 @@
+"""Store request bodies as langgraph_sdk's StoreClient sends them, validated strictly.
+
+Namespaces are lists of labels; a label is a non-empty string without '.', the
+separator the GET route's `namespace=a.b` query uses (langgraph's own rule).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, StrictBool, field_validator
+
+from runlane.api.models import Json, Offset, Strict
+
+MAX_LABELS = 64
+
+
+def _labels(value: list[str]) -> list[str]:
+    for label in value:
+        if not label:
+            raise ValueError("namespace labels cannot be empty strings")
+        if "." in label:
+            raise ValueError(f"namespace label {label!r} contains '.', which separates labels")
+        if "\x00" in label:
+            raise ValueError("namespace labels cannot contain NUL characters")
+    return value
+
+
+def no_nul(value: Any) -> Any:
+    """PostgreSQL's jsonb (the store's column there) cannot hold NUL characters: refuse
+    them on every backend rather than fail on one."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("NUL characters (\\u0000) cannot be stored")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+Labels = Annotated[list[str], Field(max_length=MAX_LABELS), AfterValidator(_labels)]
+Namespace = Annotated[list[str], Field(min_length=1, max_length=MAX_LABELS),
+                      AfterValidator(_labels)]
+Key = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(no_nul)]
+Value = Annotated[Json, AfterValidator(no_nul)]
+
+
+class StorePut(Strict):
+    namespace: Namespace
+    key: Key
+    value: Value
+    index: Literal[False] | list[str] = None  # type: ignore[assignment]
+    # Minutes, as the SDK documents; the item expires that long after its last write
+    # (or read, which refreshes it).
+    ttl: Annotated[float, Field(gt=0, le=10 * 365 * 24 * 60)] = None  # type: ignore[assignment]
+
+    @field_validator("index")
+    @classmethod
+    def _index(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            raise ValueError("no semantic search index is configured on this server, so "
+                             "index fields cannot be set; omit index (or send false)")
+        return value
+
+
+class StoreDelete(Strict):
+    namespace: Namespace
+    key: Key
+
+
+class StoreSearch(Strict):
+    namespace_prefix: Labels = Field(default_factory=list)
+    filter: Value = None  # type: ignore[assignment]
+    limit: Annotated[int, Field(ge=1, le=1000)] = 10
+    offset: Offset = 0
+    query: str = None  # type: ignore[assignment]
+    refresh_ttl: StrictBool = None  # type: ignore[assignment]
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str | None) -> str | None:
+        if value:
+            raise ValueError("natural-language search needs a semantic index, and none is "
+                             "configured on this server; search with namespace_prefix and "
+                             "filter instead")
+        return value
+
+
+class StoreListNamespaces(Strict):
+    prefix: Labels = None  # type: ignore[assignment]
+    suffix: Labels = None  # type: ignore[assignment]
+    max_depth: Annotated[int, Field(ge=1, le=MAX_LABELS)] = None  # type: ignore[assignment]
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    offset: Offset = 0

@@ -1,0 +1,94 @@
+"""The cron scheduler: one loop per worker that fires due crons.
+
+Every worker runs it; a firing happens once across them because each is claimed with
+a compare-and-set on the cron's `next_run_date` (`CronStore.claim`) before its run
+is created. The loop sleeps until the earliest next firing (at most `max_sleep`, so
+crons created on other workers are noticed), so on several workers they all wake
+at the firing instant and race for it: the CAS picks one.
+
+A worker that dies between claiming a firing and creating its run loses that one
+firing (at most once, never twice); the cron goes on with its next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+
+from runlane import metrics
+from runlane.crons import Crons, next_firing
+from runlane.schedules import BadSchedule
+from runlane.serde import utcnow
+from runlane.store.database import DatabaseUnavailable
+
+log = logging.getLogger("runlane.scheduler")
+
+
+class CronScheduler:
+    def __init__(self, crons: Crons, *, max_sleep: float = 1.0) -> None:
+        self.crons = crons
+        self.max_sleep = max_sleep
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.fired = 0  # firings this worker claimed
+
+    async def start(self) -> None:
+        self.crons.on_change = self.wake
+        self._task = asyncio.create_task(self._loop(), name="runlane-cron-scheduler")
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def stop(self) -> None:
+        """Fire nothing more (shutdown): a firing under way finishes creating its run."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        while True:
+            delay = self.max_sleep
+            try:
+                await self.tick()
+                earliest = await self.crons.store.earliest_next_run()
+                if earliest is not None:
+                    delay = min(self.max_sleep, max(0.0, (earliest - utcnow()).total_seconds()))
+            except asyncio.CancelledError:
+                raise
+            except DatabaseUnavailable as exc:
+                log.warning("cron scheduler: database unavailable (%s); retrying", exc)
+            except Exception:
+                log.exception("cron scheduler: tick failed; retrying")
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), delay)
+
+    async def tick(self) -> int:
+        """Claim and fire every due cron; how many this worker fired."""
+        fired = 0
+        now = utcnow()
+        for cron in await self.crons.store.due(now):
+            seen: datetime.datetime = cron["next_run_date"]
+            end_time = cron["end_time"]
+            try:
+                # Missed firings (downtime) collapse into this one: the next is after now.
+                following = next_firing(cron["schedule"], cron["payload"].get("timezone"),
+                                        end_time, max(now, seen))
+            except BadSchedule as exc:  # cannot happen for a validated cron; never loop on it
+                log.error("cron %s: schedule no longer valid (%s); disabling it",
+                          cron["cron_id"], exc)
+                following = None
+            claimed = await self.crons.store.claim(cron["cron_id"], seen, following, now)
+            metrics.cron_claim(claimed is not None)
+            if claimed is None:
+                continue  # another worker fired it, or it changed meanwhile
+            if end_time is not None and seen > end_time:
+                continue  # end_time moved before this firing: claimed only to retire it
+            fired += 1
+            self.fired += 1
+            await self.crons.fire(claimed, seen)
+        return fired

@@ -1,0 +1,176 @@
+"""The `crons` table: schedules that create runs, and the compare-and-set that makes
+each firing happen once across workers.
+
+A firing is claimed by moving the cron's `next_run_date` from the value the worker
+read to the next one (`UPDATE ... WHERE next_run_date = :seen`). Of several workers
+that read the same due cron, exactly one UPDATE matches; the others match no row and
+leave the firing alone. Every read, update and delete is limited to the caller's
+owner (`owners.owned`), so another owner's cron looks exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from runlane.owners import Owner, owned
+from runlane.store.database import Database
+from runlane.store.json_filter import json_has
+from runlane.store.schema import crons, threads
+
+Row = dict[str, Any]
+
+SORTABLE = ("cron_id", "assistant_id", "thread_id", "created_at", "updated_at",
+            "next_run_date", "end_time")
+
+
+def _as_dict(row: sa.Row | None) -> Row | None:
+    return None if row is None else dict(row._mapping)
+
+
+def _filters(*, owner: Owner, assistant_id: str | None, thread_id: str | None,
+             enabled: bool | None, metadata: Row | None) -> list[Any]:
+    where: list[Any] = [owned(crons.c.owner, owner)]
+    if assistant_id is not None:
+        where.append(crons.c.assistant_id == assistant_id)
+    if thread_id is not None:
+        where.append(crons.c.thread_id == thread_id)
+    if enabled is not None:
+        where.append(crons.c.enabled.is_(enabled))
+    if metadata:
+        where.append(json_has(crons.c.metadata, metadata))
+    return where
+
+
+class CronStore:
+    """Cron rows, on the deployment's database (the same `Database` as the run store:
+    one database thread on SQLite, a small pool on PostgreSQL)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def thread_visible(self, thread_id: str, *, owner: Owner = None) -> bool:
+        """A thread cron needs its thread: does it exist for this owner?"""
+
+        def _tx(conn: Connection) -> bool:
+            return conn.execute(
+                sa.select(threads.c.thread_id).where(
+                    threads.c.thread_id == thread_id, owned(threads.c.owner, owner))
+            ).first() is not None
+        return await self.db.run(_tx)
+
+    async def insert(self, row: Row) -> Row:
+
+        def _tx(conn: Connection) -> Row:
+            conn.execute(crons.insert().values(**row))
+            return row
+        return await self.db.run(_tx)
+
+    async def get(self, cron_id: str, *, owner: Owner = None) -> Row | None:
+
+        def _tx(conn: Connection) -> Row | None:
+            return _as_dict(conn.execute(sa.select(crons).where(
+                crons.c.cron_id == cron_id, owned(crons.c.owner, owner))).first())
+        return await self.db.run(_tx)
+
+    async def update(self, cron_id: str, values: Row, *, owner: Owner = None) -> Row | None:
+        """Change a cron; None if it is not there (for this owner)."""
+
+        def _tx(conn: Connection) -> Row | None:
+            return _as_dict(conn.execute(
+                crons.update()
+                .where(crons.c.cron_id == cron_id, owned(crons.c.owner, owner))
+                .values(**values)
+                .returning(*crons.c)
+            ).first())
+        return await self.db.run(_tx)
+
+    async def delete(self, cron_id: str, *, owner: Owner = None) -> bool:
+
+        def _tx(conn: Connection) -> bool:
+            result = conn.execute(crons.delete().where(
+                crons.c.cron_id == cron_id, owned(crons.c.owner, owner)))
+            return result.rowcount > 0
+        return await self.db.run(_tx)
+
+    async def search(
+        self, *, owner: Owner = None, assistant_id: str | None = None,
+        thread_id: str | None = None, enabled: bool | None = None,
+        metadata: Row | None = None, limit: int = 10, offset: int = 0,
+        sort_by: str = "created_at", sort_order: str = "desc",
+    ) -> list[Row]:
+        column = crons.c[sort_by]
+        query = (
+            sa.select(crons)
+            .where(*_filters(owner=owner, assistant_id=assistant_id, thread_id=thread_id,
+                             enabled=enabled, metadata=metadata))
+            # cron_id breaks ties, so pages do not overlap when sort values repeat.
+            .order_by(column.desc() if sort_order == "desc" else column.asc(), crons.c.cron_id)
+            .limit(limit).offset(offset)
+        )
+
+        def _tx(conn: Connection) -> list[Row]:
+            return [dict(r._mapping) for r in conn.execute(query)]
+        return await self.db.run(_tx)
+
+    async def count(
+        self, *, owner: Owner = None, assistant_id: str | None = None,
+        thread_id: str | None = None, metadata: Row | None = None,
+    ) -> int:
+        query = sa.select(sa.func.count()).select_from(crons).where(
+            *_filters(owner=owner, assistant_id=assistant_id, thread_id=thread_id,
+                      enabled=None, metadata=metadata))
+
+        def _tx(conn: Connection) -> int:
+            return int(conn.scalar(query) or 0)
+        return await self.db.run(_tx)
+
+    # ------------------------------------------------------------- scheduling
+
+    async def due(self, now: datetime.datetime, limit: int = 100) -> list[Row]:
+        """Enabled crons whose next firing has come (of every owner: the scheduler
+        acts for each cron's owner)."""
+        query = (
+            sa.select(crons)
+            .where(crons.c.enabled.is_(True), crons.c.next_run_date.is_not(None),
+                   crons.c.next_run_date <= now)
+            .order_by(crons.c.next_run_date)
+            .limit(limit)
+        )
+
+        def _tx(conn: Connection) -> list[Row]:
+            return [dict(r._mapping) for r in conn.execute(query)]
+        return await self.db.run(_tx)
+
+    async def earliest_next_run(self) -> datetime.datetime | None:
+        """When the scheduler next has something to do."""
+        query = sa.select(sa.func.min(crons.c.next_run_date)).where(
+            crons.c.enabled.is_(True), crons.c.next_run_date.is_not(None))
+
+        def _tx(conn: Connection) -> Any:
+            return conn.scalar(query)
+        value = await self.db.run(_tx)
+        if isinstance(value, str):  # SQLite's min() loses the column type
+            value = datetime.datetime.fromisoformat(value)
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value
+
+    async def claim(self, cron_id: str, seen: datetime.datetime,
+                    following: datetime.datetime | None, now: datetime.datetime) -> Row | None:
+        """Claim the firing at `seen` by moving `next_run_date` to `following` (None:
+        the cron has fired for the last time). The cron row as claimed, or None if
+        another worker claimed it first, or it was changed or deleted meanwhile."""
+
+        def _tx(conn: Connection) -> Row | None:
+            return _as_dict(conn.execute(
+                crons.update()
+                .where(crons.c.cron_id == cron_id, crons.c.next_run_date == seen,
+                       crons.c.enabled.is_(True))
+                .values(next_run_date=following, updated_at=now)
+                .returning(*crons.c)
+            ).first())
+        return await self.db.run(_tx)

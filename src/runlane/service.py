@@ -536,6 +536,13 @@ class Runlane:
     async def run_result(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Any:
         """What `wait` and `join` answer: the thread's values once the run is over."""
         await self._visible(thread_id, run_id, owner)
+        event_log = self.broker.get(run_id)
+        if event_log is not None and not event_log.closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event_log.wait_closed(), self.recheck_seconds)
+        if run_id in self.executor.final_values:
+            # Settled by this worker, which kept the answer: no store read needed.
+            return self.executor.final_values[run_id]
         final = await self.await_terminal(thread_id, run_id)
         if run_id in self.executor.final_values:
             return self.executor.final_values[run_id]

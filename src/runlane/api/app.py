@@ -191,7 +191,9 @@ def create_app(settings: Settings, graphs: dict[str, Pregel],
     app = FastAPI(title="runlane", version=__version__, lifespan=lifespan)
     # Authorization handlers (@auth.on...) the routes consult; None without custom auth.
     app.state.auth_handlers = handlers
-    for module in (system, assistants, threads, crons, runs, store):
+    # Routes are matched in order, one at a time: the run routes, hit on every run,
+    # come first.
+    for module in (runs, threads, assistants, crons, store, system):
         app.include_router(module.router)
 
     @app.exception_handler(NotFound)

@@ -113,7 +113,7 @@ class Store(AssistantQueries, ThreadQueries):
         change (READ COMMITTED write skew), so each first locks the thread row, and
         its later statements see what the other committed. SQLite has one writer."""
         if not self.db.is_sqlite:
-            conn.execute(st.SELECT_THREAD_FOR_UPDATE, {"p_thread_id": thread_id})
+            conn.execute(st.LOCK_THREAD, {"p_thread_id": thread_id})
 
     def _number(self, run: Row) -> Row:
         """SQLite: number the run here (one writer). PostgreSQL: its sequence does."""
@@ -208,7 +208,7 @@ class Store(AssistantQueries, ThreadQueries):
         strategy = MultitaskStrategy(run["multitask_strategy"])
         now = run["created_at"]
         thread = _as_dict(conn.execute(
-            st.SELECT_THREAD_FOR_UPDATE, {"p_thread_id": run["thread_id"]}
+            st.SELECT_THREAD_TO_ADMIT, {"p_thread_id": run["thread_id"]}
         ).first())
         if thread is not None and owner is not None and thread["owner"] != owner:
             # Another owner's thread looks exactly like a missing one; it cannot be
@@ -252,15 +252,11 @@ class Store(AssistantQueries, ThreadQueries):
         thread_meta = thread["metadata"]
         if thread_meta.get("graph_id") is None:
             # The thread's first run decides which graph reads its state.
-            conn.execute(
-                threads.update()
-                .where(threads.c.thread_id == run["thread_id"])
-                .values(status=ThreadStatus.BUSY.value, updated_at=now, metadata={
-                    **thread_meta,
-                    "graph_id": run["graph_id"],
-                    "assistant_id": run["assistant_id"],
-                })
-            )
+            conn.execute(st.MARK_THREAD_BUSY_FOR_GRAPH, {
+                "p_thread_id": run["thread_id"], "p_now": now,
+                "p_metadata": {**thread_meta, "graph_id": run["graph_id"],
+                               "assistant_id": run["assistant_id"]},
+            })
         elif thread["status"] != ThreadStatus.BUSY.value:
             conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": run["thread_id"], "p_now": now})
         for other in cancelled_running:

@@ -27,7 +27,14 @@ SELECT_ASSISTANT = sa.select(assistants).where(assistants.c.assistant_id == P("p
 SELECT_THREAD = sa.select(threads).where(threads.c.thread_id == P("p_thread_id"))
 # Admitting a run locks its thread's row (PostgreSQL; SQLite has one writer anyway),
 # so runs on one thread are admitted, numbered and strategy-checked one at a time.
-SELECT_THREAD_FOR_UPDATE = SELECT_THREAD.with_for_update()
+# Only what admission reads: a thread's `values` can be large, and decoding them on
+# every run creation would cost the most on the threads with the longest history.
+SELECT_THREAD_TO_ADMIT = sa.select(
+    threads.c.thread_id, threads.c.status, threads.c.metadata, threads.c.owner,
+).where(threads.c.thread_id == P("p_thread_id")).with_for_update()
+# Serializes status changes on one thread (PostgreSQL; see Store._lock_thread).
+LOCK_THREAD = (sa.select(threads.c.thread_id).where(threads.c.thread_id == P("p_thread_id"))
+               .with_for_update())
 INSERT_THREAD = threads.insert()
 SELECT_RUN = sa.select(runs).where(
     runs.c.run_id == P("p_run_id"), runs.c.thread_id == P("p_thread_id")
@@ -46,6 +53,12 @@ MARK_THREAD_BUSY = (
     threads.update()
     .where(threads.c.thread_id == P("p_thread_id"))
     .values(status=ThreadStatus.BUSY.value, updated_at=P("p_now"))
+)
+# A thread's first run also records which graph (and assistant) reads its state.
+MARK_THREAD_BUSY_FOR_GRAPH = (
+    threads.update()
+    .where(threads.c.thread_id == P("p_thread_id"))
+    .values(status=ThreadStatus.BUSY.value, updated_at=P("p_now"), metadata=P("p_metadata"))
 )
 
 

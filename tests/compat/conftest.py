@@ -65,6 +65,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                        "docs/compatibility.md); passing now? run `make compat-report`"))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Fail a compat test whose body passed but whose answers were not shaped as the
+    SDK declares (see compat.shapes.found)."""
+    from compat import shapes
+
+    shapes.found.clear()
+    outcome = yield
+    message = shapes.shape_failure()
+    shapes.found.clear()
+    if message and outcome.excinfo is None and item.path.parent == Path(__file__).parent:
+        outcome.force_exception(AssertionError(message))
+
+
 if REFERENCE:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from servers import DEFAULT_REF_VENV, Server, ensure_ref_venv, free_port
@@ -77,6 +91,11 @@ if REFERENCE:
             project = Path(tmp) / "graphs"
             # `langgraph dev` keeps its state in ./.langgraph_api: a fresh copy each session.
             shutil.copytree(GRAPHS_DIR, project, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+            # The reference refuses loopback webhook URLs unless its config allows
+            # them; the webhook test's receiver listens on 127.0.0.1.
+            config = json.loads((project / "langgraph.json").read_text())
+            config["webhooks"] = {"url": {"disable_loopback": False, "require_https": False}}
+            (project / "langgraph.json").write_text(json.dumps(config))
             port = free_port()
             # --n-jobs-per-worker 10: the dev default executes one run at a time, which
             # would queue the runs of unrelated threads behind each other.

@@ -67,3 +67,37 @@ async def default_assistant(client: Any, graph_id: str) -> dict:
     found = await client.assistants.search(graph_id=graph_id, metadata={"created_by": "system"})
     assert len(found) == 1, f"expected one default assistant for {graph_id}, found {found}"
     return found[0]
+
+
+class WebhookReceiver:
+    """A local HTTP endpoint that records the JSON bodies POSTed to it (a webhook
+    target on 127.0.0.1, in a thread of the test process)."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                size = int(self.headers.get("content-length") or 0)
+                received.append(json.loads(self.rfile.read(size) or b"null"))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

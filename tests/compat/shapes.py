@@ -89,10 +89,10 @@ def shape_problems(value: Any, tp: Any) -> list[str]:
 found: list[str] = []
 
 
-def assert_shape(value: Any, tp: Any) -> None:
+def assert_shape(value: Any, tp: Any, name: str | None = None) -> None:
     """Record every mismatch between `value` and the SDK's declared type `tp`; the
     test fails with them at its end (see `found`)."""
-    name = getattr(tp, "__name__", None) or repr(tp)
+    name = name or (tp.__name__ if isinstance(tp, type) else repr(tp))
     found.extend(f"{name}.{problem}" for problem in shape_problems(value, tp))
 
 

@@ -211,7 +211,7 @@ async def test_get_subgraphs(client):
     only = await client.assistants.get_subgraphs(nested, namespace="child")
     assert list(only) == ["child"]
     assert await client.assistants.get_subgraphs(nested, recurse=True) == subgraphs
-    assert_shape(subgraphs, schema.Subgraphs)  # last: the meaning above is checked first
+    assert_shape(subgraphs, schema.Subgraphs, "Subgraphs")  # last: the meaning above is checked first
 
 
 @pytest.mark.compat("assistant-versions", "assistants.get_versions")

@@ -19,14 +19,14 @@ import re
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from compat.sdk_surface import compat_tests, sdk_methods  # noqa: E402
+from compat.sdk_surface import compat_tests, sdk_methods
 
 DOC = ROOT / "docs" / "compatibility.md"
 STATUS = HERE / "status.json"
@@ -107,8 +107,9 @@ def render(results: dict[str, dict[str, Outcome]]) -> str:
         for method in methods:
             by_method[method].append(key)
 
-    out = [BEGIN, "", f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from "
-           f"{sum(len(r) for r in results.values())} test results.", ""]
+    generated = (f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from "
+                 f"{sum(len(r) for r in results.values())} test results.")
+    out = [BEGIN, "", generated, ""]
     out += ["| target | tests | ✅ pass | 🟡 shape only | ⛔ missing | ❌ fail |", "|---|---|---|---|---|---|"]
     for target in targets:
         kinds = [r[target].kind for r in results.values() if target in r]

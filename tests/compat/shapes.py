@@ -13,13 +13,12 @@ from __future__ import annotations
 import functools
 import types
 import typing
-from typing import Any
+from typing import Any, NotRequired
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
-from typing_extensions import NotRequired, TypedDict
-
 from langgraph_sdk import schema
+from pydantic import TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
 # `Context`/`Input` are unions of Protocols (TypedDict-like, dataclass-like, ...)
 # that describe what a client may *send*; on the wire an answer carries a JSON

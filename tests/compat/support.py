@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -81,7 +81,7 @@ class WebhookReceiver:
         received = self.received = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:
                 size = int(self.headers.get("content-length") or 0)
                 received.append(json.loads(self.rfile.read(size) or b"null"))
                 self.send_response(200)
@@ -94,7 +94,7 @@ class WebhookReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> WebhookReceiver:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from langgraph_sdk import schema
 
 from compat.shapes import Assistant, AssistantVersion, assert_shape
 from compat.support import default_assistant, status_of, tag
-from langgraph_sdk import schema
 
 
 @pytest.mark.compat("assistants", "assistants.create", "assistants.get")

@@ -507,3 +507,49 @@ async def test_run_from_an_earlier_checkpoint(client):
         cursor = by_id[cursor["parent_checkpoint"]["checkpoint_id"]]
     assert after_one["checkpoint"]["checkpoint_id"] in chain
     assert history[0]["checkpoint"]["checkpoint_id"] not in chain  # "two" is on another branch
+
+
+async def _cancel_code(client, thread_id: str, run_id: str, *, wait: bool) -> int:
+    """The HTTP status of one cancel."""
+    try:
+        await client.runs.cancel(thread_id, run_id, wait=wait)
+    except httpx.HTTPStatusError as exc:
+        return exc.response.status_code
+    return 200 if wait else 202
+
+
+@pytest.mark.compat("contract", "runs.cancel", "runs.get")
+async def test_concurrent_duplicate_cancels(client, is_reference):
+    """Many clients cancel the same run at once, several times over. runlane: every
+    cancel is accepted (the run contract: duplicates are free); the reference accepts
+    the first and answers 404 to those that arrive after it (docs/compatibility.md,
+    cancel answers). Either way the run ends `interrupted`, stopped once."""
+    for _ in range(4):
+        thread_id, run_id = await _running(client)
+        codes = await asyncio.gather(
+            *(_cancel_code(client, thread_id, run_id, wait=i % 2 == 0) for i in range(8)))
+        assert (await wait_terminal(client, thread_id, run_id))["status"] == "interrupted"
+        if is_reference:
+            assert set(codes) <= {200, 202, 404} and {200, 202} & set(codes), codes
+        else:
+            assert sorted(codes) == [200] * 4 + [202] * 4, codes
+
+
+@pytest.mark.compat("contract", "runs.stream")
+async def test_stream_event_ids(client, is_reference):
+    """runlane numbers every run's events 1, 2, 3, ... so Last-Event-ID resumes
+    exactly; the reference sends ids only for `stream_resumable` runs, as
+    `<milliseconds>-<n>` (docs/compatibility.md, stream event ids)."""
+    parts = await collect(client.runs.stream(None, "emitter", input={"count": 3},
+                                             stream_mode="custom"))
+    if is_reference:
+        assert [p.id for p in parts] == [None] * len(parts)
+    else:
+        assert [p.id for p in parts] == [str(i) for i in range(1, len(parts) + 1)]
+    resumable = await collect(client.runs.stream(None, "emitter", input={"count": 3},
+                                                 stream_mode="custom", stream_resumable=True))
+    ids = [p.id for p in resumable]
+    if is_reference:
+        assert all(i and "-" in i for i in ids), ids
+    else:
+        assert ids == [str(i) for i in range(1, len(ids) + 1)]

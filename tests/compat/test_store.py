@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from langgraph_sdk import schema
 
 from compat.shapes import Item, assert_shape
 from compat.support import tag
-from langgraph_sdk import schema
 
 
 @pytest.mark.compat("store", "store.put_item", "store.get_item")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 
 import pytest
+from langgraph_sdk import schema
 
 from compat.shapes import Thread, ThreadState, assert_shape
-from compat.support import collect, status_of, tag, wait_until
-from langgraph_sdk import schema
+from compat.support import collect, status_of, tag
 
 
 async def _ran(client, graph="echo", **run):
@@ -265,7 +266,7 @@ async def test_get_history(client):
     assert [s["next"] for s in history][:2] == [[], ["second"]]
     ids = [s["checkpoint"]["checkpoint_id"] for s in history]
     assert len(set(ids)) == len(ids)
-    for newer, older in zip(history, history[1:]):
+    for newer, older in itertools.pairwise(history):
         assert newer["parent_checkpoint"]["checkpoint_id"] == older["checkpoint"]["checkpoint_id"]
     assert [s["checkpoint"]["checkpoint_id"] for s in await client.threads.get_history(
         thread_id, limit=2)] == ids[:2]

@@ -338,7 +338,8 @@ async def test_cancel_answers(client, is_reference):
     accepted = await client.runs.cancel(thread_id, run_id, wait=True)
     duplicate = client.runs.cancel(thread_id, run_id)
     if is_reference:
-        assert accepted in (None, {})  # an empty body
+        # not the run: an empty body, or (wait=true, at times) the run's state values
+        assert not (isinstance(accepted, dict) and "run_id" in accepted), accepted
         assert await status_of(duplicate) == 404  # the reference forgets an accepted cancel
     else:
         # runlane answers with the run as the store holds it (the SDK passes it through)

@@ -2,9 +2,11 @@
 server, runlane by default, or the reference LangGraph server (`langgraph dev` from
 langgraph-cli[inmem]) with RUNLANE_COMPAT_REFERENCE=1 (`make test-compat-ref`).
 
-Against runlane the root conftest's `server` fixture is used (one process on SQLite,
-three workers on PostgreSQL + Redis), shared with the rest of the suite. Against the
-reference, `server` below starts one `langgraph dev` on the same test graphs.
+`server` below starts the suite's own server, so the rows it leaves behind (hundreds
+of threads and assistants, crons that fire) never reach other suites: for runlane,
+one process on SQLite and three workers on PostgreSQL + Redis (as the root conftest's
+`server`; RUNLANE_TEST_BACKENDS narrows it); for the reference, one `langgraph dev` on
+the same test graphs.
 
 Each test carries `@pytest.mark.compat(area, *sdk_methods)`. status.json records,
 per test and target, whether it passed when the results were last regenerated
@@ -25,6 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from conftest import BACKENDS, ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPHS_DIR = ROOT / "tests" / "graphs"
@@ -79,36 +83,57 @@ def pytest_runtest_call(item: pytest.Item):
         outcome.force_exception(AssertionError(message))
 
 
-if REFERENCE:
+@pytest.fixture(scope="session", params=["reference"] if REFERENCE else BACKENDS)
+def server(request: pytest.FixtureRequest) -> Iterator[object]:
+    if request.param == "reference":
+        yield from _reference_server()
+        return
+    with tempfile.TemporaryDirectory(prefix="runlane-compat-") as tmp:
+        if request.param == "sqlite":
+            proc = ServerProcess(Path(tmp)).start()
+            try:
+                yield proc
+            finally:
+                proc.stop()
+            return
+        from cluster import Cluster, require_services
+
+        require_services()
+        cluster = Cluster(Path(tmp), 3)
+        try:  # close() also when start() fails: no stray workers, no leftover database
+            yield cluster.start()
+        finally:
+            cluster.close()
+
+
+def _reference_server() -> Iterator[object]:
+    """One reference server (`langgraph dev`, in-memory) on a copy of tests/graphs."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from servers import DEFAULT_REF_VENV, Server, ensure_ref_venv, free_port
 
-    @pytest.fixture(scope="session", params=["reference"])
-    def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-        """One reference server (`langgraph dev`, in-memory) on a copy of tests/graphs."""
-        exe = ensure_ref_venv(Path(os.environ.get("RUNLANE_REF_VENV", DEFAULT_REF_VENV)))
-        with tempfile.TemporaryDirectory(prefix="runlane-compat-ref-") as tmp:
-            project = Path(tmp) / "graphs"
-            # `langgraph dev` keeps its state in ./.langgraph_api: a fresh copy each session.
-            shutil.copytree(GRAPHS_DIR, project, ignore=shutil.ignore_patterns(".*", "__pycache__"))
-            # The reference refuses loopback webhook URLs unless its config allows
-            # them; the webhook test's receiver listens on 127.0.0.1.
-            config = json.loads((project / "langgraph.json").read_text())
-            config["webhooks"] = {"url": {"disable_loopback": False, "require_https": False}}
-            (project / "langgraph.json").write_text(json.dumps(config))
-            port = free_port()
-            # --n-jobs-per-worker 10: the dev default executes one run at a time, which
-            # would queue the runs of unrelated threads behind each other.
-            ref = Server("reference", [str(exe), "dev", "--no-browser", "--no-reload",
-                                       "--port", str(port), "--config", "langgraph.json",
-                                       "--n-jobs-per-worker", "10"],
-                         project, port, env={"LOG_LEVEL": "WARNING"})
-            ref.is_reference = True  # type: ignore[attr-defined]
-            ref.start()
-            try:
-                yield ref
-            finally:
-                ref.stop()
+    exe = ensure_ref_venv(Path(os.environ.get("RUNLANE_REF_VENV", DEFAULT_REF_VENV)))
+    with tempfile.TemporaryDirectory(prefix="runlane-compat-ref-") as tmp:
+        project = Path(tmp) / "graphs"
+        # `langgraph dev` keeps its state in ./.langgraph_api: a fresh copy each session.
+        shutil.copytree(GRAPHS_DIR, project, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+        # The reference refuses loopback webhook URLs unless its config allows them;
+        # the webhook test's receiver listens on 127.0.0.1.
+        config = json.loads((project / "langgraph.json").read_text())
+        config["webhooks"] = {"url": {"disable_loopback": False, "require_https": False}}
+        (project / "langgraph.json").write_text(json.dumps(config))
+        port = free_port()
+        # --n-jobs-per-worker 10: the dev default executes one run at a time, which
+        # would queue the runs of unrelated threads behind each other.
+        ref = Server("reference", [str(exe), "dev", "--no-browser", "--no-reload",
+                                   "--port", str(port), "--config", "langgraph.json",
+                                   "--n-jobs-per-worker", "10"],
+                     project, port, env={"LOG_LEVEL": "WARNING"})
+        ref.is_reference = True  # type: ignore[attr-defined]
+        ref.start()
+        try:
+            yield ref
+        finally:
+            ref.stop()
 
 
 @pytest.fixture

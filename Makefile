@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 2024
 
-.PHONY: run test test-fast bench bench-cluster lint clean
+.PHONY: run test test-fast test-compat test-compat-ref compat-report bench bench-cluster lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,27 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not race" $(PYTEST_ARGS)
+
+# The compatibility suite (tests/compat, docs/compatibility.md): every langgraph_sdk
+# client method against runlane, or against the reference server (`langgraph dev`,
+# installed into benchmarks/.venv-ref on first use, as for `make bench`). Tests recorded
+# as failing in tests/compat/status.json run as strict xfails, so both stay green until
+# a behaviour changes.
+COMPAT_RESULTS := tests/compat/results
+
+test-compat: $(STAMP)
+	$(BIN)/python -m pytest -q -rs tests/compat $(PYTEST_ARGS)
+
+test-compat-ref: $(STAMP)
+	RUNLANE_COMPAT_REFERENCE=1 $(BIN)/python -m pytest -q tests/compat $(PYTEST_ARGS)
+
+# Re-run both with plain pass/fail and regenerate docs/compatibility.md and status.json.
+compat-report: $(STAMP)
+	-RUNLANE_COMPAT_RAW=1 $(BIN)/python -m pytest -q tests/compat \
+		--junitxml=$(COMPAT_RESULTS)/runlane.xml $(PYTEST_ARGS)
+	-RUNLANE_COMPAT_RAW=1 RUNLANE_COMPAT_REFERENCE=1 $(BIN)/python -m pytest -q tests/compat \
+		--junitxml=$(COMPAT_RESULTS)/reference.xml $(PYTEST_ARGS)
+	$(BIN)/python tests/compat/report.py $(COMPAT_RESULTS)/runlane.xml $(COMPAT_RESULTS)/reference.xml
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

@@ -44,7 +44,10 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "server.log"
-        self.start_timeout = 30.0  # seconds until /ok answers (more for --workers N)
+        # Seconds until /ok answers. Generous: a start imports langgraph and migrates,
+        # and three cluster workers do it at once on this 2-core machine, often while
+        # other suites run; a slow start is not what these tests are about.
+        self.start_timeout = 90.0
 
     def start(self) -> ServerProcess:
         log = open(self.log_path, "ab")

@@ -35,6 +35,7 @@ ROUTES: dict[str, dict[str, Any] | None] = {
     "GET /assistants/{assistant_id}/schemas": None,
     "GET /assistants/{assistant_id}/subgraphs": None,
     "POST /assistants/{assistant_id}/versions": {},
+    "POST /assistants/{assistant_id}/latest": {"version": 1},
     "GET /threads/{thread_id}": None,
     "PATCH /threads/{thread_id}": {"metadata": {"hacked": True}},
     "DELETE /threads/{thread_id}": None,
@@ -44,6 +45,8 @@ ROUTES: dict[str, dict[str, Any] | None] = {
     "POST /threads/{thread_id}/state/checkpoint": {"checkpoint": {"checkpoint_id": "{checkpoint_id}"}},
     "POST /threads/{thread_id}/history": {},
     "GET /threads/{thread_id}/history": None,
+    "GET /threads/{thread_id}/stream": None,
+    "POST /threads/{thread_id}/copy": None,
     "POST /threads/{thread_id}/runs": ECHO,
     "GET /threads/{thread_id}/runs": None,
     "POST /threads/{thread_id}/runs/stream": ECHO,
@@ -53,6 +56,10 @@ ROUTES: dict[str, dict[str, Any] | None] = {
     "GET /threads/{thread_id}/runs/{run_id}/join": None,
     "GET /threads/{thread_id}/runs/{run_id}/stream": None,
     "POST /threads/{thread_id}/runs/{run_id}/cancel": None,
+    # A cron every second on alice's thread would show in her runs (test_alice_is_untouched).
+    "POST /threads/{thread_id}/runs/crons": {"assistant_id": "echo", "schedule": "* * * * * *"},
+    "PATCH /runs/crons/{cron_id}": {"enabled": False, "metadata": {"hacked": True}},
+    "DELETE /runs/crons/{cron_id}": None,
 }
 # Routes without ids in the path: what bob sends aiming at alice's rows, and the
 # status he must get. Search and count must simply not show alice's rows.
@@ -68,6 +75,28 @@ BODY_ROUTES: dict[str, tuple[dict[str, Any], int]] = {
     "POST /runs/stream": ({"assistant_id": "{assistant_id}", "input": {"text": "x"}}, 404),
     "POST /runs/wait": ({"assistant_id": "{assistant_id}", "input": {"text": "x"}}, 404),
     "POST /runs/cancel": ({"thread_id": "{thread_id}", "run_ids": ["{run_id}"]}, 404),
+    "POST /runs/batch": ([{"assistant_id": "{assistant_id}", "input": {"text": "x"}}], 404),
+    "POST /threads/prune": ({"thread_ids": ["{thread_id}"], "strategy": "delete"}, 200),
+    "POST /runs/crons": ({"assistant_id": "{assistant_id}", "schedule": "* * * * * *"}, 404),
+    "POST /runs/crons/search": ({"thread_id": "{thread_id}", "limit": 100}, 200),
+    "POST /runs/crons/count": ({"thread_id": "{thread_id}"}, 200),
+    # alice's item, named exactly: bob reaches only his own space. In this order on
+    # every pass (bob's PUT last), so bob's own item never answers his GET or search.
+    "DELETE /store/items": ({"namespace": ["{store_root}", "notes"], "key": "{store_key}"}, 204),
+    "GET /store/items": ({"namespace": "{store_root}.notes", "key": "{store_key}"}, 200),
+    "POST /store/items/search": ({"namespace_prefix": ["{store_root}"]}, 200),
+    "POST /store/namespaces": ({"prefix": ["{store_root}"]}, 200),
+    "PUT /store/items": ({"namespace": ["{store_root}", "notes"], "key": "{store_key}",
+                          "value": {"by": "bob"}}, 204),
+}
+# What bob gets from those, exactly: what he would get if alice's rows did not exist.
+BODY_ANSWERS: dict[str, Any] = {
+    "POST /threads/prune": {"pruned_count": 0},
+    "POST /runs/crons/search": [],
+    "POST /runs/crons/count": 0,
+    "GET /store/items": None,
+    "POST /store/items/search": {"items": []},
+    "POST /store/namespaces": {"namespaces": []},
 }
 
 MODES = ["api-key", "jwt", "custom"]
@@ -99,7 +128,9 @@ def _send(api: httpx.Client, route: str, ids: dict[str, str], body: Any) -> http
         with api.stream("GET", url) as resp:
             resp.read()
             return resp
-    kwargs: dict[str, Any] = {} if body is None else {"json": _fill(body, ids)}
+    kwargs: dict[str, Any] = {}
+    if body is not None:  # a GET's "body" is its query
+        kwargs = {"params" if method == "GET" else "json": _fill(body, ids)}
     return api.request(method, url, **kwargs)
 
 
@@ -127,17 +158,35 @@ def alice_world(secured: Secured) -> dict[str, Any]:
         while api.get(f"/threads/{busy}/runs/{active['run_id']}").json()["status"] != "running":
             assert time.monotonic() < deadline, "alice's long run never started"
             time.sleep(0.05)
+        # A cron on the finished thread (yearly: it does not fire during the tests),
+        # and a store item whose value holds an id of its own, so that any answer
+        # showing it to bob names an id he never sent.
+        cron = api.post(f"/threads/{tid}/runs/crons", json={
+            "assistant_id": "echo", "schedule": "0 0 1 1 *", "input": {"text": "y"},
+            "metadata": {"mine": "alice"}})
+        assert cron.status_code == 200, cron.text
+        store_root, store_key, store_secret = (str(uuid.uuid4()) for _ in range(3))
+        put = api.put("/store/items", json={"namespace": [store_root, "notes"], "key": store_key,
+                                            "value": {"secret": store_secret}})
+        assert put.status_code == 204, put.text
         finished = {"thread_id": tid, "run_id": run_id,
                     "assistant_id": assistant["assistant_id"],
-                    "checkpoint_id": api.get(f"/threads/{tid}/state").json()["checkpoint_id"]}
+                    "checkpoint_id": api.get(f"/threads/{tid}/state").json()["checkpoint_id"],
+                    "cron_id": cron.json()["cron_id"], "store_root": store_root,
+                    "store_key": store_key}
         running = {**finished, "thread_id": busy, "run_id": active["run_id"]}
         snapshot = {
             "thread": api.get(f"/threads/{tid}").json(),
             "state": api.get(f"/threads/{tid}/state").json(),
             "runs": api.get(f"/threads/{tid}/runs").json(),
             "assistant": api.get(f"/assistants/{assistant['assistant_id']}").json(),
+            "crons": api.post("/runs/crons/search", json={"thread_id": tid}).json(),
+            "item": api.get("/store/items", params={"namespace": f"{store_root}.notes",
+                                                    "key": store_key}).json(),
         }
-    secret = {v for ids in (finished, running) for v in ids.values()}
+        assert [c["cron_id"] for c in snapshot["crons"]] == [finished["cron_id"]]
+        assert snapshot["item"]["value"] == {"secret": store_secret}
+    secret = {v for ids in (finished, running) for v in ids.values()} | {store_secret}
     return {"finished": finished, "running": running, "snapshot": snapshot, "secret": secret}
 
 
@@ -302,6 +351,8 @@ def test_other_owner_is_not_found_on_every_route(secured: Secured, alice_world: 
             assert resp.status_code == status, (route, resp.status_code, resp.text[:300])
             sent = str(resp.request.url) + resp.request.content.decode()
             assert not _leaked(resp, sent, alice_world["secret"]), (route, resp.text[:300])
+            if route in BODY_ANSWERS:
+                assert resp.json() == BODY_ANSWERS[route], (route, resp.text[:300])
         # A run that would create the thread: alice's id cannot be taken (ids are
         # global), so 409 as for any existing thread, and nothing of hers changes.
         taken = bob.post(f"/threads/{ids['thread_id']}/runs",
@@ -324,6 +375,11 @@ def test_alice_is_untouched(secured: Secured, alice_world: dict[str, Any]) -> No
         assert api.get(f"/threads/{tid}/state").json() == snapshot["state"]
         assert api.get(f"/threads/{tid}/runs").json() == snapshot["runs"]
         assert api.get(f"/assistants/{finished['assistant_id']}").json() == snapshot["assistant"]
+        assert api.post("/runs/crons/search", json={"thread_id": tid}).json() == snapshot["crons"]
+        # bob wrote and deleted the very same namespace and key: in his own space.
+        assert api.get("/store/items", params={"namespace": f"{finished['store_root']}.notes",
+                                               "key": finished["store_key"]}).json() == \
+            snapshot["item"]
         run = api.get(f"/threads/{running['thread_id']}/runs/{running['run_id']}").json()
         assert run["status"] == "running" and run["cancel_action"] is None, run
         cancel = api.post(f"/threads/{running['thread_id']}/runs/{running['run_id']}/cancel",

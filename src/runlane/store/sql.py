@@ -211,9 +211,12 @@ class Store(AssistantQueries, ThreadQueries):
             st.SELECT_THREAD_FOR_UPDATE, {"p_thread_id": run["thread_id"]}
         ).first())
         if thread is not None and owner is not None and thread["owner"] != owner:
-            # Another owner's thread looks exactly like a missing one; it cannot be
-            # created either (the id is taken), so even if_not_exists=create is 404.
-            raise NotFound(f"thread {run['thread_id']} not found")
+            # Another owner's thread answers exactly as a missing one (same status,
+            # same words), except that its id cannot be taken for a new thread: ids
+            # are global, so if_not_exists=create is 409 as for any existing thread.
+            if if_not_exists == "create":
+                raise Conflict(f"thread {run['thread_id']} already exists")
+            thread = None
         if thread is None:
             if if_not_exists != "create":
                 raise NotFound(

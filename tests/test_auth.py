@@ -81,11 +81,12 @@ BODY_ROUTES: dict[str, tuple[dict[str, Any], int]] = {
     "POST /runs/crons/search": ({"thread_id": "{thread_id}", "limit": 100}, 200),
     "POST /runs/crons/count": ({"thread_id": "{thread_id}"}, 200),
     # alice's item, named exactly: bob reaches only his own space. In this order on
-    # every pass (bob's PUT last), so bob's own item never answers his GET or search.
+    # every pass (bob's PUT last), so bob's own item never answers his GET. Search and
+    # list everything: alice's item or namespace would name ids bob never sent.
     "DELETE /store/items": ({"namespace": ["{store_root}", "notes"], "key": "{store_key}"}, 204),
     "GET /store/items": ({"namespace": "{store_root}.notes", "key": "{store_key}"}, 200),
-    "POST /store/items/search": ({"namespace_prefix": ["{store_root}"]}, 200),
-    "POST /store/namespaces": ({"prefix": ["{store_root}"]}, 200),
+    "POST /store/items/search": ({"limit": 1000}, 200),
+    "POST /store/namespaces": ({"limit": 1000}, 200),
     "PUT /store/items": ({"namespace": ["{store_root}", "notes"], "key": "{store_key}",
                           "value": {"by": "bob"}}, 204),
 }
@@ -95,8 +96,6 @@ BODY_ANSWERS: dict[str, Any] = {
     "POST /runs/crons/search": [],
     "POST /runs/crons/count": 0,
     "GET /store/items": None,
-    "POST /store/items/search": {"items": []},
-    "POST /store/namespaces": {"namespaces": []},
 }
 
 MODES = ["api-key", "jwt", "custom"]

@@ -7,7 +7,9 @@ the table below does not cover fails it, so a new route cannot ship untested."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import contextlib
 import re
 import time
 import uuid
@@ -485,3 +487,215 @@ def test_shared_default_assistants(secured: Secured) -> None:
                            json={"name": "b"}).json()["name"] == "b"
         ran = bob.post("/runs/wait", json={"assistant_id": aid, "input": {"text": "d"}})
         assert ran.status_code == 200, ran.text
+
+
+# ------------------------------------------------- crons, store, thread stream, batch
+
+
+@contextlib.contextmanager
+def _refused(status: int) -> Iterator[None]:
+    """An SDK call that must fail with `status`."""
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        yield
+    assert refused.value.response.status_code == status, refused.value
+
+
+async def test_crons_fire_as_their_owner(secured: Secured) -> None:
+    """alice's crons (one on her thread, one stateless) fire every second: each run is
+    alice's, its thread too, and the graph writes into alice's store space. bob sees
+    none of it: not the crons, not their runs or threads, not what they stored."""
+    alice, bob = secured.sdk("alice"), secured.sdk("bob")
+    tag = str(uuid.uuid4())
+    tid = (await alice.threads.create())["thread_id"]
+    crons = [await alice.crons.create_for_thread(tid, "memory", schedule="* * * * * *",
+                                                 input={"log": tag}),
+             await alice.crons.create("memory", schedule="* * * * * *", input={"log": tag},
+                                      on_run_completed="keep")]
+    cron_ids = {c["cron_id"] for c in crons}
+    try:
+        deadline = time.monotonic() + 40
+        while True:  # every firing's run logs (run id -> cron, thread) in alice's store
+            logged = (await alice.store.search_items(["cron_log", tag], limit=100))["items"]
+            if {i["value"]["cron_id"] for i in logged} == cron_ids:
+                break
+            assert time.monotonic() < deadline, f"alice's crons did not both fire: {logged}"
+            await asyncio.sleep(0.3)
+        # bob: not the crons ...
+        assert not cron_ids & {c["cron_id"] for c in await bob.crons.search(limit=100)}
+        assert await bob.crons.count(thread_id=tid) == 0
+        assert await bob.crons.search(thread_id=tid) == []
+        for cron_id in cron_ids:
+            with _refused(404):
+                await bob.crons.update(cron_id, enabled=False)
+            with _refused(404):
+                await bob.crons.delete(cron_id)
+        # ... nor a cron of his own on alice's thread ...
+        with _refused(404):
+            await bob.crons.create_for_thread(tid, "memory", schedule="* * * * * *")
+        # ... nor what their runs stored, under the very same namespace.
+        assert (await bob.store.search_items(["cron_log", tag]))["items"] == []
+        assert await bob.store.get_item(["cron_log", tag], logged[0]["key"]) is None
+        bobs_threads = {t["thread_id"] for t in await bob.threads.search(limit=1000)}
+        for item in logged:
+            run_id, thread_id = item["key"], item["value"]["thread_id"]
+            run = await alice.runs.get(thread_id, run_id)
+            assert run["metadata"]["cron_id"] == item["value"]["cron_id"], run
+            assert (await alice.threads.get(thread_id))["thread_id"] == thread_id
+            assert thread_id not in bobs_threads
+            with _refused(404):
+                await bob.runs.get(thread_id, run_id)
+            with _refused(404):
+                await bob.threads.get(thread_id)
+    finally:
+        for cron_id in cron_ids:
+            await alice.crons.delete(cron_id)
+    # Still alice's after bob's attempts: her crons were there to delete (no 404 above).
+
+
+async def test_store_items_are_their_owners(secured: Secured) -> None:
+    """alice and bob use the same namespaces and keys, through the API and through
+    graph runs: each reads, searches, lists and deletes only their own items."""
+    alice, bob = secured.sdk("alice"), secured.sdk("bob")
+    root = str(uuid.uuid4())
+    await alice.store.put_item([root, "a"], "k", {"who": "alice"})
+    await bob.store.put_item([root, "a"], "k", {"who": "bob"})
+    assert (await alice.store.get_item([root, "a"], "k"))["value"] == {"who": "alice"}
+    assert (await bob.store.get_item([root, "a"], "k"))["value"] == {"who": "bob"}
+    await bob.store.delete_item([root, "a"], "k")
+    assert await bob.store.get_item([root, "a"], "k") is None
+    assert (await alice.store.get_item([root, "a"], "k"))["value"] == {"who": "alice"}
+    assert (await bob.store.search_items([root]))["items"] == []
+    assert (await bob.store.list_namespaces(prefix=[root]))["namespaces"] == []
+    everything = (await bob.store.list_namespaces(limit=1000))["namespaces"]
+    assert all(ns[:1] != [root] for ns in everything), everything
+    assert (await alice.store.list_namespaces(prefix=[root]))["namespaces"] == [[root, "a"]]
+
+    # A graph run writes where its caller's API calls read, and nowhere else.
+    secret = str(uuid.uuid4())
+    ran = await alice.runs.wait(None, "memory", input={
+        "namespace": [root, "graph"], "key": "m", "write": {"secret": secret}})
+    assert ran["seen"] is None and ran["seen_sync"] == {"secret": secret}
+    assert (await alice.store.get_item([root, "graph"], "m"))["value"] == {"secret": secret}
+    assert await bob.store.get_item([root, "graph"], "m") is None
+    assert secret not in str(await bob.store.search_items([root], limit=100))
+    # bob's run, reading (sync and async) and writing the same item: his own.
+    ran = await bob.runs.wait(None, "memory", input={
+        "namespace": [root, "graph"], "key": "m", "write": {"who": "bob"}})
+    assert ran["seen"] is None and ran["seen_sync"] == {"who": "bob"}
+    assert (await alice.store.get_item([root, "graph"], "m"))["value"] == {"secret": secret}
+
+
+async def test_thread_stream_is_its_owners(secured: Secured) -> None:
+    """bob joining alice's thread stream (with or without a Last-Event-ID of hers)
+    is 404 with no event; and a stream alice holds on a thread she deletes never
+    carries the runs of bob's thread created with the same id right after."""
+    alice, bob = secured.sdk("alice"), secured.sdk("bob")
+
+    async def read_all(client: Any, tid: str, **kwargs: Any) -> list[Any]:
+        return [p async for p in await client.threads.join_stream(tid, **kwargs)]
+
+    tid = (await alice.threads.create())["thread_id"]
+    run = await alice.runs.create(tid, "sleepy", input={"steps": 100, "delay": 0.05})
+    for last in (None, f"{run['run_id']}:1", f"{run['run_id']}:done"):
+        with _refused(404):
+            await read_all(bob, tid, last_event_id=last)
+    await alice.runs.cancel(tid, run["run_id"], wait=True)
+
+    for _ in range(3):  # a race: repeated
+        tid = (await alice.threads.create())["thread_id"]
+        reader = asyncio.ensure_future(read_all(alice, tid))
+        await asyncio.sleep(0.5)
+        await alice.threads.delete(tid)
+        await bob.threads.create(thread_id=tid)  # ids are global: free again
+        bobs = await bob.runs.create(tid, "echo", input={"text": "bob's"})
+        parts = await asyncio.wait_for(reader, 30)  # ends: alice's thread is gone
+        assert bobs["run_id"] not in repr([(p.event, p.data, p.id) for p in parts]), parts
+        await bob.runs.join(tid, bobs["run_id"])
+        await bob.threads.delete(tid)
+
+
+def test_batch_prune_and_copy_never_reach_another_owners_thread(
+        secured: Secured, alice_world: dict[str, Any]) -> None:
+    """bob's batch runs are stateless: naming alice's thread in any field creates
+    nothing on it; his prune of her threads prunes nothing of hers (his own, yes); his
+    copy of her thread is 404 and makes no thread."""
+    finished = alice_world["finished"]
+    tid = finished["thread_id"]
+    with secured.http("alice") as alice:
+        before = {"state": alice.get(f"/threads/{tid}/state").json(),
+                  "history": alice.post(f"/threads/{tid}/history", json={"limit": 100}).json(),
+                  "runs": alice.get(f"/threads/{tid}/runs").json()}
+    with secured.http("bob") as bob:
+        named = bob.post("/runs/batch", json=[{**ECHO, "thread_id": tid}])
+        assert named.status_code == 422 and "thread_id" in named.text, named.text
+        forked = bob.post("/runs/batch", json=[{**ECHO, "checkpoint": {
+            "thread_id": tid, "checkpoint_id": finished["checkpoint_id"]}}])
+        assert forked.status_code == 404, forked.text
+        assert not _leaked(forked, forked.request.content.decode(), alice_world["secret"])
+        configured = bob.post("/runs/batch", json=[
+            {**ECHO, "on_completion": "keep", "config": {"configurable": {"thread_id": tid}}}
+        ] * 3)
+        assert configured.status_code == 200, configured.text
+        for run in configured.json():
+            assert run["thread_id"] != tid
+            joined = bob.get(f"/threads/{run['thread_id']}/runs/{run['run_id']}/join")
+            assert joined.json() == {"text": "x", "echoed": ["x"]}, joined.text
+        own = bob.post("/threads", json={}).json()["thread_id"]
+        pruned = bob.post("/threads/prune", json={
+            "thread_ids": [tid, alice_world["running"]["thread_id"], own], "strategy": "delete"})
+        assert pruned.json() == {"pruned_count": 1}, pruned.text
+        assert bob.get(f"/threads/{own}").status_code == 404
+        kept = bob.post("/threads/prune", json={"thread_ids": [tid], "strategy": "keep_latest"})
+        assert kept.json() == {"pruned_count": 0}, kept.text
+        count = bob.post("/threads/count", json={}).json()
+        assert bob.post(f"/threads/{tid}/copy").status_code == 404
+        assert bob.post("/threads/count", json={}).json() == count
+    with secured.http("alice") as alice:
+        assert alice.get(f"/threads/{tid}/state").json() == before["state"]
+        assert alice.post(f"/threads/{tid}/history", json={"limit": 100}).json() == \
+            before["history"]
+        assert alice.get(f"/threads/{tid}/runs").json() == before["runs"]
+
+
+def test_custom_handlers_on_crons_and_store(secured: Secured) -> None:
+    """tests/auth_graphs/auth.py: crons.create adds metadata; carol's crons.search,
+    update and delete filter out locked crons (in SQL for search and count); carol's
+    store operations are rewritten into ("carol-folder", ...); store.delete denies
+    carol (403)."""
+    if secured.mode != "custom":
+        pytest.skip("the custom handlers' own answers")
+    cron = {"assistant_id": "echo", "schedule": "0 0 1 1 *"}
+    with secured.http("carol") as carol:
+        open_ = carol.post("/runs/crons", json={**cron, "metadata": {"locked": False}}).json()
+        assert open_["metadata"] == {"locked": False, "created_by": "carol"}, open_
+        locked = carol.post("/runs/crons", json={**cron, "metadata": {"locked": True}}).json()
+        assert locked["metadata"] == {"locked": True, "created_by": "carol"}, locked
+        found = carol.post("/runs/crons/search", json={"limit": 100}).json()
+        assert [c["cron_id"] for c in found] == [open_["cron_id"]]
+        assert carol.post("/runs/crons/count", json={}).json() == 1
+        assert carol.patch(f"/runs/crons/{locked['cron_id']}",
+                           json={"enabled": False}).status_code == 404
+        assert carol.delete(f"/runs/crons/{locked['cron_id']}").status_code == 404
+        patched = carol.patch(f"/runs/crons/{open_['cron_id']}",
+                              json={"metadata": {"locked": False, "n": 1}})
+        assert patched.status_code == 200, patched.text
+        assert carol.delete(f"/runs/crons/{open_['cron_id']}").status_code == 204
+
+        item = {"namespace": ["notes"], "key": "k", "value": {"v": 1}}
+        assert carol.put("/store/items", json=item).status_code == 204
+        got = carol.get("/store/items", params={"namespace": "notes", "key": "k"}).json()
+        assert got["namespace"] == ["carol-folder", "notes"] and got["value"] == {"v": 1}
+        assert carol.post("/store/namespaces", json={}).json() == {
+            "namespaces": [["carol-folder", "notes"]]}
+        assert [i["namespace"] for i in carol.post("/store/items/search", json={}).json()[
+            "items"]] == [["carol-folder", "notes"]]
+        denied = carol.request("DELETE", "/store/items", json={"namespace": ["notes"], "key": "k"})
+        assert denied.status_code == 403, denied.text
+        assert carol.get("/store/items", params={"namespace": "notes", "key": "k"}).json() == got
+    with secured.http("alice") as alice:
+        # No filter for alice; carol's locked cron is still not hers to see.
+        seen = {c["cron_id"] for c in alice.post("/runs/crons/search",
+                                                json={"limit": 100}).json()}
+        assert locked["cron_id"] not in seen
+        assert alice.get("/store/items", params={"namespace": "carol-folder.notes",
+                                                 "key": "k"}).json() is None

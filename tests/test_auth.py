@@ -200,8 +200,8 @@ def test_every_route_needs_credentials(secured: Secured) -> None:
     with secured.http(None) as anonymous:
         spec = anonymous.get("/openapi.json")
         assert spec.status_code == 200
-        ids = {"thread_id": str(uuid.uuid4()), "run_id": str(uuid.uuid4()),
-               "assistant_id": str(uuid.uuid4()), "checkpoint_id": str(uuid.uuid4())}
+        ids = {name: str(uuid.uuid4()) for name in
+               ("thread_id", "run_id", "assistant_id", "checkpoint_id", "cron_id")}
         for path, item in spec.json()["paths"].items():
             for method in item:
                 route = f"{method.upper()} {path}"

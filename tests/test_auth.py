@@ -7,7 +7,9 @@ the table below does not cover fails it, so a new route cannot ship untested."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import contextlib
 import re
 import time
 import uuid
@@ -35,6 +37,7 @@ ROUTES: dict[str, dict[str, Any] | None] = {
     "GET /assistants/{assistant_id}/schemas": None,
     "GET /assistants/{assistant_id}/subgraphs": None,
     "POST /assistants/{assistant_id}/versions": {},
+    "POST /assistants/{assistant_id}/latest": {"version": 1},
     "GET /threads/{thread_id}": None,
     "PATCH /threads/{thread_id}": {"metadata": {"hacked": True}},
     "DELETE /threads/{thread_id}": None,
@@ -44,6 +47,8 @@ ROUTES: dict[str, dict[str, Any] | None] = {
     "POST /threads/{thread_id}/state/checkpoint": {"checkpoint": {"checkpoint_id": "{checkpoint_id}"}},
     "POST /threads/{thread_id}/history": {},
     "GET /threads/{thread_id}/history": None,
+    "GET /threads/{thread_id}/stream": None,
+    "POST /threads/{thread_id}/copy": None,
     "POST /threads/{thread_id}/runs": ECHO,
     "GET /threads/{thread_id}/runs": None,
     "POST /threads/{thread_id}/runs/stream": ECHO,
@@ -53,6 +58,10 @@ ROUTES: dict[str, dict[str, Any] | None] = {
     "GET /threads/{thread_id}/runs/{run_id}/join": None,
     "GET /threads/{thread_id}/runs/{run_id}/stream": None,
     "POST /threads/{thread_id}/runs/{run_id}/cancel": None,
+    # A cron every second on alice's thread would show in her runs (test_alice_is_untouched).
+    "POST /threads/{thread_id}/runs/crons": {"assistant_id": "echo", "schedule": "* * * * * *"},
+    "PATCH /runs/crons/{cron_id}": {"enabled": False, "metadata": {"hacked": True}},
+    "DELETE /runs/crons/{cron_id}": None,
 }
 # Routes without ids in the path: what bob sends aiming at alice's rows, and the
 # status he must get. Search and count must simply not show alice's rows.
@@ -68,6 +77,27 @@ BODY_ROUTES: dict[str, tuple[dict[str, Any], int]] = {
     "POST /runs/stream": ({"assistant_id": "{assistant_id}", "input": {"text": "x"}}, 404),
     "POST /runs/wait": ({"assistant_id": "{assistant_id}", "input": {"text": "x"}}, 404),
     "POST /runs/cancel": ({"thread_id": "{thread_id}", "run_ids": ["{run_id}"]}, 404),
+    "POST /runs/batch": ([{"assistant_id": "{assistant_id}", "input": {"text": "x"}}], 404),
+    "POST /threads/prune": ({"thread_ids": ["{thread_id}"], "strategy": "delete"}, 200),
+    "POST /runs/crons": ({"assistant_id": "{assistant_id}", "schedule": "* * * * * *"}, 404),
+    "POST /runs/crons/search": ({"thread_id": "{thread_id}", "limit": 100}, 200),
+    "POST /runs/crons/count": ({"thread_id": "{thread_id}"}, 200),
+    # alice's item, named exactly: bob reaches only his own space. In this order on
+    # every pass (bob's PUT last), so bob's own item never answers his GET. Search and
+    # list everything: alice's item or namespace would name ids bob never sent.
+    "DELETE /store/items": ({"namespace": ["{store_root}", "notes"], "key": "{store_key}"}, 204),
+    "GET /store/items": ({"namespace": "{store_root}.notes", "key": "{store_key}"}, 200),
+    "POST /store/items/search": ({"limit": 1000}, 200),
+    "POST /store/namespaces": ({"limit": 1000}, 200),
+    "PUT /store/items": ({"namespace": ["{store_root}", "notes"], "key": "{store_key}",
+                          "value": {"by": "bob"}}, 204),
+}
+# What bob gets from those, exactly: what he would get if alice's rows did not exist.
+BODY_ANSWERS: dict[str, Any] = {
+    "POST /threads/prune": {"pruned_count": 0},
+    "POST /runs/crons/search": [],
+    "POST /runs/crons/count": 0,
+    "GET /store/items": None,
 }
 
 MODES = ["api-key", "jwt", "custom"]
@@ -99,7 +129,9 @@ def _send(api: httpx.Client, route: str, ids: dict[str, str], body: Any) -> http
         with api.stream("GET", url) as resp:
             resp.read()
             return resp
-    kwargs: dict[str, Any] = {} if body is None else {"json": _fill(body, ids)}
+    kwargs: dict[str, Any] = {}
+    if body is not None:  # a GET's "body" is its query
+        kwargs = {"params" if method == "GET" else "json": _fill(body, ids)}
     return api.request(method, url, **kwargs)
 
 
@@ -127,17 +159,35 @@ def alice_world(secured: Secured) -> dict[str, Any]:
         while api.get(f"/threads/{busy}/runs/{active['run_id']}").json()["status"] != "running":
             assert time.monotonic() < deadline, "alice's long run never started"
             time.sleep(0.05)
+        # A cron on the finished thread (yearly: it does not fire during the tests),
+        # and a store item whose value holds an id of its own, so that any answer
+        # showing it to bob names an id he never sent.
+        cron = api.post(f"/threads/{tid}/runs/crons", json={
+            "assistant_id": "echo", "schedule": "0 0 1 1 *", "input": {"text": "y"},
+            "metadata": {"mine": "alice"}})
+        assert cron.status_code == 200, cron.text
+        store_root, store_key, store_secret = (str(uuid.uuid4()) for _ in range(3))
+        put = api.put("/store/items", json={"namespace": [store_root, "notes"], "key": store_key,
+                                            "value": {"secret": store_secret}})
+        assert put.status_code == 204, put.text
         finished = {"thread_id": tid, "run_id": run_id,
                     "assistant_id": assistant["assistant_id"],
-                    "checkpoint_id": api.get(f"/threads/{tid}/state").json()["checkpoint_id"]}
+                    "checkpoint_id": api.get(f"/threads/{tid}/state").json()["checkpoint_id"],
+                    "cron_id": cron.json()["cron_id"], "store_root": store_root,
+                    "store_key": store_key}
         running = {**finished, "thread_id": busy, "run_id": active["run_id"]}
         snapshot = {
             "thread": api.get(f"/threads/{tid}").json(),
             "state": api.get(f"/threads/{tid}/state").json(),
             "runs": api.get(f"/threads/{tid}/runs").json(),
             "assistant": api.get(f"/assistants/{assistant['assistant_id']}").json(),
+            "crons": api.post("/runs/crons/search", json={"thread_id": tid}).json(),
+            "item": api.get("/store/items", params={"namespace": f"{store_root}.notes",
+                                                    "key": store_key}).json(),
         }
-    secret = {v for ids in (finished, running) for v in ids.values()}
+        assert [c["cron_id"] for c in snapshot["crons"]] == [finished["cron_id"]]
+        assert snapshot["item"]["value"] == {"secret": store_secret}
+    secret = {v for ids in (finished, running) for v in ids.values()} | {store_secret}
     return {"finished": finished, "running": running, "snapshot": snapshot, "secret": secret}
 
 
@@ -150,8 +200,8 @@ def test_every_route_needs_credentials(secured: Secured) -> None:
     with secured.http(None) as anonymous:
         spec = anonymous.get("/openapi.json")
         assert spec.status_code == 200
-        ids = {"thread_id": str(uuid.uuid4()), "run_id": str(uuid.uuid4()),
-               "assistant_id": str(uuid.uuid4()), "checkpoint_id": str(uuid.uuid4())}
+        ids = {name: str(uuid.uuid4()) for name in
+               ("thread_id", "run_id", "assistant_id", "checkpoint_id", "cron_id")}
         for path, item in spec.json()["paths"].items():
             for method in item:
                 route = f"{method.upper()} {path}"
@@ -302,6 +352,8 @@ def test_other_owner_is_not_found_on_every_route(secured: Secured, alice_world: 
             assert resp.status_code == status, (route, resp.status_code, resp.text[:300])
             sent = str(resp.request.url) + resp.request.content.decode()
             assert not _leaked(resp, sent, alice_world["secret"]), (route, resp.text[:300])
+            if route in BODY_ANSWERS:
+                assert resp.json() == BODY_ANSWERS[route], (route, resp.text[:300])
         # A run that would create the thread: alice's id cannot be taken (ids are
         # global), so 409 as for any existing thread, and nothing of hers changes.
         taken = bob.post(f"/threads/{ids['thread_id']}/runs",
@@ -324,6 +376,11 @@ def test_alice_is_untouched(secured: Secured, alice_world: dict[str, Any]) -> No
         assert api.get(f"/threads/{tid}/state").json() == snapshot["state"]
         assert api.get(f"/threads/{tid}/runs").json() == snapshot["runs"]
         assert api.get(f"/assistants/{finished['assistant_id']}").json() == snapshot["assistant"]
+        assert api.post("/runs/crons/search", json={"thread_id": tid}).json() == snapshot["crons"]
+        # bob wrote and deleted the very same namespace and key: in his own space.
+        assert api.get("/store/items", params={"namespace": f"{finished['store_root']}.notes",
+                                               "key": finished["store_key"]}).json() == \
+            snapshot["item"]
         run = api.get(f"/threads/{running['thread_id']}/runs/{running['run_id']}").json()
         assert run["status"] == "running" and run["cancel_action"] is None, run
         cancel = api.post(f"/threads/{running['thread_id']}/runs/{running['run_id']}/cancel",
@@ -430,3 +487,222 @@ def test_shared_default_assistants(secured: Secured) -> None:
                            json={"name": "b"}).json()["name"] == "b"
         ran = bob.post("/runs/wait", json={"assistant_id": aid, "input": {"text": "d"}})
         assert ran.status_code == 200, ran.text
+
+
+# ------------------------------------------------- crons, store, thread stream, batch
+
+
+@contextlib.contextmanager
+def _refused(status: int) -> Iterator[None]:
+    """An SDK call that must fail with `status`."""
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        yield
+    assert refused.value.response.status_code == status, refused.value
+
+
+async def test_crons_fire_as_their_owner(secured: Secured) -> None:
+    """alice's crons (one on her thread, one stateless) fire every second: each run is
+    alice's, its thread too, and the graph writes into alice's store space. bob sees
+    none of it: not the crons, not their runs or threads, not what they stored."""
+    alice, bob = secured.sdk("alice"), secured.sdk("bob")
+    tag = str(uuid.uuid4())
+    tid = (await alice.threads.create())["thread_id"]
+    crons = [await alice.crons.create_for_thread(tid, "memory", schedule="* * * * * *",
+                                                 input={"log": tag}),
+             await alice.crons.create("memory", schedule="* * * * * *", input={"log": tag},
+                                      on_run_completed="keep")]
+    cron_ids = {c["cron_id"] for c in crons}
+    try:
+        deadline = time.monotonic() + 40
+        while True:  # every firing's run logs (run id -> cron, thread) in alice's store
+            logged = (await alice.store.search_items(["cron_log", tag], limit=100))["items"]
+            if {i["value"]["cron_id"] for i in logged} == cron_ids:
+                break
+            assert time.monotonic() < deadline, f"alice's crons did not both fire: {logged}"
+            await asyncio.sleep(0.3)
+        # bob: not the crons ...
+        assert not cron_ids & {c["cron_id"] for c in await bob.crons.search(limit=100)}
+        assert await bob.crons.count(thread_id=tid) == 0
+        assert await bob.crons.search(thread_id=tid) == []
+        for cron_id in cron_ids:
+            with _refused(404):
+                await bob.crons.update(cron_id, enabled=False)
+            with _refused(404):
+                await bob.crons.delete(cron_id)
+        # ... nor a cron of his own on alice's thread ...
+        with _refused(404):
+            await bob.crons.create_for_thread(tid, "memory", schedule="* * * * * *")
+        # ... nor what their runs stored, under the very same namespace.
+        assert (await bob.store.search_items(["cron_log", tag]))["items"] == []
+        assert await bob.store.get_item(["cron_log", tag], logged[0]["key"]) is None
+        bobs_threads = {t["thread_id"] for t in await bob.threads.search(limit=1000)}
+        for item in logged:
+            run_id, thread_id = item["key"], item["value"]["thread_id"]
+            run = await alice.runs.get(thread_id, run_id)
+            assert run["metadata"]["cron_id"] == item["value"]["cron_id"], run
+            assert (await alice.threads.get(thread_id))["thread_id"] == thread_id
+            assert thread_id not in bobs_threads
+            with _refused(404):
+                await bob.runs.get(thread_id, run_id)
+            with _refused(404):
+                await bob.threads.get(thread_id)
+    finally:
+        for cron_id in cron_ids:
+            await alice.crons.delete(cron_id)
+    # Still alice's after bob's attempts: her crons were there to delete (no 404 above).
+
+
+async def test_store_items_are_their_owners(secured: Secured) -> None:
+    """alice and bob use the same namespaces and keys, through the API and through
+    graph runs: each reads, searches, lists and deletes only their own items."""
+    alice, bob = secured.sdk("alice"), secured.sdk("bob")
+    root = str(uuid.uuid4())
+    await alice.store.put_item([root, "a"], "k", {"who": "alice"})
+    await bob.store.put_item([root, "a"], "k", {"who": "bob"})
+    assert (await alice.store.get_item([root, "a"], "k"))["value"] == {"who": "alice"}
+    assert (await bob.store.get_item([root, "a"], "k"))["value"] == {"who": "bob"}
+    await bob.store.delete_item([root, "a"], "k")
+    assert await bob.store.get_item([root, "a"], "k") is None
+    assert (await alice.store.get_item([root, "a"], "k"))["value"] == {"who": "alice"}
+    assert (await bob.store.search_items([root]))["items"] == []
+    assert (await bob.store.list_namespaces(prefix=[root]))["namespaces"] == []
+    everything = (await bob.store.list_namespaces(limit=1000))["namespaces"]
+    assert all(ns[:1] != [root] for ns in everything), everything
+    assert (await alice.store.list_namespaces(prefix=[root]))["namespaces"] == [[root, "a"]]
+
+    # A graph run writes where its caller's API calls read, and nowhere else.
+    secret = str(uuid.uuid4())
+    ran = await alice.runs.wait(None, "memory", input={
+        "namespace": [root, "graph"], "key": "m", "write": {"secret": secret}})
+    assert ran["seen"] is None and ran["seen_sync"] == {"secret": secret}
+    assert (await alice.store.get_item([root, "graph"], "m"))["value"] == {"secret": secret}
+    assert await bob.store.get_item([root, "graph"], "m") is None
+    assert secret not in str(await bob.store.search_items([root], limit=100))
+    # bob's run, reading (sync and async) and writing the same item: his own.
+    ran = await bob.runs.wait(None, "memory", input={
+        "namespace": [root, "graph"], "key": "m", "write": {"who": "bob"}})
+    assert ran["seen"] is None and ran["seen_sync"] == {"who": "bob"}
+    assert (await alice.store.get_item([root, "graph"], "m"))["value"] == {"secret": secret}
+
+
+async def test_thread_stream_is_its_owners(secured: Secured) -> None:
+    """bob joining alice's thread stream (with or without a Last-Event-ID of hers)
+    is 404 with no event; and a stream alice holds on a thread she deletes never
+    carries the runs of bob's thread created with the same id right after."""
+    alice, bob = secured.sdk("alice"), secured.sdk("bob")
+
+    async def read_all(client: Any, tid: str, **kwargs: Any) -> list[Any]:
+        return [p async for p in await client.threads.join_stream(tid, **kwargs)]
+
+    tid = (await alice.threads.create())["thread_id"]
+    run = await alice.runs.create(tid, "sleepy", input={"steps": 100, "delay": 0.05})
+    for last in (None, f"{run['run_id']}:1", f"{run['run_id']}:done"):
+        with _refused(404):
+            await read_all(bob, tid, last_event_id=last)
+    await alice.runs.cancel(tid, run["run_id"], wait=True)
+
+    async def first_event(client: Any, tid: str) -> Any:
+        async for part in await client.threads.join_stream(tid):
+            return part
+        return None  # the stream ended without one
+
+    for _ in range(3):  # a race: repeated
+        tid = (await alice.threads.create())["thread_id"]
+        reader = asyncio.ensure_future(first_event(alice, tid))
+        await asyncio.sleep(0.5)
+        await alice.threads.delete(tid)
+        await bob.threads.create(thread_id=tid)  # ids are global: free again
+        bobs = await bob.runs.create(tid, "echo", input={"text": "bob's"})
+        # alice's thread never had a run: any event at all would be bob's. The stream
+        # ends once it sees her thread is gone.
+        leaked = await asyncio.wait_for(reader, 30)
+        assert leaked is None, f"alice's stream carried bob's run {bobs['run_id']}: {leaked}"
+        await bob.runs.join(tid, bobs["run_id"])
+        await bob.threads.delete(tid)
+
+
+def test_batch_prune_and_copy_never_reach_another_owners_thread(
+        secured: Secured, alice_world: dict[str, Any]) -> None:
+    """bob's batch runs are stateless: naming alice's thread in any field creates
+    nothing on it; his prune of her threads prunes nothing of hers (his own, yes); his
+    copy of her thread is 404 and makes no thread."""
+    finished = alice_world["finished"]
+    tid = finished["thread_id"]
+    with secured.http("alice") as alice:
+        before = {"state": alice.get(f"/threads/{tid}/state").json(),
+                  "history": alice.post(f"/threads/{tid}/history", json={"limit": 100}).json(),
+                  "runs": alice.get(f"/threads/{tid}/runs").json()}
+    with secured.http("bob") as bob:
+        named = bob.post("/runs/batch", json=[{**ECHO, "thread_id": tid}])
+        assert named.status_code == 422 and "thread_id" in named.text, named.text
+        forked = bob.post("/runs/batch", json=[{**ECHO, "checkpoint": {
+            "thread_id": tid, "checkpoint_id": finished["checkpoint_id"]}}])
+        assert forked.status_code == 404, forked.text
+        assert not _leaked(forked, forked.request.content.decode(), alice_world["secret"])
+        configured = bob.post("/runs/batch", json=[
+            {**ECHO, "on_completion": "keep", "config": {"configurable": {"thread_id": tid}}}
+        ] * 3)
+        assert configured.status_code == 200, configured.text
+        for run in configured.json():
+            assert run["thread_id"] != tid
+            joined = bob.get(f"/threads/{run['thread_id']}/runs/{run['run_id']}/join")
+            assert joined.json() == {"text": "x", "echoed": ["x"]}, joined.text
+        own = bob.post("/threads", json={}).json()["thread_id"]
+        pruned = bob.post("/threads/prune", json={
+            "thread_ids": [tid, alice_world["running"]["thread_id"], own], "strategy": "delete"})
+        assert pruned.json() == {"pruned_count": 1}, pruned.text
+        assert bob.get(f"/threads/{own}").status_code == 404
+        kept = bob.post("/threads/prune", json={"thread_ids": [tid], "strategy": "keep_latest"})
+        assert kept.json() == {"pruned_count": 0}, kept.text
+        count = bob.post("/threads/count", json={}).json()
+        assert bob.post(f"/threads/{tid}/copy").status_code == 404
+        assert bob.post("/threads/count", json={}).json() == count
+    with secured.http("alice") as alice:
+        assert alice.get(f"/threads/{tid}/state").json() == before["state"]
+        assert alice.post(f"/threads/{tid}/history", json={"limit": 100}).json() == \
+            before["history"]
+        assert alice.get(f"/threads/{tid}/runs").json() == before["runs"]
+
+
+def test_custom_handlers_on_crons_and_store(secured: Secured) -> None:
+    """tests/auth_graphs/auth.py: crons.create adds metadata; carol's crons.search,
+    update and delete filter out locked crons (in SQL for search and count); carol's
+    store operations are rewritten into ("carol-folder", ...); store.delete denies
+    carol (403)."""
+    if secured.mode != "custom":
+        pytest.skip("the custom handlers' own answers")
+    cron = {"assistant_id": "echo", "schedule": "0 0 1 1 *"}
+    with secured.http("carol") as carol:
+        open_ = carol.post("/runs/crons", json={**cron, "metadata": {"locked": False}}).json()
+        assert open_["metadata"] == {"locked": False, "created_by": "carol"}, open_
+        locked = carol.post("/runs/crons", json={**cron, "metadata": {"locked": True}}).json()
+        assert locked["metadata"] == {"locked": True, "created_by": "carol"}, locked
+        found = carol.post("/runs/crons/search", json={"limit": 100}).json()
+        assert [c["cron_id"] for c in found] == [open_["cron_id"]]
+        assert carol.post("/runs/crons/count", json={}).json() == 1
+        assert carol.patch(f"/runs/crons/{locked['cron_id']}",
+                           json={"enabled": False}).status_code == 404
+        assert carol.delete(f"/runs/crons/{locked['cron_id']}").status_code == 404
+        patched = carol.patch(f"/runs/crons/{open_['cron_id']}",
+                              json={"metadata": {"locked": False, "n": 1}})
+        assert patched.status_code == 200, patched.text
+        assert carol.delete(f"/runs/crons/{open_['cron_id']}").status_code == 204
+
+        item = {"namespace": ["notes"], "key": "k", "value": {"v": 1}}
+        assert carol.put("/store/items", json=item).status_code == 204
+        got = carol.get("/store/items", params={"namespace": "notes", "key": "k"}).json()
+        assert got["namespace"] == ["carol-folder", "notes"] and got["value"] == {"v": 1}
+        assert carol.post("/store/namespaces", json={}).json() == {
+            "namespaces": [["carol-folder", "notes"]]}
+        assert [i["namespace"] for i in carol.post("/store/items/search", json={}).json()[
+            "items"]] == [["carol-folder", "notes"]]
+        denied = carol.request("DELETE", "/store/items", json={"namespace": ["notes"], "key": "k"})
+        assert denied.status_code == 403, denied.text
+        assert carol.get("/store/items", params={"namespace": "notes", "key": "k"}).json() == got
+    with secured.http("alice") as alice:
+        # No filter for alice; carol's locked cron is still not hers to see.
+        seen = {c["cron_id"] for c in alice.post("/runs/crons/search",
+                                                json={"limit": 100}).json()}
+        assert locked["cron_id"] not in seen
+        assert alice.get("/store/items", params={"namespace": "carol-folder.notes",
+                                                 "key": "k"}).json() is None

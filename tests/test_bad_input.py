@@ -978,12 +978,16 @@ values = ["{run_id}"]
 values = ["{assistant_id}"]
 [dictionaries.checkpoint_ids]
 values = ["{checkpoint_id}"]
+[dictionaries.cron_ids]
+values = ["{cron_id}"]
 
 [parameters]
 "path.thread_id" = {{ dictionary = "thread_ids", probability = 0.6 }}
 "path.run_id" = {{ dictionary = "run_ids", probability = 0.6 }}
 "path.assistant_id" = {{ dictionary = "assistant_ids", probability = 0.6 }}
 "path.checkpoint_id" = {{ dictionary = "checkpoint_ids", probability = 0.6 }}
+"path.cron_id" = {{ dictionary = "cron_ids", probability = 0.6 }}
+"body.thread_id" = {{ dictionary = "thread_ids", probability = 0.5 }}
 "body.assistant_id" = {{ dictionary = "assistant_ids", probability = 0.5 }}
 """
 
@@ -1014,6 +1018,8 @@ def test_fuzz_finds_no_server_error(api: httpx.Client, server: ServerProcess,
         "thread_id": tid, "run_id": run["run_id"],
         "assistant_id": api.post("/assistants", json={"graph_id": "echo"}).json()["assistant_id"],
         "checkpoint_id": api.get(f"/threads/{tid}/state").json()["checkpoint_id"],
+        "cron_id": api.post(f"/threads/{tid}/runs/crons", json={
+            "assistant_id": "echo", "schedule": "0 0 1 1 *"}).json()["cron_id"],
     }
     config = tmp_path / "schemathesis.toml"
     config.write_text(FUZZ_CONFIG.format(**ids))
@@ -1081,8 +1087,9 @@ def no_foreign_ids(ctx, response, case):
 
 def test_fuzz_with_auth_finds_no_server_error_and_no_leak(tmp_path: Path) -> None:
     """schemathesis over every route of an API-key server, as bob, with alice's ids
-    offered for every path id (60% of the time) and assistant_id: no 5xx, no answer
-    naming any of alice's ids, and alice's data intact afterwards."""
+    offered for every path id (60% of the time), assistant_id and thread_id: no 5xx,
+    no answer naming any of alice's ids (her store item's value holds one), and
+    alice's data (thread, runs, assistant, cron, store item) intact afterwards."""
     pytest.importorskip("schemathesis", reason="pip install -e '.[dev]' for the fuzz pass")
     from auth_support import API_KEYS, server_args
 
@@ -1098,15 +1105,24 @@ def test_fuzz_with_auth_finds_no_server_error_and_no_leak(tmp_path: Path) -> Non
                 "assistant_id": alice.post("/assistants", json={"graph_id": "echo"}).json()[
                     "assistant_id"],
                 "checkpoint_id": alice.get(f"/threads/{tid}/state").json()["checkpoint_id"],
+                # Yearly: it does not fire while the fuzzer runs.
+                "cron_id": alice.post(f"/threads/{tid}/runs/crons", json={
+                    "assistant_id": "echo", "schedule": "0 0 1 1 *"}).json()["cron_id"],
             }
+            item = {"namespace": "notes", "key": "k"}
+            secret = str(uuid.uuid4())
+            assert alice.put("/store/items", json={"namespace": ["notes"], "key": "k",
+                                                   "value": {"secret": secret}}).status_code == 204
             before = {"thread": alice.get(f"/threads/{tid}").json(),
                       "state": alice.get(f"/threads/{tid}/state").json(),
                       "runs": alice.get(f"/threads/{tid}/runs").json(),
-                      "assistant": alice.get(f"/assistants/{ids['assistant_id']}").json()}
+                      "assistant": alice.get(f"/assistants/{ids['assistant_id']}").json(),
+                      "crons": alice.post("/runs/crons/search", json={}).json(),
+                      "item": alice.get("/store/items", params=item).json()}
         config = tmp_path / "schemathesis.toml"
         config.write_text(FUZZ_CONFIG.format(**ids))
         (tmp_path / "leak_check.py").write_text(
-            LEAK_CHECK.format(secret=json.dumps(sorted(ids.values()))))
+            LEAK_CHECK.format(secret=json.dumps(sorted({*ids.values(), secret}))))
         command = fuzz_command(proc.url, config)
         command[command.index("not_a_server_error")] = "not_a_server_error,no_foreign_ids"
         command += ["--header", f"x-api-key: {API_KEYS['bob']}"]
@@ -1124,6 +1140,8 @@ def test_fuzz_with_auth_finds_no_server_error_and_no_leak(tmp_path: Path) -> Non
             assert alice.get(f"/threads/{tid}/state").json() == before["state"]
             assert alice.get(f"/threads/{tid}/runs").json() == before["runs"]
             assert alice.get(f"/assistants/{ids['assistant_id']}").json() == before["assistant"]
+            assert alice.post("/runs/crons/search", json={}).json() == before["crons"]
+            assert alice.get("/store/items", params=item).json() == before["item"]
         log = proc.log()
         assert "unexpected error" not in log and "Traceback" not in log, log[-4000:]
     finally:

@@ -93,7 +93,9 @@ class Crons:
             following = next_firing(spec.schedule, spec.timezone, spec.end_time, now)
         except schedules.BadSchedule as exc:
             raise BadRequest(str(exc)) from None
-        assistant = await self.runlane.resolve_assistant(spec.assistant_id)
+        # The owner's own assistant or a shared one: another owner's is NotFound, as
+        # for a run (a cron must not run, later, what its owner cannot run now).
+        assistant = await self.runlane.resolve_assistant(spec.assistant_id, owner=owner)
         if assistant["graph_id"] not in self.runlane.graphs:
             raise BadRequest(f"graph {assistant['graph_id']!r} is not served here")
         if thread_id is not None and not await self.store.thread_visible(thread_id, owner=owner):
@@ -126,17 +128,20 @@ class Crons:
         self._changed()
         return created
 
-    async def get(self, cron_id: str, *, owner: Owner = None) -> Row:
-        row = await self.store.get(cron_id, owner=owner)
+    async def get(self, cron_id: str, *, owner: Owner = None,
+                  auth_filter: Row | None = None) -> Row:
+        row = await self.store.get(cron_id, owner=owner, auth_filter=auth_filter)
         if row is None:
             raise NotFound(f"cron {cron_id} not found")
         return row
 
-    async def update(self, cron_id: str, changes: Row, *, owner: Owner = None) -> Row:
+    async def update(self, cron_id: str, changes: Row, *, owner: Owner = None,
+                     auth_filter: Row | None = None) -> Row:
         """`changes`: schedule, timezone, end_time, enabled, metadata, on_run_completed
         and run fields (RUN_FIELDS), each only if given. The next firing is recomputed
-        from now whenever what decides it changed."""
-        current = await self.get(cron_id, owner=owner)
+        from now whenever what decides it changed. `auth_filter`: the authorization
+        handler's filters the cron must pass (on its metadata as it is now)."""
+        current = await self.get(cron_id, owner=owner, auth_filter=auth_filter)
         payload = dict(current["payload"])
         values: Row = {}
         for field in RUN_FIELDS:
@@ -164,15 +169,16 @@ class Crons:
                 raise BadRequest(str(exc)) from None
         values["payload"] = payload
         values["updated_at"] = now
-        row = await self.store.update(cron_id, values, owner=owner)
+        row = await self.store.update(cron_id, values, owner=owner, auth_filter=auth_filter)
         if row is None:
             raise NotFound(f"cron {cron_id} not found")
         self._changed()
         return row
 
-    async def delete(self, cron_id: str, *, owner: Owner = None) -> None:
+    async def delete(self, cron_id: str, *, owner: Owner = None,
+                     auth_filter: Row | None = None) -> None:
         """Stops future firings; runs already created stay."""
-        if not await self.store.delete(cron_id, owner=owner):
+        if not await self.store.delete(cron_id, owner=owner, auth_filter=auth_filter):
             raise NotFound(f"cron {cron_id} not found")
 
     async def search(self, *, owner: Owner = None, **filters: Any) -> list[Row]:

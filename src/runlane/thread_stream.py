@@ -25,8 +25,10 @@ import time
 from collections.abc import AsyncIterator
 
 from runlane.contract import TERMINAL, RunStatus
+from runlane.owners import Owner
 from runlane.serde import dumps
 from runlane.service import Runlane
+from runlane.store import NotFound
 from runlane.streams.local import HEARTBEAT, HEARTBEAT_SECONDS
 
 THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
@@ -94,7 +96,10 @@ def _renumber(chunk: bytes, run_id: str, names: frozenset[str] | None) -> list[b
 
 async def follow_thread(
     svc: Runlane, thread_id: str, *, modes: set[str], last_event_id: tuple[str, int | None] | None,
+    owner: Owner = None,
 ) -> AsyncIterator[bytes]:
+    """The thread's runs' events as `owner` may see them (the route checked the thread
+    is the owner's; every read here stays the owner's too, see Store.run_seq)."""
     names = _event_names(modes)
     send_done = "run_modes" in modes or "lifecycle" in modes
     store = svc.store
@@ -102,22 +107,22 @@ async def follow_thread(
     resume_after = 0
     if last_event_id is not None:
         run_id, position = last_event_id
-        seq = await store.run_seq(thread_id, run_id)
+        seq = await store.run_seq(thread_id, run_id, owner=owner)
         if seq is None:  # that run is gone: go on with whatever comes after now
-            after_seq = await store.thread_stream_start(thread_id)
+            after_seq = await store.thread_stream_start(thread_id, owner=owner)
         elif position is None:  # it was done: the next run
             after_seq = seq
         else:
             after_seq, resume_run, resume_after = seq - 1, run_id, position
     else:
-        after_seq = await store.thread_stream_start(thread_id)
+        after_seq = await store.thread_stream_start(thread_id, owner=owner)
     quiet_since = active_at = time.monotonic()
     polls = 0
     while True:
-        found = await store.next_run_on_thread(thread_id, after_seq)
+        found = await store.next_run_on_thread(thread_id, after_seq, owner=owner)
         if found is None:
             polls += 1
-            if polls % EXISTS_EVERY == 0 and await store.get_thread(thread_id) is None:
+            if polls % EXISTS_EVERY == 0 and await store.get_thread(thread_id, owner=owner) is None:
                 return  # the thread was deleted: nothing more will come
             if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
                 quiet_since = time.monotonic()
@@ -129,22 +134,31 @@ async def follow_thread(
             continue
         run_id, seq = found
         after = resume_after if run_id == resume_run else 0
-        frames = await svc.stream_run(thread_id, run_id, last_event_id=after)
-        async for chunk in frames:
+        try:
+            frames: AsyncIterator[bytes] | None = await svc.stream_run(
+                thread_id, run_id, last_event_id=after, owner=owner)
+        except NotFound:  # deleted since it was found: its run_done says so below
+            frames = None
+        async for chunk in frames or _nothing():
             batch = _renumber(chunk, run_id, names)
             if batch:
                 yield b"".join(batch)
         quiet_since = active_at = time.monotonic()
-        row = await store.get_run(thread_id, run_id)
+        row = await store.get_run(thread_id, run_id, owner=owner)
         if row is not None and RunStatus(row["status"]) not in TERMINAL:
             # The stream ended early (a relay problem): the client resumes from its
             # last id; ending here is what makes that happen.
             return
         if send_done:
             if row is None:  # rolled back (a tombstone says how it ended) or deleted
-                tomb = await store.get_tombstone(thread_id, run_id)
+                tomb = await store.get_tombstone(thread_id, run_id, owner=owner)
                 status = tomb["run"]["status"] if tomb is not None else "deleted"
             else:
                 status = row["status"]
             yield _frame("run_done", {"run_id": run_id, "status": status}, f"{run_id}:done")
         after_seq = seq
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing

@@ -68,3 +68,30 @@ async def no_hidden_threads_update(ctx: Auth.types.AuthContext, value: dict) -> 
 async def carol_sees_tagged_assistants(ctx: Auth.types.AuthContext, value: dict) -> dict | None:
     # A $contains filter: carol's searches show assistants tagged with her name.
     return {"tags": {"$contains": "carol"}} if ctx.user.identity == "carol" else None
+
+
+# ------------------------------------------------------------- crons and the store
+
+
+@auth.on.crons.create
+async def tag_new_crons(ctx: Auth.types.AuthContext, value: dict) -> None:
+    value.setdefault("metadata", {})
+    value["metadata"]["created_by"] = ctx.user.identity
+
+
+@auth.on(resources="crons", actions=["search", "update", "delete"])
+async def carol_leaves_locked_crons_alone(ctx: Auth.types.AuthContext, value: dict) -> dict | None:
+    # A filter on the crons' metadata: carol neither sees nor changes locked crons.
+    return {"locked": {"$eq": False}} if ctx.user.identity == "carol" else None
+
+
+@auth.on.store
+async def carol_stores_in_her_folder(ctx: Auth.types.AuthContext, value: dict) -> None:
+    # The documented way to scope the store: rewrite the namespace (here for carol).
+    if ctx.user.identity == "carol":
+        value["namespace"] = ("carol-folder", *(value.get("namespace") or ()))
+
+
+@auth.on.store.delete
+async def carol_cannot_delete_items(ctx: Auth.types.AuthContext, value: dict) -> bool:
+    return ctx.user.identity != "carol"

@@ -4,8 +4,9 @@ custom auth's authorization handlers (runlane.auth.authorization).
 Owner isolation is applied by the store on every statement (`owned(...)`); the
 helpers here add what the handlers decide: deny (403), or a metadata filter the
 row must pass, else it looks missing (404, like another owner's row).
-Crons and store routes use them the same way: `await allowed(request, "crons",
-"read", value)` and `owner_of(request)` into the store call.
+Crons use them as threads do (`allowed(request, "crons", action, value)`; the
+filters go into the cron store's WHERE). Store routes use `store_allowed`: a store
+handler may deny or rewrite the operation (its namespace above all), never filter.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from runlane.auth.authorization import Filters, authorize, matches
+from runlane.auth.authorization import BadFilter, Filters, authorize, matches
 from runlane.owners import owner_of
 from runlane.store import NotFound
 
@@ -46,3 +47,17 @@ async def check_thread(request: Request, thread_id: str, action: str, value: Row
     thread = await svc.store.get_thread(thread_id, owner=owner_of(request))
     if thread is None or not matches(thread.get("metadata"), filters):
         raise NotFound(f"thread {thread_id} not found")
+
+
+async def store_allowed(request: Request, action: str, value: Row) -> None:
+    """Run the `store.<action>` handler on `value`, which the route then uses as the
+    handler left it (as the LangGraph server does: a handler scopes a user by
+    rewriting `value["namespace"]`). Owner isolation still applies underneath: the
+    rewritten namespace lives in the caller's own space. Store items carry no
+    metadata to filter on, so a handler that returns a filter is a bug in it (500,
+    never a silently unscoped answer)."""
+    filters = await allowed(request, "store", action, value)
+    if filters:
+        raise BadFilter(f"the authorization handler for store.{action} returned a filter "
+                        f"({sorted(filters)}); store handlers may only allow, deny, or "
+                        "rewrite value['namespace']")

@@ -1,4 +1,13 @@
-"""Cron routes: create (on a thread, or stateless), search, count, update, delete."""
+"""Cron routes: create (on a thread, or stateless), search, count, update, delete.
+
+Each is the caller's (`owner_of`: another owner's cron or thread is a missing one)
+and passes the custom auth's handlers as the LangGraph server runs them:
+`crons.create` (may add metadata), `crons.search` (search and count; a filter on the
+crons' metadata), `crons.update` and `crons.delete` (a filter the cron must pass,
+else 404). A cron creates runs later on its owner's behalf, so creating one is also
+creating runs: it passes `threads.create_run` as a run would (on a thread cron's
+thread, the handler's filter too).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +17,10 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from runlane.api.access import allowed, check_thread, has_handlers
 from runlane.api.cron_models import CronCount, CronCreate, CronPatch, CronSearch, ThreadCronCreate
 from runlane.api.responses import JSON
-from runlane.crons import Crons, CronSpec, cron_body
+from runlane.crons import RUN_FIELDS, Crons, CronSpec, cron_body
 from runlane.graphs import default_assistant_id
 from runlane.owners import owner_of
 from runlane.serde import utcnow
@@ -37,15 +47,44 @@ def _spec(body: ThreadCronCreate) -> CronSpec:
     )
 
 
+async def _authorized(request: Request, thread_id: str | None, spec: CronSpec) -> CronSpec:
+    """The cron as the `crons.create` and `threads.create_run` handlers let it
+    through; metadata they add is kept (the cron's, and its runs')."""
+    if not has_handlers(request):
+        return spec
+    value: dict[str, Any] = {
+        "payload": spec.payload, "schedule": spec.schedule, "cron_id": None,
+        "thread_id": thread_id, "user_id": owner_of(request), "end_time": spec.end_time,
+        "metadata": spec.metadata,
+    }
+    await allowed(request, "crons", "create", value)
+    spec.metadata = value.get("metadata") or {}
+    run_value: dict[str, Any] = {
+        "thread_id": thread_id, "assistant_id": spec.assistant_id,
+        "metadata": dict(spec.payload.get("metadata") or {}),
+        "multitask_strategy": spec.payload.get("multitask_strategy"),
+        "if_not_exists": "reject", "kwargs": spec.payload,
+    }
+    if thread_id is not None:
+        await check_thread(request, thread_id, "create_run", run_value)
+    else:
+        await allowed(request, "threads", "create_run", run_value)
+    if run_value.get("metadata"):
+        spec.payload["metadata"] = run_value["metadata"]
+    return spec
+
+
 @router.post("/threads/{thread_id}/runs/crons")
 async def create_thread_cron(thread_id: UUID, body: ThreadCronCreate, request: Request) -> Response:
-    row = await crons(request).create(str(thread_id), _spec(body), owner=owner_of(request))
+    spec = await _authorized(request, str(thread_id), _spec(body))
+    row = await crons(request).create(str(thread_id), spec, owner=owner_of(request))
     return JSON(cron_body(row))
 
 
 @router.post("/runs/crons")
 async def create_cron(body: CronCreate, request: Request) -> Response:
-    row = await crons(request).create(None, _spec(body), owner=owner_of(request))
+    spec = await _authorized(request, None, _spec(body))
+    row = await crons(request).create(None, spec, owner=owner_of(request))
     return JSON(cron_body(row))
 
 
@@ -58,8 +97,9 @@ def _assistant_filter(request: Request, assistant_id: str | None) -> str | None:
 
 @router.post("/runs/crons/search")
 async def search_crons(body: CronSearch, request: Request) -> Response:
+    filters = await allowed(request, "crons", "search", body.model_dump(exclude_none=True))
     rows = await crons(request).search(
-        owner=owner_of(request),
+        owner=owner_of(request), auth_filter=filters,
         assistant_id=_assistant_filter(request, body.assistant_id),
         thread_id=str(body.thread_id) if body.thread_id else None,
         enabled=body.enabled, metadata=body.metadata, limit=body.limit, offset=body.offset,
@@ -74,8 +114,10 @@ async def search_crons(body: CronSearch, request: Request) -> Response:
 
 @router.post("/runs/crons/count")
 async def count_crons(body: CronCount, request: Request) -> Response:
+    # Counting is searching (as for threads and assistants): the same handler.
+    filters = await allowed(request, "crons", "search", body.model_dump(exclude_none=True))
     return JSON(await crons(request).count(
-        owner=owner_of(request),
+        owner=owner_of(request), auth_filter=filters,
         assistant_id=_assistant_filter(request, body.assistant_id),
         thread_id=str(body.thread_id) if body.thread_id else None,
         metadata=body.metadata,
@@ -84,12 +126,23 @@ async def count_crons(body: CronCount, request: Request) -> Response:
 
 @router.patch("/runs/crons/{cron_id}")
 async def update_cron(cron_id: UUID, body: CronPatch, request: Request) -> Response:
-    row = await crons(request).update(str(cron_id), body.changes(), owner=owner_of(request))
+    changes = body.changes()
+    value: dict[str, Any] = {
+        "cron_id": cron_id, "schedule": changes.get("schedule"),
+        "payload": {k: v for k, v in changes.items() if k in RUN_FIELDS},
+        **{k: changes[k] for k in ("metadata", "end_time", "enabled") if k in changes},
+    }
+    filters = await allowed(request, "crons", "update", value)
+    if "metadata" in changes:  # the handler may add to what is stored, as on threads
+        changes["metadata"] = value.get("metadata") or {}
+    row = await crons(request).update(str(cron_id), changes, owner=owner_of(request),
+                                      auth_filter=filters)
     return JSON(cron_body(row))
 
 
 @router.delete("/runs/crons/{cron_id}", status_code=204)
 async def delete_cron(cron_id: UUID, request: Request) -> Response:
-    await crons(request).delete(str(cron_id), owner=owner_of(request))
+    filters = await allowed(request, "crons", "delete", {"cron_id": cron_id})
+    await crons(request).delete(str(cron_id), owner=owner_of(request), auth_filter=filters)
     return Response(status_code=204)
 

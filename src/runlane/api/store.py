@@ -1,5 +1,12 @@
 """Store routes (`/store/...`): the langgraph store graphs use, seen through the
-caller's owner (item_store.ItemStore.for_owner)."""
+caller's owner (item_store.ItemStore.for_owner).
+
+With custom auth, each operation first passes the `store.<action>` handler (put,
+get, delete, search, list_namespaces; api/access.store_allowed) with the value the
+LangGraph server gives it; the operation is then made with what the handler left in
+it (typically a namespace rewritten to start with the user's identity). Owner
+isolation applies underneath either way.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from fastapi import APIRouter, Query, Request
 from langgraph.store.base import BaseStore, InvalidNamespaceError, Item, SearchItem
 from starlette.responses import Response
 
+from runlane.api.access import store_allowed
 from runlane.api.responses import JSON, error
 from runlane.api.store_models import StoreDelete, StoreListNamespaces, StorePut, StoreSearch
 from runlane.contract import parse_bool
@@ -72,13 +80,21 @@ def _reserved(namespace: list[str] | tuple[str, ...] | None) -> Response | None:
     return None
 
 
+def _namespace(value: dict[str, Any], field: str = "namespace") -> tuple[str, ...]:
+    """The namespace a handler left in `value` (it may have made it a list, or None)."""
+    return tuple(value.get(field) or ())
+
+
 @router.put("/store/items", status_code=204)
 async def put_item(body: StorePut, request: Request) -> Response:
     if (bad := _reserved(body.namespace)) is not None:
         return bad
+    value: dict[str, Any] = {"namespace": tuple(body.namespace), "key": body.key,
+                             "value": body.value, "index": body.index}
+    await store_allowed(request, "put", value)
     try:
         await _checked(store(request).aput(
-            tuple(body.namespace), body.key, body.value,
+            _namespace(value), value["key"], value["value"],
             index=body.index if body.index is False else None,
             **({"ttl": body.ttl} if body.ttl is not None else {}),
         ))
@@ -116,8 +132,11 @@ async def get_item(
         return error(422, "; ".join(problems))
     if (bad := _reserved(labels)) is not None:
         return bad
+    value: dict[str, Any] = {"namespace": tuple(labels), "key": key}
+    await store_allowed(request, "get", value)
     try:
-        item = await _checked(store(request).aget(tuple(labels), key, refresh_ttl=refresh))
+        item = await _checked(store(request).aget(_namespace(value), value["key"],
+                                                  refresh_ttl=refresh))
     except _Invalid as exc:
         return error(422, str(exc))
     # As the reference server: a missing item is `null`, which the SDKs return as None.
@@ -128,8 +147,10 @@ async def get_item(
 async def delete_item(body: StoreDelete, request: Request) -> Response:
     if (bad := _reserved(body.namespace)) is not None:
         return bad
+    value: dict[str, Any] = {"namespace": tuple(body.namespace), "key": body.key}
+    await store_allowed(request, "delete", value)
     try:
-        await _checked(store(request).adelete(tuple(body.namespace), body.key))
+        await _checked(store(request).adelete(_namespace(value), value["key"]))
     except _Invalid as exc:
         return error(422, str(exc))
     return Response(status_code=204)
@@ -139,10 +160,13 @@ async def delete_item(body: StoreDelete, request: Request) -> Response:
 async def search_items(body: StoreSearch, request: Request) -> Response:
     if (bad := _reserved(body.namespace_prefix)) is not None:
         return bad
+    value: dict[str, Any] = {"namespace": tuple(body.namespace_prefix), "filter": body.filter,
+                             "limit": body.limit, "offset": body.offset, "query": body.query}
+    await store_allowed(request, "search", value)
     try:
         items = await _checked(store(request).asearch(
-            tuple(body.namespace_prefix), filter=body.filter, limit=body.limit,
-            offset=body.offset, refresh_ttl=body.refresh_ttl,
+            _namespace(value), filter=value.get("filter"), limit=value["limit"],
+            offset=value["offset"], refresh_ttl=body.refresh_ttl,
         ))
     except _Invalid as exc:
         return error(422, str(exc))
@@ -153,11 +177,16 @@ async def search_items(body: StoreSearch, request: Request) -> Response:
 async def list_namespaces(body: StoreListNamespaces, request: Request) -> Response:
     if (bad := _reserved(body.prefix)) is not None:
         return bad
+    value: dict[str, Any] = {
+        "namespace": tuple(body.prefix) if body.prefix else None,
+        "suffix": tuple(body.suffix) if body.suffix else None,
+        "max_depth": body.max_depth, "limit": body.limit, "offset": body.offset,
+    }
+    await store_allowed(request, "list_namespaces", value)
     try:
         namespaces = await _checked(store(request).alist_namespaces(
-            prefix=tuple(body.prefix) if body.prefix else None,
-            suffix=tuple(body.suffix) if body.suffix else None,
-            max_depth=body.max_depth, limit=body.limit, offset=body.offset,
+            prefix=_namespace(value) or None, suffix=_namespace(value, "suffix") or None,
+            max_depth=value.get("max_depth"), limit=value["limit"], offset=value["offset"],
         ))
     except _Invalid as exc:
         return error(422, str(exc))

@@ -236,7 +236,7 @@ async def join_thread_stream(
         return error(422, str(exc))
     await _thread(request, thread_id)
     return sse(follow_thread(svc, str(thread_id), modes=set(stream_mode),
-                             last_event_id=resume))
+                             last_event_id=resume, owner=owner_of(request)))
 
 
 # -------------------------------------------------------------------- state

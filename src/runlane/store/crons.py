@@ -5,7 +5,9 @@ A firing is claimed by moving the cron's `next_run_date` from the value the work
 read to the next one (`UPDATE ... WHERE next_run_date = :seen`). Of several workers
 that read the same due cron, exactly one UPDATE matches; the others match no row and
 leave the firing alone. Every read, update and delete is limited to the caller's
-owner (`owners.owned`), so another owner's cron looks exactly like a missing one.
+owner (`owners.owned`), so another owner's cron looks exactly like a missing one, and
+to what the authorization handler's filters admit (`auth_filter`, on the cron's
+metadata), in the same statement.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy import Connection
 
 from runlane.owners import Owner, owned
 from runlane.store.database import Database
-from runlane.store.json_filter import json_has
+from runlane.store.json_filter import auth_filters, json_has
 from runlane.store.schema import crons, threads
 
 Row = dict[str, Any]
@@ -31,9 +33,14 @@ def _as_dict(row: sa.Row | None) -> Row | None:
     return None if row is None else dict(row._mapping)
 
 
-def _filters(*, owner: Owner, assistant_id: str | None, thread_id: str | None,
-             enabled: bool | None, metadata: Row | None) -> list[Any]:
-    where: list[Any] = [owned(crons.c.owner, owner)]
+def _visible(owner: Owner, auth_filter: Row | None) -> list[Any]:
+    """The crons the caller may see: its own, passing the handler's filters."""
+    return [owned(crons.c.owner, owner), *auth_filters(crons.c.metadata, auth_filter)]
+
+
+def _filters(*, owner: Owner, auth_filter: Row | None, assistant_id: str | None,
+             thread_id: str | None, enabled: bool | None, metadata: Row | None) -> list[Any]:
+    where: list[Any] = _visible(owner, auth_filter)
     if assistant_id is not None:
         where.append(crons.c.assistant_id == assistant_id)
     if thread_id is not None:
@@ -69,44 +76,47 @@ class CronStore:
             return row
         return await self.db.run(_tx)
 
-    async def get(self, cron_id: str, *, owner: Owner = None) -> Row | None:
+    async def get(self, cron_id: str, *, owner: Owner = None,
+                  auth_filter: Row | None = None) -> Row | None:
 
         def _tx(conn: Connection) -> Row | None:
             return _as_dict(conn.execute(sa.select(crons).where(
-                crons.c.cron_id == cron_id, owned(crons.c.owner, owner))).first())
+                crons.c.cron_id == cron_id, *_visible(owner, auth_filter))).first())
         return await self.db.run(_tx)
 
-    async def update(self, cron_id: str, values: Row, *, owner: Owner = None) -> Row | None:
-        """Change a cron; None if it is not there (for this owner)."""
+    async def update(self, cron_id: str, values: Row, *, owner: Owner = None,
+                     auth_filter: Row | None = None) -> Row | None:
+        """Change a cron; None if it is not there (for this owner and filter)."""
 
         def _tx(conn: Connection) -> Row | None:
             return _as_dict(conn.execute(
                 crons.update()
-                .where(crons.c.cron_id == cron_id, owned(crons.c.owner, owner))
+                .where(crons.c.cron_id == cron_id, *_visible(owner, auth_filter))
                 .values(**values)
                 .returning(*crons.c)
             ).first())
         return await self.db.run(_tx)
 
-    async def delete(self, cron_id: str, *, owner: Owner = None) -> bool:
+    async def delete(self, cron_id: str, *, owner: Owner = None,
+                     auth_filter: Row | None = None) -> bool:
 
         def _tx(conn: Connection) -> bool:
             result = conn.execute(crons.delete().where(
-                crons.c.cron_id == cron_id, owned(crons.c.owner, owner)))
+                crons.c.cron_id == cron_id, *_visible(owner, auth_filter)))
             return result.rowcount > 0
         return await self.db.run(_tx)
 
     async def search(
-        self, *, owner: Owner = None, assistant_id: str | None = None,
-        thread_id: str | None = None, enabled: bool | None = None,
-        metadata: Row | None = None, limit: int = 10, offset: int = 0,
+        self, *, owner: Owner = None, auth_filter: Row | None = None,
+        assistant_id: str | None = None, thread_id: str | None = None,
+        enabled: bool | None = None, metadata: Row | None = None, limit: int = 10, offset: int = 0,
         sort_by: str = "created_at", sort_order: str = "desc",
     ) -> list[Row]:
         column = crons.c[sort_by]
         query = (
             sa.select(crons)
-            .where(*_filters(owner=owner, assistant_id=assistant_id, thread_id=thread_id,
-                             enabled=enabled, metadata=metadata))
+            .where(*_filters(owner=owner, auth_filter=auth_filter, assistant_id=assistant_id,
+                             thread_id=thread_id, enabled=enabled, metadata=metadata))
             # cron_id breaks ties, so pages do not overlap when sort values repeat.
             .order_by(column.desc() if sort_order == "desc" else column.asc(), crons.c.cron_id)
             .limit(limit).offset(offset)
@@ -117,12 +127,13 @@ class CronStore:
         return await self.db.run(_tx)
 
     async def count(
-        self, *, owner: Owner = None, assistant_id: str | None = None,
-        thread_id: str | None = None, metadata: Row | None = None,
+        self, *, owner: Owner = None, auth_filter: Row | None = None,
+        assistant_id: str | None = None, thread_id: str | None = None,
+        metadata: Row | None = None,
     ) -> int:
         query = sa.select(sa.func.count()).select_from(crons).where(
-            *_filters(owner=owner, assistant_id=assistant_id, thread_id=thread_id,
-                      enabled=None, metadata=metadata))
+            *_filters(owner=owner, auth_filter=auth_filter, assistant_id=assistant_id,
+                      thread_id=thread_id, enabled=None, metadata=metadata))
 
         def _tx(conn: Connection) -> int:
             return int(conn.scalar(query) or 0)

@@ -211,9 +211,9 @@ class Store(AssistantQueries, ThreadQueries):
             st.SELECT_THREAD_TO_ADMIT, {"p_thread_id": run["thread_id"]}
         ).first())
         if thread is not None and owner is not None and thread["owner"] != owner:
-            # Another owner's thread answers exactly like a missing one; only
-            # if_not_exists=create cannot pretend to create it (its id is taken: 409,
-            # as for POST /threads with that id).
+            # Another owner's thread answers exactly as a missing one (same status,
+            # same words), except that its id cannot be taken for a new thread: ids
+            # are global, so if_not_exists=create is 409 as for any existing thread.
             if if_not_exists == "create":
                 raise Conflict(f"thread {run['thread_id']} already exists")
             thread = None

@@ -216,21 +216,25 @@ class ThreadQueries:
 
     # ------------------------------------------------------- thread stream
 
-    async def run_seq(self, thread_id: str, run_id: str) -> int | None:
+    # The thread stream reads as its caller (`owner`): a thread deleted and created
+    # again by another owner (ids are global) never feeds that owner's runs into it.
+
+    async def run_seq(self, thread_id: str, run_id: str, *, owner: Owner = None) -> int | None:
         query = sa.select(runs.c.seq).where(runs.c.thread_id == thread_id,
-                                            runs.c.run_id == run_id)
+                                            runs.c.run_id == run_id, owned(runs.c.owner, owner))
 
         def _tx(conn: Connection) -> int | None:
             return conn.scalar(query)
 
         return await self.db.run(_tx)
 
-    async def thread_stream_start(self, thread_id: str) -> int:
+    async def thread_stream_start(self, thread_id: str, *, owner: Owner = None) -> int:
         """Where a thread stream joined now starts: just before the thread's oldest
         active run, or after its newest run when none is active."""
+        mine = (runs.c.thread_id == thread_id, owned(runs.c.owner, owner))
         oldest_active = sa.select(sa.func.min(runs.c.seq)).where(
-            runs.c.thread_id == thread_id, runs.c.status.in_(_ACTIVE_VALUES))
-        newest = sa.select(sa.func.max(runs.c.seq)).where(runs.c.thread_id == thread_id)
+            *mine, runs.c.status.in_(_ACTIVE_VALUES))
+        newest = sa.select(sa.func.max(runs.c.seq)).where(*mine)
 
         def _tx(conn: Connection) -> int:
             active = conn.scalar(oldest_active)
@@ -240,10 +244,12 @@ class ThreadQueries:
 
         return await self.db.run(_tx)
 
-    async def next_run_on_thread(self, thread_id: str, after_seq: int) -> tuple[str, int] | None:
+    async def next_run_on_thread(self, thread_id: str, after_seq: int, *,
+                                 owner: Owner = None) -> tuple[str, int] | None:
         """The thread's first run created after `after_seq`: (run_id, seq)."""
         query = (sa.select(runs.c.run_id, runs.c.seq)
-                 .where(runs.c.thread_id == thread_id, runs.c.seq > sa.bindparam("p_after"))
+                 .where(runs.c.thread_id == thread_id, runs.c.seq > sa.bindparam("p_after"),
+                        owned(runs.c.owner, owner))
                  .order_by(runs.c.seq).limit(1))
 
         def _tx(conn: Connection) -> tuple[str, int] | None:

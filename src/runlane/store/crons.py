@@ -11,6 +11,7 @@ owner (`owners.owned`), so another owner's cron looks exactly like a missing one
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,6 +85,29 @@ class CronStore:
                 crons.update()
                 .where(crons.c.cron_id == cron_id, owned(crons.c.owner, owner))
                 .values(**values)
+                .returning(*crons.c)
+            ).first())
+        return await self.db.run(_tx)
+
+    async def change(self, cron_id: str, changes: Callable[[Row], Row], *,
+                     owner: Owner = None) -> Row | None:
+        """Change a cron by `changes(current row) -> values to set`, read and written
+        under the row's lock in one transaction, so concurrent changes (metadata
+        merged key by key, payload fields) never lose one another; None if it is not
+        there (for this owner). What `changes` raises aborts the change."""
+
+        def _tx(conn: Connection) -> Row | None:
+            current = _as_dict(conn.execute(
+                sa.select(crons)
+                .where(crons.c.cron_id == cron_id, owned(crons.c.owner, owner))
+                .with_for_update()  # SQLite: BEGIN IMMEDIATE already serializes writers
+            ).first())
+            if current is None:
+                return None
+            return _as_dict(conn.execute(
+                crons.update()
+                .where(crons.c.cron_id == cron_id)
+                .values(**changes(current))
                 .returning(*crons.c)
             ).first())
         return await self.db.run(_tx)

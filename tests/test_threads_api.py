@@ -562,3 +562,71 @@ async def test_another_owners_rows_look_missing(store):
     updated = await store.update_assistant(aid, {"name": "b"}, owner="alice")
     assert updated["version"] == 2 and updated["owner"] == "alice"
     assert await store.delete_assistant(aid, owner="alice") is True
+
+
+# ------------------------------------------------- state, runs, interrupts (compat)
+
+
+async def test_update_state_forks_from_an_earlier_checkpoint(client):
+    """update_state with only a checkpoint_id (the root namespace implied) forks from
+    it, on SQLite as on PostgreSQL, and leaves the later checkpoints alone."""
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    await client.runs.wait(tid, "echo", input={"text": "a"})
+    before = await client.threads.get_state(tid)
+    later = await client.threads.update_state(tid, {"echoed": ["later"]}, as_node="echo")
+    fork = await client.threads.update_state(
+        tid, {"echoed": ["fork"]}, as_node="echo", checkpoint_id=before["checkpoint_id"])
+    assert fork["checkpoint"]["checkpoint_ns"] == ""
+    state = await client.threads.get_state(tid)
+    assert state["checkpoint_id"] == fork["checkpoint"]["checkpoint_id"]
+    assert state["parent_checkpoint_id"] == before["checkpoint_id"]
+    assert state["values"]["echoed"] == ["a", "fork"]
+    kept = await client.threads.get_state(tid, checkpoint_id=later["checkpoint"]["checkpoint_id"])
+    assert kept["values"]["echoed"] == ["a", "later"]
+    assert (await client.threads.get(tid))["values"]["echoed"] == ["a", "fork"]
+    assert await _status(client.threads.update_state(
+        tid, {"echoed": ["x"]}, checkpoint_id=str(uuid.uuid4()))) == 404
+
+
+async def test_runs_list_filters_pages_and_selects(client, http):
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    made = []
+    for text in "abc":
+        run = await client.runs.create(tid, "echo", input={"text": text})
+        await client.runs.join(tid, run["run_id"])
+        made.append(run["run_id"])
+    failed = await client.runs.create(tid, "failing", input={})
+    await client.runs.join(tid, failed["run_id"])
+    assert [r["run_id"] for r in await client.runs.list(tid)] == [failed["run_id"], *made[::-1]]
+    assert [r["run_id"] for r in await client.runs.list(tid, limit=2, offset=1)] == made[:0:-1]
+    assert [r["run_id"] for r in await client.runs.list(tid, status="error")] == [
+        failed["run_id"]]
+    assert await client.runs.list(tid, status="interrupted") == []
+    selected = await client.runs.list(tid, select=["run_id", "status"])
+    assert selected == [{"run_id": failed["run_id"], "status": "error"},
+                        *({"run_id": r, "status": "success"} for r in made[::-1])]
+    response = http.get(f"/threads/{tid}/runs", params={"select": ["run_id", "secret"]})
+    assert response.status_code == 422 and "select" in response.text, response.text
+    response = http.get(f"/threads/{tid}/runs", params={"status": "sleeping"})
+    assert response.status_code == 422 and "status" in response.text, response.text
+
+
+async def test_interrupts_leave_out_an_absent_response_schema(client):
+    """The SDK types Interrupt.response_schema as an optional object: absent when the
+    graph gave none, never null: in the state's tasks, its interrupts, the thread's
+    interrupts and the wait result."""
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    result = await client.runs.wait(tid, "hitl", input={"question": "ok?"})
+    state = await client.threads.get_state(tid)
+    found = [*result["__interrupt__"], *state["interrupts"],
+             *(i for task in state["tasks"] for i in task["interrupts"]),
+             *(i for group in (await client.threads.get(tid))["interrupts"].values()
+               for i in group)]
+    assert len(found) == 4
+    for interrupt in found:
+        assert interrupt == {"value": {"question": "ok?"}, "id": found[0]["id"]}
+    searched = await client.threads.search(ids=[tid])
+    assert [i for group in searched[0]["interrupts"].values() for i in group] == [found[0]]

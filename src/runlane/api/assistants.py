@@ -248,7 +248,14 @@ async def _subgraphs(request: Request, assistant_id: str, namespace: str | None,
     deep = _boolean("recurse", recurse)
     assistant = await _assistant(request, assistant_id)
     graph = svc.graphs[assistant["graph_id"]]
-    return JSON({
+    found = {
         ns: {"graph_id": ns, **to_jsonable(graph_schemas(subgraph))}
         async for ns, subgraph in graph.aget_subgraphs(namespace=namespace, recurse=deep)
-    })
+    }
+    if namespace is not None and not found:
+        # langgraph yields nothing for an unknown namespace: say so rather than {}
+        known = [ns async for ns, _ in graph.aget_subgraphs(recurse=True)]
+        raise NotFound(f"subgraph {namespace!r} not found in graph {assistant['graph_id']!r} "
+                       f"(its subgraphs: {known}; a nested one, 'parent|child', needs "
+                       "recurse=true)")
+    return JSON(found)

@@ -251,9 +251,11 @@ V3_NOT_SUPPORTED = (
     "(client.threads.join_stream)")
 
 
-@router.post("/threads/{thread_id}/commands")
-@router.api_route("/threads/{thread_id}/stream/events", methods=["GET", "POST"])
-async def thread_protocol_v3(thread_id: str) -> Response:
+# Left out of the OpenAPI document: runlane does not offer these, it only explains.
+@router.post("/threads/{thread_id}/commands", include_in_schema=False)
+@router.api_route("/threads/{thread_id}/stream/events", methods=["GET", "POST"],
+                  include_in_schema=False)
+async def thread_protocol_v3(thread_id: UUID) -> Response:
     return error(501, V3_NOT_SUPPORTED)
 
 

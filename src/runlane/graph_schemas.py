@@ -12,6 +12,7 @@ each part as optional), never an error: a graph with an odd type keeps the rest.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import operator
@@ -74,23 +75,25 @@ def _portable(tp: Any, seen: dict[int, Any] | None = None) -> Any:
         if origin is types.UnionType:
             return functools.reduce(operator.or_, converted_args)
         if origin is typing.Union:
-            return typing.Union[converted_args]  # type: ignore[return-value]
+            return typing.Union[converted_args]  # type: ignore[return-value]  # noqa: UP007 - built at run time
         return origin[converted_args]
     except TypeError:  # e.g. collections.abc.Callable's own argument shape
         try:
             return typing.get_origin(tp).__class_getitem__(converted_args)  # type: ignore[union-attr]
-        except Exception:
+        except Exception:  # noqa: BLE001 - a generic that cannot be rebuilt stays as it was
             return tp
 
 
 def json_schema_of(tp: Any) -> Schema | None:
     """The JSON schema pydantic gives `tp` (on 3.11 too, for TypedDicts); None if none."""
-    for attempt in (tp, _portable(tp)):
-        try:
-            return TypeAdapter(attempt).json_schema()
-        except Exception:  # noqa: PERF203 - second attempt only when the first fails
-            continue
-    return None
+    # pydantic raises several kinds of error for a type it cannot read: then rewrite it
+    with contextlib.suppress(Exception):
+        return TypeAdapter(tp).json_schema()
+    try:
+        return TypeAdapter(_portable(tp)).json_schema()
+    except Exception as exc:  # noqa: BLE001 - no schema is an answer (None), never a 500
+        log.debug("no JSON schema for %r: %s", tp, exc)
+        return None
 
 
 def _io_schema(graph: Any, getter: str, builder_attr: str) -> Schema | None:
@@ -98,7 +101,7 @@ def _io_schema(graph: Any, getter: str, builder_attr: str) -> Schema | None:
     typing.TypedDict) the builder's schema type rewritten."""
     try:
         return getattr(graph, getter)()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - see the module docstring
         builder = getattr(graph, "builder", None)
         declared = getattr(builder, builder_attr, None)
         if declared is not None and typing_extensions.is_typeddict(declared):
@@ -116,12 +119,12 @@ def _state_schema(graph: Any) -> Schema | None:
         update_type = _portable(graph.channels[key].UpdateType)
         try:
             TypeAdapter(update_type).json_schema()
-        except Exception:
+        except Exception:  # noqa: BLE001 - any type pydantic cannot describe
             update_type = Any
         fields[key] = (update_type, None)
     try:
         return create_model(graph.get_name("State"), **fields).model_json_schema()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - see the module docstring
         log.warning("no state schema for graph %s: %s", graph.get_name(), exc)
         return None
 
@@ -133,7 +136,7 @@ def _config_schema(graph: Any) -> Schema | None:
         with warnings.catch_warnings():  # config_schema() is deprecated in langgraph 1.x
             warnings.simplefilter("ignore")
             model = graph.config_schema()
-    except Exception:
+    except Exception:  # noqa: BLE001 - see the module docstring
         return None
     field = getattr(model, "model_fields", {}).get("configurable")
     if field is None:
@@ -155,7 +158,7 @@ def _context_schema(graph: Any) -> Schema | None:
         return None
     try:
         return graph.get_context_jsonschema()
-    except Exception:  # a typing.TypedDict on 3.11, or a plain type such as dict
+    except Exception:  # noqa: BLE001  # a typing.TypedDict on 3.11, or a plain type such as dict
         return json_schema_of(declared)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from runlane.api.access import allowed
 from runlane.api.models import (
     AssistantCount,
     AssistantCreate,
@@ -18,7 +19,6 @@ from runlane.api.models import (
 )
 from runlane.api.responses import JSON, assistant_body, error, version_body
 from runlane.assistant_ops import delete_assistant_cascade
-from runlane.api.access import allowed
 from runlane.auth.authorization import Denied, matches
 from runlane.graph_schemas import graph_schemas
 from runlane.owners import owner_of, writable

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
 from runlane import metrics
-from runlane.api.access import allowed, has_handlers, check_thread
+from runlane.api.access import allowed, check_thread, has_handlers
 from runlane.api.models import RunCreate, RunsCancelMany
 from runlane.api.responses import JSON, error, run_body, sse
 from runlane.auth.authorization import matches
@@ -229,7 +229,7 @@ async def list_runs(
     limit: int = Query(10, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=2**63 - 1),
     status: Literal["pending", "running", "success", "error", "timeout", "interrupted"] | None = Query(None),
-    select: list[RunSelectField] | None = Query(None),  # noqa: B008 - FastAPI's idiom
+    select: list[RunSelectField] | None = Query(None),  # noqa: B008
 ) -> Response:
     svc = service(request)
     owner = owner_of(request)

@@ -13,8 +13,8 @@ from langgraph.types import StateUpdate
 from starlette.responses import Response
 
 from runlane import thread_ops
-from runlane.api.extract import extracted
 from runlane.api.access import allowed
+from runlane.api.extract import extracted
 from runlane.api.models import (
     ThreadCount,
     ThreadCreate,

@@ -630,3 +630,8 @@ async def test_interrupts_leave_out_an_absent_response_schema(client):
         assert interrupt == {"value": {"question": "ok?"}, "id": found[0]["id"]}
     searched = await client.threads.search(ids=[tid])
     assert [i for group in searched[0]["interrupts"].values() for i in group] == [found[0]]
+    other = await client.threads.create()
+    streamed = [part.data["__interrupt__"] async for part in client.runs.stream(
+        other["thread_id"], "hitl", input={"question": "s?"}, stream_mode="updates")
+        if part.event == "updates" and "__interrupt__" in part.data]
+    assert [[set(i) for i in group] for group in streamed] == [[{"value", "id"}]]

@@ -236,8 +236,46 @@ async def test_bad_input(http):
         response = http.request(method.upper(), path, json=body)
         assert response.status_code == 422, (path, body, response.text)
         assert mentioned in response.text, (path, body, response.text)
+    response = http.get(f"/assistants/{aid}/subgraphs", params={"recurse": "maybe"})
+    assert response.status_code == 422 and "recurse" in response.text
     response = http.delete(f"/assistants/{aid}", params={"delete_threads": "maybe"})
     assert response.status_code == 422 and "delete_threads" in response.text
     assert http.get(f"/assistants/{aid}").status_code == 200  # not deleted by the bad call
     assert http.post(f"/assistants/{uuid.uuid4()}/latest", json={"version": 1}).status_code == 404
     assert http.post("/assistants/not-a-uuid/versions", json={}).status_code == 404
+
+
+async def test_schemas_of_typeddict_graphs(client):
+    """The test graphs declare their state with typing.TypedDict, which pydantic
+    refuses before Python 3.12: the schemas are produced anyway, as on 3.12."""
+    echo = await client.assistants.get_schemas("echo")
+    assert echo["graph_id"] == "echo"
+    for key in ("input_schema", "output_schema"):
+        assert echo[key]["title"] == "EchoState"
+        assert echo[key]["properties"] == {
+            "text": {"title": "Text", "type": "string"},
+            "echoed": {"items": {"type": "string"}, "title": "Echoed", "type": "array"}}
+        assert "required" not in echo[key]  # total=False: every key optional
+    # the state: each channel as it takes updates (the reducer's list of strings)
+    assert echo["state_schema"]["properties"]["echoed"]["items"] == {"type": "string"}
+    assert echo["config_schema"] == {} and echo["context_schema"] is None
+    configured = await client.assistants.get_schemas("configured")
+    assert configured["context_schema"]["type"] == "object"  # context_schema=dict
+    chat = await client.assistants.get_schemas("chat")
+    assert chat["input_schema"]["required"] == ["messages"]
+    assert "AIMessage" in str(chat["input_schema"])
+    assert await _status(client.assistants.get_schemas(str(uuid.uuid4()))) == 404
+
+
+async def test_subgraphs_with_their_schemas(client):
+    nested = await client.assistants.get_subgraphs("nested")
+    assert list(nested) == ["child"]
+    child = nested["child"]
+    assert child["graph_id"] == "child"
+    assert set(child["state_schema"]["properties"]) == {"ticks", "steps", "delay"}
+    assert child["input_schema"]["title"] == "NestedState"
+    assert await client.assistants.get_subgraphs("nested", namespace="child") == nested
+    assert await client.assistants.get_subgraphs("nested", recurse=True) == nested
+    assert await client.assistants.get_subgraphs("echo") == {}
+    assert await _status(client.assistants.get_subgraphs("nested", namespace="nope")) == 404
+    assert await _status(client.assistants.get_subgraphs(str(uuid.uuid4()))) == 404

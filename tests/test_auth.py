@@ -36,6 +36,7 @@ ROUTES: dict[str, dict[str, Any] | None] = {
     "GET /assistants/{assistant_id}/graph": None,
     "GET /assistants/{assistant_id}/schemas": None,
     "GET /assistants/{assistant_id}/subgraphs": None,
+    "GET /assistants/{assistant_id}/subgraphs/{namespace}": None,
     "POST /assistants/{assistant_id}/versions": {},
     "POST /assistants/{assistant_id}/latest": {"version": 1},
     "GET /threads/{thread_id}": None,
@@ -114,7 +115,8 @@ def secured(request: pytest.FixtureRequest) -> Iterator[Secured]:
 
 def _fill(template: Any, ids: dict[str, str]) -> Any:
     if isinstance(template, str):
-        return re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], template)
+        # a name without an id (a subgraph's {namespace}) is sent as it is
+        return re.sub(r"\{(\w+)\}", lambda m: ids.get(m.group(1), m.group(1)), template)
     if isinstance(template, dict):
         return {k: _fill(v, ids) for k, v in template.items()}
     if isinstance(template, list):

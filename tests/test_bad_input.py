@@ -129,7 +129,7 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
 # What a malformed id in a path answers: ids are UUIDs, except that an assistant may
 # also be named by its graph id, so anything else is an unknown assistant.
 MALFORMED_PATH_ID = {"thread_id": 422, "run_id": 422, "checkpoint_id": 422, "assistant_id": 404,
-                     "cron_id": 422}
+                     "cron_id": 422, "namespace": 404}  # namespace: any name; unknown, 404
 
 # Query parameters and headers documented as plain strings, validated by the route.
 BAD_STRINGS = {
@@ -138,6 +138,8 @@ BAD_STRINGS = {
     "action": ["bogus", "INTERRUPT"],
     "cancel_on_disconnect": ["x", "yes"],
     "delete_threads": ["maybe", "yes"],
+    "recurse": ["maybe", "yes"],
+    "select": ["secret", ""],  # GET /threads/{thread_id}/runs?select=run_id&select=status
     "stream_mode": ["nope"],
     "Last-Event-ID": ["abc", "-2", "1.5"],  # -1 is the SDK's "from the start"
     # GET /store/items?namespace=a.b&key=k
@@ -187,7 +189,8 @@ def seeded(api: httpx.Client, server: ServerProcess) -> dict[str, Any]:
     return {
         "ids": {"thread_id": tid, "run_id": run["run_id"],
                 "assistant_id": assistant["assistant_id"],
-                "checkpoint_id": state["checkpoint_id"], "cron_id": cron["cron_id"]},
+                "checkpoint_id": state["checkpoint_id"], "cron_id": cron["cron_id"],
+                "namespace": "child"},  # the `echo` assistant's graph has no subgraphs
         "thread": api.get(f"/threads/{tid}").json(),
         "state": state,
         "history": api.get(f"/threads/{tid}/history", params={"limit": 100}).json(),
@@ -244,7 +247,26 @@ def test_live_openapi_is_the_table(api: httpx.Client) -> None:
               if hasattr(r, "methods") for m in r.methods if m != "HEAD"}
     assert len(routed) > 30
     assert routed - served <= {("GET", "/docs"), ("GET", "/redoc"), ("GET", "/openapi.json"),
-                               ("GET", "/docs/oauth2-redirect")}
+                               ("GET", "/docs/oauth2-redirect"), *NOT_SUPPORTED}
+
+
+# Routes runlane answers only to say it does not support them (left out of OpenAPI):
+# the v3 thread streaming protocol of langgraph_sdk's client.threads.stream().
+NOT_SUPPORTED = {("POST", "/threads/{thread_id}/commands"),
+                 ("POST", "/threads/{thread_id}/stream/events"),
+                 ("GET", "/threads/{thread_id}/stream/events")}
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(NOT_SUPPORTED))
+def test_not_supported_routes_say_so(api: httpx.Client, seeded: dict[str, Any], method: str,
+                                     path: str) -> None:
+    for thread_id in (seeded["ids"]["thread_id"], str(uuid.uuid4())):
+        url = path.replace("{thread_id}", thread_id)
+        for body in ({"method": "run.start", "params": {"assistant_id": "echo"}}, None):
+            assert_problem(api.request(method, url, json=body), 501, "not supported",
+                           "client.threads.stream")
+    assert_problem(api.request(method, path.replace("{thread_id}", "not-a-uuid")), 422,
+                   "thread_id")
 
 
 def _flat(routes: list[Any]) -> Iterator[Any]:

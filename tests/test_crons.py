@@ -287,6 +287,31 @@ def _bad_requests(thread_id: str) -> list[tuple[str, str, object, int]]:
     ]
 
 
+@pytest.mark.race
+async def test_update_merges_metadata_and_concurrent_updates_lose_nothing(client) -> None:
+    """PATCH merges metadata key by key, into the cron's and into what its runs get
+    (as the LangGraph server does). Many concurrent PATCHes, each adding its own key,
+    all land: each is read and written under the cron's row lock."""
+    tag = uuid.uuid4().hex
+    for _ in range(3):
+        cron = await client.crons.create("memory", schedule="0 0 1 1 *",
+                                         metadata={"tag": tag, "keep": 0})
+        first = await client.crons.update(cron["cron_id"], metadata={"keep": 1, "a": 1})
+        assert first["metadata"] == {"tag": tag, "keep": 1, "a": 1}
+        assert first["payload"]["metadata"] == {"tag": tag, "keep": 1, "a": 1}
+        await asyncio.gather(*(client.crons.update(cron["cron_id"], metadata={f"k{i}": i})
+                               for i in range(16)))
+        found = await client.crons.search(metadata={"tag": tag})
+        assert [c["cron_id"] for c in found] == [cron["cron_id"]]
+        expected = {"tag": tag, "keep": 1, "a": 1, **{f"k{i}": i for i in range(16)}}
+        assert found[0]["metadata"] == expected
+        assert found[0]["payload"]["metadata"] == expected
+        # other fields still replace, and an update without metadata keeps it
+        other = await client.crons.update(cron["cron_id"], input={"log": "x"}, enabled=False)
+        assert other["metadata"] == expected and other["payload"]["input"] == {"log": "x"}
+        await client.crons.delete(cron["cron_id"])
+
+
 def test_bad_input_is_a_clear_4xx(http: httpx.Client) -> None:
     thread_id = http.post("/threads", json={}).json()["thread_id"]
     created = http.post("/runs/crons", json={"assistant_id": "memory",

@@ -342,6 +342,12 @@ def test_bad_input(http):
 # ----------------------------------------------------------- thread stream
 
 
+def _is_run_done(part) -> bool:
+    """The event after each run of a thread stream: `metadata` with status run_done,
+    as the LangGraph server sends it."""
+    return part.event == "metadata" and part.data.get("status") == "run_done"
+
+
 async def _collect(stream, until_done: int, timeout: float = 30) -> list:
     """Stream parts until `until_done` run_done events (then the stream is dropped)."""
     parts = []
@@ -351,7 +357,7 @@ async def _collect(stream, until_done: int, timeout: float = 30) -> list:
         # threads.join_stream is a coroutine that returns the stream
         async for part in (await stream if asyncio.iscoroutine(stream) else stream):
             parts.append(part)
-            if part.event == "run_done":
+            if _is_run_done(part):
                 done += 1
                 if done == until_done:
                     return
@@ -372,14 +378,16 @@ async def test_thread_stream_follows_every_run_in_order(client):
                                       stream_mode=["custom"])
     parts = await reader
     runs = [first["run_id"], second["run_id"]]
-    done = [p for p in parts if p.event == "run_done"]
-    assert [(p.data["run_id"], p.data["status"]) for p in done] == [(r, "success") for r in runs]
+    done = [p for p in parts if _is_run_done(p)]
+    assert [p.data for p in done] == [{"status": "run_done", "run_id": r} for r in runs]
+    assert [(await client.runs.get(tid, r))["status"] for r in runs] == ["success"] * 2
     # each run's events: its metadata first, its own events, then its run_done
     for run_id, count in zip(runs, (3, 2), strict=True):
         mine = [p for p in parts if p.id and p.id.startswith(run_id + ":")]
         assert mine[0].event == "metadata" and mine[0].data["run_id"] == run_id
         assert [p.data for p in mine if p.event == "custom"] == [{"i": i} for i in range(count)]
-        assert mine[-1].event == "run_done" and mine[-1].id == f"{run_id}:done"
+        assert _is_run_done(mine[-1]) and mine[-1].id == f"{run_id}:done"
+        assert not any(_is_run_done(p) for p in mine[:-1])
     # in order: all of the first run before any of the second
     owners = [p.id.split(":")[0] for p in parts if p.id]
     assert owners == sorted(owners, key=runs.index)
@@ -398,7 +406,7 @@ async def test_thread_stream_sees_concurrently_created_runs_in_order(client):
         client.runs.create(tid, "emitter", input={"count": 5}, stream_mode=["custom"],
                            multitask_strategy="enqueue") for _ in range(6)))
     parts = await reader
-    order = [p.data["run_id"] for p in parts if p.event == "run_done"]
+    order = [p.data["run_id"] for p in parts if _is_run_done(p)]
     assert sorted(order) == sorted(r["run_id"] for r in created)
     runs = await client.runs.list(tid, limit=10)  # newest first
     assert order == [r["run_id"] for r in runs][::-1]  # creation order
@@ -417,13 +425,13 @@ async def test_thread_stream_joined_mid_run_and_resumed_with_last_event_id(clien
     # joined while the first run is active: it starts with that run, from its first event
     full = await _collect(client.threads.join_stream(tid), 2)
     assert full[0].event == "metadata" and full[0].data["run_id"] == run["run_id"]
-    assert full[-1].event == "run_done" and full[-1].data["run_id"] == nxt["run_id"]
+    assert _is_run_done(full[-1]) and full[-1].data["run_id"] == nxt["run_id"]
     # every cut point: a reconnect with the last id received gets exactly the rest
     for cut in (1, 3, len(full) // 2, len(full) - 2):
         last = full[cut - 1].id
         expected = full[cut:]
         rest = await _collect(client.threads.join_stream(tid, last_event_id=last),
-                              sum(p.event == "run_done" for p in expected))
+                              sum(_is_run_done(p) for p in expected))
         assert [(p.event, p.id) for p in rest] == [(p.event, p.id) for p in expected], cut
 
 
@@ -438,10 +446,11 @@ async def test_thread_stream_modes(client):
     run = await client.runs.create(tid, "echo", input={"text": "s"}, stream_mode=["values",
                                                                                "updates"])
     parts = await lifecycle
-    assert [p.event for p in parts] == ["metadata", "run_done"]
-    assert parts[1].data == {"run_id": run["run_id"], "status": "success"}
+    assert [p.event for p in parts] == ["metadata", "metadata"]
+    assert parts[0].data["run_id"] == run["run_id"] and not _is_run_done(parts[0])
+    assert parts[1].data == {"status": "run_done", "run_id": run["run_id"]}
     parts = await states
-    assert {p.event for p in parts} == {"metadata", "values", "run_done"}
+    assert {p.event for p in parts} == {"metadata", "values"} and _is_run_done(parts[-1])
     assert [p.data for p in parts if p.event == "values"][-1]["echoed"] == ["s"]
 
 
@@ -553,3 +562,76 @@ async def test_another_owners_rows_look_missing(store):
     updated = await store.update_assistant(aid, {"name": "b"}, owner="alice")
     assert updated["version"] == 2 and updated["owner"] == "alice"
     assert await store.delete_assistant(aid, owner="alice") is True
+
+
+# ------------------------------------------------- state, runs, interrupts (compat)
+
+
+async def test_update_state_forks_from_an_earlier_checkpoint(client):
+    """update_state with only a checkpoint_id (the root namespace implied) forks from
+    it, on SQLite as on PostgreSQL, and leaves the later checkpoints alone."""
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    await client.runs.wait(tid, "echo", input={"text": "a"})
+    before = await client.threads.get_state(tid)
+    later = await client.threads.update_state(tid, {"echoed": ["later"]}, as_node="echo")
+    fork = await client.threads.update_state(
+        tid, {"echoed": ["fork"]}, as_node="echo", checkpoint_id=before["checkpoint_id"])
+    assert fork["checkpoint"]["checkpoint_ns"] == ""
+    state = await client.threads.get_state(tid)
+    assert state["checkpoint_id"] == fork["checkpoint"]["checkpoint_id"]
+    assert state["parent_checkpoint_id"] == before["checkpoint_id"]
+    assert state["values"]["echoed"] == ["a", "fork"]
+    kept = await client.threads.get_state(tid, checkpoint_id=later["checkpoint"]["checkpoint_id"])
+    assert kept["values"]["echoed"] == ["a", "later"]
+    assert (await client.threads.get(tid))["values"]["echoed"] == ["a", "fork"]
+    assert await _status(client.threads.update_state(
+        tid, {"echoed": ["x"]}, checkpoint_id=str(uuid.uuid4()))) == 404
+
+
+async def test_runs_list_filters_pages_and_selects(client, http):
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    made = []
+    for text in "abc":
+        run = await client.runs.create(tid, "echo", input={"text": text})
+        await client.runs.join(tid, run["run_id"])
+        made.append(run["run_id"])
+    failed = await client.runs.create(tid, "failing", input={})
+    await client.runs.join(tid, failed["run_id"])
+    assert [r["run_id"] for r in await client.runs.list(tid)] == [failed["run_id"], *made[::-1]]
+    assert [r["run_id"] for r in await client.runs.list(tid, limit=2, offset=1)] == made[:0:-1]
+    assert [r["run_id"] for r in await client.runs.list(tid, status="error")] == [
+        failed["run_id"]]
+    assert await client.runs.list(tid, status="interrupted") == []
+    selected = await client.runs.list(tid, select=["run_id", "status"])
+    assert selected == [{"run_id": failed["run_id"], "status": "error"},
+                        *({"run_id": r, "status": "success"} for r in made[::-1])]
+    response = http.get(f"/threads/{tid}/runs", params={"select": ["run_id", "secret"]})
+    assert response.status_code == 422 and "select" in response.text, response.text
+    response = http.get(f"/threads/{tid}/runs", params={"status": "sleeping"})
+    assert response.status_code == 422 and "status" in response.text, response.text
+
+
+async def test_interrupts_leave_out_an_absent_response_schema(client):
+    """The SDK types Interrupt.response_schema as an optional object: absent when the
+    graph gave none, never null: in the state's tasks, its interrupts, the thread's
+    interrupts and the wait result."""
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    result = await client.runs.wait(tid, "hitl", input={"question": "ok?"})
+    state = await client.threads.get_state(tid)
+    found = [*result["__interrupt__"], *state["interrupts"],
+             *(i for task in state["tasks"] for i in task["interrupts"]),
+             *(i for group in (await client.threads.get(tid))["interrupts"].values()
+               for i in group)]
+    assert len(found) == 4
+    for interrupt in found:
+        assert interrupt == {"value": {"question": "ok?"}, "id": found[0]["id"]}
+    searched = await client.threads.search(ids=[tid])
+    assert [i for group in searched[0]["interrupts"].values() for i in group] == [found[0]]
+    other = await client.threads.create()
+    streamed = [part.data["__interrupt__"] async for part in client.runs.stream(
+        other["thread_id"], "hitl", input={"question": "s?"}, stream_mode="updates")
+        if part.event == "updates" and "__interrupt__" in part.data]
+    assert [[set(i) for i in group] for group in streamed] == [[{"value", "id"}]]

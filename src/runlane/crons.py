@@ -138,38 +138,48 @@ class Crons:
     async def update(self, cron_id: str, changes: Row, *, owner: Owner = None,
                      auth_filter: Row | None = None) -> Row:
         """`changes`: schedule, timezone, end_time, enabled, metadata, on_run_completed
-        and run fields (RUN_FIELDS), each only if given. The next firing is recomputed
-        from now whenever what decides it changed. `auth_filter`: the authorization
-        handler's filters the cron must pass (on its metadata as it is now)."""
-        current = await self.get(cron_id, owner=owner, auth_filter=auth_filter)
-        payload = dict(current["payload"])
-        values: Row = {}
-        for field in RUN_FIELDS:
-            if field in changes:
-                payload[field] = changes[field]
-        if "timezone" in changes:
-            payload["timezone"] = changes["timezone"]
-        if "on_run_completed" in changes:
-            if current["thread_id"] is not None:
-                raise BadRequest("on_run_completed applies to stateless crons only; cron "
-                                 f"{cron_id} runs on thread {current['thread_id']}")
-            payload["on_run_completed"] = changes["on_run_completed"]
-        for field in ("schedule", "end_time", "enabled", "metadata"):
-            if field in changes:
-                values[field] = changes[field]
-        schedule = values.get("schedule", current["schedule"])
-        end_time = values.get("end_time", current["end_time"])
-        timing = {"schedule", "timezone", "end_time", "enabled"} & set(changes)
+        and run fields (RUN_FIELDS), each only if given. `metadata` is merged key by
+        key into the cron's (as the LangGraph server does) and into its runs'; the
+        other fields replace. The next firing is recomputed from now whenever what
+        decides it changed. Read and written in one transaction (CronStore.change).
+        `auth_filter`: the authorization handler's filters the cron must pass (on its
+        metadata as it is now)."""
         now = utcnow()
-        if timing:
-            try:
-                values["next_run_date"] = next_firing(schedule, payload.get("timezone"),
-                                                      end_time, now)
-            except schedules.BadSchedule as exc:
-                raise BadRequest(str(exc)) from None
-        values["payload"] = payload
-        values["updated_at"] = now
-        row = await self.store.update(cron_id, values, owner=owner, auth_filter=auth_filter)
+
+        def values_for(current: Row) -> Row:
+            payload = dict(current["payload"])
+            values: Row = {}
+            for field in RUN_FIELDS:
+                if field in changes:
+                    payload[field] = changes[field]
+            if "metadata" in changes:
+                merged = {**(current["metadata"] or {}), **(changes["metadata"] or {})}
+                values["metadata"] = merged
+                payload["metadata"] = {**(current["payload"].get("metadata") or {}),
+                                       **(changes["metadata"] or {})}
+            if "timezone" in changes:
+                payload["timezone"] = changes["timezone"]
+            if "on_run_completed" in changes:
+                if current["thread_id"] is not None:
+                    raise BadRequest("on_run_completed applies to stateless crons only; cron "
+                                     f"{cron_id} runs on thread {current['thread_id']}")
+                payload["on_run_completed"] = changes["on_run_completed"]
+            for field in ("schedule", "end_time", "enabled"):
+                if field in changes:
+                    values[field] = changes[field]
+            schedule = values.get("schedule", current["schedule"])
+            end_time = values.get("end_time", current["end_time"])
+            if {"schedule", "timezone", "end_time", "enabled"} & set(changes):
+                try:
+                    values["next_run_date"] = next_firing(schedule, payload.get("timezone"),
+                                                          end_time, now)
+                except schedules.BadSchedule as exc:
+                    raise BadRequest(str(exc)) from None
+            values["payload"] = payload
+            values["updated_at"] = now
+            return values
+
+        row = await self.store.change(cron_id, values_for, owner=owner, auth_filter=auth_filter)
         if row is None:
             raise NotFound(f"cron {cron_id} not found")
         self._changed()

@@ -11,11 +11,32 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+from langgraph.types import Interrupt
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+# Dataclasses go through _default (orjson would encode them itself), so that an
+# Interrupt is shaped as the SDK types it.
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _interrupt(obj: Interrupt) -> dict[str, Any]:
+    """An interrupt as the SDK types it: `response_schema` is optional (absent or an
+    object), so it is left out when the graph gave none rather than sent as null."""
+    body: dict[str, Any] = {"value": obj.value, "id": obj.id}
+    schema = obj.response_schema
+    if isinstance(schema, Mapping):
+        body["response_schema"] = dict(schema)
+    elif schema is not None:  # a Python type: its JSON schema, when it has one
+        from runlane.graph_schemas import json_schema_of
+
+        converted = json_schema_of(schema)
+        if converted is not None:
+            body["response_schema"] = converted
+    return body
 
 
 def _default(obj: Any) -> Any:
+    if isinstance(obj, Interrupt):
+        return _interrupt(obj)
     # pydantic models, including langchain messages
     model_dump = getattr(obj, "model_dump", None)
     if callable(model_dump):

@@ -7,13 +7,17 @@ found by polling the store for the next run after the current one, every 0.2 s w
 the thread is active and every second once it idles (a run found late loses nothing:
 its stream replays from its first event).
 
+After each run's own events comes a `metadata` event `{"status": "run_done",
+"run_id": ...}`, as the LangGraph server sends it (the SDK's clients look for that
+shape; the run's final status is `GET /threads/{id}/runs/{run_id}`).
+
 Event ids are `<run_id>:<n>` (the run's own event n) and `<run_id>:done` (the
-`run_done` event after it), so `Last-Event-ID` resumes exactly: after event n of that
+run_done event after it), so `Last-Event-ID` resumes exactly: after event n of that
 run, then the runs created after it. Without it, the stream starts at the thread's
 oldest active run, or at the next run created.
 
-stream_mode: `run_modes` (the default) sends every run event and `run_done`;
-`lifecycle` only each run's start (`metadata`) and `run_done`; `state_update` only
+stream_mode: `run_modes` (the default) sends every run event and run_done;
+`lifecycle` only each run's start (`metadata`) and run_done; `state_update` only
 the runs' `values` events (the thread's state after each step).
 """
 
@@ -150,12 +154,7 @@ async def follow_thread(
             # last id; ending here is what makes that happen.
             return
         if send_done:
-            if row is None:  # rolled back (a tombstone says how it ended) or deleted
-                tomb = await store.get_tombstone(thread_id, run_id, owner=owner)
-                status = tomb["run"]["status"] if tomb is not None else "deleted"
-            else:
-                status = row["status"]
-            yield _frame("run_done", {"run_id": run_id, "status": status}, f"{run_id}:done")
+            yield _frame("metadata", {"status": "run_done", "run_id": run_id}, f"{run_id}:done")
         after_seq = seq
 
 

@@ -36,7 +36,7 @@ TARGET_NAMES = {"sqlite": "runlane (SQLite)", "postgres": "runlane (PostgreSQL, 
 BEGIN, END = "<!-- GENERATED: begin (tests/compat/report.py) -->", "<!-- GENERATED: end -->"
 # Failure messages that mean "this server has no such feature yet", not "it is wrong".
 MISSING = re.compile(r"no such route|not supported yet|method not allowed|"
-                     r"in-memory runtime|404 Not Found' for url .*/commands")
+                     r"in-memory runtime|404 Not Found' for url .*/commands|501 Not Implemented")
 
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

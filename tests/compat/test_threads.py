@@ -293,13 +293,22 @@ async def test_join_stream_follows_the_threads_runs(client):
     listener = asyncio.create_task(listen())
     await asyncio.sleep(0.5)  # subscribed before the run starts
     run = await client.runs.create(thread["thread_id"], "echo", input={"text": "t"})
-    await asyncio.wait_for(listener, 30)
+    try:
+        await asyncio.wait_for(listener, 30)
+    except TimeoutError:
+        pytest.fail("no metadata event {'status': 'run_done'} within 30 s; got "
+                    f"{[(p.event, p.data) for p in parts]}")
     assert parts[0].event == "metadata" and parts[0].data["run_id"] == run["run_id"]
     values = [p.data for p in parts if p.event == "values"]
     assert values[-1] == {"text": "t", "echoed": ["t"]}
     assert parts[-1].data == {"status": "run_done", "run_id": run["run_id"]}
     unknown = await client.threads.join_stream(str(uuid.uuid4()))
-    assert await asyncio.wait_for(status_of(collect(unknown)), 10) == 404
+    try:
+        status = await asyncio.wait_for(status_of(collect(unknown)), 10)
+    except TimeoutError:
+        pytest.fail("join_stream of an unknown thread neither answered 404 nor ended "
+                    "within 10 s")
+    assert status == 404
 
 
 @pytest.mark.compat("thread-stream", "threads.stream")

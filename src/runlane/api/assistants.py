@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from runlane.api.access import allowed
 from runlane.api.models import (
     AssistantCount,
     AssistantCreate,
@@ -18,8 +19,8 @@ from runlane.api.models import (
 )
 from runlane.api.responses import JSON, assistant_body, error, version_body
 from runlane.assistant_ops import delete_assistant_cascade
-from runlane.api.access import allowed
 from runlane.auth.authorization import Denied, matches
+from runlane.graph_schemas import graph_schemas
 from runlane.owners import owner_of, writable
 from runlane.serde import to_jsonable, utcnow
 from runlane.service import BadRequest, Runlane
@@ -220,34 +221,41 @@ async def get_assistant_schemas(assistant_id: str, request: Request) -> Response
     svc = service(request)
     assistant = await _assistant(request, assistant_id)
     graph = svc.graphs[assistant["graph_id"]]
-
-    def schema(getter: Any) -> Any:
-        try:
-            return to_jsonable(getter().model_json_schema())
-        except Exception:
-            return None
-
-    def context_schema() -> Any:
-        getter = getattr(graph, "get_context_jsonschema", None)
-        try:
-            return to_jsonable(getter()) if getter else None
-        except Exception:
-            return None
-
-    return JSON({
-        "graph_id": assistant["graph_id"],
-        "input_schema": schema(graph.get_input_schema),
-        "output_schema": schema(graph.get_output_schema),
-        "state_schema": schema(graph.get_input_schema),
-        # langgraph 1.x has no get_config_schema; inside the getter, a missing method is None
-        "config_schema": schema(lambda: graph.config_schema()),
-        "context_schema": context_schema(),
-    })
+    return JSON({"graph_id": assistant["graph_id"], **to_jsonable(graph_schemas(graph))})
 
 
 @router.get("/assistants/{assistant_id}/subgraphs")
-async def get_assistant_subgraphs(assistant_id: str, request: Request) -> Response:
+async def get_assistant_subgraphs(
+    assistant_id: str, request: Request, recurse: str = Query("false")
+) -> Response:
+    return await _subgraphs(request, assistant_id, None, recurse)
+
+
+@router.get("/assistants/{assistant_id}/subgraphs/{namespace}")
+async def get_assistant_subgraphs_at(
+    assistant_id: str, namespace: str, request: Request, recurse: str = Query("false")
+) -> Response:
+    return await _subgraphs(request, assistant_id, namespace, recurse)
+
+
+async def _subgraphs(request: Request, assistant_id: str, namespace: str | None,
+                     recurse: str) -> Response:
+    """The graph's subgraphs by namespace (`parent|child` when recursing), each with
+    its schemas. The SDK types each entry as a GraphSchema, whose graph_id is
+    required: a subgraph has no id of its own in langgraph.json, so it is its
+    namespace."""
     svc = service(request)
+    deep = _boolean("recurse", recurse)
     assistant = await _assistant(request, assistant_id)
     graph = svc.graphs[assistant["graph_id"]]
-    return JSON({ns: {"graph_id": ns} async for ns, _ in graph.aget_subgraphs()})
+    found = {
+        ns: {"graph_id": ns, **to_jsonable(graph_schemas(subgraph))}
+        async for ns, subgraph in graph.aget_subgraphs(namespace=namespace, recurse=deep)
+    }
+    if namespace is not None and not found:
+        # langgraph yields nothing for an unknown namespace: say so rather than {}
+        known = [ns async for ns, _ in graph.aget_subgraphs(recurse=True)]
+        raise NotFound(f"subgraph {namespace!r} not found in graph {assistant['graph_id']!r} "
+                       f"(its subgraphs: {known}; a nested one, 'parent|child', needs "
+                       "recurse=true)")
+    return JSON(found)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
 from runlane import metrics
-from runlane.api.access import allowed, has_handlers, check_thread
+from runlane.api.access import allowed, check_thread, has_handlers
 from runlane.api.models import RunCreate, RunsCancelMany
 from runlane.api.responses import JSON, error, run_body, sse
 from runlane.auth.authorization import matches
@@ -28,6 +28,11 @@ from runlane.service import BatchItemError, Runlane, RunRequest
 from runlane.store import NotFound
 
 log = logging.getLogger("runlane.api")
+# The fields `select` may name in GET /threads/{id}/runs: the SDK's RunSelectField,
+# and runlane's own extra run fields.
+RunSelectField = Literal["run_id", "thread_id", "assistant_id", "created_at", "updated_at",
+                         "status", "metadata", "kwargs", "multitask_strategy",
+                         "cancel_reason", "cancel_action", "stop_reason", "error"]
 router = APIRouter(tags=["runs"])
 
 
@@ -224,6 +229,7 @@ async def list_runs(
     limit: int = Query(10, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=2**63 - 1),
     status: Literal["pending", "running", "success", "error", "timeout", "interrupted"] | None = Query(None),
+    select: list[RunSelectField] | None = Query(None),  # noqa: B008
 ) -> Response:
     svc = service(request)
     owner = owner_of(request)
@@ -232,7 +238,10 @@ async def list_runs(
         return error(404, f"thread {thread_id} not found")
     rows = await svc.store.list_runs(str(thread_id), limit=limit, offset=offset, status=status,
                                      owner=owner)
-    return JSON([run_body(r) for r in rows])
+    bodies = [run_body(r) for r in rows]
+    if select:
+        bodies = [{k: b.get(k) for k in select} for b in bodies]
+    return JSON(bodies)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}")

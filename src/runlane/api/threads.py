@@ -13,8 +13,8 @@ from langgraph.types import StateUpdate
 from starlette.responses import Response
 
 from runlane import thread_ops
-from runlane.api.extract import extracted
 from runlane.api.access import allowed
+from runlane.api.extract import extracted
 from runlane.api.models import (
     ThreadCount,
     ThreadCreate,
@@ -239,6 +239,26 @@ async def join_thread_stream(
                              last_event_id=resume, owner=owner_of(request)))
 
 
+# The v3 streaming protocol (langgraph_sdk's `client.threads.stream()`): commands
+# (`run.start`, `input.respond`, `agent.getTree` ...) posted to /commands, events
+# read from /stream/events filtered by channel and namespace. runlane does not speak
+# it yet: a clear 501 rather than a 404 that reads like a missing thread.
+V3_NOT_SUPPORTED = (
+    "the v3 thread streaming protocol (POST /threads/{thread_id}/commands, "
+    "/threads/{thread_id}/stream/events; langgraph_sdk client.threads.stream()) is not "
+    "supported yet by runlane: create runs with POST /threads/{thread_id}/runs/stream "
+    "(client.runs.stream) and follow a thread with GET /threads/{thread_id}/stream "
+    "(client.threads.join_stream)")
+
+
+# Left out of the OpenAPI document: runlane does not offer these, it only explains.
+@router.post("/threads/{thread_id}/commands", include_in_schema=False)
+@router.api_route("/threads/{thread_id}/stream/events", methods=["GET", "POST"],
+                  include_in_schema=False)
+async def thread_protocol_v3(thread_id: UUID) -> Response:
+    return error(501, V3_NOT_SUPPORTED)
+
+
 # -------------------------------------------------------------------- state
 
 
@@ -304,6 +324,10 @@ def _empty_state(thread_id: str) -> Row:
 def _state_config(thread_id: str, checkpoint: Row | None = None) -> Row:
     configurable: Row = {"thread_id": thread_id}
     if checkpoint:
+        # A checkpoint named by its id alone is in the root namespace. langgraph's
+        # SQLite checkpointer needs checkpoint_ns to write after such a checkpoint
+        # (update_state's fork), PostgreSQL's does not: say it for both.
+        configurable["checkpoint_ns"] = ""
         configurable.update({k: v for k, v in checkpoint.items() if v is not None and k != "thread_id"})
     return {"configurable": configurable}
 

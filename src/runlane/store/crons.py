@@ -13,6 +13,7 @@ metadata), in the same statement.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -93,6 +94,29 @@ class CronStore:
                 crons.update()
                 .where(crons.c.cron_id == cron_id, *_visible(owner, auth_filter))
                 .values(**values)
+                .returning(*crons.c)
+            ).first())
+        return await self.db.run(_tx)
+
+    async def change(self, cron_id: str, changes: Callable[[Row], Row], *,
+                     owner: Owner = None, auth_filter: Row | None = None) -> Row | None:
+        """Change a cron by `changes(current row) -> values to set`, read and written
+        under the row's lock in one transaction, so concurrent changes (metadata
+        merged key by key, payload fields) never lose one another; None if it is not
+        there (for this owner). What `changes` raises aborts the change."""
+
+        def _tx(conn: Connection) -> Row | None:
+            current = _as_dict(conn.execute(
+                sa.select(crons)
+                .where(crons.c.cron_id == cron_id, *_visible(owner, auth_filter))
+                .with_for_update()  # SQLite: BEGIN IMMEDIATE already serializes writers
+            ).first())
+            if current is None:
+                return None
+            return _as_dict(conn.execute(
+                crons.update()
+                .where(crons.c.cron_id == cron_id)
+                .values(**changes(current))
                 .returning(*crons.c)
             ).first())
         return await self.db.run(_tx)

@@ -25,13 +25,14 @@ import concurrent.futures
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, event
 
 from runlane import metrics
+from runlane.store.sqlite_direct import DirectConnection, DirectStatements
 
 T = TypeVar("T")
 
@@ -63,7 +64,10 @@ def sync_url(url: str) -> sa.URL:
 
 
 class Database:
-    def __init__(self, url: str, pool_size: int = 4) -> None:
+    def __init__(self, url: str, pool_size: int = 4,
+                 direct: Iterable[sa.Executable] = ()) -> None:
+        """`direct`: statements a SQLite transaction executes straight on the sqlite3
+        connection (see sqlite_direct.py); ignored on PostgreSQL."""
         self.url = sync_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
@@ -74,12 +78,15 @@ class Database:
                                            connect_args={"check_same_thread": False})
             _configure_sqlite(self.engine)
             threads = 0  # transactions run inline on the event loop
+            self._direct: DirectStatements | None = DirectStatements(
+                self.engine.dialect, direct)
         else:
             self.engine = sa.create_engine(
                 self.url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True,
                 connect_args={"connect_timeout": 5},
             )
             threads = pool_size
+            self._direct = None
         self._threads = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="runlane-db"
         ) if threads else None
@@ -121,6 +128,8 @@ class Database:
         conn = self._connection()
         try:
             with conn.begin():
+                if self._direct is not None:
+                    return fn(DirectConnection(conn, self._direct))  # type: ignore[arg-type]
                 return fn(conn)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             if exc.connection_invalidated or conn.invalidated or _is_disconnect(exc):

@@ -85,7 +85,7 @@ class Store(AssistantQueries, ThreadQueries):
 
     def __init__(self, database_url: str) -> None:
         self.url = database_url
-        self.db = Database(database_url)
+        self.db = Database(database_url, direct=st.ALL)
         self._seq = 0
 
     async def setup(self) -> None:

@@ -193,3 +193,7 @@ ADOPT_EXPIRED = (
 )
 
 NOTIFY = sa.select(sa.func.pg_notify(P("p_channel"), P("p_payload")))
+
+# Every statement above: on SQLite they run directly on the sqlite3 connection
+# (see sqlite_direct.py).
+ALL = [v for k, v in list(globals().items()) if k.isupper() and isinstance(v, sa.Executable)]

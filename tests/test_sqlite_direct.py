@@ -19,7 +19,7 @@ from runlane.store import statements as st
 from runlane.store.schema import assistants, runs, threads
 from runlane.store.sqlite_direct import DirectConnection
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 NOW = datetime.datetime(2026, 11, 25, 9, 30, 1, 123456, tzinfo=UTC)
 
 

@@ -33,7 +33,7 @@ def _row_type(keys: list[str]) -> type[tuple] | None:
         not k.isidentifier() or keyword.iskeyword(k) or k.startswith("_") for k in keys
     ):
         return None
-    base = collections.namedtuple("Row", keys)  # type: ignore[misc]  # noqa: PYI024
+    base = collections.namedtuple("Row", keys)  # type: ignore[misc]
     return type("Row", (base,), {"__slots__": (), "_mapping": property(base._asdict)})
 
 
@@ -42,7 +42,7 @@ class DirectStatement:
     decode its rows. `prepare` returns None for a shape it cannot execute exactly as
     SQLAlchemy would (then SQLAlchemy executes it)."""
 
-    __slots__ = ("sql", "_binds", "_decoders", "_row_type", "_returns_rows")
+    __slots__ = ("_binds", "_decoders", "_returns_rows", "_row_type", "sql")
 
     @classmethod
     def prepare(cls, statement: sa.Executable, dialect: sa.Dialect,

@@ -149,3 +149,37 @@ def test_other_statements_go_through_sqlalchemy(store: Store) -> None:
         assert [r.run_id for r in direct.execute(dynamic)] == ["r-pending", "r-delayed",
                                                               "r-startable"]
         conn.rollback()
+
+
+def test_driver_errors_are_sqlalchemy_errors(store: Store) -> None:
+    """A direct statement fails as SQLAlchemy would: the store and the database layer
+    handle IntegrityError and OperationalError, not sqlite3's own."""
+    with store.db.engine.connect() as conn, conn.begin():
+        direct = DirectConnection(conn, store.db._direct)
+        row = _thread(store.ids["t1"], "idle")  # type: ignore[attr-defined]
+        with pytest.raises(sa.exc.IntegrityError):
+            direct.execute(st.INSERT_THREAD, row)
+        conn.rollback()
+
+
+def test_transactions_commit_and_roll_back_as_one(store: Store) -> None:
+    """Database's own BEGIN/COMMIT on sqlite3 spans direct and SQLAlchemy statements:
+    both commit together, and both roll back together when the function fails."""
+    thread_id = store.ids["t3"]  # type: ignore[attr-defined]
+    status = sa.select(threads.c.status).where(threads.c.thread_id == thread_id)
+
+    def change(conn: Any, value: str, fail: bool) -> None:
+        conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": thread_id, "p_now": NOW})
+        conn.execute(threads.update().where(threads.c.thread_id == thread_id)
+                     .values(status=value))  # built here: SQLAlchemy executes it
+        if fail:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        store.db._transaction(lambda conn: change(conn, "error", True))
+    assert store.db._transaction(lambda conn: conn.scalar(status)) == "idle"
+    store.db._transaction(lambda conn: change(conn, "interrupted", False))
+    with store.db.engine.connect() as other:  # committed: another connection sees it
+        assert other.scalar(status) == "interrupted"
+    store.db._transaction(lambda conn: conn.execute(
+        threads.update().where(threads.c.thread_id == thread_id).values(status="idle")))

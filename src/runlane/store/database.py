@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import functools
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -127,9 +128,9 @@ class Database:
     def _transaction(self, fn: Callable[[Connection], T]) -> T:
         conn = self._connection()
         try:
+            if self._direct is not None:
+                return self._sqlite_transaction(conn, self._direct, fn)
             with conn.begin():
-                if self._direct is not None:
-                    return fn(DirectConnection(conn, self._direct))  # type: ignore[arg-type]
                 return fn(conn)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             if exc.connection_invalidated or conn.invalidated or _is_disconnect(exc):
@@ -137,6 +138,31 @@ class Database:
                 conn.invalidate()
                 raise DatabaseUnavailable(str(exc.orig or exc)) from exc
             raise
+
+    @staticmethod
+    def _sqlite_transaction(conn: Connection, direct: DirectStatements,
+                            fn: Callable[[Connection], T]) -> T:
+        """BEGIN IMMEDIATE ... COMMIT issued on sqlite3 itself: SQLAlchemy's transaction
+        object cost more than the statements of a small transaction. A statement that
+        SQLAlchemy executes inside (anything not in `direct`) autobegins SQLAlchemy's
+        transaction object, which the begin listener maps onto the transaction already
+        open (see _configure_sqlite); SQLAlchemy then ends it, and the sqlite3 one with
+        it."""
+        dbapi = conn.connection.dbapi_connection
+        _driver(dbapi.execute, "BEGIN IMMEDIATE")
+        try:
+            result = fn(DirectConnection(conn, direct))  # type: ignore[arg-type]
+        except BaseException:
+            if conn.in_transaction():
+                conn.rollback()
+            if dbapi.in_transaction:
+                _driver(dbapi.execute, "ROLLBACK")
+            raise
+        if conn.in_transaction():
+            conn.commit()
+        if dbapi.in_transaction:
+            _driver(dbapi.execute, "COMMIT")
+        return result
 
     def _close(self) -> None:
         for conn in self._all:
@@ -152,6 +178,14 @@ class Database:
         await loop.run_in_executor(None, self._close)
         if self._threads is not None:
             self._threads.shutdown(wait=True)
+
+
+def _driver(execute: Callable[[str], Any], sql: str) -> None:
+    """Run `sql` on sqlite3, failing as SQLAlchemy would (OperationalError...)."""
+    try:
+        execute(sql)
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, (), exc, sqlite3.Error) from exc
 
 
 def _is_disconnect(exc: sa.exc.DBAPIError) -> bool:
@@ -171,5 +205,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         # IMMEDIATE: take the write lock up front, so a transaction that reads and
-        # then writes can never be overtaken by another process's writer.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # then writes can never be overtaken by another process's writer. Inside a
+        # transaction Database already began on sqlite3, SQLAlchemy's joins it.
+        if not conn.connection.dbapi_connection.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

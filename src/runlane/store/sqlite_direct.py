@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import keyword
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -86,7 +87,13 @@ class DirectStatement:
                 values.append(fixed)
         cursor = dbapi_conn.cursor()
         try:
-            cursor.execute(self.sql, values)
+            try:
+                cursor.execute(self.sql, values)
+            except sqlite3.Error as exc:
+                # As SQLAlchemy raises it (IntegrityError, OperationalError...): the
+                # store and the database layer handle those, not sqlite3's own.
+                raise sa.exc.DBAPIError.instance(
+                    self.sql, values, exc, sqlite3.Error, dialect=None) from exc
             if not self._returns_rows:
                 return DirectResult(None, cursor.rowcount)
             decoders, make = self._decoders, self._row_type

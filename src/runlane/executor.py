@@ -111,6 +111,13 @@ class Executor:
         self._housekeeping: set[asyncio.Task[None]] = set()
         self._supervisors: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
+        # Slots promised to runs being admitted right now (see reserve_slot).
+        self._reserved = 0
+        # True while the dispatcher claims: it may be about to fill the free slots.
+        self._claiming = False
+        # One SQLite process: a run admitted while nothing waits may start in its own
+        # admission (see reserve_slot); Runtime turns it on.
+        self.starts_at_admission = False
         self._dispatcher: asyncio.Task[None] | None = None
         self._due_timer: asyncio.TimerHandle | None = None
         self._stopping = False
@@ -201,6 +208,36 @@ class Executor:
     def wake(self) -> None:
         self._wakeup.set()
 
+    # ----------------------------------------------------- start at admission
+
+    def reserve_slot(self) -> bool:
+        """A slot for a run being admitted now, so that its admission can also start
+        it (Store.create_run's `start`), sparing a claim transaction and a dispatcher
+        turn. Only when nothing else could want the slot first: on one SQLite process
+        every event that can make a pending run startable (a run created or ended, a
+        cancel, a delayed run coming due) wakes the dispatcher, so a dispatcher that
+        is idle, not woken and not claiming means no run is waiting to start, and
+        creation order is kept. Undo with `release_slot`, or use with `start_admitted`."""
+        if (not self.starts_at_admission or self._stopping or self._claiming
+                or self._wakeup.is_set()
+                or self.max_concurrency - len(self._supervisors) - self._reserved <= 0):
+            return False
+        timer = self._due_timer
+        if timer is not None and timer.when() <= asyncio.get_running_loop().time():
+            return False  # a delayed run is due and its wake-up is late: it goes first
+        self._reserved += 1
+        return True
+
+    def release_slot(self) -> None:
+        """The admission did not start its run (or failed): the slot is free again."""
+        self._reserved -= 1
+        self.wake()
+
+    def start_admitted(self, run: Row) -> None:
+        """Execute a run its admission started (running, leased to this worker)."""
+        self._reserved -= 1
+        self._spawn(run)
+
     @property
     def active_count(self) -> int:
         return len(self._graph_tasks)
@@ -209,8 +246,10 @@ class Executor:
         while not self._stopping:
             await self._wakeup.wait()
             self._wakeup.clear()
+            self._claiming = True
             try:
-                while (free := self.max_concurrency - len(self._supervisors)) > 0:
+                while (free := self.max_concurrency - len(self._supervisors)
+                        - self._reserved) > 0:
                     claimed, due = await self.store.claim(self.worker_id, self.lease_until(),
                                                           free)
                     self._wake_when_due(due)
@@ -227,6 +266,8 @@ class Executor:
                 log.exception("claiming runs failed; retrying")
                 await asyncio.sleep(0.5)
                 self.wake()
+            finally:
+                self._claiming = False
 
     def _wake_when_due(self, due: datetime.datetime | None) -> None:
         """Delayed runs (`after_seconds`): wake again when the earliest becomes due
@@ -427,7 +468,9 @@ class Executor:
             await self._delete_thread(thread_id)
 
     def _finished(self, row: Row, rolled_back: bool = False) -> None:
-        """This worker's CAS made the run terminal: log it once, measure it."""
+        """This worker's CAS made the run terminal: log it once, measure it, and wake
+        the dispatcher now (the next run on the thread may start; see reserve_slot)."""
+        self.wake()
         if row.get("webhook") and not rolled_back and self.webhooks is not None:
             self.webhooks.wake()
         logs.run_status(row, RunStatus.RUNNING.value,

@@ -118,6 +118,8 @@ class Runtime:
         else:
             # One process owns the SQLite file: whatever was active died with it.
             await service.recover_after_restart()
+            # ...and sees every event that makes a run startable (Executor.reserve_slot).
+            executor.starts_at_admission = True
         await executor.start()
         self._closers.insert(0, executor.stop)
         webhooks = WebhookSender(

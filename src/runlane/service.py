@@ -238,14 +238,28 @@ class Runlane:
                          owner: Owner = None) -> Row:
         prepared = await self._prepare_run(thread_id, request, owner)
         self._open_log(prepared)
+        # A free slot nobody else waits for: the admission starts the run itself.
+        reserved = self.executor.reserve_slot()
         try:
             created = await self.store.create_run(
                 prepared.run, if_not_exists=prepared.if_not_exists,
                 thread_defaults=prepared.thread_defaults, owner=owner,
+                start=(self.executor.worker_id, self.executor.lease_until()) if reserved
+                else None,
             )
         except BaseException:
+            if reserved:
+                self.executor.release_slot()
             self.broker.discard(prepared.run["run_id"])
             raise
+        if created.started is not None:
+            # Before anything can await: a cancel must find the run's task.
+            logs.run_status(created.run, None, cause="created",
+                            multitask_strategy=request.multitask_strategy)
+            self.executor.start_admitted(created.started)
+            return created.run
+        if reserved:
+            self.executor.release_slot()
         await self._admitted(prepared, created)
         self.executor.wake()
         return created.run

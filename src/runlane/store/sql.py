@@ -58,6 +58,8 @@ class CreatedRun:
     cancelled_running: list[str]
     # Pending runs it cancelled: already terminal (or rolled back), their streams end.
     cancelled_pending: list[str]
+    # The run as started in the same transaction (see `create_run`'s `start`), else None.
+    started: Row | None = None
 
 
 @dataclasses.dataclass
@@ -178,6 +180,7 @@ class Store(AssistantQueries, ThreadQueries):
         if_not_exists: str,
         thread_defaults: Row,
         owner: Owner = None,
+        start: tuple[str, Any] | None = None,
     ) -> CreatedRun:
         """Admit a run on its thread, applying the multitask strategy atomically.
         The run belongs to its thread's owner; a thread created here, to `owner`.
@@ -185,10 +188,15 @@ class Store(AssistantQueries, ThreadQueries):
         reject: 409 if the thread has an active run. interrupt/rollback: record a
         cancel on every active run of the thread, in this same transaction, so the
         new run cannot start before they are terminal. enqueue: just wait.
+
+        `start` (worker id, lease end): the caller has a free slot and nothing else
+        is waiting for one, so a run that can start at once (its thread has no other
+        active run, no `after_seconds`) goes pending -> running in this same
+        transaction, as a claim would have done a moment later (`started`).
         """
 
         def _tx(conn: Connection) -> CreatedRun:
-            return self._admit(conn, run, if_not_exists, thread_defaults, owner)
+            return self._admit(conn, run, if_not_exists, thread_defaults, owner, start)
 
         return await self.db.run(_tx)
 
@@ -203,7 +211,7 @@ class Store(AssistantQueries, ThreadQueries):
         return await self.db.run(_tx)
 
     def _admit(self, conn: Connection, run: Row, if_not_exists: str, thread_defaults: Row,
-               owner: Owner) -> CreatedRun:
+               owner: Owner, start: tuple[str, Any] | None = None) -> CreatedRun:
         """The body of a run's admission (see create_run), inside a transaction."""
         strategy = MultitaskStrategy(run["multitask_strategy"])
         now = run["created_at"]
@@ -262,6 +270,12 @@ class Store(AssistantQueries, ThreadQueries):
             })
         elif thread["status"] != ThreadStatus.BUSY.value:
             conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": run["thread_id"], "p_now": now})
+        if start is not None and not active and not new_run.get("not_before"):
+            started = _as_dict(conn.execute(st.START_ADMITTED, {
+                "p_run_id": new_run["run_id"], "p_worker_id": start[0], "p_now": now,
+                "p_lease_until": start[1],
+            }).first())
+            return CreatedRun(new_run, [], [], started)
         for other in cancelled_running:
             self._notify(conn, CANCEL, other)
         for other in cancelled_pending:

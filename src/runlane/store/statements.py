@@ -99,6 +99,17 @@ CLAIM = (
     .returning(*runs.c)
 )
 
+# pending -> running for a run just admitted, in its admission's transaction (see
+# Store._admit: one SQLite process, a free slot, nothing else waiting to start).
+START_ADMITTED = (
+    runs.update()
+    .where(runs.c.run_id == P("p_run_id"), runs.c.status == PENDING,
+           runs.c.cancel_action.is_(None))
+    .values(status=RUNNING, worker_id=P("p_worker_id"), started_at=P("p_now"),
+            updated_at=P("p_now"), lease_expires_at=P("p_lease_until"))
+    .returning(*runs.c)
+)
+
 # When the earliest delayed run becomes due: the dispatcher sleeps until then.
 NEXT_DUE = sa.select(sa.func.min(runs.c.not_before)).where(
     runs.c.status == PENDING, runs.c.cancel_action.is_(None), runs.c.not_before > P("p_now")

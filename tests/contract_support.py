@@ -134,9 +134,10 @@ def cancel_url(thread_id: str, run_id: str) -> str:
 
 
 # Lines the server logs when a request or a run failed inside runlane (a 500, an
-# exception escaping a streaming response, a run that could not be finalized).
+# exception escaping a streaming response, a run that could not be finalized, a run
+# that became startable without waking the dispatcher).
 SERVER_FAILURES = ("unexpected error on", "Exception in ASGI application",
-                   "finalizing run", "Traceback")
+                   "finalizing run", "Traceback", "a wake-up was missed")
 
 
 def assert_no_server_failures(logged: str) -> None:

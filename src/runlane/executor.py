@@ -111,10 +111,15 @@ class Executor:
         self._housekeeping: set[asyncio.Task[None]] = set()
         self._supervisors: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
+        self.recheck_seconds = 1.0
+        self._rechecking = False
         # Slots promised to runs being admitted right now (see reserve_slot).
         self._reserved = 0
         # True while the dispatcher claims: it may be about to fill the free slots.
         self._claiming = False
+        # The last claim filled every free slot (or found none): startable runs may be
+        # waiting, so a slot coming free must wake the dispatcher.
+        self._starved = False
         # One SQLite process: a run admitted while nothing waits may start in its own
         # admission (see reserve_slot); Runtime turns it on.
         self.starts_at_admission = False
@@ -130,6 +135,17 @@ class Executor:
     async def start(self) -> None:
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="runlane-dispatch")
         self.wake()
+        self._recheck()
+
+    def _recheck(self) -> None:
+        """A safety net: claim at least every `recheck_seconds`, so a run that became
+        startable without a wake-up (a lost notification on a cluster, a bug on one
+        process: then logged) waits that long at worst, never forever."""
+        if self._stopping:
+            return
+        self.wake()
+        self._rechecking = True
+        asyncio.get_running_loop().call_later(self.recheck_seconds, self._recheck)
 
     @property
     def draining(self) -> bool:
@@ -206,6 +222,7 @@ class Executor:
         return set(self._graph_tasks)
 
     def wake(self) -> None:
+        self._rechecking = False  # woken for a reason (see _recheck)
         self._wakeup.set()
 
     # ----------------------------------------------------- start at admission
@@ -219,7 +236,7 @@ class Executor:
         is idle, not woken and not claiming means no run is waiting to start, and
         creation order is kept. Undo with `release_slot`, or use with `start_admitted`."""
         if (not self.starts_at_admission or self._stopping or self._claiming
-                or self._wakeup.is_set()
+                or self._starved or self._wakeup.is_set()
                 or self.max_concurrency - len(self._supervisors) - self._reserved <= 0):
             return False
         timer = self._due_timer
@@ -246,7 +263,10 @@ class Executor:
         while not self._stopping:
             await self._wakeup.wait()
             self._wakeup.clear()
+            rechecking, self._rechecking = self._rechecking, False
             self._claiming = True
+            # Until a claim takes fewer runs than it could, some may wait for a slot.
+            self._starved = True
             try:
                 while (free := self.max_concurrency - len(self._supervisors)
                         - self._reserved) > 0:
@@ -256,9 +276,13 @@ class Executor:
                     if claimed is None:  # raced another worker for a thread: soon again
                         asyncio.get_running_loop().call_later(0.02, self.wake)
                         break
+                    if claimed and rechecking and self.starts_at_admission:
+                        log.warning("%d startable run(s) found by the periodic recheck, "
+                                    "not by a wake-up: a wake-up was missed", len(claimed))
                     for run in claimed:
                         self._spawn(run)
                     if len(claimed) < free:
+                        self._starved = False  # every startable run has a slot
                         break
             except asyncio.CancelledError:
                 raise
@@ -383,7 +407,11 @@ class Executor:
             # Free the slot before waking the dispatcher: the done callback that also
             # discards runs only after the dispatcher has looked (and found no slot).
             self._supervisors.discard(asyncio.current_task())  # type: ignore[arg-type]
-            self.wake()
+            if self._starved or not self.starts_at_admission:
+                # (One SQLite process, not starved: no startable run waits for a
+                # slot, so the slot matters to nobody; the run's end woke the
+                # dispatcher already if it freed its thread for the next run.)
+                self.wake()
 
     async def _settle_when_possible(self, *args: Any) -> None:
         """Settle, retrying while the database is unreachable: a finished run keeps its
@@ -436,7 +464,7 @@ class Executor:
             interrupts=interrupts,
         )
         if result.changed:
-            self._finished(result.run)
+            self._finished(result.run, thread_busy=result.thread_busy)
         if result.needs_rollback:
             await self.checkpoints.delete_run(thread_id, run_id, progress.restore)
             values, interrupts, paused = await thread_state(graph, thread_id)
@@ -467,10 +495,11 @@ class Executor:
         else:
             await self._delete_thread(thread_id)
 
-    def _finished(self, row: Row, rolled_back: bool = False) -> None:
+    def _finished(self, row: Row, rolled_back: bool = False, thread_busy: bool = True) -> None:
         """This worker's CAS made the run terminal: log it once, measure it, and wake
-        the dispatcher now (the next run on the thread may start; see reserve_slot)."""
-        self.wake()
+        the dispatcher now if another run of the thread may start (see reserve_slot)."""
+        if thread_busy or self._starved or not self.starts_at_admission:
+            self.wake()
         if row.get("webhook") and not rolled_back and self.webhooks is not None:
             self.webhooks.wake()
         logs.run_status(row, RunStatus.RUNNING.value,

@@ -76,6 +76,8 @@ class SettleResult:
     run: Row | None
     needs_rollback: bool = False
     changed: bool = False  # this call's CAS made the run terminal
+    # The run's thread has other active runs (queued behind it, one may start now).
+    thread_busy: bool = False
 
 
 def _as_dict(row: sa.Row | None) -> Row | None:
@@ -521,12 +523,13 @@ class Store(AssistantQueries, ThreadQueries):
     def _thread_after_run(
         conn: Connection, thread_id: str, now: Any, status: ThreadStatus, values: Any,
         interrupts: Row,
-    ) -> None:
-        """A run ended with a new thread state: cache it, and the thread's status."""
-        conn.execute(st.SET_THREAD_AFTER_RUN, {
+    ) -> bool:
+        """A run ended with a new thread state: cache it, and the thread's status.
+        True if the thread is still busy (it has other active runs)."""
+        return conn.execute(st.SET_THREAD_AFTER_RUN, {
             "p_thread_id": thread_id, "p_status": status.value, "p_values": values,
             "p_interrupts": interrupts, "p_now": now,
-        })
+        }).scalar() == ThreadStatus.BUSY.value
 
     @staticmethod
     def _release_thread(conn: Connection, thread_id: str, now: Any) -> None:
@@ -578,12 +581,12 @@ class Store(AssistantQueries, ThreadQueries):
                 ):
                     return SettleResult(current, needs_rollback=True)
                 return SettleResult(current)  # already settled elsewhere, or deleted
-            self._thread_after_run(
+            busy = self._thread_after_run(
                 conn, row["thread_id"], now, final_thread_status, values, interrupts
             )
             self._notify(conn, DONE, run_id)
             self._notify(conn, WAKE)
-            return SettleResult(row, changed=True)
+            return SettleResult(row, changed=True, thread_busy=busy)
 
         return await self.db.run(_tx)
 

@@ -153,6 +153,8 @@ SET_THREAD_AFTER_RUN = (
         interrupts=P("p_interrupts"),
         updated_at=P("p_now"),
     )
+    # busy: the thread has another active run, which may now be startable.
+    .returning(threads.c.status)
 )
 # After a run ends without a new state (a pending run cancelled): a busy thread with
 # nothing left to run becomes idle; any other status stays.

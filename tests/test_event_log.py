@@ -49,3 +49,21 @@ async def test_a_waiter_that_times_out_leaves_the_others_waiting() -> None:
     assert len(log._closers or []) == 1  # the timed-out waiters' futures are gone
     log.close()
     await asyncio.wait_for(patient, 1)
+
+
+async def test_the_settles_final_row_reaches_the_waiters_only() -> None:
+    """The settle that recorded the run's end closes the log with the terminal row:
+    its waiters answer with it instead of reading it back. A waiter arriving after
+    the close, or a close without a row, gets None (it reads the store)."""
+    log = RunEventLog()
+    waiters = [asyncio.create_task(log.wait_closed()) for _ in range(2)]
+    await asyncio.sleep(0)
+    row = {"run_id": "r", "status": "interrupted"}
+    log.close(final=row)
+    assert await asyncio.gather(*waiters) == [row, row]
+    assert await log.wait_closed() is None
+    other = RunEventLog()
+    waiter = asyncio.create_task(other.wait_closed())
+    await asyncio.sleep(0)
+    other.close()
+    assert await waiter is None

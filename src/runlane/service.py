@@ -524,9 +524,12 @@ class Runlane:
                 # Bounded: a run ending on another worker is announced by NOTIFY,
                 # and a notification can be lost; then the store answers.
                 # asyncio.timeout, not wait_for: no task of its own to hop through.
+                final = None
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.recheck_seconds):
-                        await event_log.wait_closed()
+                        final = await event_log.wait_closed()
+                if final is not None:  # the row this worker's settle made terminal
+                    return final
             row = await self.store.get_run(thread_id, run_id)
             if row is None:
                 tomb = await self.store.get_tombstone(thread_id, run_id)

@@ -138,6 +138,8 @@ async def test_cancel_running_run(client, ahttp, new_thread, action, wait_raw, w
         assert final["status"] == "interrupted"
         assert final["stop_reason"] == "cancelled"
         assert final["cancel_action"] == "interrupt" and final["cancel_reason"] == "user"
+        if wait:  # the answer is the run exactly as the store holds it at its end
+            assert {k: v for k, v in body.items() if k != "cancel_outcome"} == final
         after = await snapshot(client, thread_id)
         # interrupt keeps the checkpoints written so far, and all earlier ones.
         assert set(before["history"]) < set(after["history"])

@@ -73,7 +73,8 @@ def _params(store: Store) -> dict[str, Any]:
         "p_status": "success", "p_stop_reason": "completed",
         "p_error": {"error": "E", "message": "ü \u2028"}, "p_values": {"n": 2, "l": [None, 1.5]},
         "p_interrupts": {"t": [{"value": 1}]}, "p_metadata": {"graph_id": "g2"},
-        "p_deadline": NOW,
+        "p_deadline": NOW, "p_cancel_action": "interrupt", "p_cancel_reason": "user",
+        "p_owner": None,
     }
 
 

@@ -478,7 +478,9 @@ class Executor:
         if settled is not None and settled["status"] == RunStatus.ERROR.value and error:
             event_log.publish("error", error)
         self._remember_values(run_id, values, interrupts, settled)
-        self.broker.close(run_id)
+        # Waiters for the end (cancel with wait=true, join) get the terminal row this
+        # settle recorded with their wake-up, instead of reading it back.
+        self.broker.close(run_id, final=settled if result.changed else None)
         owes_webhook = result.changed and bool(settled and settled.get("webhook"))
         if deletes_thread_when_done(run) and not owes_webhook:
             # (With a webhook, the thread goes once the delivery is over: its payload

@@ -523,8 +523,13 @@ class Runlane:
             if event_log is not None and not event_log.closed:
                 # Bounded: a run ending on another worker is announced by NOTIFY,
                 # and a notification can be lost; then the store answers.
+                # asyncio.timeout, not wait_for: no task of its own to hop through.
+                final = None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event_log.wait_closed(), self.recheck_seconds)
+                    async with asyncio.timeout(self.recheck_seconds):
+                        final = await event_log.wait_closed()
+                if final is not None:  # the row this worker's settle made terminal
+                    return final
             row = await self.store.get_run(thread_id, run_id)
             if row is None:
                 tomb = await self.store.get_tombstone(thread_id, run_id)
@@ -553,7 +558,8 @@ class Runlane:
         event_log = self.broker.get(run_id)
         if event_log is not None and not event_log.closed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event_log.wait_closed(), self.recheck_seconds)
+                async with asyncio.timeout(self.recheck_seconds):
+                    await event_log.wait_closed()
         if run_id in self.executor.final_values:
             # Settled by this worker, which kept the answer: no store read needed.
             return self.executor.final_values[run_id]

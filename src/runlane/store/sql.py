@@ -441,36 +441,19 @@ class Store(AssistantQueries, ThreadQueries):
     ) -> CancelResult:
         """Record a cancel: the instant it takes effect. Two CAS statements, tried in
         order; if neither matches, the run's current (absorbing) state decides."""
-        mine = (runs.c.run_id == run_id, runs.c.thread_id == thread_id,
-                owned(runs.c.owner, owner))
-        uncancelled = runs.c.cancel_action.is_(None)
+        ids = {"p_run_id": run_id, "p_thread_id": thread_id, "p_owner": owner,
+               "p_cancel_action": action.value, "p_cancel_reason": reason, "p_now": now}
         # 1. A pending run never started: it stops right here.
         if action is CancelAction.INTERRUPT:
-            result = conn.execute(
-                runs.update()
-                .where(*mine, uncancelled, runs.c.status == RunStatus.PENDING.value)
-                .values(
-                    status=RunStatus.INTERRUPTED.value,
-                    cancel_action=action.value,
-                    cancel_reason=reason,
-                    stop_reason=StopReason.CANCELLED.value,
-                    updated_at=now,
-                    ended_at=now,
-                )
-                .returning(*runs.c)
-            )
-            row = _as_dict(result.first())
+            row = _as_dict(conn.execute(
+                st.CANCEL_PENDING if owner is None else st.CANCEL_PENDING_OWNED, ids).first())
             if row is not None:
                 self._release_thread(conn, thread_id, now)
                 self._notify(conn, DONE, run_id)
                 return CancelResult(CancelOutcome.RECORDED, row)
         else:
-            result = conn.execute(
-                runs.delete()
-                .where(*mine, uncancelled, runs.c.status == RunStatus.PENDING.value)
-                .returning(*runs.c)
-            )
-            row = _as_dict(result.first())
+            row = _as_dict(conn.execute(
+                st.REMOVE_PENDING if owner is None else st.REMOVE_PENDING_OWNED, ids).first())
             if row is not None:
                 row.update(cancel_action=action.value, cancel_reason=reason,
                            stop_reason=StopReason.CANCELLED.value)
@@ -478,13 +461,8 @@ class Store(AssistantQueries, ThreadQueries):
                 self._release_thread(conn, thread_id, now)
                 return CancelResult(CancelOutcome.RECORDED, row)
         # 2. A running run: record the request; its executor stops it and settles.
-        result = conn.execute(
-            runs.update()
-            .where(*mine, uncancelled, runs.c.status == RunStatus.RUNNING.value)
-            .values(cancel_action=action.value, cancel_reason=reason, updated_at=now)
-            .returning(*runs.c)
-        )
-        row = _as_dict(result.first())
+        row = _as_dict(conn.execute(
+            st.CANCEL_RUNNING if owner is None else st.CANCEL_RUNNING_OWNED, ids).first())
         if row is not None:
             self._notify(conn, CANCEL, run_id)
             return CancelResult(CancelOutcome.RECORDED, row, delivered_to_task=True)

@@ -138,6 +138,41 @@ SETTLE_CANCELLED = (
     .returning(*runs.c)
 )
 
+# Recording a cancel (Store._cancel_in): the CAS statements, tried in this order.
+# Built here like the others: built on the fly, the two a cancel of a running run
+# executes cost more than the whole rest of the cancel request. A caller acting as an
+# owner (auth on) uses the *_OWNED twin, which also requires the run to be the owner's.
+_UNCANCELLED = (runs.c.run_id == P("p_run_id"), runs.c.thread_id == P("p_thread_id"),
+                runs.c.cancel_action.is_(None))
+
+
+def _owned(statement: sa.Update | sa.Delete) -> sa.Update | sa.Delete:
+    return statement.where(runs.c.owner == P("p_owner"))
+
+
+# 1. A pending run never started: interrupt stops it right here ...
+CANCEL_PENDING = (
+    runs.update()
+    .where(*_UNCANCELLED, runs.c.status == PENDING)
+    .values(status=RunStatus.INTERRUPTED.value, cancel_action=P("p_cancel_action"),
+            cancel_reason=P("p_cancel_reason"), stop_reason=StopReason.CANCELLED.value,
+            updated_at=P("p_now"), ended_at=P("p_now"))
+    .returning(*runs.c)
+)
+CANCEL_PENDING_OWNED = _owned(CANCEL_PENDING)
+# ... and rollback removes it (the caller leaves a tombstone).
+REMOVE_PENDING = runs.delete().where(*_UNCANCELLED, runs.c.status == PENDING).returning(*runs.c)
+REMOVE_PENDING_OWNED = _owned(REMOVE_PENDING)
+# 2. A running run: record the request; its executor stops it and settles.
+CANCEL_RUNNING = (
+    runs.update()
+    .where(*_UNCANCELLED, runs.c.status == RUNNING)
+    .values(cancel_action=P("p_cancel_action"), cancel_reason=P("p_cancel_reason"),
+            updated_at=P("p_now"))
+    .returning(*runs.c)
+)
+CANCEL_RUNNING_OWNED = _owned(CANCEL_RUNNING)
+
 _HAS_ACTIVE = (
     sa.select(runs.c.run_id)
     .where(runs.c.thread_id == threads.c.thread_id, is_active(runs.c.status))

@@ -13,22 +13,24 @@ import asyncio
 import collections
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from runlane.serde import dumps
-
 
 HEARTBEAT = b": heartbeat\n\n"
 HEARTBEAT_SECONDS = 10.0
 
 
 class RunEventLog:
-    __slots__ = ("frames", "names", "closed", "_changed")
+    __slots__ = ("_changed", "_closers", "closed", "frames", "names")
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []  # encoded SSE frames; frame i has id i + 1
         self.names: list[str] = []  # event names, for stream_mode filtering on join
         self.closed = False
         self._changed: asyncio.Future[None] | None = None
+        # One future per task waiting for the end (see wait_closed); None: no waiter.
+        self._closers: list[asyncio.Future[Any]] | None = None
 
     def publish(self, event: str, data: object) -> int:
         if self.closed:
@@ -42,9 +44,15 @@ class RunEventLog:
         self._wake()
         return event_id
 
-    def close(self) -> None:
+    def close(self, final: object = None) -> None:
+        """The end of the run's stream. `final`: the run's terminal row, when the
+        closer is the settle that recorded it; its waiters get it (see wait_closed)."""
         if not self.closed:
             self.closed = True
+            closers, self._closers = self._closers, None
+            for closer in closers or ():
+                if not closer.done():
+                    closer.set_result(final)
             self._wake()
 
     def _wake(self) -> None:
@@ -53,9 +61,28 @@ class RunEventLog:
                 self._changed.set_result(None)
             self._changed = None
 
-    async def wait_closed(self) -> None:
-        while not self.closed:
-            await self._wait_change()
+    async def wait_closed(self) -> Any:
+        """Until the log closes: the end of the run, for `wait`, `join` and a cancel
+        with wait=true. Each waiter awaits a future of its own, which `close` resolves
+        directly, so the waiter resumes in the very next loop turn after the run
+        settled, ahead of whatever the settle also woke (the dispatcher's next claim).
+        (Through the shared, shielded change signal and `asyncio.wait_for` it took
+        four turns, and the claim ran first: a third of a millisecond per cancel.)
+        Cancelling a waiter, e.g. by `asyncio.timeout`, cancels only its own future.
+
+        Returns the `final` row the log was closed with, else None (closed earlier,
+        or by anything but the settle that recorded the run's end)."""
+        if self.closed:
+            return None
+        closer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._closers is None:
+            self._closers = []
+        self._closers.append(closer)
+        try:
+            return await closer
+        finally:
+            if self._closers is not None and closer in self._closers:  # cancelled
+                self._closers.remove(closer)
 
     async def _wait_change(self) -> None:
         if self._changed is None:
@@ -136,11 +163,11 @@ class StreamBroker:
     def get(self, run_id: str) -> RunEventLog | None:
         return self._logs.get(run_id)
 
-    def close(self, run_id: str) -> None:
+    def close(self, run_id: str, final: object = None) -> None:
         log = self._logs.get(run_id)
         if log is None:
             return
-        log.close()
+        log.close(final)
         finished = (self._finished_resumable if run_id in self._resumable
                     else self._finished)
         finished[run_id] = time.monotonic()

@@ -143,8 +143,9 @@ class Executor:
         process: then logged) waits that long at worst, never forever."""
         if self._stopping:
             return
-        self.wake()
-        self._rechecking = True
+        if not self._wakeup.is_set():  # else a real wake-up is already on its way
+            self.wake()
+            self._rechecking = True
         asyncio.get_running_loop().call_later(self.recheck_seconds, self._recheck)
 
     @property
@@ -277,8 +278,9 @@ class Executor:
                         asyncio.get_running_loop().call_later(0.02, self.wake)
                         break
                     if claimed and rechecking and self.starts_at_admission:
-                        log.warning("%d startable run(s) found by the periodic recheck, "
-                                    "not by a wake-up: a wake-up was missed", len(claimed))
+                        log.warning("startable run(s) %s found by the periodic recheck, not "
+                                    "by a wake-up: a wake-up was missed",
+                                    ", ".join(r["run_id"] for r in claimed))
                     for run in claimed:
                         self._spawn(run)
                     if len(claimed) < free:

@@ -6,7 +6,6 @@ stream_resumable, POST /runs/batch, and runs from an earlier checkpoint."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from pathlib import Path

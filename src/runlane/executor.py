@@ -237,8 +237,7 @@ class Executor:
         is idle, not woken and not claiming means no run is waiting to start, and
         creation order is kept. Undo with `release_slot`, or use with `start_admitted`."""
         if (not self.starts_at_admission or self._stopping or self._claiming
-                or self._starved or self._wakeup.is_set()
-                or self.max_concurrency - len(self._supervisors) - self._reserved <= 0):
+                or self._starved or self._wakeup.is_set() or self._free_slots() <= 0):
             return False
         timer = self._due_timer
         if timer is not None and timer.when() <= asyncio.get_running_loop().time():
@@ -256,6 +255,16 @@ class Executor:
         self._reserved -= 1
         self._spawn(run)
 
+    def _free_slots(self) -> int:
+        """Slots neither executing a run nor promised to one being admitted."""
+        return self.max_concurrency - len(self._supervisors) - self._reserved
+
+    def _slot_matters(self) -> bool:
+        """Whether a slot coming free may let a waiting run start: on a cluster always
+        (other workers' runs), on one SQLite process only if the last claim left
+        startable runs without a slot."""
+        return self._starved or not self.starts_at_admission
+
     @property
     def active_count(self) -> int:
         return len(self._graph_tasks)
@@ -269,8 +278,7 @@ class Executor:
             # Until a claim takes fewer runs than it could, some may wait for a slot.
             self._starved = True
             try:
-                while (free := self.max_concurrency - len(self._supervisors)
-                        - self._reserved) > 0:
+                while (free := self._free_slots()) > 0:
                     claimed, due = await self.store.claim(self.worker_id, self.lease_until(),
                                                           free)
                     self._wake_when_due(due)
@@ -409,9 +417,8 @@ class Executor:
             # Free the slot before waking the dispatcher: the done callback that also
             # discards runs only after the dispatcher has looked (and found no slot).
             self._supervisors.discard(asyncio.current_task())  # type: ignore[arg-type]
-            if self._starved or not self.starts_at_admission:
-                # (One SQLite process, not starved: no startable run waits for a
-                # slot, so the slot matters to nobody; the run's end woke the
+            if self._slot_matters():
+                # (Otherwise the slot matters to nobody; the run's end woke the
                 # dispatcher already if it freed its thread for the next run.)
                 self.wake()
 
@@ -502,7 +509,7 @@ class Executor:
     def _finished(self, row: Row, rolled_back: bool = False, thread_busy: bool = True) -> None:
         """This worker's CAS made the run terminal: log it once, measure it, and wake
         the dispatcher now if another run of the thread may start (see reserve_slot)."""
-        if thread_busy or self._starved or not self.starts_at_admission:
+        if thread_busy or self._slot_matters():
             self.wake()
         if row.get("webhook") and not rolled_back and self.webhooks is not None:
             self.webhooks.wake()

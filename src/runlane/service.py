@@ -253,9 +253,9 @@ class Runlane:
             self.broker.discard(prepared.run["run_id"])
             raise
         if created.started is not None:
-            # Before anything can await: a cancel must find the run's task.
-            logs.run_status(created.run, None, cause="created",
-                            multitask_strategy=request.multitask_strategy)
+            # Before anything can await: a cancel must find the run's task. (Nothing
+            # else of `_admitted` applies: no run was cancelled, no Redis bridge.)
+            _log_created(created, prepared.request)
             self.executor.start_admitted(created.started)
             return created.run
         if reserved:
@@ -385,8 +385,7 @@ class Runlane:
             with contextlib.suppress(Exception):
                 await self.bridge.streams.publish(run_id, 1, "metadata",
                                                   _metadata_event(run_id))
-        logs.run_status(created.run, None, cause="created",
-                        multitask_strategy=request.multitask_strategy)
+        _log_created(created, request)
         for other in created.cancelled_running:
             self.executor.deliver_cancel(other)
         for other in created.cancelled_pending:
@@ -648,6 +647,11 @@ class Runlane:
             elif status == RunStatus.PENDING.value:
                 await self._ended_without_running(run_id)  # never starts
         await self.checkpoints.delete_thread(thread_id)
+
+
+def _log_created(created: CreatedRun, request: RunRequest) -> None:
+    logs.run_status(created.run, None, cause="created",
+                    multitask_strategy=request.multitask_strategy)
 
 
 def _merge_config(base: Row | None, override: Row | None) -> Row:

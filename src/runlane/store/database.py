@@ -24,7 +24,6 @@ import asyncio
 import concurrent.futures
 import functools
 import os
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -33,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, event
 
 from runlane import metrics
-from runlane.store.sqlite_direct import DirectConnection, DirectStatements
+from runlane.store.sqlite_direct import DirectConnection, DirectStatements, execute_sql
 
 T = TypeVar("T")
 
@@ -149,19 +148,19 @@ class Database:
         open (see _configure_sqlite); SQLAlchemy then ends it, and the sqlite3 one with
         it."""
         dbapi = conn.connection.dbapi_connection
-        _driver(dbapi.execute, "BEGIN IMMEDIATE")
+        execute_sql(dbapi, "BEGIN IMMEDIATE")
         try:
             result = fn(DirectConnection(conn, direct))  # type: ignore[arg-type]
         except BaseException:
             if conn.in_transaction():
                 conn.rollback()
             if dbapi.in_transaction:
-                _driver(dbapi.execute, "ROLLBACK")
+                execute_sql(dbapi, "ROLLBACK")
             raise
         if conn.in_transaction():
             conn.commit()
         if dbapi.in_transaction:
-            _driver(dbapi.execute, "COMMIT")
+            execute_sql(dbapi, "COMMIT")
         return result
 
     def _close(self) -> None:
@@ -178,14 +177,6 @@ class Database:
         await loop.run_in_executor(None, self._close)
         if self._threads is not None:
             self._threads.shutdown(wait=True)
-
-
-def _driver(execute: Callable[[str], Any], sql: str) -> None:
-    """Run `sql` on sqlite3, failing as SQLAlchemy would (OperationalError...)."""
-    try:
-        execute(sql)
-    except sqlite3.Error as exc:
-        raise sa.exc.DBAPIError.instance(sql, (), exc, sqlite3.Error) from exc
 
 
 def _is_disconnect(exc: sa.exc.DBAPIError) -> bool:

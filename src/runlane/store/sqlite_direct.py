@@ -90,10 +90,7 @@ class DirectStatement:
             try:
                 cursor.execute(self.sql, values)
             except sqlite3.Error as exc:
-                # As SQLAlchemy raises it (IntegrityError, OperationalError...): the
-                # store and the database layer handle those, not sqlite3's own.
-                raise sa.exc.DBAPIError.instance(
-                    self.sql, values, exc, sqlite3.Error, dialect=None) from exc
+                raise driver_error(exc, self.sql, values) from exc
             if not self._returns_rows:
                 return DirectResult(None, cursor.rowcount)
             decoders, make = self._decoders, self._row_type
@@ -105,6 +102,20 @@ class DirectStatement:
             return DirectResult(rows, cursor.rowcount)
         finally:
             cursor.close()
+
+
+def driver_error(exc: sqlite3.Error, sql: str, parameters: Any) -> sa.exc.DBAPIError:
+    """sqlite3's error as SQLAlchemy raises it (IntegrityError, OperationalError...):
+    the store and the database layer handle those, not sqlite3's own."""
+    return sa.exc.DBAPIError.instance(sql, parameters, exc, sqlite3.Error)
+
+
+def execute_sql(dbapi_conn: Any, sql: str) -> None:
+    """A statement without parameters (BEGIN, COMMIT...) on sqlite3 itself."""
+    try:
+        dbapi_conn.execute(sql)
+    except sqlite3.Error as exc:
+        raise driver_error(exc, sql, ()) from exc
 
 
 class DirectResult:

@@ -1,6 +1,6 @@
 """Server CPU per trivial run under the 32-client `runs.wait` load: runlane only.
 
-    .venv/bin/python benchmarks/cpu_per_run.py [--runs 1500] [--reps 3]
+    .venv/bin/python benchmarks/cpu_per_run.py [--runs 1500] [--reps 3] [--lean]
 
 CPU time per run is what limits throughput on a small machine, and unlike runs/s it
 barely moves when other processes compete for the cores, so it is the number to
@@ -22,17 +22,17 @@ import scenarios as sc
 from servers import runlane_server
 
 
-async def main(runs: int, reps: int, clients: int) -> None:
+async def main(runs: int, reps: int, clients: int, lean: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = runlane_server(Path(tmp))
         server.start()
         try:
             target = sc.Target(server)
             await sc.warm_up(target)
-            await sc.wait_throughput(target, 300, clients, 60)
+            await sc.wait_throughput(target, 300, clients, 60, lean=lean)
             cpu, rate = [], []
             for rep in range(reps):
-                result = await sc.wait_throughput(target, runs, clients, 120)
+                result = await sc.wait_throughput(target, runs, clients, 120, lean=lean)
                 cpu.append(result["server_cpu_ms_per_run"])
                 rate.append(result["runs_per_s"])
                 print(f"rep {rep + 1}: {result['server_cpu_ms_per_run']:.2f} ms CPU/run, "
@@ -50,5 +50,7 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=1500)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--lean", action="store_true",
+                        help="load from lean_http's minimal client instead of langgraph_sdk")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.reps, args.clients))
+    asyncio.run(main(args.runs, args.reps, args.clients, args.lean))

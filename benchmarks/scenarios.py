@@ -14,8 +14,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import httpx
+import orjson
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import APIStatusError
+from lean_http import LeanConnection
 from servers import Server
 
 TERMINAL = {"success", "error", "timeout", "interrupted"}
@@ -179,41 +181,60 @@ async def lifecycle(t: Target, n: int, max_seconds: float, delay: float = 0.05,
 
 
 async def _waits(t: Target, thread_ids: Iterable[str] | None, n: int, clients: int,
-                 latencies: list[float], errors: list[str], deadline: float = math.inf) -> None:
+                 latencies: list[float], errors: list[str], deadline: float = math.inf,
+                 lean: bool = False) -> None:
     """`n` trivial `runs.wait` calls from `clients` concurrent clients, none started
-    after `deadline`. Without `thread_ids`, each run first creates its own thread."""
+    after `deadline`. Without `thread_ids`, each run first creates its own thread.
+    `lean`: each client is a `LeanConnection` (see lean_http.py) instead of the SDK."""
     ids = iter(thread_ids) if thread_ids is not None else None
     remaining = iter(range(n))
+    body = orjson.dumps({"assistant_id": "trivial", "input": {}})
 
     async def client() -> None:
-        for _ in remaining:  # shared iterator: the clients split the work
-            if time.perf_counter() > deadline:
-                return
-            try:
-                thread_id = next(ids) if ids is not None else (
-                    await t.client.threads.create())["thread_id"]
-                start = time.perf_counter()
-                result = await t.client.runs.wait(thread_id, "trivial", input={})
-            except Exception as exc:  # noqa: BLE001 - a benchmark records, never stops
-                errors.append(f"{type(exc).__name__}: {exc}"[:200])
-                continue
-            latencies.append(time.perf_counter() - start)
-            if not isinstance(result, dict) or result.get("n") != 2:
-                errors.append(f"unexpected result {result!r}"[:200])
+        conn = LeanConnection(t.server.url) if lean else None
+        try:
+            for _ in remaining:  # shared iterator: the clients split the work
+                if time.perf_counter() > deadline:
+                    return
+                try:
+                    thread_id = next(ids) if ids is not None else (
+                        await t.client.threads.create())["thread_id"]
+                    start = time.perf_counter()
+                    if conn is None:
+                        result = await t.client.runs.wait(thread_id, "trivial", input={})
+                    else:
+                        status, data = await conn.post_json(
+                            f"/threads/{thread_id}/runs/wait", body)
+                        if status != 200:
+                            raise RuntimeError(f"HTTP {status}: {data[:120]!r}")
+                        result = orjson.loads(data)
+                except Exception as exc:  # noqa: BLE001 - a benchmark records, never stops
+                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                    if conn is not None:
+                        await conn.aclose()  # a half-read response: start afresh
+                    continue
+                latencies.append(time.perf_counter() - start)
+                if not isinstance(result, dict) or result.get("n") != 2:
+                    errors.append(f"unexpected result {result!r}"[:200])
+        finally:
+            if conn is not None:
+                await conn.aclose()
 
     await asyncio.gather(*(client() for _ in range(clients)))
 
 
 async def wait_throughput(t: Target, n: int, clients: int, max_seconds: float,
-                          thread_ids: list[str] | None = None) -> dict[str, Any]:
+                          thread_ids: list[str] | None = None,
+                          lean: bool = False) -> dict[str, Any]:
     """`n` trivial runs through `runs.wait` (fewer if that takes over `max_seconds`),
-    one fresh thread per run (threads are created before the clock starts)."""
+    one fresh thread per run (threads are created before the clock starts); through
+    the SDK, or (`lean`) through lean_http's minimal client."""
     thread_ids = thread_ids or await new_threads(t, n)
     latencies: list[float] = []
     errors: list[str] = []
     cpu_server, cpu_client = t.server.cpu_seconds(), time.process_time()
     start = time.perf_counter()
-    await _waits(t, thread_ids, n, clients, latencies, errors, start + max_seconds)
+    await _waits(t, thread_ids, n, clients, latencies, errors, start + max_seconds, lean)
     elapsed = time.perf_counter() - start
     cpu_server = t.server.cpu_seconds() - cpu_server
     cpu_client = time.process_time() - cpu_client

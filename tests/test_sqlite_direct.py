@@ -187,3 +187,36 @@ def test_transactions_commit_and_roll_back_as_one(store: Store) -> None:
         assert other.scalar(status) == "interrupted"
     store.db._transaction(lambda conn: conn.execute(
         threads.update().where(threads.c.thread_id == thread_id).values(status="idle")))
+
+
+def test_reads_take_no_write_lock_and_see_the_last_commit(store: Store) -> None:
+    """`Database.read` (one-statement reads: a run, a thread, an assistant) runs
+    without BEGIN IMMEDIATE on SQLite: while another connection holds the write lock,
+    a read still answers at once, with the last committed row; and a read through
+    SQLAlchemy (a dynamic statement) leaves no transaction open behind it."""
+    thread_id = store.ids["t3"]  # type: ignore[attr-defined]
+    db = store.db
+    dynamic = sa.select(threads.c.status).where(threads.c.thread_id == thread_id)
+    with db.engine.connect() as probe:  # the store's one connection (StaticPool)
+        dbapi = probe.connection.dbapi_connection
+    writer = sa.create_engine(db.url, poolclass=sa.pool.NullPool).connect()
+    try:
+        writer.exec_driver_sql("PRAGMA busy_timeout=0")
+        writer.exec_driver_sql("BEGIN IMMEDIATE")  # holds the write lock
+        writer.exec_driver_sql(
+            "UPDATE threads SET status = 'error' WHERE thread_id = ?", (thread_id,))
+        row = asyncio.run(db.read(lambda conn: conn.execute(
+            st.SELECT_THREAD, {"p_thread_id": thread_id}).first()))
+        assert row.status == "idle"  # the uncommitted change is not seen
+        assert asyncio.run(db.read(lambda conn: conn.scalar(dynamic))) == "idle"
+        assert not dbapi.in_transaction
+        with pytest.raises(sa.exc.OperationalError, match="locked"):
+            db._transaction(lambda conn: None)  # a write transaction must wait its turn
+        writer.exec_driver_sql("COMMIT")
+        assert asyncio.run(db.read(lambda conn: conn.scalar(dynamic))) == "error"
+        assert not dbapi.in_transaction
+    finally:
+        writer.exec_driver_sql("UPDATE threads SET status = 'idle' WHERE thread_id = ?",
+                               (thread_id,))
+        writer.commit()
+        writer.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -34,7 +35,9 @@ class ProjectConfig:
     auth: Any = None
 
 
+@functools.lru_cache(maxsize=1024)
 def default_assistant_id(graph_id: str) -> str:
+    # Cached: it is computed for every run created with a graph id (a SHA-1 each).
     return str(uuid.uuid5(NAMESPACE_GRAPH, graph_id))
 
 

@@ -131,11 +131,13 @@ def _json_body(scope: Scope, body: bytes) -> bytes:
     for _ in range(_DEPTH_PROBE):  # orjson refuses to write more than 254 levels
         probe = [probe]
     try:
-        orjson.dumps(probe)
+        wrapped = orjson.dumps(probe)
     except orjson.JSONEncodeError:
         raise _BadBody(422, f"the request body nests JSON deeper than {MAX_JSON_DEPTH} "
                             "levels") from None
-    return orjson.dumps(value)
+    # orjson writes no whitespace: the body is the probe's encoding without its
+    # brackets, which spares encoding it a second time.
+    return wrapped[_DEPTH_PROBE:-_DEPTH_PROBE]
 
 
 # Routes whose body is a JSON array rather than an object.

@@ -121,7 +121,7 @@ class AssistantQueries:
             return _as_dict(conn.execute(
                 sa.select(assistants).where(_visible(assistant_id, owner))).first())
 
-        return await self.db.run(_tx)
+        return await self.db.read(_tx)
 
     async def update_assistant(self, assistant_id: str, values: Row, *,
                                owner: Owner = None) -> Row | None:

@@ -35,6 +35,8 @@ from runlane import metrics
 from runlane.store.sqlite_direct import DirectConnection, DirectStatements, execute_sql
 
 T = TypeVar("T")
+# Set on the SQLite connection while a `Database.read` runs (see _configure_sqlite).
+_READ_ONLY = "runlane.read_only"
 
 
 class DatabaseUnavailable(Exception):
@@ -101,11 +103,24 @@ class Database:
         return self.engine.dialect.name
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
+        """`fn` as one transaction."""
+        return await self._execute(fn, write=True)
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """`fn`, a read of ONE statement. On SQLite it executes without BEGIN
+        IMMEDIATE/COMMIT: a single statement is atomic by itself, and this process is
+        the database's only writer, with every transaction finished before the loop
+        moves on, so it reads the last commit. That spares taking (and releasing) the
+        write lock for the reads every run creation and every `runs.get` make. On
+        PostgreSQL it is a transaction, as `run`."""
+        return await self._execute(fn, write=False)
+
+    async def _execute(self, fn: Callable[[Connection], T], write: bool) -> T:
         try:
             if self._threads is None:
-                return self._transaction(fn)
+                return self._transaction(fn, write)
             return await asyncio.get_running_loop().run_in_executor(
-                self._threads, functools.partial(self._transaction, fn))
+                self._threads, functools.partial(self._transaction, fn, write))
         except DatabaseUnavailable:
             metrics.store_error("DatabaseUnavailable")
             raise
@@ -124,11 +139,11 @@ class Database:
             self._all.append(conn)
         return conn
 
-    def _transaction(self, fn: Callable[[Connection], T]) -> T:
+    def _transaction(self, fn: Callable[[Connection], T], write: bool = True) -> T:
         conn = self._connection()
         try:
             if self._direct is not None:
-                return self._sqlite_transaction(conn, self._direct, fn)
+                return self._sqlite_transaction(conn, self._direct, fn, write)
             with conn.begin():
                 return fn(conn)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
@@ -140,15 +155,19 @@ class Database:
 
     @staticmethod
     def _sqlite_transaction(conn: Connection, direct: DirectStatements,
-                            fn: Callable[[Connection], T]) -> T:
+                            fn: Callable[[Connection], T], write: bool = True) -> T:
         """BEGIN IMMEDIATE ... COMMIT issued on sqlite3 itself: SQLAlchemy's transaction
         object cost more than the statements of a small transaction. A statement that
         SQLAlchemy executes inside (anything not in `direct`) autobegins SQLAlchemy's
         transaction object, which the begin listener maps onto the transaction already
         open (see _configure_sqlite); SQLAlchemy then ends it, and the sqlite3 one with
-        it."""
+        it. Not `write` (see `read`): no BEGIN; a direct statement runs in autocommit,
+        one through SQLAlchemy in a deferred transaction (no write lock), ended here."""
         dbapi = conn.connection.dbapi_connection
-        execute_sql(dbapi, "BEGIN IMMEDIATE")
+        if write:
+            execute_sql(dbapi, "BEGIN IMMEDIATE")
+        else:
+            conn.info[_READ_ONLY] = True
         try:
             result = fn(DirectConnection(conn, direct))  # type: ignore[arg-type]
         except BaseException:
@@ -157,6 +176,8 @@ class Database:
             if dbapi.in_transaction:
                 execute_sql(dbapi, "ROLLBACK")
             raise
+        finally:
+            conn.info.pop(_READ_ONLY, None)
         if conn.in_transaction():
             conn.commit()
         if dbapi.in_transaction:
@@ -197,6 +218,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
     def _begin(conn: Connection) -> None:
         # IMMEDIATE: take the write lock up front, so a transaction that reads and
         # then writes can never be overtaken by another process's writer. Inside a
-        # transaction Database already began on sqlite3, SQLAlchemy's joins it.
+        # transaction Database already began on sqlite3, SQLAlchemy's joins it. A
+        # `Database.read` only reads: no write lock.
         if not conn.connection.dbapi_connection.in_transaction:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if conn.info.get(_READ_ONLY) else "BEGIN IMMEDIATE")

@@ -289,7 +289,7 @@ class Store(AssistantQueries, ThreadQueries):
 
         def _tx(conn: Connection) -> Any:
             return self._get_run(conn, thread_id, run_id, owner)
-        return await self.db.run(_tx)
+        return await self.db.read(_tx)
 
     @staticmethod
     def _get_run(conn: Connection, thread_id: str, run_id: str,

@@ -125,7 +125,7 @@ class ThreadQueries:
             return _as_dict(conn.execute(sa.select(threads).where(
                 threads.c.thread_id == thread_id, owned(threads.c.owner, owner))).first())
 
-        return await self.db.run(_tx)
+        return await self.db.read(_tx)
 
     async def patch_thread(self, thread_id: str, metadata: Row, *, ttl: Row | None = None,
                            owner: Owner = None) -> Row | None:

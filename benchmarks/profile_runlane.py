@@ -1,7 +1,7 @@
 """Where runlane's time goes under the 32-client `runs.wait` load, by py-spy.
 
     .venv/bin/pip install py-spy
-    .venv/bin/python benchmarks/profile_runlane.py [--seconds 20] [--clients 32] [--gil]
+    .venv/bin/python benchmarks/profile_runlane.py [--seconds 20] [--clients 32] [--gil] [--lean]
 
 Starts runlane on the demo graphs, warms it up, creates one thread per run ahead of
 time, then records the server with `py-spy record --format raw --threads` while
@@ -164,7 +164,7 @@ async def load(args: argparse.Namespace, out: Path) -> dict:
         t = sc.Target(server)
         try:
             await sc.warm_up(t)
-            probe = await sc.wait_throughput(t, 300, args.clients, 30)
+            probe = await sc.wait_throughput(t, 300, args.clients, 30, lean=args.lean)
             needed = max(2000, int(probe["runs_per_s"] * args.seconds * 3))
             console.log(f"unprofiled: {probe['runs_per_s']:.0f} runs/s; creating {needed} threads")
             thread_ids = await sc.new_threads(t, needed)
@@ -177,7 +177,7 @@ async def load(args: argparse.Namespace, out: Path) -> dict:
                 *cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             await asyncio.sleep(1.0)  # attach
             result = await sc.wait_throughput(t, len(thread_ids), args.clients, args.seconds,
-                                              thread_ids=thread_ids)
+                                              thread_ids=thread_ids, lean=args.lean)
             spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
             _, err = await asyncio.wait_for(spy.communicate(), timeout=60)
             if not out.exists():
@@ -197,6 +197,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--rate", type=int, default=100, help="samples per second")
     parser.add_argument("--gil", action="store_true", help="only the thread holding the GIL")
+    parser.add_argument("--lean", action="store_true",
+                        help="load from lean_http's minimal client instead of langgraph_sdk")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()

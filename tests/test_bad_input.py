@@ -1028,6 +1028,32 @@ def fuzz_command(url: str, config: Path) -> list[str]:
     ]
 
 
+# CPython 3.11.7 (this machine's) can raise "SystemError: AST constructor recursion
+# depth mismatch" from ast.parse called deep in a recursive call stack (a bug in
+# CPython's AST recursion accounting, seen once in a clean-clone CI run); hypothesis hits it when it describes one of schemathesis's lambdas while building a
+# recursive strategy. schemathesis then reports a "Runtime Error" of its own and exits 1
+# although every request it sent passed. Such a run found nothing about the server:
+# it is run again (with a new seed), never counted as a pass.
+FUZZER_CRASH = "AST constructor recursion depth mismatch"
+
+
+def run_fuzz(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """schemathesis, run again (at most twice) if it crashed on FUZZER_CRASH without
+    any failing request."""
+    for attempt in range(3):
+        done = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
+        output = done.stdout + done.stderr
+        counts = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
+        crashed_clean = (done.returncode != 0 and FUZZER_CRASH in output
+                         and "FAILURES" not in done.stdout
+                         and counts is not None and counts.group(1) == counts.group(2))
+        if not crashed_clean or attempt == 2:
+            return done
+        print(f"\nschemathesis crashed on CPython's AST bug ({FUZZER_CRASH!r}) with every "
+              "request passing; running it again")
+    raise AssertionError("unreachable")
+
+
 def test_fuzz_finds_no_server_error(api: httpx.Client, server: ServerProcess,
                                     tmp_path: Path) -> None:
     """schemathesis against the live server's OpenAPI. It gets ids of its own (a thread
@@ -1046,8 +1072,7 @@ def test_fuzz_finds_no_server_error(api: httpx.Client, server: ServerProcess,
     config = tmp_path / "schemathesis.toml"
     config.write_text(FUZZ_CONFIG.format(**ids))
     started = time.monotonic()
-    done = subprocess.run(fuzz_command(server.url, config), capture_output=True, text=True, check=False,
-                          timeout=180, cwd=tmp_path)
+    done = run_fuzz(fuzz_command(server.url, config), timeout=180, cwd=tmp_path)
     report = done.stdout[-6000:] + done.stderr[-3000:]
     assert done.returncode == 0, f"schemathesis found failures:\n{report}"
     counts = re.search(r"\d+ generated, \d+ passed.*", done.stdout)
@@ -1149,9 +1174,9 @@ def test_fuzz_with_auth_finds_no_server_error_and_no_leak(tmp_path: Path) -> Non
         command[command.index("not_a_server_error")] = "not_a_server_error,no_foreign_ids"
         command += ["--header", f"x-api-key: {API_KEYS['bob']}"]
         started = time.monotonic()
-        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=240,
-                              cwd=tmp_path, env={**os.environ, "SCHEMATHESIS_HOOKS": "leak_check",
-                                                 "PYTHONPATH": str(tmp_path)})
+        done = run_fuzz(command, timeout=240, cwd=tmp_path,
+                        env={**os.environ, "SCHEMATHESIS_HOOKS": "leak_check",
+                             "PYTHONPATH": str(tmp_path)})
         report = done.stdout[-6000:] + done.stderr[-3000:]
         assert done.returncode == 0, f"schemathesis found failures:\n{report}"
         counts = re.search(r"\d+ generated, \d+ passed.*", done.stdout)

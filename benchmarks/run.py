@@ -167,7 +167,8 @@ def _brief(name: str, result: dict[str, Any]) -> str:
     if "failed" in result:
         return f"[red]failed: {result['failed']}[/]"
     keys = {"life": ["c2r_p50_ms", "ack_p50_ms", "stop_p99_ms"], "wait1": ["runs_per_s"],
-            "wait32": ["runs_per_s", "client_cpu_util"], "wait32lean": ["runs_per_s"], "sse": ["sdk_events_per_s", "raw_events_per_s"],
+            "wait32": ["runs_per_s", "client_cpu_util"], "wait32lean": ["runs_per_s"],
+            "sse": ["sdk_events_per_s", "raw_events_per_s"],
             "mem": ["mb_per_1000_runs"]}[name]
     return "  ".join(f"{k}={result[k]:.1f}" for k in keys)
 

@@ -1030,8 +1030,9 @@ def fuzz_command(url: str, config: Path) -> list[str]:
 
 # CPython 3.11.7 (this machine's) can raise "SystemError: AST constructor recursion
 # depth mismatch" from ast.parse called deep in a recursive call stack (a bug in
-# CPython's AST recursion accounting, seen once in a clean-clone CI run); hypothesis hits it when it describes one of schemathesis's lambdas while building a
-# recursive strategy. schemathesis then reports a "Runtime Error" of its own and exits 1
+# CPython's AST recursion accounting, seen once in a clean-clone CI run); hypothesis
+# hits it when it describes one of schemathesis's lambdas while building a recursive
+# strategy. schemathesis then reports a "Runtime Error" of its own and exits 1
 # although every request it sent passed. Such a run found nothing about the server:
 # it is run again (with a new seed), never counted as a pass.
 FUZZER_CRASH = "AST constructor recursion depth mismatch"

@@ -36,7 +36,7 @@ from servers import ROOT, Servers, runlane_server
 console = Console(width=None if sys.stdout.isatty() else 150)
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^():]+)(?::\d+)?\)$")
 # Runlane frames that every request passes through: not a "handler".
-PLUMBING = ("runlane/cli.py", "runlane/api/app.py", "runlane/runtime.py")
+PLUMBING = ("runlane/cli/main.py", "runlane/api/app.py", "runlane/assembly.py")
 # Leaf Python frames of a thread that is waiting inside C: uvloop's run_forever (epoll,
 # plus libuv's own C work, which py-spy cannot see without --native), an idle pool
 # thread blocked on its work queue, a lock or condition wait.

@@ -22,7 +22,7 @@ import pytest
 from auth_support import Secured, make_token, secured_server
 from conftest import BACKENDS
 
-# Routes anyone may call without credentials (runlane.auth.middleware.OPEN_PATHS).
+# Routes anyone may call without credentials (runlane.api.auth.middleware.OPEN_PATHS).
 OPEN = {"GET /ok", "GET /ready", "GET /metrics", "GET /info"}
 
 ECHO = {"assistant_id": "echo", "input": {"text": "x"}}

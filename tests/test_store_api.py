@@ -164,7 +164,7 @@ async def test_each_owner_sees_only_its_items_in_api_and_graphs(tmp_path: Path) 
     from langgraph.graph import START, StateGraph
     from langgraph.store.base import BaseStore
 
-    from runlane.item_store import ItemStore
+    from runlane.store.items import ItemStore
 
     for url in _backends(tmp_path):
         created = None

@@ -26,7 +26,7 @@ def _interrupt(obj: Interrupt) -> dict[str, Any]:
     if isinstance(schema, Mapping):
         body["response_schema"] = dict(schema)
     elif schema is not None:  # a Python type: its JSON schema, when it has one
-        from runlane.graph_schemas import json_schema_of
+        from runlane.service.graph_schemas import json_schema_of
 
         converted = json_schema_of(schema)
         if converted is not None:

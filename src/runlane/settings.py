@@ -35,7 +35,7 @@ class Settings:
     # How long a finished run's events stay replayable in this process when it was not
     # created with stream_resumable=true (best effort; resumable ones: an hour).
     stream_retention: float = 120.0
-    # Authentication (see runlane.auth): none, api-key, jwt or custom; None: custom
+    # Authentication (see runlane.api.auth): none, api-key, jwt or custom; None: custom
     # when langgraph.json has an "auth" entry, else none.
     auth: str | None = None
     api_keys: str | None = None  # "alice=KEY1,bob=KEY2"

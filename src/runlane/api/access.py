@@ -1,5 +1,5 @@
 """Who may touch what, for the routes: the caller's owner (runlane.owners) and the
-custom auth's authorization handlers (runlane.auth.authorization).
+custom auth's authorization handlers (runlane.api.auth.authorization).
 
 Owner isolation is applied by the store on every statement (`owned(...)`); the
 helpers here add what the handlers decide: deny (403), or a metadata filter the
@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from runlane.auth.authorization import BadFilter, Filters, authorize, matches
+from runlane.api.auth.authorization import BadFilter, Filters, authorize, matches
 from runlane.owners import owner_of
 from runlane.store import NotFound
 

@@ -20,12 +20,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane import __version__
 from runlane.api import assistants, crons, runs, store, system, threads
+from runlane.api.auth.authorization import BadFilter, Denied
+from runlane.api.auth.identity import Authenticator
+from runlane.api.auth.middleware import AuthMiddleware
 from runlane.api.responses import JSON, error
-from runlane.auth.authorization import BadFilter, Denied
-from runlane.auth.identity import Authenticator
-from runlane.auth.middleware import AuthMiddleware
-from runlane.runtime import Runtime
-from runlane.service import BadRequest
+from runlane.assembly import Runtime
+from runlane.service.runs import BadRequest
 from runlane.settings import Settings
 from runlane.store import Conflict, NotFound
 from runlane.store.database import DatabaseUnavailable
@@ -291,7 +291,7 @@ def create_app_from_env() -> FastAPI:
     from runlane.graphs import load_all, read_config
 
     logging.captureWarnings(True)  # uvicorn applied runlane's logging config here
-    from runlane.auth.setup import build_authenticator
+    from runlane.api.auth.setup import build_authenticator
 
     settings = Settings.from_env()
     project = read_config(settings.config)

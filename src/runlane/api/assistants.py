@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from runlane.api.access import allowed
+from runlane.api.auth.authorization import Denied, matches
 from runlane.api.models import (
     AssistantCount,
     AssistantCreate,
@@ -18,12 +19,11 @@ from runlane.api.models import (
     AssistantVersions,
 )
 from runlane.api.responses import JSON, assistant_body, error, version_body
-from runlane.assistant_ops import delete_assistant_cascade
-from runlane.auth.authorization import Denied, matches
-from runlane.graph_schemas import graph_schemas
 from runlane.owners import owner_of, writable
 from runlane.serde import to_jsonable, utcnow
-from runlane.service import BadRequest, Runlane
+from runlane.service.assistants import delete_assistant_cascade
+from runlane.service.graph_schemas import graph_schemas
+from runlane.service.runs import BadRequest, Runlane
 from runlane.store import NotFound
 
 router = APIRouter(tags=["assistants"])

@@ -14,7 +14,6 @@ from uuid import UUID
 
 from pydantic import AfterValidator, Field, StrictBool, field_validator
 
-from runlane import schedules
 from runlane.api.models import (
     Config,
     Filter,
@@ -26,6 +25,7 @@ from runlane.api.models import (
     Strict,
 )
 from runlane.api.store_models import no_nul
+from runlane.service import schedules
 
 MultitaskStrategyName = Literal["reject", "interrupt", "rollback", "enqueue"]
 CronSortBy = Literal["cron_id", "assistant_id", "thread_id", "created_at", "updated_at",
@@ -89,7 +89,7 @@ class _RunFields(Strict):
 
     def run_fields(self) -> dict[str, Any]:
         """The fields given that every run gets (api -> crons.CronSpec.payload)."""
-        from runlane.crons import RUN_FIELDS
+        from runlane.service.crons import RUN_FIELDS
 
         return {k: v for k, v in self.model_dump(exclude_unset=True).items() if k in RUN_FIELDS}
 

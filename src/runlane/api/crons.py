@@ -20,10 +20,10 @@ from starlette.responses import Response
 from runlane.api.access import allowed, check_thread, has_handlers
 from runlane.api.cron_models import CronCount, CronCreate, CronPatch, CronSearch, ThreadCronCreate
 from runlane.api.responses import JSON
-from runlane.crons import RUN_FIELDS, Crons, CronSpec, cron_body
 from runlane.graphs import default_assistant_id
 from runlane.owners import owner_of
 from runlane.serde import utcnow
+from runlane.service.crons import RUN_FIELDS, Crons, CronSpec, cron_body
 
 router = APIRouter(tags=["crons"])
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
-from runlane import metrics
+from runlane.observability import metrics
 from runlane.serde import dumps
 
 Row = dict[str, Any]

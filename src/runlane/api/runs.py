@@ -11,11 +11,10 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
-from runlane import metrics
 from runlane.api.access import allowed, check_thread, has_handlers
+from runlane.api.auth.authorization import matches
 from runlane.api.models import RunCreate, RunsCancelMany
 from runlane.api.responses import JSON, error, run_body, sse
-from runlane.auth.authorization import matches
 from runlane.contract import (
     CancelAction,
     CancelOutcome,
@@ -23,8 +22,9 @@ from runlane.contract import (
     cancel_http_status,
     parse_bool,
 )
+from runlane.observability import metrics
 from runlane.owners import owner_of
-from runlane.service import BatchItemError, Runlane, RunRequest
+from runlane.service.runs import BatchItemError, Runlane, RunRequest
 from runlane.store import NotFound
 
 log = logging.getLogger("runlane.api")
@@ -292,7 +292,7 @@ async def join_stream(
             return error(422, f"Last-Event-ID {last_event_id!r} is not an event id this server sent "
                               "(ids are positive integers)")
         after = int(last_event_id)
-    from runlane.executor import STREAM_MODES
+    from runlane.executor.runner import STREAM_MODES
 
     # The SDK's join_stream() without a stream_mode sends `?stream_mode=` (empty): all.
     stream_mode = [m for m in stream_mode or [] if m]

@@ -1,5 +1,5 @@
 """Store routes (`/store/...`): the langgraph store graphs use, seen through the
-caller's owner (item_store.ItemStore.for_owner).
+caller's owner (store.items.ItemStore.for_owner).
 
 With custom auth, each operation first passes the `store.<action>` handler (put,
 get, delete, search, list_namespaces; api/access.store_allowed) with the value the
@@ -24,8 +24,8 @@ from runlane.api.access import store_allowed
 from runlane.api.responses import JSON, error
 from runlane.api.store_models import StoreDelete, StoreListNamespaces, StorePut, StoreSearch
 from runlane.contract import parse_bool
-from runlane.owner_scope import check_namespace
 from runlane.owners import owner_of
+from runlane.store.owner_scope import check_namespace
 
 router = APIRouter(tags=["store"])
 T = TypeVar("T")

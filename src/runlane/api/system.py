@@ -7,8 +7,9 @@ import asyncio
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from runlane import __version__, metrics
+from runlane import __version__
 from runlane.api.responses import JSON
+from runlane.observability import metrics
 
 READY_TIMEOUT = 2.0
 
@@ -65,7 +66,7 @@ async def ready(request: Request) -> Response:
 
 @router.get("/metrics")
 async def prometheus_metrics(request: Request) -> Response:
-    """Prometheus text format, this worker's series (see runlane.metrics)."""
+    """Prometheus text format, this worker's series (see runlane.observability.metrics)."""
     body, content_type = await metrics.render(request.app.state.runlane.store)
     return Response(body, media_type=content_type)
 

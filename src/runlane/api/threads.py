@@ -12,8 +12,8 @@ from langgraph.pregel import Pregel
 from langgraph.types import StateUpdate
 from starlette.responses import Response
 
-from runlane import thread_ops
 from runlane.api.access import allowed
+from runlane.api.auth.authorization import matches
 from runlane.api.extract import extracted
 from runlane.api.models import (
     ThreadCount,
@@ -27,19 +27,19 @@ from runlane.api.models import (
     ThreadTTL,
 )
 from runlane.api.responses import JSON, error, sse, thread_body
-from runlane.auth.authorization import matches
 from runlane.contract import ThreadStatus
-from runlane.executor import thread_state
+from runlane.executor.runner import thread_state
 from runlane.owners import owner_of
 from runlane.serde import to_jsonable, utcnow
-from runlane.service import BadRequest, Runlane
-from runlane.store import NotFound
-from runlane.thread_stream import (
+from runlane.service import threads as thread_ops
+from runlane.service.runs import BadRequest, Runlane
+from runlane.service.thread_stream import (
     THREAD_STREAM_MODES,
     BadLastEventId,
     follow_thread,
     parse_last_event_id,
 )
+from runlane.store import NotFound
 
 router = APIRouter(tags=["threads"])
 Row = dict[str, Any]
@@ -224,7 +224,7 @@ async def join_thread_stream(
     stream_mode: list[str] = Query(["run_modes"]),  # noqa: B008 - FastAPI's idiom
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
 ) -> Response:
-    """Every run on the thread as it happens (see runlane.thread_stream)."""
+    """Every run on the thread as it happens (see runlane.service.thread_stream)."""
     svc = service(request)
     unknown = [m for m in stream_mode if m not in THREAD_STREAM_MODES]
     if unknown or not stream_mode:

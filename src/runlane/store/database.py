@@ -15,7 +15,7 @@ PostgreSQL runs transactions on a few dedicated threads (`pool_size`), each with
 connection kept open; statements there wait on the network and on row locks, which
 must not stall the loop. Concurrent transactions (from this process or other
 workers) are kept correct by the statements themselves: compare-and-set updates, row
-locks and a unique index (see sql.py).
+locks and a unique index (see runs.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import Connection, event
 
-from runlane import metrics
+from runlane.observability import metrics
 from runlane.store.sqlite_direct import DirectConnection, DirectStatements, execute_sql
 
 T = TypeVar("T")

@@ -114,7 +114,7 @@ def _sqlite_contains(element: json_contains, compiler: Any, **kw: Any) -> str:
 
 
 def auth_filters(column: ColumnElement[Any], filters: dict[str, Any] | None) -> list[Any]:
-    """An authorization handler's filters (normalized by runlane.auth.authorization:
+    """An authorization handler's filters (normalized by runlane.api.auth.authorization:
     {key: ("$eq", value) | ("$contains", [values])}) on a JSON metadata column."""
     if not filters:
         return []

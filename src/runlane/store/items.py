@@ -24,9 +24,9 @@ from typing import Any
 from langgraph.store.base import BaseStore, TTLConfig
 from sqlalchemy.engine import make_url
 
-from runlane.owner_scope import scoped
 from runlane.owners import Owner
 from runlane.store.database import sqlite_file
+from runlane.store.owner_scope import scoped
 
 log = logging.getLogger("runlane.items")
 

@@ -36,12 +36,12 @@ from runlane.contract import (
 from runlane.owners import Owner, owned
 from runlane.serde import utcnow
 from runlane.store import statements as st
-from runlane.store.assistant_queries import AssistantQueries
+from runlane.store.assistants import AssistantQueries
 from runlane.store.database import Database
 from runlane.store.errors import Conflict, NotFound
 from runlane.store.migrate import upgrade
 from runlane.store.schema import crons, run_tombstones, runs, threads
-from runlane.store.thread_queries import ThreadQueries
+from runlane.store.threads import ThreadQueries
 
 Row = dict[str, Any]
 

@@ -1,4 +1,4 @@
-"""The thread TTL sweeper: applies expired threads' TTL (see store/thread_queries.py).
+"""The thread TTL sweeper: applies expired threads' TTL (see store/threads.py).
 
 Every worker runs one. It sleeps until the earliest `expires_at` in the store (at
 most `max_sleep`, so a TTL set through another worker is seen soon enough; the
@@ -14,8 +14,8 @@ import contextlib
 import logging
 
 from runlane.serde import utcnow
-from runlane.service import Runlane
-from runlane.thread_checkpoints import prune_keep_latest
+from runlane.service.runs import Runlane
+from runlane.store.thread_checkpoints import prune_keep_latest
 
 log = logging.getLogger("runlane.ttl")
 BATCH = 100

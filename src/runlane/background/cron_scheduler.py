@@ -17,10 +17,10 @@ import contextlib
 import datetime
 import logging
 
-from runlane import metrics
-from runlane.crons import Crons, next_firing
-from runlane.schedules import BadSchedule
+from runlane.observability import metrics
 from runlane.serde import utcnow
+from runlane.service.crons import Crons, next_firing
+from runlane.service.schedules import BadSchedule
 from runlane.store.database import DatabaseUnavailable
 
 log = logging.getLogger("runlane.scheduler")

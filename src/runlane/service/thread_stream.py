@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator
 from runlane.contract import TERMINAL, RunStatus
 from runlane.owners import Owner
 from runlane.serde import dumps
-from runlane.service import Runlane
+from runlane.service.runs import Runlane
 from runlane.store import NotFound
 from runlane.streams.local import HEARTBEAT, HEARTBEAT_SECONDS
 

@@ -28,8 +28,8 @@ from typing import Any
 
 import httpx
 
-from runlane import metrics
 from runlane.api.responses import run_body
+from runlane.observability import metrics
 from runlane.serde import dumps, utcnow
 from runlane.store.webhook_queue import DELIVERED, FAILED, WebhookQueue
 

@@ -14,26 +14,26 @@ from typing import Any
 
 from langgraph.pregel import Pregel
 
-from runlane import logs, metrics
-from runlane.bus import PostgresBus
-from runlane.checkpoints import open_checkpoints
+from runlane.background.cron_scheduler import CronScheduler
+from runlane.background.ttl_sweeper import TTLSweeper
+from runlane.background.webhooks import WebhookSender
 from runlane.contract import CancelReason
-from runlane.crons import Crons
-from runlane.executor import Executor
+from runlane.executor.bus import PostgresBus
+from runlane.executor.leases import LeaseKeeper
+from runlane.executor.runner import Executor
 from runlane.graphs import ConfigError
-from runlane.item_store import ItemStore
-from runlane.leases import LeaseKeeper
-from runlane.scheduler import CronScheduler
+from runlane.observability import logs, metrics
 from runlane.serde import utcnow
-from runlane.service import Runlane
+from runlane.service.crons import Crons
+from runlane.service.runs import Runlane
 from runlane.settings import Settings
 from runlane.store import Store
+from runlane.store.checkpoints import open_checkpoints
 from runlane.store.crons import CronStore
+from runlane.store.items import ItemStore
+from runlane.store.webhook_queue import WebhookQueue
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import RedisEventBridge
-from runlane.ttl import TTLSweeper
-from runlane.store.webhook_queue import WebhookQueue
-from runlane.webhooks import WebhookSender
 
 log = logging.getLogger("runlane")
 

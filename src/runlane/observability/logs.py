@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from runlane import metrics
+from runlane.observability import metrics
 
 RUN_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("runlane_run_id", default=None)
 THREAD_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -83,13 +83,13 @@ def dict_config(log_format: str, level: str) -> dict[str, Any]:
     """The logging configuration of every process: runlane's, uvicorn's and the
     graphs' loggers all go to stderr in one format."""
     formatter: dict[str, Any] = (
-        {"()": "runlane.logs.JsonFormatter"} if log_format == "json"
+        {"()": "runlane.observability.logs.JsonFormatter"} if log_format == "json"
         else {"format": TEXT_FORMAT}
     )
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": "runlane.logs.ContextFilter"}},
+        "filters": {"context": {"()": "runlane.observability.logs.ContextFilter"}},
         "formatters": {"runlane": formatter},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
                                 "formatter": "runlane", "filters": ["context"]}},

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runlane.checkpoints import Checkpoints, PostgresCheckpoints
+from runlane.store.checkpoints import Checkpoints, PostgresCheckpoints
 
 _SQLITE_TABLES = ("checkpoints", "writes")
 # Blobs first: a checkpoint row refers to its channel versions' blobs.

@@ -19,8 +19,8 @@ console = Console(stderr=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from runlane import logs
     from runlane.graphs import ConfigError, load_all, read_config
+    from runlane.observability import logs
     from runlane.settings import Settings
 
     settings = Settings.from_env(
@@ -55,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         console.print(f"[bold red]runlane: cannot start:[/] {exc}", highlight=False)
         return 2
-    from runlane.auth.setup import (
+    from runlane.api.auth.setup import (
         NO_AUTH_WARNING,
         AuthConfigError,
         build_authenticator,
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="jwt: the claim naming the caller (RUNLANE_JWT_IDENTITY_CLAIM; "
                            "default sub)")
     serve.set_defaults(func=_serve)
-    from runlane.client_cli import add_parsers as add_client_parsers
+    from runlane.cli.client import add_parsers as add_client_parsers
 
     add_client_parsers(sub)
     from runlane.checker.options import add_arguments as add_check_arguments

@@ -15,7 +15,7 @@ from pathlib import Path
 import jwt
 from starlette.requests import Request
 
-from runlane.auth.identity import AuthError, Identity, bearer_token, permissions_of
+from runlane.api.auth.identity import AuthError, Identity, bearer_token, permissions_of
 
 HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
 KEY_ALGORITHMS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",

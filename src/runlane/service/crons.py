@@ -15,10 +15,10 @@ import logging
 import uuid
 from typing import Any
 
-from runlane import schedules
 from runlane.owners import Owner
 from runlane.serde import utcnow
-from runlane.service import BadRequest, Runlane, RunRequest
+from runlane.service import schedules
+from runlane.service.runs import BadRequest, Runlane, RunRequest
 from runlane.store import Conflict, NotFound
 from runlane.store.crons import CronStore
 

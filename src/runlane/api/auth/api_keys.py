@@ -15,7 +15,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 
-from runlane.auth.identity import AuthError, Identity, bearer_token
+from runlane.api.auth.identity import AuthError, Identity, bearer_token
 
 HEADER = "x-api-key"
 

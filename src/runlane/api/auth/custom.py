@@ -24,7 +24,7 @@ from langgraph_sdk.auth.exceptions import HTTPException as AuthHTTPException
 from starlette.requests import Request
 from starlette.routing import Match
 
-from runlane.auth.identity import AuthError, Identity, bearer_token, permissions_of
+from runlane.api.auth.identity import AuthError, Identity, bearer_token, permissions_of
 
 log = logging.getLogger("runlane.auth")
 

@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import datetime
-import time
 import contextlib
+import datetime
 import logging
+import time
 import uuid
 from typing import Any
 
 from langgraph.pregel import Pregel
 from langgraph.types import Command
 
-from runlane import logs, metrics
-from runlane.checkpoints import Checkpoints, RestorePoint
 from runlane.contract import (
     CancelAction,
     CancelOutcome,
@@ -34,8 +32,10 @@ from runlane.contract import (
     StopReason,
     ThreadStatus,
 )
+from runlane.observability import logs, metrics
 from runlane.serde import to_jsonable, utcnow
 from runlane.store import SettleResult, Store
+from runlane.store.checkpoints import Checkpoints, RestorePoint
 from runlane.store.database import DatabaseUnavailable
 from runlane.streams.local import RunEventLog, StreamBroker
 
@@ -101,9 +101,9 @@ class Executor:
         self.settling: set[str] = set()
         # Scale-out: forwards each run's events to Redis (None on one process).
         self.bridge: Any = None
-        # Delivers webhooks of runs that end (see webhooks.py); woken when one ends here.
+        # Delivers webhooks of runs that end (see background/webhooks.py); woken when one ends here.
         self.webhooks: Any = None
-        # The store items graphs see (item_store.ItemStore); a run made on behalf of an
+        # The store items graphs see (store.items.ItemStore); a run made on behalf of an
         # owner gets the owner's view of it.
         self.item_store: Any = None
         # Seconds a stateless run's thread outlives the run (scale-out: see _settle).

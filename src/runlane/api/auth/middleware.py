@@ -15,8 +15,8 @@ import logging
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from runlane.api.auth.identity import Authenticator, AuthError
 from runlane.api.responses import error
-from runlane.auth.identity import Authenticator, AuthError
 
 log = logging.getLogger("runlane.auth")
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from runlane import logs
+from runlane.observability import logs
 from runlane.serde import utcnow
 from runlane.store import Store
 

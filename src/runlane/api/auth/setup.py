@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runlane.auth.api_keys import ApiKeyError, ApiKeys, load_keys
-from runlane.auth.custom import CustomAuth, CustomAuthError, load_auth
-from runlane.auth.identity import Authenticator
-from runlane.auth.jwt_tokens import JwtConfigError, JwtOptions, JwtTokens
+from runlane.api.auth.api_keys import ApiKeyError, ApiKeys, load_keys
+from runlane.api.auth.custom import CustomAuth, CustomAuthError, load_auth
+from runlane.api.auth.identity import Authenticator
+from runlane.api.auth.jwt_tokens import JwtConfigError, JwtOptions, JwtTokens
 
 MODES = ("none", "api-key", "jwt", "custom")
 LOOPBACK = {"127.0.0.1", "::1", "localhost", "[::1]"}

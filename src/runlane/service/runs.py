@@ -18,8 +18,6 @@ from typing import Any
 
 from langgraph.pregel import Pregel
 
-from runlane import logs, metrics
-from runlane.checkpoints import Checkpoints
 from runlane.contract import (
     TERMINAL,
     CancelAction,
@@ -30,7 +28,7 @@ from runlane.contract import (
     ThreadStatus,
     cancel_http_status,
 )
-from runlane.executor import (
+from runlane.executor.runner import (
     Executor,
     deletes_thread_when_done,
     event_names_for,
@@ -38,9 +36,11 @@ from runlane.executor import (
     wait_result,
 )
 from runlane.graphs import default_assistant_id
+from runlane.observability import logs, metrics
 from runlane.owners import Owner
 from runlane.serde import to_jsonable, utcnow
 from runlane.store import CancelResult, CreatedRun, NotFound, Store
+from runlane.store.checkpoints import Checkpoints
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import RedisEventBridge, StreamUnavailable
 
@@ -123,9 +123,9 @@ class Runlane:
         self.recheck_seconds = 2.0
         # Scale-out: run events across workers (None on one process).
         self.bridge: RedisEventBridge | None = None
-        # The thread TTL sweeper (runlane.ttl.TTLSweeper), woken when a TTL is set.
+        # The thread TTL sweeper (runlane.background.ttl_sweeper.TTLSweeper), woken when a TTL is set.
         self.ttl_sweeper: Any = None
-        # Webhook deliveries (see webhooks.py); woken when a run with one ends here.
+        # Webhook deliveries (see background/webhooks.py); woken when a run with one ends here.
         self.webhooks: Any = None
 
     def _webhook_owed(self) -> None:
@@ -340,7 +340,7 @@ class Runlane:
             "not_before": (now + datetime.timedelta(seconds=request.after_seconds)
                            if request.after_seconds else None),
             "webhook": request.webhook,
-            # Delivered once the run is terminal (see webhooks.py).
+            # Delivered once the run is terminal (see background/webhooks.py).
             "webhook_state": "pending" if request.webhook else None,
             "webhook_attempts": 0,
             "created_at": now,

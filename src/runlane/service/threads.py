@@ -1,6 +1,6 @@
 """Thread use cases beyond create/read/delete: copy a thread, prune threads.
 
-Kept apart from service.py (runs and their lifecycle); these only combine the
+Kept apart from runs.py (runs and their lifecycle); these only combine the
 store's thread rows with the checkpointer's whole-thread operations.
 """
 
@@ -11,10 +11,10 @@ import uuid
 from typing import Any
 
 from runlane.owners import Owner
-from runlane.service import Runlane
+from runlane.service.runs import Runlane
 from runlane.store import NotFound
-from runlane.thread_checkpoints import copy_thread as copy_checkpoints
-from runlane.thread_checkpoints import prune_keep_latest
+from runlane.store.thread_checkpoints import copy_thread as copy_checkpoints
+from runlane.store.thread_checkpoints import prune_keep_latest
 
 Row = dict[str, Any]
 

@@ -7,7 +7,7 @@ import asyncio
 
 from runlane.contract import CancelAction
 from runlane.owners import Owner
-from runlane.service import Runlane
+from runlane.service.runs import Runlane
 from runlane.store import NotFound
 
 

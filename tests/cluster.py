@@ -46,7 +46,7 @@ def require_services() -> None:
     if not missing:
         return
     message = (f"scale-out tests skipped: no {' and no '.join(missing)}. Start them "
-               "(see README, 'Tests') to run these tests.")
+               "(see docs/testing.md) to run these tests.")
     if os.environ.get("RUNLANE_REQUIRE_SERVICES"):
         pytest.fail(message.replace("skipped", "cannot run"), pytrace=False)
     pytest.skip(message)

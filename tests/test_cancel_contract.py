@@ -3,7 +3,7 @@
 `POST /threads/{thread_id}/runs/{run_id}/cancel?wait=&action=` for both actions and
 every spelling of `wait` (the SDK sends 1/0; true/false are checked raw), with the
 bodies and the final outcome of each row; then the bulk `POST /runs/cancel`.
-See /work/shared/design/run-contract.md.
+See docs/run-contract.md.
 """
 
 from __future__ import annotations

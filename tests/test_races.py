@@ -6,7 +6,7 @@ langgraph_sdk client), against each backend of the e2e suite: a `runlane serve`
 process of this module's own on SQLite, and the session's three workers on PostgreSQL
 + Redis with every request sent to the next worker (fewer trials there). Every answer
 is checked against the contract's table and invariants
-(/work/shared/design/run-contract.md):
+(docs/run-contract.md):
 
 1. accepted means done: 202/200 -> the run ends `interrupted` (or is removed by its
    rollback, leaving a tombstone), never `success`;

@@ -1,6 +1,6 @@
 """The run contract as code: statuses, transitions, cancel outcomes and their HTTP codes.
 
-Pure rules, no I/O. `../shared/design/run-contract.md` is the prose; this module is
+Pure rules, no I/O. `docs/run-contract.md` is the prose; this module is
 the single place the rest of runlane reads them from. The store turns every
 transition below into one compare-and-set statement; the API turns every outcome
 into a status code through `cancel_http_status`.

@@ -27,25 +27,27 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def missing_services() -> list[str]:
-    """What the scale-out tests need and cannot reach here."""
+def missing_services(*, redis: bool = True) -> list[str]:
+    """What the scale-out tests need and cannot reach here (`redis=False`: tests that
+    need PostgreSQL only)."""
     missing = []
     if not _reachable("127.0.0.1", 5432):
         missing.append("PostgreSQL at 127.0.0.1:5432")
-    if not _reachable("127.0.0.1", 6379):
+    if redis and not _reachable("127.0.0.1", 6379):
         missing.append("Redis at 127.0.0.1:6379")
     return missing
 
 
-def require_services() -> None:
+def require_services(*, redis: bool = True, tests: str = "scale-out tests") -> None:
     """Skip (saying plainly what and how) when PostgreSQL or Redis is missing; fail
-    instead where they are required (CI sets RUNLANE_REQUIRE_SERVICES=1)."""
+    instead where they are required (CI sets RUNLANE_REQUIRE_SERVICES=1). `tests`
+    names what is skipped; `redis=False` for tests that need PostgreSQL only."""
     import pytest
 
-    missing = missing_services()
+    missing = missing_services(redis=redis)
     if not missing:
         return
-    message = (f"scale-out tests skipped: no {' and no '.join(missing)}. Start them "
+    message = (f"{tests} skipped: no {' and no '.join(missing)}. Start them "
                "(see docs/testing.md) to run these tests.")
     if os.environ.get("RUNLANE_REQUIRE_SERVICES"):
         pytest.fail(message.replace("skipped", "cannot run"), pytrace=False)

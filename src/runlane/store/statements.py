@@ -88,11 +88,18 @@ _STARTABLE = (
     # Workers claiming at once skip each other's candidates instead of queueing on them.
     .with_for_update(skip_locked=True)
 )
+# The startable runs are selected (and locked) exactly once: a CTE, MATERIALIZED on
+# PostgreSQL. As a plain `IN (subquery)` the planner may put the subquery on the inner
+# side of a nested-loop semi join and rescan it once per pending row; each rescan
+# skips the rows this very statement has already updated, so the claim took every
+# startable run whatever p_limit said (a worker exceeded its max_concurrency).
+_STARTABLE_ONCE = _STARTABLE.cte("startable").prefix_with("MATERIALIZED",
+                                                          dialect="postgresql")
 # Up to p_limit runs at once (one per thread: only a thread's oldest pending run is
 # startable), as many as the worker has free slots.
 CLAIM = (
     runs.update()
-    .where(runs.c.run_id.in_(_STARTABLE))
+    .where(runs.c.run_id.in_(sa.select(_STARTABLE_ONCE.c.run_id)))
     .where(runs.c.status == PENDING, runs.c.cancel_action.is_(None), is_due(runs.c.not_before))
     .values(status=RUNNING, worker_id=P("p_worker_id"), started_at=P("p_now"),
             updated_at=P("p_now"), lease_expires_at=P("p_lease_until"))

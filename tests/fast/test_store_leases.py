@@ -1,0 +1,158 @@
+"""Leases on the real store, each backend: renewal (which also carries recorded
+cancels), fencing, and reaping the runs of a worker that stopped renewing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fast.support import (
+    OTHER_WORKER,
+    WORKER,
+    admit,
+    admit_running,
+    field,
+    seconds_from_now,
+    settle,
+    status_of,
+    thread_status,
+)
+from runlane.contract import CancelAction, RunStatus, StopReason, ThreadStatus
+from runlane.serde import utcnow
+from runlane.store import Store
+
+
+async def row_of(store: Store, run: Any) -> Any:
+    return await store.get_run(field(run, "thread_id"), field(run, "run_id"))
+
+
+async def reap(store: Store, reaper: str = OTHER_WORKER) -> tuple[list[Any], list[Any]]:
+    """Reap with no grace: every lease that ended before now."""
+    return await store.reap_expired(utcnow(), reaper, seconds_from_now(30))
+
+
+def ids(rows: list[Any]) -> set[str]:
+    return {field(r, "run_id") for r in rows}
+
+
+# --------------------------------------------------------------------- renewal
+
+
+async def test_renewal_extends_this_workers_running_runs_only(store: Store) -> None:
+    mine = [await admit_running(store) for _ in range(2)]
+    theirs = await admit_running(store, worker_id=OTHER_WORKER)
+    queued = (await admit(store)).run
+    lease = seconds_from_now(60)
+    leases = await store.renew_leases(WORKER, lease)
+    assert leases == {field(r, "run_id"): None for r in mine}
+    for run in mine:
+        assert field(await row_of(store, run), "lease_expires_at") == lease
+    assert field(await row_of(store, theirs), "lease_expires_at") == field(
+        theirs, "lease_expires_at")
+    assert field(await row_of(store, queued), "lease_expires_at") is None
+
+
+async def test_renewal_returns_the_recorded_cancels(store: Store) -> None:
+    interrupted, rolled_back, untouched = [await admit_running(store) for _ in range(3)]
+    for run, action in ((interrupted, CancelAction.INTERRUPT),
+                        (rolled_back, CancelAction.ROLLBACK)):
+        await store.cancel_run(field(run, "thread_id"), field(run, "run_id"), action, "user")
+    assert await store.renew_leases(WORKER, seconds_from_now(30)) == {
+        field(interrupted, "run_id"): "interrupt",
+        field(rolled_back, "run_id"): "rollback",
+        field(untouched, "run_id"): None,
+    }
+
+
+async def test_a_run_that_ended_leaves_the_renewal(store: Store) -> None:
+    ended, going = await admit_running(store), await admit_running(store)
+    await settle(store, ended)
+    assert set(await store.renew_leases(WORKER, seconds_from_now(30))) == {
+        field(going, "run_id")}
+
+
+async def test_a_reaped_run_is_missing_from_its_workers_renewal(store: Store) -> None:
+    lost = await admit_running(store, lease_seconds=-5)
+    kept = await admit_running(store)
+    finished, _ = await reap(store)
+    assert ids(finished) == {field(lost, "run_id")}
+    # Fencing: the renewal's answer tells the worker the run is no longer its own ...
+    assert set(await store.renew_leases(WORKER, seconds_from_now(30))) == {
+        field(kept, "run_id")}
+    # ... and its late settle writes nothing.
+    assert not (await settle(store, lost, RunStatus.SUCCESS)).changed
+    assert await status_of(store, lost) == RunStatus.ERROR.value
+
+
+# --------------------------------------------------------------------- reaping
+
+
+async def test_an_expired_run_without_a_cancel_ends_in_error_worker_lost(store: Store) -> None:
+    lost = await admit_running(store, lease_seconds=-5)
+    finished, adopted = await reap(store)
+    assert ids(finished) == {field(lost, "run_id")} and adopted == []
+    row = await row_of(store, lost)
+    assert field(row, "status") == RunStatus.ERROR.value
+    assert field(row, "stop_reason") == StopReason.WORKER_LOST.value
+    assert field(row, "error")["error"] == "WorkerLost"
+    assert field(row, "worker_id") == WORKER  # the worker that was lost
+    assert field(row, "ended_at") is not None
+    assert await thread_status(store, field(lost, "thread_id")) == ThreadStatus.IDLE.value
+
+
+async def test_an_expired_run_with_a_recorded_interrupt_ends_interrupted(store: Store) -> None:
+    lost = await admit_running(store, lease_seconds=-5)
+    await store.cancel_run(field(lost, "thread_id"), field(lost, "run_id"),
+                           CancelAction.INTERRUPT, "user")
+    finished, _ = await reap(store)
+    assert ids(finished) == {field(lost, "run_id")}
+    row = await row_of(store, lost)
+    assert field(row, "status") == RunStatus.INTERRUPTED.value
+    assert field(row, "stop_reason") == StopReason.CANCELLED.value
+    assert field(row, "error") is None
+
+
+async def test_an_expired_run_with_a_recorded_rollback_is_adopted(store: Store) -> None:
+    lost = await admit_running(store, lease_seconds=-5)
+    thread_id, run_id = field(lost, "thread_id"), field(lost, "run_id")
+    await store.cancel_run(thread_id, run_id, CancelAction.ROLLBACK, "user")
+    finished, adopted = await reap(store, reaper=OTHER_WORKER)
+    assert finished == [] and ids(adopted) == {run_id}
+    row = await row_of(store, lost)
+    assert field(row, "status") == RunStatus.RUNNING.value
+    assert field(row, "worker_id") == OTHER_WORKER
+    # The adopter completes the rollback; the lost worker no longer can.
+    assert await store.complete_rollback(run_id, thread_id, WORKER, None, {},
+                                         ThreadStatus.IDLE) is None
+    assert await store.complete_rollback(run_id, thread_id, OTHER_WORKER, None, {},
+                                         ThreadStatus.IDLE) is not None
+    assert await store.get_run(thread_id, run_id) is None
+    assert await store.get_tombstone(thread_id, run_id) is not None
+
+
+async def test_live_leases_and_pending_runs_are_not_reaped(store: Store) -> None:
+    live = await admit_running(store)
+    queued = (await admit(store)).run
+    expired_within_grace = await admit_running(store, lease_seconds=-5)
+    # A deadline before that lease ended: still within the grace.
+    finished, adopted = await store.reap_expired(
+        seconds_from_now(-60), OTHER_WORKER, seconds_from_now(30))
+    assert (finished, adopted) == ([], [])
+    for run in (live, expired_within_grace):
+        assert await status_of(store, run) == RunStatus.RUNNING.value
+    assert await status_of(store, queued) == RunStatus.PENDING.value
+
+
+async def test_reaping_frees_the_thread_for_its_queued_run(store: Store) -> None:
+    lost = await admit_running(store, lease_seconds=-5)
+    queued = (await admit(store, field(lost, "thread_id"))).run
+    await reap(store)
+    assert await thread_status(store, field(lost, "thread_id")) == ThreadStatus.BUSY.value
+    claimed, _ = await store.claim(WORKER, seconds_from_now(30), 10)
+    assert claimed is not None and ids(claimed) == {field(queued, "run_id")}
+
+
+async def test_a_run_is_reaped_once(store: Store) -> None:
+    await admit_running(store, lease_seconds=-5)
+    first, _ = await reap(store)
+    again, adopted = await reap(store, reaper=WORKER)
+    assert len(first) == 1 and (again, adopted) == ([], [])

@@ -20,8 +20,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
+# The fast tier (tests/fast): contract, store and dispatcher in-process, no server;
+# under a minute.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not race" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q tests/fast $(PYTEST_ARGS)
 
 # The compatibility suite (tests/compat, docs/compatibility.md): every langgraph_sdk
 # client method against runlane, or against the reference server (`langgraph dev`,

@@ -10,6 +10,7 @@ a claim or a reap looks at every run in the database, not only the test's own.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +19,21 @@ from sqlalchemy import Connection
 from conftest import BACKENDS
 from runlane.store import Store
 from runlane.store.schema import run_tombstones, runs, threads
+
+FAST_TIER = Path(__file__).parent
+# The root conftest's fixtures that start `runlane serve` processes (directly or not).
+SERVER_FIXTURES = frozenset({"server", "fresh_server", "client", "http"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the tier's promise: a fast test that asks for a server is a usage error."""
+    for item in items:
+        if FAST_TIER in item.path.parents:
+            wanted = SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            if wanted:
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses {', '.join(sorted(wanted))}: the fast tier starts "
+                    "no server (move the test next to the e2e tests in tests/)")
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,11 @@ MakeWorker = Callable[..., Awaitable[InProcessWorker]]
 
 
 @pytest.fixture
-async def make_worker(tmp_path: Path) -> AsyncIterator[MakeWorker]:
+async def make_worker(tmp_path: Path,
+                      caplog: pytest.LogCaptureFixture) -> AsyncIterator[MakeWorker]:
+    """Workers for the test, stopped after it. A start that only the periodic recheck
+    made (the dispatcher logs that a wake-up was missed) fails the test, whatever the
+    recheck's period: every start must come from a wake-up rule."""
     workers: list[InProcessWorker] = []
 
     async def make(max_concurrency: int, starts_at_admission: bool = True) -> InProcessWorker:
@@ -35,6 +39,9 @@ async def make_worker(tmp_path: Path) -> AsyncIterator[MakeWorker]:
     yield make
     for worker in workers:
         await worker.stop()
+    missed = [r.getMessage() for r in caplog.get_records("call")
+              if "a wake-up was missed" in r.getMessage()]
+    assert not missed, missed
 
 
 async def test_an_idle_dispatcher_with_a_free_slot_lets_admission_start_the_run(

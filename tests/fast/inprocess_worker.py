@@ -16,7 +16,7 @@ from fast.support import eventually, field, new_id
 from runlane.executor.runner import Executor
 from runlane.service.runs import Runlane, RunRequest
 from runlane.store import CreatedRun, Store
-from runlane.store.checkpoints import Checkpoints
+from runlane.store.checkpoints import open_checkpoints
 from runlane.streams.local import StreamBroker
 
 GRAPH = "gated"
@@ -96,9 +96,10 @@ class InProcessWorker:
         self.thread_ids: dict[str, str] = {}  # key -> thread id
 
     async def start(self) -> InProcessWorker:
-        self.store = RecordingStore(f"sqlite:///{self.workdir / 'runlane.sqlite'}")
+        url = f"sqlite:///{self.workdir / 'runlane.sqlite'}"
+        self.store = RecordingStore(url)
         await self.store.setup()
-        self.checkpoints = Checkpoints(str(self.workdir / "checkpoints.sqlite"))
+        self.checkpoints = open_checkpoints(url, str(self.workdir / "checkpoints.sqlite"))
         graphs = {GRAPH: self.graph.compile(await self.checkpoints.setup())}
         broker = StreamBroker()
         self.executor = Executor(store=self.store, broker=broker, checkpoints=self.checkpoints,

@@ -26,6 +26,12 @@ def field(row: Any, name: str) -> Any:
     return row[name] if isinstance(row, Mapping) else getattr(row, name)
 
 
+def ids_of(items: list[Any]) -> list[str]:
+    """Run ids from a list of run ids or of runs (CreatedRun's lists of the runs a
+    multitask strategy cancelled hold ids, or the runs once typed records land)."""
+    return [item if isinstance(item, str) else field(item, "run_id") for item in items]
+
+
 def seconds_from_now(seconds: float) -> datetime.datetime:
     return utcnow() + datetime.timedelta(seconds=seconds)
 

@@ -32,10 +32,10 @@ EDGES = {
 
 
 def test_every_status_is_either_active_or_terminal() -> None:
-    assert ACTIVE | TERMINAL == set(RunStatus)
+    assert set(RunStatus) == ACTIVE | TERMINAL
     assert not ACTIVE & TERMINAL
-    assert ACTIVE == {S.PENDING, S.RUNNING}
-    assert FINISHED_WITHOUT_CANCEL == TERMINAL - {S.INTERRUPTED}
+    assert {S.PENDING, S.RUNNING} == ACTIVE
+    assert TERMINAL - {S.INTERRUPTED} == FINISHED_WITHOUT_CANCEL
 
 
 def test_transitions_are_exactly_the_contracts_edges() -> None:

@@ -175,7 +175,7 @@ class Runtime:
         if not self.scale_out:
             try:
                 cancelled = await service.cancel_pending(CancelReason.SHUTDOWN)
-            except Exception as exc:  # the next start finishes them (server_restarted)
+            except Exception as exc:  # noqa: BLE001 - the next start finishes them
                 log.error("shutdown: could not cancel pending runs (%s)", exc)
             else:
                 if cancelled:

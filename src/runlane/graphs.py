@@ -57,9 +57,9 @@ def read_config(path: str | os.PathLike[str]) -> ProjectConfig:
             f"{config_path}: 'graphs' must be an object such as "
             '{"agent": "./graph.py:graph"}'
         )
-    for graph_id, spec in graphs.items():
-        if isinstance(spec, dict):  # {"path": "...", "description": ...} form
-            spec = spec.get("path")
+    for graph_id, entry in graphs.items():
+        # either "path:attribute" or the {"path": "...", "description": ...} form
+        spec = entry.get("path") if isinstance(entry, dict) else entry
         if not isinstance(spec, str) or ":" not in spec:
             raise ConfigError(
                 f"{config_path}: graph {graph_id!r} must be 'path/to/file.py:attribute', "
@@ -82,8 +82,8 @@ def _read_env_file(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise ConfigError(f"env file {path} named in langgraph.json does not exist")
     env: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw_line in path.read_text().splitlines():
+        line = raw_line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, _, value = line.partition("=")
@@ -97,7 +97,7 @@ def apply_project(config: ProjectConfig) -> None:
         os.environ.setdefault(key, value)
     base = config.path.parent
     for dep in config.dependencies:
-        if isinstance(dep, str) and (dep.startswith(".") or dep.startswith("/")):
+        if isinstance(dep, str) and dep.startswith((".", "/")):
             dep_path = str((base / dep).resolve())
             if dep_path not in sys.path:
                 sys.path.insert(0, dep_path)

@@ -34,7 +34,7 @@ def _interrupt(obj: Interrupt) -> dict[str, Any]:
     return body
 
 
-def _default(obj: Any) -> Any:
+def _default(obj: Any) -> Any:  # noqa: C901 - a flat dispatch on type
     if isinstance(obj, Interrupt):
         return _interrupt(obj)
     # pydantic models, including langchain messages
@@ -80,4 +80,4 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)

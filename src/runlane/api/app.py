@@ -173,7 +173,8 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def create_app(settings: Settings, graphs: dict[str, Pregel],
+# Over the complexity ceiling: its exception handlers are closures in it.
+def create_app(settings: Settings, graphs: dict[str, Pregel],  # noqa: C901
                auth: tuple[Authenticator | None, Any] | None = None) -> FastAPI:
     """`graphs` are loaded before the app starts, so a bad config fails at once.
     `auth`: (authenticator, langgraph_sdk Auth or None) from auth.setup; None: no auth."""
@@ -276,7 +277,7 @@ def create_app(settings: Settings, graphs: dict[str, Pregel],
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return error(500, f"internal error: {type(exc).__name__}")
 
     if authenticator is not None:

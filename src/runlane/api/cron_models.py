@@ -42,7 +42,7 @@ MetadataFilter = Annotated[Filter, AfterValidator(no_nul)]
 def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
     """A time without a zone is read as UTC (the SDK sends `datetime.isoformat()`)."""
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=datetime.timezone.utc)
+        return value.replace(tzinfo=datetime.UTC)
     return value
 
 

@@ -16,7 +16,7 @@ _MISSING = object()
 
 def parse_path(path: str) -> tuple[str, list[str | int]]:
     """The path's root field and its steps; ValueError saying what is wrong."""
-    root = re.match(r"[a-z_]*", path).group(0)  # type: ignore[union-attr]
+    root = re.match(r"[a-z_]*", path).group(0)  # type: ignore[union-attr]  # `*` always matches
     if root not in _ROOTS:
         raise ValueError(f"extract path {path!r} must start with one of {list(_ROOTS)}")
     rest = path[len(root):]
@@ -40,7 +40,7 @@ def validate(extract: dict[str, Any]) -> dict[str, str]:
             raise ValueError("extract aliases cannot be empty")
         if not isinstance(path, str):
             # ValueError, not TypeError: pydantic reports it as a 422
-            raise ValueError(f"extract[{alias!r}] must be a path string, got {path!r}")  # noqa: TRY004
+            raise ValueError(f"extract[{alias!r}] must be a path string, got {path!r}")
         parse_path(path)
     return extract
 
@@ -53,10 +53,18 @@ def extracted(body: dict[str, Any], extract: dict[str, str]) -> dict[str, Any]:
         root, steps = parse_path(path)
         value: Any = body.get(root, _MISSING)
         for step in steps:
-            if isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value) or isinstance(step, str) and isinstance(value, dict) and step in value:
-                value = value[step]
-            else:
-                value = _MISSING
+            value = _child(value, step)
+            if value is _MISSING:
                 break
         out[alias] = None if value is _MISSING else value
     return out
+
+
+def _child(value: Any, step: str | int) -> Any:
+    """`value[step]` where `value` is a list holding that index or a dict holding that
+    key; _MISSING otherwise."""
+    if isinstance(step, int) and isinstance(value, list) and -len(value) <= step < len(value):
+        return value[step]
+    if isinstance(step, str) and isinstance(value, dict) and step in value:
+        return value[step]
+    return _MISSING

@@ -33,6 +33,8 @@ log = logging.getLogger("runlane.api")
 RunSelectField = Literal["run_id", "thread_id", "assistant_id", "created_at", "updated_at",
                          "status", "metadata", "kwargs", "multitask_strategy",
                          "cancel_reason", "cancel_action", "stop_reason", "error"]
+# The statuses GET /threads/{id}/runs may filter on.
+StatusFilter = Literal["pending", "running", "success", "error", "timeout", "interrupted"]
 router = APIRouter(tags=["runs"])
 
 
@@ -113,7 +115,8 @@ def _locations(thread_id: str, run_id: str, stateless: bool, tail: str) -> dict[
 @router.post("/threads/{thread_id}/runs")
 async def create_run(thread_id: UUID, body: RunCreate, request: Request) -> Response:
     run = await _create(request, str(thread_id), body)
-    return JSON(run_body(run), headers={"Content-Location": f"/threads/{thread_id}/runs/{run['run_id']}"})
+    location = f"/threads/{thread_id}/runs/{run['run_id']}"
+    return JSON(run_body(run), headers={"Content-Location": location})
 
 
 @router.post("/runs")
@@ -181,7 +184,8 @@ async def _wait_new(request: Request, thread_id: str | None, body: RunCreate) ->
         result = await _cancel_if_gone(request, svc, run, waiter)
     else:
         result = await waiter
-    return JSON(result, headers=_locations(run["thread_id"], run["run_id"], thread_id is None, "join"))
+    locations = _locations(run["thread_id"], run["run_id"], thread_id is None, "join")
+    return JSON(result, headers=locations)
 
 
 async def _cancel_if_gone(request: Request, svc: Runlane, run: dict[str, Any], waiter: Any) -> Any:
@@ -228,8 +232,8 @@ async def list_runs(
     request: Request,
     limit: int = Query(10, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=2**63 - 1),
-    status: Literal["pending", "running", "success", "error", "timeout", "interrupted"] | None = Query(None),
-    select: list[RunSelectField] | None = Query(None),  # noqa: B008
+    status: StatusFilter | None = Query(None),
+    select: list[RunSelectField] | None = Query(None),
 ) -> Response:
     svc = service(request)
     owner = owner_of(request)
@@ -289,8 +293,8 @@ async def join_stream(
     # "-1" is the JS SDK's "from the first event" (useStream's joinStream default).
     if last_event_id and last_event_id.strip() != "-1":
         if not (last_event_id.strip().isascii() and last_event_id.strip().isdigit()):
-            return error(422, f"Last-Event-ID {last_event_id!r} is not an event id this server sent "
-                              "(ids are positive integers)")
+            return error(422, f"Last-Event-ID {last_event_id!r} is not an event id this server "
+                              "sent (ids are positive integers)")
         after = int(last_event_id)
     from runlane.executor.runner import STREAM_MODES
 
@@ -351,7 +355,8 @@ async def cancel_run(
     if result.outcome is CancelOutcome.TOO_LATE:
         assert result.run is not None
         status = result.run["status"]
-        return error(409, f"run {run_id} already finished with status {status!r}; nothing to cancel",
+        return error(409,
+                     f"run {run_id} already finished with status {status!r}; nothing to cancel",
                      status=status, run=run_body(result.run))
     assert result.run is not None
     return JSON({**run_body(result.run), "cancel_outcome": result.outcome.value}, status_code=code)

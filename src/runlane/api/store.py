@@ -41,7 +41,7 @@ def store(request: Request) -> BaseStore:
 
 def _utc(value: datetime.datetime) -> datetime.datetime:
     # The SQLite store hands back UTC times without a zone.
-    return value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value
+    return value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value
 
 
 def item_body(item: Item) -> dict[str, Any]:

@@ -36,7 +36,7 @@ async def ready(request: Request) -> Response:
             await asyncio.wait_for(svc.store.ping(), READY_TIMEOUT)
         except TimeoutError:
             return f"no answer within {READY_TIMEOUT:.0f}s"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready, and says why
             return f"{type(exc).__name__}: {exc}".strip()[:300]
         return None
 
@@ -45,7 +45,7 @@ async def ready(request: Request) -> Response:
             answered = await asyncio.wait_for(svc.bridge.ping(), READY_TIMEOUT)
         except TimeoutError:
             return f"no answer within {READY_TIMEOUT:.0f}s"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready, and says why
             return f"{type(exc).__name__}: {exc}".strip()[:300]
         return None if answered else "PING failed"
 

@@ -221,7 +221,7 @@ async def copy_thread(thread_id: UUID, request: Request) -> Response:
 @router.get("/threads/{thread_id}/stream")
 async def join_thread_stream(
     thread_id: UUID, request: Request,
-    stream_mode: list[str] = Query(["run_modes"]),  # noqa: B008 - FastAPI's idiom
+    stream_mode: list[str] = Query(["run_modes"]),
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
 ) -> Response:
     """Every run on the thread as it happens (see runlane.service.thread_stream)."""
@@ -328,7 +328,8 @@ def _state_config(thread_id: str, checkpoint: Row | None = None) -> Row:
         # SQLite checkpointer needs checkpoint_ns to write after such a checkpoint
         # (update_state's fork), PostgreSQL's does not: say it for both.
         configurable["checkpoint_ns"] = ""
-        configurable.update({k: v for k, v in checkpoint.items() if v is not None and k != "thread_id"})
+        configurable.update({k: v for k, v in checkpoint.items()
+                             if v is not None and k != "thread_id"})
     return {"configurable": configurable}
 
 
@@ -339,10 +340,12 @@ async def _get_state(request: Request, thread_id: UUID, checkpoint: Row | None,
     graph = _graph(svc, thread)
     if graph is None:
         return JSON(_empty_state(str(thread_id)))
-    snapshot = await graph.aget_state(_state_config(str(thread_id), checkpoint), subgraphs=subgraphs)
+    config = _state_config(str(thread_id), checkpoint)
+    snapshot = await graph.aget_state(config, subgraphs=subgraphs)
     if checkpoint and checkpoint.get("checkpoint_id") and snapshot.created_at is None:
         # langgraph answers an unknown checkpoint with an empty snapshot, not an error
-        return error(404, f"checkpoint {checkpoint['checkpoint_id']} not found on thread {thread_id}")
+        return error(404,
+                     f"checkpoint {checkpoint['checkpoint_id']} not found on thread {thread_id}")
     if snapshot.config is None:
         return JSON(_empty_state(str(thread_id)))
     return JSON(state_body(snapshot))
@@ -375,7 +378,8 @@ async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Reques
     thread = await _thread(request, thread_id, "update")
     graph = _graph(svc, thread)
     if graph is None:
-        return error(409, f"thread {thread_id} has no graph yet: run it once before updating its state")
+        return error(409, f"thread {thread_id} has no graph yet: "
+                          "run it once before updating its state")
     if thread["status"] == ThreadStatus.BUSY.value:
         return error(409, f"thread {thread_id} is busy: its state can change only between runs")
     checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else {}

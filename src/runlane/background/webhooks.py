@@ -126,7 +126,7 @@ class WebhookSender:
                         delay = min(delay, max((due - utcnow()).total_seconds(), 0.05))
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the database hiccupped: the next poll retries
+            except Exception as exc:  # noqa: BLE001 - the database hiccupped: the next poll retries
                 log.warning("claiming webhook deliveries failed (%s); retrying", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), delay)
@@ -178,12 +178,12 @@ class WebhookSender:
                 log.error("run %s: webhook failed after %d attempt(s) (%s); giving up",
                           run_id, attempt, problem, extra={**extra, "webhook_state": FAILED})
                 await self._over(run)
-        except Exception as exc:  # the claim expires and the delivery is retried
+        except Exception as exc:  # noqa: BLE001 - the claim expires and the delivery is retried
             log.warning("run %s: recording the webhook outcome failed (%s)", run_id, exc)
 
     async def _over(self, run: Row) -> None:
         if self.after_delivery is not None:
             try:
                 await self.after_delivery(run)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a cleanup hook must not stop deliveries
                 log.warning("run %s: cleanup after its webhook failed (%s)", run["run_id"], exc)

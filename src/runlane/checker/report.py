@@ -17,7 +17,8 @@ from runlane.checker.history import Exchange, History
 from runlane.checker.invariants import INVARIANTS, Violation
 
 
-def summarize(h: History, violations: list[Violation], internal_errors: list[str]) -> dict[str, Any]:
+def summarize(h: History, violations: list[Violation],
+              internal_errors: list[str]) -> dict[str, Any]:
     codes: Counter[str] = Counter()
     for ex in h.exchanges:
         if ex.timed_out:

@@ -250,7 +250,7 @@ class Session:
         if (ex.t_done or 0.0) - since > ROLLBACK_GRACE:
             return False
         return any(
-            (e.kind == "cancel" and e.run_id == rec.run_id or e.kind == "bulk_cancel")
+            ((e.kind == "cancel" and e.run_id == rec.run_id) or e.kind == "bulk_cancel")
             and e.extra.get("action") == "rollback"
             for e in self.history.for_run(rec.run_id)
         ) or any(
@@ -367,7 +367,8 @@ async def cancel_at_start(s: Session) -> None:
         if queued is None:
             raise Abort("create failed")
         await asyncio.sleep(s.rng.choice([0.0, s.rng.uniform(0, 0.2)]))
-        pre = await s.snapshot(t)  # the active run's checkpoints: the queued one's rollback keeps them
+        # the active run's checkpoints: the queued one's rollback keeps them
+        pre = await s.snapshot(t)
         await s.cancels(t, queued, [s.random_cancel() for _ in range(s.rng.choice([1, 2]))])
         s.claim_rollback(t, queued, pre, compare_values=False)
         await s.cancel(t, active, wait=s.rng.random() < 0.5, action="interrupt")

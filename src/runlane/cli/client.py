@@ -311,10 +311,11 @@ def runs_watch(api: Api, args: argparse.Namespace) -> int:
 
     def view(runs: list[Row], problem: str | None) -> Group:
         running = sum(r.get("status") == "running" for r in runs)
+        clock = datetime.datetime.now().strftime("%H:%M:%S")  # noqa: DTZ005 - local clock
         title = (f"active runs on {api.url}"
                  + (f", thread {args.thread}" if args.thread else "")
                  + f": {running} running, {len(runs) - running} pending"
-                 + f"  [{datetime.datetime.now().strftime('%H:%M:%S')}]")
+                 + f"  [{clock}]")
         parts: list[Any] = [runs_table(runs, title, why=False)]
         if problem:
             parts.append(Text(problem, style="red"))

@@ -87,10 +87,10 @@ def _serve(args: argparse.Namespace) -> int:
         )
     # uvicorn applies log_config in every worker process it starts. It waits for open
     # responses as long as a drain may take (runs finishing, then interrupted).
-    common = dict(host=settings.host, port=settings.port, log_level="warning",
-                  log_config=log_config, access_log=False,
-                  timeout_graceful_shutdown=int(settings.shutdown_grace
-                                                + settings.cancel_grace) + 2)
+    common = {"host": settings.host, "port": settings.port, "log_level": "warning",
+              "log_config": log_config, "access_log": False,
+              "timeout_graceful_shutdown": int(settings.shutdown_grace
+                                               + settings.cancel_grace) + 2}
     if workers == 1:
         uvicorn.run(create_app(settings, graphs, auth), **common)  # type: ignore[arg-type]
     else:
@@ -108,7 +108,8 @@ def _redacted(url: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="runlane", description="A LangGraph-compatible agent server")
+    parser = argparse.ArgumentParser(prog="runlane",
+                                     description="A LangGraph-compatible agent server")
     parser.add_argument("--version", action="version", version=f"runlane {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the graphs of a langgraph.json")

@@ -75,7 +75,7 @@ class PostgresBus:
                                 log.exception("handling %s failed", note.channel)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any loss of the connection: reconnect
                 self.connected.clear()
                 log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, delay)
                 await asyncio.sleep(delay)

@@ -74,14 +74,15 @@ class LeaseKeeper:
             if self.housekeeping is not None and cycle % 30 == 0:
                 try:
                     await self.housekeeping()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - the lease loop must not die
                     log.warning("housekeeping failed (%s)", exc)
 
     async def renew(self) -> None:
         mine = self.executor.local_run_ids
         try:
-            leases = await self.store.renew_leases(self.executor.worker_id, self.executor.lease_until())
-        except Exception as exc:
+            leases = await self.store.renew_leases(self.executor.worker_id,
+                                                   self.executor.lease_until())
+        except Exception as exc:  # noqa: BLE001 - any failure is a missed renewal
             if time.monotonic() - self._last_renewed > self.lease_seconds:
                 log.error("could not renew leases for %.0fs (%s): stopping %d runs without "
                           "writing", self.lease_seconds, exc, len(mine))
@@ -108,7 +109,7 @@ class LeaseKeeper:
             finished, adopted = await self.store.reap_expired(
                 deadline, self.executor.worker_id, self.executor.lease_until()
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the next cycle reaps again
             log.warning("reaping expired runs failed (%s)", exc)
             return
         for run in finished:

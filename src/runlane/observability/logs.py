@@ -35,7 +35,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def set_worker(worker_id: str) -> None:
-    global _worker_id
+    global _worker_id  # noqa: PLW0603 - set once as a worker starts, read by every log line
     _worker_id = worker_id
 
 

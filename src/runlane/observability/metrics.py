@@ -3,8 +3,8 @@
 Every series is defined here; the layers that know a fact report it through the
 small functions below (the store's database layer: errors; the service: cancel
 answers; the executor: queue wait, run duration, cancel-to-stop; the API: open
-streams; the webhook sender: attempts; `logs.run_status`: status transitions), so no other module touches
-prometheus_client.
+streams; the webhook sender: attempts; `logs.run_status`: status transitions), so no
+other module touches prometheus_client.
 
 Runs by status is two things, on purpose:
 
@@ -180,7 +180,7 @@ async def render(store: Any, timeout: float = 2.0) -> tuple[bytes, str]:
     keeps the last values (and is counted in runlane_store_errors_total)."""
     try:
         counts = await asyncio.wait_for(store.count_active_runs(), timeout)
-    except Exception as exc:  # the scrape still answers, with what this process knows
+    except Exception as exc:  # noqa: BLE001 - the scrape answers with what it has
         log.warning("metrics: reading run counts from the store failed (%s)", exc)
     else:
         for status in ("pending", "running"):

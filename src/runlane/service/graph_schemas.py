@@ -41,7 +41,8 @@ def _is_plain_typeddict(tp: Any) -> bool:
     return typing_extensions.is_typeddict(tp) and type(tp).__module__ == "typing"
 
 
-def _portable(tp: Any, seen: dict[int, Any] | None = None) -> Any:
+# Over the complexity ceiling: one case per form a type takes.
+def _portable(tp: Any, seen: dict[int, Any] | None = None) -> Any:  # noqa: C901
     """`tp` with every `typing.TypedDict` in it rewritten as a `typing_extensions` one."""
     seen = {} if seen is None else seen
     if id(tp) in seen:
@@ -50,11 +51,12 @@ def _portable(tp: Any, seen: dict[int, Any] | None = None) -> Any:
         hints = typing.get_type_hints(tp, include_extras=True)
         fields = {}
         for key, hint in hints.items():
-            while typing.get_origin(hint) in _REQUIRED_MARKERS:  # re-marked below
-                hint = typing.get_args(hint)[0]
+            bare = hint
+            while typing.get_origin(bare) in _REQUIRED_MARKERS:  # re-marked below
+                bare = typing.get_args(bare)[0]
             marker = (typing_extensions.Required if key in tp.__required_keys__
                       else typing_extensions.NotRequired)
-            fields[key] = marker[_portable(hint, seen)]
+            fields[key] = marker[_portable(bare, seen)]
         converted = typing_extensions.TypedDict(tp.__name__, fields)  # type: ignore[operator]
         converted.__doc__ = tp.__doc__
         converted.__module__ = tp.__module__

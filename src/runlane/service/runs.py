@@ -123,7 +123,8 @@ class Runlane:
         self.recheck_seconds = 2.0
         # Scale-out: run events across workers (None on one process).
         self.bridge: RedisEventBridge | None = None
-        # The thread TTL sweeper (runlane.background.ttl_sweeper.TTLSweeper), woken when a TTL is set.
+        # The thread TTL sweeper (runlane.background.ttl_sweeper.TTLSweeper), woken when
+        # a TTL is set.
         self.ttl_sweeper: Any = None
         # Webhook deliveries (see background/webhooks.py); woken when a run with one ends here.
         self.webhooks: Any = None
@@ -407,7 +408,8 @@ class Runlane:
         from nothing and hide the thread's state behind a fresh one: 404 instead. The
         checkpoint is the one the executor will use (see executor.build_config)."""
         configurable = config.get("configurable") or {}
-        ref = {k: configurable[k] for k in ("checkpoint_ns", "checkpoint_id") if configurable.get(k)}
+        ref = {k: configurable[k] for k in ("checkpoint_ns", "checkpoint_id")
+               if configurable.get(k)}
         ref.update(request.checkpoint or {})
         if request.checkpoint_id:
             ref["checkpoint_id"] = request.checkpoint_id
@@ -601,14 +603,14 @@ class Runlane:
             ))
         event_log = self.broker.open(run_id)
         row = await self.store.get_run(thread_id, run_id)
-        if row is None or RunStatus(row["status"]) in TERMINAL:
+        finished = row is None or RunStatus(row["status"]) in TERMINAL
+        if finished and not event_log.closed:
             # A finished run: whatever is still kept, then the end at once.
-            if not event_log.closed:
-                if event_log.frames:
-                    self.broker.close(run_id)
-                else:
-                    self.broker.discard(run_id)
-                    event_log.close()
+            if event_log.frames:
+                self.broker.close(run_id)
+            else:
+                self.broker.discard(run_id)
+                event_log.close()
         return event_log.follow(last_event_id, modes)
 
     async def _visible(self, thread_id: str, run_id: str, owner: Owner) -> None:

@@ -13,7 +13,7 @@ import zoneinfo
 
 from croniter import CroniterBadDateError, croniter
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 class BadSchedule(ValueError):
@@ -25,7 +25,7 @@ def timezone_of(name: str | None) -> datetime.tzinfo:
         return UTC
     try:
         return zoneinfo.ZoneInfo(name)
-    except Exception:  # not found, malformed key, a name too long for a file name ...
+    except Exception:  # noqa: BLE001 - not found, malformed, too long ...: a 422
         raise BadSchedule(f"timezone {name!r} is not an IANA timezone name "
                           "(for example 'UTC', 'Europe/Paris', 'America/New_York')") from None
 
@@ -45,7 +45,7 @@ def next_after(schedule: str, timezone: str | None, after: datetime.datetime) ->
     tz = timezone_of(timezone)
     try:
         valid = croniter.is_valid(expression)
-    except Exception:
+    except Exception:  # noqa: BLE001 - croniter's own check failing means invalid
         valid = False
     if not valid:
         raise BadSchedule(f"schedule {schedule!r} is not a valid cron expression "
@@ -54,6 +54,6 @@ def next_after(schedule: str, timezone: str | None, after: datetime.datetime) ->
         fire = croniter(expression, after.astimezone(tz)).get_next(datetime.datetime)
     except CroniterBadDateError:
         raise BadSchedule(f"schedule {schedule!r} never fires") from None
-    except Exception as exc:  # croniter's parser is the judge of what it cannot read
+    except Exception as exc:  # noqa: BLE001 - croniter's parser is the judge of what it cannot read
         raise BadSchedule(f"schedule {schedule!r} cannot be scheduled: {exc}") from None
     return fire.astimezone(UTC)

@@ -80,10 +80,10 @@ def _frame(event: str, data: object, event_id: str) -> bytes:
 def _renumber(chunk: bytes, run_id: str, names: frozenset[str] | None) -> list[bytes]:
     """A run stream's frames with their ids made thread-wide; comments pass as they are."""
     out = []
-    for frame in chunk.split(b"\n\n"):
-        if not frame:
+    for piece in chunk.split(b"\n\n"):
+        if not piece:
             continue
-        frame += b"\n\n"
+        frame = piece + b"\n\n"
         if not frame.startswith(b"event: "):
             out.append(frame)  # a heartbeat comment
             continue
@@ -98,7 +98,7 @@ def _renumber(chunk: bytes, run_id: str, names: frozenset[str] | None) -> list[b
     return out
 
 
-async def follow_thread(
+async def follow_thread(  # noqa: C901 - resume, poll, relay, heartbeat: one loop
     svc: Runlane, thread_id: str, *, modes: set[str], last_event_id: tuple[str, int | None] | None,
     owner: Owner = None,
 ) -> AsyncIterator[bytes]:

@@ -191,7 +191,7 @@ class CronStore:
         if isinstance(value, str):  # SQLite's min() loses the column type
             value = datetime.datetime.fromisoformat(value)
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.timezone.utc)
+            value = value.replace(tzinfo=datetime.UTC)
         return value
 
     async def claim(self, cron_id: str, seen: datetime.datetime,

@@ -188,7 +188,9 @@ class Database:
         for conn in self._all:
             try:
                 conn.close()
-            except Exception:  # pragma: no cover - closing a broken connection
+            # Closing a broken connection: it has nothing left to release, and the
+            # connections after it must still be closed.
+            except Exception:  # noqa: BLE001, S110  # pragma: no cover
                 pass
         self._all.clear()
         self.engine.dispose()

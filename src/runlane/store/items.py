@@ -83,7 +83,7 @@ class ItemStore:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
                 await self.store.sweep_ttl()  # type: ignore[union-attr]
-            except Exception as exc:  # the database may be away; the next sweep retries
+            except Exception as exc:  # noqa: BLE001 - database away? the next sweep retries
                 log.warning("sweeping expired store items failed: %s", exc)
 
     async def _open_sqlite(self) -> BaseStore:
@@ -92,7 +92,9 @@ class ItemStore:
 
         path = store_path(self.database_url)
         if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            # A blocking call in a coroutine, but once, at startup.
+            directory = os.path.dirname(os.path.abspath(path))  # noqa: ASYNC240
+            os.makedirs(directory, exist_ok=True)
         conn = await aiosqlite.connect(path, isolation_level=None)
         self._close.append(conn.close)
         await conn.execute("PRAGMA journal_mode=WAL")
@@ -124,7 +126,7 @@ class ItemStore:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as lock:
             # Poll rather than block: a waiting pg_advisory_lock holds a snapshot that
             # a concurrent CREATE INDEX CONCURRENTLY would wait for (see checkpoints).
-            while not (await (await lock.execute(
+            while not (await (await lock.execute(  # noqa: ASYNC110 - a lock across processes
                     "SELECT pg_try_advisory_lock(%s)", (_PG_SETUP_LOCK,))).fetchone())[0]:
                 await asyncio.sleep(0.1)
             try:

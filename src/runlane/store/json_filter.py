@@ -14,7 +14,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from runlane.serde import dumps
 
 
-class json_has(ColumnElement[bool]):  # noqa: N801 - reads as a SQL function
+class json_has(ColumnElement[bool]):  # lower case: it reads as a SQL function
     inherit_cache = False
     type = sa.Boolean()
 

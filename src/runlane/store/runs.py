@@ -137,7 +137,8 @@ class Store(AssistantQueries, ThreadQueries):
 
         def _tx(conn: Connection) -> Any:
             if owner is not None and conn.execute(sa.select(threads.c.thread_id).where(
-                    threads.c.thread_id == thread_id, owned(threads.c.owner, owner))).first() is None:
+                    threads.c.thread_id == thread_id,
+                    owned(threads.c.owner, owner))).first() is None:
                 return None
             return self._delete_thread_rows(conn, thread_id)
         return await self.db.run(_tx)
@@ -212,7 +213,8 @@ class Store(AssistantQueries, ThreadQueries):
 
         return await self.db.run(_tx)
 
-    def _admit(self, conn: Connection, run: Row, if_not_exists: str, thread_defaults: Row,
+    # Over the complexity ceiling: one transaction, each multitask strategy's step in order.
+    def _admit(self, conn: Connection, run: Row, if_not_exists: str, thread_defaults: Row,  # noqa: C901
                owner: Owner, start: tuple[str, Any] | None = None) -> CreatedRun:
         """The body of a run's admission (see create_run), inside a transaction."""
         strategy = MultitaskStrategy(run["multitask_strategy"])
@@ -413,7 +415,7 @@ class Store(AssistantQueries, ThreadQueries):
                     claimed = None
             due = conn.scalar(st.NEXT_DUE, params)
             if due is not None and due.tzinfo is None:  # SQLite drops the zone
-                due = due.replace(tzinfo=datetime.timezone.utc)
+                due = due.replace(tzinfo=datetime.UTC)
             return claimed, due
 
         return await self.db.run(_tx)

@@ -40,7 +40,7 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
         if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=datetime.timezone.utc)
+            return value.replace(tzinfo=datetime.UTC)
         return value
 
 

@@ -77,7 +77,7 @@ SELECT_THREAD_VALUES = sa.select(threads.c["values"]).where(
 
 def _aware(value: Any) -> Any:
     if isinstance(value, datetime.datetime) and value.tzinfo is None:  # SQLite
-        return value.replace(tzinfo=datetime.timezone.utc)
+        return value.replace(tzinfo=datetime.UTC)
     return value
 
 

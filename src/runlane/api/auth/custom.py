@@ -106,7 +106,7 @@ class CustomAuth:
         if name == "scope":
             return request.scope
         if name == "headers":
-            return {k: v for k, v in request.scope.get("headers", [])}
+            return dict(request.scope.get("headers", []))
         if name == "authorization":
             return request.headers.get("authorization")
         if name == "method":

@@ -156,8 +156,9 @@ async def main() -> None:
                     + (f"  anomalies: {anomalies[:5]} ({len(anomalies)})" if anomalies else ""),
                     flush=True)
     keys = list(next(iter(results.values()))[0])
+    samples = ", ".join(f"{k}={results[versions[0][0]][0][k][2]}" for k in keys)
     print(f"\nmedian over {args.reps} reps of per-rep p50 / p99, ms "
-          f"(samples per rep: {', '.join(f'{k}={results[versions[0][0]][0][k][2]}' for k in keys)})")
+          f"(samples per rep: {samples})")
     print(f"{'':16}" + "".join(f"{name:>22}" for name, _ in versions))
     for key in keys:
         row = f"{key:16}"

@@ -24,7 +24,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
@@ -33,8 +32,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scenarios import percentile  # noqa: E402
-from servers import DEMO, ROOT, Server, free_port  # noqa: E402
+from scenarios import percentile
+from servers import DEMO, ROOT, Server, free_port
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -36,7 +36,8 @@ async def main(runs: int, reps: int, clients: int, lean: bool) -> None:
                 cpu.append(result["server_cpu_ms_per_run"])
                 rate.append(result["runs_per_s"])
                 print(f"rep {rep + 1}: {result['server_cpu_ms_per_run']:.2f} ms CPU/run, "
-                      f"{result['runs_per_s']:.0f} runs/s, server CPU {result['server_cpu_util']:.2f}, "
+                      f"{result['runs_per_s']:.0f} runs/s, "
+                      f"server CPU {result['server_cpu_util']:.2f}, "
                       f"client CPU {result['client_cpu_util']:.2f}, errors {result['error_count']}")
             print(f"median: {statistics.median(cpu):.2f} ms CPU/run, "
                   f"{statistics.median(rate):.0f} runs/s")

@@ -316,7 +316,8 @@ async def memory_growth(t: Target, warmup: int, n: int, clients: int,
     mb = 1024 * 1024
     return {
         "rss_before_mb": before / mb, "rss_after_mb": after / mb,
-        "mb_per_1000_runs": (after - before) / mb / len(latencies) * 1000 if latencies else math.nan,
+        "mb_per_1000_runs": ((after - before) / mb / len(latencies) * 1000
+                             if latencies else math.nan),
         "completed": len(latencies), "elapsed_s": elapsed,
         "errors": errors[:20], "error_count": len(errors),
     }

@@ -50,12 +50,13 @@ class ServerProcess:
         self.start_timeout = 90.0
 
     def start(self) -> ServerProcess:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runlane.cli", "serve", "--config", str(GRAPHS_CONFIG),
-             "--port", str(self.port), "--database-url", self.database_url, *self.extra_args],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
-        )
+        with open(self.log_path, "ab") as log:  # the server writes to its own copy
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "runlane.cli", "serve", "--config", str(GRAPHS_CONFIG),
+                 "--port", str(self.port), "--database-url", self.database_url,
+                 *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+            )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -62,7 +62,8 @@ async def get_run(client: Any, thread_id: str, run_id: str) -> dict | None:
         raise
 
 
-async def wait_final(client: Any, thread_id: str, run_id: str, timeout: float = 15.0) -> dict | None:
+async def wait_final(client: Any, thread_id: str, run_id: str,
+                     timeout: float = 15.0) -> dict | None:
     """Poll until the run is terminal (its row) or removed (None)."""
 
     async def probe() -> tuple[dict | None] | None:
@@ -119,7 +120,8 @@ def parse_ts(value: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(value)
 
 
-async def run_span(client: Any, thread_id: str, run_id: str) -> tuple[datetime.datetime, datetime.datetime]:
+async def run_span(client: Any, thread_id: str,
+                   run_id: str) -> tuple[datetime.datetime, datetime.datetime]:
     """When a run executed, as its thread's checkpoints tell: the first and the last
     checkpoint it wrote (a lower bound of its started..ended interval)."""
     history = await client.threads.get_history(thread_id, limit=1000)

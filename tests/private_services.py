@@ -75,7 +75,7 @@ class PrivateRedis:
         )
         for _ in range(100):
             probe = subprocess.run(["redis-cli", "-p", str(self.port), "ping"],
-                                   capture_output=True, text=True)
+                                   check=False, capture_output=True, text=True)
             if probe.stdout.strip() == "PONG":
                 return self
             time.sleep(0.05)

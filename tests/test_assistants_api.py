@@ -59,7 +59,8 @@ async def test_update_makes_versions_and_set_latest_switches(client):
     assert [v["version"] for v in versions] == [3, 2, 1]
     assert versions[2]["config"] == {"configurable": {"model": "v1"}}
     assert "updated_at" not in versions[0]
-    assert [v["version"] for v in await client.assistants.get_versions(aid, limit=1, offset=1)] == [2]
+    page = await client.assistants.get_versions(aid, limit=1, offset=1)
+    assert [v["version"] for v in page] == [2]
     assert [v["version"] for v in await client.assistants.get_versions(
         aid, metadata={"b": 2})] == [3, 2]
 

@@ -45,7 +45,8 @@ ROUTES: dict[str, dict[str, Any] | None] = {
     "GET /threads/{thread_id}/state": None,
     "POST /threads/{thread_id}/state": {"values": {"text": "hacked"}},
     "GET /threads/{thread_id}/state/{checkpoint_id}": None,
-    "POST /threads/{thread_id}/state/checkpoint": {"checkpoint": {"checkpoint_id": "{checkpoint_id}"}},
+    "POST /threads/{thread_id}/state/checkpoint": {
+        "checkpoint": {"checkpoint_id": "{checkpoint_id}"}},
     "POST /threads/{thread_id}/history": {},
     "GET /threads/{thread_id}/history": None,
     "GET /threads/{thread_id}/stream": None,

@@ -146,7 +146,8 @@ async def test_cancel_running_run(client, ahttp, new_thread, action, wait_raw, w
         assert after["values"]["ticks"] >= 4
         assert (await client.threads.get(thread_id))["status"] == "idle"
     else:
-        await eventually(lambda: _gone(client, thread_id, run_id), what="rollback to remove the run")
+        await eventually(lambda: _gone(client, thread_id, run_id),
+                         what="rollback to remove the run")
         await assert_rolled_back(client, ahttp, thread_id, run_id, before)
 
 

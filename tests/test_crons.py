@@ -58,7 +58,7 @@ async def test_create_search_count_update_delete(client) -> None:
     assert cron["payload"]["multitask_strategy"] == "enqueue"  # the reference's default
     assert cron["metadata"] == {"tag": tag} and cron["on_run_completed"] is None
     first = _utc(cron["next_run_date"])
-    assert first > datetime.datetime.now(datetime.timezone.utc)
+    assert first > datetime.datetime.now(datetime.UTC)
     assert first.astimezone(datetime.timezone(datetime.timedelta(hours=-5))).hour in (9, 10)
 
     stateless = await client.crons.create("memory", schedule="*/5 * * * *", metadata={"tag": tag})
@@ -86,7 +86,7 @@ async def test_create_search_count_update_delete(client) -> None:
     assert updated["metadata"] == {"tag": tag, "v": 2}
     assert _utc(updated["next_run_date"]).minute == 30
     assert await client.crons.search(metadata={"tag": tag}, enabled=False) == [updated]
-    end = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=400)
+    end = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=400)
     assert _utc((await client.crons.update(cron["cron_id"], end_time=end))["end_time"]) == end
     cleared = await client.crons.update(cron["cron_id"], end_time=None)
     assert cleared["end_time"] is None
@@ -180,7 +180,7 @@ async def test_stateless_cron_keeps_threads_when_asked(client) -> None:
 
 async def test_end_time_stops_firing(client) -> None:
     tag = uuid.uuid4().hex
-    end = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=2.5)
+    end = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=2.5)
     cron = await client.crons.create("memory", schedule=EVERY_SECOND, input={"log": tag},
                                      end_time=end)
     await asyncio.sleep(5)
@@ -317,7 +317,8 @@ def test_bad_input_is_a_clear_4xx(http: httpx.Client) -> None:
     created = http.post("/runs/crons", json={"assistant_id": "memory",
                                              "schedule": "0 0 1 1 *"}).json()
     patch = f"/runs/crons/{created['cron_id']}"
-    cases = _bad_requests(thread_id) + [
+    cases = [
+        *_bad_requests(thread_id),
         ("PATCH", patch, {"schedule": "bad"}, 422),
         ("PATCH", patch, {"timezone": "Nowhere/Else"}, 422),
         ("PATCH", patch, {"enabled": None}, 422),

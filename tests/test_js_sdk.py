@@ -28,7 +28,8 @@ def _tools() -> tuple[str, str]:
     if node is None or npm is None:
         pytest.skip("the JS SDK test needs Node.js 20+ and npm on PATH "
                     "(it installs @langchain/langgraph-sdk into tests/js/node_modules)")
-    version = subprocess.run([node, "--version"], check=False, capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([node, "--version"], check=False, capture_output=True,
+                             text=True).stdout.strip()
     major = version.lstrip("v").split(".")[0]
     if not major.isdigit() or int(major) < 20:
         pytest.skip(f"the JS SDK test needs Node.js 20+ (found {version or 'an unknown version'})")

@@ -54,7 +54,7 @@ class StatusWatcher:
             self.samples.append({r["run_id"]: r["status"] for r in runs})
             await asyncio.sleep(0.01)
 
-    def __enter__(self) -> StatusWatcher:  # noqa: PYI034
+    def __enter__(self) -> StatusWatcher:
         self._task = asyncio.get_running_loop().create_task(self._loop())
         return self
 

@@ -218,7 +218,7 @@ async def test_frames_identical_to_local_and_replay_from_every_id(
     assert await collect(bridge.follow(run_id)) == whole
     modes = frozenset({"messages", "values"})
     assert await collect(bridge.follow(run_id, 0, modes)) == await local_follow(event_log, 0, modes)
-    for after in list(range(0, 300, 7)) + [299, 300, 301, 10_000]:
+    for after in [*range(0, 300, 7), 299, 300, 301, 10_000]:
         assert await collect(bridge.follow(run_id, after)) == await local_follow(event_log, after)
 
 
@@ -280,7 +280,8 @@ async def test_exact_resume_at_random_disconnects_while_publishing(prefix: str) 
                     while True:
                         if local_rng.random() < 0.15:
                             # Drop in the middle of a (possibly blocking) read.
-                            batch = await asyncio.wait_for(anext(stream), local_rng.uniform(0, 0.004))
+                            batch = await asyncio.wait_for(anext(stream),
+                                                           local_rng.uniform(0, 0.004))
                         else:
                             batch = await anext(stream)
                         if batch != HEARTBEAT:
@@ -548,7 +549,8 @@ async def test_state_heartbeat_and_wait_ended(streams: RedisRunStreams) -> None:
     await streams.publish(run_id, 1, "metadata", {"run_id": run_id, "attempt": 1})
     assert await streams.state(run_id) is StreamState.LIVE
     first = await asyncio.wait_for(anext(follower), 1)
-    assert first == b'event: metadata\ndata: {"run_id":"%s","attempt":1}\nid: 1\n\n' % run_id.encode()
+    assert first == (b'event: metadata\ndata: {"run_id":"%s","attempt":1}\nid: 1\n\n'
+                     % run_id.encode())
     waiter = asyncio.create_task(streams.wait_ended(run_id, timeout=5))
     await asyncio.sleep(0.05)
     await streams.publish(run_id, 2, "values", {})  # an event does not wake wait_ended

@@ -231,20 +231,20 @@ def _stream_and_drop(base_url: str, path: str, body: dict, events_before_drop: i
     run's ids (from the metadata event and Content-Location)."""
     import json
 
-    with httpx.Client(base_url=base_url, timeout=30) as session:
-        with session.stream("POST", path, json=body) as answer:
-            assert answer.status_code == 200, answer.read()
-            # /threads/{thread_id}/runs/{run_id}/stream, for stateless runs too
-            location = answer.headers["Location"]
-            seen = 0
-            run_id = None
-            for line in answer.iter_lines():
-                if line.startswith("data:") and run_id is None:
-                    run_id = json.loads(line[5:])["run_id"]
-                if line.startswith("event:"):
-                    seen += 1
-                if seen >= events_before_drop and run_id:
-                    break
+    with (httpx.Client(base_url=base_url, timeout=30) as session,
+          session.stream("POST", path, json=body) as answer):
+        assert answer.status_code == 200, answer.read()
+        # /threads/{thread_id}/runs/{run_id}/stream, for stateless runs too
+        location = answer.headers["Location"]
+        seen = 0
+        run_id = None
+        for line in answer.iter_lines():
+            if line.startswith("data:") and run_id is None:
+                run_id = json.loads(line[5:])["run_id"]
+            if line.startswith("event:"):
+                seen += 1
+            if seen >= events_before_drop and run_id:
+                break
     return {"run_id": run_id, "location": location}
 
 
@@ -284,9 +284,9 @@ async def test_wait_disconnect(client, server, on_disconnect, expected) -> None:
             "on_disconnect": on_disconnect}
 
     def drop() -> None:
-        with httpx.Client(base_url=server.url, timeout=0.5) as session:
-            with pytest.raises(httpx.ReadTimeout):
-                session.post(f"/threads/{tid}/runs/wait", json=body)
+        with (httpx.Client(base_url=server.url, timeout=0.5) as session,
+              pytest.raises(httpx.ReadTimeout)):
+            session.post(f"/threads/{tid}/runs/wait", json=body)
 
     await asyncio.to_thread(drop)
     runs = await client.runs.list(tid)

@@ -12,7 +12,8 @@ async def test_wait_and_stream(client):
 
 async def test_cancel_running(client):
     thread = await client.threads.create()
-    run = await client.runs.create(thread["thread_id"], "sleepy", input={"steps": 1000, "delay": 0.01})
+    run = await client.runs.create(thread["thread_id"], "sleepy",
+                                   input={"steps": 1000, "delay": 0.01})
     await asyncio.sleep(0.1)
     final = await client.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
     assert final["status"] == "interrupted"

@@ -166,9 +166,10 @@ async def test_each_owner_sees_only_its_items_in_api_and_graphs(tmp_path: Path) 
 
     from runlane.store.items import ItemStore
 
-    for url in _backends(tmp_path):
+    for backend in _backends(tmp_path):
         created = None
-        if url == "postgres":
+        url = backend
+        if backend == "postgres":
             from cluster import create_database
 
             created = url = create_database()

@@ -1,7 +1,8 @@
 """Turn compat-suite results (JUnit XML from pytest) into docs/compatibility.md and
 tests/compat/status.json.
 
-    python tests/compat/report.py tests/compat/results/runlane.xml tests/compat/results/reference.xml
+    python tests/compat/report.py tests/compat/results/runlane.xml \
+        tests/compat/results/reference.xml
 
 `make compat-report` runs the suite against runlane (SQLite and PostgreSQL) and
 against the reference server with RUNLANE_COMPAT_RAW=1 (plain pass/fail, no
@@ -26,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from compat.sdk_surface import compat_tests, sdk_methods
+from compat.sdk_surface import compat_tests, sdk_methods  # noqa: E402 - after sys.path
 
 DOC = ROOT / "docs" / "compatibility.md"
 STATUS = HERE / "status.json"
@@ -89,7 +90,9 @@ def cell(outcomes: list[Outcome]) -> str:
     kinds = [o.kind for o in outcomes]
     worst = next(k for k in ("fail", "missing", "shape", "pass") if k in kinds)
     passed = kinds.count("pass")
-    return LABEL[worst] if passed == len(kinds) or passed == 0 else f"{LABEL[worst]} ({passed}/{len(kinds)})"
+    if passed == len(kinds) or passed == 0:
+        return LABEL[worst]
+    return f"{LABEL[worst]} ({passed}/{len(kinds)})"
 
 
 def note(outcome: Outcome | None) -> str:
@@ -110,7 +113,8 @@ def render(results: dict[str, dict[str, Outcome]]) -> str:
     generated = (f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from "
                  f"{sum(len(r) for r in results.values())} test results.")
     out = [BEGIN, "", generated, ""]
-    out += ["| target | tests | ✅ pass | 🟡 shape only | ⛔ missing | ❌ fail |", "|---|---|---|---|---|---|"]
+    out += ["| target | tests | ✅ pass | 🟡 shape only | ⛔ missing | ❌ fail |",
+            "|---|---|---|---|---|---|"]
     for target in targets:
         kinds = [r[target].kind for r in results.values() if target in r]
         out.append(f"| {TARGET_NAMES[target]} | {len(kinds)} | {kinds.count('pass')} | "

@@ -61,7 +61,9 @@ def _wire(tp: Any, visiting: frozenset = frozenset()) -> Any:
         return typing.Union[wired_args]  # noqa: UP007
     if origin is typing.Literal:
         return tp
-    return typing.get_origin(tp)[wired_args] if not hasattr(tp, "copy_with") else tp.copy_with(wired_args)
+    if hasattr(tp, "copy_with"):
+        return tp.copy_with(wired_args)
+    return typing.get_origin(tp)[wired_args]
 
 
 @functools.cache

@@ -133,7 +133,8 @@ async def test_search_filters_sorts_pages(client):
                                           sort_order="asc", limit=1, offset=1)
     assert [a["name"] for a in page] == ["s-1"]
 
-    selected = await client.assistants.search(metadata={"tag": marker}, select=["assistant_id", "name"])
+    selected = await client.assistants.search(metadata={"tag": marker},
+                                              select=["assistant_id", "name"])
     assert all(set(a) == {"assistant_id", "name"} for a in selected), selected
     assert not await client.assistants.search(metadata={"tag": tag()})
 
@@ -164,7 +165,8 @@ async def test_count_matches_search(client):
     assert await client.assistants.count(metadata={"tag": marker}) == 3
     assert await client.assistants.count(metadata={"tag": marker}, graph_id="echo") == 2
     searched = await client.assistants.search(metadata={"tag": marker}, graph_id="quick")
-    assert await client.assistants.count(metadata={"tag": marker}, graph_id="quick") == len(searched) == 1
+    counted = await client.assistants.count(metadata={"tag": marker}, graph_id="quick")
+    assert counted == len(searched) == 1
     assert await client.assistants.count(metadata={"tag": tag()}) == 0
 
 
@@ -211,7 +213,8 @@ async def test_get_subgraphs(client):
     only = await client.assistants.get_subgraphs(nested, namespace="child")
     assert list(only) == ["child"]
     assert await client.assistants.get_subgraphs(nested, recurse=True) == subgraphs
-    assert_shape(subgraphs, schema.Subgraphs, "Subgraphs")  # last: the meaning above is checked first
+    # last: the meaning above is checked first
+    assert_shape(subgraphs, schema.Subgraphs, "Subgraphs")
 
 
 @pytest.mark.compat("assistant-versions", "assistants.get_versions")

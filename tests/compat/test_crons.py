@@ -129,7 +129,8 @@ async def test_search_filters_and_pages(client):
         page = await client.crons.search(metadata={"tag": marker}, sort_by="created_at",
                                          sort_order="asc", limit=1, offset=1)
         assert [c["cron_id"] for c in page] == [made[1]["cron_id"]]
-        selected = await client.crons.search(metadata={"tag": marker}, select=["cron_id", "schedule"])
+        selected = await client.crons.search(metadata={"tag": marker},
+                                             select=["cron_id", "schedule"])
         assert all(set(c) == {"cron_id", "schedule"} for c in selected), selected
     finally:
         for cron in made:

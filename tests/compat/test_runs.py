@@ -192,7 +192,8 @@ async def test_stream_error_event(client):
 async def test_wait(client):
     thread = await client.threads.create()
     assert await client.runs.wait(thread["thread_id"], "quick", input={"n": 5}) == {"n": 7}
-    assert await client.runs.wait(None, "echo", input={"text": "w"}) == {"text": "w", "echoed": ["w"]}
+    assert await client.runs.wait(None, "echo", input={"text": "w"}) == {
+        "text": "w", "echoed": ["w"]}
     paused = await client.runs.wait(thread["thread_id"], "hitl", input={"question": "q"})
     assert [i["value"] for i in paused["__interrupt__"]] == [{"question": "q"}]
     failed = await client.runs.wait(None, "failing", input={}, raise_error=False)
@@ -219,8 +220,8 @@ async def test_list(client):
     for run in listed:
         assert_shape(run, Run)
     assert [r["run_id"] for r in listed] == [failed["run_id"], *reversed(made)]  # newest first
-    assert [r["run_id"] for r in await client.runs.list(thread["thread_id"], limit=2, offset=1)] == [
-        made[2], made[1]]
+    page = await client.runs.list(thread["thread_id"], limit=2, offset=1)
+    assert [r["run_id"] for r in page] == [made[2], made[1]]
     assert [r["run_id"] for r in await client.runs.list(thread["thread_id"], status="error")] == [
         failed["run_id"]]
     selected = await client.runs.list(thread["thread_id"], select=["run_id", "status"])
@@ -294,7 +295,8 @@ async def test_unknown_run_is_404(client):
     unknown = str(uuid.uuid4())
     assert await status_of(client.runs.get(thread["thread_id"], unknown)) == 404
     assert await status_of(client.runs.delete(thread["thread_id"], unknown)) == 404
-    assert await asyncio.wait_for(status_of(client.runs.join(thread["thread_id"], unknown)), 10) == 404
+    joined = client.runs.join(thread["thread_id"], unknown)
+    assert await asyncio.wait_for(status_of(joined), 10) == 404
     code = await asyncio.wait_for(
         status_of(collect(client.runs.join_stream(thread["thread_id"], unknown))), 10)
     assert code == 404
@@ -484,7 +486,8 @@ async def test_on_disconnect_cancel(client):
             break
     await stream.aclose()  # the client goes away mid-run
     runs = await client.runs.list(thread["thread_id"])
-    assert (await wait_terminal(client, thread["thread_id"], runs[0]["run_id"]))["status"] == "interrupted"
+    final = await wait_terminal(client, thread["thread_id"], runs[0]["run_id"])
+    assert final["status"] == "interrupted"
 
 
 @pytest.mark.compat("time-travel", "runs.create", "threads.get_history")

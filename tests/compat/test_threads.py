@@ -159,13 +159,15 @@ async def test_copy_copies_state_and_history(client):
 
     source_state = await client.threads.get_state(source["thread_id"])
     copy_state = await client.threads.get_state(copy_id)
-    assert copy_state["values"] == source_state["values"] == {"text": "two", "echoed": ["one", "two"]}
+    assert copy_state["values"] == source_state["values"] == {"text": "two",
+                                                              "echoed": ["one", "two"]}
     assert len(await client.threads.get_history(copy_id, limit=100)) == len(
         await client.threads.get_history(source["thread_id"], limit=100))
     # The copy goes on from the copied state; the source does not see it.
     await client.runs.wait(copy_id, "echo", input={"text": "three"})
     assert (await client.threads.get_state(copy_id))["values"]["echoed"] == ["one", "two", "three"]
-    assert (await client.threads.get_state(source["thread_id"]))["values"]["echoed"] == ["one", "two"]
+    source_after = await client.threads.get_state(source["thread_id"])
+    assert source_after["values"]["echoed"] == ["one", "two"]
     assert await status_of(client.threads.copy(str(uuid.uuid4()))) == 404
 
 
@@ -208,7 +210,8 @@ async def test_get_state(client):
     assert state["checkpoint"]["checkpoint_id"]
     assert state["parent_checkpoint"]["checkpoint_id"]
     # An earlier checkpoint: after `first`, before `second`.
-    parent = await client.threads.get_state(thread_id, checkpoint_id=state["parent_checkpoint"]["checkpoint_id"])
+    parent = await client.threads.get_state(
+        thread_id, checkpoint_id=state["parent_checkpoint"]["checkpoint_id"])
     assert_shape(parent, ThreadState)
     assert parent["values"] == {"n": 11}
     assert parent["next"] == ["second"]

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,7 @@ def _resolve(obj: Any, where: str) -> Pregel:
             return compiled
     # A factory: call it with no arguments, or with a config.
     if callable(obj):
+        params: Mapping[str, inspect.Parameter]
         try:
             params = inspect.signature(obj).parameters
         except (TypeError, ValueError):

@@ -69,7 +69,7 @@ class Settings:
             if key in env:
                 values[name] = cast(env[key])
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]  # each value cast to its field's type
 
     def to_env(self) -> dict[str, str]:
         """These settings as RUNLANE_* variables (for worker processes)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -38,7 +39,8 @@ def _served(svc: Runlane, graph_id: str) -> None:
         raise BadRequest(f"graph {graph_id!r} is not served here; served: {sorted(svc.graphs)}")
 
 
-def _selected(bodies: list[dict[str, Any]], select: list[str] | None) -> list[dict[str, Any]]:
+def _selected(bodies: list[dict[str, Any]],
+              select: Sequence[str] | None) -> list[dict[str, Any]]:
     if not select:
         return bodies
     return [{k: v for k, v in b.items() if k in select} for b in bodies]

@@ -3,7 +3,8 @@ sends them, validated strictly: an unknown field or enum value is a 422 that nam
 
 Optional fields are typed without None but default to None: omitting one is fine,
 sending an explicit null is a 422 (never a silent default). `end_time` alone may be
-null in a PATCH, which clears it (as the SDK documents).
+null in a PATCH, which clears it (as the SDK documents). Such a default is what each
+`type: ignore[assignment]` below is about: a None the type does not admit.
 """
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ class RunCreate(Strict):
         # The older spelling of durability (langgraph_sdk: checkpoint_during=True is
         # durability "async", False is "sync"); both at once must agree.
         if self.checkpoint_during is not None:
-            implied = "async" if self.checkpoint_during else "sync"
+            implied: Literal["async", "sync"] = "async" if self.checkpoint_during else "sync"
             if self.durability is not None and self.durability != implied:
                 raise ValueError(
                     f"checkpoint_during={str(self.checkpoint_during).lower()} means "

@@ -2,6 +2,10 @@
 
 Namespaces are lists of labels; a label is a non-empty string without '.', the
 separator the GET route's `namespace=a.b` query uses (langgraph's own rule).
+
+Optional fields are typed without None but default to None, as in cron_models: omitting
+one is fine, an explicit null is a 422. Each `type: ignore[assignment]` below is that
+None default, which the type does not admit.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import InvalidUpdateError
 from langgraph.pregel import Pregel
 from langgraph.types import StateUpdate
@@ -267,7 +269,7 @@ def _graph(svc: Runlane, thread: Row) -> Pregel | None:
     return svc.graphs.get(graph_id) if graph_id else None
 
 
-def _checkpoint_ref(config: Row | None) -> Row | None:
+def _checkpoint_ref(config: RunnableConfig | Row | None) -> Row | None:
     if not config:
         return None
     c = config.get("configurable", {})
@@ -321,7 +323,7 @@ def _empty_state(thread_id: str) -> Row:
     }
 
 
-def _state_config(thread_id: str, checkpoint: Row | None = None) -> Row:
+def _state_config(thread_id: str, checkpoint: Row | None = None) -> RunnableConfig:
     configurable: Row = {"thread_id": thread_id}
     if checkpoint:
         # A checkpoint named by its id alone is in the root namespace. langgraph's
@@ -385,7 +387,8 @@ async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Reques
     checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else {}
     if body.checkpoint_id:
         checkpoint["checkpoint_id"] = str(body.checkpoint_id)
-    if checkpoint.get("checkpoint_id") and graph.checkpointer is not None and (
+    # A served graph's checkpointer is runlane's saver (the type also allows a bool).
+    if checkpoint.get("checkpoint_id") and isinstance(graph.checkpointer, BaseCheckpointSaver) and (
         await graph.checkpointer.aget_tuple(_state_config(str(thread_id), checkpoint))
     ) is None:
         # langgraph would fork from nothing: the thread's state would be lost
@@ -412,7 +415,7 @@ async def _history(request: Request, thread_id: UUID, body: ThreadHistory) -> Re
     if graph is None:
         return JSON([])
     checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None
-    before: Row | None = None
+    before: RunnableConfig | None = None
     if isinstance(body.before, UUID):
         before = _state_config(str(thread_id), {"checkpoint_id": str(body.before)})
     elif body.before is not None:

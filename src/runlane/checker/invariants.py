@@ -273,7 +273,7 @@ def check_nothing_stuck(h: History) -> list[Violation]:
         accepted = [c for c in cancels_of(h, rec) if c.accepted and c.t_done is not None]
         end = first_seen(h, rec, GONE)
         if accepted and end is not None:
-            t_accept = min(c.t_done for c in accepted)  # type: ignore[type-var]
+            t_accept = min(c.t_done for c in accepted if c.t_done is not None)
             if end.t_sent - t_accept > bound:
                 out.append(_v("4-nothing-stuck",
                               f"the run took {end.t_sent - t_accept:.1f}s (> {bound:g}s) to "
@@ -281,9 +281,10 @@ def check_nothing_stuck(h: History) -> list[Violation]:
                               rec, [accepted[0].seq, end.seq]))
     for ex in h.exchanges:
         if ex.timed_out:
-            rec = h.runs.get(ex.run_id or "")
+            unanswered = h.runs.get(ex.run_id or "")
             out.append(_v("4-nothing-stuck",
-                          f"#{ex.seq} {ex.describe()} got no answer: {ex.error}", rec, [ex.seq],
+                          f"#{ex.seq} {ex.describe()} got no answer: {ex.error}", unanswered,
+                          [ex.seq],
                           scenario=ex.scenario, thread_id=ex.thread_id, run_id=ex.run_id))
     return out
 
@@ -468,7 +469,7 @@ def check_stream_ids(h: History) -> list[Violation]:  # noqa: C901
             for event in seg.events or ():
                 raw = event.get("id")
                 parsed = parse_event_id(raw)
-                if parsed is None:
+                if raw is None or parsed is None:  # (no id: no parsed id either)
                     bad(f"stream #{seg.seq}: event {event.get('event')!r} has no usable id "
                         f"({raw!r}); Last-Event-ID cannot resume after it")
                     broken = True

@@ -86,7 +86,8 @@ def _serve(args: argparse.Namespace) -> int:
             highlight=False,
         )
     # uvicorn applies log_config in every worker process it starts. It waits for open
-    # responses as long as a drain may take (runs finishing, then interrupted).
+    # responses as long as a drain may take (runs finishing, then interrupted). (The
+    # `type: ignore[arg-type]` below: `common` mixes value types, each its parameter's.)
     common = {"host": settings.host, "port": settings.port, "log_level": "warning",
               "log_config": log_config, "access_log": False,
               "timeout_graceful_shutdown": int(settings.shutdown_grace

@@ -35,7 +35,7 @@ from runlane.contract import (
 from runlane.observability import logs, metrics
 from runlane.serde import to_jsonable, utcnow
 from runlane.store import SettleResult, Store
-from runlane.store.checkpoints import Checkpoints, RestorePoint
+from runlane.store.checkpoints import CheckpointBackend, RestorePoint
 from runlane.store.database import DatabaseUnavailable
 from runlane.streams.local import RunEventLog, StreamBroker
 
@@ -73,7 +73,7 @@ class Executor:
         *,
         store: Store,
         broker: StreamBroker,
-        checkpoints: Checkpoints,
+        checkpoints: CheckpointBackend,
         graphs: dict[str, Pregel],
         max_concurrency: int = 64,
         cancel_grace: float = 5.0,
@@ -331,10 +331,11 @@ class Executor:
         task.cancel()
         abandon = self._abandon.get(run_id)
         if abandon is not None:
-            loop = asyncio.get_running_loop()
-            loop.call_later(
-                self.cancel_grace, lambda: abandon.done() or abandon.set_result(None)
-            )
+            def abandon_now() -> None:
+                if not abandon.done():
+                    abandon.set_result(None)
+
+            asyncio.get_running_loop().call_later(self.cancel_grace, abandon_now)
 
     def _close_without_end(self, run_id: str) -> None:
         """Close the local log of a run whose terminal status this worker did not
@@ -416,7 +417,7 @@ class Executor:
             self._abandon.pop(run_id, None)
             # Free the slot before waking the dispatcher: the done callback that also
             # discards runs only after the dispatcher has looked (and found no slot).
-            self._supervisors.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._supervisors.discard(asyncio.current_task())
             if self._slot_matters():
                 # (Otherwise the slot matters to nobody; the run's end woke the
                 # dispatcher already if it freed its thread for the next run.)
@@ -445,6 +446,7 @@ class Executor:
         run_id, thread_id = run["run_id"], run["thread_id"]
         graph = self.graphs.get(run["graph_id"])
         completed = graph_task.done() and not graph_task.cancelled() and error is None
+        interrupts: Row
         if completed and progress.knows_final_state(run, graph):
             values, interrupts, paused = to_jsonable(progress.last_values), {}, False
         else:
@@ -475,6 +477,7 @@ class Executor:
             interrupts=interrupts,
         )
         if result.changed:
+            assert result.run is not None  # the run this call made terminal
             self._finished(result.run, thread_busy=result.thread_busy)
         if result.needs_rollback:
             await self.checkpoints.delete_run(thread_id, run_id, progress.restore)
@@ -575,7 +578,9 @@ class Executor:
         publish_values = "values" in lg_modes
         if not publish_values:
             lg_modes.append("values")
-        async for chunk in graph.astream(
+        # Modes and options are the run's validated kwargs, plain strings and a dict:
+        # langgraph's overloads want literals, so none matches (the call is right).
+        async for chunk in graph.astream(  # type: ignore[call-overload]
             graph_input, config, stream_mode=lg_modes, subgraphs=subgraphs, **options
         ):
             if subgraphs:
@@ -593,7 +598,8 @@ class Executor:
         subgraphs: bool, options: Row, event_log: RunEventLog,
     ) -> None:
         root_id: str | None = None
-        async for event in graph.astream_events(
+        # As for astream above: no overload matches the run's plain kwargs.
+        async for event in graph.astream_events(  # type: ignore[call-overload]
             graph_input, config, version="v2", stream_mode=lg_modes or ["values"],
             subgraphs=subgraphs, **options,
         ):

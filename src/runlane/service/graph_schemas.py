@@ -57,7 +57,8 @@ def _portable(tp: Any, seen: dict[int, Any] | None = None) -> Any:  # noqa: C901
             marker = (typing_extensions.Required if key in tp.__required_keys__
                       else typing_extensions.NotRequired)
             fields[key] = marker[_portable(bare, seen)]
-        converted = typing_extensions.TypedDict(tp.__name__, fields)  # type: ignore[operator]
+        # Built at run time, under a name only known then (which mypy cannot follow).
+        converted = typing_extensions.TypedDict(tp.__name__, fields)  # type: ignore[misc]
         converted.__doc__ = tp.__doc__
         converted.__module__ = tp.__module__
         seen[id(tp)] = converted
@@ -66,7 +67,7 @@ def _portable(tp: Any, seen: dict[int, Any] | None = None) -> Any:  # noqa: C901
     if origin is None or not args:
         return tp
     if origin is typing.Annotated:
-        return typing.Annotated[(_portable(args[0], seen), *tp.__metadata__)]  # type: ignore[return-value]
+        return typing.Annotated[(_portable(args[0], seen), *tp.__metadata__)]
     if origin is typing.Literal:
         return tp
     converted_args = tuple(_portable(a, seen) if not isinstance(a, list)
@@ -77,11 +78,11 @@ def _portable(tp: Any, seen: dict[int, Any] | None = None) -> Any:  # noqa: C901
         if origin is types.UnionType:
             return functools.reduce(operator.or_, converted_args)
         if origin is typing.Union:
-            return typing.Union[converted_args]  # type: ignore[return-value]  # noqa: UP007 - built at run time
+            return typing.Union[converted_args]  # noqa: UP007 - built at run time
         return origin[converted_args]
     except TypeError:  # e.g. collections.abc.Callable's own argument shape
         try:
-            return typing.get_origin(tp).__class_getitem__(converted_args)  # type: ignore[union-attr]
+            return typing.get_origin(tp).__class_getitem__(converted_args)
         except Exception:  # noqa: BLE001 - a generic that cannot be rebuilt stays as it was
             return tp
 

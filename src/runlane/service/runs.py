@@ -40,7 +40,7 @@ from runlane.observability import logs, metrics
 from runlane.owners import Owner
 from runlane.serde import to_jsonable, utcnow
 from runlane.store import CancelResult, CreatedRun, NotFound, Store
-from runlane.store.checkpoints import Checkpoints
+from runlane.store.checkpoints import CheckpointBackend
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import RedisEventBridge, StreamUnavailable
 
@@ -109,7 +109,7 @@ class Runlane:
         self,
         *,
         store: Store,
-        checkpoints: Checkpoints,
+        checkpoints: CheckpointBackend,
         broker: StreamBroker,
         executor: Executor,
         graphs: dict[str, Pregel],
@@ -297,7 +297,7 @@ class Runlane:
         if assistant["graph_id"] not in self.graphs:
             raise BadRequest(f"graph {assistant['graph_id']!r} is not served here")
         stateless = thread_id is None
-        if stateless:
+        if thread_id is None:
             thread_id = str(uuid.uuid4())
         on_completion = request.on_completion or ("delete" if stateless else "keep")
         now = utcnow()

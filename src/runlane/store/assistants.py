@@ -88,6 +88,7 @@ class AssistantQueries:
         if self.db.is_sqlite:
             from sqlalchemy.dialects.sqlite import insert
         else:
+            # The same `insert` API as SQLite's, under another type:
             from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
         return insert(table).values(**row).on_conflict_do_nothing(index_elements=key)
 

@@ -20,7 +20,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -32,6 +32,9 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    import psycopg
 
 T = TypeVar("T")
 
@@ -94,7 +97,7 @@ class InlineSqliteSaver(SqliteSaver):
     def _schedule_commit(self) -> None:
         if not self._commit_scheduled:
             self._commit_scheduled = True
-            self._loop.call_soon(self.commit_now)  # type: ignore[union-attr]
+            self._loop.call_soon(self.commit_now)  # type: ignore[union-attr]  # set before writes
 
     def commit_now(self) -> None:
         """Commit the checkpoint writes still waiting for their group commit."""
@@ -311,6 +314,13 @@ class Checkpoints:
 _PG_SETUP_LOCK = 0x72756E6C636B70  # advisory lock: one worker migrates the checkpointer
 
 
+async def try_advisory_lock(conn: psycopg.AsyncConnection[Any], key: int) -> bool:
+    """Whether this session now holds PostgreSQL's advisory lock `key`; never waits."""
+    row = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))).fetchone()
+    assert row is not None  # a SELECT of one function call: one row
+    return bool(row[0])
+
+
 class PostgresCheckpoints:
     """The checkpointer for PostgreSQL deployments: langgraph-checkpoint-postgres's
     `AsyncPostgresSaver` on a connection pool, in runlane's database."""
@@ -340,8 +350,7 @@ class PostgresCheckpoints:
             # Poll, never block inside the statement: a waiting pg_advisory_lock holds a
             # snapshot, and the holder's setup runs CREATE INDEX CONCURRENTLY, which waits
             # for every older snapshot: workers starting together deadlocked forever.
-            while not (await (await lock.execute(  # noqa: ASYNC110 - a lock across processes
-                    "SELECT pg_try_advisory_lock(%s)", (_PG_SETUP_LOCK,))).fetchone())[0]:
+            while not await try_advisory_lock(lock, _PG_SETUP_LOCK):  # noqa: ASYNC110 - see above
                 await asyncio.sleep(0.1)
             try:
                 await self.saver.setup()
@@ -492,7 +501,11 @@ def _guarded_postgres_saver(pool: Any) -> Any:  # noqa: C901
     return GuardedAsyncPostgresSaver(pool)
 
 
-def open_checkpoints(database_url: str, sqlite_path: str) -> Checkpoints | PostgresCheckpoints:
+# Either checkpointer: open_checkpoints picks the one for the database.
+CheckpointBackend: TypeAlias = "Checkpoints | PostgresCheckpoints"
+
+
+def open_checkpoints(database_url: str, sqlite_path: str) -> CheckpointBackend:
     """The checkpointer that goes with runlane's database."""
     parsed = make_url(database_url)
     if parsed.get_backend_name() == "postgresql":

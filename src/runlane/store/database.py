@@ -164,11 +164,13 @@ class Database:
         it. Not `write` (see `read`): no BEGIN; a direct statement runs in autocommit,
         one through SQLAlchemy in a deferred transaction (no write lock), ended here."""
         dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None  # an open connection's sqlite3 connection
         if write:
             execute_sql(dbapi, "BEGIN IMMEDIATE")
         else:
             conn.info[_READ_ONLY] = True
         try:
+            # A DirectConnection stands in for the Connection (see sqlite_direct.py).
             result = fn(DirectConnection(conn, direct))  # type: ignore[arg-type]
         except BaseException:
             if conn.in_transaction():
@@ -222,5 +224,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         # then writes can never be overtaken by another process's writer. Inside a
         # transaction Database already began on sqlite3, SQLAlchemy's joins it. A
         # `Database.read` only reads: no write lock.
-        if not conn.connection.dbapi_connection.in_transaction:
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None  # an open connection's sqlite3 connection
+        if not dbapi.in_transaction:
             conn.exec_driver_sql("BEGIN" if conn.info.get(_READ_ONLY) else "BEGIN IMMEDIATE")

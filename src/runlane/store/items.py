@@ -25,6 +25,7 @@ from langgraph.store.base import BaseStore, TTLConfig
 from sqlalchemy.engine import make_url
 
 from runlane.owners import Owner
+from runlane.store.checkpoints import try_advisory_lock
 from runlane.store.database import sqlite_file
 from runlane.store.owner_scope import scoped
 
@@ -82,7 +83,7 @@ class ItemStore:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             try:
-                await self.store.sweep_ttl()  # type: ignore[union-attr]
+                await self.store.sweep_ttl()  # type: ignore[union-attr]  # set up before the loop
             except Exception as exc:  # noqa: BLE001 - database away? the next sweep retries
                 log.warning("sweeping expired store items failed: %s", exc)
 
@@ -122,12 +123,12 @@ class ItemStore:
         )
         await pool.open(wait=True, timeout=10)
         self._close.append(pool.close)
-        store = AsyncPostgresStore(pool, ttl=TTL)
+        # The pool's rows are dicts (row_factory in `kwargs`), which its type cannot say.
+        store = AsyncPostgresStore(pool, ttl=TTL)  # type: ignore[arg-type]
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as lock:
             # Poll rather than block: a waiting pg_advisory_lock holds a snapshot that
             # a concurrent CREATE INDEX CONCURRENTLY would wait for (see checkpoints).
-            while not (await (await lock.execute(  # noqa: ASYNC110 - a lock across processes
-                    "SELECT pg_try_advisory_lock(%s)", (_PG_SETUP_LOCK,))).fetchone())[0]:
+            while not await try_advisory_lock(lock, _PG_SETUP_LOCK):  # noqa: ASYNC110 - see above
                 await asyncio.sleep(0.1)
             try:
                 await store.setup()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
+from typing import cast
 
 from langgraph.store.base import (
     BaseStore,
@@ -28,6 +29,7 @@ from langgraph.store.base import (
     Op,
     PutOp,
     Result,
+    SearchItem,
     SearchOp,
 )
 
@@ -98,14 +100,16 @@ class OwnerScopedStore(BaseStore):
             if isinstance(result, Item):
                 result.namespace = self._out(result.namespace)
             return result
+        # `Result` is the union of every operation's; each branch knows its own.
         if isinstance(op, SearchOp):
-            for item in result or []:
+            for item in cast("list[SearchItem] | None", result) or []:
                 item.namespace = self._out(item.namespace)
             return result
         if isinstance(op, ListNamespacesOp):
             # The owner's root itself (max_depth cut everything to the label) is no
             # namespace of the owner's.
-            return [self._out(ns) for ns in result or [] if len(ns) > 1]
+            namespaces = cast("list[tuple[str, ...]] | None", result)
+            return [self._out(ns) for ns in namespaces or [] if len(ns) > 1]
         return result
 
     # ------------------------------------------------------------- BaseStore

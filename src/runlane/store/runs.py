@@ -280,10 +280,10 @@ class Store(AssistantQueries, ThreadQueries):
                 "p_lease_until": start[1],
             }).first())
             return CreatedRun(new_run, [], [], started)
-        for other in cancelled_running:
-            self._notify(conn, CANCEL, other)
-        for other in cancelled_pending:
-            self._notify(conn, DONE, other)
+        for cancelled_id in cancelled_running:
+            self._notify(conn, CANCEL, cancelled_id)
+        for cancelled_id in cancelled_pending:
+            self._notify(conn, DONE, cancelled_id)
         self._notify(conn, WAKE)
         return CreatedRun(new_run, cancelled_running, cancelled_pending)
 
@@ -625,11 +625,11 @@ class Store(AssistantQueries, ThreadQueries):
                 self._lock_thread(conn, run["thread_id"])
                 ids = {"p_run_id": run["run_id"], "p_deadline": deadline}
                 if run["cancel_action"] == CancelAction.ROLLBACK.value:
-                    row = conn.execute(st.ADOPT_EXPIRED, {
+                    claimed = conn.execute(st.ADOPT_EXPIRED, {
                         **ids, "p_worker_id": worker_id, "p_lease_until": lease_until,
                     }).first()
-                    if row is not None:
-                        adopted.append(dict(row._mapping))
+                    if claimed is not None:
+                        adopted.append(dict(claimed._mapping))
                     continue
                 cancelled = run["cancel_action"] == CancelAction.INTERRUPT.value
                 row = _as_dict(conn.execute(st.REAP_EXPIRED, {
@@ -667,14 +667,14 @@ class Store(AssistantQueries, ThreadQueries):
             previous = {r.run_id: r.status for r in conn.execute(
                 sa.select(runs.c.run_id, runs.c.status).where(runs.c.status.in_(_ACTIVE_VALUES))
             )}
-            finished = conn.execute(
+            finished = list(conn.execute(
                 runs.update()
                 .where(runs.c.status.in_(_ACTIVE_VALUES))
                 .where(runs.c.cancel_action == CancelAction.INTERRUPT.value)
                 .values(status=RunStatus.INTERRUPTED.value,
                         stop_reason=StopReason.CANCELLED.value, updated_at=now, ended_at=now)
                 .returning(*runs.c)
-            ).all()
+            ).all())
             finished += conn.execute(
                 runs.update()
                 .where(runs.c.status.in_(_ACTIVE_VALUES))

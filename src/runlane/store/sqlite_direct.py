@@ -20,10 +20,11 @@ import collections
 import keyword
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
+from sqlalchemy.sql.compiler import SQLCompiler
 
 _MISSING = object()
 
@@ -34,7 +35,7 @@ def _row_type(keys: list[str]) -> type[tuple] | None:
         not k.isidentifier() or keyword.iskeyword(k) or k.startswith("_") for k in keys
     ):
         return None
-    base = collections.namedtuple("Row", keys)  # type: ignore[misc]
+    base = collections.namedtuple("Row", keys)  # type: ignore[misc]  # fields known at run time
     return type("Row", (base,), {"__slots__": (), "_mapping": property(base._asdict)})
 
 
@@ -44,11 +45,19 @@ class DirectStatement:
     SQLAlchemy would (then SQLAlchemy executes it)."""
 
     __slots__ = ("_binds", "_decoders", "_returns_rows", "_row_type", "sql")
+    sql: str
+    _binds: tuple[tuple[str, Callable[[Any], Any] | None, Any], ...]
+    _returns_rows: bool
+    _decoders: tuple[Callable[[Any], Any] | None, ...]
+    _row_type: type[tuple] | None
 
     @classmethod
     def prepare(cls, statement: sa.Executable, dialect: sa.Dialect,
                 column_keys: list[str] | None = None) -> DirectStatement | None:
-        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        # The statements registered are Core statements (Select, Insert, Update...):
+        # clause elements too, which the dialect's SQLCompiler compiles.
+        element = cast(sa.ClauseElement, statement)
+        compiled = cast(SQLCompiler, element.compile(dialect=dialect, column_keys=column_keys))
         if (compiled.insert_prefetch or compiled.update_prefetch
                 or compiled.positiontup is None
                 or any(b.expanding or b.callable for b in compiled.binds.values())):
@@ -61,6 +70,8 @@ class DirectStatement:
         for name in compiled.positiontup:
             bind = compiled.binds[name]
             process = processors.get(name)
+            if process is not None and not callable(process):
+                return None  # a tuple's bind, one processor per element: leave to SA
             if bind.required:
                 binds.append((bind.key, process, _MISSING))
             else:  # a literal of the statement (status = 'running'): bound once, here
@@ -69,7 +80,7 @@ class DirectStatement:
         self._binds = tuple(binds)
         columns = compiled._result_columns
         self._returns_rows = bool(columns)
-        self._decoders: tuple[Callable[[Any], Any] | None, ...] = tuple(
+        self._decoders = tuple(
             c.type._cached_result_processor(dialect, None) for c in columns)
         row_type = _row_type([c.keyname for c in columns])
         if columns and row_type is None:
@@ -93,6 +104,7 @@ class DirectStatement:
                 raise driver_error(exc, self.sql, values) from exc
             if not self._returns_rows:
                 return DirectResult(None, cursor.rowcount)
+            # A statement that returns rows has a row type (see prepare): `make` is set.
             decoders, make = self._decoders, self._row_type
             rows = [
                 make._make([raw if d is None or raw is None else d(raw)  # type: ignore[union-attr]
@@ -104,7 +116,7 @@ class DirectStatement:
             cursor.close()
 
 
-def driver_error(exc: sqlite3.Error, sql: str, parameters: Any) -> sa.exc.DBAPIError:
+def driver_error(exc: sqlite3.Error, sql: str, parameters: Any) -> sa.exc.StatementError:
     """sqlite3's error as SQLAlchemy raises it (IntegrityError, OperationalError...):
     the store and the database layer handle those, not sqlite3's own."""
     return sa.exc.DBAPIError.instance(sql, parameters, exc, sqlite3.Error)
@@ -179,7 +191,8 @@ class DirectStatements:
 
     def lookup(self, statement: Any, parameters: dict[str, Any] | None) -> DirectStatement | None:
         ident = id(statement)
-        if self._registered.get(ident) is not statement:
+        registered = self._registered.get(ident)
+        if registered is None or registered is not statement:
             return None
         is_insert = isinstance(statement, sa.Insert)
         key: Any = (ident, tuple(parameters or ())) if is_insert else ident
@@ -187,7 +200,7 @@ class DirectStatements:
             return self._compiled[key]
         except KeyError:
             prepared = DirectStatement.prepare(
-                statement, self.dialect, list(parameters or ()) if is_insert else None)
+                registered, self.dialect, list(parameters or ()) if is_insert else None)
             self._compiled[key] = prepared
             return prepared
 

@@ -100,6 +100,7 @@ class ThreadQueries:
         if self.db.is_sqlite:
             from sqlalchemy.dialects.sqlite import insert
         else:
+            # The same `insert` API as SQLite's, under another type:
             from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
         # ON CONFLICT DO NOTHING: of two creations of one id racing, one inserts and
         # the other learns it lost, instead of failing on the primary key.
@@ -305,11 +306,14 @@ class ThreadQueries:
             active = conn.execute(sa.select(runs.c.run_id).where(
                 runs.c.thread_id == thread_id, runs.c.status.in_(_ACTIVE_VALUES)).limit(1)).first()
             if active is not None:  # never while a run is active; its end refreshes
-                self._set_expiry(conn, thread_id, now + min(RECHECK_BUSY, ttl_delta(thread["ttl"])))
+                delta = ttl_delta(thread["ttl"])
+                assert delta is not None  # it has a TTL: `deadline` above is set
+                self._set_expiry(conn, thread_id, now + min(RECHECK_BUSY, delta))
                 return Expired(thread_id, None)
             if thread["ttl"].get("strategy") == "keep_latest":
                 self._set_expiry(conn, thread_id, expiry(thread["ttl"], now))
                 return Expired(thread_id, "pruned")
+            # Store's, which mixes these queries in:
             deleted_runs = self._delete_thread_rows(conn, thread_id)  # type: ignore[attr-defined]
             if deleted_runs is None:
                 return Expired(thread_id, None)

@@ -65,7 +65,7 @@ import enum
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -88,6 +88,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
 )
+# Any failure of Redis: unreachable, slow, or an error answer.
+REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, *TRANSIENT_ERRORS)
 
 INCOMPLETE_FRAME = (
     b'event: error\ndata: {"error":"StreamIncomplete","message":"some events of this run '
@@ -279,7 +281,7 @@ class RedisRunStreams:
     async def ping(self) -> bool:
         try:
             return bool(await self.client.ping())
-        except (RedisError, *TRANSIENT_ERRORS):
+        except REDIS_FAILURES:
             return False
 
     # ---------------------------------------------------------------- writing
@@ -345,7 +347,9 @@ class RedisRunStreams:
 
     async def last_event_id(self, run_id: str) -> int:
         """The id of the last event stored (0 if none), ended or not."""
-        entries = await self.client.xrevrange(self.key(run_id), count=2)
+        # Ids are bytes: the client does not decode answers (which its types cannot see).
+        entries = cast("list[tuple[bytes, Any]]",
+                       await self.client.xrevrange(self.key(run_id), count=2))
         for entry_id, _ in entries:
             if entry_id != END_ID:
                 return int(entry_id.split(b"-", 1)[1])
@@ -563,7 +567,7 @@ class _Forwarder:
                 log.error("run %s: its Redis stream is gone; stopped relaying its events",
                           self.run_id)
                 return ForwardOutcome.GONE
-            except (RedisError, *TRANSIENT_ERRORS) as exc:
+            except REDIS_FAILURES as exc:
                 now = time.monotonic()
                 if failing_since is None:
                     failing_since = now
@@ -607,7 +611,7 @@ class _Forwarder:
             try:
                 await bridge.streams.end(self.run_id, reason=reason)
                 return True
-            except (RedisError, *TRANSIENT_ERRORS) as exc:
+            except REDIS_FAILURES as exc:
                 if time.monotonic() >= deadline:
                     log.error(
                         "run %s: could not write the end of its event stream to Redis (%s); "

@@ -59,6 +59,7 @@ async def authorize(auth: Any, user: Any, resource: str, action: str,
     if handler is None:
         return None
     ctx = AuthContext(permissions=list(user.permissions), user=user,
+                      # the SDK types resource and action as literals, plain str here:
                       resource=resource, action=action)  # type: ignore[arg-type]
     try:
         result = handler(ctx=ctx, value=value)

@@ -15,7 +15,7 @@ import importlib.util
 import inspect
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,11 @@ class CustomAuth:
 
     def __init__(self, auth: Auth) -> None:
         self.auth = auth
-        self._handler = auth._authenticate_handler
+        handler = auth._authenticate_handler
+        assert handler is not None  # load_auth refuses an Auth without one
+        # Any callable: a plain function's result is taken as it is (see authenticate),
+        # though the SDK's type admits only coroutine functions.
+        self._handler: Callable[..., Any] = handler
         self._wanted = list(inspect.signature(self._handler).parameters)
 
     async def authenticate(self, request: Request) -> Identity:

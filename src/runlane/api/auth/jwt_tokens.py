@@ -60,12 +60,13 @@ class JwtTokens:
                 if not path.is_file():
                     raise JwtConfigError(f"JWT public key {key!r} is neither PEM text nor a file")
                 key = path.read_text()
+        assert key is not None  # exactly one of the two is set (checked above)
         if options.public_key:
             # Parsed once now, so a bad key stops start-up instead of failing every request.
             from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
             try:
-                load_pem_public_key(key.encode())  # type: ignore[union-attr]
+                load_pem_public_key(key.encode())
             except ValueError as exc:
                 raise JwtConfigError(f"JWT public key is not a PEM public key: {exc}") from None
         self._key = key

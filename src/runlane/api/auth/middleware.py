@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane.api.auth.identity import Authenticator, AuthError
 from runlane.api.responses import error
@@ -63,7 +63,7 @@ class AuthMiddleware:
         if body is not None:
             delivered = False
 
-            async def replay() -> dict:
+            async def replay() -> Message:
                 nonlocal delivered
                 if not delivered:
                     delivered = True

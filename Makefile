@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 2024
 
-.PHONY: run test test-fast test-compat test-compat-ref compat-report bench bench-cluster lint clean
+.PHONY: run test test-fast test-compat test-compat-ref compat-report bench bench-cluster lint \
+	style typecheck imports clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,8 +54,26 @@ bench: $(STAMP)
 bench-cluster: $(STAMP)
 	$(BIN)/python benchmarks/cluster.py $(BENCH_ARGS)
 
+# The gates that keep the code and its architecture as intended (configured, with every
+# exception and its reason, in pyproject.toml): all three run, and lint fails if any does.
 lint: $(STAMP)
+	@status=0; \
+	$(MAKE) --no-print-directory style || status=1; \
+	$(MAKE) --no-print-directory typecheck || status=1; \
+	$(MAKE) --no-print-directory imports || status=1; \
+	exit $$status
+
+# ruff: the rule selection and the complexity ceiling.
+style: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+
+# mypy on src/runlane.
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# import-linter: the layers, and who may import whom.
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-logo
 
 clean:
 	rm -rf $(VENV) examples/demo/.runlane .pytest_cache

@@ -538,8 +538,8 @@ async def store(request, tmp_path):
 
 
 async def test_another_owners_rows_look_missing(store):
+    from runlane.errors import Conflict, NotFound
     from runlane.serde import utcnow
-    from runlane.store import Conflict, NotFound
 
     now = utcnow()
 

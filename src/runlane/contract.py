@@ -2,8 +2,9 @@
 
 Pure rules, no I/O. `docs/run-contract.md` is the prose; this module is
 the single place the rest of runlane reads them from. The store turns every
-transition below into one compare-and-set statement; the API turns every outcome
-into a status code through `cancel_http_status`.
+transition below into one compare-and-set statement; the service turns each cancel's
+outcome into its status code through `cancel_http_status`, once, and the API answers
+with that code.
 """
 
 from __future__ import annotations

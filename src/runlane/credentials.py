@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 
-
-class CredentialError(ValueError):
-    """A --header that is not 'Name: value'."""
+from runlane.errors import CredentialError
 
 
 def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

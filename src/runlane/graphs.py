@@ -17,13 +17,11 @@ from typing import Any
 
 from langgraph.pregel import Pregel
 
+from runlane.errors import ConfigError
+
 # The reference server derives each graph's default assistant id this way; keeping
 # it lets clients that hard-code those ids work unchanged.
 NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
-
-
-class ConfigError(Exception):
-    """A problem with langgraph.json or a graph it names; the message says what to fix."""
 
 
 @dataclasses.dataclass

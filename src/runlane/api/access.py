@@ -15,9 +15,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from runlane.api.auth.authorization import BadFilter, Filters, authorize, matches
-from runlane.owners import owner_of
-from runlane.store import NotFound
+from runlane.api.auth.authorization import authorize
+from runlane.errors import BadFilter, NotFound
+from runlane.owners import Filters, matches, owner_of
 
 Row = dict[str, Any]
 

@@ -1,5 +1,5 @@
-"""The ASGI application: wires store, checkpointer, executor and service, and maps
-service outcomes to status codes."""
+"""The ASGI application: wires store, checkpointer, executor and service, and answers
+every RunlaneError (runlane.errors) through one handler."""
 
 from __future__ import annotations
 
@@ -20,15 +20,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane import __version__
 from runlane.api import assistants, crons, runs, store, system, threads
-from runlane.api.auth.authorization import BadFilter, Denied
 from runlane.api.auth.identity import Authenticator
 from runlane.api.auth.middleware import AuthMiddleware
-from runlane.api.responses import JSON, error
+from runlane.api.responses import JSON, error, error_response
 from runlane.assembly import Runtime
-from runlane.service.runs import BadRequest
+from runlane.errors import BadBody, RunlaneError
 from runlane.settings import Settings
-from runlane.store import Conflict, NotFound
-from runlane.store.database import DatabaseUnavailable
 
 log = logging.getLogger("runlane")
 
@@ -71,9 +68,8 @@ class BodyLimit:
         if body:
             try:
                 body = _json_body(scope, body)
-            except _BadBody as bad:
-                response = error(bad.status_code, bad.detail)
-                await response(scope, receive=_disconnected, send=send)
+            except BadBody as bad:
+                await error_response(bad)(scope, receive=_disconnected, send=send)
                 return
             scope = {**scope, "headers": [
                 (k, v) for k, v in scope.get("headers", []) if k != b"content-length"
@@ -101,12 +97,6 @@ MAX_JSON_DEPTH = 128
 _DEPTH_PROBE = 254 - MAX_JSON_DEPTH
 
 
-class _BadBody(Exception):
-    def __init__(self, status_code: int, detail: str) -> None:
-        self.status_code = status_code
-        self.detail = detail
-
-
 def _json_body(scope: Scope, body: bytes) -> bytes:
     """The body as runlane reads it: JSON that orjson parses and can write back (so
     the store can always save it), re-encoded. Anything else is refused with a
@@ -120,21 +110,21 @@ def _json_body(scope: Scope, body: bytes) -> bytes:
     if media and media != "application/json" and not (
         media.startswith("application/") and media.endswith("+json")
     ):
-        raise _BadBody(415, f"Content-Type {content_type!r} is not accepted: send the "
-                            "body as JSON with Content-Type: application/json")
+        raise BadBody(f"Content-Type {content_type!r} is not accepted: send the body as JSON "
+                      "with Content-Type: application/json", status_code=415)
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise _BadBody(422, f"the request body is not valid JSON ({exc}); send a JSON "
-                            "object, encoded as UTF-8") from None
+        raise BadBody(f"the request body is not valid JSON ({exc}); send a JSON object, "
+                      "encoded as UTF-8", status_code=422) from None
     probe: Any = value
     for _ in range(_DEPTH_PROBE):  # orjson refuses to write more than 254 levels
         probe = [probe]
     try:
         wrapped = orjson.dumps(probe)
     except orjson.JSONEncodeError:
-        raise _BadBody(422, f"the request body nests JSON deeper than {MAX_JSON_DEPTH} "
-                            "levels") from None
+        raise BadBody(f"the request body nests JSON deeper than {MAX_JSON_DEPTH} levels",
+                      status_code=422) from None
     # orjson writes no whitespace: the body is the probe's encoding without its
     # brackets, which spares encoding it a second time.
     return wrapped[_DEPTH_PROBE:-_DEPTH_PROBE]
@@ -199,34 +189,11 @@ def create_app(settings: Settings, graphs: dict[str, Pregel],  # noqa: C901
     for module in (runs, threads, assistants, crons, store, system):
         app.include_router(module.router)
 
-    @app.exception_handler(NotFound)
-    async def _not_found(request: Request, exc: NotFound) -> Response:
-        return error(404, str(exc))
-
-    @app.exception_handler(DatabaseUnavailable)
-    async def _unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
-        response = error(503, "the database is unreachable right now; retry shortly")
-        response.headers["Retry-After"] = "1"
-        return response
-
-    @app.exception_handler(Conflict)
-    async def _conflict(request: Request, exc: Conflict) -> Response:
-        return error(409, str(exc))
-
-    @app.exception_handler(BadRequest)
-    async def _bad_request(request: Request, exc: BadRequest) -> Response:
-        return error(422, str(exc))
-
-    @app.exception_handler(Denied)
-    async def _denied(request: Request, exc: Denied) -> Response:
-        response = error(exc.status_code, exc.detail)
-        response.headers.update(exc.headers or {})
-        return response
-
-    @app.exception_handler(BadFilter)
-    async def _bad_filter(request: Request, exc: BadFilter) -> Response:
-        log.error("authorization handler bug on %s %s: %s", request.method, request.url.path, exc)
-        return error(500, f"the server's authorization handler is misconfigured: {exc}")
+    @app.exception_handler(RunlaneError)
+    async def _runlane_error(request: Request, exc: RunlaneError) -> Response:
+        if exc.log_as is not None:
+            log.error("%s on %s %s: %s", exc.log_as, request.method, request.url.path, exc)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from runlane.api.access import allowed
-from runlane.api.auth.authorization import Denied, matches
 from runlane.api.models import (
     AssistantCount,
     AssistantCreate,
@@ -20,12 +19,12 @@ from runlane.api.models import (
     AssistantVersions,
 )
 from runlane.api.responses import JSON, assistant_body, error, version_body
-from runlane.owners import owner_of, writable
+from runlane.errors import BadRequest, Denied, NotFound
+from runlane.owners import matches, owner_of, writable
 from runlane.serde import to_jsonable, utcnow
 from runlane.service.assistants import delete_assistant_cascade
 from runlane.service.graph_schemas import graph_schemas
-from runlane.service.runs import BadRequest, Runlane
-from runlane.store import NotFound
+from runlane.service.runs import Runlane
 
 router = APIRouter(tags=["assistants"])
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 
+from runlane.errors import RunlaneError
 from runlane.observability import metrics
 from runlane.serde import dumps
 
@@ -22,6 +23,14 @@ class JSON(Response):
 
 def error(status_code: int, detail: str, **extra: Any) -> JSON:
     return JSON({"detail": detail, **extra}, status_code=status_code)
+
+
+def error_response(exc: RunlaneError) -> JSON:
+    """How every RunlaneError is answered (the app's one handler, and the middleware
+    that runs outside it): its status, {"detail": ..., **body}, then its headers."""
+    response = error(exc.status_code, exc.detail, **exc.body)
+    response.headers.update(exc.headers)
+    return response
 
 
 def sse(

@@ -12,20 +12,12 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
 from runlane.api.access import allowed, check_thread, has_handlers
-from runlane.api.auth.authorization import matches
 from runlane.api.models import RunCreate, RunsCancelMany
 from runlane.api.responses import JSON, error, run_body, sse
-from runlane.contract import (
-    CancelAction,
-    CancelOutcome,
-    CancelReason,
-    cancel_http_status,
-    parse_bool,
-)
-from runlane.observability import metrics
-from runlane.owners import owner_of
-from runlane.service.runs import BatchItemError, Runlane, RunRequest
-from runlane.store import NotFound
+from runlane.contract import CancelAction, CancelOutcome, CancelReason, parse_bool
+from runlane.errors import NotFound
+from runlane.owners import matches, owner_of
+from runlane.service.runs import CancelAnswer, Runlane, RunRequest
 
 log = logging.getLogger("runlane.api")
 # The fields `select` may name in GET /threads/{id}/runs: the SDK's RunSelectField,
@@ -136,14 +128,9 @@ async def create_stateless_batch(
     """Many stateless background runs in one call, all or none: every item is
     validated (shape, then meaning: assistant, graph) before any is created, and
     they are admitted in one transaction. An invalid item answers its error (422 or
-    404) naming the item's index, and nothing is created."""
-    try:
-        runs = await service(request).create_stateless_batch(
-            [await _authorized(request, None, item) for item in body], owner=owner_of(request))
-    except BatchItemError as exc:
-        code = 404 if isinstance(exc.error, NotFound) else 422
-        return error(code, f"runs[{exc.index}]: {exc.error}; no run of the batch was created",
-                     index=exc.index)
+    404) naming the item's index (BatchItemError), and nothing is created."""
+    runs = await service(request).create_stateless_batch(
+        [await _authorized(request, None, item) for item in body], owner=owner_of(request))
     return JSON([run_body(run) for run in runs])
 
 
@@ -317,6 +304,8 @@ async def join_stream(
 
 # ------------------------------------------------------------------- cancel
 
+_UNKNOWN_ACTION = "action: unknown action {!r}; accepted: 'interrupt', 'rollback'"
+
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_run(
@@ -326,6 +315,9 @@ async def cancel_run(
     wait: str = Query("false"),
     action: str = Query("interrupt"),
 ) -> Response:
+    """The run contract's cancel: parse, ask the authorization handler, then one call
+    to the service, whose answer (outcome, status code, run) becomes the response."""
+    svc = service(request)
     problems = _validate_ids(thread_id=thread_id, run_id=run_id)
     try:
         wait_flag = parse_bool(wait)
@@ -335,31 +327,30 @@ async def cancel_run(
     try:
         cancel_action = CancelAction(action)
     except ValueError:
-        problems.append(f"action: unknown action {action!r}; accepted: 'interrupt', 'rollback'")
+        problems.append(_UNKNOWN_ACTION.format(action))
         cancel_action = CancelAction.INTERRUPT
     if problems:
-        metrics.cancel_answered(422, "invalid_request", CancelReason.USER.value)
-        return error(422, "; ".join(problems))
-    try:
-        await check_thread(request, thread_id, "update",
-                           {"thread_id": thread_id, "run_id": run_id, "action": action})
-    except NotFound:
-        metrics.cancel_answered(404, CancelOutcome.NOT_FOUND.value, CancelReason.USER.value)
-        return error(404, f"run {run_id} not found on thread {thread_id}")
-    result = await service(request).cancel_run(
-        thread_id, run_id, action=cancel_action, wait=wait_flag, owner=owner_of(request)
-    )
-    code = cancel_http_status(result.outcome, wait=wait_flag)
-    if result.outcome is CancelOutcome.NOT_FOUND:
-        return error(404, f"run {run_id} not found on thread {thread_id}")
-    if result.outcome is CancelOutcome.TOO_LATE:
-        assert result.run is not None
-        status = result.run["status"]
-        return error(409,
+        svc.refuse_cancel(problems)
+    filters = await allowed(request, "threads", "update",
+                            {"thread_id": thread_id, "run_id": run_id, "action": action})
+    answer = await svc.cancel_run(thread_id, run_id, action=cancel_action, wait=wait_flag,
+                                  owner=owner_of(request), auth_filter=filters)
+    return _cancel_response(answer, thread_id, run_id)
+
+
+def _cancel_response(answer: CancelAnswer, thread_id: str, run_id: str) -> Response:
+    """A cancel's outcome as the contract answers it, with the status the service
+    computed: 404, 409 with the finished run, or the run and its cancel_outcome."""
+    if answer.outcome is CancelOutcome.NOT_FOUND:
+        return error(answer.status_code, f"run {run_id} not found on thread {thread_id}")
+    assert answer.run is not None  # every other outcome found the run (or its tombstone)
+    if answer.outcome is CancelOutcome.TOO_LATE:
+        status = answer.run["status"]
+        return error(answer.status_code,
                      f"run {run_id} already finished with status {status!r}; nothing to cancel",
-                     status=status, run=run_body(result.run))
-    assert result.run is not None
-    return JSON({**run_body(result.run), "cancel_outcome": result.outcome.value}, status_code=code)
+                     status=status, run=run_body(answer.run))
+    return JSON({**run_body(answer.run), "cancel_outcome": answer.outcome.value},
+                status_code=answer.status_code)
 
 
 def _validate_ids(**ids: str) -> list[str]:
@@ -379,15 +370,13 @@ async def cancel_many(
     try:
         cancel_action = CancelAction(action)
     except ValueError:
-        return error(422, f"action: unknown action {action!r}; accepted: 'interrupt', 'rollback'")
+        return error(422, _UNKNOWN_ACTION.format(action))
     if body.run_ids is not None and body.thread_id is None:
         return error(422, "run_ids requires thread_id")
     if body.run_ids is None and body.status is None and body.thread_id is None:
         return error(422, "give thread_id (with optional run_ids) or status")
     if body.run_ids is not None and body.status is not None:
         return error(422, "give either run_ids or status, not both")
-    svc = service(request)
-    owner = owner_of(request)
     filters = await allowed(request, "threads", "update", {
         "thread_id": body.thread_id, "run_ids": body.run_ids, "status": body.status,
         "action": action})
@@ -396,27 +385,12 @@ async def cancel_many(
         # admits is not something this route can check run by run yet.
         return error(422, "cancelling by status across threads is not supported with "
                           "authorization filters; give thread_id")
-    if body.thread_id is not None:
-        thread = await svc.store.get_thread(str(body.thread_id), owner=owner)
-        if thread is None or not _passes(thread, filters):
-            return error(404, f"thread {body.thread_id} not found")
-    if body.run_ids is not None:
-        thread_id = str(body.thread_id)
-        for run_id in body.run_ids:
-            if (await svc.store.get_run(thread_id, str(run_id), owner=owner)) is None and (
-                await svc.store.get_tombstone(thread_id, str(run_id), owner=owner)
-            ) is None:
-                return error(404, f"run {run_id} not found on thread {thread_id}")
-    status = None if body.status in (None, "all") else body.status
-    await svc.cancel_many(
+    await service(request).cancel_many(
         thread_id=str(body.thread_id) if body.thread_id else None,
         run_ids=[str(r) for r in body.run_ids] if body.run_ids is not None else None,
-        status=status,
+        status=None if body.status in (None, "all") else body.status,
         action=cancel_action,
-        owner=owner,
+        owner=owner_of(request),
+        auth_filter=filters,
     )
     return Response(status_code=204)
-
-
-def _passes(thread: dict[str, Any], filters: Any) -> bool:
-    return matches(thread.get("metadata"), filters)

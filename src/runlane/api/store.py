@@ -24,15 +24,12 @@ from runlane.api.access import store_allowed
 from runlane.api.responses import JSON, error
 from runlane.api.store_models import StoreDelete, StoreListNamespaces, StorePut, StoreSearch
 from runlane.contract import parse_bool
+from runlane.errors import BadRequest
 from runlane.owners import owner_of
 from runlane.store.owner_scope import check_namespace
 
 router = APIRouter(tags=["store"])
 T = TypeVar("T")
-
-
-class _Invalid(Exception):
-    pass
 
 
 def store(request: Request) -> BaseStore:
@@ -59,17 +56,17 @@ def item_body(item: Item) -> dict[str, Any]:
 
 async def _checked(call: Awaitable[T]) -> T:
     """langgraph refuses some inputs only when it meets them (a reserved root label,
-    a filter key it cannot query): those are the caller's mistakes, 422."""
+    a filter key it cannot query): those are the caller's mistakes, BadRequest (422)."""
     try:
         return await call
     except InvalidNamespaceError as exc:
-        raise _Invalid(f"invalid namespace: {exc}") from None
+        raise BadRequest(f"invalid namespace: {exc}") from None
     except (ValueError, TypeError) as exc:  # e.g. "Unsupported operator", "exceeds 64-bit"
-        raise _Invalid(str(exc)) from None
+        raise BadRequest(str(exc)) from None
     except (psycopg.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError) as exc:
         # A value the database cannot take or bind (a number out of range, a filter
         # operand of the wrong kind): still the request's fault.
-        raise _Invalid(f"the store cannot take this value: {exc}") from None
+        raise BadRequest(f"the store cannot take this value: {exc}") from None
 
 
 def _reserved(namespace: list[str] | tuple[str, ...] | None) -> Response | None:
@@ -92,14 +89,11 @@ async def put_item(body: StorePut, request: Request) -> Response:
     value: dict[str, Any] = {"namespace": tuple(body.namespace), "key": body.key,
                              "value": body.value, "index": body.index}
     await store_allowed(request, "put", value)
-    try:
-        await _checked(store(request).aput(
-            _namespace(value), value["key"], value["value"],
-            index=body.index if body.index is False else None,
-            **({"ttl": body.ttl} if body.ttl is not None else {}),
-        ))
-    except _Invalid as exc:
-        return error(422, str(exc))
+    await _checked(store(request).aput(
+        _namespace(value), value["key"], value["value"],
+        index=body.index if body.index is False else None,
+        **({"ttl": body.ttl} if body.ttl is not None else {}),
+    ))
     return Response(status_code=204)
 
 
@@ -134,11 +128,8 @@ async def get_item(
         return bad
     value: dict[str, Any] = {"namespace": tuple(labels), "key": key}
     await store_allowed(request, "get", value)
-    try:
-        item = await _checked(store(request).aget(_namespace(value), value["key"],
-                                                  refresh_ttl=refresh))
-    except _Invalid as exc:
-        return error(422, str(exc))
+    item = await _checked(store(request).aget(_namespace(value), value["key"],
+                                              refresh_ttl=refresh))
     # As the reference server: a missing item is `null`, which the SDKs return as None.
     return JSON(None if item is None else item_body(item))
 
@@ -149,10 +140,7 @@ async def delete_item(body: StoreDelete, request: Request) -> Response:
         return bad
     value: dict[str, Any] = {"namespace": tuple(body.namespace), "key": body.key}
     await store_allowed(request, "delete", value)
-    try:
-        await _checked(store(request).adelete(_namespace(value), value["key"]))
-    except _Invalid as exc:
-        return error(422, str(exc))
+    await _checked(store(request).adelete(_namespace(value), value["key"]))
     return Response(status_code=204)
 
 
@@ -163,13 +151,10 @@ async def search_items(body: StoreSearch, request: Request) -> Response:
     value: dict[str, Any] = {"namespace": tuple(body.namespace_prefix), "filter": body.filter,
                              "limit": body.limit, "offset": body.offset, "query": body.query}
     await store_allowed(request, "search", value)
-    try:
-        items = await _checked(store(request).asearch(
-            _namespace(value), filter=value.get("filter"), limit=value["limit"],
-            offset=value["offset"], refresh_ttl=body.refresh_ttl,
-        ))
-    except _Invalid as exc:
-        return error(422, str(exc))
+    items = await _checked(store(request).asearch(
+        _namespace(value), filter=value.get("filter"), limit=value["limit"],
+        offset=value["offset"], refresh_ttl=body.refresh_ttl,
+    ))
     return JSON({"items": [item_body(i) for i in items]})
 
 
@@ -183,11 +168,8 @@ async def list_namespaces(body: StoreListNamespaces, request: Request) -> Respon
         "max_depth": body.max_depth, "limit": body.limit, "offset": body.offset,
     }
     await store_allowed(request, "list_namespaces", value)
-    try:
-        namespaces = await _checked(store(request).alist_namespaces(
-            prefix=_namespace(value) or None, suffix=_namespace(value, "suffix") or None,
-            max_depth=value.get("max_depth"), limit=value["limit"], offset=value["offset"],
-        ))
-    except _Invalid as exc:
-        return error(422, str(exc))
+    namespaces = await _checked(store(request).alist_namespaces(
+        prefix=_namespace(value) or None, suffix=_namespace(value, "suffix") or None,
+        max_depth=value.get("max_depth"), limit=value["limit"], offset=value["offset"],
+    ))
     return JSON({"namespaces": [list(ns) for ns in namespaces]})

@@ -15,7 +15,6 @@ from langgraph.types import StateUpdate
 from starlette.responses import Response
 
 from runlane.api.access import allowed
-from runlane.api.auth.authorization import matches
 from runlane.api.extract import extracted
 from runlane.api.models import (
     ThreadCount,
@@ -30,18 +29,13 @@ from runlane.api.models import (
 )
 from runlane.api.responses import JSON, error, sse, thread_body
 from runlane.contract import ThreadStatus
+from runlane.errors import BadRequest, NotFound
 from runlane.executor.runner import thread_state
-from runlane.owners import owner_of
+from runlane.owners import matches, owner_of
 from runlane.serde import to_jsonable, utcnow
 from runlane.service import threads as thread_ops
-from runlane.service.runs import BadRequest, Runlane
-from runlane.service.thread_stream import (
-    THREAD_STREAM_MODES,
-    BadLastEventId,
-    follow_thread,
-    parse_last_event_id,
-)
-from runlane.store import NotFound
+from runlane.service.runs import Runlane
+from runlane.service.thread_stream import THREAD_STREAM_MODES, follow_thread, parse_last_event_id
 
 router = APIRouter(tags=["threads"])
 Row = dict[str, Any]
@@ -232,10 +226,7 @@ async def join_thread_stream(
     if unknown or not stream_mode:
         return error(422, f"stream_mode {unknown or stream_mode!r} is not a thread stream mode; "
                           f"accepted: {list(THREAD_STREAM_MODES)}")
-    try:
-        resume = parse_last_event_id(last_event_id)
-    except BadLastEventId as exc:
-        return error(422, str(exc))
+    resume = parse_last_event_id(last_event_id)  # BadLastEventId: 422
     await _thread(request, thread_id)
     return sse(follow_thread(svc, str(thread_id), modes=set(stream_mode),
                              last_event_id=resume, owner=owner_of(request)))

@@ -17,11 +17,10 @@ import contextlib
 import datetime
 import logging
 
+from runlane.errors import BadSchedule, DatabaseUnavailable
 from runlane.observability import metrics
 from runlane.serde import utcnow
 from runlane.service.crons import Crons, next_firing
-from runlane.service.schedules import BadSchedule
-from runlane.store.database import DatabaseUnavailable
 
 log = logging.getLogger("runlane.scheduler")
 

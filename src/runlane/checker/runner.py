@@ -20,16 +20,18 @@ from runlane.checker.scenarios import SCENARIOS, Abort, Context, Session, pick
 
 
 class UsageError(Exception):
-    pass
+    """`runlane check` cannot start as asked (printed, exit 2): the checker's own
+    control flow, client-side, so not in runlane.errors' tree."""
 
 
 def _headers(args: argparse.Namespace) -> dict[str, str]:
     """--header, --api-key and --token (or RUNLANE_API_KEY / RUNLANE_TOKEN)."""
     from runlane import credentials
+    from runlane.errors import CredentialError
 
     try:
         return credentials.headers_from(args)
-    except credentials.CredentialError as exc:
+    except CredentialError as exc:
         raise UsageError(str(exc)) from None
 
 

@@ -40,7 +40,8 @@ ROLLBACK_GRACE = 5.0
 
 
 class Abort(Exception):
-    """The scenario cannot go on (a setup request failed); what it recorded stands."""
+    """The scenario cannot go on (a setup request failed); what it recorded stands.
+    The checker's own control flow (client-side), so not in runlane.errors' tree."""
 
 
 @dataclasses.dataclass

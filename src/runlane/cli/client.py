@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from runlane import credentials
+from runlane.errors import CredentialError
 
 DEFAULT_URL = "http://127.0.0.1:2024"
 
@@ -57,6 +58,10 @@ err = _console(stderr=True)
 
 
 class Fail(Exception):
+    """A command cannot go on: its message for the terminal and its exit code. The
+    CLI's own control flow (raised and caught in this module, never by a server), so
+    not in runlane.errors' tree."""
+
     def __init__(self, code: int, message: str, body: Any = None) -> None:
         super().__init__(message)
         self.code = code
@@ -397,7 +402,7 @@ def _run(command: Callable[[Api, argparse.Namespace], int]) -> Callable[[argpars
     def func(args: argparse.Namespace) -> int:
         try:
             headers = credentials.headers_from(args)
-        except credentials.CredentialError as exc:
+        except CredentialError as exc:
             err.print(f"runlane: {exc}")
             return USAGE
         api = Api(args.url, args.timeout, headers)

@@ -19,7 +19,8 @@ console = Console(stderr=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from runlane.graphs import ConfigError, load_all, read_config
+    from runlane.errors import AuthConfigError, ConfigError
+    from runlane.graphs import load_all, read_config
     from runlane.observability import logs
     from runlane.settings import Settings
 
@@ -55,12 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         console.print(f"[bold red]runlane: cannot start:[/] {exc}", highlight=False)
         return 2
-    from runlane.api.auth.setup import (
-        NO_AUTH_WARNING,
-        AuthConfigError,
-        build_authenticator,
-        is_loopback,
-    )
+    from runlane.api.auth.setup import NO_AUTH_WARNING, build_authenticator, is_loopback
 
     try:
         auth = build_authenticator(settings, project.path, project.auth)

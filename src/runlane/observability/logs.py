@@ -8,14 +8,17 @@ applies it in every worker process it starts (`--workers N`).
 
 `run_status` is the one way a run's status change is logged: called once per
 transition, where the store's compare-and-set confirmed it, with its cause.
+`failure_logged` is how a best-effort step fails: logged, never silently dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import datetime
 import logging
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -108,6 +111,19 @@ def configure(log_format: str, level: str) -> None:
 
     logging.config.dictConfig(dict_config(log_format, level))
     logging.captureWarnings(True)  # warnings too go through the handler (JSON lines)
+
+
+@contextlib.contextmanager
+def failure_logged(logger: logging.Logger, what: str, *args: Any,
+                   level: int = logging.WARNING) -> Iterator[None]:
+    """For a best-effort step whose failure must not stop its caller (a cleanup, a
+    notice that a later check backs up): an exception is logged at `level` as
+    "<what> failed (<Type>: <message>)", then swallowed. `what` is %-formatted with
+    `args`. Cancellation (BaseException) still propagates."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - any failure of a best-effort step, logged
+        logger.log(level, what + " failed (%s: %s)", *args, type(exc).__name__, exc)
 
 
 # --------------------------------------------------------------- run statuses

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 from runlane.contract import CancelAction
+from runlane.errors import NotFound
 from runlane.owners import Owner
 from runlane.service.runs import Runlane
-from runlane.store import NotFound
 
 
 async def delete_assistant_cascade(svc: Runlane, assistant_id: str, *, owner: Owner = None,

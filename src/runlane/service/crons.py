@@ -15,11 +15,11 @@ import logging
 import uuid
 from typing import Any
 
+from runlane.errors import BadRequest, Conflict, NotFound
 from runlane.owners import Owner
 from runlane.serde import utcnow
 from runlane.service import schedules
-from runlane.service.runs import BadRequest, Runlane, RunRequest
-from runlane.store import Conflict, NotFound
+from runlane.service.runs import Runlane, RunRequest
 from runlane.store.crons import CronStore
 
 log = logging.getLogger("runlane.crons")
@@ -89,10 +89,7 @@ class Crons:
 
     async def create(self, thread_id: str | None, spec: CronSpec, *, owner: Owner = None) -> Row:
         now = utcnow()
-        try:
-            following = next_firing(spec.schedule, spec.timezone, spec.end_time, now)
-        except schedules.BadSchedule as exc:
-            raise BadRequest(str(exc)) from None
+        following = next_firing(spec.schedule, spec.timezone, spec.end_time, now)
         # The owner's own assistant or a shared one: another owner's is NotFound, as
         # for a run (a cron must not run, later, what its owner cannot run now).
         assistant = await self.runlane.resolve_assistant(spec.assistant_id, owner=owner)
@@ -135,8 +132,7 @@ class Crons:
             raise NotFound(f"cron {cron_id} not found")
         return row
 
-    # Over the complexity ceiling: one step per optional field of the change.
-    async def update(self, cron_id: str, changes: Row, *, owner: Owner = None,  # noqa: C901
+    async def update(self, cron_id: str, changes: Row, *, owner: Owner = None,
                      auth_filter: Row | None = None) -> Row:
         """`changes`: schedule, timezone, end_time, enabled, metadata, on_run_completed
         and run fields (RUN_FIELDS), each only if given. `metadata` is merged key by
@@ -171,11 +167,8 @@ class Crons:
             schedule = values["schedule"] if "schedule" in values else current["schedule"]
             end_time = values.get("end_time", current["end_time"])
             if {"schedule", "timezone", "end_time", "enabled"} & set(changes):
-                try:
-                    values["next_run_date"] = next_firing(schedule, payload.get("timezone"),
-                                                          end_time, now)
-                except schedules.BadSchedule as exc:
-                    raise BadRequest(str(exc)) from None
+                values["next_run_date"] = next_firing(schedule, payload.get("timezone"),
+                                                      end_time, now)
             values["payload"] = payload
             values["updated_at"] = now
             return values

@@ -12,7 +12,6 @@ each part as optional), never an error: a graph with an odd type keeps the rest.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import operator
@@ -23,6 +22,8 @@ from typing import Any
 
 import typing_extensions
 from pydantic import TypeAdapter, create_model
+
+from runlane.observability import logs
 
 log = logging.getLogger("runlane.graph_schemas")
 
@@ -90,7 +91,7 @@ def _portable(tp: Any, seen: dict[int, Any] | None = None) -> Any:  # noqa: C901
 def json_schema_of(tp: Any) -> Schema | None:
     """The JSON schema pydantic gives `tp` (on 3.11 too, for TypedDicts); None if none."""
     # pydantic raises several kinds of error for a type it cannot read: then rewrite it
-    with contextlib.suppress(Exception):
+    with logs.failure_logged(log, "reading %r as it is declared", tp, level=logging.DEBUG):
         return TypeAdapter(tp).json_schema()
     try:
         return TypeAdapter(_portable(tp)).json_schema()
@@ -139,7 +140,8 @@ def _config_schema(graph: Any) -> Schema | None:
         with warnings.catch_warnings():  # config_schema() is deprecated in langgraph 1.x
             warnings.simplefilter("ignore")
             model = graph.config_schema()
-    except Exception:  # noqa: BLE001 - see the module docstring
+    except Exception as exc:  # noqa: BLE001 - see the module docstring
+        log.warning("no config schema for graph %s: %s", graph.get_name(), exc)
         return None
     field = getattr(model, "model_fields", {}).get("configurable")
     if field is None:

@@ -14,7 +14,7 @@ import datetime
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 from langgraph.pregel import Pregel
 
@@ -28,6 +28,7 @@ from runlane.contract import (
     ThreadStatus,
     cancel_http_status,
 )
+from runlane.errors import BadRequest, BatchItemError, NotFound
 from runlane.executor.runner import (
     Executor,
     deletes_thread_when_done,
@@ -37,29 +38,16 @@ from runlane.executor.runner import (
 )
 from runlane.graphs import default_assistant_id
 from runlane.observability import logs, metrics
-from runlane.owners import Owner
+from runlane.owners import Filters, Owner, matches
 from runlane.serde import to_jsonable, utcnow
-from runlane.store import CancelResult, CreatedRun, NotFound, Store
+from runlane.store import CancelResult, CreatedRun, Store
 from runlane.store.checkpoints import CheckpointBackend
 from runlane.streams.local import StreamBroker
-from runlane.streams.redis import RedisEventBridge, StreamUnavailable
+from runlane.streams.redis import RedisEventBridge, StreamEnded, StreamUnavailable
 
 log = logging.getLogger("runlane.service")
 
 Row = dict[str, Any]
-
-
-class BadRequest(Exception):
-    """The request is well-formed but asks for something impossible (422)."""
-
-
-class BatchItemError(Exception):
-    """One item of a batch is invalid (nothing of the batch was created)."""
-
-    def __init__(self, index: int, error: Exception) -> None:
-        super().__init__(f"item {index}: {error}")
-        self.index = index
-        self.error = error
 
 
 @dataclasses.dataclass
@@ -87,6 +75,17 @@ class RunRequest:
     after_seconds: float | None = None
     feedback_keys: list[str] | None = None
     stream_resumable: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class CancelAnswer:
+    """What a cancel request is answered: the contract's outcome, its HTTP status
+    (from contract.cancel_http_status, computed once) and the run as it stands then
+    (its final row after a wait; None when not found)."""
+
+    outcome: CancelOutcome
+    status_code: int
+    run: Row | None
 
 
 @dataclasses.dataclass
@@ -195,7 +194,7 @@ class Runlane:
         if run.get("webhook"):
             self._webhook_owed()
         if self.bridge is not None:
-            with contextlib.suppress(Exception):
+            with logs.failure_logged(log, "run %s: ending its stream in Redis", run["run_id"]):
                 await self.bridge.end(run["run_id"], error=run.get("error"))
 
     async def finish_adopted_rollback(self, run: Row) -> None:
@@ -383,7 +382,9 @@ class Runlane:
         if self.bridge is not None:
             # Any worker may execute it: its events go through Redis, metadata first
             # (the executing worker writes the same event 1 if it gets there first).
-            with contextlib.suppress(Exception):
+            with logs.failure_logged(log, "run %s: writing its metadata event to Redis",
+                                     run_id), contextlib.suppress(StreamEnded):
+                # StreamEnded: the run already ended elsewhere; its stream is complete.
                 await self.bridge.streams.publish(run_id, 1, "metadata",
                                                   _metadata_event(run_id))
         _log_created(created, request)
@@ -427,7 +428,7 @@ class Runlane:
         waiters and end its stream for every listener."""
         self.broker.close(run_id)
         if self.bridge is not None:
-            with contextlib.suppress(Exception):
+            with logs.failure_logged(log, "run %s: ending its stream in Redis", run_id):
                 await self.bridge.end(run_id)
 
     async def get_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Row:
@@ -445,17 +446,30 @@ class Runlane:
         wait: bool,
         reason: CancelReason = CancelReason.USER,
         owner: Owner = None,
-    ) -> CancelResult:
+        auth_filter: Filters | None = None,
+    ) -> CancelAnswer:
+        """Cancel one run through the run contract: one compare-and-set in the store,
+        the answer counted (here, once), the cancel delivered to the run's task, and
+        with `wait` the run's final row once it is terminal. `auth_filter`: the
+        authorization handler's filters the run's thread must pass (else NOT_FOUND)."""
         result = await self.store.cancel_run(thread_id, run_id, action, reason.value,
-                                             owner=owner)
-        metrics.cancel_answered(cancel_http_status(result.outcome, wait=wait),
-                                result.outcome.value, reason.value)
+                                             owner=owner, auth_filter=auth_filter)
+        status_code = cancel_http_status(result.outcome, wait=wait)
+        metrics.cancel_answered(status_code, result.outcome.value, reason.value)
         await self._after_cancel(result)
+        run = result.run
         if wait and result.outcome in (CancelOutcome.RECORDED, CancelOutcome.ALREADY_RECORDED):
             final = await self.await_terminal(thread_id, run_id)
             if final is not None:
-                result = dataclasses.replace(result, run=final)
-        return result
+                run = final
+        return CancelAnswer(result.outcome, status_code, run)
+
+    @staticmethod
+    def refuse_cancel(problems: list[str]) -> NoReturn:
+        """A cancel request that does not parse: counted with every other cancel
+        answer (422, invalid_request), then refused with the problems found."""
+        metrics.cancel_answered(422, "invalid_request", CancelReason.USER.value)
+        raise BadRequest("; ".join(problems))
 
     async def _after_cancel(self, result: CancelResult) -> None:
         if result.outcome is not CancelOutcome.RECORDED or result.run is None:
@@ -499,7 +513,21 @@ class Runlane:
         status: str | None,
         action: CancelAction,
         owner: Owner = None,
+        auth_filter: Filters | None = None,
     ) -> list[CancelResult]:
+        """Cancel the active runs of a selection: a thread's (all, or `run_ids`), or all
+        runs with a status. A named thread or run the caller cannot see (missing,
+        another owner's, or a thread failing `auth_filter`) is NotFound, and then
+        nothing is cancelled."""
+        if thread_id is not None:
+            thread = await self.store.get_thread(thread_id, owner=owner)
+            if thread is None or not matches(thread.get("metadata"), auth_filter):
+                raise NotFound(f"thread {thread_id} not found")
+            for run_id in run_ids or ():
+                if await self.store.get_run(thread_id, run_id, owner=owner) is None and (
+                    await self.store.get_tombstone(thread_id, run_id, owner=owner)
+                ) is None:
+                    raise NotFound(f"run {run_id} not found on thread {thread_id}")
         targets = await self.store.active_run_ids(
             thread_id=thread_id, run_ids=run_ids, status=status, owner=owner
         )
@@ -550,7 +578,7 @@ class Runlane:
             raise NotFound(f"run {run_id} not found on thread {thread_id}")
         self.broker.discard(run_id)
         if self.bridge is not None:
-            with contextlib.suppress(Exception):
+            with logs.failure_logged(log, "run %s: discarding its stream in Redis", run_id):
                 await self.bridge.discard(run_id)
 
     async def run_result(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Any:

@@ -13,11 +13,9 @@ import zoneinfo
 
 from croniter import CroniterBadDateError, croniter
 
+from runlane.errors import BadSchedule
+
 UTC = datetime.UTC
-
-
-class BadSchedule(ValueError):
-    """A schedule or timezone runlane cannot fire on (the message says why)."""
 
 
 def timezone_of(name: str | None) -> datetime.tzinfo:

@@ -29,10 +29,10 @@ import time
 from collections.abc import AsyncIterator
 
 from runlane.contract import TERMINAL, RunStatus
+from runlane.errors import BadLastEventId, NotFound
 from runlane.owners import Owner
 from runlane.serde import dumps
 from runlane.service.runs import Runlane
-from runlane.store import NotFound
 from runlane.streams.local import HEARTBEAT, HEARTBEAT_SECONDS
 
 THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
@@ -42,10 +42,6 @@ ACTIVE_SECONDS = 10.0
 EXISTS_EVERY = 10  # idle polls between checks that the thread still exists
 _LAST_EVENT_ID = re.compile(r"^([0-9a-fA-F-]{36}):(\d{1,18}|done)$")
 _FRAME_ID = re.compile(rb"\nid: (\d+)\n\n$")
-
-
-class BadLastEventId(ValueError):
-    pass
 
 
 def parse_last_event_id(value: str | None) -> tuple[str, int | None] | None:

@@ -6,16 +6,18 @@ store's thread rows with the checkpointer's whole-thread operations.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import uuid
 from typing import Any
 
+from runlane.errors import NotFound
+from runlane.observability import logs
 from runlane.owners import Owner
 from runlane.service.runs import Runlane
-from runlane.store import NotFound
 from runlane.store.thread_checkpoints import copy_thread as copy_checkpoints
 from runlane.store.thread_checkpoints import prune_keep_latest
 
+log = logging.getLogger("runlane.service")
 Row = dict[str, Any]
 
 
@@ -32,7 +34,10 @@ async def copy_thread(svc: Runlane, thread_id: str, *, owner: Owner = None) -> R
     try:
         return await svc.store.insert_thread_copy(source, new_id, owner=owner)
     except BaseException:
-        with contextlib.suppress(Exception):
+        # The copy's row was refused (or the request cancelled): its checkpoints go,
+        # and the original failure is what the caller sees.
+        with logs.failure_logged(log, "copying thread %s: removing the copied checkpoints "
+                                      "of %s", thread_id, new_id):
             await svc.checkpoints.delete_thread(new_id)
         raise
 

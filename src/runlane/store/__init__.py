@@ -13,6 +13,6 @@ compare-and-set statement in runs.py.
 - items.py, owner_scope.py   the langgraph item store, per owner
 """
 
-from runlane.store.runs import CancelResult, Conflict, CreatedRun, NotFound, SettleResult, Store
+from runlane.store.runs import CancelResult, CreatedRun, SettleResult, Store
 
-__all__ = ["CancelResult", "Conflict", "CreatedRun", "NotFound", "SettleResult", "Store"]
+__all__ = ["CancelResult", "CreatedRun", "SettleResult", "Store"]

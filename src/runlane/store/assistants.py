@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from runlane.contract import ACTIVE
+from runlane.errors import Conflict, NotFound
 from runlane.owners import Owner, owned, shared_or_owned
 from runlane.serde import utcnow
 from runlane.store import statements as st
-from runlane.store.errors import Conflict, NotFound
 from runlane.store.json_filter import auth_filters, json_has
 from runlane.store.schema import assistant_versions, assistants, crons, runs
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -31,16 +32,14 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import Connection, event
 
-from runlane.observability import metrics
+from runlane.errors import DatabaseUnavailable
+from runlane.observability import logs, metrics
 from runlane.store.sqlite_direct import DirectConnection, DirectStatements, execute_sql
 
+log = logging.getLogger("runlane.store")
 T = TypeVar("T")
 # Set on the SQLite connection while a `Database.read` runs (see _configure_sqlite).
 _READ_ONLY = "runlane.read_only"
-
-
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached right now (answered as 503)."""
 
 
 def sqlite_file(url: str) -> str | None:
@@ -188,12 +187,10 @@ class Database:
 
     def _close(self) -> None:
         for conn in self._all:
-            try:
+            # A broken connection may refuse to close: the connections after it must
+            # still be closed, and the engine is disposed anyway.
+            with logs.failure_logged(log, "closing a database connection", level=logging.DEBUG):
                 conn.close()
-            # Closing a broken connection: it has nothing left to release, and the
-            # connections after it must still be closed.
-            except Exception:  # noqa: BLE001, S110  # pragma: no cover
-                pass
         self._all.clear()
         self.engine.dispose()
 

@@ -24,6 +24,7 @@ from typing import Any
 from langgraph.store.base import BaseStore, TTLConfig
 from sqlalchemy.engine import make_url
 
+from runlane.observability import logs
 from runlane.owners import Owner
 from runlane.store.checkpoints import try_advisory_lock
 from runlane.store.database import sqlite_file
@@ -74,7 +75,7 @@ class ItemStore:
                 await self._sweeper
             self._sweeper = None
         for close in reversed(self._close):
-            with contextlib.suppress(Exception):
+            with logs.failure_logged(log, "closing the item store (%s)", close):
                 await close()
         self._close.clear()
         self.store = None

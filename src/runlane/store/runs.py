@@ -33,12 +33,12 @@ from runlane.contract import (
     ThreadStatus,
     outcome_for_existing_run,
 )
-from runlane.owners import Owner, owned
+from runlane.errors import Conflict, NotFound
+from runlane.owners import Filters, Owner, matches, owned
 from runlane.serde import utcnow
 from runlane.store import statements as st
 from runlane.store.assistants import AssistantQueries
 from runlane.store.database import Database
-from runlane.store.errors import Conflict, NotFound
 from runlane.store.migrate import upgrade
 from runlane.store.schema import crons, run_tombstones, runs, threads
 from runlane.store.threads import ThreadQueries
@@ -422,12 +422,18 @@ class Store(AssistantQueries, ThreadQueries):
 
     async def cancel_run(
         self, thread_id: str, run_id: str, action: CancelAction, reason: str, *,
-        owner: Owner = None,
+        owner: Owner = None, auth_filter: Filters | None = None,
     ) -> CancelResult:
-        """Another owner's run answers NOT_FOUND, exactly like a missing one."""
+        """Another owner's run answers NOT_FOUND, exactly like a missing one; so does a
+        run whose thread fails an authorization handler's filters (`auth_filter`),
+        checked in this same transaction."""
 
         def _tx(conn: Connection) -> Any:
             self._lock_thread(conn, thread_id)
+            if auth_filter is not None:
+                thread = self._get_thread(conn, thread_id, owner)
+                if thread is None or not matches(thread.get("metadata"), auth_filter):
+                    return CancelResult(CancelOutcome.NOT_FOUND, None)
             return self._cancel_in(conn, thread_id, run_id, action, reason, utcnow(), owner)
         return await self.db.run(_tx)
 

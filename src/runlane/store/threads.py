@@ -22,10 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from runlane.contract import ACTIVE, ThreadStatus
+from runlane.errors import Conflict
 from runlane.owners import Owner, owned
 from runlane.serde import utcnow
 from runlane.store import statements as st
-from runlane.store.errors import Conflict
 from runlane.store.json_filter import auth_filters, json_has
 from runlane.store.schema import runs, threads
 

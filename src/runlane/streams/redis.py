@@ -198,6 +198,12 @@ class StreamState(enum.Enum):
     ENDED = "ended"  # the end marker is there: nothing will ever be added
 
 
+# The three exceptions below are signals between the stream code and its callers,
+# not errors a client is answered with (so not in runlane.errors' tree): an append's
+# refusal steers the forwarder, and StreamUnavailable ends an SSE response whose
+# headers are long sent (the client resumes with Last-Event-ID).
+
+
 class StreamEnded(Exception):
     """An append was refused: the run's stream has ended."""
 

@@ -8,6 +8,6 @@ every query applies. Authorization handlers (`@auth.on...`) run in the routes
 through `authorize()` (authorization.py).
 """
 
-from runlane.api.auth.identity import Authenticator, AuthError, Identity
+from runlane.api.auth.identity import Authenticator, Identity
 
-__all__ = ["AuthError", "Authenticator", "Identity"]
+__all__ = ["Authenticator", "Identity"]

@@ -15,13 +15,10 @@ from pathlib import Path
 
 from starlette.requests import Request
 
-from runlane.api.auth.identity import AuthError, Identity, bearer_token
+from runlane.api.auth.identity import Identity, bearer_token
+from runlane.errors import ApiKeyError, AuthError
 
 HEADER = "x-api-key"
-
-
-class ApiKeyError(ValueError):
-    """The key configuration is unusable; the message says what to fix."""
 
 
 def parse_keys(text: str, where: str, separator: str) -> dict[str, str]:

@@ -24,22 +24,8 @@ from typing import Any
 from langgraph_sdk.auth.exceptions import HTTPException as AuthHTTPException
 from langgraph_sdk.auth.types import AuthContext
 
-Filters = dict[str, Any]
-
-
-class Denied(Exception):
-    """An authorization handler refused (403, or the status it raised)."""
-
-    def __init__(self, detail: str, status_code: int = 403,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.status_code = status_code
-        self.headers = headers
-
-
-class BadFilter(TypeError):
-    """A handler returned something that is not a filter (a bug in the handler)."""
+from runlane.errors import BadFilter, Denied
+from runlane.owners import Filters
 
 
 def handler_for(auth: Any, resource: str, action: str) -> Any:
@@ -66,7 +52,8 @@ async def authorize(auth: Any, user: Any, resource: str, action: str,
         if inspect.isawaitable(result):
             result = await result
     except AuthHTTPException as exc:
-        raise Denied(str(exc.detail), exc.status_code, dict(exc.headers or {})) from None
+        raise Denied(str(exc.detail), status_code=exc.status_code,
+                     headers=exc.headers) from None
     if result is None or result is True:
         return None
     if result is False:
@@ -93,20 +80,3 @@ def normalize(filters: dict[str, Any]) -> Filters:
         else:
             out[key] = ("$eq", spec)
     return out
-
-
-def matches(metadata: dict[str, Any] | None, filters: Filters | None) -> bool:
-    """Whether a row's metadata passes the filters (single-row reads and writes)."""
-    if not filters:
-        return True
-    metadata = metadata or {}
-    for key, (op, wanted) in filters.items():
-        if key not in metadata:
-            return False
-        have = metadata[key]
-        if op == "$eq":
-            if have != wanted:
-                return False
-        elif not isinstance(have, list) or any(w not in have for w in wanted):
-            return False
-    return True

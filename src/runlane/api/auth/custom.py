@@ -24,16 +24,13 @@ from langgraph_sdk.auth.exceptions import HTTPException as AuthHTTPException
 from starlette.requests import Request
 from starlette.routing import Match
 
-from runlane.api.auth.identity import AuthError, Identity, bearer_token, permissions_of
+from runlane.api.auth.identity import Identity, bearer_token, permissions_of
+from runlane.errors import AuthError, CustomAuthError
 
 log = logging.getLogger("runlane.auth")
 
 PARAMETERS = {"request", "scope", "headers", "authorization", "method", "path",
               "path_params", "query_params", "body"}
-
-
-class CustomAuthError(ValueError):
-    """The auth entry of langgraph.json is unusable; the message says what to fix."""
 
 
 def load_auth(config_dir: Path, spec: Any) -> Auth:
@@ -100,7 +97,8 @@ class CustomAuth:
             headers = dict(exc.headers or {})
             if exc.status_code == 401:
                 headers.setdefault("WWW-Authenticate", self.scheme)
-            raise AuthError(str(exc.detail), exc.status_code, headers) from None
+            raise AuthError(str(exc.detail), status_code=exc.status_code,
+                            headers=headers) from None
         return identity_from(result)
 
     @staticmethod
@@ -162,4 +160,4 @@ def identity_from(result: Any) -> Identity:
                     "return an identity string, a dict with 'identity', or a user object")
 
 
-__all__ = ["CustomAuth", "CustomAuthError", "bearer_token", "load_auth"]
+__all__ = ["CustomAuth", "bearer_token", "load_auth"]

@@ -1,4 +1,4 @@
-"""Who is calling: the result of authentication, and how it fails."""
+"""Who is calling: the result of authentication (a failure is runlane.errors.AuthError)."""
 
 from __future__ import annotations
 
@@ -37,18 +37,6 @@ class Identity:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._fields())
-
-
-class AuthError(Exception):
-    """Authentication refused: 401 (credentials missing or wrong) or whatever status
-    a custom handler chose. `headers` go on the response (WWW-Authenticate)."""
-
-    def __init__(self, detail: str, status_code: int = 401,
-                 headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.status_code = status_code
-        self.headers = dict(headers or {})
 
 
 class Authenticator(Protocol):

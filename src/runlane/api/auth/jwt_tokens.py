@@ -15,17 +15,14 @@ from pathlib import Path
 import jwt
 from starlette.requests import Request
 
-from runlane.api.auth.identity import AuthError, Identity, bearer_token, permissions_of
+from runlane.api.auth.identity import Identity, bearer_token, permissions_of
+from runlane.errors import AuthError, JwtConfigError
 
 HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
 KEY_ALGORITHMS = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
                   "ES256", "ES384", "ES512", "EdDSA"}
 # Clock skew tolerated on exp/nbf/iat between the issuer and this server.
 LEEWAY_SECONDS = 30
-
-
-class JwtConfigError(ValueError):
-    """The JWT configuration is unusable; the message says what to fix."""
 
 
 @dataclasses.dataclass

@@ -15,8 +15,9 @@ import logging
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runlane.api.auth.identity import Authenticator, AuthError
-from runlane.api.responses import error
+from runlane.api.auth.identity import Authenticator
+from runlane.api.responses import error, error_response
+from runlane.errors import AuthError
 
 log = logging.getLogger("runlane.auth")
 
@@ -41,12 +42,10 @@ class AuthMiddleware:
         try:
             user = await self.authenticator.authenticate(request)
         except AuthError as exc:
-            headers = dict(exc.headers)
+            # Outside the app's exception handler: answered here, the same way.
             if exc.status_code == 401:
-                headers.setdefault("WWW-Authenticate", self.authenticator.scheme)
-            response = error(exc.status_code, exc.detail)
-            response.headers.update(headers)
-            await response(scope, receive, send)
+                exc.headers.setdefault("WWW-Authenticate", self.authenticator.scheme)
+            await error_response(exc)(scope, receive, send)
             return
         except Exception as exc:  # a custom handler's bug: say so, do not let anyone in
             log.exception("the authenticate handler failed on %s %s", scope["method"],

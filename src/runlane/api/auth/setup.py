@@ -5,17 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runlane.api.auth.api_keys import ApiKeyError, ApiKeys, load_keys
-from runlane.api.auth.custom import CustomAuth, CustomAuthError, load_auth
+from runlane.api.auth.api_keys import ApiKeys, load_keys
+from runlane.api.auth.custom import CustomAuth, load_auth
 from runlane.api.auth.identity import Authenticator
-from runlane.api.auth.jwt_tokens import JwtConfigError, JwtOptions, JwtTokens
+from runlane.api.auth.jwt_tokens import JwtOptions, JwtTokens
+from runlane.errors import AuthConfigError
 
 MODES = ("none", "api-key", "jwt", "custom")
 LOOPBACK = {"127.0.0.1", "::1", "localhost", "[::1]"}
-
-
-class AuthConfigError(ValueError):
-    """Auth cannot be set up as configured; the message says what to fix."""
 
 
 def effective_mode(mode: str | None, langgraph_auth: Any) -> str:
@@ -32,24 +29,23 @@ def effective_mode(mode: str | None, langgraph_auth: Any) -> str:
 
 def build_authenticator(settings: Any, config_path: Path,
                         langgraph_auth: Any) -> tuple[Authenticator | None, Any]:
-    """(authenticator or None for no auth, the langgraph_sdk Auth object or None)."""
+    """(authenticator or None for no auth, the langgraph_sdk Auth object or None).
+    Every failure is an AuthConfigError (ApiKeyError, JwtConfigError, CustomAuthError
+    are kinds of it)."""
     mode = effective_mode(settings.auth, langgraph_auth)
-    try:
-        if mode == "api-key":
-            return ApiKeys(load_keys(settings.api_keys, settings.api_keys_file)), None
-        if mode == "jwt":
-            algorithms = [a.strip() for a in (settings.jwt_algorithms or "").split(",")
-                          if a.strip()]
-            return JwtTokens(JwtOptions(
-                secret=settings.jwt_secret, public_key=settings.jwt_public_key,
-                algorithms=algorithms, issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience, identity_claim=settings.jwt_identity_claim,
-            )), None
-        if mode == "custom":
-            auth = load_auth(config_path.resolve().parent, langgraph_auth)
-            return CustomAuth(auth), auth
-    except (ApiKeyError, JwtConfigError, CustomAuthError) as exc:
-        raise AuthConfigError(str(exc)) from None
+    if mode == "api-key":
+        return ApiKeys(load_keys(settings.api_keys, settings.api_keys_file)), None
+    if mode == "jwt":
+        algorithms = [a.strip() for a in (settings.jwt_algorithms or "").split(",")
+                      if a.strip()]
+        return JwtTokens(JwtOptions(
+            secret=settings.jwt_secret, public_key=settings.jwt_public_key,
+            algorithms=algorithms, issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience, identity_claim=settings.jwt_identity_claim,
+        )), None
+    if mode == "custom":
+        auth = load_auth(config_path.resolve().parent, langgraph_auth)
+        return CustomAuth(auth), auth
     return None, None
 
 

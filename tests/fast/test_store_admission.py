@@ -19,7 +19,8 @@ from fast.support import (
     thread_status,
 )
 from runlane.contract import CancelAction, RunStatus, StopReason, ThreadStatus
-from runlane.store import Conflict, NotFound, Store
+from runlane.errors import Conflict, NotFound
+from runlane.store import Store
 
 
 async def test_admission_creates_the_thread_when_asked(store: Store) -> None:

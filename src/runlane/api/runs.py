@@ -16,6 +16,7 @@ from runlane.api.auth.authorization import matches
 from runlane.api.models import RunCreate, RunsCancelMany
 from runlane.api.responses import JSON, error, run_body, sse
 from runlane.contract import (
+    STREAM_MODES,
     CancelAction,
     CancelOutcome,
     CancelReason,
@@ -296,8 +297,6 @@ async def join_stream(
             return error(422, f"Last-Event-ID {last_event_id!r} is not an event id this server "
                               "sent (ids are positive integers)")
         after = int(last_event_id)
-    from runlane.executor.runner import STREAM_MODES
-
     # The SDK's join_stream() without a stream_mode sends `?stream_mode=` (empty): all.
     stream_mode = [m for m in stream_mode or [] if m]
     bad = [m for m in stream_mode if m not in STREAM_MODES]

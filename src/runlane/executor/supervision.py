@@ -50,6 +50,8 @@ Row = dict[str, Any]
 
 @dataclasses.dataclass(frozen=True)
 class CompletedRollback:
+    """What finishing a recorded rollback did."""
+
     removed: Row | None  # the run as removed, or None: the CAS found nothing to remove
     values: Any  # the thread's state after the rollback
     interrupts: Row

@@ -39,13 +39,15 @@ class Executor:
         max_concurrency: int = 64,
         cancel_grace: float = 5.0,
         lease_seconds: float = 10.0,
+        recheck_seconds: float = 1.0,
         worker_id: str | None = None,
     ) -> None:
         """`starts_at_admission`: one SQLite process, which sees every event that makes
         a run startable, lets a run's admission start it (Dispatcher.reserve_slot).
         `temporary_retention`: seconds a stateless run's thread outlives the run (on a
         cluster a `wait` on another worker still reads it). `webhook_owed` is set when
-        a run owing a webhook ends here."""
+        a run owing a webhook ends here. `recheck_seconds`: the period of the
+        dispatcher's safety-net claim (Dispatcher._recheck)."""
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         signal = DispatchSignal(starts_at_admission=starts_at_admission)
         self._supervision = Supervision(
@@ -58,7 +60,7 @@ class Executor:
         self._dispatcher = Dispatcher(
             store=store, supervision=self._supervision, signal=signal,
             worker_id=self.worker_id, max_concurrency=max_concurrency,
-            lease_seconds=lease_seconds,
+            lease_seconds=lease_seconds, recheck_seconds=recheck_seconds,
         )
         self._signal = signal
 

@@ -98,12 +98,7 @@ class GraphRunner:
             progress.restore = await self.checkpoints.restore_point(
                 run["thread_id"], config["configurable"].get("checkpoint_id")
             )
-        options: Row = {}
-        for key in ("interrupt_before", "interrupt_after", "durability"):
-            if kwargs.get(key) is not None:
-                options[key] = kwargs[key]
-        if kwargs.get("context") is not None:
-            options["context"] = kwargs["context"]
+        options = _graph_options(kwargs)
         lg_modes = list(dict.fromkeys(LANGGRAPH_MODES[m] for m in modes if m != "events"))
         if "events" in modes:
             await self._stream_events(graph, graph_input, config, lg_modes, subgraphs,
@@ -165,6 +160,17 @@ async def thread_state(graph: Pregel | None, thread_id: str) -> tuple[Any, Row, 
         if task.interrupts:
             interrupts[task.id] = to_jsonable(list(task.interrupts))
     return to_jsonable(state.values), interrupts, bool(state.next)
+
+
+def _graph_options(kwargs: Row) -> Row:
+    """The options a run passes to astream as it was asked (those it was given)."""
+    options: Row = {}
+    for key in ("interrupt_before", "interrupt_after", "durability"):
+        if kwargs.get(key) is not None:
+            options[key] = kwargs[key]
+    if kwargs.get("context") is not None:
+        options["context"] = kwargs["context"]
+    return options
 
 
 def _publish(event_log: RunEventLog, mode: str, namespace: tuple[str, ...], data: Any) -> None:

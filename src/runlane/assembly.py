@@ -5,11 +5,13 @@ live here and nowhere else."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import signal
 import threading
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.pregel import Pregel
@@ -19,8 +21,8 @@ from runlane.background.ttl_sweeper import TTLSweeper
 from runlane.background.webhooks import WebhookSender
 from runlane.contract import CancelReason
 from runlane.executor.bus import PostgresBus
+from runlane.executor.executor import Executor
 from runlane.executor.leases import LeaseKeeper
-from runlane.executor.runner import Executor
 from runlane.graphs import ConfigError
 from runlane.observability import logs, metrics
 from runlane.serde import utcnow
@@ -34,6 +36,7 @@ from runlane.store.items import ItemStore
 from runlane.store.webhook_queue import WebhookQueue
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import RedisEventBridge
+from runlane.streams.transport import LocalTransport, RedisTransport, RunEventTransport
 
 log = logging.getLogger("runlane")
 
@@ -49,7 +52,8 @@ class Runtime:
         self.items: ItemStore | None = None
         self.crons: Crons | None = None
         self.scheduler: CronScheduler | None = None
-        self._closers: list[Any] = []
+        # What `stop` undoes: each part's stop, registered as the part starts.
+        self._stops = contextlib.AsyncExitStack()
         self._drain_task: asyncio.Task[None] | None = None
         logs.set_worker(self.worker_id)
 
@@ -57,31 +61,68 @@ class Runtime:
     def scale_out(self) -> bool:
         return not self.settings.resolved_database_url().startswith("sqlite")
 
+    def _on_stop(self, stop: Callable[[], Awaitable[None]]) -> None:
+        """Run `stop` when this worker stops, before everything registered earlier;
+        a failing stop is logged and the others still run."""
+
+        async def guarded() -> None:
+            try:
+                await stop()
+            except Exception:  # keep stopping the rest
+                log.exception("shutting down %s failed", stop)
+
+        self._stops.push_async_callback(guarded)
+
     async def start(self) -> Runlane:
+        """Build this worker and start it, top to bottom. Each part registers its stop
+        as it starts; `stop` runs them in the reverse order of registering: cron
+        scheduler, TTL sweeper, executor, webhook sender, [lease keeper, NOTIFY
+        listener,] event transport, store, checkpointer, item store."""
         settings = self.settings
         url = settings.resolved_database_url()
         store = Store(url)
-        await store.setup()
-        self._closers.append(store.close)
         checkpoints = open_checkpoints(url, settings.checkpoint_path())
-        saver = await checkpoints.setup()
-        self._closers.append(checkpoints.close)
-        # Store items: the same langgraph store for /store/items and every graph.
         items = ItemStore(url)
+        # The databases close last, the store first: registered before they open.
+        self._on_stop(items.close)
+        self._on_stop(checkpoints.close)
+        self._on_stop(store.close)
+        await store.setup()
+        saver = await checkpoints.setup()
+        # Store items: the same langgraph store for /store/items and every graph.
         item_store = await items.setup()
-        self._closers.append(items.close)
         self.items = items
         served = {gid: g.copy(update={"checkpointer": saver, "store": item_store})
                   for gid, g in self.graphs.items()}
         broker = StreamBroker(retention_seconds=settings.stream_retention)
+        transport: RunEventTransport
+        if self.scale_out:
+            if not settings.redis_url:
+                raise ConfigError("scale-out needs Redis for run events across workers: "
+                                  "pass --redis-url redis://host:6379/0")
+            transport = RedisTransport(RedisEventBridge(settings.redis_url))
+        else:
+            transport = LocalTransport(broker)
+        self._on_stop(transport.aclose)  # after the executor stopped
+        # Wake-ups, made before the parts on either side of them.
+        webhook_owed = asyncio.Event()  # a run owing a webhook ended: the webhook sender
+        ttl_changed = asyncio.Event()  # a thread's TTL was set here: the TTL sweeper
         executor = Executor(
             store=store, broker=broker, checkpoints=checkpoints, graphs=served,
+            item_store=items, transport=transport, webhook_owed=webhook_owed,
+            # One SQLite process sees every event that makes a run startable
+            # (Dispatcher.reserve_slot).
+            starts_at_admission=not self.scale_out,
+            # Scale-out: a `wait` on another worker still reads a stateless run's thread.
+            temporary_retention=30.0 if self.scale_out else 0.0,
             max_concurrency=settings.max_concurrency, cancel_grace=settings.cancel_grace,
             lease_seconds=settings.lease_seconds, worker_id=self.worker_id,
         )
-        service = Runlane(store=store, checkpoints=checkpoints, broker=broker,
-                          executor=executor, graphs=served)
-        executor.item_store = items
+        service = Runlane(
+            store=store, checkpoints=checkpoints, broker=broker, executor=executor,
+            graphs=served, transport=transport, webhook_owed=webhook_owed,
+            ttl_changed=ttl_changed, recheck_seconds=1.0 if self.scale_out else 2.0,
+        )
         self.service = service
         self.executor = executor
         self.crons = Crons(CronStore(store.db), service)
@@ -91,12 +132,6 @@ class Runtime:
             plain_url = store.db.url.set(drivername="postgresql").render_as_string(
                 hide_password=False
             )
-            if not settings.redis_url:
-                raise ConfigError("scale-out needs Redis for run events across workers: "
-                                  "pass --redis-url redis://host:6379/0")
-            bridge = RedisEventBridge(settings.redis_url)
-            executor.bridge = service.bridge = bridge
-            self._closers.insert(0, bridge.aclose)  # after the executor stopped
             leases = LeaseKeeper(
                 store=store, executor=executor, lease_seconds=settings.lease_seconds,
                 grace_seconds=settings.lease_grace, on_reaped=service.on_run_reaped,
@@ -104,40 +139,36 @@ class Runtime:
                 housekeeping=lambda: service.delete_finished_temporary_threads(
                     utcnow() - datetime.timedelta(minutes=2)),
             )
-            executor.temporary_retention = 30.0
             bus = PostgresBus(
                 plain_url, on_wake=executor.wake, on_cancel=executor.deliver_cancel,
                 on_done=service.on_run_done, on_reconnect=executor.wake,
             )
             await bus.start()
-            self._closers.insert(0, bus.stop)
+            self._on_stop(bus.stop)
             await leases.start()
-            self._closers.insert(0, leases.stop)
-            service.recheck_seconds = 1.0
+            self._on_stop(leases.stop)
             self.leases = leases
         else:
             # One process owns the SQLite file: whatever was active died with it.
             await service.recover_after_restart()
-            # ...and sees every event that makes a run startable (Executor.reserve_slot).
-            executor.starts_at_admission = True
-        await executor.start()
-        self._closers.insert(0, executor.stop)
         webhooks = WebhookSender(
-            WebhookQueue(store.db), timeout=settings.webhook_timeout,
+            WebhookQueue(store.db), wakeup=webhook_owed, timeout=settings.webhook_timeout,
             max_attempts=settings.webhook_max_attempts, backoff=settings.webhook_backoff,
             after_delivery=service.after_webhook,
         )
-        executor.webhooks = service.webhooks = webhooks
+        # The webhook sender stops after the executor (its runs' ends wake it), so its
+        # stop is registered first.
+        self._on_stop(webhooks.stop)
+        await executor.start()
+        self._on_stop(executor.stop)
         await webhooks.start()
-        self._closers.insert(1, webhooks.stop)  # after the executor: its runs' ends wake it
-        sweeper = TTLSweeper(service)
+        sweeper = TTLSweeper(service, wakeup=ttl_changed)
         sweeper.start()
-        service.ttl_sweeper = sweeper
-        self._closers.insert(0, sweeper.stop)
+        self._on_stop(sweeper.stop)
         # Every worker fires due crons; a claim (CAS) makes each firing happen once.
         self.scheduler = CronScheduler(self.crons)
         await self.scheduler.start()
-        self._closers.insert(0, self.scheduler.stop)
+        self._on_stop(self.scheduler.stop)
         metrics.worker_started(self.worker_id, "postgresql" if self.scale_out else "sqlite",
                                self.leases)
         self._drain_on_signals()
@@ -205,9 +236,4 @@ class Runtime:
             await self.begin_shutdown()
         except Exception:
             log.exception("draining runs at shutdown failed")
-        for close in self._closers:
-            try:
-                await close()
-            except Exception:  # keep closing the rest
-                log.exception("shutting down %s failed", close)
-        self._closers.clear()
+        await self._stops.aclose()

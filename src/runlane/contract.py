@@ -125,6 +125,31 @@ def outcome_for_existing_run(status: RunStatus, cancel_action: str | None) -> Ca
     return CancelOutcome.TOO_LATE
 
 
+# Stream modes a client may ask a run's stream for -> the SSE event name their events
+# carry (a subgraph's events add `|<namespace>` to it).
+STREAM_MODES: dict[str, str] = {
+    "values": "values",
+    "updates": "updates",
+    "custom": "custom",
+    "debug": "debug",
+    "tasks": "tasks",
+    "checkpoints": "checkpoints",
+    "messages-tuple": "messages",
+    "messages": "messages",
+    "events": "events",
+}
+
+
+def event_names_for(modes: list[str]) -> frozenset[str]:
+    """The SSE event names a join filtered to `modes` lets through."""
+    names = {"metadata", "error"}
+    for mode in modes:
+        names.add(STREAM_MODES[mode])
+        if mode == "messages":
+            names.update({"messages/partial", "messages/complete", "messages/metadata"})
+    return frozenset(names)
+
+
 def parse_bool(value: str) -> bool:
     """Booleans in query strings: the SDK sends 1/0, browsers true/false."""
     lowered = value.strip().lower()

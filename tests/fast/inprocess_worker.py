@@ -13,11 +13,13 @@ from typing import Any, TypedDict
 from langgraph.graph import START, StateGraph
 
 from fast.support import eventually, field, new_id
-from runlane.executor.runner import Executor
+from runlane.executor.executor import Executor
 from runlane.service.runs import Runlane, RunRequest
 from runlane.store import CreatedRun, Store
 from runlane.store.checkpoints import open_checkpoints
+from runlane.store.items import ItemStore
 from runlane.streams.local import StreamBroker
+from runlane.streams.transport import LocalTransport
 
 GRAPH = "gated"
 
@@ -101,16 +103,25 @@ class InProcessWorker:
         await self.store.setup()
         self.checkpoints = open_checkpoints(url, str(self.workdir / "checkpoints.sqlite"))
         graphs = {GRAPH: self.graph.compile(await self.checkpoints.setup())}
+        self.items = ItemStore(url)
+        await self.items.setup()
         broker = StreamBroker()
-        self.executor = Executor(store=self.store, broker=broker, checkpoints=self.checkpoints,
-                                 graphs=graphs, max_concurrency=self.max_concurrency)
-        # One SQLite process, as Runtime sets it up (or not: a cluster worker).
-        self.executor.starts_at_admission = self.starts_at_admission
-        # No periodic safety net: every start must come from a wake-up rule, so a
-        # missing wake-up fails the test instead of being covered up a second later.
-        self.executor.recheck_seconds = 3600.0
+        transport = LocalTransport(broker)
+        webhook_owed = asyncio.Event()
+        self.executor = Executor(
+            store=self.store, broker=broker, checkpoints=self.checkpoints, graphs=graphs,
+            item_store=self.items, transport=transport, webhook_owed=webhook_owed,
+            # One SQLite process, as Runtime sets it up (or not: a cluster worker).
+            starts_at_admission=self.starts_at_admission, temporary_retention=0.0,
+            max_concurrency=self.max_concurrency,
+            # No periodic safety net: every start must come from a wake-up rule, so a
+            # missing wake-up fails the test instead of being covered up a second later.
+            recheck_seconds=3600.0,
+        )
         self.service = Runlane(store=self.store, checkpoints=self.checkpoints, broker=broker,
-                               executor=self.executor, graphs=graphs)
+                               executor=self.executor, graphs=graphs, transport=transport,
+                               webhook_owed=webhook_owed, ttl_changed=asyncio.Event(),
+                               recheck_seconds=2.0)
         await self.service.install_default_assistants()
         await self.executor.start()
         await self.dispatcher_claimed(since=0)  # its first look: nothing to start
@@ -125,6 +136,7 @@ class InProcessWorker:
             await self.executor.stop()
             await self.store.close()
             await self.checkpoints.close()
+            await self.items.close()
 
     async def _nothing_executes(self) -> bool:
         return self.executor.active_count == 0

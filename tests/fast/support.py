@@ -86,7 +86,7 @@ async def admit_running(store: Store, thread_id: str | None = None, *,
 async def settle(store: Store, run: Any, proposed: RunStatus = RunStatus.SUCCESS, *,
                  worker_id: str = WORKER, values: Any = None,
                  thread_status: ThreadStatus = ThreadStatus.IDLE) -> SettleResult:
-    """The executor's proposal for a running run, as Executor._settle makes it."""
+    """The executor's proposal for a running run, as Supervision._settle makes it."""
     reason = StopReason.COMPLETED if proposed is RunStatus.SUCCESS else StopReason.GRAPH_ERROR
     error = None if proposed is RunStatus.SUCCESS else {"error": "Boom", "message": "boom"}
     return await store.settle_run(

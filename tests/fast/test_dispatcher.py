@@ -1,8 +1,8 @@
-"""The dispatcher's start and wake rules (executor/runner.py), in this process: a real
+"""The dispatcher's start and wake rules (executor/dispatch.py), in this process: a real
 SQLite worker (see inprocess_worker.py) whose runs end when the test releases them.
 
 Which path started a run is read from the store: its admission's transaction
-(`start`, see Executor.reserve_slot) or the dispatcher's claim. The periodic recheck
+(`start`, see Dispatcher.reserve_slot) or the dispatcher's claim. The periodic recheck
 is off, so every start the tests wait for must come from a wake-up rule."""
 
 from __future__ import annotations

@@ -14,7 +14,13 @@ from starlette.responses import Response
 from runlane.api.access import allowed, check_thread, has_handlers
 from runlane.api.models import RunCreate, RunsCancelMany
 from runlane.api.responses import JSON, error, run_body, sse
-from runlane.contract import CancelAction, CancelOutcome, CancelReason, parse_bool
+from runlane.contract import (
+    STREAM_MODES,
+    CancelAction,
+    CancelOutcome,
+    CancelReason,
+    parse_bool,
+)
 from runlane.errors import NotFound
 from runlane.owners import matches, owner_of
 from runlane.service.runs import CancelAnswer, Runlane, RunRequest
@@ -283,8 +289,6 @@ async def join_stream(
             return error(422, f"Last-Event-ID {last_event_id!r} is not an event id this server "
                               "sent (ids are positive integers)")
         after = int(last_event_id)
-    from runlane.executor.runner import STREAM_MODES
-
     # The SDK's join_stream() without a stream_mode sends `?stream_mode=` (empty): all.
     stream_mode = [m for m in stream_mode or [] if m]
     bad = [m for m in stream_mode if m not in STREAM_MODES]

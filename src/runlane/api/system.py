@@ -42,7 +42,7 @@ async def ready(request: Request) -> Response:
 
     async def redis() -> str | None:
         try:
-            answered = await asyncio.wait_for(svc.bridge.ping(), READY_TIMEOUT)
+            answered = await asyncio.wait_for(svc.transport.ping(), READY_TIMEOUT)
         except TimeoutError:
             return f"no answer within {READY_TIMEOUT:.0f}s"
         except Exception as exc:  # noqa: BLE001 - any failure means not ready, and says why
@@ -50,7 +50,7 @@ async def ready(request: Request) -> Response:
         return None if answered else "PING failed"
 
     probes = {"database": database()}
-    if svc.bridge is not None:
+    if svc.transport.crosses_workers:  # (Redis, the one transport that does)
         probes["redis"] = redis()
     results = dict(zip(probes, await asyncio.gather(*probes.values()), strict=True))
     if runtime.draining:

@@ -30,7 +30,7 @@ from runlane.api.models import (
 from runlane.api.responses import JSON, error, sse, thread_body
 from runlane.contract import ThreadStatus
 from runlane.errors import BadRequest, NotFound
-from runlane.executor.runner import thread_state
+from runlane.executor.execution import thread_state
 from runlane.owners import matches, owner_of
 from runlane.serde import to_jsonable, utcnow
 from runlane.service import threads as thread_ops
@@ -64,8 +64,8 @@ def _ttl(body: ThreadTTL | None) -> Row | None:
 
 
 def _ttl_changed(svc: Runlane, ttl: Row | None) -> None:
-    if ttl is not None and svc.ttl_sweeper is not None:
-        svc.ttl_sweeper.wake()
+    if ttl is not None:
+        svc.thread_ttl_changed()
 
 
 @router.post("/threads")

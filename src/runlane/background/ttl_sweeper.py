@@ -22,10 +22,12 @@ BATCH = 100
 
 
 class TTLSweeper:
-    def __init__(self, service: Runlane, max_sleep: float = 30.0) -> None:
+    def __init__(self, service: Runlane, *, wakeup: asyncio.Event,
+                 max_sleep: float = 30.0) -> None:
         self.service = service
         self.max_sleep = max_sleep
-        self._wake = asyncio.Event()
+        # Set when a TTL is set or changed on this worker (Runlane.thread_ttl_changed).
+        self._wake = wakeup
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -37,10 +39,6 @@ class TTLSweeper:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-    def wake(self) -> None:
-        """A TTL was set or changed here: look at the next expiry again now."""
-        self._wake.set()
 
     async def _loop(self) -> None:
         while True:

@@ -52,6 +52,7 @@ class WebhookSender:
         self,
         queue: WebhookQueue,
         *,
+        wakeup: asyncio.Event,
         timeout: float = 10.0,
         max_attempts: int = 6,
         backoff: float = 1.0,
@@ -69,7 +70,8 @@ class WebhookSender:
         self.concurrency = concurrency
         # Called once a delivery is over (delivered or failed) on this worker.
         self.after_delivery = after_delivery
-        self._wakeup = asyncio.Event()
+        # Set by whoever ends a run that owes a delivery (and by this sender itself).
+        self._wakeup = wakeup
         self._loop_task: asyncio.Task[None] | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None

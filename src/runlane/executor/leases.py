@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from runlane.executor.executor import Executor
 from runlane.observability import logs
 from runlane.serde import utcnow
 from runlane.store import Store
@@ -33,7 +34,7 @@ class LeaseKeeper:
         self,
         *,
         store: Store,
-        executor: Any,
+        executor: Executor,
         lease_seconds: float,
         grace_seconds: float,
         on_reaped: Callable[[dict[str, Any]], Awaitable[None]],

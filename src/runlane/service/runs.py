@@ -27,15 +27,11 @@ from runlane.contract import (
     StopReason,
     ThreadStatus,
     cancel_http_status,
+    event_names_for,
 )
 from runlane.errors import BadRequest, BatchItemError, NotFound
-from runlane.executor.runner import (
-    Executor,
-    deletes_thread_when_done,
-    event_names_for,
-    thread_state,
-    wait_result,
-)
+from runlane.executor.executor import Executor
+from runlane.executor.supervision import deletes_thread_when_done, wait_result
 from runlane.graphs import default_assistant_id
 from runlane.observability import logs, metrics
 from runlane.owners import Filters, Owner, matches
@@ -43,7 +39,8 @@ from runlane.serde import to_jsonable, utcnow
 from runlane.store import CancelResult, CreatedRun, Store
 from runlane.store.checkpoints import CheckpointBackend
 from runlane.streams.local import StreamBroker
-from runlane.streams.redis import RedisEventBridge, StreamEnded, StreamUnavailable
+from runlane.streams.redis import StreamUnavailable
+from runlane.streams.transport import RunEventTransport
 
 log = logging.getLogger("runlane.service")
 
@@ -98,11 +95,6 @@ class PreparedRun:
     request: RunRequest
 
 
-def _metadata_event(run_id: str) -> Row:
-    """Event 1 of every run's stream."""
-    return {"run_id": run_id, "attempt": 1}
-
-
 class Runlane:
     def __init__(
         self,
@@ -112,25 +104,29 @@ class Runlane:
         broker: StreamBroker,
         executor: Executor,
         graphs: dict[str, Pregel],
+        transport: RunEventTransport,
+        webhook_owed: asyncio.Event,
+        ttl_changed: asyncio.Event,
+        recheck_seconds: float,
     ) -> None:
         self.store = store
         self.checkpoints = checkpoints
         self.broker = broker
         self.executor = executor
         self.graphs = graphs
+        # Run events beyond this process's logs (Redis in scale-out).
+        self.transport = transport
+        # Webhook deliveries (see background/webhooks.py): set when a run owing one
+        # ends here.
+        self._webhook_owed = webhook_owed
+        # The thread TTL sweeper (see background/ttl_sweeper.py): set when a TTL is set.
+        self._ttl_changed = ttl_changed
         # How long a waiter trusts its wake-up before re-reading the store.
-        self.recheck_seconds = 2.0
-        # Scale-out: run events across workers (None on one process).
-        self.bridge: RedisEventBridge | None = None
-        # The thread TTL sweeper (runlane.background.ttl_sweeper.TTLSweeper), woken when
-        # a TTL is set.
-        self.ttl_sweeper: Any = None
-        # Webhook deliveries (see background/webhooks.py); woken when a run with one ends here.
-        self.webhooks: Any = None
+        self.recheck_seconds = recheck_seconds
 
-    def _webhook_owed(self) -> None:
-        if self.webhooks is not None:
-            self.webhooks.wake()
+    def thread_ttl_changed(self) -> None:
+        """A thread's TTL was set or changed here: the sweeper looks again now."""
+        self._ttl_changed.set()
 
     async def after_webhook(self, run: Row) -> None:
         """A run's webhook delivery is over: a stateless run's thread may go now."""
@@ -165,16 +161,9 @@ class Runlane:
                             level=logging.WARNING)
         for run in rollbacks:
             # A rollback was recorded: finish it as the executor would have.
-            await self.checkpoints.delete_run(run["thread_id"], run["run_id"])
-            graph = self.graphs.get(run["graph_id"])
-            values, interrupts, paused = await thread_state(graph, run["thread_id"])
-            removed = await self.store.complete_rollback(
-                run["run_id"], run["thread_id"], run["worker_id"], values, interrupts,
-                ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
-            )
-            if removed is not None:
-                logs.run_status(removed, run["status"], cause=StopReason.SERVER_RESTARTED.value,
-                                rolled_back=True, level=logging.WARNING)
+            await self.executor.complete_rollback(
+                run, worker_id=run["worker_id"], cause=StopReason.SERVER_RESTARTED.value,
+                level=logging.WARNING)
         await self.delete_finished_temporary_threads()
 
     async def delete_finished_temporary_threads(self, older_than: Any = None) -> None:
@@ -192,26 +181,15 @@ class Runlane:
         """This worker finished a dead worker's run: end its stream everywhere."""
         self.on_run_done(run["run_id"])
         if run.get("webhook"):
-            self._webhook_owed()
-        if self.bridge is not None:
-            with logs.failure_logged(log, "run %s: ending its stream in Redis", run["run_id"]):
-                await self.bridge.end(run["run_id"], error=run.get("error"))
+            self._webhook_owed.set()
+        await self.transport.end(run["run_id"], error=run.get("error"))
 
     async def finish_adopted_rollback(self, run: Row) -> None:
         """Complete the rollback of a run whose worker died (this worker adopted it).
         The dead worker's restore point is lost: the run's own checkpoints go."""
-        await self.checkpoints.delete_run(run["thread_id"], run["run_id"])
-        values, interrupts, paused = await thread_state(
-            self.graphs.get(run["graph_id"]), run["thread_id"]
-        )
-        removed = await self.store.complete_rollback(
-            run["run_id"], run["thread_id"], run["worker_id"], values, interrupts,
-            ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
-        )
-        if removed is not None:
-            logs.run_status(removed, run["status"], cause=StopReason.WORKER_LOST.value,
-                            rolled_back=True, taken_over_by=run["worker_id"],
-                            level=logging.WARNING)
+        await self.executor.complete_rollback(
+            run, worker_id=run["worker_id"], cause=StopReason.WORKER_LOST.value,
+            taken_over_by=run["worker_id"], level=logging.WARNING)
         await self.on_run_reaped(run)
 
     async def resolve_assistant(self, assistant_id: str, *, owner: Owner = None) -> Row:
@@ -254,7 +232,7 @@ class Runlane:
             raise
         if created.started is not None:
             # Before anything can await: a cancel must find the run's task. (Nothing
-            # else of `_admitted` applies: no run was cancelled, no Redis bridge.)
+            # else of `_admitted` applies: no run was cancelled, no Redis transport.)
             _log_created(created, prepared.request)
             self.executor.start_admitted(created.started)
             return created.run
@@ -365,28 +343,15 @@ class Runlane:
                            "create" if stateless else request.if_not_exists, request)
 
     def _open_log(self, prepared: PreparedRun) -> None:
-        run_id = prepared.run["run_id"]
-        if self.bridge is None:
-            # The log exists before the run can start, so the metadata event is first.
-            self.broker.open(run_id).publish("metadata", _metadata_event(run_id))
-            if prepared.request.stream_resumable:
-                # Replayable for an hour after the end. (Scale-out: Redis keeps every
-                # ended stream that long; see streams/redis.py.)
-                self.broker.keep_resumable(run_id)
+        self.transport.before_admission(prepared.run["run_id"],
+                                        resumable=prepared.request.stream_resumable)
 
     async def _admitted(self, prepared: PreparedRun, created: CreatedRun) -> None:
         """After a run was admitted: its stream, its log line, the runs its multitask
         strategy stopped."""
         request, run_id, thread_id = (prepared.request, prepared.run["run_id"],
                                       prepared.run["thread_id"])
-        if self.bridge is not None:
-            # Any worker may execute it: its events go through Redis, metadata first
-            # (the executing worker writes the same event 1 if it gets there first).
-            with logs.failure_logged(log, "run %s: writing its metadata event to Redis",
-                                     run_id), contextlib.suppress(StreamEnded):
-                # StreamEnded: the run already ended elsewhere; its stream is complete.
-                await self.bridge.streams.publish(run_id, 1, "metadata",
-                                                  _metadata_event(run_id))
+        await self.transport.after_admission(run_id)
         _log_created(created, request)
         for other in created.cancelled_running:
             self.executor.deliver_cancel(other)
@@ -400,7 +365,7 @@ class Runlane:
                 rolled_back=True if action == "rollback" else None)
             await self._ended_without_running(other)
         if created.cancelled_pending:
-            self._webhook_owed()
+            self._webhook_owed.set()
 
     async def _check_checkpoint(
         self, graph_id: str, thread_id: str, request: RunRequest, config: Row
@@ -427,9 +392,7 @@ class Runlane:
         """A pending run became terminal (or was rolled back / deleted) here: wake its
         waiters and end its stream for every listener."""
         self.broker.close(run_id)
-        if self.bridge is not None:
-            with logs.failure_logged(log, "run %s: ending its stream in Redis", run_id):
-                await self.bridge.end(run_id)
+        await self.transport.end(run_id)
 
     async def get_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Row:
         row = await self.store.get_run(thread_id, run_id, owner=owner)
@@ -488,7 +451,7 @@ class Runlane:
                             run["cancel_action"] == CancelAction.ROLLBACK.value else None)
             await self._ended_without_running(run["run_id"])
             if run.get("webhook") and run["cancel_action"] != CancelAction.ROLLBACK.value:
-                self._webhook_owed()
+                self._webhook_owed.set()
             self.executor.wake()
 
     async def cancel_pending(self, reason: CancelReason) -> int:
@@ -577,9 +540,7 @@ class Runlane:
         if deleted is None:
             raise NotFound(f"run {run_id} not found on thread {thread_id}")
         self.broker.discard(run_id)
-        if self.bridge is not None:
-            with logs.failure_logged(log, "run %s: discarding its stream in Redis", run_id):
-                await self.bridge.discard(run_id)
+        await self.transport.discard(run_id)
 
     async def run_result(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Any:
         """What `wait` and `join` answer: the thread's values once the run is over."""
@@ -616,7 +577,7 @@ class Runlane:
         # one is decided here, against the store, before any frame is served.
         await self._visible(thread_id, run_id, owner)
         modes = event_names_for(stream_mode) if stream_mode else None
-        if self.bridge is not None and run_id not in self.executor.local_run_ids:
+        if self.transport.crosses_workers and run_id not in self.executor.local_run_ids:
             # Executing on another worker (or finished anywhere): Redis has it all.
             row = await self.store.get_run(thread_id, run_id)
             finished = row is None or RunStatus(row["status"]) in TERMINAL
@@ -625,7 +586,7 @@ class Runlane:
                 current = await self.store.get_run(thread_id, run_id)
                 return current is None or RunStatus(current["status"]) in TERMINAL
 
-            return self._until_unavailable(self.bridge.follow(
+            return self._until_unavailable(self.transport.follow(
                 run_id, last_event_id, modes, wait_for_start=not finished,
                 run_finished=run_finished,
             ))

@@ -1,10 +1,15 @@
 """The langgraph checkpointer runlane gives every graph, and the two deletions runlane
 needs beyond langgraph's API: a thread's checkpoints, and one run's (for rollback).
 
-The checkpointer is langgraph-checkpoint-sqlite's `SqliteSaver`, driven from asyncio
-by executing each call inline on the event loop. (The library's `AsyncSqliteSaver`
-hops to a thread once per SQL statement through aiosqlite; a dedicated thread with one
-hop per call was about 30% faster than that, and inline is cheaper still.)
+`CheckpointBackend` is what the executor and the service use; `SqliteCheckpoints` and
+`PostgresCheckpoints` implement it, and `open_checkpoints` picks the one that goes
+with runlane's database.
+
+On SQLite, the checkpointer is langgraph-checkpoint-sqlite's `SqliteSaver`, driven
+from asyncio by executing each call inline on the event loop. (The library's
+`AsyncSqliteSaver` hops to a thread once per SQL statement through aiosqlite; a
+dedicated thread with one hop per call was about 30% faster than that, and inline is
+cheaper still.)
 Checkpoints live in their own SQLite file so graph steps and run bookkeeping do not
 contend for one write lock.
 """
@@ -20,7 +25,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -45,6 +50,35 @@ class RestorePoint:
 
     start_checkpoints: frozenset[tuple[str, str]]  # (checkpoint_ns, checkpoint_id)
     writes: tuple[tuple[Any, ...], ...]  # full rows of the writes table
+
+
+class CheckpointBackend(Protocol):
+    """The checkpointer of one deployment, as runlane drives it."""
+
+    async def setup(self) -> BaseCheckpointSaver:
+        """Open (and migrate) it; the saver every graph is given."""
+        ...
+
+    async def close(self) -> None:
+        ...
+
+    async def delete_thread(self, thread_id: str) -> None:
+        ...
+
+    def commit_now(self) -> None:
+        """Make every checkpoint written so far durable: a run's outcome is recorded
+        only after the checkpoints it reports."""
+        ...
+
+    async def restore_point(self, thread_id: str, start_checkpoint_id: str | None) -> RestorePoint:
+        """The pending writes a run starting now may overwrite, for its rollback."""
+        ...
+
+    async def delete_run(
+        self, thread_id: str, run_id: str, restore: RestorePoint | None = None
+    ) -> int:
+        """Delete the checkpoints a run wrote and put back `restore` (its rollback)."""
+        ...
 
 
 class InlineSqliteSaver(SqliteSaver):
@@ -266,7 +300,7 @@ class InlineSqliteSaver(SqliteSaver):
         self.conn.close()
 
 
-class Checkpoints:
+class SqliteCheckpoints:
     """The checkpointer for SQLite deployments: a file beside runlane's database."""
 
     def __init__(self, path: str) -> None:
@@ -501,14 +535,10 @@ def _guarded_postgres_saver(pool: Any) -> Any:  # noqa: C901
     return GuardedAsyncPostgresSaver(pool)
 
 
-# Either checkpointer: open_checkpoints picks the one for the database.
-CheckpointBackend: TypeAlias = "Checkpoints | PostgresCheckpoints"
-
-
 def open_checkpoints(database_url: str, sqlite_path: str) -> CheckpointBackend:
     """The checkpointer that goes with runlane's database."""
     parsed = make_url(database_url)
     if parsed.get_backend_name() == "postgresql":
         plain = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         return PostgresCheckpoints(plain)
-    return Checkpoints(sqlite_path)
+    return SqliteCheckpoints(sqlite_path)

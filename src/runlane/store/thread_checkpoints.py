@@ -12,28 +12,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from runlane.store.checkpoints import Checkpoints, PostgresCheckpoints
+from runlane.store.checkpoints import CheckpointBackend, PostgresCheckpoints, SqliteCheckpoints
 
 _SQLITE_TABLES = ("checkpoints", "writes")
 # Blobs first: a checkpoint row refers to its channel versions' blobs.
 _POSTGRES_TABLES = ("checkpoint_blobs", "checkpoints", "checkpoint_writes")
 
 
-async def copy_thread(checkpoints: Checkpoints | PostgresCheckpoints, source: str,
-                      target: str) -> None:
+async def copy_thread(checkpoints: CheckpointBackend, source: str, target: str) -> None:
     if isinstance(checkpoints, PostgresCheckpoints):
         await _copy_postgres(checkpoints, source, target)
     else:
+        assert isinstance(checkpoints, SqliteCheckpoints)
         saver = checkpoints.saver
         assert saver is not None
         await saver.call(_copy_sqlite, saver, source, target)
 
 
-async def prune_keep_latest(checkpoints: Checkpoints | PostgresCheckpoints,
-                            thread_id: str) -> None:
+async def prune_keep_latest(checkpoints: CheckpointBackend, thread_id: str) -> None:
     if isinstance(checkpoints, PostgresCheckpoints):
         await checkpoints.saver.aprune([thread_id], strategy="keep_latest")
     else:
+        assert isinstance(checkpoints, SqliteCheckpoints)
         saver = checkpoints.saver
         assert saver is not None
         await saver.call(_prune_sqlite, saver, thread_id)

@@ -1,0 +1,202 @@
+"""Running one run's graph: astream (or astream_events) with the run's config,
+publishing every chunk into the run's event log, and noting what the stream showed
+(`RunProgress`) so that settling it can spare reading the state back."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from langgraph.pregel import Pregel
+from langgraph.types import Command
+
+from runlane.serde import to_jsonable
+from runlane.store.checkpoints import CheckpointBackend, RestorePoint
+from runlane.store.items import ItemStore
+from runlane.streams.local import RunEventLog
+
+log = logging.getLogger("runlane.executor")
+
+Row = dict[str, Any]
+
+# The langgraph stream mode behind each stream mode a client may ask for (the names
+# and their SSE events: contract.STREAM_MODES).
+LANGGRAPH_MODES: dict[str, str] = {
+    "values": "values",
+    "updates": "updates",
+    "custom": "custom",
+    "debug": "debug",
+    "tasks": "tasks",
+    "checkpoints": "checkpoints",
+    "messages-tuple": "messages",
+    "messages": "messages",
+    "events": "events",
+}
+
+
+class RunProgress:
+    """What the executor learned from a run's own stream."""
+
+    __slots__ = ("last_values", "restore", "saw_interrupt", "saw_values")
+
+    def __init__(self) -> None:
+        self.restore: RestorePoint | None = None
+        self.last_values: Any = None
+        self.saw_values = False
+        self.saw_interrupt = False
+
+    def saw(self, values: Any) -> None:
+        if isinstance(values, dict) and "__interrupt__" in values:
+            self.saw_interrupt = True
+        else:
+            self.last_values = values  # converted once, when the run ends
+            self.saw_values = True
+
+    def knows_final_state(self, run: Row, graph: Pregel | None) -> bool:
+        """True when the last streamed values are the thread's final state and the
+        graph did not pause (no interrupt(), no interrupt_before/after anywhere)."""
+        kwargs = run["kwargs"]
+        return (
+            graph is not None
+            and self.saw_values
+            and not self.saw_interrupt
+            and not kwargs.get("interrupt_before")
+            and not kwargs.get("interrupt_after")
+            and not graph.interrupt_before_nodes
+            and not graph.interrupt_after_nodes
+        )
+
+
+class GraphRunner:
+    """Executes runs' graphs (as the graph task the supervisor waits for)."""
+
+    def __init__(self, *, graphs: dict[str, Pregel], checkpoints: CheckpointBackend,
+                 item_store: ItemStore) -> None:
+        self.graphs = graphs
+        self.checkpoints = checkpoints
+        # The store items graphs see: a run made on behalf of an owner gets the
+        # owner's view of them.
+        self.item_store = item_store
+
+    async def execute(self, run: Row, event_log: RunEventLog, progress: RunProgress) -> None:
+        graph = self.graphs.get(run["graph_id"])
+        if graph is None:
+            raise LookupError(f"graph {run['graph_id']!r} is not served by this server")
+        if run.get("owner") is not None:
+            # The run's nodes see only its owner's store items (see owner_scope).
+            graph = graph.copy(update={"store": self.item_store.for_owner(run["owner"])})
+        kwargs: Row = run["kwargs"]
+        config = build_config(run)
+        modes: list[str] = kwargs.get("stream_mode") or ["values"]
+        subgraphs = bool(kwargs.get("stream_subgraphs"))
+        command = kwargs.get("command")
+        graph_input: Any = Command(**command) if command else kwargs.get("input")
+        if graph_input is None or command:
+            # Resuming or continuing: the graph writes onto a checkpoint that predates
+            # this run. Remember its pending writes so a rollback can restore them.
+            progress.restore = await self.checkpoints.restore_point(
+                run["thread_id"], config["configurable"].get("checkpoint_id")
+            )
+        options = _graph_options(kwargs)
+        lg_modes = list(dict.fromkeys(LANGGRAPH_MODES[m] for m in modes if m != "events"))
+        if "events" in modes:
+            await self._stream_events(graph, graph_input, config, lg_modes, subgraphs,
+                                      options, event_log)
+            return
+        # "values" is always streamed: its last root chunk is the final state, which
+        # spares reading the state back from the checkpointer when the run ends.
+        publish_values = "values" in lg_modes
+        if not publish_values:
+            lg_modes.append("values")
+        # Modes and options are the run's validated kwargs, plain strings and a dict:
+        # langgraph's overloads want literals, so none matches (the call is right).
+        async for chunk in graph.astream(  # type: ignore[call-overload]
+            graph_input, config, stream_mode=lg_modes, subgraphs=subgraphs, **options
+        ):
+            if subgraphs:
+                namespace, mode, data = chunk
+            else:
+                namespace, (mode, data) = (), chunk
+            if mode == "values" and not namespace:
+                progress.saw(data)
+                if not publish_values:
+                    continue
+            _publish(event_log, mode, namespace, data)
+
+    async def _stream_events(
+        self, graph: Pregel, graph_input: Any, config: Row, lg_modes: list[str],
+        subgraphs: bool, options: Row, event_log: RunEventLog,
+    ) -> None:
+        root_id: str | None = None
+        # As for astream above: no overload matches the run's plain kwargs.
+        async for event in graph.astream_events(  # type: ignore[call-overload]
+            graph_input, config, version="v2", stream_mode=lg_modes or ["values"],
+            subgraphs=subgraphs, **options,
+        ):
+            if root_id is None:
+                root_id = event.get("run_id")
+            event_log.publish("events", event)
+            if (lg_modes and event.get("event") == "on_chain_stream"
+                    and event.get("run_id") == root_id):
+                chunk = event["data"].get("chunk")
+                if subgraphs and isinstance(chunk, tuple) and len(chunk) == 3:
+                    _publish(event_log, chunk[1], chunk[0], chunk[2])
+                elif isinstance(chunk, tuple) and len(chunk) == 2:
+                    _publish(event_log, chunk[0], (), chunk[1])
+
+
+async def thread_state(graph: Pregel | None, thread_id: str) -> tuple[Any, Row, bool]:
+    """(values, interrupts by task id, paused) of the thread's latest checkpoint."""
+    if graph is None:
+        return None, {}, False
+    try:
+        state = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+    except Exception:
+        log.exception("reading the state of thread %s failed", thread_id)
+        return None, {}, False
+    interrupts: Row = {}
+    for task in state.tasks:
+        if task.interrupts:
+            interrupts[task.id] = to_jsonable(list(task.interrupts))
+    return to_jsonable(state.values), interrupts, bool(state.next)
+
+
+def _graph_options(kwargs: Row) -> Row:
+    """The options a run passes to astream as it was asked (those it was given)."""
+    options: Row = {}
+    for key in ("interrupt_before", "interrupt_after", "durability"):
+        if kwargs.get(key) is not None:
+            options[key] = kwargs[key]
+    if kwargs.get("context") is not None:
+        options["context"] = kwargs["context"]
+    return options
+
+
+def _publish(event_log: RunEventLog, mode: str, namespace: tuple[str, ...], data: Any) -> None:
+    name = "messages" if mode == "messages" else mode
+    if namespace:
+        name = f"{name}|{'|'.join(namespace)}"
+    if mode == "messages" and isinstance(data, tuple):
+        data = list(data)
+    event_log.publish(name, data)
+
+
+def build_config(run: Row) -> Row:
+    kwargs: Row = run["kwargs"]
+    config: Row = dict(kwargs.get("config") or {})
+    configurable: Row = dict(config.get("configurable") or {})
+    checkpoint = kwargs.get("checkpoint") or {}
+    if kwargs.get("checkpoint_id"):
+        checkpoint = {**checkpoint, "checkpoint_id": kwargs["checkpoint_id"]}
+    configurable.update({k: v for k, v in checkpoint.items() if k != "thread_id"})
+    configurable.update(
+        thread_id=run["thread_id"],
+        run_id=run["run_id"],
+        graph_id=run["graph_id"],
+        assistant_id=run["assistant_id"],
+    )
+    config["configurable"] = configurable
+    config["metadata"] = {**(config.get("metadata") or {}), **(run.get("metadata") or {})}
+    config["run_id"] = uuid.UUID(run["run_id"])
+    return config

@@ -33,15 +33,14 @@ from runlane.contract import (
     ThreadStatus,
 )
 from runlane.observability import logs, metrics
-from runlane.serde import to_jsonable, utcnow
+from runlane.records import Run
+from runlane.serde import JSONObject, to_jsonable, utcnow
 from runlane.store import SettleResult, Store
 from runlane.store.checkpoints import CheckpointBackend, RestorePoint
 from runlane.store.database import DatabaseUnavailable
 from runlane.streams.local import RunEventLog, StreamBroker
 
 log = logging.getLogger("runlane.executor")
-
-Row = dict[str, Any]
 
 # Stream modes a client may ask for -> (langgraph stream mode, SSE event name).
 STREAM_MODES: dict[str, tuple[str, str]] = {
@@ -89,7 +88,7 @@ class Executor:
         self.lease_seconds = lease_seconds
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         self._graph_tasks: dict[str, asyncio.Task[None]] = {}
-        self._runs: dict[str, Row] = {}  # the rows of the runs executing here, as claimed
+        self._runs: dict[str, Run] = {}  # the runs executing here, as claimed
         self._abandon: dict[str, asyncio.Future[None]] = {}
         # When a cancel first reached each run's task (cancel-to-stop latency).
         self._cancel_seen: dict[str, float] = {}
@@ -191,14 +190,14 @@ class Executor:
         for run in leftover:
             try:
                 result = await self.store.cancel_run(
-                    run["thread_id"], run["run_id"], CancelAction.INTERRUPT,
+                    run.thread_id, run.run_id, CancelAction.INTERRUPT,
                     CancelReason.SHUTDOWN.value)
             except Exception as exc:  # noqa: BLE001 - a restart or a reaper settles it
                 log.error("shutdown: could not record the cancel of run %s (%s)",
-                          run["run_id"], exc)
+                          run.run_id, exc)
                 continue
             if result.outcome in (CancelOutcome.RECORDED, CancelOutcome.ALREADY_RECORDED):
-                self.deliver_cancel(run["run_id"])
+                self.deliver_cancel(run.run_id)
         if self._supervisors:
             await asyncio.wait(set(self._supervisors), timeout=self.cancel_grace + 1)
 
@@ -250,7 +249,7 @@ class Executor:
         self._reserved -= 1
         self.wake()
 
-    def start_admitted(self, run: Row) -> None:
+    def start_admitted(self, run: Run) -> None:
         """Execute a run its admission started (running, leased to this worker)."""
         self._reserved -= 1
         self._spawn(run)
@@ -288,7 +287,7 @@ class Executor:
                     if claimed and rechecking and self.starts_at_admission:
                         log.warning("startable run(s) %s found by the periodic recheck, not "
                                     "by a wake-up: a wake-up was missed",
-                                    ", ".join(r["run_id"] for r in claimed))
+                                    ", ".join(r.run_id for r in claimed))
                     for run in claimed:
                         self._spawn(run)
                     if len(claimed) < free:
@@ -357,11 +356,11 @@ class Executor:
 
     # -------------------------------------------------------------- execution
 
-    def _spawn(self, run: Row) -> None:
-        run_id = run["run_id"]
+    def _spawn(self, run: Run) -> None:
+        run_id = run.run_id
         logs.run_status(run, RunStatus.PENDING.value, cause="claimed", worker_id=self.worker_id)
-        if run.get("started_at") is not None and run.get("created_at") is not None:
-            metrics.run_claimed((run["started_at"] - run["created_at"]).total_seconds())
+        if run.started_at is not None:
+            metrics.run_claimed((run.started_at - run.created_at).total_seconds())
         event_log = self.broker.open(run_id)
         if self.bridge is not None:
             # Scale-out: the creator wrote event 1 to Redis, not here; the same bytes
@@ -384,10 +383,10 @@ class Executor:
         supervisor.add_done_callback(self._supervisors.discard)
 
     async def _supervise(
-        self, run: Row, graph_task: asyncio.Task[None], event_log: RunEventLog,
+        self, run: Run, graph_task: asyncio.Task[None], event_log: RunEventLog,
         progress: RunProgress,
     ) -> None:
-        run_id = run["run_id"]
+        run_id = run.run_id
         abandon = self._abandon[run_id]
         try:
             await asyncio.wait({graph_task, abandon}, return_when=asyncio.FIRST_COMPLETED)
@@ -440,13 +439,13 @@ class Executor:
                 delay = min(delay * 2, 2.0)
 
     async def _settle(
-        self, run: Row, error: Any, event_log: RunEventLog, graph_task: asyncio.Task[None],
+        self, run: Run, error: Any, event_log: RunEventLog, graph_task: asyncio.Task[None],
         progress: RunProgress,
     ) -> None:
-        run_id, thread_id = run["run_id"], run["thread_id"]
-        graph = self.graphs.get(run["graph_id"])
+        run_id, thread_id = run.run_id, run.thread_id
+        graph = self.graphs.get(run.graph_id)
         completed = graph_task.done() and not graph_task.cancelled() and error is None
-        interrupts: Row
+        interrupts: JSONObject
         if completed and progress.knows_final_state(run, graph):
             values, interrupts, paused = to_jsonable(progress.last_values), {}, False
         else:
@@ -489,14 +488,14 @@ class Executor:
             if removed is not None:
                 self._finished(removed, rolled_back=True)
         settled = result.run
-        if settled is not None and settled["status"] == RunStatus.ERROR.value and error:
+        if settled is not None and settled.status is RunStatus.ERROR and error:
             event_log.publish("error", error)
         self._remember_values(run_id, values, interrupts, settled)
         # Waiters for the end (cancel with wait=true, join) get the terminal row this
         # settle recorded with their wake-up, instead of reading it back.
         self.broker.close(run_id, final=settled if result.changed else None)
-        owes_webhook = result.changed and bool(settled and settled.get("webhook"))
-        if deletes_thread_when_done(run) and not owes_webhook:
+        owes_webhook = result.changed and bool(settled and settled.webhook)
+        if deletes_thread_when_done(run.kwargs) and not owes_webhook:
             # (With a webhook, the thread goes once the delivery is over: its payload
             # carries the thread's values.)
             await self.discard_temporary_thread(thread_id)
@@ -511,19 +510,19 @@ class Executor:
         else:
             await self._delete_thread(thread_id)
 
-    def _finished(self, row: Row, rolled_back: bool = False, thread_busy: bool = True) -> None:
+    def _finished(self, run: Run, rolled_back: bool = False, thread_busy: bool = True) -> None:
         """This worker's CAS made the run terminal: log it once, measure it, and wake
         the dispatcher now if another run of the thread may start (see reserve_slot)."""
         if thread_busy or self._slot_matters():
             self.wake()
-        if row.get("webhook") and not rolled_back and self.webhooks is not None:
+        if run.webhook and not rolled_back and self.webhooks is not None:
             self.webhooks.wake()
-        logs.run_status(row, RunStatus.RUNNING.value,
+        logs.run_status(run, RunStatus.RUNNING.value,
                         rolled_back=True if rolled_back else None)
-        seen = self._cancel_seen.get(row["run_id"])
-        started, ended = row.get("started_at"), row.get("ended_at")
+        seen = self._cancel_seen.get(run.run_id)
+        started, ended = run.started_at, run.ended_at
         metrics.run_finished(
-            row["status"],
+            run.status.value,
             (ended - started).total_seconds() if started and ended else None,
             time.monotonic() - seen if seen is not None else None,
         )
@@ -536,21 +535,21 @@ class Executor:
         await self.store.delete_thread(thread_id)
         await self.checkpoints.delete_thread(thread_id)
 
-    def _remember_values(self, run_id: str, values: Any, interrupts: Row,
-                         settled: Row | None) -> None:
+    def _remember_values(self, run_id: str, values: Any, interrupts: JSONObject,
+                         settled: Run | None) -> None:
         self.final_values[run_id] = wait_result(settled, values, interrupts)
         while len(self.final_values) > 512:
             self.final_values.popitem(last=False)
 
     # Over the complexity ceiling: a run's execution, start to end (issue 11 splits runner.py).
-    async def _execute(self, run: Row, event_log: RunEventLog, progress: RunProgress) -> None:  # noqa: C901
-        graph = self.graphs.get(run["graph_id"])
+    async def _execute(self, run: Run, event_log: RunEventLog, progress: RunProgress) -> None:  # noqa: C901
+        graph = self.graphs.get(run.graph_id)
         if graph is None:
-            raise LookupError(f"graph {run['graph_id']!r} is not served by this server")
-        if run.get("owner") is not None and self.item_store is not None:
+            raise LookupError(f"graph {run.graph_id!r} is not served by this server")
+        if run.owner is not None and self.item_store is not None:
             # The run's nodes see only its owner's store items (see owner_scope).
-            graph = graph.copy(update={"store": self.item_store.for_owner(run["owner"])})
-        kwargs: Row = run["kwargs"]
+            graph = graph.copy(update={"store": self.item_store.for_owner(run.owner)})
+        kwargs = run.kwargs
         config = build_config(run)
         modes: list[str] = kwargs.get("stream_mode") or ["values"]
         subgraphs = bool(kwargs.get("stream_subgraphs"))
@@ -560,9 +559,9 @@ class Executor:
             # Resuming or continuing: the graph writes onto a checkpoint that predates
             # this run. Remember its pending writes so a rollback can restore them.
             progress.restore = await self.checkpoints.restore_point(
-                run["thread_id"], config["configurable"].get("checkpoint_id")
+                run.thread_id, config["configurable"].get("checkpoint_id")
             )
-        options: Row = {}
+        options: JSONObject = {}
         for key in ("interrupt_before", "interrupt_after", "durability"):
             if kwargs.get(key) is not None:
                 options[key] = kwargs[key]
@@ -594,8 +593,8 @@ class Executor:
             _publish(event_log, mode, namespace, data)
 
     async def _stream_events(
-        self, graph: Pregel, graph_input: Any, config: Row, lg_modes: list[str],
-        subgraphs: bool, options: Row, event_log: RunEventLog,
+        self, graph: Pregel, graph_input: Any, config: JSONObject, lg_modes: list[str],
+        subgraphs: bool, options: JSONObject, event_log: RunEventLog,
     ) -> None:
         root_id: str | None = None
         # As for astream above: no overload matches the run's plain kwargs.
@@ -615,17 +614,17 @@ class Executor:
                     _publish(event_log, chunk[0], (), chunk[1])
 
 
-def deletes_thread_when_done(run: Row) -> bool:
-    """A stateless run whose thread goes with it (on_completion=delete, the default)."""
-    kwargs = run.get("kwargs") or {}
+def deletes_thread_when_done(kwargs: JSONObject) -> bool:
+    """Whether a run with these kwargs is a stateless run whose thread goes with it
+    (on_completion=delete, the default)."""
     return bool(kwargs.get("temporary")) and kwargs.get("on_completion", "delete") == "delete"
 
 
-def wait_result(run: Row | None, values: Any, interrupts: Row) -> Any:
+def wait_result(run: Run | None, values: Any, interrupts: JSONObject) -> Any:
     """What `wait` and `join` answer for a finished run: its error, or the thread's
     values with the pending interrupts under `__interrupt__`."""
-    if run is not None and run["status"] == RunStatus.ERROR.value and run.get("error"):
-        return {"__error__": run["error"]}
+    if run is not None and run.status is RunStatus.ERROR and run.error:
+        return {"__error__": run.error}
     result = values if values is not None else {}
     if interrupts and isinstance(result, dict):
         result = {**result, "__interrupt__": [i for group in interrupts.values() for i in group]}
@@ -650,10 +649,10 @@ class RunProgress:
             self.last_values = values  # converted once, when the run ends
             self.saw_values = True
 
-    def knows_final_state(self, run: Row, graph: Pregel | None) -> bool:
+    def knows_final_state(self, run: Run, graph: Pregel | None) -> bool:
         """True when the last streamed values are the thread's final state and the
         graph did not pause (no interrupt(), no interrupt_before/after anywhere)."""
-        kwargs = run["kwargs"]
+        kwargs = run.kwargs
         return (
             graph is not None
             and self.saw_values
@@ -665,7 +664,7 @@ class RunProgress:
         )
 
 
-async def thread_state(graph: Pregel | None, thread_id: str) -> tuple[Any, Row, bool]:
+async def thread_state(graph: Pregel | None, thread_id: str) -> tuple[Any, JSONObject, bool]:
     """(values, interrupts by task id, paused) of the thread's latest checkpoint."""
     if graph is None:
         return None, {}, False
@@ -674,7 +673,7 @@ async def thread_state(graph: Pregel | None, thread_id: str) -> tuple[Any, Row, 
     except Exception:
         log.exception("reading the state of thread %s failed", thread_id)
         return None, {}, False
-    interrupts: Row = {}
+    interrupts: JSONObject = {}
     for task in state.tasks:
         if task.interrupts:
             interrupts[task.id] = to_jsonable(list(task.interrupts))
@@ -690,21 +689,21 @@ def _publish(event_log: RunEventLog, mode: str, namespace: tuple[str, ...], data
     event_log.publish(name, data)
 
 
-def build_config(run: Row) -> Row:
-    kwargs: Row = run["kwargs"]
-    config: Row = dict(kwargs.get("config") or {})
-    configurable: Row = dict(config.get("configurable") or {})
+def build_config(run: Run) -> JSONObject:
+    kwargs = run.kwargs
+    config: JSONObject = dict(kwargs.get("config") or {})
+    configurable: JSONObject = dict(config.get("configurable") or {})
     checkpoint = kwargs.get("checkpoint") or {}
     if kwargs.get("checkpoint_id"):
         checkpoint = {**checkpoint, "checkpoint_id": kwargs["checkpoint_id"]}
     configurable.update({k: v for k, v in checkpoint.items() if k != "thread_id"})
     configurable.update(
-        thread_id=run["thread_id"],
-        run_id=run["run_id"],
-        graph_id=run["graph_id"],
-        assistant_id=run["assistant_id"],
+        thread_id=run.thread_id,
+        run_id=run.run_id,
+        graph_id=run.graph_id,
+        assistant_id=run.assistant_id,
     )
     config["configurable"] = configurable
-    config["metadata"] = {**(config.get("metadata") or {}), **(run.get("metadata") or {})}
-    config["run_id"] = uuid.UUID(run["run_id"])
+    config["metadata"] = {**(config.get("metadata") or {}), **(run.metadata or {})}
+    config["run_id"] = uuid.UUID(run.run_id)
     return config

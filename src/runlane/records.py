@@ -5,10 +5,10 @@ The store builds one record per row it returns (`from_row` on a result row,
 `from_columns` on the values it just wrote); every layer above reads attributes, and
 a changed copy is `dataclasses.replace`. Records are frozen and slotted, and built
 without validation beyond construction: the store wrote the row, and a run's record
-is built on the hot path of every run. Only `from_row`/`from_columns`/`from_json`
-live here; the code that calls them lives in store/.
+is built on the hot path of every run. Only the constructors live here; the code
+that calls them lives in store/.
 
-The lower layers (observability's run log, the stream broker's final row) take these
+The lower layers (observability's run log, the stream broker's final run) take these
 types too, which is why this module sits beside contract.py rather than in store/.
 """
 
@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from runlane.contract import CancelAction, RunStatus, ThreadStatus
 from runlane.serde import JSONObject
 
 # Column values of a row being written: an insert's row, an update's changes.
 Columns = dict[str, Any]
+
+R = TypeVar("R")
 
 # A run's timestamps: ISO text in a tombstone's JSON copy of the run.
 _RUN_TIMES = ("created_at", "updated_at", "lease_expires_at", "not_before",
@@ -35,6 +37,44 @@ _RUN_STATUS = {status.value: status for status in RunStatus}
 _THREAD_STATUS = {status.value: status for status in ThreadStatus}
 _CANCEL_ACTION: dict[str | None, CancelAction | None] = {
     None: None, **{action.value: action for action in CancelAction}}
+
+# ------------------------------------------------------------------ building
+# A frozen dataclass's __init__ sets every field through object.__setattr__, looked
+# up anew per field: for a run's 25 fields, four times the cost of the dict each row
+# used to be copied into. Records are built from every row the store returns, so
+# they are built here by setting their slots directly (about that dict's cost); the
+# result is the same record (tests/test_records.py checks it against __init__).
+
+# Per field: its name, its slot's setter, and its default (MISSING: required).
+_Layout = tuple[tuple[str, Callable[[Any, Any], None], Any], ...]
+_new = object.__new__
+_set = object.__setattr__  # completes a record under construction (its enum fields)
+
+
+def _layout(cls: type) -> _Layout:
+    return tuple((field.name, cls.__dict__[field.name].__set__, field.default)
+                 for field in dataclasses.fields(cls))
+
+
+def _from_row(cls: type[R], layout: _Layout, row: Any) -> R:
+    """A record whose every field is the row's column of the same name."""
+    record = _new(cls)
+    for name, set_field, _ in layout:
+        set_field(record, getattr(row, name))
+    return record
+
+
+def _from_columns(cls: type[R], layout: _Layout, values: Mapping[str, Any]) -> R:
+    """A record from the columns a statement wrote: a column left out is the field's
+    default (NULL), except for required fields."""
+    record = _new(cls)
+    missing = dataclasses.MISSING
+    for name, set_field, default in layout:
+        set_field(record, values[name] if default is missing else values.get(name, default))
+    return record
+
+
+# ------------------------------------------------------------------- records
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,39 +111,12 @@ class Run:
     @classmethod
     def from_row(cls, row: Any) -> Run:
         """A `runs` row as a statement returned it (every column)."""
-        return cls(
-            run_id=row.run_id, thread_id=row.thread_id, assistant_id=row.assistant_id,
-            graph_id=row.graph_id, status=_RUN_STATUS[row.status],
-            multitask_strategy=row.multitask_strategy, metadata=row.metadata,
-            kwargs=row.kwargs, created_at=row.created_at, updated_at=row.updated_at,
-            seq=row.seq, cancel_action=_CANCEL_ACTION[row.cancel_action],
-            cancel_reason=row.cancel_reason, stop_reason=row.stop_reason, error=row.error,
-            worker_id=row.worker_id, lease_expires_at=row.lease_expires_at, owner=row.owner,
-            not_before=row.not_before, webhook=row.webhook, webhook_state=row.webhook_state,
-            webhook_attempts=row.webhook_attempts, webhook_next_at=row.webhook_next_at,
-            started_at=row.started_at, ended_at=row.ended_at,
-        )
+        return _run_enums(_from_row(cls, _RUN, row))
 
     @classmethod
     def from_columns(cls, values: Mapping[str, Any]) -> Run:
-        """The run as just written from `values` (columns left out are NULL)."""
-        get = values.get
-        return cls(
-            run_id=values["run_id"], thread_id=values["thread_id"],
-            assistant_id=values["assistant_id"], graph_id=values["graph_id"],
-            status=_RUN_STATUS[values["status"]],
-            multitask_strategy=values["multitask_strategy"], metadata=values["metadata"],
-            kwargs=values["kwargs"], created_at=values["created_at"],
-            updated_at=values["updated_at"], seq=get("seq"),
-            cancel_action=_CANCEL_ACTION[get("cancel_action")],
-            cancel_reason=get("cancel_reason"), stop_reason=get("stop_reason"),
-            error=get("error"), worker_id=get("worker_id"),
-            lease_expires_at=get("lease_expires_at"), owner=get("owner"),
-            not_before=get("not_before"), webhook=get("webhook"),
-            webhook_state=get("webhook_state"), webhook_attempts=get("webhook_attempts") or 0,
-            webhook_next_at=get("webhook_next_at"), started_at=get("started_at"),
-            ended_at=get("ended_at"),
-        )
+        """The run as just written from `values`."""
+        return _run_enums(_from_columns(cls, _RUN, values))
 
     @classmethod
     def from_json(cls, value: JSONObject) -> Run:
@@ -111,6 +124,12 @@ class Run:
         times = {key: datetime.datetime.fromisoformat(value[key])
                  for key in _RUN_TIMES if isinstance(value.get(key), str)}
         return cls.from_columns({**value, **times})
+
+
+def _run_enums(run: Run) -> Run:
+    _set(run, "status", _RUN_STATUS[run.status])
+    _set(run, "cancel_action", _CANCEL_ACTION[run.cancel_action])
+    return run
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -139,33 +158,26 @@ class Thread:
     values: Any  # the graph's state after the last run (None before any)
     interrupts: JSONObject  # pending interrupts by task id
     temporary: bool  # a stateless run's thread, deleted with it
-    owner: str | None
-    expires_at: datetime.datetime | None
-    ttl: JSONObject | None  # {"strategy", "ttl": minutes}, see store/threads.py
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    owner: str | None = None
+    expires_at: datetime.datetime | None = None
+    ttl: JSONObject | None = None  # {"strategy", "ttl": minutes}, see store/threads.py
 
     @classmethod
     def from_row(cls, row: Any) -> Thread:
         """A `threads` row as a statement returned it (every column)."""
-        return cls(
-            thread_id=row.thread_id, status=_THREAD_STATUS[row.status], metadata=row.metadata,
-            config=row.config, values=row.values, interrupts=row.interrupts,
-            temporary=row.temporary, owner=row.owner, expires_at=row.expires_at, ttl=row.ttl,
-            created_at=row.created_at, updated_at=row.updated_at,
-        )
+        return _thread_enums(_from_row(cls, _THREAD, row))
 
     @classmethod
     def from_columns(cls, values: Mapping[str, Any]) -> Thread:
-        """The thread as just written from `values` (columns left out are NULL)."""
-        get = values.get
-        return cls(
-            thread_id=values["thread_id"], status=_THREAD_STATUS[values["status"]],
-            metadata=values["metadata"], config=values["config"], values=get("values"),
-            interrupts=values["interrupts"], temporary=values["temporary"],
-            owner=get("owner"), expires_at=get("expires_at"), ttl=get("ttl"),
-            created_at=values["created_at"], updated_at=values["updated_at"],
-        )
+        """The thread as just written from `values`."""
+        return _thread_enums(_from_columns(cls, _THREAD, values))
+
+
+def _thread_enums(thread: Thread) -> Thread:
+    _set(thread, "status", _THREAD_STATUS[thread.status])
+    return thread
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -175,36 +187,24 @@ class Assistant:
     assistant_id: str
     graph_id: str
     name: str
-    description: str | None
     config: JSONObject
     context: JSONObject
     metadata: JSONObject
     version: int
-    owner: str | None
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    description: str | None = None
+    owner: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Assistant:
         """An `assistants` row as a statement returned it (every column)."""
-        return cls(
-            assistant_id=row.assistant_id, graph_id=row.graph_id, name=row.name,
-            description=row.description, config=row.config, context=row.context,
-            metadata=row.metadata, version=row.version, owner=row.owner,
-            created_at=row.created_at, updated_at=row.updated_at,
-        )
+        return _from_row(cls, _ASSISTANT, row)
 
     @classmethod
     def from_columns(cls, values: Mapping[str, Any]) -> Assistant:
-        """The assistant as just written from `values` (columns left out are NULL)."""
-        get = values.get
-        return cls(
-            assistant_id=values["assistant_id"], graph_id=values["graph_id"],
-            name=values["name"], description=get("description"), config=values["config"],
-            context=values["context"], metadata=values["metadata"], version=values["version"],
-            owner=get("owner"), created_at=values["created_at"],
-            updated_at=values["updated_at"],
-        )
+        """The assistant as just written from `values`."""
+        return _from_columns(cls, _ASSISTANT, values)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -223,11 +223,7 @@ class AssistantVersion:
 
     @classmethod
     def from_row(cls, row: Any) -> AssistantVersion:
-        return cls(
-            assistant_id=row.assistant_id, version=row.version, graph_id=row.graph_id,
-            name=row.name, description=row.description, config=row.config,
-            context=row.context, metadata=row.metadata, created_at=row.created_at,
-        )
+        return _from_row(cls, _ASSISTANT_VERSION, row)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -249,18 +245,16 @@ class Cron:
     @classmethod
     def from_row(cls, row: Any) -> Cron:
         """A `crons` row as a statement returned it (every column)."""
-        return cls(
-            cron_id=row.cron_id, assistant_id=row.assistant_id, thread_id=row.thread_id,
-            schedule=row.schedule, payload=row.payload, metadata=row.metadata,
-            user_id=row.user_id, owner=row.owner, enabled=row.enabled, end_time=row.end_time,
-            next_run_date=row.next_run_date, created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return _from_row(cls, _CRON, row)
 
     @classmethod
     def from_columns(cls, values: Mapping[str, Any]) -> Cron:
         """The cron as just written from `values` (every column)."""
-        return cls(**{field: values[field] for field in _CRON_FIELDS})
+        return _from_columns(cls, _CRON, values)
 
 
-_CRON_FIELDS = tuple(field.name for field in dataclasses.fields(Cron))
+_RUN = _layout(Run)
+_THREAD = _layout(Thread)
+_ASSISTANT = _layout(Assistant)
+_ASSISTANT_VERSION = _layout(AssistantVersion)
+_CRON = _layout(Cron)

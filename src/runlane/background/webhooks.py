@@ -138,6 +138,7 @@ class WebhookSender:
 
     async def _deliver(self, run: Run, values: Any) -> None:
         run_id, attempt, url = run.run_id, run.webhook_attempts, run.webhook
+        assert url is not None  # only a run created with a webhook owes a delivery
         assert self._client is not None
         problem: str | None = None
         retry = True

@@ -147,7 +147,7 @@ class Crons:
             for field in ("schedule", "end_time", "enabled"):
                 if field in changes:
                     values[field] = changes[field]
-            schedule = values["schedule"] if "schedule" in values else current.schedule
+            schedule = values.get("schedule", current.schedule)
             end_time = values.get("end_time", current.end_time)
             if {"schedule", "timezone", "end_time", "enabled"} & set(changes):
                 try:

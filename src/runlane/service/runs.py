@@ -388,11 +388,11 @@ class Runlane:
         _log_created(created, request)
         for other in created.cancelled_running:
             self.executor.deliver_cancel(other)
-        for other in created.cancelled_pending:
+        for ended in created.cancelled_pending:
             logs.run_status(
-                other, RunStatus.PENDING.value, superseded_by=run_id,
-                rolled_back=True if other.cancel_action is CancelAction.ROLLBACK else None)
-            await self._ended_without_running(other.run_id)
+                ended, RunStatus.PENDING.value, superseded_by=run_id,
+                rolled_back=True if ended.cancel_action is CancelAction.ROLLBACK else None)
+            await self._ended_without_running(ended.run_id)
         if created.cancelled_pending:
             self._webhook_owed()
 

@@ -247,7 +247,7 @@ class Store(AssistantQueries, ThreadQueries):
             st.SELECT_ACTIVE_ON_THREAD, {"p_thread_id": run["thread_id"]}
         ).all()
         cancelled_running: list[str] = []
-        cancelled_pending: list[str] = []
+        cancelled_pending: list[Run] = []
         if active and strategy is MultitaskStrategy.REJECT:
             raise Conflict(
                 f"thread {run['thread_id']} is busy with run {active[0].run_id} "

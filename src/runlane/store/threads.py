@@ -143,7 +143,7 @@ class ThreadQueries:
                 return None
             now = utcnow()
             new_ttl = ttl if ttl is not None else thread.ttl
-            changes = {"metadata": {**thread.metadata, **metadata}, "updated_at": now,
+            changes: Columns = {"metadata": {**thread.metadata, **metadata}, "updated_at": now,
                        "ttl": new_ttl, "expires_at": expiry(new_ttl, now)}
             conn.execute(threads.update().where(threads.c.thread_id == thread_id)
                          .values(**changes))

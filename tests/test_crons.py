@@ -363,15 +363,15 @@ async def test_each_owner_sees_only_its_crons(tmp_path: Path) -> None:
                 "user_id": owner, "owner": owner, "enabled": True, "end_time": None,
                 "next_run_date": now, "created_at": now, "updated_at": now})
         [alices] = await crons.search(owner="alice")
-        assert alices["metadata"] == {"who": "alice"}
+        assert alices.metadata == {"who": "alice"}
         assert await crons.count(owner="bob") == 1 and await crons.count(owner=None) == 2
-        assert await crons.get(alices["cron_id"], owner="bob") is None
-        assert await crons.update(alices["cron_id"], {"enabled": False}, owner="bob") is None
-        assert await crons.delete(alices["cron_id"], owner="bob") is False
-        assert (await crons.get(alices["cron_id"], owner="alice"))["enabled"] is True
-        assert await crons.delete(alices["cron_id"], owner="alice") is True
+        assert await crons.get(alices.cron_id, owner="bob") is None
+        assert await crons.update(alices.cron_id, {"enabled": False}, owner="bob") is None
+        assert await crons.delete(alices.cron_id, owner="bob") is False
+        assert (await crons.get(alices.cron_id, owner="alice")).enabled is True
+        assert await crons.delete(alices.cron_id, owner="alice") is True
         # The scheduler acts for every owner: due() sees all crons.
-        assert [c["owner"] for c in await crons.due(now)] == ["bob"]
+        assert [c.owner for c in await crons.due(now)] == ["bob"]
     finally:
         await db.close()
 

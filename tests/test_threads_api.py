@@ -549,8 +549,8 @@ async def test_another_owners_rows_look_missing(store):
                 "created_at": now, "updated_at": now}
 
     mine = await store.create_thread(thread_row(), "raise", owner="alice")
-    tid = mine["thread_id"]
-    assert (await store.get_thread(tid, owner="alice"))["owner"] == "alice"
+    tid = mine.thread_id
+    assert (await store.get_thread(tid, owner="alice")).owner == "alice"
     assert await store.get_thread(tid, owner="bob") is None
     assert await store.patch_thread(tid, {"x": 1}, owner="bob") is None
     assert await store.delete_thread(tid, owner="bob") is None
@@ -573,7 +573,7 @@ async def test_another_owners_rows_look_missing(store):
                 "version": 1, "created_at": now, "updated_at": now}
 
     made = await store.insert_assistant(assistant_row(), "raise", owner="alice")
-    aid = made["assistant_id"]
+    aid = made.assistant_id
     assert await store.get_assistant(aid, owner="bob") is None
     assert await store.update_assistant(aid, {"name": "b"}, owner="bob") is None
     with pytest.raises(NotFound):
@@ -590,7 +590,7 @@ async def test_another_owners_rows_look_missing(store):
         await store.insert_assistant({**assistant_row(), "assistant_id": aid}, "do_nothing",
                                      owner="bob")
     updated = await store.update_assistant(aid, {"name": "b"}, owner="alice")
-    assert updated["version"] == 2 and updated["owner"] == "alice"
+    assert updated.version == 2 and updated.owner == "alice"
     assert await store.delete_assistant(aid, owner="alice") is True
 
 

@@ -13,6 +13,9 @@ from typing import Any
 import orjson
 from langgraph.types import Interrupt
 
+# A JSON object as runlane passes it around: a request's or a column's JSON, a body.
+JSONObject = dict[str, Any]
+
 # Dataclasses go through _default (orjson would encode them itself), so that an
 # Interrupt is shaped as the SDK types it.
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATACLASS

@@ -6,7 +6,7 @@
   store.py, system.py         the routes, one module per resource
 - models.py, cron_models.py,
   store_models.py             wire models (pydantic): what a request may say
-- responses.py                response shapes and SSE framing
+- responses.py                JSON responses and SSE framing (bodies: runlane.wire)
 - access.py, extract.py       who is asking (owner) and request helpers
 - auth/                       authentication and authorization handlers
 """

@@ -11,15 +11,12 @@ handler may deny or rewrite the operation (its namespace above all), never filte
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 
 from runlane.api.auth.authorization import authorize
 from runlane.errors import BadFilter, NotFound
 from runlane.owners import Filters, matches, owner_of
-
-Row = dict[str, Any]
+from runlane.serde import JSONObject
 
 
 def has_handlers(request: Request) -> bool:
@@ -27,7 +24,8 @@ def has_handlers(request: Request) -> bool:
     return getattr(request.app.state, "auth_handlers", None) is not None
 
 
-async def allowed(request: Request, resource: str, action: str, value: Row) -> Filters | None:
+async def allowed(request: Request, resource: str, action: str,
+                  value: JSONObject) -> Filters | None:
     """Run the authorization handler for (resource, action) on `value` (which it may
     change); the filters it returned. No custom auth: None, at no cost."""
     handlers = getattr(request.app.state, "auth_handlers", None)
@@ -37,7 +35,8 @@ async def allowed(request: Request, resource: str, action: str, value: Row) -> F
     return await authorize(handlers, user, resource, action, value)
 
 
-async def check_thread(request: Request, thread_id: str, action: str, value: Row) -> None:
+async def check_thread(request: Request, thread_id: str, action: str,
+                       value: JSONObject) -> None:
     """The thread passes the handler for `threads.<action>`, else NotFound. Owner
     isolation is the store's: this reads the thread only when a handler filters."""
     filters = await allowed(request, "threads", action, value)
@@ -45,11 +44,11 @@ async def check_thread(request: Request, thread_id: str, action: str, value: Row
         return
     svc = request.app.state.runlane
     thread = await svc.store.get_thread(thread_id, owner=owner_of(request))
-    if thread is None or not matches(thread.get("metadata"), filters):
+    if thread is None or not matches(thread.metadata, filters):
         raise NotFound(f"thread {thread_id} not found")
 
 
-async def store_allowed(request: Request, action: str, value: Row) -> None:
+async def store_allowed(request: Request, action: str, value: JSONObject) -> None:
     """Run the `store.<action>` handler on `value`, which the route then uses as the
     handler left it (as the LangGraph server does: a handler scopes a user by
     rewriting `value["namespace"]`). Owner isolation still applies underneath: the

@@ -18,13 +18,15 @@ from runlane.api.models import (
     AssistantSetLatest,
     AssistantVersions,
 )
-from runlane.api.responses import JSON, assistant_body, error, version_body
+from runlane.api.responses import JSON, error
 from runlane.errors import BadRequest, Denied, NotFound
 from runlane.owners import matches, owner_of, writable
+from runlane.records import Assistant
 from runlane.serde import to_jsonable, utcnow
 from runlane.service.assistants import delete_assistant_cascade
 from runlane.service.graph_schemas import graph_schemas
 from runlane.service.runs import Runlane
+from runlane.wire import assistant_body, version_body
 
 router = APIRouter(tags=["assistants"])
 
@@ -56,7 +58,7 @@ def _paged(bodies: list[dict[str, Any]], limit: int, offset: int) -> Response:
 
 
 async def _assistant(request: Request, assistant_id: str, action: str = "read",
-                     value: dict[str, Any] | None = None) -> dict[str, Any]:
+                     value: dict[str, Any] | None = None) -> Assistant:
     """The assistant, if the caller may `action` it. Another owner's is NotFound,
     like a missing one. Shared assistants (the default one of each graph, and any
     created with auth off) every caller may read, and none may change: 403, which
@@ -66,9 +68,9 @@ async def _assistant(request: Request, assistant_id: str, action: str = "read",
     filters = await allowed(request, "assistants", action, value)
     owner = owner_of(request)
     row = await service(request).resolve_assistant(assistant_id, owner=owner)
-    if not matches(row.get("metadata"), filters):
+    if not matches(row.metadata, filters):
         raise NotFound(f"assistant {assistant_id} not found")
-    if action in ("update", "delete") and not writable(row.get("owner"), owner):
+    if action in ("update", "delete") and not writable(row.owner, owner):
         raise Denied(f"assistant {assistant_id} is shared by every user of this server (the "
                      "default assistant of a graph, or created with auth off); it cannot be "
                      "changed or deleted: create an assistant of your own instead")
@@ -142,7 +144,7 @@ async def patch_assistant(assistant_id: str, body: AssistantPatch, request: Requ
     if body.graph_id is not None:
         _served(svc, body.graph_id)
     values.pop("assistant_id", None)
-    row = await svc.store.update_assistant(current["assistant_id"], values,
+    row = await svc.store.update_assistant(current.assistant_id, values,
                                            owner=owner_of(request))
     if row is None:
         raise NotFound(f"assistant {assistant_id} not found")
@@ -159,10 +161,10 @@ async def delete_assistant(
     svc = service(request)
     cascade = _boolean("delete_threads", delete_threads)
     current = await _assistant(request, assistant_id, "delete")
-    if current["metadata"].get("created_by") == "system":
+    if current.metadata.get("created_by") == "system":
         return error(409, f"assistant {assistant_id} is the default assistant of graph "
-                          f"{current['graph_id']!r} and cannot be deleted")
-    await delete_assistant_cascade(svc, current["assistant_id"], owner=owner_of(request),
+                          f"{current.graph_id!r} and cannot be deleted")
+    await delete_assistant_cascade(svc, current.assistant_id, owner=owner_of(request),
                                    delete_threads=cascade)
     return Response(status_code=204)
 
@@ -173,7 +175,7 @@ async def list_versions(assistant_id: str, body: AssistantVersions, request: Req
     owner = owner_of(request)
     current = await _assistant(request, assistant_id)
     rows = await svc.store.list_assistant_versions(
-        current["assistant_id"], metadata_filter=body.metadata, limit=body.limit,
+        current.assistant_id, metadata_filter=body.metadata, limit=body.limit,
         offset=body.offset, owner=owner)
     return JSON([version_body(r) for r in rows])
 
@@ -186,7 +188,7 @@ async def set_latest_version(
     owner = owner_of(request)
     current = await _assistant(request, assistant_id, "update", {"version": body.version})
     row = await svc.store.set_latest_assistant_version(
-        current["assistant_id"], body.version, owner=owner)
+        current.assistant_id, body.version, owner=owner)
     return JSON(assistant_body(row))
 
 
@@ -205,7 +207,7 @@ async def get_assistant_graph(
 ) -> Response:
     svc = service(request)
     assistant = await _assistant(request, assistant_id)
-    graph = svc.graphs[assistant["graph_id"]]
+    graph = svc.graphs[assistant.graph_id]
     depth: Any = False
     if xray.lower() in ("true", "1"):
         depth = True
@@ -221,8 +223,8 @@ async def get_assistant_graph(
 async def get_assistant_schemas(assistant_id: str, request: Request) -> Response:
     svc = service(request)
     assistant = await _assistant(request, assistant_id)
-    graph = svc.graphs[assistant["graph_id"]]
-    return JSON({"graph_id": assistant["graph_id"], **to_jsonable(graph_schemas(graph))})
+    graph = svc.graphs[assistant.graph_id]
+    return JSON({"graph_id": assistant.graph_id, **to_jsonable(graph_schemas(graph))})
 
 
 @router.get("/assistants/{assistant_id}/subgraphs")
@@ -248,7 +250,7 @@ async def _subgraphs(request: Request, assistant_id: str, namespace: str | None,
     svc = service(request)
     deep = _boolean("recurse", recurse)
     assistant = await _assistant(request, assistant_id)
-    graph = svc.graphs[assistant["graph_id"]]
+    graph = svc.graphs[assistant.graph_id]
     found = {
         ns: {"graph_id": ns, **to_jsonable(graph_schemas(subgraph))}
         async for ns, subgraph in graph.aget_subgraphs(namespace=namespace, recurse=deep)
@@ -256,7 +258,7 @@ async def _subgraphs(request: Request, assistant_id: str, namespace: str | None,
     if namespace is not None and not found:
         # langgraph yields nothing for an unknown namespace: say so rather than {}
         known = [ns async for ns, _ in graph.aget_subgraphs(recurse=True)]
-        raise NotFound(f"subgraph {namespace!r} not found in graph {assistant['graph_id']!r} "
+        raise NotFound(f"subgraph {namespace!r} not found in graph {assistant.graph_id!r} "
                        f"(its subgraphs: {known}; a nested one, 'parent|child', needs "
                        "recurse=true)")
     return JSON(found)

@@ -23,7 +23,8 @@ from runlane.api.responses import JSON
 from runlane.graphs import default_assistant_id
 from runlane.owners import owner_of
 from runlane.serde import utcnow
-from runlane.service.crons import RUN_FIELDS, Crons, CronSpec, cron_body
+from runlane.service.crons import RUN_FIELDS, Crons, CronSpec
+from runlane.wire import cron_body
 
 router = APIRouter(tags=["crons"])
 

@@ -1,4 +1,5 @@
-"""Response helpers: JSON via orjson, SSE framing, and the wire shape of each resource."""
+"""Response helpers: JSON via orjson and SSE framing. The body of each resource is
+built in runlane.wire, which the webhook sender uses too."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from starlette.responses import Response, StreamingResponse
 from runlane.errors import RunlaneError
 from runlane.observability import metrics
 from runlane.serde import dumps
-
-Row = dict[str, Any]
 
 
 class JSON(Response):
@@ -42,56 +41,3 @@ def sse(
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **(headers or {})},
     )
 
-
-RUN_FIELDS = (
-    "run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status",
-    "metadata", "multitask_strategy", "kwargs", "cancel_action", "cancel_reason",
-    "stop_reason", "error",
-)
-
-
-def run_body(row: Row) -> Row:
-    return {key: row.get(key) for key in RUN_FIELDS}
-
-
-def thread_body(row: Row) -> Row:
-    return {
-        "thread_id": row["thread_id"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "metadata": row["metadata"],
-        "status": row["status"],
-        "config": row.get("config") or {},
-        "values": row.get("values"),
-        "interrupts": row.get("interrupts") or {},
-    }
-
-
-def assistant_body(row: Row) -> Row:
-    return {
-        "assistant_id": row["assistant_id"],
-        "graph_id": row["graph_id"],
-        "config": row["config"],
-        "context": row["context"],
-        "metadata": row["metadata"],
-        "name": row["name"],
-        "description": row.get("description"),
-        "version": row["version"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
-
-
-def version_body(row: Row) -> Row:
-    """One stored version of an assistant (AssistantVersion: no updated_at)."""
-    return {
-        "assistant_id": row["assistant_id"],
-        "graph_id": row["graph_id"],
-        "config": row["config"],
-        "context": row["context"],
-        "metadata": row["metadata"],
-        "name": row["name"],
-        "description": row.get("description"),
-        "version": row["version"],
-        "created_at": row["created_at"],
-    }

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from runlane.api.access import allowed, check_thread, has_handlers
 from runlane.api.models import RunCreate, RunsCancelMany
-from runlane.api.responses import JSON, error, run_body, sse
+from runlane.api.responses import JSON, error, sse
 from runlane.contract import (
     STREAM_MODES,
     CancelAction,
@@ -23,7 +23,9 @@ from runlane.contract import (
 )
 from runlane.errors import NotFound
 from runlane.owners import matches, owner_of
+from runlane.records import Run
 from runlane.service.runs import CancelAnswer, Runlane, RunRequest
+from runlane.wire import run_body
 
 log = logging.getLogger("runlane.api")
 # The fields `select` may name in GET /threads/{id}/runs: the SDK's RunSelectField,
@@ -66,7 +68,7 @@ def _run_request(body: RunCreate) -> RunRequest:
     )
 
 
-async def _create(request: Request, thread_id: str | None, body: RunCreate) -> dict[str, Any]:
+async def _create(request: Request, thread_id: str | None, body: RunCreate) -> Run:
     """Create the run as the caller: on its own thread, after the `threads.create_run`
     handler (which may add metadata, or filter which threads it may run on)."""
     run_request = await _authorized(request, thread_id, body)
@@ -98,7 +100,7 @@ async def check_thread_for_run(request: Request, thread_id: str, value: dict[str
     if filters is None:
         return
     thread = await service(request).store.get_thread(thread_id, owner=owner_of(request))
-    if thread is not None and not matches(thread.get("metadata"), filters):
+    if thread is not None and not matches(thread.metadata, filters):
         raise NotFound(f"thread {thread_id} not found")
 
 
@@ -113,14 +115,14 @@ def _locations(thread_id: str, run_id: str, stateless: bool, tail: str) -> dict[
 @router.post("/threads/{thread_id}/runs")
 async def create_run(thread_id: UUID, body: RunCreate, request: Request) -> Response:
     run = await _create(request, str(thread_id), body)
-    location = f"/threads/{thread_id}/runs/{run['run_id']}"
+    location = f"/threads/{thread_id}/runs/{run.run_id}"
     return JSON(run_body(run), headers={"Content-Location": location})
 
 
 @router.post("/runs")
 async def create_stateless_run(body: RunCreate, request: Request) -> Response:
     run = await _create(request, None, body)
-    return JSON(run_body(run), headers={"Content-Location": f"/runs/{run['run_id']}"})
+    return JSON(run_body(run), headers={"Content-Location": f"/runs/{run.run_id}"})
 
 
 # How many runs one /runs/batch call may create.
@@ -153,10 +155,10 @@ async def stream_new_stateless_run(body: RunCreate, request: Request) -> Respons
 async def _stream_new(request: Request, thread_id: str | None, body: RunCreate) -> Response:
     svc = service(request)
     run = await _create(request, thread_id, body)
-    frames = await svc.stream_run(run["thread_id"], run["run_id"])
+    frames = await svc.stream_run(run.thread_id, run.run_id)
     if body.on_disconnect == "cancel":
-        frames = _cancel_on_disconnect(svc, run["thread_id"], run["run_id"], frames)
-    return sse(frames, _locations(run["thread_id"], run["run_id"], thread_id is None, "stream"))
+        frames = _cancel_on_disconnect(svc, run.thread_id, run.run_id, frames)
+    return sse(frames, _locations(run.thread_id, run.run_id, thread_id is None, "stream"))
 
 
 @router.post("/threads/{thread_id}/runs/wait")
@@ -172,16 +174,16 @@ async def wait_new_stateless_run(body: RunCreate, request: Request) -> Response:
 async def _wait_new(request: Request, thread_id: str | None, body: RunCreate) -> Response:
     svc = service(request)
     run = await _create(request, thread_id, body)
-    waiter = svc.run_result(run["thread_id"], run["run_id"])
+    waiter = svc.run_result(run.thread_id, run.run_id)
     if body.on_disconnect == "cancel":
         result = await _cancel_if_gone(request, svc, run, waiter)
     else:
         result = await waiter
-    locations = _locations(run["thread_id"], run["run_id"], thread_id is None, "join")
+    locations = _locations(run.thread_id, run.run_id, thread_id is None, "join")
     return JSON(result, headers=locations)
 
 
-async def _cancel_if_gone(request: Request, svc: Runlane, run: dict[str, Any], waiter: Any) -> Any:
+async def _cancel_if_gone(request: Request, svc: Runlane, run: Run, waiter: Any) -> Any:
     task = asyncio.ensure_future(waiter)
     try:
         while True:
@@ -189,7 +191,7 @@ async def _cancel_if_gone(request: Request, svc: Runlane, run: dict[str, Any], w
             if done:
                 return task.result()
             if await request.is_disconnected():
-                await svc.cancel_run(run["thread_id"], run["run_id"], action=CancelAction.INTERRUPT,
+                await svc.cancel_run(run.thread_id, run.run_id, action=CancelAction.INTERRUPT,
                                      wait=False, reason=CancelReason.DISCONNECT)
                 return await task
     finally:
@@ -349,7 +351,7 @@ def _cancel_response(answer: CancelAnswer, thread_id: str, run_id: str) -> Respo
         return error(answer.status_code, f"run {run_id} not found on thread {thread_id}")
     assert answer.run is not None  # every other outcome found the run (or its tombstone)
     if answer.outcome is CancelOutcome.TOO_LATE:
-        status = answer.run["status"]
+        status = answer.run.status.value
         return error(answer.status_code,
                      f"run {run_id} already finished with status {status!r}; nothing to cancel",
                      status=status, run=run_body(answer.run))

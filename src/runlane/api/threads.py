@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 from uuid import UUID
@@ -27,18 +28,19 @@ from runlane.api.models import (
     ThreadStateUpdate,
     ThreadTTL,
 )
-from runlane.api.responses import JSON, error, sse, thread_body
+from runlane.api.responses import JSON, error, sse
 from runlane.contract import ThreadStatus
 from runlane.errors import BadRequest, NotFound
 from runlane.executor.execution import thread_state
 from runlane.owners import matches, owner_of
-from runlane.serde import to_jsonable, utcnow
+from runlane.records import Thread
+from runlane.serde import JSONObject, to_jsonable, utcnow
 from runlane.service import threads as thread_ops
 from runlane.service.runs import Runlane
 from runlane.service.thread_stream import THREAD_STREAM_MODES, follow_thread, parse_last_event_id
+from runlane.wire import thread_body
 
 router = APIRouter(tags=["threads"])
-Row = dict[str, Any]
 
 
 def service(request: Request) -> Runlane:
@@ -46,7 +48,7 @@ def service(request: Request) -> Runlane:
 
 
 async def _thread(request: Request, thread_id: UUID, action: str = "read",
-                  value: Row | None = None) -> Row:
+                  value: JSONObject | None = None) -> Thread:
     """The thread, if the caller may `action` it: its owner's (another owner's is
     NotFound, exactly like a missing one) and passing the authorization handler,
     which sees (and may change) `value`."""
@@ -54,16 +56,16 @@ async def _thread(request: Request, thread_id: UUID, action: str = "read",
     value.setdefault("thread_id", thread_id)
     filters = await allowed(request, "threads", action, value)
     row = await service(request).store.get_thread(str(thread_id), owner=owner_of(request))
-    if row is None or row.get("temporary") or not matches(row.get("metadata"), filters):
+    if row is None or row.temporary or not matches(row.metadata, filters):
         raise NotFound(f"thread {thread_id} not found")
     return row
 
 
-def _ttl(body: ThreadTTL | None) -> Row | None:
+def _ttl(body: ThreadTTL | None) -> JSONObject | None:
     return None if body is None else body.model_dump()
 
 
-def _ttl_changed(svc: Runlane, ttl: Row | None) -> None:
+def _ttl_changed(svc: Runlane, ttl: JSONObject | None) -> None:
     if ttl is not None:
         svc.thread_ttl_changed()
 
@@ -73,8 +75,8 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
     svc = service(request)
     now = utcnow()
     # The handler may add metadata (e.g. the owner's org): what it leaves is stored.
-    value: Row = {"thread_id": body.thread_id or uuid.uuid4(), "metadata": body.metadata or {},
-                  "if_exists": body.if_exists}
+    value: JSONObject = {"thread_id": body.thread_id or uuid.uuid4(),
+                         "metadata": body.metadata or {}, "if_exists": body.if_exists}
     await allowed(request, "threads", "create", value)
     ttl = _ttl(body.ttl)
     graph = None
@@ -100,16 +102,17 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
         body.if_exists,
         owner=owner_of(request),
     )
-    if graph is not None and row["created_at"] == now:  # created here, not an existing one
+    if graph is not None and row.created_at == now:  # created here, not an existing one
         row = await _apply_supersteps(svc, graph, row, body)
     _ttl_changed(svc, ttl)
     return JSON(thread_body(row))
 
 
-async def _apply_supersteps(svc: Runlane, graph: Pregel, row: Row, body: ThreadCreate) -> Row:
+async def _apply_supersteps(svc: Runlane, graph: Pregel, row: Thread,
+                            body: ThreadCreate) -> Thread:
     """Replay the supersteps onto the new thread; a refused one removes the thread
     again (422), so a thread is created with all of its state or not at all."""
-    thread_id = row["thread_id"]
+    thread_id = row.thread_id
     supersteps = [[StateUpdate(u.values, u.as_node) for u in step.updates]
                   for step in body.supersteps or []]
     try:
@@ -120,7 +123,7 @@ async def _apply_supersteps(svc: Runlane, graph: Pregel, row: Row, body: ThreadC
     values, interrupts, paused = await thread_state(graph, thread_id)
     status = ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE
     await svc.store.set_thread_state_cache(thread_id, values, interrupts, status)
-    return {**row, "values": values, "interrupts": interrupts, "status": status.value}
+    return dataclasses.replace(row, values=values, interrupts=interrupts, status=status)
 
 
 @router.post("/threads/search")
@@ -168,8 +171,8 @@ async def prune_threads(body: ThreadPrune, request: Request) -> Response:
     if filters:
         # The handler limits which threads the caller may delete: prune only those.
         rows = [await svc.store.get_thread(t, owner=owner) for t in thread_ids]
-        thread_ids = [r["thread_id"] for r in rows
-                      if r is not None and matches(r.get("metadata"), filters)]
+        thread_ids = [r.thread_id for r in rows
+                      if r is not None and matches(r.metadata, filters)]
     pruned = await thread_ops.prune_threads(svc, thread_ids, body.strategy, owner=owner)
     return JSON({"pruned_count": pruned})
 
@@ -183,7 +186,7 @@ async def get_thread(thread_id: UUID, request: Request) -> Response:
 async def patch_thread(thread_id: UUID, body: ThreadPatch, request: Request) -> Response:
     svc = service(request)
     ttl = _ttl(body.ttl)
-    value: Row = {"metadata": dict(body.metadata)}
+    value: JSONObject = {"metadata": dict(body.metadata)}
     await _thread(request, thread_id, "update", value)
     row = await svc.store.patch_thread(str(thread_id), value["metadata"], ttl=ttl,
                                        owner=owner_of(request))
@@ -210,7 +213,7 @@ async def copy_thread(thread_id: UUID, request: Request) -> Response:
     await _thread(request, thread_id)
     await allowed(request, "threads", "create", {"thread_id": None, "copied_from": str(thread_id)})
     row = await thread_ops.copy_thread(svc, str(thread_id), owner=owner_of(request))
-    _ttl_changed(svc, row.get("ttl"))
+    _ttl_changed(svc, row.ttl)
     return JSON(thread_body(row))
 
 
@@ -255,12 +258,12 @@ async def thread_protocol_v3(thread_id: UUID) -> Response:
 # -------------------------------------------------------------------- state
 
 
-def _graph(svc: Runlane, thread: Row) -> Pregel | None:
-    graph_id = (thread.get("metadata") or {}).get("graph_id")
+def _graph(svc: Runlane, thread: Thread) -> Pregel | None:
+    graph_id = (thread.metadata or {}).get("graph_id")
     return svc.graphs.get(graph_id) if graph_id else None
 
 
-def _checkpoint_ref(config: RunnableConfig | Row | None) -> Row | None:
+def _checkpoint_ref(config: RunnableConfig | JSONObject | None) -> JSONObject | None:
     if not config:
         return None
     c = config.get("configurable", {})
@@ -272,7 +275,7 @@ def _checkpoint_ref(config: RunnableConfig | Row | None) -> Row | None:
     }
 
 
-def state_body(snapshot: Any) -> Row:
+def state_body(snapshot: Any) -> JSONObject:
     checkpoint = _checkpoint_ref(snapshot.config)
     parent = _checkpoint_ref(snapshot.parent_config)
     tasks = []
@@ -304,7 +307,7 @@ def state_body(snapshot: Any) -> Row:
     }
 
 
-def _empty_state(thread_id: str) -> Row:
+def _empty_state(thread_id: str) -> JSONObject:
     return {
         "values": {}, "next": [], "tasks": [], "metadata": None, "created_at": None,
         "checkpoint": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": None,
@@ -314,8 +317,8 @@ def _empty_state(thread_id: str) -> Row:
     }
 
 
-def _state_config(thread_id: str, checkpoint: Row | None = None) -> RunnableConfig:
-    configurable: Row = {"thread_id": thread_id}
+def _state_config(thread_id: str, checkpoint: JSONObject | None = None) -> RunnableConfig:
+    configurable: JSONObject = {"thread_id": thread_id}
     if checkpoint:
         # A checkpoint named by its id alone is in the root namespace. langgraph's
         # SQLite checkpointer needs checkpoint_ns to write after such a checkpoint
@@ -326,7 +329,7 @@ def _state_config(thread_id: str, checkpoint: Row | None = None) -> RunnableConf
     return {"configurable": configurable}
 
 
-async def _get_state(request: Request, thread_id: UUID, checkpoint: Row | None,
+async def _get_state(request: Request, thread_id: UUID, checkpoint: JSONObject | None,
                      subgraphs: bool) -> Response:
     svc = service(request)
     thread = await _thread(request, thread_id)
@@ -373,7 +376,7 @@ async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Reques
     if graph is None:
         return error(409, f"thread {thread_id} has no graph yet: "
                           "run it once before updating its state")
-    if thread["status"] == ThreadStatus.BUSY.value:
+    if thread.status is ThreadStatus.BUSY:
         return error(409, f"thread {thread_id} is busy: its state can change only between runs")
     checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else {}
     if body.checkpoint_id:

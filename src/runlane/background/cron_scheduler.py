@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 
 from runlane.errors import BadSchedule, DatabaseUnavailable
@@ -71,17 +70,18 @@ class CronScheduler:
         fired = 0
         now = utcnow()
         for cron in await self.crons.store.due(now):
-            seen: datetime.datetime = cron["next_run_date"]
-            end_time = cron["end_time"]
+            seen = cron.next_run_date
+            assert seen is not None  # due() selects crons with a next firing
+            end_time = cron.end_time
             try:
                 # Missed firings (downtime) collapse into this one: the next is after now.
-                following = next_firing(cron["schedule"], cron["payload"].get("timezone"),
+                following = next_firing(cron.schedule, cron.payload.get("timezone"),
                                         end_time, max(now, seen))
             except BadSchedule as exc:  # cannot happen for a validated cron; never loop on it
                 log.error("cron %s: schedule no longer valid (%s); disabling it",
-                          cron["cron_id"], exc)
+                          cron.cron_id, exc)
                 following = None
-            claimed = await self.crons.store.claim(cron["cron_id"], seen, following, now)
+            claimed = await self.crons.store.claim(cron.cron_id, seen, following, now)
             metrics.cron_claim(claimed is not None)
             if claimed is None:
                 continue  # another worker fired it, or it changed meanwhile

@@ -28,18 +28,18 @@ from typing import Any
 
 import httpx
 
-from runlane.api.responses import run_body
 from runlane.observability import metrics
-from runlane.serde import dumps, utcnow
+from runlane.records import Run
+from runlane.serde import JSONObject, dumps, utcnow
 from runlane.store.webhook_queue import DELIVERED, FAILED, WebhookQueue
+from runlane.wire import run_body
 
 log = logging.getLogger("runlane.webhooks")
 
-Row = dict[str, Any]
 RETRIED_STATUSES = frozenset({408, 429})
 
 
-def webhook_payload(run: Row, values: Any) -> Row:
+def webhook_payload(run: Run, values: Any) -> JSONObject:
     """What the receiver gets: the run, the thread's values, when it was sent."""
     body = run_body(run)
     body["values"] = values
@@ -59,7 +59,7 @@ class WebhookSender:
         max_backoff: float = 60.0,
         poll_seconds: float = 2.0,
         concurrency: int = 16,
-        after_delivery: Callable[[Row], Awaitable[None]] | None = None,
+        after_delivery: Callable[[Run], Awaitable[None]] | None = None,
     ) -> None:
         self.queue = queue
         self.timeout = timeout
@@ -138,8 +138,9 @@ class WebhookSender:
         self._deliveries.discard(task)
         self.wake()  # a slot is free
 
-    async def _deliver(self, run: Row, values: Any) -> None:
-        run_id, attempt, url = run["run_id"], run["webhook_attempts"], run["webhook"]
+    async def _deliver(self, run: Run, values: Any) -> None:
+        run_id, attempt, url = run.run_id, run.webhook_attempts, run.webhook
+        assert url is not None  # only a run created with a webhook owes a delivery
         assert self._client is not None
         problem: str | None = None
         retry = True
@@ -155,7 +156,7 @@ class WebhookSender:
             else:
                 problem = f"answered {answer.status_code}"
                 retry = answer.status_code >= 500 or answer.status_code in RETRIED_STATUSES
-        extra = {"event": "webhook", "run_id": run_id, "thread_id": run["thread_id"],
+        extra = {"event": "webhook", "run_id": run_id, "thread_id": run.thread_id,
                  "attempt": attempt}
         try:
             if problem is None:
@@ -183,9 +184,9 @@ class WebhookSender:
         except Exception as exc:  # noqa: BLE001 - the claim expires and the delivery is retried
             log.warning("run %s: recording the webhook outcome failed (%s)", run_id, exc)
 
-    async def _over(self, run: Row) -> None:
+    async def _over(self, run: Run) -> None:
         if self.after_delivery is not None:
             try:
                 await self.after_delivery(run)
             except Exception as exc:  # noqa: BLE001 - a cleanup hook must not stop deliveries
-                log.warning("run %s: cleanup after its webhook failed (%s)", run["run_id"], exc)
+                log.warning("run %s: cleanup after its webhook failed (%s)", run.run_id, exc)

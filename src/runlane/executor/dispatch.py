@@ -9,8 +9,9 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from runlane.records import Run
 from runlane.serde import utcnow
 from runlane.store import Store
 
@@ -19,7 +20,6 @@ if TYPE_CHECKING:  # supervision.py imports DispatchSignal from here
 
 log = logging.getLogger("runlane.executor")
 
-Row = dict[str, Any]
 
 
 class DispatchSignal:
@@ -138,7 +138,7 @@ class Dispatcher:
         self._reserved -= 1
         self.signal.wake()
 
-    def start_admitted(self, run: Row) -> None:
+    def start_admitted(self, run: Run) -> None:
         """Execute a run its admission started (running, leased to this worker)."""
         self._reserved -= 1
         self.supervision.spawn(run)
@@ -168,7 +168,7 @@ class Dispatcher:
                     if claimed and rechecking and signal.starts_at_admission:
                         log.warning("startable run(s) %s found by the periodic recheck, not "
                                     "by a wake-up: a wake-up was missed",
-                                    ", ".join(r["run_id"] for r in claimed))
+                                    ", ".join(r.run_id for r in claimed))
                     for run in claimed:
                         self.supervision.spawn(run)
                     if len(claimed) < free:

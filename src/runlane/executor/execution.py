@@ -11,14 +11,14 @@ from typing import Any
 from langgraph.pregel import Pregel
 from langgraph.types import Command
 
-from runlane.serde import to_jsonable
+from runlane.records import Run
+from runlane.serde import JSONObject, to_jsonable
 from runlane.store.checkpoints import CheckpointBackend, RestorePoint
 from runlane.store.items import ItemStore
 from runlane.streams.local import RunEventLog
 
 log = logging.getLogger("runlane.executor")
 
-Row = dict[str, Any]
 
 # The langgraph stream mode behind each stream mode a client may ask for (the names
 # and their SSE events: contract.STREAM_MODES).
@@ -53,10 +53,10 @@ class RunProgress:
             self.last_values = values  # converted once, when the run ends
             self.saw_values = True
 
-    def knows_final_state(self, run: Row, graph: Pregel | None) -> bool:
+    def knows_final_state(self, run: Run, graph: Pregel | None) -> bool:
         """True when the last streamed values are the thread's final state and the
         graph did not pause (no interrupt(), no interrupt_before/after anywhere)."""
-        kwargs = run["kwargs"]
+        kwargs = run.kwargs
         return (
             graph is not None
             and self.saw_values
@@ -79,14 +79,14 @@ class GraphRunner:
         # owner's view of them.
         self.item_store = item_store
 
-    async def execute(self, run: Row, event_log: RunEventLog, progress: RunProgress) -> None:
-        graph = self.graphs.get(run["graph_id"])
+    async def execute(self, run: Run, event_log: RunEventLog, progress: RunProgress) -> None:
+        graph = self.graphs.get(run.graph_id)
         if graph is None:
-            raise LookupError(f"graph {run['graph_id']!r} is not served by this server")
-        if run.get("owner") is not None:
+            raise LookupError(f"graph {run.graph_id!r} is not served by this server")
+        if run.owner is not None:
             # The run's nodes see only its owner's store items (see owner_scope).
-            graph = graph.copy(update={"store": self.item_store.for_owner(run["owner"])})
-        kwargs: Row = run["kwargs"]
+            graph = graph.copy(update={"store": self.item_store.for_owner(run.owner)})
+        kwargs = run.kwargs
         config = build_config(run)
         modes: list[str] = kwargs.get("stream_mode") or ["values"]
         subgraphs = bool(kwargs.get("stream_subgraphs"))
@@ -96,7 +96,7 @@ class GraphRunner:
             # Resuming or continuing: the graph writes onto a checkpoint that predates
             # this run. Remember its pending writes so a rollback can restore them.
             progress.restore = await self.checkpoints.restore_point(
-                run["thread_id"], config["configurable"].get("checkpoint_id")
+                run.thread_id, config["configurable"].get("checkpoint_id")
             )
         options = _graph_options(kwargs)
         lg_modes = list(dict.fromkeys(LANGGRAPH_MODES[m] for m in modes if m != "events"))
@@ -125,8 +125,8 @@ class GraphRunner:
             _publish(event_log, mode, namespace, data)
 
     async def _stream_events(
-        self, graph: Pregel, graph_input: Any, config: Row, lg_modes: list[str],
-        subgraphs: bool, options: Row, event_log: RunEventLog,
+        self, graph: Pregel, graph_input: Any, config: JSONObject, lg_modes: list[str],
+        subgraphs: bool, options: JSONObject, event_log: RunEventLog,
     ) -> None:
         root_id: str | None = None
         # As for astream above: no overload matches the run's plain kwargs.
@@ -146,7 +146,7 @@ class GraphRunner:
                     _publish(event_log, chunk[0], (), chunk[1])
 
 
-async def thread_state(graph: Pregel | None, thread_id: str) -> tuple[Any, Row, bool]:
+async def thread_state(graph: Pregel | None, thread_id: str) -> tuple[Any, JSONObject, bool]:
     """(values, interrupts by task id, paused) of the thread's latest checkpoint."""
     if graph is None:
         return None, {}, False
@@ -155,16 +155,16 @@ async def thread_state(graph: Pregel | None, thread_id: str) -> tuple[Any, Row, 
     except Exception:
         log.exception("reading the state of thread %s failed", thread_id)
         return None, {}, False
-    interrupts: Row = {}
+    interrupts: JSONObject = {}
     for task in state.tasks:
         if task.interrupts:
             interrupts[task.id] = to_jsonable(list(task.interrupts))
     return to_jsonable(state.values), interrupts, bool(state.next)
 
 
-def _graph_options(kwargs: Row) -> Row:
+def _graph_options(kwargs: JSONObject) -> JSONObject:
     """The options a run passes to astream as it was asked (those it was given)."""
-    options: Row = {}
+    options: JSONObject = {}
     for key in ("interrupt_before", "interrupt_after", "durability"):
         if kwargs.get(key) is not None:
             options[key] = kwargs[key]
@@ -182,21 +182,21 @@ def _publish(event_log: RunEventLog, mode: str, namespace: tuple[str, ...], data
     event_log.publish(name, data)
 
 
-def build_config(run: Row) -> Row:
-    kwargs: Row = run["kwargs"]
-    config: Row = dict(kwargs.get("config") or {})
-    configurable: Row = dict(config.get("configurable") or {})
+def build_config(run: Run) -> JSONObject:
+    kwargs = run.kwargs
+    config: JSONObject = dict(kwargs.get("config") or {})
+    configurable: JSONObject = dict(config.get("configurable") or {})
     checkpoint = kwargs.get("checkpoint") or {}
     if kwargs.get("checkpoint_id"):
         checkpoint = {**checkpoint, "checkpoint_id": kwargs["checkpoint_id"]}
     configurable.update({k: v for k, v in checkpoint.items() if k != "thread_id"})
     configurable.update(
-        thread_id=run["thread_id"],
-        run_id=run["run_id"],
-        graph_id=run["graph_id"],
-        assistant_id=run["assistant_id"],
+        thread_id=run.thread_id,
+        run_id=run.run_id,
+        graph_id=run.graph_id,
+        assistant_id=run.assistant_id,
     )
     config["configurable"] = configurable
-    config["metadata"] = {**(config.get("metadata") or {}), **(run.get("metadata") or {})}
-    config["run_id"] = uuid.UUID(run["run_id"])
+    config["metadata"] = {**(config.get("metadata") or {}), **(run.metadata or {})}
+    config["run_id"] = uuid.UUID(run.run_id)
     return config

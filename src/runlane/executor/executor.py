@@ -14,13 +14,12 @@ from langgraph.pregel import Pregel
 from runlane.executor.dispatch import Dispatcher, DispatchSignal
 from runlane.executor.execution import GraphRunner
 from runlane.executor.supervision import CompletedRollback, Supervision
+from runlane.records import Run
 from runlane.store import Store
 from runlane.store.checkpoints import CheckpointBackend
 from runlane.store.items import ItemStore
 from runlane.streams.local import StreamBroker
 from runlane.streams.transport import RunEventTransport
-
-Row = dict[str, Any]
 
 
 class Executor:
@@ -108,7 +107,7 @@ class Executor:
     def release_slot(self) -> None:
         self._dispatcher.release_slot()
 
-    def start_admitted(self, run: Row) -> None:
+    def start_admitted(self, run: Run) -> None:
         self._dispatcher.start_admitted(run)
 
     def lease_until(self) -> datetime.datetime:
@@ -141,7 +140,7 @@ class Executor:
     # ------------------------------------------------------------ run endings
 
     async def complete_rollback(
-        self, run: Row, *, worker_id: str, cause: str, level: int,
+        self, run: Run, *, worker_id: str | None, cause: str, level: int,
         taken_over_by: str | None = None,
     ) -> CompletedRollback:
         """Finish the recorded rollback of a run this worker does not execute (a dead

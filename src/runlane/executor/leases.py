@@ -19,10 +19,10 @@ import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from runlane.executor.executor import Executor
 from runlane.observability import logs
+from runlane.records import Run
 from runlane.serde import utcnow
 from runlane.store import Store
 
@@ -37,8 +37,8 @@ class LeaseKeeper:
         executor: Executor,
         lease_seconds: float,
         grace_seconds: float,
-        on_reaped: Callable[[dict[str, Any]], Awaitable[None]],
-        complete_rollback: Callable[[dict[str, Any]], Awaitable[None]],
+        on_reaped: Callable[[Run], Awaitable[None]],
+        complete_rollback: Callable[[Run], Awaitable[None]],
         housekeeping: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
@@ -117,7 +117,7 @@ class LeaseKeeper:
             self.takeovers += 1
             # Its worker stopped renewing its lease: this worker finished it.
             logs.run_status(run, "running", level=logging.WARNING,
-                            lost_worker=run["worker_id"],
+                            lost_worker=run.worker_id,
                             taken_over_by=self.executor.worker_id)
             await self.on_reaped(run)
         for run in adopted:

@@ -36,7 +36,8 @@ from runlane.contract import (
 from runlane.executor.dispatch import DispatchSignal
 from runlane.executor.execution import GraphRunner, RunProgress, thread_state
 from runlane.observability import logs, metrics
-from runlane.serde import to_jsonable
+from runlane.records import Run
+from runlane.serde import JSONObject, to_jsonable
 from runlane.store import SettleResult, Store
 from runlane.store.checkpoints import CheckpointBackend, RestorePoint
 from runlane.store.database import DatabaseUnavailable
@@ -45,16 +46,15 @@ from runlane.streams.transport import RunEventTransport
 
 log = logging.getLogger("runlane.executor")
 
-Row = dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
 class CompletedRollback:
     """What finishing a recorded rollback did."""
 
-    removed: Row | None  # the run as removed, or None: the CAS found nothing to remove
+    removed: Run | None  # the run as removed, or None: the CAS found nothing to remove
     values: Any  # the thread's state after the rollback
-    interrupts: Row
+    interrupts: JSONObject
 
 
 class Supervision:
@@ -90,7 +90,7 @@ class Supervision:
         # Seconds a stateless run's thread outlives the run (scale-out: see _settle).
         self.temporary_retention = temporary_retention
         self._graph_tasks: dict[str, asyncio.Task[None]] = {}
-        self._runs: dict[str, Row] = {}  # the rows of the runs executing here, as claimed
+        self._runs: dict[str, Run] = {}  # the rows of the runs executing here, as claimed
         self._abandon: dict[str, asyncio.Future[None]] = {}
         # When a cancel first reached each run's task (cancel-to-stop latency).
         self._cancel_seen: dict[str, float] = {}
@@ -138,14 +138,14 @@ class Supervision:
         for run in leftover:
             try:
                 result = await self.store.cancel_run(
-                    run["thread_id"], run["run_id"], CancelAction.INTERRUPT,
+                    run.thread_id, run.run_id, CancelAction.INTERRUPT,
                     CancelReason.SHUTDOWN.value)
             except Exception as exc:  # noqa: BLE001 - a restart or a reaper settles it
                 log.error("shutdown: could not record the cancel of run %s (%s)",
-                          run["run_id"], exc)
+                          run.run_id, exc)
                 continue
             if result.outcome in (CancelOutcome.RECORDED, CancelOutcome.ALREADY_RECORDED):
-                self.deliver_cancel(run["run_id"])
+                self.deliver_cancel(run.run_id)
         if self._supervisors:
             await asyncio.wait(set(self._supervisors), timeout=self.cancel_grace + 1)
 
@@ -197,12 +197,12 @@ class Supervision:
 
     # ------------------------------------------------------------- supervising
 
-    def spawn(self, run: Row) -> None:
+    def spawn(self, run: Run) -> None:
         """Start executing a run this worker just started (claimed or admitted)."""
-        run_id = run["run_id"]
+        run_id = run.run_id
         logs.run_status(run, RunStatus.PENDING.value, cause="claimed", worker_id=self.worker_id)
-        if run.get("started_at") is not None and run.get("created_at") is not None:
-            metrics.run_claimed((run["started_at"] - run["created_at"]).total_seconds())
+        if run.started_at is not None:
+            metrics.run_claimed((run.started_at - run.created_at).total_seconds())
         event_log = self.broker.open(run_id)
         self.transport.relay(run_id, event_log)
         progress = RunProgress()
@@ -220,10 +220,10 @@ class Supervision:
         supervisor.add_done_callback(self._supervisors.discard)
 
     async def _supervise(
-        self, run: Row, graph_task: asyncio.Task[None], event_log: RunEventLog,
+        self, run: Run, graph_task: asyncio.Task[None], event_log: RunEventLog,
         progress: RunProgress,
     ) -> None:
-        run_id = run["run_id"]
+        run_id = run.run_id
         abandon = self._abandon[run_id]
         try:
             await asyncio.wait({graph_task, abandon}, return_when=asyncio.FIRST_COMPLETED)
@@ -278,13 +278,13 @@ class Supervision:
                 delay = min(delay * 2, 2.0)
 
     async def _settle(
-        self, run: Row, error: Any, event_log: RunEventLog, graph_task: asyncio.Task[None],
+        self, run: Run, error: Any, event_log: RunEventLog, graph_task: asyncio.Task[None],
         progress: RunProgress,
     ) -> None:
-        run_id, thread_id = run["run_id"], run["thread_id"]
-        graph = self.graphs.get(run["graph_id"])
+        run_id, thread_id = run.run_id, run.thread_id
+        graph = self.graphs.get(run.graph_id)
         completed = graph_task.done() and not graph_task.cancelled() and error is None
-        interrupts: Row
+        interrupts: JSONObject
         if completed and progress.knows_final_state(run, graph):
             values, interrupts, paused = to_jsonable(progress.last_values), {}, False
         else:
@@ -325,20 +325,20 @@ class Supervision:
                 self.signal.wake()  # the run's thread is free for its next run
                 self._measure_end(rollback.removed)
         settled = result.run
-        if settled is not None and settled["status"] == RunStatus.ERROR.value and error:
+        if settled is not None and settled.status is RunStatus.ERROR and error:
             event_log.publish("error", error)
         self._remember_values(run_id, values, interrupts, settled)
         # Waiters for the end (cancel with wait=true, join) get the terminal row this
         # settle recorded with their wake-up, instead of reading it back.
         self.broker.close(run_id, final=settled if result.changed else None)
-        owes_webhook = result.changed and bool(settled and settled.get("webhook"))
-        if deletes_thread_when_done(run) and not owes_webhook:
+        owes_webhook = result.changed and bool(settled and settled.webhook)
+        if deletes_thread_when_done(run.kwargs) and not owes_webhook:
             # (With a webhook, the thread goes once the delivery is over: its payload
             # carries the thread's values.)
             await self.discard_temporary_thread(thread_id)
 
     async def complete_rollback(
-        self, run: Row, *, worker_id: str, restore: RestorePoint | None = None,
+        self, run: Run, *, worker_id: str | None, restore: RestorePoint | None = None,
         cause: str | None = None, level: int = logging.INFO,
         taken_over_by: str | None = None,
     ) -> CompletedRollback:
@@ -348,16 +348,16 @@ class Supervision:
         now, through the store's CAS fenced by `worker_id` (the run's owner). Logs
         the change with `cause` (default: the run's stop reason), `taken_over_by` and
         `level`."""
-        thread_id = run["thread_id"]
-        await self.checkpoints.delete_run(thread_id, run["run_id"], restore)
-        values, interrupts, paused = await thread_state(self.graphs.get(run["graph_id"]),
+        thread_id = run.thread_id
+        await self.checkpoints.delete_run(thread_id, run.run_id, restore)
+        values, interrupts, paused = await thread_state(self.graphs.get(run.graph_id),
                                                         thread_id)
         removed = await self.store.complete_rollback(
-            run["run_id"], thread_id, worker_id, values, interrupts,
+            run.run_id, thread_id, worker_id, values, interrupts,
             ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
         )
         if removed is not None:
-            logs.run_status(removed, run["status"], cause=cause, rolled_back=True,
+            logs.run_status(removed, run.status.value, cause=cause, rolled_back=True,
                             taken_over_by=taken_over_by, level=level)
         return CompletedRollback(removed, values, interrupts)
 
@@ -371,21 +371,21 @@ class Supervision:
         else:
             await self._delete_thread(thread_id)
 
-    def _finished(self, row: Row, thread_busy: bool) -> None:
+    def _finished(self, row: Run, thread_busy: bool) -> None:
         """This worker's CAS made the run terminal: log it once, measure it, and wake
         the dispatcher now if another run of the thread may start (see reserve_slot)."""
         if thread_busy or self.signal.slot_matters():
             self.signal.wake()
-        if row.get("webhook"):
+        if row.webhook:
             self.webhook_owed.set()
         logs.run_status(row, RunStatus.RUNNING.value)
         self._measure_end(row)
 
-    def _measure_end(self, row: Row) -> None:
-        seen = self._cancel_seen.get(row["run_id"])
-        started, ended = row.get("started_at"), row.get("ended_at")
+    def _measure_end(self, row: Run) -> None:
+        seen = self._cancel_seen.get(row.run_id)
+        started, ended = row.started_at, row.ended_at
         metrics.run_finished(
-            row["status"],
+            row.status.value,
             (ended - started).total_seconds() if started and ended else None,
             time.monotonic() - seen if seen is not None else None,
         )
@@ -398,24 +398,24 @@ class Supervision:
         await self.store.delete_thread(thread_id)
         await self.checkpoints.delete_thread(thread_id)
 
-    def _remember_values(self, run_id: str, values: Any, interrupts: Row,
-                         settled: Row | None) -> None:
+    def _remember_values(self, run_id: str, values: Any, interrupts: JSONObject,
+                         settled: Run | None) -> None:
         self.final_values[run_id] = wait_result(settled, values, interrupts)
         while len(self.final_values) > 512:
             self.final_values.popitem(last=False)
 
 
-def deletes_thread_when_done(run: Row) -> bool:
-    """A stateless run whose thread goes with it (on_completion=delete, the default)."""
-    kwargs = run.get("kwargs") or {}
+def deletes_thread_when_done(kwargs: JSONObject) -> bool:
+    """Whether a run with these kwargs is a stateless run whose thread goes with it
+    (on_completion=delete, the default)."""
     return bool(kwargs.get("temporary")) and kwargs.get("on_completion", "delete") == "delete"
 
 
-def wait_result(run: Row | None, values: Any, interrupts: Row) -> Any:
+def wait_result(run: Run | None, values: Any, interrupts: JSONObject) -> Any:
     """What `wait` and `join` answer for a finished run: its error, or the thread's
     values with the pending interrupts under `__interrupt__`."""
-    if run is not None and run["status"] == RunStatus.ERROR.value and run.get("error"):
-        return {"__error__": run["error"]}
+    if run is not None and run.status is RunStatus.ERROR and run.error:
+        return {"__error__": run.error}
     result = values if values is not None else {}
     if interrupts and isinstance(result, dict):
         result = {**result, "__interrupt__": [i for group in interrupts.values() for i in group]}

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from runlane.observability import metrics
+from runlane.records import Run
 
 RUN_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("runlane_run_id", default=None)
 THREAD_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -42,11 +43,11 @@ def set_worker(worker_id: str) -> None:
     _worker_id = worker_id
 
 
-def run_context(run: dict[str, Any]) -> contextvars.Context:
+def run_context(run: Run) -> contextvars.Context:
     """A copy of the current context in which log records name `run`."""
     context = contextvars.copy_context()
-    context.run(RUN_ID.set, run["run_id"])
-    context.run(THREAD_ID.set, run["thread_id"])
+    context.run(RUN_ID.set, run.run_id)
+    context.run(THREAD_ID.set, run.thread_id)
     return context
 
 
@@ -131,25 +132,28 @@ def failure_logged(logger: logging.Logger, what: str, *args: Any,
 _runs_log = logging.getLogger("runlane.runs")
 
 
-def run_status(run: dict[str, Any], previous: str | None, *, cause: str | None = None,
+def run_status(run: Run, previous: str | None, *, cause: str | None = None,
                level: int = logging.INFO, **details: Any) -> None:
-    """Log one confirmed status change of `run` (a row as the store returned it) and
-    count it. `cause` defaults to the row's stop_reason; a cancel names who asked
-    (cancel_reason); `details` add e.g. superseded_by, taken_over_by."""
-    status = run["status"]
-    cause = cause or run.get("stop_reason") or "unknown"
+    """Log one confirmed status change of `run` (as the store returned it) and
+    count it. `previous` is the status it left (its text). `cause` defaults to the
+    run's stop_reason; a cancel names who asked (cancel_reason); `details` add e.g.
+    superseded_by, taken_over_by."""
+    status = run.status.value
+    cancel_action = None if run.cancel_action is None else run.cancel_action.value
+    cause = cause or run.stop_reason or "unknown"
     fields: dict[str, Any] = {
-        "event": "run_status", "run_id": run["run_id"], "thread_id": run["thread_id"],
+        "event": "run_status", "run_id": run.run_id, "thread_id": run.thread_id,
         "from_status": previous, "status": status, "cause": cause,
     }
-    for key in ("stop_reason", "cancel_action", "cancel_reason"):
-        if run.get(key) is not None:
-            fields[key] = run[key]
+    for key, value in (("stop_reason", run.stop_reason), ("cancel_action", cancel_action),
+                       ("cancel_reason", run.cancel_reason)):
+        if value is not None:
+            fields[key] = value
     fields.update({k: v for k, v in details.items() if v is not None})
     why = cause
-    if run.get("cancel_reason"):
-        why = f"{cause}, {run.get('cancel_action') or 'cancel'} by {run['cancel_reason']}"
+    if run.cancel_reason:
+        why = f"{cause}, {cancel_action or 'cancel'} by {run.cancel_reason}"
     extra = "".join(f", {k}={v}" for k, v in details.items() if v is not None)
-    _runs_log.log(level, "run %s %s -> %s (%s%s)", run["run_id"], previous or "new", status,
+    _runs_log.log(level, "run %s %s -> %s (%s%s)", run.run_id, previous or "new", status,
                   why, extra, extra=fields)
     metrics.run_transition(status, cause)

@@ -25,7 +25,7 @@ async def delete_assistant_cascade(svc: Runlane, assistant_id: str, *, owner: Ow
             owner=owner)
         for thread in threads:
             try:
-                await svc.delete_thread(thread["thread_id"], owner=owner)
+                await svc.delete_thread(thread.thread_id, owner=owner)
             except NotFound:  # deleted meanwhile
                 pass
     if not await svc.store.delete_assistant(assistant_id, owner=owner):

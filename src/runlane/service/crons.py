@@ -17,14 +17,13 @@ from typing import Any
 
 from runlane.errors import BadRequest, Conflict, NotFound
 from runlane.owners import Owner
-from runlane.serde import utcnow
+from runlane.records import Columns, Cron, Run
+from runlane.serde import JSONObject, utcnow
 from runlane.service import schedules
 from runlane.service.runs import Runlane, RunRequest
 from runlane.store.crons import CronStore
 
 log = logging.getLogger("runlane.crons")
-
-Row = dict[str, Any]
 
 # Run fields a cron's payload carries to every run it creates.
 RUN_FIELDS = ("input", "config", "context", "metadata", "interrupt_before", "interrupt_after",
@@ -38,8 +37,8 @@ class CronSpec:
 
     assistant_id: str
     schedule: str
-    payload: Row  # RUN_FIELDS that were given
-    metadata: Row = dataclasses.field(default_factory=dict)
+    payload: JSONObject  # RUN_FIELDS that were given
+    metadata: JSONObject = dataclasses.field(default_factory=dict)
     end_time: datetime.datetime | None = None
     enabled: bool = True
     timezone: str | None = None
@@ -55,27 +54,6 @@ def next_firing(schedule: str, timezone: str | None, end_time: datetime.datetime
     return fire
 
 
-def cron_body(row: Row) -> Row:
-    """A cron as the LangGraph server API shows it."""
-    payload = row["payload"]
-    return {
-        "cron_id": row["cron_id"],
-        "assistant_id": row["assistant_id"],
-        "thread_id": row["thread_id"],
-        "on_run_completed": payload.get("on_run_completed") if row["thread_id"] is None else None,
-        "end_time": row["end_time"],
-        "schedule": row["schedule"],
-        "timezone": payload.get("timezone"),
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "payload": payload,
-        "user_id": row["user_id"],
-        "next_run_date": row["next_run_date"],
-        "metadata": row["metadata"],
-        "enabled": row["enabled"],
-    }
-
-
 class Crons:
     def __init__(self, store: CronStore, runlane: Runlane) -> None:
         self.store = store
@@ -87,24 +65,25 @@ class Crons:
         if self.on_change is not None:
             self.on_change()
 
-    async def create(self, thread_id: str | None, spec: CronSpec, *, owner: Owner = None) -> Row:
+    async def create(self, thread_id: str | None, spec: CronSpec, *,
+                     owner: Owner = None) -> Cron:
         now = utcnow()
         following = next_firing(spec.schedule, spec.timezone, spec.end_time, now)
         # The owner's own assistant or a shared one: another owner's is NotFound, as
         # for a run (a cron must not run, later, what its owner cannot run now).
         assistant = await self.runlane.resolve_assistant(spec.assistant_id, owner=owner)
-        if assistant["graph_id"] not in self.runlane.graphs:
-            raise BadRequest(f"graph {assistant['graph_id']!r} is not served here")
+        if assistant.graph_id not in self.runlane.graphs:
+            raise BadRequest(f"graph {assistant.graph_id!r} is not served here")
         if thread_id is not None and not await self.store.thread_visible(thread_id, owner=owner):
             raise NotFound(f"thread {thread_id} not found")
-        payload: Row = {**spec.payload, "assistant_id": assistant["assistant_id"]}
+        payload: JSONObject = {**spec.payload, "assistant_id": assistant.assistant_id}
         if spec.timezone is not None:
             payload["timezone"] = spec.timezone
         if thread_id is None:
             payload["on_run_completed"] = spec.on_run_completed or "delete"
-        row: Row = {
+        row: Columns = {
             "cron_id": str(uuid.uuid4()),
-            "assistant_id": assistant["assistant_id"],
+            "assistant_id": assistant.assistant_id,
             "thread_id": thread_id,
             "schedule": spec.schedule,
             "payload": payload,
@@ -126,14 +105,14 @@ class Crons:
         return created
 
     async def get(self, cron_id: str, *, owner: Owner = None,
-                  auth_filter: Row | None = None) -> Row:
+                  auth_filter: JSONObject | None = None) -> Cron:
         row = await self.store.get(cron_id, owner=owner, auth_filter=auth_filter)
         if row is None:
             raise NotFound(f"cron {cron_id} not found")
         return row
 
-    async def update(self, cron_id: str, changes: Row, *, owner: Owner = None,
-                     auth_filter: Row | None = None) -> Row:
+    async def update(self, cron_id: str, changes: JSONObject, *, owner: Owner = None,
+                     auth_filter: JSONObject | None = None) -> Cron:
         """`changes`: schedule, timezone, end_time, enabled, metadata, on_run_completed
         and run fields (RUN_FIELDS), each only if given. `metadata` is merged key by
         key into the cron's (as the LangGraph server does) and into its runs'; the
@@ -143,29 +122,29 @@ class Crons:
         metadata as it is now)."""
         now = utcnow()
 
-        def values_for(current: Row) -> Row:
-            payload = dict(current["payload"])
-            values: Row = {}
+        def values_for(current: Cron) -> Columns:
+            payload = dict(current.payload)
+            values: Columns = {}
             for field in RUN_FIELDS:
                 if field in changes:
                     payload[field] = changes[field]
             if "metadata" in changes:
-                merged = {**(current["metadata"] or {}), **(changes["metadata"] or {})}
+                merged = {**(current.metadata or {}), **(changes["metadata"] or {})}
                 values["metadata"] = merged
-                payload["metadata"] = {**(current["payload"].get("metadata") or {}),
+                payload["metadata"] = {**(current.payload.get("metadata") or {}),
                                        **(changes["metadata"] or {})}
             if "timezone" in changes:
                 payload["timezone"] = changes["timezone"]
             if "on_run_completed" in changes:
-                if current["thread_id"] is not None:
+                if current.thread_id is not None:
                     raise BadRequest("on_run_completed applies to stateless crons only; cron "
-                                     f"{cron_id} runs on thread {current['thread_id']}")
+                                     f"{cron_id} runs on thread {current.thread_id}")
                 payload["on_run_completed"] = changes["on_run_completed"]
             for field in ("schedule", "end_time", "enabled"):
                 if field in changes:
                     values[field] = changes[field]
-            schedule = values["schedule"] if "schedule" in values else current["schedule"]
-            end_time = values.get("end_time", current["end_time"])
+            schedule = values.get("schedule", current.schedule)
+            end_time = values.get("end_time", current.end_time)
             if {"schedule", "timezone", "end_time", "enabled"} & set(changes):
                 values["next_run_date"] = next_firing(schedule, payload.get("timezone"),
                                                       end_time, now)
@@ -180,12 +159,12 @@ class Crons:
         return row
 
     async def delete(self, cron_id: str, *, owner: Owner = None,
-                     auth_filter: Row | None = None) -> None:
+                     auth_filter: JSONObject | None = None) -> None:
         """Stops future firings; runs already created stay."""
         if not await self.store.delete(cron_id, owner=owner, auth_filter=auth_filter):
             raise NotFound(f"cron {cron_id} not found")
 
-    async def search(self, *, owner: Owner = None, **filters: Any) -> list[Row]:
+    async def search(self, *, owner: Owner = None, **filters: Any) -> list[Cron]:
         return await self.store.search(owner=owner, **filters)
 
     async def count(self, *, owner: Owner = None, **filters: Any) -> int:
@@ -193,48 +172,48 @@ class Crons:
 
     # ------------------------------------------------------------------ firing
 
-    async def fire(self, cron: Row, fired_at: datetime.datetime) -> Row | None:
+    async def fire(self, cron: Cron, fired_at: datetime.datetime) -> Run | None:
         """Create the run of one claimed firing, on behalf of the cron's owner. A
         firing that cannot create its run (thread gone, `reject` on a busy thread)
         is logged and skipped; a cron whose thread is gone is deleted (it can never
         fire again, as the reference server deletes a thread's crons with it)."""
-        payload: Row = cron["payload"]
+        payload = cron.payload
         request = RunRequest(
-            assistant_id=cron["assistant_id"],
+            assistant_id=cron.assistant_id,
             input=payload.get("input"),
             config=payload.get("config"),
             context=payload.get("context"),
-            metadata={**(payload.get("metadata") or {}), "cron_id": cron["cron_id"],
+            metadata={**(payload.get("metadata") or {}), "cron_id": cron.cron_id,
                       "cron_fired_at": fired_at.isoformat()},
             stream_mode=_modes(payload.get("stream_mode")),
             stream_subgraphs=bool(payload.get("stream_subgraphs")),
             interrupt_before=payload.get("interrupt_before"),
             interrupt_after=payload.get("interrupt_after"),
             multitask_strategy=payload.get("multitask_strategy") or "enqueue",
-            on_completion=payload.get("on_run_completed") if cron["thread_id"] is None else None,
+            on_completion=payload.get("on_run_completed") if cron.thread_id is None else None,
             durability=payload.get("durability"),
         )
-        extra = {"event": "cron_fired", "cron_id": cron["cron_id"],
-                 "thread_id": cron["thread_id"]}
+        extra = {"event": "cron_fired", "cron_id": cron.cron_id,
+                 "thread_id": cron.thread_id}
         try:
-            run = await self.runlane.create_run(cron["thread_id"], request, owner=cron["owner"])
+            run = await self.runlane.create_run(cron.thread_id, request, owner=cron.owner)
         except NotFound as exc:
-            if cron["thread_id"] is not None and not await self.store.thread_visible(
-                    cron["thread_id"], owner=cron["owner"]):
-                await self.store.delete(cron["cron_id"])
-                log.warning("cron %s: its thread %s is gone; cron deleted", cron["cron_id"],
-                            cron["thread_id"], extra=extra)
+            if cron.thread_id is not None and not await self.store.thread_visible(
+                    cron.thread_id, owner=cron.owner):
+                await self.store.delete(cron.cron_id)
+                log.warning("cron %s: its thread %s is gone; cron deleted", cron.cron_id,
+                            cron.thread_id, extra=extra)
             else:
-                log.warning("cron %s: firing at %s skipped: %s", cron["cron_id"],
+                log.warning("cron %s: firing at %s skipped: %s", cron.cron_id,
                             fired_at.isoformat(), exc, extra=extra)
             return None
         except (Conflict, BadRequest) as exc:
-            log.info("cron %s: firing at %s skipped: %s", cron["cron_id"],
+            log.info("cron %s: firing at %s skipped: %s", cron.cron_id,
                      fired_at.isoformat(), exc, extra=extra)
             return None
-        log.info("cron %s fired at %s: run %s", cron["cron_id"], fired_at.isoformat(),
-                 run["run_id"], extra={**extra, "run_id": run["run_id"],
-                                       "thread_id": run["thread_id"]})
+        log.info("cron %s fired at %s: run %s", cron.cron_id, fired_at.isoformat(),
+                 run.run_id, extra={**extra, "run_id": run.run_id,
+                                    "thread_id": run.thread_id})
         return run
 
 

@@ -35,7 +35,8 @@ from runlane.executor.supervision import deletes_thread_when_done, wait_result
 from runlane.graphs import default_assistant_id
 from runlane.observability import logs, metrics
 from runlane.owners import Filters, Owner, matches
-from runlane.serde import to_jsonable, utcnow
+from runlane.records import Assistant, Columns, Run
+from runlane.serde import JSONObject, to_jsonable, utcnow
 from runlane.store import CancelResult, CreatedRun, Store
 from runlane.store.checkpoints import CheckpointBackend
 from runlane.streams.local import StreamBroker
@@ -44,8 +45,6 @@ from runlane.streams.transport import RunEventTransport
 
 log = logging.getLogger("runlane.service")
 
-Row = dict[str, Any]
-
 
 @dataclasses.dataclass
 class RunRequest:
@@ -53,15 +52,15 @@ class RunRequest:
 
     assistant_id: str
     input: Any = None
-    command: Row | None = None
-    config: Row | None = None
-    context: Row | None = None
-    metadata: Row | None = None
+    command: JSONObject | None = None
+    config: JSONObject | None = None
+    context: JSONObject | None = None
+    metadata: JSONObject | None = None
     stream_mode: list[str] = dataclasses.field(default_factory=lambda: ["values"])
     stream_subgraphs: bool = False
     interrupt_before: Any = None
     interrupt_after: Any = None
-    checkpoint: Row | None = None
+    checkpoint: JSONObject | None = None
     checkpoint_id: str | None = None
     multitask_strategy: str = "enqueue"
     if_not_exists: str = "reject"
@@ -82,15 +81,15 @@ class CancelAnswer:
 
     outcome: CancelOutcome
     status_code: int
-    run: Row | None
+    run: Run | None
 
 
 @dataclasses.dataclass
 class PreparedRun:
     """A checked run request: the rows its admission writes."""
 
-    run: Row
-    thread_defaults: Row
+    run: Columns
+    thread_defaults: Columns
     if_not_exists: str
     request: RunRequest
 
@@ -128,10 +127,10 @@ class Runlane:
         """A thread's TTL was set or changed here: the sweeper looks again now."""
         self._ttl_changed.set()
 
-    async def after_webhook(self, run: Row) -> None:
+    async def after_webhook(self, run: Run) -> None:
         """A run's webhook delivery is over: a stateless run's thread may go now."""
-        if deletes_thread_when_done(run):
-            await self.executor.discard_temporary_thread(run["thread_id"])
+        if deletes_thread_when_done(run.kwargs):
+            await self.executor.discard_temporary_thread(run.thread_id)
 
     # ------------------------------------------------------------- assistants
 
@@ -162,7 +161,7 @@ class Runlane:
         for run in rollbacks:
             # A rollback was recorded: finish it as the executor would have.
             await self.executor.complete_rollback(
-                run, worker_id=run["worker_id"], cause=StopReason.SERVER_RESTARTED.value,
+                run, worker_id=run.worker_id, cause=StopReason.SERVER_RESTARTED.value,
                 level=logging.WARNING)
         await self.delete_finished_temporary_threads()
 
@@ -177,22 +176,22 @@ class Runlane:
         if run_id not in self.executor.local_run_ids:
             self.broker.close(run_id)
 
-    async def on_run_reaped(self, run: Row) -> None:
+    async def on_run_reaped(self, run: Run) -> None:
         """This worker finished a dead worker's run: end its stream everywhere."""
-        self.on_run_done(run["run_id"])
-        if run.get("webhook"):
+        self.on_run_done(run.run_id)
+        if run.webhook:
             self._webhook_owed.set()
-        await self.transport.end(run["run_id"], error=run.get("error"))
+        await self.transport.end(run.run_id, error=run.error)
 
-    async def finish_adopted_rollback(self, run: Row) -> None:
+    async def finish_adopted_rollback(self, run: Run) -> None:
         """Complete the rollback of a run whose worker died (this worker adopted it).
         The dead worker's restore point is lost: the run's own checkpoints go."""
         await self.executor.complete_rollback(
-            run, worker_id=run["worker_id"], cause=StopReason.WORKER_LOST.value,
-            taken_over_by=run["worker_id"], level=logging.WARNING)
+            run, worker_id=run.worker_id, cause=StopReason.WORKER_LOST.value,
+            taken_over_by=run.worker_id, level=logging.WARNING)
         await self.on_run_reaped(run)
 
-    async def resolve_assistant(self, assistant_id: str, *, owner: Owner = None) -> Row:
+    async def resolve_assistant(self, assistant_id: str, *, owner: Owner = None) -> Assistant:
         """An assistant id, or a graph id standing for its default assistant; one
         `owner` may read (its own or a shared one), else NotFound."""
         if assistant_id in self.graphs:
@@ -213,7 +212,7 @@ class Runlane:
     # ------------------------------------------------------------------- runs
 
     async def create_run(self, thread_id: str | None, request: RunRequest, *,
-                         owner: Owner = None) -> Row:
+                         owner: Owner = None) -> Run:
         prepared = await self._prepare_run(thread_id, request, owner)
         self._open_log(prepared)
         # A free slot nobody else waits for: the admission starts the run itself.
@@ -243,7 +242,7 @@ class Runlane:
         return created.run
 
     async def create_stateless_batch(self, requests: list[RunRequest], *,
-                                     owner: Owner = None) -> list[Row]:
+                                     owner: Owner = None) -> list[Run]:
         """Create many stateless background runs, all or none: every item is checked
         first (an invalid item raises `BatchItemError` naming it, and nothing is
         created), then all are admitted in one transaction."""
@@ -271,18 +270,18 @@ class Runlane:
                            owner: Owner) -> PreparedRun:
         """Check a run request's meaning and build its rows (nothing is written)."""
         assistant = await self.resolve_assistant(request.assistant_id, owner=owner)
-        if assistant["graph_id"] not in self.graphs:
-            raise BadRequest(f"graph {assistant['graph_id']!r} is not served here")
+        if assistant.graph_id not in self.graphs:
+            raise BadRequest(f"graph {assistant.graph_id!r} is not served here")
         stateless = thread_id is None
         if thread_id is None:
             thread_id = str(uuid.uuid4())
         on_completion = request.on_completion or ("delete" if stateless else "keep")
         now = utcnow()
         run_id = str(uuid.uuid4())
-        config = _merge_config(assistant["config"], request.config)
-        await self._check_checkpoint(assistant["graph_id"], thread_id, request, config)
-        context = {**(assistant.get("context") or {}), **(request.context or {})} or None
-        kwargs: Row = {
+        config = _merge_config(assistant.config, request.config)
+        await self._check_checkpoint(assistant.graph_id, thread_id, request, config)
+        context = {**(assistant.context or {}), **(request.context or {})} or None
+        kwargs: JSONObject = {
             "input": request.input,
             "command": request.command,
             "config": config,
@@ -304,11 +303,11 @@ class Runlane:
             "temporary": stateless,  # a stateless run (see deletes_thread_when_done)
             "on_completion": on_completion,
         }
-        run: Row = {
+        run: Columns = {
             "run_id": run_id,
             "thread_id": thread_id,
-            "assistant_id": assistant["assistant_id"],
-            "graph_id": assistant["graph_id"],
+            "assistant_id": assistant.assistant_id,
+            "graph_id": assistant.graph_id,
             "status": RunStatus.PENDING.value,
             "multitask_strategy": request.multitask_strategy,
             "metadata": request.metadata or {},
@@ -324,17 +323,17 @@ class Runlane:
             "created_at": now,
             "updated_at": now,
         }
-        thread_defaults: Row = {
+        thread_defaults: Columns = {
             "thread_id": thread_id,
             "status": ThreadStatus.IDLE.value,
-            "metadata": {"graph_id": assistant["graph_id"],
-                         "assistant_id": assistant["assistant_id"]},
+            "metadata": {"graph_id": assistant.graph_id,
+                         "assistant_id": assistant.assistant_id},
             "config": {},
             "values": None,
             "interrupts": {},
             # A stateless run's thread is hidden and goes with it, unless it is kept
             # (on_completion=keep): then it is an ordinary thread from the start.
-            "temporary": deletes_thread_when_done({"kwargs": kwargs}),
+            "temporary": deletes_thread_when_done(kwargs),
             "owner": owner,
             "created_at": now,
             "updated_at": now,
@@ -349,26 +348,21 @@ class Runlane:
     async def _admitted(self, prepared: PreparedRun, created: CreatedRun) -> None:
         """After a run was admitted: its stream, its log line, the runs its multitask
         strategy stopped."""
-        request, run_id, thread_id = (prepared.request, prepared.run["run_id"],
-                                      prepared.run["thread_id"])
+        request, run_id = prepared.request, prepared.run["run_id"]
         await self.transport.after_admission(run_id)
         _log_created(created, request)
         for other in created.cancelled_running:
             self.executor.deliver_cancel(other)
-        for other in created.cancelled_pending:
-            action = ("rollback" if request.multitask_strategy == "rollback" else "interrupt")
+        for ended in created.cancelled_pending:
             logs.run_status(
-                {"run_id": other, "thread_id": thread_id, "status": RunStatus.INTERRUPTED.value,
-                 "stop_reason": StopReason.CANCELLED.value, "cancel_action": action,
-                 "cancel_reason": f"multitask_{request.multitask_strategy}"},
-                RunStatus.PENDING.value, superseded_by=run_id,
-                rolled_back=True if action == "rollback" else None)
-            await self._ended_without_running(other)
+                ended, RunStatus.PENDING.value, superseded_by=run_id,
+                rolled_back=True if ended.cancel_action is CancelAction.ROLLBACK else None)
+            await self._ended_without_running(ended.run_id)
         if created.cancelled_pending:
             self._webhook_owed.set()
 
     async def _check_checkpoint(
-        self, graph_id: str, thread_id: str, request: RunRequest, config: Row
+        self, graph_id: str, thread_id: str, request: RunRequest, config: JSONObject
     ) -> None:
         """A run asked to start from a checkpoint the thread does not have would start
         from nothing and hide the thread's state behind a fresh one: 404 instead. The
@@ -394,7 +388,7 @@ class Runlane:
         self.broker.close(run_id)
         await self.transport.end(run_id)
 
-    async def get_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Row:
+    async def get_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Run:
         row = await self.store.get_run(thread_id, run_id, owner=owner)
         if row is None:
             raise NotFound(f"run {run_id} not found on thread {thread_id}")
@@ -440,17 +434,18 @@ class Runlane:
         run = result.run
         if result.delivered_to_task:
             # Not a status change yet: the run's executor settles it `interrupted`.
-            log.info("run %s: %s recorded (%s); stopping it", run["run_id"],
-                     run["cancel_action"], run["cancel_reason"],
-                     extra={"event": "cancel_recorded", "run_id": run["run_id"],
-                            "thread_id": run["thread_id"], "cancel_action": run["cancel_action"],
-                            "cancel_reason": run["cancel_reason"]})
-            self.executor.deliver_cancel(run["run_id"])
+            action = None if run.cancel_action is None else run.cancel_action.value
+            log.info("run %s: %s recorded (%s); stopping it", run.run_id,
+                     action, run.cancel_reason,
+                     extra={"event": "cancel_recorded", "run_id": run.run_id,
+                            "thread_id": run.thread_id, "cancel_action": action,
+                            "cancel_reason": run.cancel_reason})
+            self.executor.deliver_cancel(run.run_id)
         else:  # a pending run: it is already terminal (or rolled back)
             logs.run_status(run, RunStatus.PENDING.value, rolled_back=True if
-                            run["cancel_action"] == CancelAction.ROLLBACK.value else None)
-            await self._ended_without_running(run["run_id"])
-            if run.get("webhook") and run["cancel_action"] != CancelAction.ROLLBACK.value:
+                            run.cancel_action is CancelAction.ROLLBACK else None)
+            await self._ended_without_running(run.run_id)
+            if run.webhook and run.cancel_action is not CancelAction.ROLLBACK:
                 self._webhook_owed.set()
             self.executor.wake()
 
@@ -484,7 +479,7 @@ class Runlane:
         nothing is cancelled."""
         if thread_id is not None:
             thread = await self.store.get_thread(thread_id, owner=owner)
-            if thread is None or not matches(thread.get("metadata"), auth_filter):
+            if thread is None or not matches(thread.metadata, auth_filter):
                 raise NotFound(f"thread {thread_id} not found")
             for run_id in run_ids or ():
                 if await self.store.get_run(thread_id, run_id, owner=owner) is None and (
@@ -503,8 +498,9 @@ class Runlane:
             results.append(result)
         return results
 
-    async def await_terminal(self, thread_id: str, run_id: str) -> Row | None:
-        """Block until the run is terminal or rolled back; its final row (or tombstone).
+    async def await_terminal(self, thread_id: str, run_id: str) -> Run | None:
+        """Block until the run is terminal or rolled back; the run as it ended (or as
+        its tombstone keeps it).
         None if it does not exist (any more).
 
         Every terminal transition made in this process closes the run's event log
@@ -520,19 +516,19 @@ class Runlane:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.recheck_seconds):
                         final = await event_log.wait_closed()
-                if final is not None:  # the row this worker's settle made terminal
+                if final is not None:  # the run as this worker's settle made it terminal
                     return final
             row = await self.store.get_run(thread_id, run_id)
             if row is None:
                 tomb = await self.store.get_tombstone(thread_id, run_id)
-                return None if tomb is None else tomb["run"]
-            if RunStatus(row["status"]) in TERMINAL:
+                return None if tomb is None else tomb.run
+            if row.status in TERMINAL:
                 return row
             # Active, with no open log here: open one, then re-read, so a close that
             # lands between the two reads cannot be missed.
             event_log = self.broker.open(run_id)
             row = await self.store.get_run(thread_id, run_id)
-            if row is None or RunStatus(row["status"]) in TERMINAL:
+            if row is None or row.status in TERMINAL:
                 self.broker.close(run_id)
 
     async def delete_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> None:
@@ -561,7 +557,7 @@ class Runlane:
             raise NotFound(f"run {run_id} not found on thread {thread_id}")
         if thread is None:
             return {}
-        return wait_result(final, thread["values"], thread.get("interrupts") or {})
+        return wait_result(final, thread.values, thread.interrupts or {})
 
     async def stream_run(
         self,
@@ -580,11 +576,11 @@ class Runlane:
         if self.transport.crosses_workers and run_id not in self.executor.local_run_ids:
             # Executing on another worker (or finished anywhere): Redis has it all.
             row = await self.store.get_run(thread_id, run_id)
-            finished = row is None or RunStatus(row["status"]) in TERMINAL
+            finished = row is None or row.status in TERMINAL
 
             async def run_finished() -> bool:
                 current = await self.store.get_run(thread_id, run_id)
-                return current is None or RunStatus(current["status"]) in TERMINAL
+                return current is None or current.status in TERMINAL
 
             return self._until_unavailable(self.transport.follow(
                 run_id, last_event_id, modes, wait_for_start=not finished,
@@ -592,7 +588,7 @@ class Runlane:
             ))
         event_log = self.broker.open(run_id)
         row = await self.store.get_run(thread_id, run_id)
-        finished = row is None or RunStatus(row["status"]) in TERMINAL
+        finished = row is None or row.status in TERMINAL
         if finished and not event_log.closed:
             # A finished run: whatever is still kept, then the end at once.
             if event_log.frames:
@@ -645,7 +641,7 @@ def _log_created(created: CreatedRun, request: RunRequest) -> None:
                     multitask_strategy=request.multitask_strategy)
 
 
-def _merge_config(base: Row | None, override: Row | None) -> Row:
+def _merge_config(base: JSONObject | None, override: JSONObject | None) -> JSONObject:
     """An assistant's config under a run's: the run's keys win; `configurable` and
     `metadata` merge key by key; `tags` are both lists, the assistant's first."""
     base = base or {}

@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 
-from runlane.contract import TERMINAL, RunStatus
+from runlane.contract import TERMINAL
 from runlane.errors import BadLastEventId, NotFound
 from runlane.owners import Owner
 from runlane.serde import dumps
@@ -145,7 +145,7 @@ async def follow_thread(  # noqa: C901 - resume, poll, relay, heartbeat: one loo
                 yield b"".join(batch)
         quiet_since = active_at = time.monotonic()
         row = await store.get_run(thread_id, run_id, owner=owner)
-        if row is not None and RunStatus(row["status"]) not in TERMINAL:
+        if row is not None and row.status not in TERMINAL:
             # The stream ended early (a relay problem): the client resumes from its
             # last id; ending here is what makes that happen.
             return

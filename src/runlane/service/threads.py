@@ -8,24 +8,22 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 from runlane.errors import NotFound
 from runlane.observability import logs
 from runlane.owners import Owner
+from runlane.records import Thread
 from runlane.service.runs import Runlane
 from runlane.store.thread_checkpoints import copy_thread as copy_checkpoints
 from runlane.store.thread_checkpoints import prune_keep_latest
 
 log = logging.getLogger("runlane.service")
-Row = dict[str, Any]
 
-
-async def copy_thread(svc: Runlane, thread_id: str, *, owner: Owner = None) -> Row:
+async def copy_thread(svc: Runlane, thread_id: str, *, owner: Owner = None) -> Thread:
     """A new thread with the same metadata, values and every checkpoint (so the same
     state and history). Its runs are not copied: it starts with none."""
     source = await svc.store.get_thread(thread_id, owner=owner)
-    if source is None or source.get("temporary"):
+    if source is None or source.temporary:
         raise NotFound(f"thread {thread_id} not found")
     new_id = str(uuid.uuid4())
     # Checkpoints first: a thread row that became visible before its state would

@@ -12,6 +12,7 @@ exactly like a missing one.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,23 +21,24 @@ from sqlalchemy import Connection
 from runlane.contract import ACTIVE
 from runlane.errors import Conflict, NotFound
 from runlane.owners import Owner, owned, shared_or_owned
-from runlane.serde import utcnow
+from runlane.records import Assistant, AssistantVersion, Columns
+from runlane.serde import JSONObject, utcnow
 from runlane.store import statements as st
 from runlane.store.json_filter import auth_filters, json_has
 from runlane.store.schema import assistant_versions, assistants, crons, runs
 
-Row = dict[str, Any]
 VERSIONED = ("graph_id", "name", "description", "config", "context", "metadata")
 _ACTIVE_VALUES = [s.value for s in ACTIVE]
 
 
-def _as_dict(row: sa.Row | None) -> Row | None:
-    return None if row is None else dict(row._mapping)
+def _assistant(row: Any) -> Assistant | None:
+    return None if row is None else Assistant.from_row(row)
 
 
-def _version_row(row: Row, created_at: Any) -> Row:
-    return {"assistant_id": row["assistant_id"], "version": row["version"],
-            "created_at": created_at, **{k: row[k] for k in VERSIONED}}
+def _version_row(assistant: Assistant, created_at: Any) -> Columns:
+    """The `assistant_versions` row of the assistant's current version."""
+    return {"assistant_id": assistant.assistant_id, "version": assistant.version,
+            "created_at": created_at, **{k: getattr(assistant, k) for k in VERSIONED}}
 
 
 def _visible(assistant_id: str, owner: Owner) -> sa.ColumnElement[bool]:
@@ -50,8 +52,8 @@ def _writable(assistant_id: str, owner: Owner) -> sa.ColumnElement[bool]:
     return sa.and_(assistants.c.assistant_id == assistant_id, owned(assistants.c.owner, owner))
 
 
-def _filters(graph_id: str | None, name: str | None, metadata_filter: Row | None,
-             owner: Owner, auth_filter: Row | None) -> list[sa.ColumnElement[bool]]:
+def _filters(graph_id: str | None, name: str | None, metadata_filter: JSONObject | None,
+             owner: Owner, auth_filter: JSONObject | None) -> list[sa.ColumnElement[bool]]:
     clauses = [shared_or_owned(assistants.c.owner, owner),
                *auth_filters(assistants.c.metadata, auth_filter)]
     if graph_id is not None:
@@ -69,12 +71,14 @@ class AssistantQueries:
 
     db: Any
 
-    async def ensure_assistant(self, row: Row) -> None:
+    async def ensure_assistant(self, row: Columns) -> None:
         """Insert a system assistant (and its version 1) if absent: the default one
         per graph. Several workers starting together must not race on it."""
         statement = self._insert(assistants, row, ["assistant_id"])
-        version = self._insert(assistant_versions, _version_row(row, row["created_at"]),
-                               ["assistant_id", "version"])
+        version = self._insert(
+            assistant_versions,
+            _version_row(Assistant.from_columns(row), row["created_at"]),
+            ["assistant_id", "version"])
 
         def _tx(conn: Connection) -> None:
             conn.execute(statement)
@@ -82,7 +86,7 @@ class AssistantQueries:
 
         await self.db.run(_tx)
 
-    def _insert(self, table: sa.Table, row: Row, key: list[str]) -> Any:
+    def _insert(self, table: sa.Table, row: Columns, key: list[str]) -> Any:
         """INSERT ... ON CONFLICT DO NOTHING: of two creations of one id racing, one
         inserts and the other learns it lost, instead of failing on the unique key."""
         if self.db.is_sqlite:
@@ -92,68 +96,73 @@ class AssistantQueries:
             from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
         return insert(table).values(**row).on_conflict_do_nothing(index_elements=key)
 
-    async def insert_assistant(self, row: Row, if_exists: str, *, owner: Owner = None) -> Row:
+    async def insert_assistant(self, row: Columns, if_exists: str, *,
+                               owner: Owner = None) -> Assistant:
         """Create an assistant at version 1. An existing id: 409, or (do_nothing) the
         existing assistant, when the caller may see it; another owner's is a 409."""
         row = {**row, "owner": owner}
         statement = self._insert(assistants, row, ["assistant_id"]).returning(
             assistants.c.assistant_id)
 
-        def _tx(conn: Connection) -> Row:
+        def _tx(conn: Connection) -> Assistant:
             if conn.execute(statement).first() is not None:  # (rowcount is not reliable here)
+                created = Assistant.from_columns(row)
                 conn.execute(assistant_versions.insert().values(
-                    **_version_row(row, row["created_at"])))
-                return row
-            existing = _as_dict(conn.execute(
+                    **_version_row(created, created.created_at)))
+                return created
+            existing = _assistant(conn.execute(
                 sa.select(assistants).where(assistants.c.assistant_id == row["assistant_id"])
             ).first())
             if (existing is not None and if_exists == "do_nothing"
-                    and (owner is None or existing["owner"] == owner)):
+                    and (owner is None or existing.owner == owner)):
                 return existing
             raise Conflict(f"assistant {row['assistant_id']} already exists")
 
         return await self.db.run(_tx)
 
-    async def get_assistant(self, assistant_id: str, *, owner: Owner = None) -> Row | None:
-        def _tx(conn: Connection) -> Row | None:
+    async def get_assistant(self, assistant_id: str, *,
+                            owner: Owner = None) -> Assistant | None:
+        def _tx(conn: Connection) -> Assistant | None:
             if owner is None:  # the hot path of every run creation
-                return _as_dict(conn.execute(
+                return _assistant(conn.execute(
                     st.SELECT_ASSISTANT, {"p_assistant_id": assistant_id}).first())
-            return _as_dict(conn.execute(
+            return _assistant(conn.execute(
                 sa.select(assistants).where(_visible(assistant_id, owner))).first())
 
         return await self.db.read(_tx)
 
-    async def update_assistant(self, assistant_id: str, values: Row, *,
-                               owner: Owner = None) -> Row | None:
+    async def update_assistant(self, assistant_id: str, values: Columns, *,
+                               owner: Owner = None) -> Assistant | None:
         """PATCH: a new version from the current one with `values` applied (metadata
         merged key by key, the rest replaced), made current. None if not visible."""
 
-        def _tx(conn: Connection) -> Row | None:
+        def _tx(conn: Connection) -> Assistant | None:
             # Locked: two PATCHes at once must not both take the same next version.
-            current = _as_dict(conn.execute(
+            current = _assistant(conn.execute(
                 sa.select(assistants).where(_writable(assistant_id, owner)).with_for_update()
             ).first())
             if current is None:
                 return None
             highest = conn.scalar(sa.select(sa.func.max(assistant_versions.c.version)).where(
-                assistant_versions.c.assistant_id == assistant_id)) or current["version"]
+                assistant_versions.c.assistant_id == assistant_id)) or current.version
             now = utcnow()
-            changes = dict(values)
+            # Only what a version holds changes (a route's value may carry more).
+            changes = {k: v for k, v in values.items() if k in VERSIONED}
             if "metadata" in changes:
-                changes["metadata"] = {**current["metadata"], **changes["metadata"]}
-            new = {**current, **changes, "version": highest + 1, "updated_at": now}
+                changes["metadata"] = {**current.metadata, **changes["metadata"]}
+            new = dataclasses.replace(current, **changes, version=highest + 1, updated_at=now)
             conn.execute(assistant_versions.insert().values(**_version_row(new, now)))
             conn.execute(assistants.update().where(assistants.c.assistant_id == assistant_id)
-                         .values(**{k: new[k] for k in (*VERSIONED, "version", "updated_at")}))
+                         .values(**{k: getattr(new, k)
+                                    for k in (*VERSIONED, "version", "updated_at")}))
             return new
 
         return await self.db.run(_tx)
 
     async def list_assistant_versions(
-        self, assistant_id: str, *, metadata_filter: Row | None, limit: int, offset: int,
+        self, assistant_id: str, *, metadata_filter: JSONObject | None, limit: int, offset: int,
         owner: Owner = None,
-    ) -> list[Row]:
+    ) -> list[AssistantVersion]:
         """Versions, newest first. NotFound if the assistant is not visible."""
         query = sa.select(assistant_versions).where(
             assistant_versions.c.assistant_id == assistant_id)
@@ -161,36 +170,36 @@ class AssistantQueries:
             query = query.where(json_has(assistant_versions.c.metadata, metadata_filter))
         query = query.order_by(assistant_versions.c.version.desc()).limit(limit).offset(offset)
 
-        def _tx(conn: Connection) -> list[Row]:
+        def _tx(conn: Connection) -> list[AssistantVersion]:
             if conn.execute(sa.select(assistants.c.assistant_id)
                             .where(_visible(assistant_id, owner))).first() is None:
                 raise NotFound(f"assistant {assistant_id} not found")
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [AssistantVersion.from_row(r) for r in conn.execute(query)]
 
         return await self.db.run(_tx)
 
     async def set_latest_assistant_version(self, assistant_id: str, version: int, *,
-                                           owner: Owner = None) -> Row:
+                                           owner: Owner = None) -> Assistant:
         """Make a stored version the one in use. NotFound for an unknown assistant or
         version."""
 
-        def _tx(conn: Connection) -> Row:
-            current = _as_dict(conn.execute(
+        def _tx(conn: Connection) -> Assistant:
+            current = _assistant(conn.execute(
                 sa.select(assistants).where(_writable(assistant_id, owner)).with_for_update()
             ).first())
             if current is None:
                 raise NotFound(f"assistant {assistant_id} not found")
-            stored = _as_dict(conn.execute(sa.select(assistant_versions).where(
+            stored = conn.execute(sa.select(assistant_versions).where(
                 assistant_versions.c.assistant_id == assistant_id,
-                assistant_versions.c.version == version)).first())
+                assistant_versions.c.version == version)).first()
             if stored is None:
                 raise NotFound(f"assistant {assistant_id} has no version {version}")
             now = utcnow()
-            changes = {**{k: stored[k] for k in VERSIONED}, "version": version,
+            changes = {**{k: getattr(stored, k) for k in VERSIONED}, "version": version,
                        "updated_at": now}
             conn.execute(assistants.update().where(assistants.c.assistant_id == assistant_id)
                          .values(**changes))
-            return {**current, **changes}
+            return dataclasses.replace(current, **changes)
 
         return await self.db.run(_tx)
 
@@ -212,10 +221,10 @@ class AssistantQueries:
         return await self.db.run(_tx)
 
     async def search_assistants(
-        self, *, graph_id: str | None, name: str | None, metadata_filter: Row | None,
+        self, *, graph_id: str | None, name: str | None, metadata_filter: JSONObject | None,
         limit: int, offset: int, sort_by: str, sort_order: str, owner: Owner = None,
-        auth_filter: Row | None = None,
-    ) -> list[Row]:
+        auth_filter: JSONObject | None = None,
+    ) -> list[Assistant]:
         column = assistants.c[sort_by]
         direction = column.desc() if sort_order == "desc" else column.asc()
         query = (sa.select(assistants).where(*_filters(graph_id, name, metadata_filter, owner,
@@ -223,14 +232,14 @@ class AssistantQueries:
                  # The id breaks ties, so pages never overlap or skip.
                  .order_by(direction, assistants.c.assistant_id).limit(limit).offset(offset))
 
-        def _tx(conn: Connection) -> list[Row]:
-            return [dict(r._mapping) for r in conn.execute(query)]
+        def _tx(conn: Connection) -> list[Assistant]:
+            return [Assistant.from_row(r) for r in conn.execute(query)]
 
         return await self.db.run(_tx)
 
     async def count_assistants(self, *, graph_id: str | None, name: str | None = None,
-                               metadata_filter: Row | None, owner: Owner = None,
-                               auth_filter: Row | None = None) -> int:
+                               metadata_filter: JSONObject | None, owner: Owner = None,
+                               auth_filter: JSONObject | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(assistants).where(
             *_filters(graph_id, name, metadata_filter, owner, auth_filter))
 

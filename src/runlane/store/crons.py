@@ -20,27 +20,28 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from runlane.owners import Owner, owned
+from runlane.records import Columns, Cron
+from runlane.serde import JSONObject
 from runlane.store.database import Database
 from runlane.store.json_filter import auth_filters, json_has
 from runlane.store.schema import crons, threads
-
-Row = dict[str, Any]
 
 SORTABLE = ("cron_id", "assistant_id", "thread_id", "created_at", "updated_at",
             "next_run_date", "end_time")
 
 
-def _as_dict(row: sa.Row | None) -> Row | None:
-    return None if row is None else dict(row._mapping)
+def _cron(row: Any) -> Cron | None:
+    return None if row is None else Cron.from_row(row)
 
 
-def _visible(owner: Owner, auth_filter: Row | None) -> list[Any]:
+def _visible(owner: Owner, auth_filter: JSONObject | None) -> list[Any]:
     """The crons the caller may see: its own, passing the handler's filters."""
     return [owned(crons.c.owner, owner), *auth_filters(crons.c.metadata, auth_filter)]
 
 
-def _filters(*, owner: Owner, auth_filter: Row | None, assistant_id: str | None,
-             thread_id: str | None, enabled: bool | None, metadata: Row | None) -> list[Any]:
+def _filters(*, owner: Owner, auth_filter: JSONObject | None, assistant_id: str | None,
+             thread_id: str | None, enabled: bool | None,
+             metadata: JSONObject | None) -> list[Any]:
     where: list[Any] = _visible(owner, auth_filter)
     if assistant_id is not None:
         where.append(crons.c.assistant_id == assistant_id)
@@ -70,27 +71,27 @@ class CronStore:
             ).first() is not None
         return await self.db.run(_tx)
 
-    async def insert(self, row: Row) -> Row:
+    async def insert(self, row: Columns) -> Cron:
 
-        def _tx(conn: Connection) -> Row:
+        def _tx(conn: Connection) -> Cron:
             conn.execute(crons.insert().values(**row))
-            return row
+            return Cron.from_columns(row)
         return await self.db.run(_tx)
 
     async def get(self, cron_id: str, *, owner: Owner = None,
-                  auth_filter: Row | None = None) -> Row | None:
+                  auth_filter: JSONObject | None = None) -> Cron | None:
 
-        def _tx(conn: Connection) -> Row | None:
-            return _as_dict(conn.execute(sa.select(crons).where(
+        def _tx(conn: Connection) -> Cron | None:
+            return _cron(conn.execute(sa.select(crons).where(
                 crons.c.cron_id == cron_id, *_visible(owner, auth_filter))).first())
         return await self.db.run(_tx)
 
-    async def update(self, cron_id: str, values: Row, *, owner: Owner = None,
-                     auth_filter: Row | None = None) -> Row | None:
+    async def update(self, cron_id: str, values: Columns, *, owner: Owner = None,
+                     auth_filter: JSONObject | None = None) -> Cron | None:
         """Change a cron; None if it is not there (for this owner and filter)."""
 
-        def _tx(conn: Connection) -> Row | None:
-            return _as_dict(conn.execute(
+        def _tx(conn: Connection) -> Cron | None:
+            return _cron(conn.execute(
                 crons.update()
                 .where(crons.c.cron_id == cron_id, *_visible(owner, auth_filter))
                 .values(**values)
@@ -98,22 +99,23 @@ class CronStore:
             ).first())
         return await self.db.run(_tx)
 
-    async def change(self, cron_id: str, changes: Callable[[Row], Row], *,
-                     owner: Owner = None, auth_filter: Row | None = None) -> Row | None:
+    async def change(self, cron_id: str, changes: Callable[[Cron], Columns], *,
+                     owner: Owner = None,
+                     auth_filter: JSONObject | None = None) -> Cron | None:
         """Change a cron by `changes(current row) -> values to set`, read and written
         under the row's lock in one transaction, so concurrent changes (metadata
         merged key by key, payload fields) never lose one another; None if it is not
         there (for this owner). What `changes` raises aborts the change."""
 
-        def _tx(conn: Connection) -> Row | None:
-            current = _as_dict(conn.execute(
+        def _tx(conn: Connection) -> Cron | None:
+            current = _cron(conn.execute(
                 sa.select(crons)
                 .where(crons.c.cron_id == cron_id, *_visible(owner, auth_filter))
                 .with_for_update()  # SQLite: BEGIN IMMEDIATE already serializes writers
             ).first())
             if current is None:
                 return None
-            return _as_dict(conn.execute(
+            return _cron(conn.execute(
                 crons.update()
                 .where(crons.c.cron_id == cron_id)
                 .values(**changes(current))
@@ -122,7 +124,7 @@ class CronStore:
         return await self.db.run(_tx)
 
     async def delete(self, cron_id: str, *, owner: Owner = None,
-                     auth_filter: Row | None = None) -> bool:
+                     auth_filter: JSONObject | None = None) -> bool:
 
         def _tx(conn: Connection) -> bool:
             result = conn.execute(crons.delete().where(
@@ -131,11 +133,11 @@ class CronStore:
         return await self.db.run(_tx)
 
     async def search(
-        self, *, owner: Owner = None, auth_filter: Row | None = None,
+        self, *, owner: Owner = None, auth_filter: JSONObject | None = None,
         assistant_id: str | None = None, thread_id: str | None = None,
-        enabled: bool | None = None, metadata: Row | None = None, limit: int = 10, offset: int = 0,
-        sort_by: str = "created_at", sort_order: str = "desc",
-    ) -> list[Row]:
+        enabled: bool | None = None, metadata: JSONObject | None = None, limit: int = 10,
+        offset: int = 0, sort_by: str = "created_at", sort_order: str = "desc",
+    ) -> list[Cron]:
         column = crons.c[sort_by]
         query = (
             sa.select(crons)
@@ -146,14 +148,14 @@ class CronStore:
             .limit(limit).offset(offset)
         )
 
-        def _tx(conn: Connection) -> list[Row]:
-            return [dict(r._mapping) for r in conn.execute(query)]
+        def _tx(conn: Connection) -> list[Cron]:
+            return [Cron.from_row(r) for r in conn.execute(query)]
         return await self.db.run(_tx)
 
     async def count(
-        self, *, owner: Owner = None, auth_filter: Row | None = None,
+        self, *, owner: Owner = None, auth_filter: JSONObject | None = None,
         assistant_id: str | None = None, thread_id: str | None = None,
-        metadata: Row | None = None,
+        metadata: JSONObject | None = None,
     ) -> int:
         query = sa.select(sa.func.count()).select_from(crons).where(
             *_filters(owner=owner, auth_filter=auth_filter, assistant_id=assistant_id,
@@ -165,7 +167,7 @@ class CronStore:
 
     # ------------------------------------------------------------- scheduling
 
-    async def due(self, now: datetime.datetime, limit: int = 100) -> list[Row]:
+    async def due(self, now: datetime.datetime, limit: int = 100) -> list[Cron]:
         """Enabled crons whose next firing has come (of every owner: the scheduler
         acts for each cron's owner)."""
         query = (
@@ -176,8 +178,8 @@ class CronStore:
             .limit(limit)
         )
 
-        def _tx(conn: Connection) -> list[Row]:
-            return [dict(r._mapping) for r in conn.execute(query)]
+        def _tx(conn: Connection) -> list[Cron]:
+            return [Cron.from_row(r) for r in conn.execute(query)]
         return await self.db.run(_tx)
 
     async def earliest_next_run(self) -> datetime.datetime | None:
@@ -195,13 +197,14 @@ class CronStore:
         return value
 
     async def claim(self, cron_id: str, seen: datetime.datetime,
-                    following: datetime.datetime | None, now: datetime.datetime) -> Row | None:
+                    following: datetime.datetime | None,
+                    now: datetime.datetime) -> Cron | None:
         """Claim the firing at `seen` by moving `next_run_date` to `following` (None:
         the cron has fired for the last time). The cron row as claimed, or None if
         another worker claimed it first, or it was changed or deleted meanwhile."""
 
-        def _tx(conn: Connection) -> Row | None:
-            return _as_dict(conn.execute(
+        def _tx(conn: Connection) -> Cron | None:
+            return _cron(conn.execute(
                 crons.update()
                 .where(crons.c.cron_id == cron_id, crons.c.next_run_date == seen,
                        crons.c.enabled.is_(True))

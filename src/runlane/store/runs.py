@@ -35,15 +35,14 @@ from runlane.contract import (
 )
 from runlane.errors import Conflict, NotFound
 from runlane.owners import Filters, Owner, matches, owned
-from runlane.serde import utcnow
+from runlane.records import Columns, Run, Tombstone
+from runlane.serde import JSONObject, to_jsonable, utcnow
 from runlane.store import statements as st
 from runlane.store.assistants import AssistantQueries
 from runlane.store.database import Database
 from runlane.store.migrate import upgrade
 from runlane.store.schema import crons, run_tombstones, runs, threads
 from runlane.store.threads import ThreadQueries
-
-Row = dict[str, Any]
 
 # NOTIFY channels (scale-out): a run may start, a cancel was recorded, a run ended.
 WAKE, CANCEL, DONE = "runlane_wake", "runlane_cancel", "runlane_done"
@@ -52,20 +51,21 @@ _ACTIVE_VALUES = [s.value for s in ACTIVE]
 
 @dataclasses.dataclass
 class CreatedRun:
-    run: Row
+    run: Run
     # Running runs this creation cancelled (multitask interrupt/rollback): the
     # executor must deliver these cancels to their tasks.
     cancelled_running: list[str]
-    # Pending runs it cancelled: already terminal (or rolled back), their streams end.
-    cancelled_pending: list[str]
+    # Pending runs it cancelled, as they ended: already terminal (or rolled back),
+    # their streams end.
+    cancelled_pending: list[Run]
     # The run as started in the same transaction (see `create_run`'s `start`), else None.
-    started: Row | None = None
+    started: Run | None = None
 
 
 @dataclasses.dataclass
 class CancelResult:
     outcome: CancelOutcome
-    run: Row | None  # the run as stored (or the tombstone's copy of it)
+    run: Run | None  # the run as stored (or the tombstone's copy of it)
     delivered_to_task: bool = False  # True when the executor must interrupt a task
 
 
@@ -73,15 +73,19 @@ class CancelResult:
 class SettleResult:
     """What finalizing a run did."""
 
-    run: Row | None
+    run: Run | None
     needs_rollback: bool = False
     changed: bool = False  # this call's CAS made the run terminal
     # The run's thread has other active runs (queued behind it, one may start now).
     thread_busy: bool = False
 
 
-def _as_dict(row: sa.Row | None) -> Row | None:
+def _as_dict(row: sa.Row | None) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
+
+
+def _run(row: Any) -> Run | None:
+    return None if row is None else Run.from_row(row)
 
 
 class Store(AssistantQueries, ThreadQueries):
@@ -119,7 +123,7 @@ class Store(AssistantQueries, ThreadQueries):
         if not self.db.is_sqlite:
             conn.execute(st.LOCK_THREAD, {"p_thread_id": thread_id})
 
-    def _number(self, run: Row) -> Row:
+    def _number(self, run: Columns) -> Columns:
         """SQLite: number the run here (one writer). PostgreSQL: its sequence does."""
         if not self.db.is_sqlite:
             return run
@@ -161,12 +165,13 @@ class Store(AssistantQueries, ThreadQueries):
         return deleted_runs
 
     async def set_thread_state_cache(
-        self, thread_id: str, values: Any, interrupts: Row, status: ThreadStatus | None = None
+        self, thread_id: str, values: Any, interrupts: JSONObject,
+        status: ThreadStatus | None = None,
     ) -> None:
         """Refresh the thread's cached values after a state update outside a run."""
 
         def _tx(conn: Connection) -> Any:
-            updates: Row = {"values": values, "interrupts": interrupts, "updated_at": utcnow()}
+            updates: Columns = {"values": values, "interrupts": interrupts, "updated_at": utcnow()}
             if status is not None:
                 updates["status"] = status.value
             conn.execute(
@@ -178,10 +183,10 @@ class Store(AssistantQueries, ThreadQueries):
 
     async def create_run(
         self,
-        run: Row,
+        run: Columns,
         *,
         if_not_exists: str,
-        thread_defaults: Row,
+        thread_defaults: Columns,
         owner: Owner = None,
         start: tuple[str, Any] | None = None,
     ) -> CreatedRun:
@@ -203,7 +208,7 @@ class Store(AssistantQueries, ThreadQueries):
 
         return await self.db.run(_tx)
 
-    async def create_runs(self, items: list[tuple[Row, Row]], *,
+    async def create_runs(self, items: list[tuple[Columns, Columns]], *,
                           owner: Owner = None) -> list[CreatedRun]:
         """Admit many stateless runs (each on a thread of its own) in one transaction:
         all of them or, if anything fails, none. Items are (run, thread row)."""
@@ -214,8 +219,9 @@ class Store(AssistantQueries, ThreadQueries):
         return await self.db.run(_tx)
 
     # Over the complexity ceiling: one transaction, each multitask strategy's step in order.
-    def _admit(self, conn: Connection, run: Row, if_not_exists: str, thread_defaults: Row,  # noqa: C901
-               owner: Owner, start: tuple[str, Any] | None = None) -> CreatedRun:
+    def _admit(self, conn: Connection, run: Columns, if_not_exists: str,  # noqa: C901
+               thread_defaults: Columns, owner: Owner,
+               start: tuple[str, Any] | None = None) -> CreatedRun:
         """The body of a run's admission (see create_run), inside a transaction."""
         strategy = MultitaskStrategy(run["multitask_strategy"])
         now = run["created_at"]
@@ -241,7 +247,7 @@ class Store(AssistantQueries, ThreadQueries):
             st.SELECT_ACTIVE_ON_THREAD, {"p_thread_id": run["thread_id"]}
         ).all()
         cancelled_running: list[str] = []
-        cancelled_pending: list[str] = []
+        cancelled_pending: list[Run] = []
         if active and strategy is MultitaskStrategy.REJECT:
             raise Conflict(
                 f"thread {run['thread_id']} is busy with run {active[0].run_id} "
@@ -260,8 +266,8 @@ class Store(AssistantQueries, ThreadQueries):
                 )
                 if result.delivered_to_task:
                     cancelled_running.append(other.run_id)
-                elif result.outcome is CancelOutcome.RECORDED:
-                    cancelled_pending.append(other.run_id)
+                elif result.outcome is CancelOutcome.RECORDED and result.run is not None:
+                    cancelled_pending.append(result.run)
         new_run = self._number({**run, "owner": thread.get("owner")})  # the thread's owner
         conn.execute(st.INSERT_RUN, new_run)
         thread_meta = thread["metadata"]
@@ -275,19 +281,19 @@ class Store(AssistantQueries, ThreadQueries):
         elif thread["status"] != ThreadStatus.BUSY.value:
             conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": run["thread_id"], "p_now": now})
         if start is not None and not active and not new_run.get("not_before"):
-            started = _as_dict(conn.execute(st.START_ADMITTED, {
+            started = _run(conn.execute(st.START_ADMITTED, {
                 "p_run_id": new_run["run_id"], "p_worker_id": start[0], "p_now": now,
                 "p_lease_until": start[1],
             }).first())
-            return CreatedRun(new_run, [], [], started)
+            return CreatedRun(Run.from_columns(new_run), [], [], started)
         for cancelled_id in cancelled_running:
             self._notify(conn, CANCEL, cancelled_id)
-        for cancelled_id in cancelled_pending:
-            self._notify(conn, DONE, cancelled_id)
+        for ended in cancelled_pending:
+            self._notify(conn, DONE, ended.run_id)
         self._notify(conn, WAKE)
-        return CreatedRun(new_run, cancelled_running, cancelled_pending)
+        return CreatedRun(Run.from_columns(new_run), cancelled_running, cancelled_pending)
 
-    async def get_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Row | None:
+    async def get_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Run | None:
 
         def _tx(conn: Connection) -> Any:
             return self._get_run(conn, thread_id, run_id, owner)
@@ -295,16 +301,14 @@ class Store(AssistantQueries, ThreadQueries):
 
     @staticmethod
     def _get_run(conn: Connection, thread_id: str, run_id: str,
-                 owner: Owner = None) -> Row | None:
+                 owner: Owner = None) -> Run | None:
         query = st.SELECT_RUN
         if owner is not None:
             query = query.where(owned(runs.c.owner, owner))
-        return _as_dict(
-            conn.execute(query, {"p_run_id": run_id, "p_thread_id": thread_id}).first()
-        )
+        return _run(conn.execute(query, {"p_run_id": run_id, "p_thread_id": thread_id}).first())
 
     async def get_tombstone(self, thread_id: str, run_id: str, *,
-                            owner: Owner = None) -> Row | None:
+                            owner: Owner = None) -> Tombstone | None:
 
         def _tx(conn: Connection) -> Any:
             return self._get_tombstone(conn, thread_id, run_id, owner)
@@ -312,26 +316,27 @@ class Store(AssistantQueries, ThreadQueries):
 
     @staticmethod
     def _get_tombstone(conn: Connection, thread_id: str, run_id: str,
-                       owner: Owner = None) -> Row | None:
+                       owner: Owner = None) -> Tombstone | None:
         result = conn.execute(
             sa.select(run_tombstones).where(
                 run_tombstones.c.run_id == run_id, run_tombstones.c.thread_id == thread_id,
                 owned(run_tombstones.c.owner, owner),
             )
         )
-        return _as_dict(result.first())
+        row = result.first()
+        return None if row is None else Tombstone.from_row(row)
 
     async def list_runs(
         self, thread_id: str, *, limit: int, offset: int, status: str | None,
         owner: Owner = None,
-    ) -> list[Row]:
+    ) -> list[Run]:
         query = sa.select(runs).where(runs.c.thread_id == thread_id, owned(runs.c.owner, owner))
         if status is not None:
             query = query.where(runs.c.status == status)
         query = query.order_by(runs.c.seq.desc()).limit(limit).offset(offset)
 
         def _tx(conn: Connection) -> Any:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [Run.from_row(r) for r in conn.execute(query)]
         return await self.db.run(_tx)
 
     async def active_run_ids(
@@ -359,7 +364,7 @@ class Store(AssistantQueries, ThreadQueries):
         return await self.db.run(_tx)
 
     async def delete_run(self, thread_id: str, run_id: str, *,
-                         owner: Owner = None) -> Row | None:
+                         owner: Owner = None) -> Run | None:
         """A user's delete of a finished run. Active runs must be cancelled first."""
 
         def _tx(conn: Connection) -> Any:
@@ -370,13 +375,13 @@ class Store(AssistantQueries, ThreadQueries):
                 .where(runs.c.status.notin_(_ACTIVE_VALUES))
                 .returning(*runs.c)
             )
-            deleted = _as_dict(result.first())
+            deleted = _run(result.first())
             if deleted is not None:
                 return deleted
             existing = self._get_run(conn, thread_id, run_id, owner)
             if existing is not None:
                 raise Conflict(
-                    f"run {run_id} is {existing['status']}: cancel it before deleting it"
+                    f"run {run_id} is {existing.status.value}: cancel it before deleting it"
                 )
             # A tombstone is history, not a run: deleting it makes later cancels 404.
             tomb = conn.execute(
@@ -386,11 +391,11 @@ class Store(AssistantQueries, ThreadQueries):
                 .returning(run_tombstones.c.run)
             )
             row = tomb.first()
-            return None if row is None else row.run
+            return None if row is None else Run.from_json(row.run)
         return await self.db.run(_tx)
 
     async def claim(self, worker_id: str, lease_until: Any,
-                    limit: int) -> tuple[list[Row] | None, Any]:
+                    limit: int) -> tuple[list[Run] | None, Any]:
         """pending -> running for up to `limit` of the oldest startable runs: their
         thread has no running run and no older due pending run, and they are due
         (`after_seconds`). One CAS statement (see statements.CLAIM); the threads are
@@ -401,14 +406,14 @@ class Store(AssistantQueries, ThreadQueries):
         params = {"p_worker_id": worker_id, "p_now": utcnow(), "p_lease_until": lease_until,
                   "p_limit": limit}
 
-        def _tx(conn: Connection) -> tuple[list[Row] | None, Any]:
-            claimed: list[Row] | None
+        def _tx(conn: Connection) -> tuple[list[Run] | None, Any]:
+            claimed: list[Run] | None
             if self.db.is_sqlite:
-                claimed = [dict(r._mapping) for r in conn.execute(st.CLAIM, params)]
+                claimed = [Run.from_row(r) for r in conn.execute(st.CLAIM, params)]
             else:
                 try:
                     with conn.begin_nested():
-                        claimed = [dict(r._mapping) for r in conn.execute(st.CLAIM, params)]
+                        claimed = [Run.from_row(r) for r in conn.execute(st.CLAIM, params)]
                 except sa.exc.IntegrityError:
                     # Another worker started a run on one of these threads at the same
                     # instant: the one-running-run-per-thread index refused.
@@ -432,7 +437,7 @@ class Store(AssistantQueries, ThreadQueries):
             self._lock_thread(conn, thread_id)
             if auth_filter is not None:
                 thread = self._get_thread(conn, thread_id, owner)
-                if thread is None or not matches(thread.get("metadata"), auth_filter):
+                if thread is None or not matches(thread.metadata, auth_filter):
                     return CancelResult(CancelOutcome.NOT_FOUND, None)
             return self._cancel_in(conn, thread_id, run_id, action, reason, utcnow(), owner)
         return await self.db.run(_tx)
@@ -453,62 +458,61 @@ class Store(AssistantQueries, ThreadQueries):
                "p_cancel_action": action.value, "p_cancel_reason": reason, "p_now": now}
         # 1. A pending run never started: it stops right here.
         if action is CancelAction.INTERRUPT:
-            row = _as_dict(conn.execute(
+            run = _run(conn.execute(
                 st.CANCEL_PENDING if owner is None else st.CANCEL_PENDING_OWNED, ids).first())
-            if row is not None:
+            if run is not None:
                 self._release_thread(conn, thread_id, now)
                 self._notify(conn, DONE, run_id)
-                return CancelResult(CancelOutcome.RECORDED, row)
+                return CancelResult(CancelOutcome.RECORDED, run)
         else:
-            row = _as_dict(conn.execute(
+            run = _run(conn.execute(
                 st.REMOVE_PENDING if owner is None else st.REMOVE_PENDING_OWNED, ids).first())
-            if row is not None:
-                row.update(cancel_action=action.value, cancel_reason=reason,
-                           stop_reason=StopReason.CANCELLED.value)
-                self._insert_tombstone(conn, row, now)
+            if run is not None:
+                run = self._insert_tombstone(
+                    conn, dataclasses.replace(run, cancel_action=action, cancel_reason=reason),
+                    now)
                 self._release_thread(conn, thread_id, now)
-                return CancelResult(CancelOutcome.RECORDED, row)
+                return CancelResult(CancelOutcome.RECORDED, run)
         # 2. A running run: record the request; its executor stops it and settles.
-        row = _as_dict(conn.execute(
+        run = _run(conn.execute(
             st.CANCEL_RUNNING if owner is None else st.CANCEL_RUNNING_OWNED, ids).first())
-        if row is not None:
+        if run is not None:
             self._notify(conn, CANCEL, run_id)
-            return CancelResult(CancelOutcome.RECORDED, row, delivered_to_task=True)
+            return CancelResult(CancelOutcome.RECORDED, run, delivered_to_task=True)
         # 3. Neither CAS matched: the run is terminal, already cancelled, or gone.
         existing = self._get_run(conn, thread_id, run_id, owner)
         if existing is not None:
-            outcome = outcome_for_existing_run(
-                RunStatus(existing["status"]), existing["cancel_action"]
-            )
+            outcome = outcome_for_existing_run(existing.status, existing.cancel_action)
             return CancelResult(outcome, existing)
         tomb = self._get_tombstone(conn, thread_id, run_id, owner)
         if tomb is not None:
-            return CancelResult(CancelOutcome.ROLLED_BACK, tomb["run"])
+            return CancelResult(CancelOutcome.ROLLED_BACK, tomb.run)
         return CancelResult(CancelOutcome.NOT_FOUND, None)
 
-    def _insert_tombstone(self, conn: Connection, run: Row, now: Any) -> None:
-        from runlane.serde import to_jsonable
-
+    def _insert_tombstone(self, conn: Connection, run: Run, now: Any) -> Run:
+        """Leave the tombstone of a rolled-back run; the run as it ended (the copy the
+        tombstone keeps, and cancel answers carry)."""
         # A rolled-back run was stopped by a cancel: its final status is `interrupted`
-        # (the deleted row still said pending/running). Updated in place so the
-        # caller's copy, which cancel answers carry, agrees with the tombstone.
-        run.update(status=RunStatus.INTERRUPTED.value,
-                   stop_reason=StopReason.CANCELLED.value, updated_at=now, ended_at=now)
+        # (the deleted row still said pending/running).
+        ended = dataclasses.replace(run, status=RunStatus.INTERRUPTED,
+                                    stop_reason=StopReason.CANCELLED.value,
+                                    updated_at=now, ended_at=now)
         conn.execute(
             run_tombstones.insert().values(
-                run_id=run["run_id"],
-                thread_id=run["thread_id"],
+                run_id=ended.run_id,
+                thread_id=ended.thread_id,
                 outcome="rolled_back",
-                run=to_jsonable(run),
-                owner=run.get("owner"),
+                run=to_jsonable(ended),
+                owner=ended.owner,
                 created_at=now,
             )
         )
+        return ended
 
     @staticmethod
     def _thread_after_run(
         conn: Connection, thread_id: str, now: Any, status: ThreadStatus, values: Any,
-        interrupts: Row,
+        interrupts: JSONObject,
     ) -> bool:
         """A run ended with a new thread state: cache it, and the thread's status.
         True if the thread is still busy (it has other active runs)."""
@@ -533,7 +537,7 @@ class Store(AssistantQueries, ThreadQueries):
         error: Any,
         thread_status: ThreadStatus,
         values: Any,
-        interrupts: Row,
+        interrupts: JSONObject,
     ) -> SettleResult:
         """Finalize a running run. The executor proposes; the store decides.
 
@@ -550,25 +554,25 @@ class Store(AssistantQueries, ThreadQueries):
         def _tx(conn: Connection) -> SettleResult:
             self._lock_thread(conn, thread_id)
             final_thread_status = thread_status
-            row = _as_dict(conn.execute(st.SETTLE_PROPOSED, {
+            row = _run(conn.execute(st.SETTLE_PROPOSED, {
                 **ids, "p_status": proposed.value, "p_stop_reason": stop_reason.value,
                 "p_error": error,
             }).first())
             if row is None:
-                row = _as_dict(conn.execute(st.SETTLE_CANCELLED, ids).first())
+                row = _run(conn.execute(st.SETTLE_CANCELLED, ids).first())
                 if row is not None:
                     final_thread_status = ThreadStatus.IDLE  # stopped: not paused, not failed
             if row is None:
-                current = _as_dict(conn.execute(st.SELECT_RUN_BY_ID, ids).first())
+                current = _run(conn.execute(st.SELECT_RUN_BY_ID, ids).first())
                 if (
                     current is not None
-                    and current["status"] == RunStatus.RUNNING.value
-                    and current["cancel_action"] == CancelAction.ROLLBACK.value
+                    and current.status is RunStatus.RUNNING
+                    and current.cancel_action is CancelAction.ROLLBACK
                 ):
                     return SettleResult(current, needs_rollback=True)
                 return SettleResult(current)  # already settled elsewhere, or deleted
             busy = self._thread_after_run(
-                conn, row["thread_id"], now, final_thread_status, values, interrupts
+                conn, row.thread_id, now, final_thread_status, values, interrupts
             )
             self._notify(conn, DONE, run_id)
             self._notify(conn, WAKE)
@@ -577,8 +581,8 @@ class Store(AssistantQueries, ThreadQueries):
         return await self.db.run(_tx)
 
     async def complete_rollback(self, run_id: str, thread_id: str, worker_id: str | None,
-                                values: Any, interrupts: Row,
-                                thread_status: ThreadStatus) -> Row | None:
+                                values: Any, interrupts: JSONObject,
+                                thread_status: ThreadStatus) -> Run | None:
         """Remove a rolled-back run, leaving its tombstone (after its checkpoints went).
         Fenced by the owner's worker id."""
         now = utcnow()
@@ -592,12 +596,11 @@ class Store(AssistantQueries, ThreadQueries):
                 .where(runs.c.worker_id == worker_id)
                 .returning(*runs.c)
             )
-            row = _as_dict(result.first())
-            if row is None:
+            removed = _run(result.first())
+            if removed is None:
                 return None
-            row["stop_reason"] = StopReason.CANCELLED.value
-            self._insert_tombstone(conn, row, now)
-            self._thread_after_run(conn, row["thread_id"], now, thread_status, values, interrupts)
+            row = self._insert_tombstone(conn, removed, now)
+            self._thread_after_run(conn, row.thread_id, now, thread_status, values, interrupts)
             self._notify(conn, DONE, run_id)
             self._notify(conn, WAKE)
             return row
@@ -615,7 +618,7 @@ class Store(AssistantQueries, ThreadQueries):
 
     async def reap_expired(
         self, deadline: Any, worker_id: str, lease_until: Any
-    ) -> tuple[list[Row], list[Row]]:
+    ) -> tuple[list[Run], list[Run]]:
         """Finish runs whose owner's lease ran out before `deadline`: `interrupted`
         if a cancel was recorded, else `error` (worker lost). A recorded rollback is
         adopted instead (returned second) for this worker to complete."""
@@ -623,9 +626,9 @@ class Store(AssistantQueries, ThreadQueries):
         lost = {"error": "WorkerLost",
                 "message": "the worker executing this run stopped renewing its lease"}
 
-        def _tx(conn: Connection) -> tuple[list[Row], list[Row]]:
-            finished: list[Row] = []
-            adopted: list[Row] = []
+        def _tx(conn: Connection) -> tuple[list[Run], list[Run]]:
+            finished: list[Run] = []
+            adopted: list[Run] = []
             expired = conn.execute(st.SELECT_EXPIRED, {"p_deadline": deadline}).mappings().all()
             for run in expired:
                 self._lock_thread(conn, run["thread_id"])
@@ -635,27 +638,27 @@ class Store(AssistantQueries, ThreadQueries):
                         **ids, "p_worker_id": worker_id, "p_lease_until": lease_until,
                     }).first()
                     if claimed is not None:
-                        adopted.append(dict(claimed._mapping))
+                        adopted.append(Run.from_row(claimed))
                     continue
                 cancelled = run["cancel_action"] == CancelAction.INTERRUPT.value
-                row = _as_dict(conn.execute(st.REAP_EXPIRED, {
+                reaped = _run(conn.execute(st.REAP_EXPIRED, {
                     **ids, "p_now": now,
                     "p_status": (RunStatus.INTERRUPTED if cancelled else RunStatus.ERROR).value,
                     "p_stop_reason": (StopReason.CANCELLED if cancelled
                                       else StopReason.WORKER_LOST).value,
                     "p_error": None if cancelled else lost,
                 }).first())
-                if row is not None:
-                    self._release_thread(conn, row["thread_id"], now)
-                    self._notify(conn, DONE, row["run_id"])
-                    finished.append(row)
+                if reaped is not None:
+                    self._release_thread(conn, reaped.thread_id, now)
+                    self._notify(conn, DONE, reaped.run_id)
+                    finished.append(reaped)
             if finished:
                 self._notify(conn, WAKE)
             return finished, adopted
 
         return await self.db.run(_tx)
 
-    async def recover_after_restart(self) -> tuple[list[tuple[str, Row]], list[Row]]:
+    async def recover_after_restart(self) -> tuple[list[tuple[str, Run]], list[Run]]:
         """Finish runs left active by a dead process: interrupted if a cancel was
         recorded, error otherwise; returned as (previous status, row). Runs whose
         rollback was recorded are returned second, still running: the caller
@@ -691,7 +694,7 @@ class Store(AssistantQueries, ThreadQueries):
                 .returning(*runs.c)
             ).all()
             leftover = [
-                dict(r._mapping)
+                Run.from_row(r)
                 for r in conn.execute(
                     sa.select(runs).where(runs.c.status.in_(_ACTIVE_VALUES),
                                           runs.c.cancel_action == CancelAction.ROLLBACK.value)
@@ -704,7 +707,7 @@ class Store(AssistantQueries, ThreadQueries):
                 .where(threads.c.status == ThreadStatus.BUSY.value, ~waiting)
                 .values(status=ThreadStatus.IDLE.value, updated_at=now)
             )
-            return ([(previous[r.run_id], dict(r._mapping)) for r in finished], leftover)
+            return ([(previous[r.run_id], Run.from_row(r)) for r in finished], leftover)
         return await self.db.run(_tx)
 
     async def count_active_runs(self) -> dict[str, int]:

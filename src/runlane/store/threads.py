@@ -24,26 +24,26 @@ from sqlalchemy import Connection
 from runlane.contract import ACTIVE, ThreadStatus
 from runlane.errors import Conflict
 from runlane.owners import Owner, owned
-from runlane.serde import utcnow
+from runlane.records import Columns, Thread
+from runlane.serde import JSONObject, utcnow
 from runlane.store import statements as st
 from runlane.store.json_filter import auth_filters, json_has
 from runlane.store.schema import runs, threads
 
-Row = dict[str, Any]
 _ACTIVE_VALUES = [s.value for s in ACTIVE]
 # A thread whose expiry found an active run is looked at again this soon at most.
 RECHECK_BUSY = datetime.timedelta(seconds=30)
 
 
-def _as_dict(row: sa.Row | None) -> Row | None:
-    return None if row is None else dict(row._mapping)
+def _thread(row: Any) -> Thread | None:
+    return None if row is None else Thread.from_row(row)
 
 
-def ttl_delta(ttl: Row | None) -> datetime.timedelta | None:
+def ttl_delta(ttl: JSONObject | None) -> datetime.timedelta | None:
     return None if not ttl else datetime.timedelta(minutes=float(ttl["ttl"]))
 
 
-def expiry(ttl: Row | None, since: datetime.datetime) -> datetime.datetime | None:
+def expiry(ttl: JSONObject | None, since: datetime.datetime) -> datetime.datetime | None:
     delta = ttl_delta(ttl)
     return None if delta is None else since + delta
 
@@ -64,9 +64,9 @@ def _visible(thread_id: str, owner: Owner) -> sa.ColumnElement[bool]:
                    threads.c.temporary.is_(False))
 
 
-def _filters(metadata_filter: Row | None, values_filter: Row | None, status: str | None,
-             ids: list[str] | None, owner: Owner,
-             auth_filter: Row | None = None) -> list[sa.ColumnElement[bool]]:
+def _filters(metadata_filter: JSONObject | None, values_filter: JSONObject | None,
+             status: str | None, ids: list[str] | None, owner: Owner,
+             auth_filter: JSONObject | None = None) -> list[sa.ColumnElement[bool]]:
     clauses = [threads.c.temporary.is_(False), owned(threads.c.owner, owner),
                *auth_filters(threads.c.metadata, auth_filter)]
     if metadata_filter:
@@ -85,13 +85,15 @@ class ThreadQueries:
 
     db: Any
 
-    def _get_thread(self, conn: Connection, thread_id: str, owner: Owner = None) -> Row | None:
+    def _get_thread(self, conn: Connection, thread_id: str,
+                    owner: Owner = None) -> Thread | None:
         query = st.SELECT_THREAD
         if owner is not None:
             query = query.where(owned(threads.c.owner, owner))
-        return _as_dict(conn.execute(query, {"p_thread_id": thread_id}).first())
+        return _thread(conn.execute(query, {"p_thread_id": thread_id}).first())
 
-    async def create_thread(self, row: Row, if_exists: str, *, owner: Owner = None) -> Row:
+    async def create_thread(self, row: Columns, if_exists: str, *,
+                            owner: Owner = None) -> Thread:
         """Insert a thread. An existing id: 409, or (do_nothing) the existing thread
         when the caller may see it; another owner's is a 409 too."""
         row = {"ttl": None, **row, "owner": owner}
@@ -107,57 +109,58 @@ class ThreadQueries:
         statement = insert(threads).values(**row).on_conflict_do_nothing(
             index_elements=["thread_id"]).returning(threads.c.thread_id)
 
-        def _tx(conn: Connection) -> Row:
+        def _tx(conn: Connection) -> Thread:
             if conn.execute(statement).first() is not None:  # (rowcount is not reliable here)
-                return row
+                return Thread.from_columns(row)
             existing = self._get_thread(conn, row["thread_id"])
-            if (existing is not None and if_exists == "do_nothing" and not existing["temporary"]
-                    and (owner is None or existing["owner"] == owner)):
+            if (existing is not None and if_exists == "do_nothing" and not existing.temporary
+                    and (owner is None or existing.owner == owner)):
                 return existing
             raise Conflict(f"thread {row['thread_id']} already exists")
 
         return await self.db.run(_tx)
 
-    async def get_thread(self, thread_id: str, *, owner: Owner = None) -> Row | None:
-        """The thread row (temporary ones included: runs need them), if visible."""
-        def _tx(conn: Connection) -> Row | None:
+    async def get_thread(self, thread_id: str, *, owner: Owner = None) -> Thread | None:
+        """The thread (temporary ones included: runs need them), if visible."""
+        def _tx(conn: Connection) -> Thread | None:
             if owner is None:
                 return self._get_thread(conn, thread_id)
-            return _as_dict(conn.execute(sa.select(threads).where(
+            return _thread(conn.execute(sa.select(threads).where(
                 threads.c.thread_id == thread_id, owned(threads.c.owner, owner))).first())
 
         return await self.db.read(_tx)
 
-    async def patch_thread(self, thread_id: str, metadata: Row, *, ttl: Row | None = None,
-                           owner: Owner = None) -> Row | None:
+    async def patch_thread(self, thread_id: str, metadata: JSONObject, *,
+                           ttl: JSONObject | None = None,
+                           owner: Owner = None) -> Thread | None:
         """Merge `metadata` into the thread's; set its TTL if given. Either way the
         patch is activity: a TTL the thread has is refreshed from now."""
 
-        def _tx(conn: Connection) -> Row | None:
-            thread = _as_dict(conn.execute(
+        def _tx(conn: Connection) -> Thread | None:
+            thread = _thread(conn.execute(
                 sa.select(threads).where(_visible(thread_id, owner)).with_for_update()).first())
             if thread is None:
                 return None
             now = utcnow()
-            new_ttl = ttl if ttl is not None else thread["ttl"]
-            changes = {"metadata": {**thread["metadata"], **metadata}, "updated_at": now,
+            new_ttl = ttl if ttl is not None else thread.ttl
+            changes: Columns = {"metadata": {**thread.metadata, **metadata}, "updated_at": now,
                        "ttl": new_ttl, "expires_at": expiry(new_ttl, now)}
             conn.execute(threads.update().where(threads.c.thread_id == thread_id)
                          .values(**changes))
-            return {**thread, **changes}
+            return dataclasses.replace(thread, **changes)
 
         return await self.db.run(_tx)
 
     # Kept for callers that only merge metadata.
-    async def patch_thread_metadata(self, thread_id: str, patch: Row, *,
-                                    owner: Owner = None) -> Row | None:
+    async def patch_thread_metadata(self, thread_id: str, patch: JSONObject, *,
+                                    owner: Owner = None) -> Thread | None:
         return await self.patch_thread(thread_id, patch, owner=owner)
 
     async def search_threads(
-        self, *, metadata_filter: Row | None, values_filter: Row | None, status: str | None,
-        ids: list[str] | None, limit: int, offset: int, sort_by: str, sort_order: str,
-        owner: Owner = None, auth_filter: Row | None = None,
-    ) -> list[Row]:
+        self, *, metadata_filter: JSONObject | None, values_filter: JSONObject | None,
+        status: str | None, ids: list[str] | None, limit: int, offset: int, sort_by: str,
+        sort_order: str, owner: Owner = None, auth_filter: JSONObject | None = None,
+    ) -> list[Thread]:
         column = threads.c[sort_by]
         direction = column.desc() if sort_order == "desc" else column.asc()
         query = (sa.select(threads)
@@ -166,14 +169,14 @@ class ThreadQueries:
                  # The id breaks ties, so pages never overlap or skip.
                  .order_by(direction, threads.c.thread_id).limit(limit).offset(offset))
 
-        def _tx(conn: Connection) -> list[Row]:
-            return [dict(r._mapping) for r in conn.execute(query)]
+        def _tx(conn: Connection) -> list[Thread]:
+            return [Thread.from_row(r) for r in conn.execute(query)]
 
         return await self.db.run(_tx)
 
     async def count_threads(
-        self, *, metadata_filter: Row | None, values_filter: Row | None, status: str | None,
-        owner: Owner = None, auth_filter: Row | None = None,
+        self, *, metadata_filter: JSONObject | None, values_filter: JSONObject | None,
+        status: str | None, owner: Owner = None, auth_filter: JSONObject | None = None,
     ) -> int:
         query = sa.select(sa.func.count()).select_from(threads).where(
             *_filters(metadata_filter, values_filter, status, None, owner, auth_filter))
@@ -193,25 +196,25 @@ class ThreadQueries:
 
         return await self.db.run(_tx)
 
-    async def insert_thread_copy(self, source: Row, thread_id: str, *,
-                                 owner: Owner = None) -> Row:
+    async def insert_thread_copy(self, source: Thread, thread_id: str, *,
+                                 owner: Owner = None) -> Thread:
         """A new thread carrying `source`'s metadata, values, interrupts and TTL (its
         checkpoints are copied by the caller first). Never busy: no run is on it."""
         now = utcnow()
         status = (ThreadStatus.INTERRUPTED.value
-                  if source["status"] == ThreadStatus.INTERRUPTED.value
+                  if source.status is ThreadStatus.INTERRUPTED
                   else ThreadStatus.IDLE.value)
         row = {
-            "thread_id": thread_id, "status": status, "metadata": source["metadata"],
-            "config": source.get("config") or {}, "values": source.get("values"),
-            "interrupts": source.get("interrupts") or {}, "temporary": False, "owner": owner,
-            "ttl": source.get("ttl"), "expires_at": expiry(source.get("ttl"), now),
+            "thread_id": thread_id, "status": status, "metadata": source.metadata,
+            "config": source.config or {}, "values": source.values,
+            "interrupts": source.interrupts or {}, "temporary": False, "owner": owner,
+            "ttl": source.ttl, "expires_at": expiry(source.ttl, now),
             "created_at": now, "updated_at": now,
         }
 
-        def _tx(conn: Connection) -> Row:
+        def _tx(conn: Connection) -> Thread:
             conn.execute(st.INSERT_THREAD, row)
-            return row
+            return Thread.from_columns(row)
 
         return await self.db.run(_tx)
 
@@ -290,14 +293,15 @@ class ThreadQueries:
         def _tx(conn: Connection) -> Expired:
             # Locked and re-checked: a worker that waited on the lock sees the row as
             # the first one left it (gone, or expiring later) and does nothing.
-            thread = _as_dict(conn.execute(
+            thread = _thread(conn.execute(
                 sa.select(threads).where(threads.c.thread_id == thread_id,
                                          threads.c.expires_at <= now).with_for_update()
             ).first())
             if thread is None:
                 return Expired(thread_id, None)
-            deadline = expiry(thread["ttl"], thread["updated_at"])
-            if deadline is None:  # no TTL any more: nothing to expire
+            ttl = thread.ttl
+            deadline = expiry(ttl, thread.updated_at)
+            if ttl is None or deadline is None:  # no TTL any more: nothing to expire
                 self._set_expiry(conn, thread_id, None)
                 return Expired(thread_id, None)
             if deadline > now:  # activity since the last refresh
@@ -306,12 +310,12 @@ class ThreadQueries:
             active = conn.execute(sa.select(runs.c.run_id).where(
                 runs.c.thread_id == thread_id, runs.c.status.in_(_ACTIVE_VALUES)).limit(1)).first()
             if active is not None:  # never while a run is active; its end refreshes
-                delta = ttl_delta(thread["ttl"])
+                delta = ttl_delta(ttl)
                 assert delta is not None  # it has a TTL: `deadline` above is set
                 self._set_expiry(conn, thread_id, now + min(RECHECK_BUSY, delta))
                 return Expired(thread_id, None)
-            if thread["ttl"].get("strategy") == "keep_latest":
-                self._set_expiry(conn, thread_id, expiry(thread["ttl"], now))
+            if ttl.get("strategy") == "keep_latest":
+                self._set_expiry(conn, thread_id, expiry(ttl, now))
                 return Expired(thread_id, "pruned")
             # Store's, which mixes these queries in:
             deleted_runs = self._delete_thread_rows(conn, thread_id)  # type: ignore[attr-defined]

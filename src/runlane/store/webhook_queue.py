@@ -24,10 +24,10 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from runlane.contract import TERMINAL
+from runlane.records import Run
 from runlane.store.database import Database
 from runlane.store.schema import runs, threads
 
-Row = dict[str, Any]
 P = sa.bindparam
 
 PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
@@ -87,14 +87,14 @@ class WebhookQueue:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def claim(self, now: Any, claim_until: Any, limit: int) -> list[tuple[Row, Any]]:
-        """Claim up to `limit` due deliveries: (run row after the claim, its thread's
+    async def claim(self, now: Any, claim_until: Any, limit: int) -> list[tuple[Run, Any]]:
+        """Claim up to `limit` due deliveries: (the run after the claim, its thread's
         values) each."""
         params = {"p_now": now, "p_claim_until": claim_until, "p_limit": limit}
 
-        def _tx(conn: Connection) -> list[tuple[Row, Any]]:
-            claimed = [dict(r._mapping) for r in conn.execute(CLAIM, params)]
-            return [(run, conn.scalar(SELECT_THREAD_VALUES, {"p_thread_id": run["thread_id"]}))
+        def _tx(conn: Connection) -> list[tuple[Run, Any]]:
+            claimed = [Run.from_row(r) for r in conn.execute(CLAIM, params)]
+            return [(run, conn.scalar(SELECT_THREAD_VALUES, {"p_thread_id": run.thread_id}))
                     for run in claimed]
 
         return await self.db.run(_tx)

@@ -13,8 +13,8 @@ import asyncio
 import collections
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
+from runlane.records import Run
 from runlane.serde import dumps
 
 HEARTBEAT = b": heartbeat\n\n"
@@ -30,7 +30,7 @@ class RunEventLog:
         self.closed = False
         self._changed: asyncio.Future[None] | None = None
         # One future per task waiting for the end (see wait_closed); None: no waiter.
-        self._closers: list[asyncio.Future[Any]] | None = None
+        self._closers: list[asyncio.Future[Run | None]] | None = None
 
     def publish(self, event: str, data: object) -> int:
         if self.closed:
@@ -44,9 +44,9 @@ class RunEventLog:
         self._wake()
         return event_id
 
-    def close(self, final: object = None) -> None:
-        """The end of the run's stream. `final`: the run's terminal row, when the
-        closer is the settle that recorded it; its waiters get it (see wait_closed)."""
+    def close(self, final: Run | None = None) -> None:
+        """The end of the run's stream. `final`: the run as it ended, when the closer
+        is the settle that recorded it; its waiters get it (see wait_closed)."""
         if not self.closed:
             self.closed = True
             closers, self._closers = self._closers, None
@@ -61,7 +61,7 @@ class RunEventLog:
                 self._changed.set_result(None)
             self._changed = None
 
-    async def wait_closed(self) -> Any:
+    async def wait_closed(self) -> Run | None:
         """Until the log closes: the end of the run, for `wait`, `join` and a cancel
         with wait=true. Each waiter awaits a future of its own, which `close` resolves
         directly, so the waiter resumes in the very next loop turn after the run
@@ -70,11 +70,11 @@ class RunEventLog:
         four turns, and the claim ran first: a third of a millisecond per cancel.)
         Cancelling a waiter, e.g. by `asyncio.timeout`, cancels only its own future.
 
-        Returns the `final` row the log was closed with, else None (closed earlier,
+        Returns the `final` run the log was closed with, else None (closed earlier,
         or by anything but the settle that recorded the run's end)."""
         if self.closed:
             return None
-        closer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        closer: asyncio.Future[Run | None] = asyncio.get_running_loop().create_future()
         if self._closers is None:
             self._closers = []
         self._closers.append(closer)
@@ -163,7 +163,7 @@ class StreamBroker:
     def get(self, run_id: str) -> RunEventLog | None:
         return self._logs.get(run_id)
 
-    def close(self, run_id: str, final: object = None) -> None:
+    def close(self, run_id: str, final: Run | None = None) -> None:
         log = self._logs.get(run_id)
         if log is None:
             return

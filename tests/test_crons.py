@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +33,28 @@ def _utc(text: str) -> datetime.datetime:
 async def _log(client, tag: str) -> list[dict]:
     found = await client.store.search_items(["cron_log", tag], limit=1000)
     return [item["value"] for item in found["items"]]
+
+
+async def _until(probe, what: str, timeout: float = 30) -> Any:
+    """Poll the async `probe` until it returns something truthy; that value. For a
+    firing to come: the deadline is far beyond the fixed waits this replaced."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await probe()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+async def _logged(client, tag: str, at_least: int) -> list[dict]:
+    """The cron log of `tag` once it has at least `at_least` entries."""
+
+    async def enough() -> list[dict] | None:
+        entries = await _log(client, tag)
+        return entries if len(entries) >= at_least else None
+
+    return await _until(enough, f"{at_least} firings logged under {tag}")
 
 
 async def _settled(client, thread_id: str, timeout: float = 20) -> list[dict]:
@@ -107,7 +130,11 @@ async def test_thread_cron_runs_on_its_thread_until_deleted(client) -> None:
     tag = uuid.uuid4().hex
     cron = await client.crons.create_for_thread(thread["thread_id"], "memory",
                                                 schedule=EVERY_SECOND, input={"log": tag})
-    await asyncio.sleep(3.5)
+
+    async def two_runs() -> bool:
+        return len(await client.runs.list(thread["thread_id"], limit=100)) >= 2
+
+    await _until(two_runs, "two firings on the thread")
     await client.crons.delete(cron["cron_id"])
     runs = await _settled(client, thread["thread_id"])
     assert len(runs) >= 2
@@ -137,10 +164,17 @@ async def test_stateless_cron_fires_each_second_exactly_once(client, server) -> 
     tags = [uuid.uuid4().hex for _ in range(2)]
     crons = [await client.crons.create("memory", schedule=EVERY_SECOND, input={"log": tag})
              for tag in tags]
-    await asyncio.sleep(6.5)
+    for tag in tags:
+        await _logged(client, tag, 4)
     for cron in crons:
         await client.crons.delete(cron["cron_id"])
-    await asyncio.sleep(1.5)  # the last runs finish
+
+    async def last_runs_finished() -> bool:
+        """Every firing claimed (won) has run and logged itself."""
+        won = (await asyncio.to_thread(_claims, server))["won"] - before["won"]
+        return won == sum([len(await _log(client, tag)) for tag in tags])
+
+    await _until(last_runs_finished, "the runs of every claimed firing to log it")
     for tag, cron in zip(tags, crons, strict=True):
         entries = await _log(client, tag)
         fired = Counter(entry["fired_at"] for entry in entries)
@@ -168,8 +202,9 @@ async def test_stateless_cron_keeps_threads_when_asked(client) -> None:
     cron = await client.crons.create("memory", schedule=EVERY_SECOND, input={"log": tag},
                                      on_run_completed="keep")
     assert cron["on_run_completed"] == "keep"
-    await asyncio.sleep(2.5)
+    await _logged(client, tag, 1)
     await client.crons.delete(cron["cron_id"])
+    # The runs end, and a thread deleted on completion would be gone by then.
     await asyncio.sleep(1.0)
     entries = await _log(client, tag)
     assert entries
@@ -197,15 +232,26 @@ async def test_disabled_cron_does_not_fire_until_enabled(client) -> None:
     tag = uuid.uuid4().hex
     cron = await client.crons.create("memory", schedule=EVERY_SECOND, input={"log": tag},
                                      enabled=False)
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(2.5)  # two firings' time: enabled, it would have fired
     assert await _log(client, tag) == []
     await client.crons.update(cron["cron_id"], enabled=True)
-    await asyncio.sleep(2.5)
-    await client.crons.update(cron["cron_id"], enabled=False)
+    await _logged(client, tag, 1)
+    disabled = await client.crons.update(cron["cron_id"], enabled=False)
+    disabled_at = datetime.datetime.now(datetime.UTC)
     fired = len(await _log(client, tag))
     assert fired >= 1
-    await asyncio.sleep(2.2)
-    assert len(await _log(client, tag)) == fired
+    await asyncio.sleep(2.2)  # two firings' time: still enabled, it would have fired
+    # A firing is claimed (CronStore.claim) before its run is created, and the run logs
+    # it when it executes: a firing claimed just before the disable may be logged after
+    # it (counting the log then was racy). What the disable stops is claims: none
+    # after it (a claim writes the cron's row, untouched since the disable wrote it),
+    # so every firing logged was due before the disable returned.
+    [after] = [c for c in await client.crons.search(limit=1000)
+               if c["cron_id"] == cron["cron_id"]]
+    assert after["updated_at"] == disabled["updated_at"], (disabled, after)
+    entries = await _log(client, tag)
+    assert len(entries) >= fired
+    assert all(_utc(e["fired_at"]) < disabled_at for e in entries), (disabled_at, entries)
     await client.crons.delete(cron["cron_id"])
 
 
@@ -216,7 +262,16 @@ async def test_firing_on_a_busy_thread_follows_the_multitask_strategy(client, st
     cron = await client.crons.create_for_thread(
         thread["thread_id"], "memory", schedule=EVERY_SECOND, input={"delay": 2.5},
         multitask_strategy=strategy)
-    await asyncio.sleep(4.6)
+    if strategy == "reject":
+        await asyncio.sleep(4.6)  # the window the bound on its runs below is about
+    else:
+        # As many firings as the checks below need; each lands on a busy thread.
+        needed = 2 if strategy == "interrupt" else 3
+
+        async def fired_enough() -> bool:
+            return len(await client.runs.list(thread["thread_id"], limit=100)) >= needed
+
+        await _until(fired_enough, f"{needed} firings on the thread")
     await client.crons.delete(cron["cron_id"])
     runs = sorted(await _settled(client, thread["thread_id"], timeout=60),
                   key=lambda r: r["created_at"])
@@ -384,13 +439,13 @@ async def test_crons_survive_a_restart(fresh_server) -> None:
     client = get_client(url=fresh_server.url)
     tag = uuid.uuid4().hex
     cron = await client.crons.create("memory", schedule=EVERY_SECOND, input={"log": tag})
-    await asyncio.sleep(1.5)
+    await _logged(client, tag, 1)
     await asyncio.to_thread(fresh_server.stop)
     before = len(await _log(get_client(url=fresh_server.start().url), tag))
     client = get_client(url=fresh_server.url)
-    await asyncio.sleep(2.5)
+    await _logged(client, tag, before + 2)
     await client.crons.delete(cron["cron_id"])
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # the last runs log (a firing run twice would show)
     entries = await _log(client, tag)
     assert before >= 1 and len(entries) >= before + 2, (before, len(entries))
     assert max(Counter(e["fired_at"] for e in entries).values()) == 1

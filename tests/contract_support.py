@@ -1,6 +1,6 @@
 """Helpers shared by the end-to-end run-contract suites (test_cancel_contract and
-test_cancel_contract_linger, test_multitask, test_streaming, test_join_wait,
-test_hitl, test_restart).
+test_cancel_contract_linger, test_multitask and test_max_concurrency, test_streaming,
+test_join_wait, test_hitl, test_restart).
 
 Everything here talks to a real `runlane serve` process over HTTP, through the
 official `langgraph_sdk` client or raw httpx (where a status code or raw body

@@ -2,26 +2,20 @@
 
 A thread runs at most one run at a time; a new run on a busy thread follows its
 `multitask_strategy`: reject, interrupt, rollback or enqueue (the default). Across
-threads, runs execute concurrently, up to `--max-concurrency`.
+threads, runs execute concurrently (up to `--max-concurrency`: test_max_concurrency).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import random
-import re
 from typing import Any
 
 import httpx
 import pytest
-from langgraph_sdk import get_client
 
-from conftest import ServerProcess
 from contract_support import (
-    assert_no_server_failures,
     cancel_url,
-    eventually,
     get_run,
     history_run_ids,
     parse_ts,
@@ -233,95 +227,3 @@ async def test_many_threads_run_concurrently(client, new_thread):
         level += delta
         peak = max(peak, level)
     assert peak >= 10, f"only {peak} of 20 runs overlapped"
-
-
-async def test_max_concurrency_keeps_extra_runs_pending(tmp_path):
-    """With two slots, the third run waits `pending`, and takes the slot of the first
-    run to finish (not the last: here the second runs much longer)."""
-    server = ServerProcess(tmp_path, "--max-concurrency", "2").start()
-    try:
-        client = get_client(url=server.url, timeout=60)
-        threads = [(await client.threads.create())["thread_id"] for _ in range(3)]
-        runs = []
-        for thread_id, delay in zip(threads, (0.3, 1.5, 0.1), strict=True):
-            runs.append(await client.runs.create(thread_id, "sleepy",
-                                                 input={"steps": 1, "delay": delay}))
-
-        async def statuses() -> list[str]:
-            got = await asyncio.gather(*(client.runs.get(t, r["run_id"])
-                                         for t, r in zip(threads, runs, strict=True)))
-            return [g["status"] for g in got]
-
-        samples: list[list[str]] = []
-
-        async def two_running() -> bool:
-            samples.append(await statuses())
-            return samples[-1][:2] == ["running", "running"]
-
-        await eventually(two_running, what="the first two runs to start")
-        assert samples[-1][2] == "pending", samples[-1]
-
-        async def all_done() -> bool:
-            samples.append(await statuses())
-            return all(s == "success" for s in samples[-1])
-
-        await eventually(all_done, what="all three runs to finish", timeout=10)
-        assert max(s.count("running") for s in samples) <= 2, samples
-        spans = [await run_span(client, t, r["run_id"])
-                 for t, r in zip(threads, runs, strict=True)]
-        # The third started only after the first had finished ...
-        assert spans[2][0] >= spans[0][1]
-        # ... and as soon as it had: it did not wait for the second to finish too.
-        assert spans[2][1] < spans[1][1], "the free slot stayed idle until another run ended"
-        assert_no_server_failures(server.log())
-    finally:
-        server.stop()
-
-
-_TRANSITION = re.compile(r"run (?P<run>[0-9a-f-]{36}) (?P<old>\w+) -> (?P<new>\w+)")
-
-
-@pytest.mark.race
-async def test_runs_start_in_creation_order_when_slots_are_scarce(tmp_path):
-    """One SQLite process may start a run inside its own admission when a slot is
-    free and nothing waits for one (Executor.reserve_slot). Racing creations on a
-    saturated server must still never exceed the limit, and runs must start in
-    exactly the order they were created. The server's log records every status
-    change in the order it happened, as one event loop made them."""
-    server = ServerProcess(tmp_path, "--max-concurrency", "2").start()
-    rng = random.Random(7)
-    try:
-        client = get_client(url=server.url, timeout=60)
-        for _trial in range(10):
-            threads = [(await client.threads.create())["thread_id"] for _ in range(24)]
-
-            async def create(thread_id: str) -> str:
-                await asyncio.sleep(rng.uniform(0, 0.05))
-                run = await client.runs.create(thread_id, "sleepy", input={
-                    "steps": 1, "delay": rng.choice([0.0, 0.0, 0.0, 0.002, 0.01])})
-                return run["run_id"]
-
-            run_ids = set(await asyncio.gather(*(create(t) for t in threads)))
-            for thread_id in threads:
-                for run in await client.runs.list(thread_id):
-                    await client.runs.join(thread_id, run["run_id"])
-            created, started, running, peak = [], [], set(), 0
-            for match in _TRANSITION.finditer(server.log()):
-                run_id, old, new = match["run"], match["old"], match["new"]
-                if run_id not in run_ids:
-                    continue
-                if old == "new":
-                    created.append(run_id)
-                elif new == "running":
-                    started.append(run_id)
-                    running.add(run_id)
-                    peak = max(peak, len(running))
-                elif old == "running":
-                    running.discard(run_id)
-            assert sorted(created) == sorted(run_ids) and sorted(started) == sorted(run_ids)
-            assert started == created, "a run started ahead of one created before it"
-            assert peak <= 2, f"{peak} runs ran at once with --max-concurrency 2"
-            assert not running
-        assert_no_server_failures(server.log())
-    finally:
-        server.stop()

@@ -1,0 +1,120 @@
+"""--max-concurrency: across threads, runs execute concurrently up to the limit; the
+runs beyond it wait `pending` and start in creation order as slots free up.
+
+On a server of these tests' own (one SQLite process with two slots), started once
+for the module. (In test_multitask, whose module-wide `no_server_errors` ties every
+test to the session servers, they ran once per backend, each time on a server of
+their own like this one.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from langgraph_sdk import get_client
+
+from conftest import ServerProcess
+from contract_support import assert_no_server_failures, eventually, run_span
+
+
+@pytest.fixture(scope="module")
+def two_slots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with two run slots. Each test checks the part of its log it made."""
+    server = ServerProcess(Path(tmp_path_factory.mktemp("two-slots")),
+                           "--max-concurrency", "2").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_max_concurrency_keeps_extra_runs_pending(two_slots: ServerProcess) -> None:
+    """With two slots, the third run waits `pending`, and takes the slot of the first
+    run to finish (not the last: here the second runs much longer)."""
+    start = len(two_slots.log())
+    client = get_client(url=two_slots.url, timeout=60)
+    threads = [(await client.threads.create())["thread_id"] for _ in range(3)]
+    runs = []
+    for thread_id, delay in zip(threads, (0.3, 1.5, 0.1), strict=True):
+        runs.append(await client.runs.create(thread_id, "sleepy",
+                                             input={"steps": 1, "delay": delay}))
+
+    async def statuses() -> list[str]:
+        got = await asyncio.gather(*(client.runs.get(t, r["run_id"])
+                                     for t, r in zip(threads, runs, strict=True)))
+        return [g["status"] for g in got]
+
+    samples: list[list[str]] = []
+
+    async def two_running() -> bool:
+        samples.append(await statuses())
+        return samples[-1][:2] == ["running", "running"]
+
+    await eventually(two_running, what="the first two runs to start")
+    assert samples[-1][2] == "pending", samples[-1]
+
+    async def all_done() -> bool:
+        samples.append(await statuses())
+        return all(s == "success" for s in samples[-1])
+
+    await eventually(all_done, what="all three runs to finish", timeout=10)
+    assert max(s.count("running") for s in samples) <= 2, samples
+    spans = [await run_span(client, t, r["run_id"])
+             for t, r in zip(threads, runs, strict=True)]
+    # The third started only after the first had finished ...
+    assert spans[2][0] >= spans[0][1]
+    # ... and as soon as it had: it did not wait for the second to finish too.
+    assert spans[2][1] < spans[1][1], "the free slot stayed idle until another run ended"
+    assert_no_server_failures(two_slots.log()[start:])
+
+
+_TRANSITION = re.compile(r"run (?P<run>[0-9a-f-]{36}) (?P<old>\w+) -> (?P<new>\w+)")
+
+
+@pytest.mark.race
+async def test_runs_start_in_creation_order_when_slots_are_scarce(
+        two_slots: ServerProcess) -> None:
+    """One SQLite process may start a run inside its own admission when a slot is
+    free and nothing waits for one (Executor.reserve_slot). Racing creations on a
+    saturated server must still never exceed the limit, and runs must start in
+    exactly the order they were created. The server's log records every status
+    change in the order it happened, as one event loop made them."""
+    start = len(two_slots.log())
+    rng = random.Random(7)
+    client = get_client(url=two_slots.url, timeout=60)
+    for _trial in range(10):
+        threads = [(await client.threads.create())["thread_id"] for _ in range(24)]
+
+        async def create(thread_id: str) -> str:
+            await asyncio.sleep(rng.uniform(0, 0.05))
+            run = await client.runs.create(thread_id, "sleepy", input={
+                "steps": 1, "delay": rng.choice([0.0, 0.0, 0.0, 0.002, 0.01])})
+            return run["run_id"]
+
+        run_ids = set(await asyncio.gather(*(create(t) for t in threads)))
+        for thread_id in threads:
+            for run in await client.runs.list(thread_id):
+                await client.runs.join(thread_id, run["run_id"])
+        created, started, running, peak = [], [], set(), 0
+        for match in _TRANSITION.finditer(two_slots.log()[start:]):
+            run_id, old, new = match["run"], match["old"], match["new"]
+            if run_id not in run_ids:
+                continue
+            if old == "new":
+                created.append(run_id)
+            elif new == "running":
+                started.append(run_id)
+                running.add(run_id)
+                peak = max(peak, len(running))
+            elif old == "running":
+                running.discard(run_id)
+        assert sorted(created) == sorted(run_ids) and sorted(started) == sorted(run_ids)
+        assert started == created, "a run started ahead of one created before it"
+        assert peak <= 2, f"{peak} runs ran at once with --max-concurrency 2"
+        assert not running
+    assert_no_server_failures(two_slots.log()[start:])

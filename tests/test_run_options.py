@@ -35,6 +35,14 @@ async def until_terminal(client, thread_id: str, run_id: str, timeout: float = 3
         await asyncio.sleep(0.05)
 
 
+async def wait_for_request(receiver: WebhookReceiver, run_id: str, timeout: float = 30) -> None:
+    """Until the receiver got a webhook POST of this run."""
+    deadline = time.monotonic() + timeout
+    while not receiver.attempts(run_id):
+        assert time.monotonic() < deadline, f"no webhook of run {run_id} within {timeout}s"
+        await asyncio.sleep(0.05)
+
+
 # ------------------------------------------------------------------ if_not_exists
 
 
@@ -92,13 +100,13 @@ async def test_delayed_stateless_wait_and_stream(client) -> None:
 async def test_cancel_of_a_delayed_run_follows_the_contract(client, http) -> None:
     thread = await client.threads.create()
     tid = thread["thread_id"]
-    run = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=3.0)
+    run = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=2.0)
     first = http.post(f"/threads/{tid}/runs/{run['run_id']}/cancel")
     assert first.status_code == 202, first.text
-    assert first.json()["status"] == "interrupted"
+    assert first.json()["status"] == "interrupted"  # cancelled before its start time
     again = http.post(f"/threads/{tid}/runs/{run['run_id']}/cancel", params={"wait": "true"})
     assert again.status_code == 200 and again.json()["status"] == "interrupted"
-    await asyncio.sleep(3.5)  # past its start time: it must never start
+    await asyncio.sleep(2.5)  # past its start time: it must never start
     final = await client.runs.get(tid, run["run_id"])
     assert final["status"] == "interrupted" and final["cancel_reason"] == "user"
     assert (await client.threads.get(tid))["status"] == "idle"
@@ -109,11 +117,11 @@ async def test_cancel_of_a_delayed_run_follows_the_contract(client, http) -> Non
 async def test_rollback_of_a_delayed_run_removes_it(client, http) -> None:
     thread = await client.threads.create()
     tid = thread["thread_id"]
-    run = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=3.0)
+    run = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=2.0)
     answer = http.post(f"/threads/{tid}/runs/{run['run_id']}/cancel",
                        params={"action": "rollback"})
     assert answer.status_code == 202, answer.text
-    await asyncio.sleep(3.5)
+    await asyncio.sleep(2.5)  # past its start time: it must never start
     assert http.get(f"/threads/{tid}/runs/{run['run_id']}").status_code == 404
     assert http.post(f"/threads/{tid}/runs/{run['run_id']}/cancel").status_code == 202
     assert (await client.threads.get(tid))["values"] is None
@@ -400,9 +408,12 @@ async def test_invalid_batch_item_creates_nothing(http) -> None:
             answer = http.post("/runs/batch", json=[valid, valid, bad, valid])
             assert answer.status_code == code, answer.text
             assert "2" in answer.json()["detail"]
-        await asyncio.sleep(2.0)
-        # The valid items would have run and called the webhook: nothing did.
-        assert receiver.requests == []
+        # The control: a valid batch made after them runs and calls the webhook. Had
+        # the valid items above been created, they would have started before it (runs
+        # start in creation order) and called it by then: only the control did.
+        [control] = http.post("/runs/batch", json=[valid]).json()
+        await wait_for_request(receiver, control["run_id"])
+        assert [r["body"]["run_id"] for r in receiver.requests] == [control["run_id"]]
     assert http.post("/runs/batch", json={"assistant_id": "quick"}).status_code == 422
     assert http.post("/runs/batch", json=[{"assistant_id": "quick"}] * 1001).status_code == 422
     assert http.post("/runs/batch", json=[]).json() == []
@@ -463,38 +474,42 @@ async def test_checkpoint_during_is_the_older_spelling_of_durability(client, htt
     assert "checkpoint_during" in clash.text and "durability" in clash.text
 
 
-@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
-async def test_scheduled_run_survives_a_restart(tmp_path: Path, how: str) -> None:
-    """One SQLite process: a shutdown interrupts pending runs (nothing else would
-    start them) and a crash errors them at the next start, but a run scheduled with
-    after_seconds stays queued and starts when due."""
+async def test_scheduled_run_survives_a_shutdown_and_a_crash(tmp_path: Path) -> None:
+    """One SQLite process: a shutdown (SIGTERM) interrupts pending runs (nothing else
+    would start them) and a crash (SIGKILL) errors them at the next start, but a run
+    scheduled with after_seconds stays queued and starts when due. One stop after the
+    other on one server (a start-up fewer), each with runs of its own, made just
+    before it; each scheduled run has ended before the next stop."""
     import signal
 
     server = ServerProcess(tmp_path, env={"RUNLANE_SHUTDOWN_GRACE": "0.2"}).start()
     try:
-        client = get_client(url=server.url)
-        tid = (await client.threads.create())["thread_id"]
-        scheduled = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=8)
-        created = time.monotonic()
-        other = (await client.threads.create())["thread_id"]
-        blocker = await client.runs.create(other, "sleepy", input={"steps": 100, "delay": 0.1})
-        queued = await client.runs.create(other, "quick", input={"n": 1})
-        server.stop(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
-        server.start()
-        client = get_client(url=server.url)
-        status = (await client.runs.get(tid, scheduled["run_id"]))["status"]
-        if time.monotonic() - created < 7.5:  # (a loaded machine may restart slowly)
-            assert status == "pending"
-            assert (await client.threads.get(tid))["status"] == "busy"
-        else:
-            assert status in ("pending", "running", "success")
-        assert (await client.runs.get(other, queued["run_id"]))["status"] in (
-            "interrupted", "error")
-        assert (await client.runs.get(other, blocker["run_id"]))["status"] in (
-            "interrupted", "error")
-        assert await client.runs.join(tid, scheduled["run_id"]) == {"n": 3}
-        assert (await client.runs.get(tid, scheduled["run_id"]))["status"] == "success"
-        assert (await client.threads.get(tid))["status"] == "idle"
+        for how in (signal.SIGTERM, signal.SIGKILL):
+            client = get_client(url=server.url)
+            tid = (await client.threads.create())["thread_id"]
+            scheduled = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=8)
+            created = time.monotonic()
+            other = (await client.threads.create())["thread_id"]
+            blocker = await client.runs.create(other, "sleepy",
+                                               input={"steps": 100, "delay": 0.1})
+            queued = await client.runs.create(other, "quick", input={"n": 1})
+            server.stop(how)
+            server.start()
+            client = get_client(url=server.url)
+            status = (await client.runs.get(tid, scheduled["run_id"]))["status"]
+            if time.monotonic() - created < 7.5:  # (a loaded machine may restart slowly)
+                assert status == "pending", how.name
+                assert (await client.threads.get(tid))["status"] == "busy", how.name
+            else:
+                assert status in ("pending", "running", "success"), how.name
+            assert (await client.runs.get(other, queued["run_id"]))["status"] in (
+                "interrupted", "error"), how.name
+            assert (await client.runs.get(other, blocker["run_id"]))["status"] in (
+                "interrupted", "error"), how.name
+            assert await client.runs.join(tid, scheduled["run_id"]) == {"n": 3}, how.name
+            assert (await client.runs.get(tid, scheduled["run_id"]))["status"] == "success", \
+                how.name
+            assert (await client.threads.get(tid))["status"] == "idle", how.name
     finally:
         server.stop()
 
@@ -505,7 +520,7 @@ async def test_a_delayed_runs_own_strategy_applies_when_it_is_created(client) ->
     its own time."""
     tid = (await client.threads.create())["thread_id"]
     active = await client.runs.create(tid, "sleepy", input={"steps": 100, "delay": 0.05})
-    delayed = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=4,
+    delayed = await client.runs.create(tid, "quick", input={"n": 1}, after_seconds=2,
                                        multitask_strategy="interrupt")
     stopped = await until_terminal(client, tid, active["run_id"], timeout=3)
     assert stopped["status"] == "interrupted"

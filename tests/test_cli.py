@@ -14,9 +14,13 @@ import uuid
 import httpx
 import pytest
 
-from conftest import ServerProcess, free_port
+from conftest import BACKENDS, ServerProcess, free_port
 
 LONG = {"steps": 100_000, "delay": 0.02}
+# The client CLI only talks HTTP: what it prints and how it exits do not depend on the
+# backend behind the server, so its tests run against one session server (SQLite,
+# unless RUNLANE_TEST_BACKENDS leaves it out).
+ONE_BACKEND = ["sqlite"] if "sqlite" in BACKENDS else BACKENDS[:1]
 
 
 def cli(*args: str, url: str | None = None, env: dict[str, str] | None = None,
@@ -49,6 +53,7 @@ def runs(server: ServerProcess) -> dict[str, str]:
     return {"thread": thread, "done": done["run_id"], "long": long["run_id"]}
 
 
+@pytest.mark.parametrize("server", ONE_BACKEND, indirect=True)
 def test_runs_list_get_watch_cancel(server: ServerProcess, runs: dict[str, str]) -> None:
     url, thread, done, long = server.url, runs["thread"], runs["done"], runs["long"]
 
@@ -99,6 +104,7 @@ def test_runs_list_get_watch_cancel(server: ServerProcess, runs: dict[str, str])
     assert after.returncode == 0 and "no active runs" in after.stdout
 
 
+@pytest.mark.parametrize("server", ONE_BACKEND, indirect=True)
 def test_threads_list_get_delete(server: ServerProcess, runs: dict[str, str]) -> None:
     url, thread = server.url, runs["thread"]
     listed = cli("threads", "list", "--limit", "50", url=url)

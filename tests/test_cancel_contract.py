@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -68,9 +69,29 @@ async def assert_rolled_back(client: Any, ahttp: httpx.AsyncClient, thread_id: s
 # --------------------------------------------------------------- pending / running
 
 
+@pytest.fixture(scope="module")
+async def never_started(server) -> AsyncIterator[list[tuple[Any, str, str, str]]]:
+    """The cancelled pending runs of test_cancel_pending_run, (client, action, thread_id,
+    run_id), each on a thread that was then freed: checked once, after the module's
+    tests (one wait for all of them), none must ever have started. One list per
+    session server: hence `server`, unused otherwise."""
+    cancelled: list[tuple[Any, str, str, str]] = []
+    yield cancelled
+    await asyncio.sleep(0.2)
+    for client, action, thread_id, run_id in cancelled:
+        again = await get_run(client, thread_id, run_id)
+        if action == "interrupt":
+            assert again is not None and again["status"] == "interrupted", (run_id, again)
+        else:
+            assert again is None, (run_id, again)
+        assert run_id not in await history_run_ids(client, thread_id)
+        assert (await client.threads.get(thread_id))["status"] == "idle", thread_id
+
+
 @pytest.mark.parametrize("action", ACTIONS)
 @pytest.mark.parametrize("wait_raw,wait", WAIT_SPELLINGS)
-async def test_cancel_pending_run(client, ahttp, new_thread, action, wait_raw, wait):
+async def test_cancel_pending_run(client, ahttp, new_thread, never_started, action, wait_raw,
+                                  wait):
     thread_id = await new_thread()
     blocker = await client.runs.create(thread_id, "sleepy", input=LONG)
     await wait_status(client, thread_id, blocker["run_id"], "running")
@@ -98,17 +119,10 @@ async def test_cancel_pending_run(client, ahttp, new_thread, action, wait_raw, w
     else:
         assert await get_run(client, thread_id, queued["run_id"]) is None
 
-    # Free the thread: the cancelled run must never start.
+    # Free the thread: the cancelled run must never start (`never_started` checks).
     done = await client.runs.cancel(thread_id, blocker["run_id"], wait=True)
     assert done["status"] == "interrupted"
-    await asyncio.sleep(0.2)
-    again = await get_run(client, thread_id, queued["run_id"])
-    if action == "interrupt":
-        assert again is not None and again["status"] == "interrupted"
-    else:
-        assert again is None
-    assert queued["run_id"] not in await history_run_ids(client, thread_id)
-    assert (await client.threads.get(thread_id))["status"] == "idle"
+    never_started.append((client, action, thread_id, queued["run_id"]))
 
 
 @pytest.mark.parametrize("action", ACTIONS)

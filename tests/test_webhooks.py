@@ -59,7 +59,11 @@ async def test_webhook_for_every_way_a_run_ends(client, http) -> None:
         tid3 = (await client.threads.create())["thread_id"]
         running = await client.runs.create(tid3, "sleepy", input={"steps": 100, "delay": 0.05},
                                            webhook=receiver.url)
-        await asyncio.sleep(0.3)
+
+        async def is_running() -> bool:
+            return (await client.runs.get(tid3, running["run_id"]))["status"] == "running"
+
+        await wait_until(is_running, what="the run to start")
         stopped = http.post(f"/threads/{tid3}/runs/{running['run_id']}/cancel",
                             params={"wait": "true"})
         assert stopped.status_code == 200, stopped.text
@@ -70,6 +74,14 @@ async def test_webhook_for_every_way_a_run_ends(client, http) -> None:
             [request] = receiver.attempts(run["run_id"])
             assert request["body"]["status"] == status
         assert receiver.delivered(failed["run_id"])[0]["body"]["error"]["error"] == "ValueError"
+
+
+async def wait_until(probe, timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll the async `probe` until it is true."""
+    deadline = time.monotonic() + timeout
+    while not await probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
 
 
 def _counted(server: ServerProcess, outcome: str) -> float:

@@ -21,6 +21,7 @@ import pytest
 
 from auth_support import Secured, make_token, secured_server
 from conftest import BACKENDS
+from sse_gauge import sse_streams, streams_opened
 
 # Routes anyone may call without credentials (runlane.api.auth.middleware.OPEN_PATHS).
 OPEN = {"GET /ok", "GET /ready", "GET /metrics", "GET /info"}
@@ -611,8 +612,9 @@ async def test_thread_stream_is_its_owners(secured: Secured) -> None:
 
     for _ in range(3):  # a race: repeated
         tid = (await alice.threads.create())["thread_id"]
+        before = await sse_streams(secured.server)
         reader = asyncio.ensure_future(first_event(alice, tid))
-        await asyncio.sleep(0.5)
+        await streams_opened(secured.server, before)  # subscribed before the delete
         await alice.threads.delete(tid)
         await bob.threads.create(thread_id=tid)  # ids are global: free again
         bobs = await bob.runs.create(tid, "echo", input={"text": "bob's"})

@@ -12,6 +12,7 @@ import pytest
 from langgraph_sdk.errors import APIStatusError
 
 from conftest import BACKENDS, ServerProcess
+from sse_gauge import sse_streams, streams_opened
 
 
 def _tag() -> str:
@@ -396,12 +397,13 @@ async def _collect(stream, until_done: int, timeout: float = 30) -> list:
     return parts
 
 
-async def test_thread_stream_follows_every_run_in_order(client):
+async def test_thread_stream_follows_every_run_in_order(client, server):
     thread = await client.threads.create()
     tid = thread["thread_id"]
+    before = await sse_streams(server)
     stream = client.threads.join_stream(tid)
     reader = asyncio.ensure_future(_collect(stream, 2))
-    await asyncio.sleep(0.5)
+    await streams_opened(server, before)  # subscribed before the runs
     first = await client.runs.create(tid, "emitter", input={"count": 3},
                                      stream_mode=["custom", "values"])
     second = await client.runs.create(tid, "emitter", input={"count": 2},
@@ -427,11 +429,12 @@ async def test_thread_stream_follows_every_run_in_order(client):
 
 
 @pytest.mark.race
-async def test_thread_stream_sees_concurrently_created_runs_in_order(client):
+async def test_thread_stream_sees_concurrently_created_runs_in_order(client, server):
     thread = await client.threads.create()
     tid = thread["thread_id"]
+    before = await sse_streams(server)
     reader = asyncio.ensure_future(_collect(client.threads.join_stream(tid), 6))
-    await asyncio.sleep(0.5)
+    await streams_opened(server, before)  # subscribed before the runs
     created = await asyncio.gather(*(
         client.runs.create(tid, "emitter", input={"count": 5}, stream_mode=["custom"],
                            multitask_strategy="enqueue") for _ in range(6)))
@@ -465,14 +468,15 @@ async def test_thread_stream_joined_mid_run_and_resumed_with_last_event_id(clien
         assert [(p.event, p.id) for p in rest] == [(p.event, p.id) for p in expected], cut
 
 
-async def test_thread_stream_modes(client):
+async def test_thread_stream_modes(client, server):
     thread = await client.threads.create()
     tid = thread["thread_id"]
+    before = await sse_streams(server)
     lifecycle = asyncio.ensure_future(_collect(
         client.threads.join_stream(tid, stream_mode="lifecycle"), 1))
     states = asyncio.ensure_future(_collect(
         client.threads.join_stream(tid, stream_mode=["state_update", "lifecycle"]), 1))
-    await asyncio.sleep(0.5)
+    await streams_opened(server, before, count=2)  # both subscribed before the run
     run = await client.runs.create(tid, "echo", input={"text": "s"}, stream_mode=["values",
                                                                                "updates"])
     parts = await lifecycle
@@ -491,8 +495,10 @@ async def test_thread_stream_ends_when_the_thread_is_deleted(client):
         return [p async for p in await client.threads.join_stream(thread["thread_id"])]
 
     reader = asyncio.ensure_future(read_all())
+    # Open while the thread lives: a stream that ended on its own would also end
+    # empty, so this wait is what tells them apart (a fixed one, kept).
     await asyncio.sleep(0.5)
-    assert not reader.done()  # open while the thread lives
+    assert not reader.done()
     await client.threads.delete(thread["thread_id"])
     assert await asyncio.wait_for(reader, 10) == []
 

@@ -11,6 +11,7 @@ from langgraph_sdk import schema
 
 from compat.shapes import Thread, ThreadState, assert_shape
 from compat.support import collect, status_of, tag
+from sse_gauge import sse_streams, streams_opened
 
 
 async def _ran(client, graph="echo", **run):
@@ -282,8 +283,9 @@ async def test_get_history(client):
 
 
 @pytest.mark.compat("thread-stream", "threads.join_stream")
-async def test_join_stream_follows_the_threads_runs(client):
+async def test_join_stream_follows_the_threads_runs(client, server, is_reference):
     thread = await client.threads.create()
+    before = None if is_reference else await sse_streams(server)
     stream = await client.threads.join_stream(thread["thread_id"])
     parts: list = []
 
@@ -294,7 +296,12 @@ async def test_join_stream_follows_the_threads_runs(client):
                 return
 
     listener = asyncio.create_task(listen())
-    await asyncio.sleep(0.5)  # subscribed before the run starts
+    # Subscribed before the run starts: runlane counts the streams it serves; the
+    # reference has no such gauge, so there a fixed wait.
+    if before is None:
+        await asyncio.sleep(0.5)
+    else:
+        await streams_opened(server, before)
     run = await client.runs.create(thread["thread_id"], "echo", input={"text": "t"})
     try:
         await asyncio.wait_for(listener, 30)

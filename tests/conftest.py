@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,6 +17,7 @@ import pytest
 from langgraph_sdk import get_client
 
 GRAPHS_CONFIG = Path(__file__).parent / "graphs" / "langgraph.json"
+COMPAT_DIR = Path(__file__).parent / "compat"  # its conftest has servers of its own
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -98,25 +99,71 @@ BACKENDS = [b.strip() for b in os.environ.get("RUNLANE_TEST_BACKENDS", "sqlite,p
             if b.strip()]
 
 
+# A session server stops once the last test using it is done, not at the end of the
+# session. pytest groups the tests by session server and runs those that use none
+# after every group; many of them start servers of their own, and a PostgreSQL cluster
+# left idle meanwhile would hold ~21 of the database's 100 connections. No test
+# moves: the stop waits until the module run holding that last test has been torn
+# down (its module fixtures may still read the server's log).
+_running: dict[str, Callable[[], None]] = {}  # backend -> how to stop its session server
+_stop_after: dict[str, str] = {}  # nodeid of the test after which a backend's server stops
+
+
+def _session_backend(item: pytest.Item) -> str | None:
+    """The backend of the session `server` (this conftest's) that `item` uses, if any."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or "server" not in item.fixturenames or COMPAT_DIR in item.path.parents:
+        return None
+    return callspec.params.get("server")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    items = session.items
+    _stop_after.clear()
+    for backend in BACKENDS:
+        users = [index for index, item in enumerate(items) if _session_backend(item) == backend]
+        if not users:
+            continue
+        last = users[-1]
+        while last + 1 < len(items) and items[last + 1].path == items[last].path:
+            last += 1
+        _stop_after[items[last].nodeid] = backend
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    yield
+    backend = _stop_after.get(item.nodeid)
+    stop = _running.pop(backend, None) if backend is not None else None
+    if stop is not None:
+        stop()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def server(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    backend: str = request.param
     with tempfile.TemporaryDirectory(prefix="runlane-test-") as tmp:
-        if request.param == "sqlite":
+        if backend == "sqlite":
             proc = ServerProcess(Path(tmp)).start()
+            _running[backend] = proc.stop
             yield proc
-            proc.stop()
+            _running.pop(backend, None)
+            proc.stop()  # a no-op if it stopped after its last test
             return
         from cluster import Cluster, require_services
 
         require_services()
         cluster = Cluster(Path(tmp), 3)
+        _running[backend] = cluster.close
         try:
             # Inside the try: workers that did start are stopped (and their database
             # dropped) even when another one fails to start.
             cluster.start()
             yield cluster  # type: ignore[misc]
         finally:
-            cluster.close()
+            stop = _running.pop(backend, None)  # None: stopped after its last test
+            if stop is not None:
+                stop()
 
 
 @pytest.fixture

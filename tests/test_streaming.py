@@ -148,6 +148,11 @@ async def test_events(client, new_thread):
     kinds = [p.data["event"] for p in parts[1:]]
     assert kinds[0] == "on_chain_start" and kinds[-1] == "on_chain_end"
     assert parts[-1].data["data"]["output"] == {"text": "hi", "echoed": ["hi"]}
+    # The graph's own stream chunks belong to the other modes: as on the reference,
+    # the root run's on_chain_stream is not an `events` event; its nodes' are.
+    run_id = parts[0].data["run_id"]
+    streams = [p.data for p in parts[1:] if p.data["event"] == "on_chain_stream"]
+    assert streams and all(e["run_id"] != run_id for e in streams), streams
 
 
 async def test_tasks_and_checkpoints(client, new_thread):

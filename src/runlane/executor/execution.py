@@ -142,14 +142,20 @@ class GraphRunner:
         ):
             if root_id is None:
                 root_id = event.get("run_id")
-            event_log.publish("events", event)
-            if (lg_modes and event.get("event") == "on_chain_stream"
-                    and event.get("run_id") == root_id):
+            if "langsmith:hidden" in (event.get("tags") or ()):
+                continue  # hidden from traces, and from clients (as on the reference)
+            if event.get("event") == "on_chain_stream" and event.get("run_id") == root_id:
+                # The graph's own stream chunks are the other modes' events, not
+                # `events`: the reference forwards them only as those modes.
                 chunk = event["data"].get("chunk")
+                if not lg_modes:
+                    continue
                 if subgraphs and isinstance(chunk, tuple) and len(chunk) == 3:
                     _publish(event_log, chunk[1], chunk[0], chunk[2], whole)
                 elif isinstance(chunk, tuple) and len(chunk) == 2:
                     _publish(event_log, chunk[0], (), chunk[1], whole)
+                continue
+            event_log.publish("events", event)
 
 
 async def thread_state(graph: Pregel | None, thread_id: str) -> tuple[Any, JSONObject, bool]:

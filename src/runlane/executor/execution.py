@@ -11,6 +11,7 @@ from typing import Any
 from langgraph.pregel import Pregel
 from langgraph.types import Command
 
+from runlane.executor.debug_mode import debug_event
 from runlane.executor.messages_mode import MessageAccumulator
 from runlane.records import Run
 from runlane.serde import JSONObject, to_jsonable
@@ -116,17 +117,23 @@ class GraphRunner:
             lg_modes.append("values")
         # Modes and options are the run's validated kwargs, plain strings and a dict:
         # langgraph's overloads want literals, so none matches (the call is right).
+        # output_keys: the graph's output schema, as on the reference, so `values` and
+        # `updates` leave out private state (e.g. a middleware's own keys).
         async for chunk in graph.astream(  # type: ignore[call-overload]
-            graph_input, config, stream_mode=lg_modes, subgraphs=subgraphs, **options
+            graph_input, config, stream_mode=lg_modes, subgraphs=subgraphs,
+            output_keys=graph.output_channels, **options
         ):
             if subgraphs:
                 namespace, mode, data = chunk
             else:
                 namespace, (mode, data) = (), chunk
+            if mode == "values" and not publish_values:
+                # Streamed for the final state only: not the client's, at any depth.
+                if not namespace:
+                    progress.saw(data)
+                continue
             if mode == "values" and not namespace:
                 progress.saw(data)
-                if not publish_values:
-                    continue
             _publish(event_log, mode, namespace, data, whole)
 
     async def _stream_events(
@@ -196,6 +203,8 @@ def _publish(event_log: RunEventLog, mode: str, namespace: tuple[str, ...], data
         name = f"{name}|{'|'.join(namespace)}"
     if mode == "messages" and isinstance(data, tuple):
         data = list(data)
+    elif mode == "debug":
+        data = debug_event(data)
     event_log.publish(name, data)
 
 

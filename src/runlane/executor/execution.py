@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from langgraph.pregel import Pregel
@@ -67,7 +68,18 @@ class RunProgress:
             and not kwargs.get("interrupt_after")
             and not graph.interrupt_before_nodes
             and not graph.interrupt_after_nodes
+            and _streams_whole_state(graph)
         )
+
+
+def _streams_whole_state(graph: Pregel) -> bool:
+    """Whether the streamed values (limited to the output schema) are the whole state:
+    if the output schema leaves keys out, the thread's values are read back instead."""
+
+    def names(channels: str | Sequence[str]) -> set[str]:
+        return {channels} if isinstance(channels, str) else set(channels)
+
+    return names(graph.output_channels) == names(graph.stream_channels_asis)
 
 
 class GraphRunner:

@@ -58,12 +58,21 @@ async def test_react_agent_takes_its_system_prompt_from_the_context(client, new_
                                     input=user("What are your instructions?"),
                                     context={**FAST, "user_name": "Ada"})
     assert result["messages"][-1]["content"] == (
-        "My instructions are: You are a helpful assistant. The user's name is Ada.")
+        "My instructions are: You are a helpful assistant talking to Ada.")
     # A second turn on the thread with another prompt: the context is per run.
     result = await client.runs.wait(
         thread_id, "react_agent", input=user("What are your instructions?"),
         context={**FAST, "system_prompt": "You are a pirate, {user_name}.", "user_name": "Bo"})
     assert result["messages"][-1]["content"] == "My instructions are: You are a pirate, Bo."
+
+
+async def test_react_agent_runs_with_no_context_at_all(client, new_thread):
+    # Neither the run nor the assistant gives a context: every knob takes its default.
+    thread_id = await new_thread()
+    result = await client.runs.wait(thread_id, "react_agent",
+                                    input=user("What are your instructions?"))
+    assert result["messages"][-1]["content"] == (
+        "My instructions are: You are a helpful assistant talking to a user.")
 
 
 async def test_messages_stream_gives_the_tokens_in_order(client, new_thread):

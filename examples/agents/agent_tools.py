@@ -17,7 +17,7 @@ from langchain_core.tools import tool
 from langgraph.runtime import get_runtime
 from langgraph.types import interrupt
 
-DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. The user's name is {user_name}."
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant talking to {user_name}."
 
 
 @dataclass
@@ -26,7 +26,7 @@ class AgentContext:
 
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     """The system prompt; `{user_name}` is filled in."""
-    user_name: str = "there"
+    user_name: str = "a user"
     token_delay: float = 0.02
     """Seconds between two streamed tokens of the fake model."""
     reply_tokens: int = 0

@@ -10,13 +10,14 @@ the path taken.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
 
 from agent_tools import WEATHER
 from langchain_core.messages import AIMessage, AnyMessage
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Command, interrupt
+from typing_extensions import TypedDict
 
 
 class State(TypedDict, total=False):

@@ -8,12 +8,13 @@ Output: `notes` (one per topic, gathered by the `operator.add` reducer) and `sum
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 from fake_chat import FakeChatModel
 from langchain_core.messages import HumanMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
+from typing_extensions import TypedDict
 
 DEFAULT_TOPICS = ["cats", "dogs", "owls"]
 

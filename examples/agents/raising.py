@@ -6,12 +6,13 @@ Input: {"messages": [{"role": "user", "content": "weather?"}]} (any message will
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 from fake_chat import FakeChatModel
 from langchain_core.messages import AnyMessage, HumanMessage
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict
 
 ERROR_MESSAGE = "the weather service is down"
 

@@ -3,7 +3,7 @@
 Built with `create_react_agent`; the fake model answers a question that says "research"
 with `research_steps` rounds of `slow_search` (each round: a short streamed sentence, a
 tool call, a search of `search_seconds`), then a report. With the defaults (10 rounds of
-2 s) a run lasts about 25 s: long enough to cancel, reload, join or double-text in the
+2 s) a run lasts about 20 s: long enough to cancel, reload, join or double-text in the
 middle. Tests make it short with context {"research_steps": 2, "search_seconds": 0.1}.
 Try: "research the history of cancellation".
 """

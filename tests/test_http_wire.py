@@ -1,6 +1,7 @@
 """The HTTP details browsers, proxies and web apps depend on, against real servers:
 CORS (defaults, preflights on every route, errors readable by the page, Private
-Network Access, `http.cors` from langgraph.json), JSON bodies labelled `text/plain`."""
+Network Access, `http.cors` from langgraph.json), JSON bodies labelled `text/plain`,
+keep-alive on wait and join."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
+from langgraph_sdk import get_client
 
-from conftest import GRAPHS_CONFIG, ServerProcess
+from conftest import BACKENDS, GRAPHS_CONFIG, ServerProcess
 from runlane.api.app import create_app
 from runlane.settings import Settings
 
@@ -229,3 +232,134 @@ def test_bad_http_cors_stops_start_up_with_one_line(tmp_path: Path, http_entry: 
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot start" in lines[0] and mentions in lines[0], done.stderr
+
+
+# ------------------------------------------------------------------ wait/join keep-alive
+
+KEEPALIVE = 0.2  # RUNLANE_WAIT_KEEPALIVE for these servers (the default: 5 s, the reference's)
+LONG = {"steps": 8, "delay": 0.25}  # a run of about 2 s: ten keep-alives and more
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def kept(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A server (or cluster) answering wait/join with a keep-alive every 0.2 s."""
+    tmp = tmp_path_factory.mktemp(f"keepalive-{request.param}")
+    graphs = GRAPHS_CONFIG.parent
+    config = tmp / "langgraph.json"
+    config.write_text(json.dumps({"dependencies": [str(graphs)], "graphs": {
+        "sleepy": f"{graphs}/graphs.py:sleepy",
+        "late_failure": f"{graphs}/wire_graphs.py:late_failure"}}))
+    env = {"RUNLANE_WAIT_KEEPALIVE": str(KEEPALIVE)}
+    if request.param == "sqlite":
+        server: Any = ServerProcess(tmp / "server", "--config", str(config), env=env)
+        try:
+            yield server.start()
+        finally:
+            server.stop()
+        return
+    from cluster import Cluster, require_services
+
+    require_services()
+    cluster = Cluster(tmp / "cluster", 3, "--config", str(config), env=env)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.close()
+
+
+def _sdk(server: Any) -> Any:
+    client = get_client(url=server.url, timeout=60)
+    if len(getattr(server, "urls", ())) > 1:
+        from cluster import RoundRobinTransport
+
+        client.http.client._transport = RoundRobinTransport(server.urls)
+    return client
+
+
+def _timed_body(resp: httpx.Response) -> tuple[bytes, float | None, float]:
+    """The body, when its first newline arrived, and when its last byte did."""
+    body, first_newline, last = b"", None, 0.0
+    for chunk in resp.iter_raw():
+        now = time.monotonic()
+        if first_newline is None and chunk.startswith(b"\n") and not body.strip():
+            first_newline = now
+        body += chunk
+        last = now
+    return body, first_newline, last
+
+
+def _assert_kept_alive(resp: httpx.Response, expected: Any) -> None:
+    assert resp.status_code == 200, resp.read()
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.headers["location"].endswith("/join")
+    body, first_newline, last = _timed_body(resp)
+    newlines = len(body) - len(body.lstrip(b"\n"))
+    # Periodic: the first keep-alive came while the run still had most of its 2 s to go.
+    assert newlines >= 3 and first_newline is not None, body[:200]
+    assert last - first_newline > 1.0, (last - first_newline, body[:200])
+    assert json.loads(body) == expected  # leading whitespace is valid JSON
+
+
+def test_wait_and_join_are_kept_alive(kept: Any) -> None:
+    expected = {**LONG, "ticks": LONG["steps"]}
+    with httpx.Client(base_url=kept.url, timeout=60) as http:
+        thread_id = http.post("/threads", json={}).json()["thread_id"]
+        with http.stream("POST", f"/threads/{thread_id}/runs/wait",
+                         json={"assistant_id": "sleepy", "input": LONG}) as resp:
+            _assert_kept_alive(resp, expected)
+        with http.stream("POST", "/runs/wait",
+                         json={"assistant_id": "sleepy", "input": LONG}) as resp:
+            _assert_kept_alive(resp, expected)
+        # The thread holds 8 ticks: 8 more to 16.
+        again = {**LONG, "steps": 2 * LONG["steps"]}
+        run = http.post(f"/threads/{thread_id}/runs",
+                        json={"assistant_id": "sleepy", "input": again}).json()
+        where = f"/threads/{thread_id}/runs/{run['run_id']}"
+        with http.stream("GET", f"{where}/join") as resp:
+            assert resp.headers["content-location"] == where
+            _assert_kept_alive(resp, {**again, "ticks": again["steps"]})
+
+
+async def test_the_sdk_reads_kept_alive_answers(kept: Any) -> None:
+    client = _sdk(kept)
+    thread = await client.threads.create()
+    result = await client.runs.wait(thread["thread_id"], "sleepy", input=LONG)
+    assert result == {**LONG, "ticks": LONG["steps"]}
+    result = await client.runs.wait(None, "sleepy", input=LONG)
+    assert result == {**LONG, "ticks": LONG["steps"]}
+    again = {**LONG, "steps": 2 * LONG["steps"]}  # 8 ticks more
+    run = await client.runs.create(thread["thread_id"], "sleepy", input=again)
+    joined = await client.runs.join(thread["thread_id"], run["run_id"])
+    assert joined == {**again, "ticks": again["steps"]}
+
+
+async def test_a_failure_after_the_headers_is_in_the_body(kept: Any) -> None:
+    """The status (200) is out before the run fails: the body says it failed, as the
+    reference's does, and the SDK raises it."""
+    late = {"delay": 1.0}
+    async with httpx.AsyncClient(base_url=kept.url, timeout=60) as http, http.stream(
+            "POST", "/runs/wait", json={"assistant_id": "late_failure", "input": late}) as resp:
+        assert resp.status_code == 200
+        body = await resp.aread()
+    assert body.startswith(b"\n\n"), body[:100]
+    error = json.loads(body)["__error__"]
+    assert error["error"] == "ValueError" and "headers were sent" in error["message"]
+    client = _sdk(kept)
+    with pytest.raises(Exception, match="ValueError: failed after the wait's headers"):
+        await client.runs.wait(None, "late_failure", input=late)
+
+
+async def test_on_disconnect_cancel_while_kept_alive(kept: Any) -> None:
+    """The client leaves after the headers and a keep-alive: the run is interrupted."""
+    client = _sdk(kept)
+    thread = await client.threads.create()
+    async with httpx.AsyncClient(base_url=kept.url, timeout=60) as http, http.stream(
+            "POST", f"/threads/{thread['thread_id']}/runs/wait", json={
+                "assistant_id": "sleepy", "input": {"steps": 300, "delay": 0.1},
+                "on_disconnect": "cancel"}) as resp:
+        assert (await anext(resp.aiter_raw())).startswith(b"\n")
+        run_id = resp.headers["content-location"].rsplit("/", 1)[1]
+    await client.runs.join(thread["thread_id"], run_id)  # returns once the run is over
+    run = await client.runs.get(thread["thread_id"], run_id)
+    assert run["status"] == "interrupted" and run["cancel_reason"] == "disconnect", run

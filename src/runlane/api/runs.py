@@ -279,13 +279,7 @@ async def join_stream(
         cancel = parse_bool(cancel_on_disconnect)
     except ValueError as exc:
         return error(422, f"cancel_on_disconnect: {exc}")
-    after = 0
-    # "-1" is the JS SDK's "from the first event" (useStream's joinStream default).
-    if last_event_id and last_event_id.strip() != "-1":
-        if not (last_event_id.strip().isascii() and last_event_id.strip().isdigit()):
-            return error(422, f"Last-Event-ID {last_event_id!r} is not an event id this server "
-                              "sent (ids are positive integers)")
-        after = int(last_event_id)
+    after = run_event_after(last_event_id)
     # The SDK's join_stream() without a stream_mode sends `?stream_mode=` (empty): all.
     stream_mode = [m for m in stream_mode or [] if m]
     bad = [m for m in stream_mode if m not in STREAM_MODES]
@@ -301,6 +295,17 @@ async def join_stream(
     if cancel:
         frames = _cancel_on_disconnect(svc, str(thread_id), str(run_id), frames)
     return sse(frames, _locations(str(thread_id), str(run_id), False, "stream"))
+
+
+def run_event_after(last_event_id: str | None) -> int:
+    """The event a run stream resumes after: runlane's ids are 1, 2, 3 ... An id it
+    did not issue (the JS SDK's "-1", another server's "1733456789012-0", anything
+    else) replays from the first event, as the reference replays: losing events is
+    worse than seeing some twice."""
+    value = (last_event_id or "").strip()
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return 0
 
 
 # ------------------------------------------------------------------- cancel

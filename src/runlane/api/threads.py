@@ -229,7 +229,7 @@ async def join_thread_stream(
     if unknown or not stream_mode:
         return error(422, f"stream_mode {unknown or stream_mode!r} is not a thread stream mode; "
                           f"accepted: {list(THREAD_STREAM_MODES)}")
-    resume = parse_last_event_id(last_event_id)  # BadLastEventId: 422
+    resume = parse_last_event_id(last_event_id)
     await _thread(request, thread_id)
     return sse(follow_thread(svc, str(thread_id), modes=set(stream_mode),
                              last_event_id=resume, owner=owner_of(request)))
@@ -374,8 +374,10 @@ async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Reques
     thread = await _thread(request, thread_id, "update")
     graph = _graph(svc, thread)
     if graph is None:
-        return error(409, f"thread {thread_id} has no graph yet: "
-                          "run it once before updating its state")
+        # 400, as the reference answers it (it is the request, not a state, at fault).
+        return error(400, f"thread {thread_id} has no graph yet: no run was made on it and its "
+                          "metadata names no graph_id; run it once, or set metadata.graph_id "
+                          "to a served graph, before updating its state")
     if thread.status is ThreadStatus.BUSY:
         return error(409, f"thread {thread_id} is busy: its state can change only between runs")
     checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else {}

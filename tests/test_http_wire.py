@@ -363,3 +363,76 @@ async def test_on_disconnect_cancel_while_kept_alive(kept: Any) -> None:
     await client.runs.join(thread["thread_id"], run_id)  # returns once the run is over
     run = await client.runs.get(thread["thread_id"], run_id)
     assert run["status"] == "interrupted" and run["cancel_reason"] == "disconnect", run
+
+
+# ------------------------------------------------------------------ /info
+
+# The reference server's /info (langgraph_api.api.meta.meta_info): its fields and flags.
+REFERENCE_INFO_FIELDS = {"version", "langgraph_py_version", "flags", "host"}
+REFERENCE_FLAGS = {"assistants", "crons", "langsmith", "langsmith_tracing_replicas",
+                   "langsmith_tracing_session_on_runs"}
+REFERENCE_HOST = {"kind", "project_id", "host_revision_id", "revision_id", "tenant_id"}
+
+
+def test_info_tells_the_truth(http: httpx.Client) -> None:
+    """UIs read `flags` to decide which features to show: each says what runlane does."""
+    info = http.get("/info", headers=ORIGIN).json()
+    assert set(info) >= REFERENCE_INFO_FIELDS, info
+    assert set(info["flags"]) == REFERENCE_FLAGS and set(info["host"]) == REFERENCE_HOST
+    assert info["host"]["kind"] == "self-hosted"
+    assert isinstance(info["langgraph_py_version"], str) and info["server"] == "runlane"
+    flags = info["flags"]
+    assert flags["assistants"] and flags["crons"]
+    assert not (flags["langsmith"] or flags["langsmith_tracing_replicas"]
+                or flags["langsmith_tracing_session_on_runs"])
+    # crons: true means the cron routes work.
+    cron = http.post("/runs/crons", json={"assistant_id": "echo", "schedule": "0 0 1 1 *"})
+    assert cron.status_code == 200, cron.text
+    assert http.delete(f"/runs/crons/{cron.json()['cron_id']}").status_code in (200, 204)
+    assert len(http.post("/assistants/search", json={}).json()) > 0
+
+
+# ------------------------------------------------------------------ pagination headers
+
+def _pages(http: httpx.Client, path: str, query: dict[str, Any], key: str,
+           limit: int = 2) -> list[tuple[dict[str, str], list[str]]]:
+    """Every page of a search, read as the JS SDK pages: by X-Pagination-Next."""
+    pages, offset = [], 0
+    while True:
+        resp = http.post(path, json={**query, "limit": limit, "offset": offset},
+                         headers=ORIGIN)
+        assert resp.status_code == 200, resp.text
+        _readable_by_page(resp)
+        pagination = {k: v for k, v in resp.headers.items() if k.startswith("x-pagination")}
+        pages.append((pagination, [item[key] for item in resp.json()]))
+        if "x-pagination-next" not in pagination:
+            return pages
+        offset = int(pagination["x-pagination-next"])
+        assert len(pages) < 10
+
+
+def test_searches_send_the_pagination_headers(http: httpx.Client) -> None:
+    """As the reference sends them: with more to come, Next (the next offset) and a
+    Total one past it; on the last page, the exact Total and no Next."""
+    tag = {"wire_pagination": str(uuid.uuid4())}
+    for _ in range(5):
+        http.post("/threads", json={"metadata": tag})
+        http.post("/assistants", json={"graph_id": "echo", "metadata": tag})
+        http.post("/runs/crons", json={"assistant_id": "echo", "schedule": "0 0 1 1 *",
+                                       "metadata": tag})
+    for path, key in (("/threads/search", "thread_id"), ("/assistants/search", "assistant_id"),
+                      ("/runs/crons/search", "cron_id")):
+        pages = _pages(http, path, {"metadata": tag}, key)
+        assert [headers for headers, _ in pages] == [
+            {"x-pagination-next": "2", "x-pagination-total": "3"},
+            {"x-pagination-next": "4", "x-pagination-total": "5"},
+            {"x-pagination-total": "5"},
+        ], path
+        ids = [i for _, page_ids in pages for i in page_ids]
+        assert len(ids) == len(set(ids)) == 5, path
+        # An exact last page: no Next; past the end: the offset, as the reference says.
+        last = http.post(path, json={"metadata": tag, "limit": 5})
+        assert dict(last.headers).get("x-pagination-next") is None
+        assert last.headers["x-pagination-total"] == "5"
+        beyond = http.post(path, json={"metadata": tag, "limit": 2, "offset": 7})
+        assert beyond.json() == [] and beyond.headers["x-pagination-total"] == "7"

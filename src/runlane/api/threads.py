@@ -28,7 +28,7 @@ from runlane.api.models import (
     ThreadStateUpdate,
     ThreadTTL,
 )
-from runlane.api.responses import JSON, error, sse
+from runlane.api.responses import JSON, error, page, sse
 from runlane.contract import ThreadStatus
 from runlane.errors import BadRequest, NotFound
 from runlane.executor.execution import thread_state
@@ -136,11 +136,12 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
         values_filter=body.values,
         status=body.status,
         ids=[str(i) for i in body.ids] if body.ids is not None else None,
-        limit=body.limit,
+        limit=body.limit + 1,
         offset=body.offset,
         sort_by=body.sort_by,
         sort_order=body.sort_order,
     )
+    rows, headers = page(rows, body.limit, body.offset)
     bodies = [thread_body(r) for r in rows]
     if body.extract:
         for thread in bodies:
@@ -148,7 +149,7 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
     if body.select:
         keep = {*body.select, "extracted"}
         bodies = [{k: v for k, v in b.items() if k in keep} for b in bodies]
-    return JSON(bodies)
+    return JSON(bodies, headers=headers)
 
 
 @router.post("/threads/count")

@@ -5,6 +5,7 @@ keep-alive on wait and join."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -436,3 +437,39 @@ def test_searches_send_the_pagination_headers(http: httpx.Client) -> None:
         assert last.headers["x-pagination-total"] == "5"
         beyond = http.post(path, json={"metadata": tag, "limit": 2, "offset": 7})
         assert beyond.json() == [] and beyond.headers["x-pagination-total"] == "7"
+
+
+# ------------------------------------------------------------------ SSE heartbeats
+
+async def _until_heartbeat(resp: httpx.Response) -> list[str]:
+    """The stream's lines up to its first heartbeat comment."""
+    lines = []
+    async for line in resp.aiter_lines():
+        lines.append(line)
+        if line.startswith(":"):
+            return lines
+    return lines
+
+
+async def test_quiet_streams_send_heartbeats(server: ServerProcess) -> None:
+    """A `: heartbeat` comment every 5 s of silence, as the reference sends, on a run
+    stream whose graph says nothing for 6 s and on an idle thread's stream."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        quiet = (await http.post("/threads", json={})).json()["thread_id"]
+        idle = (await http.post("/threads", json={})).json()["thread_id"]
+
+        async def run_stream() -> list[str]:
+            async with http.stream("POST", f"/threads/{quiet}/runs/stream", json={
+                    "assistant_id": "sleepy", "input": {"steps": 1, "delay": 6.5},
+                    "stream_mode": ["custom"]}) as resp:
+                return await _until_heartbeat(resp)
+
+        async def thread_stream() -> list[str]:
+            async with http.stream("GET", f"/threads/{idle}/stream") as resp:
+                assert resp.status_code == 200
+                return await _until_heartbeat(resp)
+
+        ran, idled = await asyncio.gather(run_stream(), thread_stream())
+    assert ran[-1] == ": heartbeat" and "event: metadata" in ran, ran
+    assert "event: custom" not in ran, ran  # it came while the graph was quiet
+    assert idled == [": heartbeat"], idled

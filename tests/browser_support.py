@@ -95,7 +95,7 @@ def _run(command: list[str], what: str) -> None:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the page's requests are not the test's output
 
 
@@ -183,7 +183,7 @@ class ChatPage:
         try:
             self.page.screenshot(path=str(shot), full_page=True)
             saved.append(shot)
-        except Exception as exc:  # a crashed page: the console log still helps
+        except Exception as exc:  # noqa: BLE001 - a crashed page: the console log still helps
             self.console.append(f"[runlane-test] no screenshot: {exc}")
         log = stem.with_suffix(".console.log")
         log.write_text("\n".join([*self.console, "--- requests to runlane ---",

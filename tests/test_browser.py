@@ -11,6 +11,7 @@ session server's other threads never show in its thread list.
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 import uuid
@@ -18,9 +19,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browser_support import CHROMIUM, ChatPage, artefact_stem, build_app, require_tools, \
-    static_server
 from langgraph_sdk import get_sync_client
+
+from browser_support import (
+    CHROMIUM,
+    ChatPage,
+    artefact_stem,
+    build_app,
+    require_tools,
+    static_server,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -100,7 +108,7 @@ def _wait_tokens(chat: ChatPage, count: int) -> None:
 
 def _assert_growing_prefixes(states: list[str], final: str) -> None:
     """Each recorded state a prefix of the next and of the final text."""
-    for before, after in zip(states, states[1:], strict=False):
+    for before, after in itertools.pairwise(states):
         assert after.startswith(before), f"the answer went back from {before!r} to {after!r}"
     assert all(final.startswith(state) for state in states), states
 

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
@@ -144,6 +144,17 @@ class ChatPage:
     def open(self, **params: Any) -> None:
         self.page.goto(page_url(self.origin, self.api, **params))
         self.page.get_by_test_id("status").wait_for()
+
+    def reload(self, api: str | None = None) -> None:
+        """Reload the tab; with `api`, the same page pointed at another server URL (on
+        a cluster: another worker, as a load balancer may pick after a reload)."""
+        if api is None or api == self.api:
+            self.page.reload()
+            return
+        url = urlsplit(self.page.url)
+        query = dict(parse_qsl(url.query))
+        self.api = query["api"] = api
+        self.page.goto(urlunsplit(url._replace(query=urlencode(query))))
 
     def tid(self, test_id: str) -> Any:
         return self.page.get_by_test_id(test_id)

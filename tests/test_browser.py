@@ -48,9 +48,12 @@ def chat_origin() -> Iterator[str]:
         yield origin
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chat_origin: str) -> Iterator[Any]:
-    """One Chromium for the session (a page per test): the system's, never a download."""
+    """One Chromium (the system's, never a download) for this module's tests, a page
+    per test. Not for the session: while Playwright's sync API is up it marks its event
+    loop as running, and the asyncio tests of other modules could not start theirs.
+    (pytest groups tests by backend, so this may start once per backend.)"""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -192,7 +195,8 @@ def test_stop_mid_answer(chat: ChatPage, server: Any, mode: str) -> None:
 
 def test_reload_rejoins_the_stream(chat: ChatPage, server: Any) -> None:
     """A reload mid-answer rejoins the run's stream (reconnectOnMount): the answer
-    completes with every token exactly once."""
+    completes with every token exactly once. On the cluster the reloaded page talks to
+    another worker than the one that started the run."""
     expect = _expect()
     tokens = 40
     answer = reply_for("keep going", tokens)
@@ -205,7 +209,8 @@ def test_reload_rejoins_the_stream(chat: ChatPage, server: Any) -> None:
     with chat.step("reload"):
         chat.record_ai_text_on_load()
         chat.requests.clear()
-        chat.page.reload()
+        urls = getattr(server, "urls", None)
+        chat.reload(api=urls[1] if urls else None)
         expect(chat.tid("thread-id")).to_have_text(thread_id)
         expect(chat.messages("ai").last.get_by_test_id("message-text")).to_have_text(answer)
         expect(chat.tid("status")).to_have_text("idle")

@@ -117,6 +117,10 @@ def page_url(origin: str, api: str, **params: Any) -> str:
     return f"{origin}/index.html?{urlencode({'api': api, **params})}"
 
 
+def clear_artefacts() -> None:
+    shutil.rmtree(ARTIFACTS_DIR, ignore_errors=True)
+
+
 def artefact_stem(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1]).strip("_")
 

@@ -26,6 +26,7 @@ from browser_support import (
     ChatPage,
     artefact_stem,
     build_app,
+    clear_artefacts,
     require_tools,
     static_server,
 )
@@ -44,6 +45,7 @@ WAIT_MS = 30_000  # any one condition in the page; a cluster on a busy machine i
 def chat_origin() -> Iterator[str]:
     """The built chat page, served from an origin of its own."""
     require_tools()
+    clear_artefacts()  # what is there after the session is this session's
     with static_server(build_app()) as origin:
         yield origin
 
@@ -322,7 +324,7 @@ def test_approve_an_interrupt(chat: ChatPage, server: Any) -> None:
         assert client.threads.get(thread_id)["status"] == "interrupted"
     with chat.step("approve"):
         chat.tid("approve").click()
-        answer = reply_for("/approve deploy (approved)", 3)
+        answer = reply_for("/approve deploy (approve)", 3)
         expect(chat.messages("ai").last.get_by_test_id("message-text")).to_have_text(answer)
         expect(chat.tid("interrupt")).to_have_count(0)
         expect(chat.tid("status")).to_have_text("idle")

@@ -8,8 +8,10 @@
 //   mode       "resumable" (default): reconnectOnMount, Stop cancels by the cancel
 //              route; "disconnect": runs made with on_disconnect=cancel, Stop aborts
 //              the stream
+//   context    JSON, the runs' context (the agent's knobs)
 //   tokens, delay  passed to the agent in config.configurable (answer length, seconds
 //              between tokens)
+// Approve resumes an interrupt with "approve", Reject with "reject".
 import React, { useCallback, useEffect, useMemo, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { useStream } from "@langchain/langgraph-sdk/react";
@@ -19,6 +21,7 @@ const API_URL = params.get("api") ?? "http://127.0.0.1:2024";
 const ASSISTANT = params.get("assistant") ?? "browser_chat";
 const TAG = params.get("tag") ?? "default";
 const MODE = params.get("mode") ?? "resumable";
+const CONTEXT = JSON.parse(params.get("context") ?? "null");
 const CONFIGURABLE = {
   tokens: Number(params.get("tokens") ?? 12),
   delay: Number(params.get("delay") ?? 0.05),
@@ -167,6 +170,7 @@ function App() {
     () => ({
       config: { configurable: CONFIGURABLE },
       metadata: { browser_tag: TAG },
+      ...(CONTEXT != null ? { context: CONTEXT } : {}),
       ...(MODE === "disconnect" ? { onDisconnect: "cancel" } : {}),
     }),
     [],
@@ -238,10 +242,10 @@ function App() {
         {interrupt && interrupt.value !== undefined && !busy && (
           <div data-testid="interrupt">
             <span data-testid="interrupt-question">{String(interrupt.value?.question ?? "")}</span>
-            <button data-testid="approve" onClick={() => resume("approved")}>
+            <button data-testid="approve" onClick={() => resume("approve")}>
               Approve
             </button>
-            <button data-testid="reject" onClick={() => resume("rejected")}>
+            <button data-testid="reject" onClick={() => resume("reject")}>
               Reject
             </button>
           </div>

@@ -2,16 +2,18 @@
 (@langchain/langgraph-sdk/react, tests/browser/app), in Debian's Chromium driven by
 Playwright, served from another origin than the server, on every backend.
 
-The agent is tests/graphs/browser_graphs.py: it answers `reply_for(text, tokens)`, one
-token per `delay` seconds, and pauses at interrupt() for a message starting "/approve".
-Every token of an answer is distinct, so a lost or repeated token shows in its text.
-Each test works in threads of its own (a metadata tag of its own on the page), so the
-session server's other threads never show in its thread list.
+The agents are the corpus's (examples/agents, docs/agents.md): `react_agent` answers
+"You said: <message>", or with `reply_tokens` in the run's context a story of that many
+words streamed `token_delay` seconds apart (long enough to press Stop); `hitl_agent`'s
+transfer_money tool asks for approval with interrupt(). Each test works in threads of
+its own (a metadata tag of its own on the page), so the session server's other threads
+never show in its thread list.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 import uuid
@@ -32,11 +34,6 @@ from browser_support import (
 )
 
 pytestmark = pytest.mark.timeout(180)
-
-def reply_for(text: str, tokens: int) -> str:
-    """The agent's whole answer to `text` (tests/graphs/browser_graphs.py)."""
-    return " ".join([f"You said: {text}.", *(f"w{i}" for i in range(1, tokens + 1))])
-
 
 WAIT_MS = 30_000  # any one condition in the page; a cluster on a busy machine is slow
 
@@ -100,15 +97,23 @@ def _wait_run_status(client: Any, thread_id: str, run_id: str, wanted: str,
     return run
 
 
-def _wait_tokens(chat: ChatPage, count: int) -> None:
-    """Until the last AI message shows at least `count` tokens ("w1" .. "wN")."""
+def _wait_words(chat: ChatPage, count: int) -> None:
+    """Until the last AI message shows at least `count` words."""
     chat.page.wait_for_function(
         """n => {
           const all = document.querySelectorAll(
             '[data-testid=message][data-type=ai] [data-testid=message-text]');
-          return all.length > 0 && (all[all.length - 1].textContent.match(/ w\\d+/g) || [])
-            .length >= n;
+          return all.length > 0
+            && all[all.length - 1].textContent.split(/\\s+/).filter(Boolean).length >= n;
         }""", arg=count)
+
+
+def _story(count: int, delay: float) -> str:
+    """The page's `context` parameter for a story of `count` words, `delay` s apart."""
+    return json.dumps({"reply_tokens": count, "token_delay": delay})
+
+
+QUICK = json.dumps({"token_delay": 0.01})  # "You said: <message>", at once
 
 
 def _assert_growing_prefixes(states: list[str], final: str) -> None:
@@ -118,34 +123,42 @@ def _assert_growing_prefixes(states: list[str], final: str) -> None:
     assert all(final.startswith(state) for state in states), states
 
 
+def _ai_contents(client: Any, thread_id: str) -> list[tuple[str, str]]:
+    """(type, content) of the thread's messages, as the server kept them."""
+    values = client.threads.get_state(thread_id)["values"]
+    return [(m["type"], m["content"]) for m in values.get("messages", [])]
+
+
 def test_send_streams_tokens(chat: ChatPage, server: Any) -> None:
     expect = _expect()
-    answer = reply_for("hello", 12)
+    words = 12
     with chat.step("open"):
-        chat.open(tag=_tag(), tokens=12, delay=0.08)
+        chat.open(tag=_tag(), context=_story(words, 0.08))
         chat.record_ai_text()
     with chat.step("send and stream"):
-        chat.send("hello")
+        chat.send("tell me a story")
         expect(chat.tid("status")).to_have_text("streaming")
-        expect(chat.messages("ai").last.get_by_test_id("message-text")).to_have_text(answer)
+        _wait_words(chat, words)
         expect(chat.tid("status")).to_have_text("idle")
     with chat.step("what streamed"):
-        states = chat.recorded()
-        # Tokens arrive one by one: several states short of the answer, then the answer.
-        assert states[-1] == answer
-        assert len(states) >= 5, f"too few intermediate states: {states}"
-        _assert_growing_prefixes(states, answer)
-        assert chat.texts() == [("human", "hello"), ("ai", answer)]
-    with chat.step("the server's record"):
         client = get_sync_client(url=server.url)
         thread_id = chat.tid("thread-id").inner_text()
         run_id = chat.tid("run-id").inner_text()
-        assert _wait_run_status(client, thread_id, run_id, "success")
-        state = client.threads.get_state(thread_id)
+        _wait_run_status(client, thread_id, run_id, "success")
+        kept = _ai_contents(client, thread_id)
+        assert [kind for kind, _ in kept] == ["human", "ai"], kept
+        answer = kept[1][1]
+        assert len(answer.split()) == words, answer
+        assert chat.texts() == kept
+        # Word by word: several states short of the answer, each growing, then the answer.
+        states = chat.recorded()
+        assert states[-1] == answer
+        assert len(states) >= 5, f"too few intermediate states: {states}"
+        _assert_growing_prefixes(states, answer)
         shown = chat.page.eval_on_selector_all(
             "[data-testid=message]", "els => els.map(e => e.dataset.messageId)")
-        assert [m["id"] for m in state["values"]["messages"]] == shown
-        assert [m["content"] for m in state["values"]["messages"]] == ["hello", answer]
+        values = client.threads.get_state(thread_id)["values"]
+        assert [m["id"] for m in values["messages"]] == shown
 
 
 @pytest.mark.parametrize("mode", ["resumable", "disconnect"])
@@ -154,13 +167,12 @@ def test_stop_mid_answer(chat: ChatPage, server: Any, mode: str) -> None:
     by aborting a stream made with on_disconnect=cancel: either way the run ends
     interrupted, the answer stops short, and the next message works."""
     expect = _expect()
-    tokens = 40
-    full = reply_for("stop me", tokens)
+    words = 40
     with chat.step("open and send"):
-        chat.open(tag=_tag(), mode=mode, tokens=tokens, delay=0.1)
+        chat.open(tag=_tag(), mode=mode, context=_story(words, 0.1))
         chat.record_ai_text()
         chat.send("stop me")
-        _wait_tokens(chat, 3)
+        _wait_words(chat, 3)
         run_id = chat.tid("run-id").inner_text()
         thread_id = chat.tid("thread-id").inner_text()
         assert run_id and thread_id
@@ -176,36 +188,35 @@ def test_stop_mid_answer(chat: ChatPage, server: Any, mode: str) -> None:
         else:  # nothing but the stream's end told the server
             assert cancels == [], chat.requests
         states = chat.recorded()
-        assert states and len(states[-1]) < len(full), f"the answer was not cut short: {states}"
-        _assert_growing_prefixes(states, full)
-        # The answer's node never finished, so the thread kept no part of it; after
-        # Stop the page shows what the server kept.
-        messages = client.threads.get_state(thread_id)["values"]["messages"]
-        assert [m["content"] for m in messages] == ["stop me"]
+        assert states and len(states[-1].split()) < words, f"not cut short: {states}"
+        _assert_growing_prefixes(states, states[-1])
+        # The model's node never finished, so the thread kept no part of the answer;
+        # after Stop the page shows what the server kept.
+        assert _ai_contents(client, thread_id) == [("human", "stop me")]
         expect(chat.messages()).to_have_count(1)
     with chat.step("next message"):
-        answer = reply_for("and now?", tokens)
         chat.send("and now?")
         expect(chat.tid("run-id")).not_to_have_text(run_id)
-        expect(chat.messages("ai").last.get_by_test_id("message-text")).to_have_text(
-            answer, timeout=60_000)
+        expect(chat.messages("ai")).to_have_count(1)
+        _wait_words(chat, words)
         expect(chat.tid("status")).to_have_text("idle")
         _wait_run_status(client, thread_id, chat.tid("run-id").inner_text(), "success")
-        messages = client.threads.get_state(thread_id)["values"]["messages"]
-        assert [m["content"] for m in messages][-2:] == ["and now?", answer]
+        kept = _ai_contents(client, thread_id)
+        assert [kind for kind, _ in kept] == ["human", "human", "ai"], kept
+        assert len(kept[-1][1].split()) == words
+        assert chat.texts() == kept
 
 
 def test_reload_rejoins_the_stream(chat: ChatPage, server: Any) -> None:
     """A reload mid-answer rejoins the run's stream (reconnectOnMount): the answer
-    completes with every token exactly once. On the cluster the reloaded page talks to
+    completes with every word exactly once. On the cluster the reloaded page talks to
     another worker than the one that started the run."""
     expect = _expect()
-    tokens = 40
-    answer = reply_for("keep going", tokens)
+    words = 40
     with chat.step("send"):
-        chat.open(tag=_tag(), tokens=tokens, delay=0.1)
+        chat.open(tag=_tag(), context=_story(words, 0.1))
         chat.send("keep going")
-        _wait_tokens(chat, 4)
+        _wait_words(chat, 4)
         run_id = chat.tid("run-id").inner_text()
         thread_id = chat.tid("thread-id").inner_text()
     with chat.step("reload"):
@@ -214,28 +225,31 @@ def test_reload_rejoins_the_stream(chat: ChatPage, server: Any) -> None:
         urls = getattr(server, "urls", None)
         chat.reload(api=urls[1] if urls else None)
         expect(chat.tid("thread-id")).to_have_text(thread_id)
-        expect(chat.messages("ai").last.get_by_test_id("message-text")).to_have_text(answer)
+        expect(chat.messages("ai")).to_have_count(1)
+        _wait_words(chat, words)
         expect(chat.tid("status")).to_have_text("idle")
     with chat.step("rejoined, nothing lost or repeated"):
         joins = [r for r in chat.requests
                  if r.startswith(f"GET /threads/{thread_id}/runs/{run_id}/stream")]
         assert joins, f"the page did not rejoin run {run_id}: {chat.requests}"
+        client = get_sync_client(url=server.url)
+        _wait_run_status(client, thread_id, run_id, "success")
+        kept = _ai_contents(client, thread_id)
+        assert [kind for kind, _ in kept] == ["human", "ai"], kept
+        answer = kept[1][1]
+        assert len(answer.split()) == words
+        assert chat.texts() == kept  # the whole answer, once: no word lost or repeated
         states = chat.recorded()
         assert any(len(state) < len(answer) for state in states), (
             f"the run had ended before the page rejoined it: {states}")
         _assert_growing_prefixes(states, answer)
-        assert chat.texts() == [("human", "keep going"), ("ai", answer)]
-        client = get_sync_client(url=server.url)
-        _wait_run_status(client, thread_id, run_id, "success")
-        messages = client.threads.get_state(thread_id)["values"]["messages"]
-        assert [m["content"] for m in messages] == ["keep going", answer]
 
 
 def test_reopen_a_past_thread(chat: ChatPage) -> None:
     expect = _expect()
     tag = _tag()
     with chat.step("two threads"):
-        chat.open(tag=tag, tokens=3, delay=0.01)
+        chat.open(tag=tag, context=QUICK)
         chat.send("first thread")
         expect(chat.messages("ai")).to_have_count(1)
         expect(chat.tid("status")).to_have_text("idle")
@@ -245,57 +259,53 @@ def test_reopen_a_past_thread(chat: ChatPage) -> None:
         chat.send("second thread")
         expect(chat.tid("thread-id")).not_to_have_text(first)
         expect(chat.messages("ai").last.get_by_test_id("message-text")).to_have_text(
-            reply_for("second thread", 3))
+            "You said: second thread")
         expect(chat.tid("status")).to_have_text("idle")
     with chat.step("reopen from the thread list"):
-        chat.open(tag=tag, tokens=3, delay=0.01)  # a fresh page: no thread open
-        items = chat.tid("thread-item")
-        expect(items).to_have_count(2)
+        chat.open(tag=tag, context=QUICK)  # a fresh page: no thread open
+        expect(chat.tid("thread-item")).to_have_count(2)
         chat.page.locator(f"[data-testid=thread-item][data-thread-id='{first}']").click()
         expect(chat.tid("thread-id")).to_have_text(first)
         expect(chat.messages()).to_have_count(2)
-        assert chat.texts() == [("human", "first thread"),
-                                ("ai", reply_for("first thread", 3))]
+        assert chat.texts() == [("human", "first thread"), ("ai", "You said: first thread")]
 
 
 def test_regenerate_and_edit_make_branches(chat: ChatPage, server: Any) -> None:
     expect = _expect()
-    tokens = 3
 
     def settled(count: int) -> None:
         expect(chat.messages()).to_have_count(count)
         expect(chat.tid("status")).to_have_text("idle")
 
     with chat.step("a conversation"):
-        chat.open(tag=_tag(), tokens=tokens, delay=0.01)
+        chat.open(tag=_tag(), context=QUICK)
         chat.send("hello")
         settled(2)
         chat.send("how are you")
         expect(chat.messages("ai").nth(1).get_by_test_id("message-text")).to_have_text(
-            reply_for("how are you", tokens))
+            "You said: how are you")
         settled(4)
-        first_answer = chat.messages("ai").last.get_attribute("data-message-id")
+        first_answer = chat.messages("ai").last.get_attribute("data-message-id") or ""
     with chat.step("regenerate the last answer"):
         chat.messages("ai").last.get_by_test_id("regenerate").click()
         last = chat.messages("ai").last
-        expect(last).not_to_have_attribute("data-message-id", first_answer or "")
+        expect(last).not_to_have_attribute("data-message-id", first_answer)
         settled(4)
         expect(last.get_by_test_id("branch")).to_have_text("2/2")
-        expect(last.get_by_test_id("message-text")).to_have_text(reply_for("how are you", tokens))
-        second_answer = last.get_attribute("data-message-id")
+        expect(last.get_by_test_id("message-text")).to_have_text("You said: how are you")
+        second_answer = last.get_attribute("data-message-id") or ""
         last.get_by_test_id("branch-prev").click()
-        expect(chat.messages("ai").last).to_have_attribute("data-message-id", first_answer or "")
+        expect(chat.messages("ai").last).to_have_attribute("data-message-id", first_answer)
         expect(chat.messages("ai").last.get_by_test_id("branch")).to_have_text("1/2")
         chat.messages("ai").last.get_by_test_id("branch-next").click()
-        expect(chat.messages("ai").last).to_have_attribute("data-message-id", second_answer or "")
+        expect(chat.messages("ai").last).to_have_attribute("data-message-id", second_answer)
     with chat.step("edit the first message"):
-        first = chat.messages("human").first
-        first.get_by_test_id("edit").click()
+        chat.messages("human").first.get_by_test_id("edit").click()
         chat.tid("edit-input").fill("howdy")
         chat.tid("edit-save").click()
         expect(chat.messages("human").first.get_by_test_id("message-text")).to_have_text("howdy")
         settled(2)
-        assert chat.texts() == [("human", "howdy"), ("ai", reply_for("howdy", tokens))]
+        assert chat.texts() == [("human", "howdy"), ("ai", "You said: howdy")]
         expect(chat.messages("human").first.get_by_test_id("branch")).to_have_text("2/2")
         chat.messages("human").first.get_by_test_id("branch-prev").click()
         settled(4)
@@ -303,31 +313,37 @@ def test_regenerate_and_edit_make_branches(chat: ChatPage, server: Any) -> None:
     with chat.step("the server's record"):
         client = get_sync_client(url=server.url)
         thread_id = chat.tid("thread-id").inner_text()
-        head = client.threads.get_state(thread_id)
-        assert [m["content"] for m in head["values"]["messages"]] == [
-            "howdy", reply_for("howdy", tokens)]
+        assert _ai_contents(client, thread_id) == [("human", "howdy"), ("ai", "You said: howdy")]
         history = client.threads.get_history(thread_id, limit=50)
         answers = {m["id"] for state in history for m in state["values"].get("messages", [])
-                   if m["type"] == "ai" and m["content"] == reply_for("how are you", tokens)}
+                   if m["type"] == "ai" and m["content"] == "You said: how are you"}
         assert answers == {first_answer, second_answer}
 
 
 def test_approve_an_interrupt(chat: ChatPage, server: Any) -> None:
+    """hitl_agent's transfer_money tool asks with interrupt(); Approve resumes it."""
     expect = _expect()
     with chat.step("ask"):
-        chat.open(tag=_tag(), tokens=3, delay=0.01)
-        chat.send("/approve deploy")
-        expect(chat.tid("interrupt-question")).to_have_text("Run 'deploy'?")
-        expect(chat.messages("ai")).to_have_count(0)
+        chat.open(tag=_tag(), assistant="hitl_agent", context=QUICK)
+        chat.send("transfer 50 to Alice")
+        expect(chat.tid("interrupt-question")).to_have_text("Transfer 50 to Alice?")
+        expect(chat.messages("ai").get_by_test_id("tool-call")).to_have_attribute(
+            "data-name", "transfer_money")
+        expect(chat.messages("tool")).to_have_count(0)
         thread_id = chat.tid("thread-id").inner_text()
         client = get_sync_client(url=server.url)
         assert client.threads.get(thread_id)["status"] == "interrupted"
     with chat.step("approve"):
         chat.tid("approve").click()
-        answer = reply_for("/approve deploy (approve)", 3)
-        expect(chat.messages("ai").last.get_by_test_id("message-text")).to_have_text(answer)
+        expect(chat.messages("tool").get_by_test_id("message-text")).to_have_text(
+            "Transferred 50 to Alice")
+        expect(chat.messages()).to_have_count(4)
+        expect(chat.messages("ai").last.get_by_test_id("message-text")).to_contain_text(
+            "Transferred 50 to Alice")
         expect(chat.tid("interrupt")).to_have_count(0)
         expect(chat.tid("status")).to_have_text("idle")
-        run_id = chat.tid("run-id").inner_text()
-        _wait_run_status(client, thread_id, run_id, "success")
+        _wait_run_status(client, thread_id, chat.tid("run-id").inner_text(), "success")
         assert client.threads.get(thread_id)["status"] == "idle"
+        kept = _ai_contents(client, thread_id)
+        assert [kind for kind, _ in kept] == ["human", "ai", "tool", "ai"], kept
+        assert chat.texts() == kept

@@ -2,15 +2,13 @@
 // browser. tests/test_browser.py drives it; everything it asserts is in the DOM under a
 // stable data-testid. Query parameters:
 //   api        the runlane URL (another origin than this page's)
-//   assistant  the assistant or graph id (default browser_chat)
+//   assistant  the assistant or graph id (default react_agent, examples/agents)
 //   tag        metadata tag of this page's threads; the thread list shows only these
 //   thread     the thread to open (kept up to date, so a reload reopens it)
 //   mode       "resumable" (default): reconnectOnMount, Stop cancels by the cancel
 //              route; "disconnect": runs made with on_disconnect=cancel, Stop aborts
 //              the stream
-//   context    JSON, the runs' context (the agent's knobs)
-//   tokens, delay  passed to the agent in config.configurable (answer length, seconds
-//              between tokens)
+//   context    JSON, the runs' context: the agent's knobs (token_delay, reply_tokens)
 // Approve resumes an interrupt with "approve", Reject with "reject".
 import React, { useCallback, useEffect, useMemo, useState } from "react";
 import { createRoot } from "react-dom/client";
@@ -18,14 +16,10 @@ import { useStream } from "@langchain/langgraph-sdk/react";
 
 const params = new URLSearchParams(window.location.search);
 const API_URL = params.get("api") ?? "http://127.0.0.1:2024";
-const ASSISTANT = params.get("assistant") ?? "browser_chat";
+const ASSISTANT = params.get("assistant") ?? "react_agent";
 const TAG = params.get("tag") ?? "default";
 const MODE = params.get("mode") ?? "resumable";
 const CONTEXT = JSON.parse(params.get("context") ?? "null");
-const CONFIGURABLE = {
-  tokens: Number(params.get("tokens") ?? 12),
-  delay: Number(params.get("delay") ?? 0.05),
-};
 
 function textOf(message) {
   if (typeof message.content === "string") return message.content;
@@ -88,6 +82,11 @@ function Message({ stream, message, index, onEdit, onRegenerate, busy }) {
       data-branches={options.length}
     >
       <b>{message.type}</b>: <span data-testid="message-text">{textOf(message)}</span>
+      {(message.tool_calls ?? []).map((call) => (
+        <code key={call.id} data-testid="tool-call" data-name={call.name}>
+          {`${call.name}(${JSON.stringify(call.args)})`}
+        </code>
+      ))}
       {options.length > 1 && (
         <span data-testid="branch-switcher">
           <button
@@ -168,7 +167,6 @@ function App() {
 
   const runOptions = useMemo(
     () => ({
-      config: { configurable: CONFIGURABLE },
       metadata: { browser_tag: TAG },
       ...(CONTEXT != null ? { context: CONTEXT } : {}),
       ...(MODE === "disconnect" ? { onDisconnect: "cancel" } : {}),

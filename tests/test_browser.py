@@ -33,8 +33,6 @@ from browser_support import (
     static_server,
 )
 
-pytestmark = pytest.mark.timeout(180)
-
 WAIT_MS = 30_000  # any one condition in the page; a cluster on a busy machine is slow
 
 

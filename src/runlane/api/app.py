@@ -212,6 +212,7 @@ def create_app(settings: Settings, graphs: dict[str, Pregel],  # noqa: C901
     app.cors_config = cors_config or CorsConfig()
     # Authorization handlers (@auth.on...) the routes consult; None without custom auth.
     app.state.auth_handlers = handlers
+    app.state.settings = settings
     # Routes are matched in order, one at a time: the run routes, hit on every run,
     # come first.
     for module in (runs, threads, assistants, crons, store, system):

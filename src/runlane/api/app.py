@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from langgraph.pregel import Pregel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,6 +24,7 @@ from runlane.api.auth.middleware import AuthMiddleware
 from runlane.api.responses import JSON, error, error_response
 from runlane.assembly import Runtime
 from runlane.errors import BadBody, RunlaneError
+from runlane.graph_factories import ServedGraph
 from runlane.settings import Settings
 
 log = logging.getLogger("runlane")
@@ -164,7 +164,7 @@ def _freeze_startup_objects() -> None:
 
 
 # Over the complexity ceiling: its exception handlers are closures in it.
-def create_app(settings: Settings, graphs: dict[str, Pregel],  # noqa: C901
+def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
                auth: tuple[Authenticator | None, Any] | None = None) -> FastAPI:
     """`graphs` are loaded before the app starts, so a bad config fails at once.
     `auth`: (authenticator, langgraph_sdk Auth or None) from auth.setup; None: no auth."""

@@ -42,13 +42,16 @@ async def test_each_form_is_called_per_run(client, graph_id: str) -> None:
         assert made["user"] is None and made["has_store"]
 
 
-async def test_async_context_manager_stays_entered_for_the_run(client) -> None:
-    # The made graph reports how many runs had exited the manager when it was
-    # entered: each run exits it once it ends (in this process: SQLite only).
-    one = (await client.runs.wait(None, "factory_acm", input=IN))["made"]
-    two = (await client.runs.wait(None, "factory_acm", input=IN))["made"]
-    assert one["form"] == two["form"] == "acm"
-    assert two["exits_before"] >= 1
+async def test_async_context_manager_is_exited_after_each_run(client) -> None:
+    # factory_acm records its exit in the store once the run it was entered for ends.
+    thread = await client.threads.create()
+    run = await client.runs.create(thread["thread_id"], "factory_acm", input=IN)
+    assert (await client.runs.join(thread["thread_id"], run["run_id"]))["made"]["form"] == "acm"
+    deadline = time.monotonic() + 10
+    while (item := await client.store.get_item(["factory_acm"], run["run_id"])) is None:
+        assert time.monotonic() < deadline, "the context manager was not exited"
+        await asyncio.sleep(0.05)
+    assert item["value"] == {"exited": True}
 
 
 async def test_uncompiled_graph_from_a_factory_is_compiled(client) -> None:

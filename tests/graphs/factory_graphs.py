@@ -69,14 +69,14 @@ async def factory_async(config: RunnableConfig):
     return _graph({"form": "async", **_seen_config(config)})
 
 
-# Entered for each run and exited when it ends: `exits` counts the runs that ended.
-ACM_EXITS: list[str] = []
-
-
+# Entered for each run and exited once the run is over: the exit is recorded in the
+# store (item <run_id> in ("factory_acm",)), where a test can see it on any worker.
 @asynccontextmanager
-async def factory_acm(config: RunnableConfig) -> AsyncIterator[Any]:
-    yield _graph({"form": "acm", "exits_before": len(ACM_EXITS), **_seen_config(config)})
-    ACM_EXITS.append(config["configurable"].get("run_id") or "read")
+async def factory_acm(config: RunnableConfig, runtime: ServerRuntime) -> AsyncIterator[Any]:
+    run_id = config["configurable"].get("run_id")
+    yield _graph({"form": "acm", **_seen_config(config)})
+    if runtime.access_context == "threads.create_run" and run_id:
+        await runtime.store.aput(("factory_acm",), run_id, {"exited": True})
 
 
 @contextmanager

@@ -109,7 +109,9 @@ async def test_a_raising_factory_ends_its_run_error(client, server) -> None:
      "runtime annotated `ServerRuntime`; got ['a', 'b']"),
     ("graph = 42\n", "./bad.py:graph",
      "graph 'bad' (./bad.py:graph): int is not a graph"),
-    ("x = 1\n", "./bad.py:graph", "graph 'bad' (./bad.py:graph): "),
+    ("from langgraph.graph import StateGraph\nagent = StateGraph(dict)\n", "./bad.py:graph",
+     "graph 'bad' (./bad.py:graph): ./bad.py has no attribute 'graph' (graphs it defines: "
+     "agent)"),
     ("import not_a_module_anywhere\n", "./bad.py:graph",
      "importing"),
 ])

@@ -134,7 +134,10 @@ def load_graph(config: ProjectConfig, graph_id: str) -> LoadedGraph:
         except Exception as exc:
             raise ConfigError(f"{where}: importing module {location!r} failed: {exc!r}") from exc
     if not hasattr(module, attribute):
-        raise ConfigError(f"{where}: {location} has no attribute {attribute!r}")
+        found = sorted(name for name, value in vars(module).items()
+                       if isinstance(value, Pregel | StateGraph) and not name.startswith("_"))
+        hint = f" (graphs it defines: {', '.join(found)})" if found else ""
+        raise ConfigError(f"{where}: {location} has no attribute {attribute!r}{hint}")
     obj: Any = getattr(module, attribute)
     return LoadedGraph(graph_id, _resolve(graph_id, obj, where))
 

@@ -78,13 +78,14 @@ class Cluster:
     `url` is the first worker; `urls`/`workers` are all of them."""
 
     def __init__(self, workdir: Path, size: int = 3, *extra_args: str,
-                 admin_url: str = POSTGRES_ADMIN_URL, redis_url: str = REDIS_URL) -> None:
+                 admin_url: str = POSTGRES_ADMIN_URL, redis_url: str = REDIS_URL,
+                 env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.admin_url = admin_url
         self.database_url = create_database(admin_url)
         self.workers = [
             ServerProcess(workdir / f"worker{i}", "--redis-url", redis_url, *extra_args,
-                          database_url=self.database_url)
+                          database_url=self.database_url, env=env)
             for i in range(size)
         ]
         self.url = self.workers[0].url

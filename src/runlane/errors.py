@@ -9,10 +9,9 @@
     │   │   └── CustomAuthError              the Auth object langgraph.json names
     │   └── CredentialError                  a runlane client's --header (cli, check)
     ├── BadRequest                   422     well-formed, but asks for the impossible
-    │   ├── BadSchedule                      a cron expression or timezone
-    │   └── BadLastEventId                   a thread stream's Last-Event-ID
+    │   └── BadSchedule                      a cron expression or timezone
     ├── BatchItemError               404/422 one item of POST /runs/batch (+ "index")
-    ├── BadBody                      415/422 a request body runlane cannot read as JSON
+    ├── BadBody                      422     a request body runlane cannot read as JSON
     ├── AuthError                    401     no or wrong credentials (+ WWW-Authenticate),
     │                                        or the status a custom authenticate chose
     ├── Denied                       403     an authorization handler refused (or the
@@ -111,10 +110,6 @@ class BadSchedule(BadRequest):
     """A cron schedule or timezone that cannot be scheduled."""
 
 
-class BadLastEventId(BadRequest):
-    """A Last-Event-ID that is not an id of the thread's stream."""
-
-
 class BatchItemError(RunlaneError):
     """One item of a batch is invalid (nothing of the batch was created): answered
     with that item's own status (404 or 422), naming its index."""
@@ -127,8 +122,8 @@ class BatchItemError(RunlaneError):
 
 
 class BadBody(RunlaneError):
-    """A request body that is not JSON runlane can read and store: 415 for another
-    media type, 422 for JSON that does not parse or nests too deep."""
+    """A request body that is not JSON runlane can read and store (whatever its
+    Content-Type): 422 for JSON that does not parse or nests too deep."""
 
 
 class AuthError(RunlaneError):

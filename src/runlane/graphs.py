@@ -18,6 +18,7 @@ from langgraph.pregel import Pregel
 
 from runlane.errors import ConfigError
 from runlane.graph_factories import ServedGraph
+from runlane.http_config import CorsConfig, parse_http
 
 # The reference server derives each graph's default assistant id this way; keeping
 # it lets clients that hard-code those ids work unchanged.
@@ -32,6 +33,8 @@ class ProjectConfig:
     dependencies: list[str]
     # The "auth" entry ({"path": "./auth.py:auth"}), checked when auth is set up.
     auth: Any = None
+    # The "http" entry's CORS policy (runlane.http_config), checked here.
+    cors: CorsConfig = dataclasses.field(default_factory=CorsConfig)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -74,7 +77,7 @@ def read_config(path: str | os.PathLike[str]) -> ProjectConfig:
     if not isinstance(deps, list):
         raise ConfigError(f"{config_path}: 'dependencies' must be a list")
     return ProjectConfig(config_path, dict(graphs), {k: str(v) for k, v in env.items()}, deps,
-                         raw.get("auth"))
+                         raw.get("auth"), parse_http(raw.get("http"), str(config_path)))
 
 
 def _read_env_file(path: Path) -> dict[str, str]:

@@ -35,6 +35,9 @@ class Settings:
     # How long a finished run's events stay replayable in this process when it was not
     # created with stream_resumable=true (best effort; resumable ones: an hour).
     stream_retention: float = 120.0
+    # wait and join: while the run goes on, a newline (leading whitespace of the JSON
+    # answer) every this many seconds, so proxies do not cut an idle response.
+    wait_keepalive: float = 5.0
     # Authentication (see runlane.api.auth): none, api-key, jwt or custom; None: custom
     # when langgraph.json has an "auth" entry, else none.
     auth: str | None = None
@@ -61,6 +64,7 @@ class Settings:
                            ("log_format", str), ("shutdown_grace", float),
                            ("webhook_timeout", float), ("webhook_max_attempts", int),
                            ("webhook_backoff", float), ("stream_retention", float),
+                           ("wait_keepalive", float),
                            ("auth", str), ("api_keys", str), ("api_keys_file", str),
                            ("jwt_secret", str), ("jwt_public_key", str),
                            ("jwt_algorithms", str), ("jwt_issuer", str),

@@ -259,6 +259,16 @@ async def test_update_state(client):
     assert await status_of(client.threads.update_state(str(uuid.uuid4()), {"echoed": []})) == 404
 
 
+@pytest.mark.compat("threads", "threads.update_state")
+async def test_update_state_of_a_thread_that_never_ran(client):
+    """No graph yet: 400, unless the thread's metadata names one."""
+    fresh = await client.threads.create()
+    assert await status_of(client.threads.update_state(fresh["thread_id"], {"echoed": []})) == 400
+    named = await client.threads.create(metadata={"graph_id": "echo"})
+    await client.threads.update_state(named["thread_id"], {"echoed": ["set"]}, as_node="echo")
+    assert (await client.threads.get_state(named["thread_id"]))["values"]["echoed"] == ["set"]
+
+
 @pytest.mark.compat("threads", "threads.get_history")
 async def test_get_history(client):
     thread_id = await _ran(client, "quick", input={"n": 0})

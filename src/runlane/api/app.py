@@ -21,10 +21,12 @@ from runlane import __version__
 from runlane.api import assistants, crons, runs, store, system, threads
 from runlane.api.auth.identity import Authenticator
 from runlane.api.auth.middleware import AuthMiddleware
+from runlane.api.cors import cors
 from runlane.api.responses import JSON, error, error_response
 from runlane.assembly import Runtime
 from runlane.errors import BadBody, RunlaneError
 from runlane.graph_factories import ServedGraph
+from runlane.http_config import CorsConfig
 from runlane.settings import Settings
 
 log = logging.getLogger("runlane")
@@ -32,8 +34,7 @@ log = logging.getLogger("runlane")
 
 class BodyLimit:
     """413 for request bodies over the limit, whether or not Content-Length is sent;
-    415 for a body that is not JSON, 422 for one that is not valid JSON (see
-    `_json_body`).
+    422 for a body that is not valid JSON (see `_json_body`).
 
     Bodies are read up front (they are bounded by the limit) so an oversized one is
     refused before any route sees it."""
@@ -71,9 +72,13 @@ class BodyLimit:
             except BadBody as bad:
                 await error_response(bad)(scope, receive=_disconnected, send=send)
                 return
+            # Labelled as what it now is, whatever the client's label (FastAPI would
+            # not parse JSON labelled text/plain).
             scope = {**scope, "headers": [
-                (k, v) for k, v in scope.get("headers", []) if k != b"content-length"
-            ] + [(b"content-length", str(len(body)).encode())]}
+                (k, v) for k, v in scope.get("headers", [])
+                if k not in (b"content-length", b"content-type")
+            ] + [(b"content-length", str(len(body)).encode()),
+                 (b"content-type", b"application/json")]}
         delivered = False
 
         async def replay() -> Message:
@@ -101,22 +106,16 @@ def _json_body(scope: Scope, body: bytes) -> bytes:
     """The body as runlane reads it: JSON that orjson parses and can write back (so
     the store can always save it), re-encoded. Anything else is refused with a
     reason, never half-read: FastAPI alone would answer 400 without a reason for
-    bytes that are not UTF-8, and accept NaN or integers too big to store."""
-    content_type = ""
-    for name, value in scope.get("headers", []):
-        if name == b"content-type":
-            content_type = value.decode("latin-1")
-    media = content_type.split(";")[0].strip().lower()
-    if media and media != "application/json" and not (
-        media.startswith("application/") and media.endswith("+json")
-    ):
-        raise BadBody(f"Content-Type {content_type!r} is not accepted: send the body as JSON "
-                      "with Content-Type: application/json", status_code=415)
+    bytes that are not UTF-8, and accept NaN or integers too big to store.
+
+    The body is read as JSON whatever its Content-Type, as the reference server
+    reads it: a web app's passthrough route forwards JSON labelled
+    `text/plain;charset=UTF-8` (what fetch() sends for a string body)."""
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadBody(f"the request body is not valid JSON ({exc}); send a JSON object, "
-                      "encoded as UTF-8", status_code=422) from None
+        raise BadBody(f"the request body is not valid JSON ({exc}){_label_note(scope)}; send "
+                      "a JSON object, encoded as UTF-8", status_code=422) from None
     probe: Any = value
     for _ in range(_DEPTH_PROBE):  # orjson refuses to write more than 254 levels
         probe = [probe]
@@ -128,6 +127,21 @@ def _json_body(scope: Scope, body: bytes) -> bytes:
     # orjson writes no whitespace: the body is the probe's encoding without its
     # brackets, which spares encoding it a second time.
     return wrapped[_DEPTH_PROBE:-_DEPTH_PROBE]
+
+
+def _label_note(scope: Scope) -> str:
+    """For a body labelled as another format (a form, XML ...): why it was read as
+    JSON, since the label says it is not."""
+    content_type = ""
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+    media = content_type.split(";")[0].strip().lower()
+    if not media or media == "application/json" or media.endswith("+json") or (
+            media.startswith("text/")):
+        return ""
+    return (f"; it was labelled Content-Type {content_type!r}, but request bodies are "
+            "read as JSON whatever their label")
 
 
 # Routes whose body is a JSON array rather than an object.
@@ -163,11 +177,24 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
+class _CorsApp(FastAPI):
+    """CORS outside everything, the server-error handler included, so a browser can
+    read every answer: 401s from auth, 413/422 from BodyLimit, 404s and 500s
+    (`add_middleware` would place it inside the 500 handler)."""
+
+    cors_config = CorsConfig()
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return cors(super().build_middleware_stack(), self.cors_config)
+
+
 # Over the complexity ceiling: its exception handlers are closures in it.
 def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
-               auth: tuple[Authenticator | None, Any] | None = None) -> FastAPI:
+               auth: tuple[Authenticator | None, Any] | None = None,
+               cors_config: CorsConfig | None = None) -> FastAPI:
     """`graphs` are loaded before the app starts, so a bad config fails at once.
-    `auth`: (authenticator, langgraph_sdk Auth or None) from auth.setup; None: no auth."""
+    `auth`: (authenticator, langgraph_sdk Auth or None) from auth.setup; None: no auth.
+    `cors_config`: langgraph.json's `http.cors`; None: the defaults (any origin)."""
     authenticator, handlers = auth or (None, None)
 
     @contextlib.asynccontextmanager
@@ -181,9 +208,11 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
         finally:
             await runtime.stop()
 
-    app = FastAPI(title="runlane", version=__version__, lifespan=lifespan)
+    app = _CorsApp(title="runlane", version=__version__, lifespan=lifespan)
+    app.cors_config = cors_config or CorsConfig()
     # Authorization handlers (@auth.on...) the routes consult; None without custom auth.
     app.state.auth_handlers = handlers
+    app.state.settings = settings
     # Routes are matched in order, one at a time: the run routes, hit on every run,
     # come first.
     for module in (runs, threads, assistants, crons, store, system):
@@ -264,4 +293,5 @@ def create_app_from_env() -> FastAPI:
     settings = Settings.from_env()
     project = read_config(settings.config)
     graphs = {gid: loaded.graph for gid, loaded in load_all(project).items()}
-    return create_app(settings, graphs, build_authenticator(settings, project.path, project.auth))
+    return create_app(settings, graphs, build_authenticator(settings, project.path, project.auth),
+                      project.cors)

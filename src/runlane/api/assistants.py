@@ -21,7 +21,7 @@ from runlane.api.models import (
     AssistantSetLatest,
     AssistantVersions,
 )
-from runlane.api.responses import JSON, error
+from runlane.api.responses import JSON, error, page
 from runlane.errors import BadRequest, Denied, NotFound
 from runlane.graph_factories import ServedGraph
 from runlane.owners import matches, owner_of, writable
@@ -49,16 +49,6 @@ def _selected(bodies: list[dict[str, Any]],
     if not select:
         return bodies
     return [{k: v for k, v in b.items() if k in select} for b in bodies]
-
-
-def _paged(bodies: list[dict[str, Any]], limit: int, offset: int) -> Response:
-    """The page, and (as the SDK's response_format="object" reads it) the next
-    page's offset in X-Pagination-Next when there is one: one extra row was read."""
-    headers = {}
-    if len(bodies) > limit:
-        bodies = bodies[:limit]
-        headers["X-Pagination-Next"] = str(offset + limit)
-    return JSON(bodies, headers=headers)
 
 
 async def _assistant(request: Request, assistant_id: str, action: str = "read",
@@ -123,8 +113,8 @@ async def search_assistants(body: AssistantSearch, request: Request) -> Response
         limit=body.limit + 1, offset=body.offset, sort_by=body.sort_by,
         sort_order=body.sort_order,
     )
-    return _paged(_selected([assistant_body(r) for r in rows], body.select), body.limit,
-                  body.offset)
+    rows, headers = page(rows, body.limit, body.offset)
+    return JSON(_selected([assistant_body(r) for r in rows], body.select), headers=headers)
 
 
 @router.post("/assistants/count")

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from runlane.api.access import allowed, check_thread, has_handlers
 from runlane.api.cron_models import CronCount, CronCreate, CronPatch, CronSearch, ThreadCronCreate
-from runlane.api.responses import JSON
+from runlane.api.responses import JSON, page
 from runlane.graphs import default_assistant_id
 from runlane.owners import owner_of
 from runlane.serde import utcnow
@@ -103,14 +103,15 @@ async def search_crons(body: CronSearch, request: Request) -> Response:
         owner=owner_of(request), auth_filter=filters,
         assistant_id=_assistant_filter(request, body.assistant_id),
         thread_id=str(body.thread_id) if body.thread_id else None,
-        enabled=body.enabled, metadata=body.metadata, limit=body.limit, offset=body.offset,
-        sort_by=body.sort_by, sort_order=body.sort_order,
+        enabled=body.enabled, metadata=body.metadata, limit=body.limit + 1,
+        offset=body.offset, sort_by=body.sort_by, sort_order=body.sort_order,
     )
+    rows, headers = page(rows, body.limit, body.offset)
     bodies: list[dict[str, Any]] = [cron_body(r) for r in rows]
     if body.select:
         now = utcnow()
         bodies = [{k: (now if k == "now" else b.get(k)) for k in body.select} for b in bodies]
-    return JSON(bodies)
+    return JSON(bodies, headers=headers)
 
 
 @router.post("/runs/crons/count")

@@ -3,8 +3,8 @@ built in runlane.wire, which the webhook sender uses too."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from starlette.responses import Response, StreamingResponse
 
@@ -30,6 +30,21 @@ def error_response(exc: RunlaneError) -> JSON:
     response = error(exc.status_code, exc.detail, **exc.body)
     response.headers.update(exc.headers)
     return response
+
+
+T = TypeVar("T")
+
+
+def page(rows: Sequence[T], limit: int, offset: int) -> tuple[list[T], dict[str, str]]:
+    """A search's page from `limit + 1` rows read at `offset`, and the headers the
+    reference server sends with it (the SDKs' response_format="object" reads them):
+    with more rows to come, X-Pagination-Next (the next page's offset) and
+    X-Pagination-Total one past it (the total is not counted: "at least this many");
+    on the last page, X-Pagination-Total, exact."""
+    if len(rows) > limit:
+        return list(rows[:limit]), {"X-Pagination-Total": str(offset + limit + 1),
+                                    "X-Pagination-Next": str(offset + limit)}
+    return list(rows), {"X-Pagination-Total": str(offset + len(rows))}
 
 
 def sse(

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from runlane.api.access import allowed, check_thread, has_handlers
 from runlane.api.models import RunCreate, RunsCancelMany
 from runlane.api.responses import JSON, error, sse
+from runlane.api.waiting import wait_response
 from runlane.contract import (
     STREAM_MODES,
     CancelAction,
@@ -180,28 +181,19 @@ async def wait_new_stateless_run(body: RunCreate, request: Request) -> Response:
 async def _wait_new(request: Request, thread_id: str | None, body: RunCreate) -> Response:
     svc = service(request)
     run = await _create(request, thread_id, body)
-    waiter = svc.run_result(run.thread_id, run.run_id)
+    on_gone = None
     if body.on_disconnect == "cancel":
-        result = await _cancel_if_gone(request, svc, run, waiter)
-    else:
-        result = await waiter
-    locations = _locations(run.thread_id, run.run_id, thread_id is None, "join")
-    return JSON(result, headers=locations)
+        async def on_gone() -> None:
+            await svc.cancel_run(run.thread_id, run.run_id, action=CancelAction.INTERRUPT,
+                                 wait=False, reason=CancelReason.DISCONNECT)
+    return await wait_response(
+        request, svc.run_result(run.thread_id, run.run_id),
+        headers=_locations(run.thread_id, run.run_id, thread_id is None, "join"),
+        interval=_keepalive(request), on_gone=on_gone)
 
 
-async def _cancel_if_gone(request: Request, svc: Runlane, run: Run, waiter: Any) -> Any:
-    task = asyncio.ensure_future(waiter)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=0.5)
-            if done:
-                return task.result()
-            if await request.is_disconnected():
-                await svc.cancel_run(run.thread_id, run.run_id, action=CancelAction.INTERRUPT,
-                                     wait=False, reason=CancelReason.DISCONNECT)
-                return await task
-    finally:
-        task.cancel()
+def _keepalive(request: Request) -> float:
+    return float(request.app.state.settings.wait_keepalive)
 
 
 def _cancel_on_disconnect(
@@ -273,7 +265,10 @@ async def join_run(thread_id: UUID, run_id: UUID, request: Request) -> Response:
         await svc.store.get_tombstone(str(thread_id), str(run_id), owner=owner)
     ) is None:
         return error(404, f"run {run_id} not found on thread {thread_id}")
-    return JSON(await svc.run_result(str(thread_id), str(run_id), owner=owner))
+    return await wait_response(
+        request, svc.run_result(str(thread_id), str(run_id), owner=owner),
+        headers=_locations(str(thread_id), str(run_id), False, "join"),
+        interval=_keepalive(request))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")
@@ -290,13 +285,7 @@ async def join_stream(
         cancel = parse_bool(cancel_on_disconnect)
     except ValueError as exc:
         return error(422, f"cancel_on_disconnect: {exc}")
-    after = 0
-    # "-1" is the JS SDK's "from the first event" (useStream's joinStream default).
-    if last_event_id and last_event_id.strip() != "-1":
-        if not (last_event_id.strip().isascii() and last_event_id.strip().isdigit()):
-            return error(422, f"Last-Event-ID {last_event_id!r} is not an event id this server "
-                              "sent (ids are positive integers)")
-        after = int(last_event_id)
+    after = run_event_after(last_event_id)
     # The SDK's join_stream() without a stream_mode sends `?stream_mode=` (empty): all.
     stream_mode = [m for m in stream_mode or [] if m]
     bad = [m for m in stream_mode if m not in STREAM_MODES]
@@ -312,6 +301,17 @@ async def join_stream(
     if cancel:
         frames = _cancel_on_disconnect(svc, str(thread_id), str(run_id), frames)
     return sse(frames, _locations(str(thread_id), str(run_id), False, "stream"))
+
+
+def run_event_after(last_event_id: str | None) -> int:
+    """The event a run stream resumes after: runlane's ids are 1, 2, 3 ... An id it
+    did not issue (the JS SDK's "-1", another server's "1733456789012-0", anything
+    else) replays from the first event, as the reference replays: losing events is
+    worse than seeing some twice."""
+    value = (last_event_id or "").strip()
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return 0
 
 
 # ------------------------------------------------------------------- cancel

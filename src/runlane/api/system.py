@@ -73,12 +73,24 @@ async def prometheus_metrics(request: Request) -> Response:
 
 @router.get("/info")
 async def info(request: Request) -> Response:
+    """The reference server's fields (UIs read `flags` to decide what to show), with
+    runlane's values, then runlane's own (`server`, `graphs`, `active_runs`)."""
     svc = request.app.state.runlane
     return JSON({
         "version": __version__,
-        "server": "runlane",
         "langgraph_py_version": _langgraph_version(),
-        "flags": {"assistants": True, "crons": False, "langsmith": False},
+        "flags": {
+            "assistants": True,
+            "crons": True,
+            # LangSmith: no control plane, and no per-run tracing options.
+            "langsmith": False,
+            "langsmith_tracing_replicas": False,
+            "langsmith_tracing_session_on_runs": False,
+        },
+        # As the reference reports a server it was not deployed to by LangSmith.
+        "host": {"kind": "self-hosted", "project_id": None, "host_revision_id": None,
+                 "revision_id": None, "tenant_id": None},
+        "server": "runlane",
         "graphs": sorted(svc.graphs),
         "active_runs": svc.executor.active_count,
     })

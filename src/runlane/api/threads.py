@@ -27,7 +27,7 @@ from runlane.api.models import (
     ThreadStateUpdate,
     ThreadTTL,
 )
-from runlane.api.responses import JSON, error, sse
+from runlane.api.responses import JSON, error, page, sse
 from runlane.contract import ThreadStatus
 from runlane.errors import BadRequest, NotFound
 from runlane.executor.execution import thread_state
@@ -137,11 +137,12 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
         values_filter=body.values,
         status=body.status,
         ids=[str(i) for i in body.ids] if body.ids is not None else None,
-        limit=body.limit,
+        limit=body.limit + 1,
         offset=body.offset,
         sort_by=body.sort_by,
         sort_order=body.sort_order,
     )
+    rows, headers = page(rows, body.limit, body.offset)
     bodies = [thread_body(r) for r in rows]
     if body.extract:
         for thread in bodies:
@@ -149,7 +150,7 @@ async def search_threads(body: ThreadSearch, request: Request) -> Response:
     if body.select:
         keep = {*body.select, "extracted"}
         bodies = [{k: v for k, v in b.items() if k in keep} for b in bodies]
-    return JSON(bodies)
+    return JSON(bodies, headers=headers)
 
 
 @router.post("/threads/count")
@@ -230,7 +231,7 @@ async def join_thread_stream(
     if unknown or not stream_mode:
         return error(422, f"stream_mode {unknown or stream_mode!r} is not a thread stream mode; "
                           f"accepted: {list(THREAD_STREAM_MODES)}")
-    resume = parse_last_event_id(last_event_id)  # BadLastEventId: 422
+    resume = parse_last_event_id(last_event_id)
     await _thread(request, thread_id)
     return sse(follow_thread(svc, str(thread_id), modes=set(stream_mode),
                              last_event_id=resume, owner=owner_of(request)))
@@ -381,8 +382,10 @@ async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Reques
     thread = await _thread(request, thread_id, "update")
     served = _graph(svc, thread)
     if served is None:
-        return error(409, f"thread {thread_id} has no graph yet: "
-                          "run it once before updating its state")
+        # 400, as the reference answers it (it is the request, not a state, at fault).
+        return error(400, f"thread {thread_id} has no graph yet: no run was made on it and its "
+                          "metadata names no graph_id; run it once, or set metadata.graph_id "
+                          "to a served graph, before updating its state")
     if thread.status is ThreadStatus.BUSY:
         return error(409, f"thread {thread_id} is busy: its state can change only between runs")
     checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else {}

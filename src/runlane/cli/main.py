@@ -89,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
               "timeout_graceful_shutdown": int(settings.shutdown_grace
                                                + settings.cancel_grace) + 2}
     if workers == 1:
-        uvicorn.run(create_app(settings, graphs, auth), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings, graphs, auth, project.cors), **common)  # type: ignore[arg-type]
     else:
         # Each worker process builds its own app from the same settings.
         os.environ.update(settings.to_env())

@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncIterator
 
 from runlane.contract import TERMINAL
-from runlane.errors import BadLastEventId, NotFound
+from runlane.errors import NotFound
 from runlane.owners import Owner
 from runlane.serde import dumps
 from runlane.service.runs import Runlane
@@ -45,14 +45,12 @@ _FRAME_ID = re.compile(rb"\nid: (\d+)\n\n$")
 
 
 def parse_last_event_id(value: str | None) -> tuple[str, int | None] | None:
-    """`<run_id>:<n>` or `<run_id>:done` -> (run_id, n or None); None for none/'-'."""
-    if value is None or value.strip() in ("", "-"):
-        return None
-    match = _LAST_EVENT_ID.match(value.strip())
+    """`<run_id>:<n>` or `<run_id>:done` -> (run_id, n or None). None (joined as
+    without one: from the thread's oldest active run) for none, '-', and any id this
+    stream did not issue, as the reference replays for an id it does not know."""
+    match = _LAST_EVENT_ID.match((value or "").strip())
     if match is None or not match.group(1).isascii():
-        raise BadLastEventId(
-            f"Last-Event-ID {value!r} is not an id of this thread's stream: send the id of "
-            "the last event received, '<run_id>:<n>' or '<run_id>:done' (or '-' for none)")
+        return None
     position = match.group(2)
     return match.group(1).lower(), None if position == "done" else int(position)
 

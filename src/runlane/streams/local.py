@@ -17,8 +17,10 @@ from collections.abc import AsyncIterator
 from runlane.records import Run
 from runlane.serde import dumps
 
+# An SSE comment after this many idle seconds, as often as the reference server sends
+# its own (`: heartbeat`), so proxies and browsers keep a quiet stream open.
 HEARTBEAT = b": heartbeat\n\n"
-HEARTBEAT_SECONDS = 10.0
+HEARTBEAT_SECONDS = 5.0
 
 
 class RunEventLog:

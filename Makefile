@@ -65,7 +65,7 @@ lint: $(STAMP)
 
 # ruff: the rule selection and the complexity ceiling.
 style: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
 
 # mypy on src/runlane.
 typecheck: $(STAMP)

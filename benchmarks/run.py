@@ -52,12 +52,12 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 FULL: dict[str, Any] = {
     "life_runs": 100, "life_s": 20, "wait1_runs": 100, "wait1_s": 8, "wait32_runs": 300,
     "wait32_s": 30, "sse_events": 5000, "mem_warmup": 300, "mem_runs": 2000, "mem_s": 75,
-    "mem_clients": 32, "reps": 3,
+    "mem_clients": 32, "agent_runs": 200, "agent_clients": 8, "agent_s": 30, "reps": 3,
 }
 QUICK: dict[str, Any] = {
     "life_runs": 8, "life_s": 4, "wait1_runs": 30, "wait1_s": 2, "wait32_runs": 96,
     "wait32_s": 5, "sse_events": 2000, "mem_warmup": 100, "mem_runs": 200, "mem_s": 8,
-    "mem_clients": 32, "reps": 1,
+    "mem_clients": 32, "agent_runs": 40, "agent_clients": 8, "agent_s": 8, "reps": 1,
 }
 
 
@@ -98,6 +98,10 @@ METRICS = [
            "≥ 3× ref", relative=3),
     Metric("sse.raw_events_per_s", "SSE custom events/s, raw httpx", "ev/s", True,
            "≥ 3× ref", relative=3),
+    Metric("agent.turns_per_s", "ReAct agent turns/s (tool call + answer), 8 clients",
+           "turns/s", True),
+    Metric("agent.first_token_p50_ms", "  its first token, p50", "ms", False),
+    Metric("agent.latency_p99_ms", "  a whole turn, p99", "ms", False),
     Metric("mem.mb_per_1000_runs", "RSS growth per 1,000 runs", "MB", False, "< 2 MB",
            absolute=2),
 ]
@@ -137,6 +141,8 @@ async def bench_rep(t: sc.Target, p: dict[str, Any], rep: int) -> dict[str, Any]
         ("wait1", lambda: sc.wait_throughput(t, p["wait1_runs"], 1, p["wait1_s"])),
         *wait32,
         ("sse", lambda: sc.sse_throughput(t, p["sse_events"])),
+        ("agent", lambda: sc.agent_turns(t, p["agent_runs"], p["agent_clients"],
+                                         p["agent_s"])),
     ]
     out: dict[str, Any] = {}
     for name, step in steps:
@@ -169,6 +175,7 @@ def _brief(name: str, result: dict[str, Any]) -> str:
     keys = {"life": ["c2r_p50_ms", "ack_p50_ms", "stop_p99_ms"], "wait1": ["runs_per_s"],
             "wait32": ["runs_per_s", "client_cpu_util"], "wait32lean": ["runs_per_s"],
             "sse": ["sdk_events_per_s", "raw_events_per_s"],
+            "agent": ["turns_per_s", "first_token_p50_ms"],
             "mem": ["mb_per_1000_runs"]}[name]
     return "  ".join(f"{k}={result[k]:.1f}" for k in keys)
 

@@ -289,6 +289,75 @@ async def sse_throughput(t: Target, count: int) -> dict[str, Any]:
     }
 
 
+AGENT_QUESTION = "What's the weather in Paris?"
+AGENT_ANSWER = "Here is what I found. get_weather: sunny, 21 °C in Paris"
+
+
+async def _agent_turn(t: Target, thread_id: str) -> tuple[float, float, str]:
+    """One turn: (time to the first token, time to the end, the answer's text)."""
+    body = {"messages": [{"role": "user", "content": AGENT_QUESTION}]}
+    start = time.perf_counter()
+    first = math.nan
+    answer: list[str] = []
+    async for part in t.client.runs.stream(thread_id, "agent", input=body,
+                                           stream_mode="messages-tuple",
+                                           context={"token_delay": 0}):
+        if part.event == "messages":
+            message = part.data[0]
+            if math.isnan(first):
+                first = time.perf_counter() - start
+            if message.get("type") == "tool":
+                answer.clear()  # what follows the tool's result is the answer
+            elif isinstance(message.get("content"), str):
+                answer.append(message["content"])
+        elif part.event == "error":
+            raise RuntimeError(f"error event: {part.data}")
+    return first, time.perf_counter() - start, "".join(answer)
+
+
+async def agent_turns(t: Target, n: int, clients: int, max_seconds: float) -> dict[str, Any]:
+    """`n` chat turns of the demo's ReAct agent (`agent`: a model call streaming a tool
+    call, the weather tool, a model call streaming the answer) through `runs.stream` with
+    `messages-tuple`, from `clients` concurrent clients, one fresh thread per turn. The
+    fake model's `token_delay` is 0: what is timed is the server's share of a real turn
+    (checkpoints, tool node, token events), not the model's."""
+    thread_ids = iter(await new_threads(t, n))
+    first_tokens: list[float] = []
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async def client(deadline: float) -> None:
+        for thread_id in thread_ids:  # shared iterator: the clients split the work
+            if time.perf_counter() > deadline:
+                return
+            try:
+                first, latency, answer = await _agent_turn(t, thread_id)
+            except Exception as exc:  # noqa: BLE001 - a benchmark records, never stops
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                continue
+            first_tokens.append(first)
+            latencies.append(latency)
+            if answer != AGENT_ANSWER:
+                errors.append(f"unexpected answer {answer!r}"[:200])
+
+    cpu_server = t.server.cpu_seconds()
+    start = time.perf_counter()
+    await asyncio.gather(*(client(start + max_seconds) for _ in range(clients)))
+    elapsed = time.perf_counter() - start
+    cpu_server = t.server.cpu_seconds() - cpu_server
+    return {
+        "turns_per_s": len(latencies) / elapsed,
+        "elapsed_s": elapsed,
+        "completed": len(latencies),
+        "first_token_p50_ms": ms(percentile(first_tokens, 50)),
+        "latency_p50_ms": ms(percentile(latencies, 50)),
+        "latency_p99_ms": ms(percentile(latencies, 99)),
+        "server_cpu_ms_per_turn": ms(cpu_server / max(len(latencies), 1)),
+        "errors": errors[:20],
+        "error_count": len(errors),
+    }
+
+
 async def _settled_rss(server: Server) -> int:
     """RSS of the server's process tree once it is idle: the least of a few samples
     (the reference pickles its whole state every 10 s, which briefly inflates RSS)."""
@@ -335,4 +404,8 @@ async def warm_up(t: Target) -> dict[str, Any]:
         await poll_until(t, thread_id, run["run_id"], lambda s: s != "pending")
         await settle(t, thread_id, run["run_id"])
     await sse_throughput(t, 500)
+    for thread_id in await new_threads(t, 2):
+        _, _, answer = await _agent_turn(t, thread_id)
+        if answer != AGENT_ANSWER:
+            raise RuntimeError(f"{t.name}: the agent answers {answer!r} during warm-up")
     return {}

@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo"
 DEFAULT_REF_VENV = ROOT / "benchmarks" / ".venv-ref"
 REF_PACKAGE = "langgraph-cli[inmem]"
+# The test graphs include the agent corpus (examples/agents): lc_agent needs LangChain.
+REF_EXTRAS = ["langchain>=1.0,<2"]
 
 
 def free_port() -> int:
@@ -38,13 +40,20 @@ def free_port() -> int:
 def ensure_ref_venv(venv: Path, log=print) -> Path:
     """The reference server's `langgraph` executable, installing it on first use."""
     exe = venv / "bin" / "langgraph"
+    python = str(venv / "bin" / "python")
+    pip = [python, "-m", "pip", "install", "--quiet"]
     if exe.exists():
+        # A venv made before the extras were needed gets them once.
+        has_extras = subprocess.run(
+            [python, "-c", "import langchain.agents"], capture_output=True, check=False)
+        if has_extras.returncode != 0:
+            log(f"installing {' '.join(REF_EXTRAS)} into {venv} ...")
+            subprocess.run([*pip, *REF_EXTRAS], check=True)
         return exe
     log(f"installing the reference server ({REF_PACKAGE}) into {venv} ...")
     subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, REF_PACKAGE], check=True)
+    subprocess.run([*pip, REF_PACKAGE, *REF_EXTRAS], check=True)
     if not exe.exists():
         raise RuntimeError(f"{REF_PACKAGE} installed but {exe} is missing")
     return exe

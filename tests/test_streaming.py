@@ -105,6 +105,39 @@ async def test_messages_tuple(client, new_thread):
     assert len(parts) - 1 > 1, "tokens arrive one chunk at a time"
 
 
+async def test_messages_whole(client, new_thread):
+    """`messages` (without -tuple) sends whole messages, as the reference does: the
+    message's metadata once, then the message accumulated so far after every token."""
+    thread_id = await new_thread()
+    parts = await collect(client.runs.stream(
+        thread_id, "chat", input={"messages": [{"role": "user", "content": "hi"}]},
+        stream_mode="messages"))
+    check_ids(parts)
+    check_metadata_first(parts)
+    events = [p.event for p in parts[1:]]
+    assert events[0] == "messages/metadata", events
+    assert set(events[1:]) == {"messages/partial"}, events
+    (message_id, meta), = parts[1].data.items()
+    assert meta["metadata"]["langgraph_node"] == "call"
+    texts = []
+    for part in parts[2:]:
+        (message,) = part.data
+        assert message["id"] == message_id and message["type"] == "ai", message
+        texts.append(message["content"])
+    assert len(texts) > 1, "one partial per token"
+    assert all(b.startswith(a) for a, b in itertools.pairwise(texts)), texts
+    assert texts[-1] == "hello there friend"
+
+
+async def test_messages_tuple_wins_over_messages(client, new_thread):
+    thread_id = await new_thread()
+    parts = await collect(client.runs.stream(
+        thread_id, "chat", input={"messages": [{"role": "user", "content": "hi"}]},
+        stream_mode=["messages", "messages-tuple"]))
+    assert {p.event for p in parts[1:]} == {"messages"}
+    assert "".join(p.data[0]["content"] for p in parts[1:]) == "hello there friend"
+
+
 async def test_events(client, new_thread):
     thread_id = await new_thread()
     parts = await collect(client.runs.stream(thread_id, "echo", input={"text": "hi"},
@@ -115,6 +148,11 @@ async def test_events(client, new_thread):
     kinds = [p.data["event"] for p in parts[1:]]
     assert kinds[0] == "on_chain_start" and kinds[-1] == "on_chain_end"
     assert parts[-1].data["data"]["output"] == {"text": "hi", "echoed": ["hi"]}
+    # The graph's own stream chunks belong to the other modes: as on the reference,
+    # the root run's on_chain_stream is not an `events` event; its nodes' are.
+    run_id = parts[0].data["run_id"]
+    streams = [p.data for p in parts[1:] if p.data["event"] == "on_chain_stream"]
+    assert streams and all(e["run_id"] != run_id for e in streams), streams
 
 
 async def test_tasks_and_checkpoints(client, new_thread):

@@ -1,6 +1,9 @@
 """Demo graphs: plain Python, no API key, no network.
 
-- agent:   echoes the last user message back, as a chat assistant would
+The chat agent (`agent` in langgraph.json) is the corpus's ReAct agent,
+examples/agents/react_agent.py, reached through the `agents` link in this directory.
+These are the toy graphs beside it:
+
 - sleepy:  ticks `steps` times, sleeping `delay` seconds each (cancel me)
 - emitter: emits `count` custom stream events
 - trivial: two nodes that just count (throughput benchmarks)
@@ -12,23 +15,8 @@ import asyncio
 import operator
 from typing import Annotated, TypedDict
 
-from langchain_core.messages import AIMessage, AnyMessage
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
-
-
-class ChatState(TypedDict):
-    messages: Annotated[list[AnyMessage], add_messages]
-
-
-async def respond(state: ChatState) -> dict:
-    last = state["messages"][-1].content if state["messages"] else ""
-    await asyncio.sleep(0.05)  # pretend to think
-    return {"messages": [AIMessage(content=f"You said: {last}")]}
-
-
-agent = StateGraph(ChatState).add_node("respond", respond).add_edge(START, "respond").compile()
 
 
 class TickState(TypedDict, total=False):

@@ -11,6 +11,7 @@ from typing import Any
 from langgraph.pregel import Pregel
 from langgraph.types import Command
 
+from runlane.executor.messages_mode import MessageAccumulator
 from runlane.records import Run
 from runlane.serde import JSONObject, to_jsonable
 from runlane.store.checkpoints import CheckpointBackend, RestorePoint
@@ -100,9 +101,13 @@ class GraphRunner:
             )
         options = _graph_options(kwargs)
         lg_modes = list(dict.fromkeys(LANGGRAPH_MODES[m] for m in modes if m != "events"))
+        # `messages` alone sends whole messages (messages_mode); with `messages-tuple`
+        # also asked for, the tuples win, as on the reference.
+        whole = (MessageAccumulator()
+                 if "messages" in modes and "messages-tuple" not in modes else None)
         if "events" in modes:
             await self._stream_events(graph, graph_input, config, lg_modes, subgraphs,
-                                      options, event_log)
+                                      options, event_log, whole)
             return
         # "values" is always streamed: its last root chunk is the final state, which
         # spares reading the state back from the checkpointer when the run ends.
@@ -122,11 +127,12 @@ class GraphRunner:
                 progress.saw(data)
                 if not publish_values:
                     continue
-            _publish(event_log, mode, namespace, data)
+            _publish(event_log, mode, namespace, data, whole)
 
     async def _stream_events(
         self, graph: Pregel, graph_input: Any, config: JSONObject, lg_modes: list[str],
         subgraphs: bool, options: JSONObject, event_log: RunEventLog,
+        whole: MessageAccumulator | None,
     ) -> None:
         root_id: str | None = None
         # As for astream above: no overload matches the run's plain kwargs.
@@ -136,14 +142,20 @@ class GraphRunner:
         ):
             if root_id is None:
                 root_id = event.get("run_id")
-            event_log.publish("events", event)
-            if (lg_modes and event.get("event") == "on_chain_stream"
-                    and event.get("run_id") == root_id):
+            if "langsmith:hidden" in (event.get("tags") or ()):
+                continue  # hidden from traces, and from clients (as on the reference)
+            if event.get("event") == "on_chain_stream" and event.get("run_id") == root_id:
+                # The graph's own stream chunks are the other modes' events, not
+                # `events`: the reference forwards them only as those modes.
                 chunk = event["data"].get("chunk")
+                if not lg_modes:
+                    continue
                 if subgraphs and isinstance(chunk, tuple) and len(chunk) == 3:
-                    _publish(event_log, chunk[1], chunk[0], chunk[2])
+                    _publish(event_log, chunk[1], chunk[0], chunk[2], whole)
                 elif isinstance(chunk, tuple) and len(chunk) == 2:
-                    _publish(event_log, chunk[0], (), chunk[1])
+                    _publish(event_log, chunk[0], (), chunk[1], whole)
+                continue
+            event_log.publish("events", event)
 
 
 async def thread_state(graph: Pregel | None, thread_id: str) -> tuple[Any, JSONObject, bool]:
@@ -173,8 +185,13 @@ def _graph_options(kwargs: JSONObject) -> JSONObject:
     return options
 
 
-def _publish(event_log: RunEventLog, mode: str, namespace: tuple[str, ...], data: Any) -> None:
-    name = "messages" if mode == "messages" else mode
+def _publish(event_log: RunEventLog, mode: str, namespace: tuple[str, ...], data: Any,
+             whole: MessageAccumulator | None) -> None:
+    if mode == "messages" and whole is not None:
+        for name, payload in whole.frames(data):
+            event_log.publish(name, payload)
+        return
+    name = mode
     if namespace:
         name = f"{name}|{'|'.join(namespace)}"
     if mode == "messages" and isinstance(data, tuple):

@@ -15,9 +15,13 @@ pydantic schema becomes an instance of its defaults rather than None."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from langgraph.version import __version__ as _langgraph_version
+
+from runlane import __version__ as runlane_version
 from runlane.errors import ConfigurableAndContext
 
 log = logging.getLogger("runlane.executor")
@@ -93,6 +97,19 @@ def for_schema(context: JSON | None, schema: Mapping[str, Any] | None,
         if given and configurable.get(key) == context[key]:
             configurable.pop(key, None)
     return kept
+
+
+# What the reference adds to every run's metadata (nodes, callbacks and checkpoints
+# see it): the serving server, as it names itself. The attempt is always the first:
+# runlane does not retry a run.
+SERVER_METADATA: JSON = {
+    "run_attempt": 1,
+    "langgraph_version": _langgraph_version,
+    "langgraph_api_version": runlane_version,
+    "langgraph_plan": "developer",
+    "langgraph_host": "self-hosted",
+    "langgraph_api_url": os.environ.get("LANGGRAPH_API_URL"),
+}
 
 
 class RunUser(Mapping[str, Any]):

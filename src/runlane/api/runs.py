@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -85,6 +86,7 @@ async def _authorized(request: Request, thread_id: str | None, body: RunCreate) 
     user = getattr(request.state, "user", None)
     run_request.user = {k: user[k] for k in user} if user is not None else None
     run_request.request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    run_request.start_time_ms = int(time.time() * 1000)
     if not has_handlers(request):
         return run_request
     value: dict[str, Any] = {

@@ -287,6 +287,8 @@ def build_config(run: Run) -> JSONObject:
         assistant_id=run.assistant_id,
     )
     config["configurable"] = configurable
-    config["metadata"] = {**(config.get("metadata") or {}), **(run.metadata or {})}
+    config["metadata"] = {**(config.get("metadata") or {}), **(run.metadata or {}),
+                          "assistant_id": run.assistant_id, "thread_id": run.thread_id,
+                          **run_context.SERVER_METADATA}
     config["run_id"] = uuid.UUID(run.run_id)
     return config

@@ -74,6 +74,7 @@ class RunRequest:
     # The authenticated caller (its identity, permissions...), None with auth off.
     user: JSONObject | None = None
     request_id: str | None = None
+    start_time_ms: int | None = None  # when the HTTP request came in (ms since the epoch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,6 +286,9 @@ class Runlane:
                                                                  request.context)
         config, context = run_context.with_assistant(assistant.config, assistant.context,
                                                      config, context)
+        # The assistant's metadata is under the run config's (the reference's
+        # `created_by` reaches the graph's metadata this way).
+        config["metadata"] = {**(assistant.metadata or {}), **(config.get("metadata") or {})}
         configurable = config["configurable"]
         if context_given:
             # Popped at execution: keys the graph's context schema drops are dropped
@@ -292,6 +296,8 @@ class Runlane:
             configurable["__context_provided__"] = True
         configurable.update(run_context.auth_configurable(request.user))
         configurable["__after_seconds__"] = request.after_seconds or 0
+        if request.start_time_ms is not None:
+            configurable["__request_start_time_ms__"] = request.start_time_ms
         if not configurable.get("langgraph_request_id"):
             configurable["langgraph_request_id"] = request.request_id
         configurable["user_id"] = (

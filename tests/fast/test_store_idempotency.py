@@ -105,7 +105,7 @@ async def test_a_retry_after_the_thread_was_deleted_is_a_conflict(store: Store) 
     key, thread_id = key_for(new_id()), new_id()
     await admit_keyed(store, key, thread_id)
     assert await store.delete_thread(thread_id) is not None
-    with pytest.raises(Conflict, match="was deleted"):
+    with pytest.raises(Conflict, match="no longer exists"):
         await admit_keyed(store, key, thread_id)
     assert await store.get_thread(thread_id) is None
 

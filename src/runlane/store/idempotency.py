@@ -57,10 +57,10 @@ def claim(conn: Connection, key: IdempotencyKey, target: JSONObject,
         from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
     row = {"owner": key.owner_column, "key": key.key, "fingerprint": key.fingerprint,
            "target": target, "created_at": now, "expires_at": now + key.ttl}
-    statement = insert(keys).values(**row)
-    statement = statement.on_conflict_do_update(
+    inserting = insert(keys).values(**row)
+    statement = inserting.on_conflict_do_update(
         index_elements=[keys.c.owner, keys.c.key],
-        set_={name: statement.excluded[name] for name in
+        set_={name: inserting.excluded[name] for name in
               ("fingerprint", "target", "created_at", "expires_at")},
         # Only an expired key is taken over; a live one is left as it is.
         where=keys.c.expires_at <= now,

@@ -259,7 +259,9 @@ class Store(AssistantQueries, ThreadQueries):
         if found is None:
             raise Conflict(
                 f"the run this Idempotency-Key created (run {run_id} on thread {thread_id}) "
-                "was deleted; a retry does not start another: use a new key for a new run")
+                "no longer exists (deleted, or a stateless run whose thread went when it "
+                "ended: on_completion='keep' keeps it); a retry does not start another: use "
+                "a new key for a new run")
         return CreatedRun(found, [], [], replayed=True)
 
     # Over the complexity ceiling: one transaction, each multitask strategy's step in order.

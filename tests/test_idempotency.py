@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 
+from conftest import ServerProcess
 from contract_support import wait_final, wait_status
 
 pytest_plugins = ("contract_fixtures",)
-pytestmark = pytest.mark.usefixtures("no_server_errors")
+# The session server's tests (not the two at the end, which start servers of their own).
+on_server = pytest.mark.usefixtures("no_server_errors")
 
 LONG = {"steps": 100_000, "delay": 0.02}
 
@@ -31,6 +34,7 @@ async def run_ids(client: Any, thread_id: str) -> list[str]:
     return [run["run_id"] for run in await client.runs.list(thread_id, limit=100)]
 
 
+@on_server
 async def test_a_retried_background_run_is_the_same_run(client, new_thread):
     thread_id, headers = await new_thread(), keyed()
     first = await client.runs.create(thread_id, "echo", input={"text": "a"}, headers=headers)
@@ -44,6 +48,7 @@ async def test_a_retried_background_run_is_the_same_run(client, new_thread):
     assert other["run_id"] != first["run_id"]
 
 
+@on_server
 async def test_the_same_key_on_another_request_is_a_422(client, new_thread, ahttp):
     thread_id, headers = await new_thread(), keyed()
     first = await client.runs.create(thread_id, "echo", input={"text": "a"}, headers=headers)
@@ -58,6 +63,7 @@ async def test_the_same_key_on_another_request_is_a_422(client, new_thread, ahtt
     assert await run_ids(client, thread_id) == [first["run_id"]]
 
 
+@on_server
 @pytest.mark.parametrize("value", ["", "a\tb", "x" * 256, "ключ"])
 async def test_a_key_that_is_not_one_is_a_422(ahttp, value):
     resp = await ahttp.post("/runs", json={"assistant_id": "echo"},
@@ -66,6 +72,7 @@ async def test_a_key_that_is_not_one_is_a_422(ahttp, value):
     assert "printable ASCII" in resp.json()["detail"]
 
 
+@on_server
 async def test_a_retried_wait_waits_for_the_original_run(client, new_thread):
     thread_id, headers = await new_thread(), keyed()
     body = {"input": {"steps": 5, "delay": 0.05}, "headers": headers}
@@ -86,6 +93,7 @@ async def test_a_retried_wait_waits_for_the_original_run(client, new_thread):
         None, "echo", **kept) == {"text": "s", "echoed": ["s"]}
 
 
+@on_server
 async def test_a_retried_stream_joins_the_original_stream(client, new_thread):
     thread_id, headers = await new_thread(), keyed()
     body = {"input": {"steps": 6, "delay": 0.05}, "stream_mode": "updates"}
@@ -107,6 +115,7 @@ async def test_a_retried_stream_joins_the_original_stream(client, new_thread):
     assert await run_ids(client, thread_id) == [run_id]
 
 
+@on_server
 async def test_stateless_and_batch_retries(client):
     headers = keyed()
     first = await client.runs.create(None, "echo", input={"text": "x"}, headers=headers)
@@ -121,6 +130,7 @@ async def test_stateless_and_batch_retries(client):
     assert len({r["run_id"] for r in made}) == 3
 
 
+@on_server
 async def test_a_retried_thread_creation_is_the_same_thread(client, ahttp):
     headers = keyed()
     first = await client.threads.create(metadata={"k": 1}, headers=headers)
@@ -131,6 +141,7 @@ async def test_a_retried_thread_creation_is_the_same_thread(client, ahttp):
     await client.threads.delete(first["thread_id"])
 
 
+@on_server
 @pytest.mark.parametrize("action", ["interrupt", "rollback"])
 async def test_a_retry_after_a_cancel_answers_the_cancelled_run(client, new_thread, action):
     thread_id, headers = await new_thread(), keyed()
@@ -145,6 +156,7 @@ async def test_a_retry_after_a_cancel_answers_the_cancelled_run(client, new_thre
     assert (await client.threads.get(thread_id))["status"] == "idle"
 
 
+@on_server
 async def test_a_retry_after_the_thread_was_deleted_is_a_409(client, new_thread, ahttp):
     thread_id, headers = await new_thread(), keyed()
     body = {"assistant_id": "echo", "input": {"text": "a"}}
@@ -158,6 +170,7 @@ async def test_a_retry_after_the_thread_was_deleted_is_a_409(client, new_thread,
     assert (await ahttp.get(f"/threads/{thread_id}")).status_code == 404
 
 
+@on_server
 @pytest.mark.parametrize("repetition", range(3))
 async def test_concurrent_duplicates_create_exactly_one_run(server, client, new_thread,
                                                            repetition):
@@ -181,3 +194,47 @@ async def test_concurrent_duplicates_create_exactly_one_run(server, client, new_
     await wait_final(client, thread_id, run_id)
     assert await run_ids(client, thread_id) == [run_id]
     assert (await client.threads.get_state(thread_id))["values"]["ticks"] == 3
+
+
+def test_owners_keys_never_collide():
+    """With auth on, alice's and bob's identical keys name their own runs; and bob
+    reusing alice's key with another body is his first use of it, not a 422."""
+    from auth_support import secured_server
+
+    with secured_server("api-key", "sqlite") as secured:
+        headers = keyed()
+        with secured.http("alice") as alice, secured.http("bob") as bob:
+            body = {"assistant_id": "echo", "input": {"text": "a"}, "on_completion": "keep"}
+            mine = alice.post("/runs", json=body, headers=headers)
+            theirs = bob.post("/runs", json={**body, "input": {"text": "b"}}, headers=headers)
+            assert mine.status_code == theirs.status_code == 200, (mine.text, theirs.text)
+            assert mine.json()["run_id"] != theirs.json()["run_id"]
+            again = alice.post("/runs", json=body, headers=headers)
+            assert again.json()["run_id"] == mine.json()["run_id"]
+            # bob cannot see alice's run through her key: his retry is his own run.
+            assert bob.post("/runs", json={**body, "input": {"text": "b"}},
+                            headers=headers).json()["run_id"] == theirs.json()["run_id"]
+
+
+def test_a_key_expires_after_its_ttl(tmp_path):
+    """RUNLANE_IDEMPOTENCY_TTL=1: retries within the second answer the first run; once
+    the key has expired, the same request is a new run."""
+    proc = ServerProcess(tmp_path, env={"RUNLANE_IDEMPOTENCY_TTL": "1"}).start()
+    try:
+        with httpx.Client(base_url=proc.url, timeout=30) as api:
+            thread_id = api.post("/threads", json={}).json()["thread_id"]
+            body, headers = {"assistant_id": "echo", "input": {"text": "a"}}, keyed()
+            started = time.monotonic()
+            first = api.post(f"/threads/{thread_id}/runs", json=body, headers=headers).json()
+            while True:
+                answer = api.post(f"/threads/{thread_id}/runs", json=body, headers=headers)
+                assert answer.status_code == 200, answer.text
+                if answer.json()["run_id"] != first["run_id"]:
+                    break
+                assert time.monotonic() - started < 15, "the key never expired"
+                time.sleep(0.1)
+            assert time.monotonic() - started >= 1.0, "the key expired before its TTL"
+            runs = api.get(f"/threads/{thread_id}/runs").json()
+            assert len(runs) == 2
+    finally:
+        proc.stop()

@@ -29,7 +29,7 @@ from runlane.contract import (
     cancel_http_status,
     event_names_for,
 )
-from runlane.errors import BadRequest, BatchItemError, NotFound
+from runlane.errors import BadRequest, BatchItemError, ConfigError, NotFound
 from runlane.executor.executor import Executor
 from runlane.executor.supervision import deletes_thread_when_done, wait_result
 from runlane.graphs import default_assistant_id
@@ -129,6 +129,9 @@ class Runlane:
     ) -> None:
         self.store = store
         # How long an Idempotency-Key names what it created (seconds).
+        if not idempotency_ttl > 0:  # (NaN included)
+            raise ConfigError(f"RUNLANE_IDEMPOTENCY_TTL: {idempotency_ttl!r} is not a "
+                              "positive number of seconds (default 86400: 24 h)")
         self.idempotency_ttl = datetime.timedelta(seconds=idempotency_ttl)
         self.checkpoints = checkpoints
         self.broker = broker

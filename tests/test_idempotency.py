@@ -81,13 +81,13 @@ async def test_a_retried_wait_waits_for_the_original_run(client, new_thread):
         client.runs.wait(thread_id, "sleepy", **body))
     assert first == again and first["ticks"] == 5
     assert len(await run_ids(client, thread_id)) == 1
-    # Stateless: a retry while the run goes on waits for it; after it ended, its
-    # (kept) thread answers.
+    # Stateless: a retry while the run goes on (a second: long enough for the two
+    # requests to meet it) waits for it; after it ended, its kept thread answers.
     headers = keyed()
     one, two = await asyncio.gather(*(client.runs.wait(None, "sleepy", **body)
-                                      for body in [{"input": {"steps": 3, "delay": 0.05},
+                                      for body in [{"input": {"steps": 20, "delay": 0.05},
                                                     "headers": headers}] * 2))
-    assert one == two and one["ticks"] == 3
+    assert one == two and one["ticks"] == 20
     kept = {"input": {"text": "s"}, "on_completion": "keep", "headers": keyed()}
     assert await client.runs.wait(None, "echo", **kept) == await client.runs.wait(
         None, "echo", **kept) == {"text": "s", "echoed": ["s"]}
@@ -117,12 +117,14 @@ async def test_a_retried_stream_joins_the_original_stream(client, new_thread):
 
 @on_server
 async def test_stateless_and_batch_retries(client):
-    headers = keyed()
-    first = await client.runs.create(None, "echo", input={"text": "x"}, headers=headers)
-    again = await client.runs.create(None, "echo", input={"text": "x"}, headers=headers)
+    # Kept threads: a stateless run's thread otherwise goes when it ends, and a retry
+    # after that is a 409 (the run is gone), which would race the echo here.
+    headers, kept = keyed(), {"on_completion": "keep"}
+    first = await client.runs.create(None, "echo", input={"text": "x"}, headers=headers, **kept)
+    again = await client.runs.create(None, "echo", input={"text": "x"}, headers=headers, **kept)
     assert again["run_id"] == first["run_id"]
     # One key covers a whole batch: the retry answers the same runs, in order.
-    batch = [{"assistant_id": "echo", "input": {"text": str(n)}} for n in range(3)]
+    batch = [{"assistant_id": "echo", "input": {"text": str(n)}, **kept} for n in range(3)]
     headers = keyed()
     made = await client.runs.create_batch(batch, headers=headers)
     remade = await client.runs.create_batch(batch, headers=headers)

@@ -121,6 +121,7 @@ class Runtime:
             store=store, checkpoints=checkpoints, broker=broker, executor=executor,
             graphs=served, transport=transport, webhook_owed=webhook_owed,
             ttl_changed=ttl_changed, recheck_seconds=1.0 if self.scale_out else 2.0,
+            idempotency_ttl=settings.idempotency_ttl,
         )
         self.service = service
         self.executor = executor

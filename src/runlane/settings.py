@@ -38,6 +38,8 @@ class Settings:
     # wait and join: while the run goes on, a newline (leading whitespace of the JSON
     # answer) every this many seconds, so proxies do not cut an idle response.
     wait_keepalive: float = 5.0
+    # How long an Idempotency-Key names what its request created (seconds; 24 h).
+    idempotency_ttl: float = 24 * 3600.0
     # Authentication (see runlane.api.auth): none, api-key, jwt or custom; None: custom
     # when langgraph.json has an "auth" entry, else none.
     auth: str | None = None
@@ -64,7 +66,7 @@ class Settings:
                            ("log_format", str), ("shutdown_grace", float),
                            ("webhook_timeout", float), ("webhook_max_attempts", int),
                            ("webhook_backoff", float), ("stream_retention", float),
-                           ("wait_keepalive", float),
+                           ("wait_keepalive", float), ("idempotency_ttl", float),
                            ("auth", str), ("api_keys", str), ("api_keys_file", str),
                            ("jwt_secret", str), ("jwt_public_key", str),
                            ("jwt_algorithms", str), ("jwt_issuer", str),

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from conftest import BACKENDS
 from runlane.store import Store
-from runlane.store.schema import run_tombstones, runs, threads
+from runlane.store.schema import idempotency_keys, run_tombstones, runs, threads
 
 FAST_TIER = Path(__file__).parent
 # The root conftest's fixtures that start `runlane serve` processes (directly or not).
@@ -62,12 +62,13 @@ async def session_store(request: pytest.FixtureRequest,
 
 
 def _empty_tables(conn: Connection) -> None:
-    for table in (runs, run_tombstones, threads):
+    for table in (runs, run_tombstones, threads, idempotency_keys):
         conn.execute(sa.delete(table))
 
 
 @pytest.fixture
 async def store(session_store: Store) -> Store:
-    """The session's Store for this backend, with no threads, runs or tombstones."""
+    """The session's Store for this backend, with no threads, runs, tombstones or
+    idempotency keys."""
     await session_store.db.run(_empty_tables)
     return session_store

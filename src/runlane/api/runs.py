@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
 from runlane.api.access import allowed, check_thread, has_handlers
+from runlane.api.idempotency import idempotency_of
 from runlane.api.models import RunCreate, RunsCancelMany
 from runlane.api.responses import JSON, error, sse
 from runlane.api.waiting import wait_response
@@ -26,8 +27,7 @@ from runlane.contract import (
 )
 from runlane.errors import NotFound
 from runlane.owners import matches, owner_of
-from runlane.records import Run
-from runlane.service.runs import CancelAnswer, Runlane, RunRequest
+from runlane.service.runs import Admission, CancelAnswer, Runlane, RunRequest
 from runlane.wire import run_body
 
 log = logging.getLogger("runlane.api")
@@ -71,11 +71,14 @@ def _run_request(body: RunCreate) -> RunRequest:
     )
 
 
-async def _create(request: Request, thread_id: str | None, body: RunCreate) -> Run:
+async def _create(request: Request, thread_id: str | None, body: RunCreate) -> Admission:
     """Create the run as the caller: on its own thread, after the `threads.create_run`
-    handler (which may add metadata, or filter which threads it may run on)."""
+    handler (which may add metadata, or filter which threads it may run on). With an
+    Idempotency-Key another request already used: the run that request created."""
+    idempotency = idempotency_of(request, body.model_dump(mode="json"))
     run_request = await _authorized(request, thread_id, body)
-    return await service(request).create_run(thread_id, run_request, owner=owner_of(request))
+    return await service(request).admit_run(thread_id, run_request, owner=owner_of(request),
+                                            idempotency=idempotency)
 
 
 async def _authorized(request: Request, thread_id: str | None, body: RunCreate) -> RunRequest:
@@ -123,14 +126,14 @@ def _locations(thread_id: str, run_id: str, stateless: bool, tail: str) -> dict[
 
 @router.post("/threads/{thread_id}/runs")
 async def create_run(thread_id: UUID, body: RunCreate, request: Request) -> Response:
-    run = await _create(request, str(thread_id), body)
+    run = (await _create(request, str(thread_id), body)).run
     location = f"/threads/{thread_id}/runs/{run.run_id}"
     return JSON(run_body(run), headers={"Content-Location": location})
 
 
 @router.post("/runs")
 async def create_stateless_run(body: RunCreate, request: Request) -> Response:
-    run = await _create(request, None, body)
+    run = (await _create(request, None, body)).run
     return JSON(run_body(run), headers={"Content-Location": f"/runs/{run.run_id}"})
 
 
@@ -145,9 +148,12 @@ async def create_stateless_batch(
     """Many stateless background runs in one call, all or none: every item is
     validated (shape, then meaning: assistant, graph) before any is created, and
     they are admitted in one transaction. An invalid item answers its error (422 or
-    404) naming the item's index (BatchItemError), and nothing is created."""
+    404) naming the item's index (BatchItemError), and nothing is created. An
+    Idempotency-Key covers the whole batch (the batch is one creation)."""
+    idempotency = idempotency_of(request, [item.model_dump(mode="json") for item in body])
     runs = await service(request).create_stateless_batch(
-        [await _authorized(request, None, item) for item in body], owner=owner_of(request))
+        [await _authorized(request, None, item) for item in body], owner=owner_of(request),
+        idempotency=idempotency)
     return JSON([run_body(run) for run in runs])
 
 
@@ -163,8 +169,12 @@ async def stream_new_stateless_run(body: RunCreate, request: Request) -> Respons
 
 async def _stream_new(request: Request, thread_id: str | None, body: RunCreate) -> Response:
     svc = service(request)
-    run = await _create(request, thread_id, body)
-    frames = await svc.stream_run(run.thread_id, run.run_id)
+    admission = await _create(request, thread_id, body)
+    run = admission.run
+    # A retry (Idempotency-Key) joins the original run's stream: from the start, or
+    # after the Last-Event-ID it carries, as a join would.
+    after = run_event_after(request.headers.get("Last-Event-ID")) if admission.replayed else 0
+    frames = await svc.stream_run(run.thread_id, run.run_id, last_event_id=after)
     if body.on_disconnect == "cancel":
         frames = _cancel_on_disconnect(svc, run.thread_id, run.run_id, frames)
     return sse(frames, _locations(run.thread_id, run.run_id, thread_id is None, "stream"))
@@ -182,7 +192,7 @@ async def wait_new_stateless_run(body: RunCreate, request: Request) -> Response:
 
 async def _wait_new(request: Request, thread_id: str | None, body: RunCreate) -> Response:
     svc = service(request)
-    run = await _create(request, thread_id, body)
+    run = (await _create(request, thread_id, body)).run  # a retry waits for the original
     on_gone = None
     if body.on_disconnect == "cancel":
         async def on_gone() -> None:

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from runlane.api.access import allowed
 from runlane.api.extract import extracted
+from runlane.api.idempotency import idempotency_of
 from runlane.api.models import (
     ThreadCount,
     ThreadCreate,
@@ -73,6 +74,8 @@ def _ttl_changed(svc: Runlane, ttl: JSONObject | None) -> None:
 @router.post("/threads")
 async def create_thread(body: ThreadCreate, request: Request) -> Response:
     svc = service(request)
+    # A retry with the same Idempotency-Key answers the thread the first one created.
+    idempotency = idempotency_of(request, body.model_dump(mode="json"))
     now = utcnow()
     # The handler may add metadata (e.g. the owner's org): what it leaves is stored.
     value: JSONObject = {"thread_id": body.thread_id or uuid.uuid4(),
@@ -101,6 +104,7 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
         },
         body.if_exists,
         owner=owner_of(request),
+        idempotency=svc.idempotency_key(idempotency, owner_of(request)),
     )
     if graph is not None and row.created_at == now:  # created here, not an existing one
         row = await _apply_supersteps(svc, graph, row, body, _user(request))

@@ -1,4 +1,6 @@
-"""The thread TTL sweeper: applies expired threads' TTL (see store/threads.py).
+"""The TTL sweeper: applies expired threads' TTL (see store/threads.py), and deletes
+expired Idempotency-Keys (see store/idempotency.py; an expired key is also taken over
+by the next request that uses it, swept or not).
 
 Every worker runs one. It sleeps until the earliest `expires_at` in the store (at
 most `max_sleep`, so a TTL set through another worker is seen soon enough; the
@@ -73,7 +75,11 @@ class TTLSweeper:
                                     "ttl_strategy": "keep_latest"})
             if len(due) < BATCH:
                 break
-        following = await store.next_thread_expiry()
-        if following is None:
+        while await store.sweep_idempotency_keys(utcnow(), BATCH) == BATCH:
+            pass
+        expiries = [when for when in (await store.next_thread_expiry(),
+                                      await store.next_idempotency_expiry())
+                    if when is not None]
+        if not expiries:
             return self.max_sleep
-        return min(self.max_sleep, max(0.05, (following - utcnow()).total_seconds()))
+        return min(self.max_sleep, max(0.05, (min(expiries) - utcnow()).total_seconds()))

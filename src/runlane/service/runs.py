@@ -28,7 +28,7 @@ from runlane.contract import (
     cancel_http_status,
     event_names_for,
 )
-from runlane.errors import BadRequest, BatchItemError, NotFound
+from runlane.errors import BadRequest, BatchItemError, ConfigError, NotFound
 from runlane.executor.executor import Executor
 from runlane.executor.supervision import deletes_thread_when_done, wait_result
 from runlane.graph_factories import ServedGraph
@@ -39,6 +39,7 @@ from runlane.records import Assistant, Columns, Run
 from runlane.serde import JSONObject, to_jsonable, utcnow
 from runlane.store import CancelResult, CreatedRun, Store
 from runlane.store.checkpoints import CheckpointBackend
+from runlane.store.idempotency import IdempotencyKey
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import StreamUnavailable
 from runlane.streams.transport import RunEventTransport
@@ -78,6 +79,23 @@ class RunRequest:
 
 
 @dataclasses.dataclass(frozen=True)
+class Idempotency:
+    """A creation request's Idempotency-Key and the fingerprint of the request."""
+
+    key: str
+    fingerprint: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Admission:
+    """A creation's answer: the run, and whether an Idempotency-Key named it (an
+    earlier request created it; this one created nothing)."""
+
+    run: Run
+    replayed: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class CancelAnswer:
     """What a cancel request is answered: the contract's outcome, its HTTP status
     (from contract.cancel_http_status, computed once) and the run as it stands then
@@ -111,8 +129,14 @@ class Runlane:
         webhook_owed: asyncio.Event,
         ttl_changed: asyncio.Event,
         recheck_seconds: float,
+        idempotency_ttl: float = 24 * 3600.0,
     ) -> None:
         self.store = store
+        # How long an Idempotency-Key names what it created (seconds).
+        if not idempotency_ttl > 0:  # (NaN included)
+            raise ConfigError(f"RUNLANE_IDEMPOTENCY_TTL: {idempotency_ttl!r} is not a "
+                              "positive number of seconds (default 86400: 24 h)")
+        self.idempotency_ttl = datetime.timedelta(seconds=idempotency_ttl)
         self.checkpoints = checkpoints
         self.broker = broker
         self.executor = executor
@@ -215,8 +239,22 @@ class Runlane:
 
     # ------------------------------------------------------------------- runs
 
+    def idempotency_key(self, idempotency: Idempotency | None,
+                        owner: Owner) -> IdempotencyKey | None:
+        if idempotency is None:
+            return None
+        return IdempotencyKey(owner, idempotency.key, idempotency.fingerprint,
+                              self.idempotency_ttl)
+
     async def create_run(self, thread_id: str | None, request: RunRequest, *,
                          owner: Owner = None) -> Run:
+        return (await self.admit_run(thread_id, request, owner=owner)).run
+
+    async def admit_run(self, thread_id: str | None, request: RunRequest, *,
+                        owner: Owner = None,
+                        idempotency: Idempotency | None = None) -> Admission:
+        """Create a run; with an Idempotency-Key that already names one, that run
+        instead (`replayed`), and nothing is created."""
         prepared = await self._prepare_run(thread_id, request, owner)
         self._open_log(prepared)
         # A free slot nobody else waits for: the admission starts the run itself.
@@ -227,6 +265,7 @@ class Runlane:
                 thread_defaults=prepared.thread_defaults, owner=owner,
                 start=(self.executor.worker_id, self.executor.lease_until()) if reserved
                 else None,
+                idempotency=self.idempotency_key(idempotency, owner),
             )
         except BaseException:
             if reserved:
@@ -238,18 +277,24 @@ class Runlane:
             # else of `_admitted` applies: no run was cancelled, no Redis transport.)
             _log_created(created, prepared.request)
             self.executor.start_admitted(created.started)
-            return created.run
+            return Admission(created.run)
         if reserved:
             self.executor.release_slot()
+        if created.replayed:
+            # The run prepared here was never admitted: its log goes.
+            self.broker.discard(prepared.run["run_id"])
+            return Admission(created.run, replayed=True)
         await self._admitted(prepared, created)
         self.executor.wake()
-        return created.run
+        return Admission(created.run)
 
     async def create_stateless_batch(self, requests: list[RunRequest], *,
-                                     owner: Owner = None) -> list[Run]:
+                                     owner: Owner = None,
+                                     idempotency: Idempotency | None = None) -> list[Run]:
         """Create many stateless background runs, all or none: every item is checked
         first (an invalid item raises `BatchItemError` naming it, and nothing is
-        created), then all are admitted in one transaction."""
+        created), then all are admitted in one transaction. One Idempotency-Key covers
+        the whole batch: a live one answers the runs it created."""
         prepared: list[PreparedRun] = []
         for index, request in enumerate(requests):
             try:
@@ -260,11 +305,16 @@ class Runlane:
             self._open_log(item)
         try:
             created = await self.store.create_runs(
-                [(item.run, item.thread_defaults) for item in prepared], owner=owner)
+                [(item.run, item.thread_defaults) for item in prepared], owner=owner,
+                idempotency=self.idempotency_key(idempotency, owner))
         except BaseException:
             for item in prepared:
                 self.broker.discard(item.run["run_id"])
             raise
+        if any(one.replayed for one in created):
+            for item in prepared:
+                self.broker.discard(item.run["run_id"])
+            return [one.run for one in created]
         for item, one in zip(prepared, created, strict=True):
             await self._admitted(item, one)
         self.executor.wake()

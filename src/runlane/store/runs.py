@@ -37,9 +37,11 @@ from runlane.errors import Conflict, NotFound
 from runlane.owners import Filters, Owner, matches, owned
 from runlane.records import Columns, Run, Tombstone
 from runlane.serde import JSONObject, to_jsonable, utcnow
+from runlane.store import idempotency
 from runlane.store import statements as st
 from runlane.store.assistants import AssistantQueries
 from runlane.store.database import Database
+from runlane.store.idempotency import IdempotencyKey, claim
 from runlane.store.migrate import upgrade
 from runlane.store.schema import crons, run_tombstones, runs, threads
 from runlane.store.threads import ThreadQueries
@@ -60,6 +62,8 @@ class CreatedRun:
     cancelled_pending: list[Run]
     # The run as started in the same transaction (see `create_run`'s `start`), else None.
     started: Run | None = None
+    # Not created: a live Idempotency-Key named this earlier run (store/idempotency.py).
+    replayed: bool = False
 
 
 @dataclasses.dataclass
@@ -179,6 +183,15 @@ class Store(AssistantQueries, ThreadQueries):
             )
         return await self.db.run(_tx)
 
+    # ------------------------------------------------------------ idempotency
+
+    async def sweep_idempotency_keys(self, now: datetime.datetime, limit: int) -> int:
+        """Delete up to `limit` expired Idempotency-Keys; how many went."""
+        return await self.db.run(lambda conn: idempotency.sweep(conn, now, limit))
+
+    async def next_idempotency_expiry(self) -> datetime.datetime | None:
+        return await self.db.run(idempotency.next_expiry)
+
     # ------------------------------------------------------------------- runs
 
     async def create_run(
@@ -189,6 +202,7 @@ class Store(AssistantQueries, ThreadQueries):
         thread_defaults: Columns,
         owner: Owner = None,
         start: tuple[str, Any] | None = None,
+        idempotency: IdempotencyKey | None = None,
     ) -> CreatedRun:
         """Admit a run on its thread, applying the multitask strategy atomically.
         The run belongs to its thread's owner; a thread created here, to `owner`.
@@ -201,22 +215,54 @@ class Store(AssistantQueries, ThreadQueries):
         is waiting for one, so a run that can start at once (its thread has no other
         active run, no `after_seconds`) goes pending -> running in this same
         transaction, as a claim would have done a moment later (`started`).
+
+        `idempotency`: claimed in this transaction; a live key answers the run it
+        names instead (`replayed`), and nothing is admitted.
         """
 
         def _tx(conn: Connection) -> CreatedRun:
+            if idempotency is not None:
+                target = claim(conn, idempotency,
+                               {"thread_id": run["thread_id"], "run_id": run["run_id"]},
+                               run["created_at"])
+                if target is not None:
+                    return self._replayed(conn, target["thread_id"], target["run_id"])
             return self._admit(conn, run, if_not_exists, thread_defaults, owner, start)
 
         return await self.db.run(_tx)
 
     async def create_runs(self, items: list[tuple[Columns, Columns]], *,
-                          owner: Owner = None) -> list[CreatedRun]:
+                          owner: Owner = None,
+                          idempotency: IdempotencyKey | None = None) -> list[CreatedRun]:
         """Admit many stateless runs (each on a thread of its own) in one transaction:
-        all of them or, if anything fails, none. Items are (run, thread row)."""
+        all of them or, if anything fails, none. Items are (run, thread row).
+        `idempotency`: one key for the whole batch; a live one answers its runs."""
 
         def _tx(conn: Connection) -> list[CreatedRun]:
+            if idempotency is not None and items:
+                names = [[run["thread_id"], run["run_id"]] for run, _ in items]
+                target = claim(conn, idempotency, {"runs": names}, items[0][0]["created_at"])
+                if target is not None:
+                    return [self._replayed(conn, thread_id, run_id)
+                            for thread_id, run_id in target["runs"]]
             return [self._admit(conn, run, "create", thread, owner) for run, thread in items]
 
         return await self.db.run(_tx)
+
+    def _replayed(self, conn: Connection, thread_id: str, run_id: str) -> CreatedRun:
+        """The run an Idempotency-Key names, as it stands now (or as its rollback
+        tombstone keeps it). Deleted with its thread: 409, never a new run."""
+        found = self._get_run(conn, thread_id, run_id)
+        if found is None:
+            tomb = self._get_tombstone(conn, thread_id, run_id)
+            found = None if tomb is None else tomb.run
+        if found is None:
+            raise Conflict(
+                f"the run this Idempotency-Key created (run {run_id} on thread {thread_id}) "
+                "no longer exists (deleted, or a stateless run whose thread went when it "
+                "ended: on_completion='keep' keeps it); a retry does not start another: use "
+                "a new key for a new run")
+        return CreatedRun(found, [], [], replayed=True)
 
     # Over the complexity ceiling: one transaction, each multitask strategy's step in order.
     def _admit(self, conn: Connection, run: Columns, if_not_exists: str,  # noqa: C901

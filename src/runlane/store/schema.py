@@ -194,3 +194,23 @@ crons = sa.Table(
     sa.Index("ix_crons_next_run_date", "next_run_date"),
     sa.Index("ix_crons_owner", "owner"),
 )
+
+# Idempotency-Key (see store/idempotency.py): one row per (owner, key) while it lives.
+# The primary key is what makes concurrent duplicates create one object: the row is
+# inserted in the transaction that creates the run (or thread), so of two racing
+# requests exactly one commits a row, and the other reads it.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    # '' with auth off (a primary key column cannot be NULL).
+    sa.Column("owner", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    # sha256 of the request (route and body): the same key on another request is a 422.
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    # What the request created: {"thread_id", "run_id"}, {"runs": [[thread, run]...]}
+    # or {"thread_id"} (POST /threads).
+    sa.Column("target", JSONText, nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("expires_at", nullable=False),
+    sa.Index("ix_idempotency_keys_expires_at", "expires_at"),
+)

@@ -27,6 +27,7 @@ from runlane.owners import Owner, owned
 from runlane.records import Columns, Thread
 from runlane.serde import JSONObject, utcnow
 from runlane.store import statements as st
+from runlane.store.idempotency import IdempotencyKey, claim
 from runlane.store.json_filter import auth_filters, json_has
 from runlane.store.schema import runs, threads
 
@@ -93,9 +94,11 @@ class ThreadQueries:
         return _thread(conn.execute(query, {"p_thread_id": thread_id}).first())
 
     async def create_thread(self, row: Columns, if_exists: str, *,
-                            owner: Owner = None) -> Thread:
+                            owner: Owner = None,
+                            idempotency: IdempotencyKey | None = None) -> Thread:
         """Insert a thread. An existing id: 409, or (do_nothing) the existing thread
-        when the caller may see it; another owner's is a 409 too."""
+        when the caller may see it; another owner's is a 409 too. `idempotency`:
+        claimed in the same transaction; a live key answers the thread it names."""
         row = {"ttl": None, **row, "owner": owner}
         row["expires_at"] = expiry(row["ttl"], row["created_at"])
 
@@ -110,6 +113,11 @@ class ThreadQueries:
             index_elements=["thread_id"]).returning(threads.c.thread_id)
 
         def _tx(conn: Connection) -> Thread:
+            if idempotency is not None:
+                target = claim(conn, idempotency, {"thread_id": row["thread_id"]},
+                               row["created_at"])
+                if target is not None:
+                    return self._remembered_thread(conn, target["thread_id"])
             if conn.execute(statement).first() is not None:  # (rowcount is not reliable here)
                 return Thread.from_columns(row)
             existing = self._get_thread(conn, row["thread_id"])
@@ -119,6 +127,14 @@ class ThreadQueries:
             raise Conflict(f"thread {row['thread_id']} already exists")
 
         return await self.db.run(_tx)
+
+    def _remembered_thread(self, conn: Connection, thread_id: str) -> Thread:
+        """The thread an Idempotency-Key names, as it is now; deleted: 409."""
+        existing = self._get_thread(conn, thread_id)
+        if existing is None:
+            raise Conflict(f"the thread this Idempotency-Key created ({thread_id}) was "
+                           "deleted; a retry does not create another: use a new key")
+        return existing
 
     async def get_thread(self, thread_id: str, *, owner: Owner = None) -> Thread | None:
         """The thread (temporary ones included: runs need them), if visible."""

@@ -42,6 +42,7 @@ from runlane.store.checkpoints import CheckpointBackend
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import StreamUnavailable
 from runlane.streams.transport import RunEventTransport
+from runlane.webhook_policy import WebhookConfig, WebhookRefused, check_url
 
 log = logging.getLogger("runlane.service")
 
@@ -107,8 +108,11 @@ class Runlane:
         webhook_owed: asyncio.Event,
         ttl_changed: asyncio.Event,
         recheck_seconds: float,
+        webhooks: WebhookConfig | None = None,
     ) -> None:
         self.store = store
+        # Where a run's webhook may go (checked at creation, again at delivery).
+        self.webhooks = webhooks or WebhookConfig()
         self.checkpoints = checkpoints
         self.broker = broker
         self.executor = executor
@@ -266,9 +270,22 @@ class Runlane:
         self.executor.wake()
         return [one.run for one in created]
 
+    async def check_webhook(self, url: str) -> None:
+        """A 422 saying why, when the webhook policy refuses `url`."""
+        try:
+            await check_url(url, self.webhooks)
+        except WebhookRefused as exc:
+            raise BadRequest(
+                f"webhook {url!r} is refused: {exc.reason}. Accepted: http(s) URLs whose "
+                "host resolves to public addresses only, or hosts the server's "
+                "configuration allows (langgraph.json webhooks.url; docs/run-options.md"
+                "#webhooks)") from None
+
     async def _prepare_run(self, thread_id: str | None, request: RunRequest,
                            owner: Owner) -> PreparedRun:
         """Check a run request's meaning and build its rows (nothing is written)."""
+        if request.webhook is not None:
+            await self.check_webhook(request.webhook)
         assistant = await self.resolve_assistant(request.assistant_id, owner=owner)
         if assistant.graph_id not in self.graphs:
             raise BadRequest(f"graph {assistant.graph_id!r} is not served here")

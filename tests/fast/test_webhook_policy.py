@@ -30,7 +30,7 @@ from runlane.webhook_policy import (
 DOCS = Path(__file__).parents[2] / "docs" / "run-options.md"
 # What the fake DNS answers; a name missing here does not resolve.
 ZONE = {
-    "localhost": ["127.0.0.1", "::1"],
+    "localhost": ["::1", "127.0.0.1"],
     "hooks.example.com": ["93.184.216.34"],
     "inside.example.com": ["10.1.2.3"],
     "rebound.example.com": ["127.0.0.1"],
@@ -164,6 +164,24 @@ async def test_a_public_redirect_is_followed() -> None:
     async with httpx.AsyncClient(transport=transport, follow_redirects=True) as client:
         answered = await client.post("https://hooks.example.com/hook", content=b"{}")
     assert answered.status_code == 200 and seen == ["hooks.example.com", "v6.example.com"]
+
+
+async def test_each_checked_address_is_tried_in_turn() -> None:
+    """`localhost` answers ::1 first on many hosts, and a receiver may listen on
+    127.0.0.1 only: a refused connection moves on to the next checked address."""
+    tried: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        tried.append(request.url.host)
+        if request.url.host == "::1":
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200)
+
+    config = WebhookConfig(url=UrlPolicy(disable_loopback=False))
+    transport = PolicyTransport(config, fake_resolve, httpx.MockTransport(answer))
+    async with httpx.AsyncClient(transport=transport) as client:
+        answered = await client.post("http://localhost:8000/hook", content=b"{}")
+    assert answered.status_code == 200 and tried == ["::1", "127.0.0.1"]
 
 
 # ------------------------------------------------------------------ signing

@@ -22,15 +22,22 @@ class PolicyTransport(httpx.AsyncBaseTransport):
         host, addresses = await check_url(str(request.url), self.config, self.resolve)
         if addresses is None:  # an allow-listed host: connected to as usual
             return await self.inner.handle_async_request(request)
-        # Pin the connection to the checked address; the Host header stays the name's,
-        # and TLS checks the certificate against the name (sni_hostname).
+        # Connect to a checked address (the next one when it refuses: `localhost` may
+        # answer ::1 first for a receiver on 127.0.0.1); the Host header stays the
+        # name's, and TLS checks the certificate against the name (sni_hostname).
         extensions = dict(request.extensions)
         if request.url.scheme == "https":
             extensions["sni_hostname"] = host
-        pinned = httpx.Request(request.method, request.url.copy_with(host=addresses[0]),
-                               headers=request.headers, stream=request.stream,
-                               extensions=extensions)
-        return await self.inner.handle_async_request(pinned)
+        for index, address in enumerate(addresses):
+            pinned = httpx.Request(request.method, request.url.copy_with(host=address),
+                                   headers=request.headers, stream=request.stream,
+                                   extensions=extensions)
+            try:
+                return await self.inner.handle_async_request(pinned)
+            except httpx.ConnectError:
+                if index == len(addresses) - 1:
+                    raise
+        raise AssertionError("check_url returns at least one address")
 
     async def aclose(self) -> None:
         await self.inner.aclose()

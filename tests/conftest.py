@@ -35,8 +35,9 @@ class ServerProcess:
     """One `runlane serve` process; `restart()` keeps its database."""
 
     def __init__(self, workdir: Path, *extra_args: str, env: dict[str, str] | None = None,
-                 database_url: str | None = None) -> None:
+                 database_url: str | None = None, config: Path = GRAPHS_CONFIG) -> None:
         self.workdir = workdir
+        self.config = config
         workdir.mkdir(parents=True, exist_ok=True)
         self.database_url = database_url or f"sqlite:///{workdir / 'runlane.sqlite'}"
         self.extra_args = list(extra_args)
@@ -53,7 +54,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         with open(self.log_path, "ab") as log:  # the server writes to its own copy
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "runlane.cli", "serve", "--config", str(GRAPHS_CONFIG),
+                [sys.executable, "-m", "runlane.cli", "serve", "--config", str(self.config),
                  "--port", str(self.port), "--database-url", self.database_url,
                  *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},

@@ -12,7 +12,10 @@ from typing import Any
 
 class WebhookReceiver:
     def __init__(self, *, fail_first: int = 0, fail_status: int = 500,
-                 delay: float = 0.0, hold: bool = False) -> None:
+                 delay: float = 0.0, hold: bool = False,
+                 redirect_to: str | None = None) -> None:
+        # redirect_to: every POST is answered 307 with this Location.
+        self.redirect_to = redirect_to
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.delay = delay
@@ -28,17 +31,23 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"null")
+                raw = self.rfile.read(length)
+                body = json.loads(raw or b"null")
                 with receiver._lock:
                     failing = len(receiver.requests) < receiver.fail_first
                     status = receiver.fail_status if failing else 200
+                    if receiver.redirect_to is not None:
+                        status = 307
                     receiver.requests.append({"path": self.path, "body": body,
                                               "status": status, "at": time.monotonic(),
-                                              "content_type": self.headers.get("Content-Type")})
+                                              "content_type": self.headers.get("Content-Type"),
+                                              "raw": raw, "headers": dict(self.headers)})
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 receiver._released.wait(30)
                 self.send_response(status)
+                if status == 307:
+                    self.send_header("Location", str(receiver.redirect_to))
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 with receiver._lock:

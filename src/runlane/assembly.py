@@ -36,14 +36,18 @@ from runlane.store.webhook_queue import WebhookQueue
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import RedisEventBridge
 from runlane.streams.transport import LocalTransport, RedisTransport, RunEventTransport
+from runlane.webhook_policy import WebhookConfig
 
 log = logging.getLogger("runlane")
 
 
 class Runtime:
-    def __init__(self, settings: Settings, graphs: dict[str, ServedGraph]) -> None:
+    def __init__(self, settings: Settings, graphs: dict[str, ServedGraph],
+                 webhooks: WebhookConfig | None = None) -> None:
         self.settings = settings
         self.graphs = graphs
+        # Where webhooks may go and how they are signed (webhook_policy).
+        self.webhooks = webhooks or WebhookConfig()
         self.worker_id = f"{settings.worker_name or 'worker'}-{uuid.uuid4().hex[:8]}"
         self.service: Runlane | None = None
         self.executor: Executor | None = None
@@ -79,9 +83,11 @@ class Runtime:
         listener,] event transport, store, checkpointer, item store."""
         settings = self.settings
         url = settings.resolved_database_url()
-        store = Store(url)
-        checkpoints = open_checkpoints(url, settings.checkpoint_path())
-        items = ItemStore(url)
+        # PostgreSQL: at most settings.connections_per_worker() connections in all.
+        store = Store(url, pool_size=settings.db_pool_size)
+        checkpoints = open_checkpoints(url, settings.checkpoint_path(),
+                                       pool_size=settings.checkpoint_pool_size)
+        items = ItemStore(url, pool_size=settings.item_pool_size)
         # The databases close last, the store first: registered before they open.
         self._on_stop(items.close)
         self._on_stop(checkpoints.close)
@@ -122,6 +128,7 @@ class Runtime:
             graphs=served, transport=transport, webhook_owed=webhook_owed,
             ttl_changed=ttl_changed, recheck_seconds=1.0 if self.scale_out else 2.0,
             idempotency_ttl=settings.idempotency_ttl,
+            webhooks=self.webhooks,
         )
         self.service = service
         self.executor = executor
@@ -154,7 +161,7 @@ class Runtime:
         webhooks = WebhookSender(
             WebhookQueue(store.db), wakeup=webhook_owed, timeout=settings.webhook_timeout,
             max_attempts=settings.webhook_max_attempts, backoff=settings.webhook_backoff,
-            after_delivery=service.after_webhook,
+            after_delivery=service.after_webhook, config=self.webhooks,
         )
         # The webhook sender stops after the executor (its runs' ends wake it), so its
         # stop is registered first.

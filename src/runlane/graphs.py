@@ -19,6 +19,7 @@ from langgraph.pregel import Pregel
 from runlane.errors import ConfigError
 from runlane.graph_factories import ServedGraph
 from runlane.http_config import CorsConfig, parse_http
+from runlane.webhook_policy import WebhookConfig, parse_webhooks
 
 # The reference server derives each graph's default assistant id this way; keeping
 # it lets clients that hard-code those ids work unchanged.
@@ -35,6 +36,8 @@ class ProjectConfig:
     auth: Any = None
     # The "http" entry's CORS policy (runlane.http_config), checked here.
     cors: CorsConfig = dataclasses.field(default_factory=CorsConfig)
+    # The "webhooks" entry (runlane.webhook_policy): where webhooks may go, signing.
+    webhooks: WebhookConfig = dataclasses.field(default_factory=WebhookConfig)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -77,7 +80,8 @@ def read_config(path: str | os.PathLike[str]) -> ProjectConfig:
     if not isinstance(deps, list):
         raise ConfigError(f"{config_path}: 'dependencies' must be a list")
     return ProjectConfig(config_path, dict(graphs), {k: str(v) for k, v in env.items()}, deps,
-                         raw.get("auth"), parse_http(raw.get("http"), str(config_path)))
+                         raw.get("auth"), parse_http(raw.get("http"), str(config_path)),
+                         parse_webhooks(raw.get("webhooks"), str(config_path)))
 
 
 def _read_env_file(path: Path) -> dict[str, str]:

@@ -9,6 +9,15 @@ from pathlib import Path
 from runlane.store.database import sqlite_file
 
 
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
 @dataclasses.dataclass
 class Settings:
     config: Path = Path("langgraph.json")
@@ -32,6 +41,20 @@ class Settings:
     webhook_timeout: float = 10.0
     webhook_max_attempts: int = 6
     webhook_backoff: float = 1.0
+    # Webhook signing key (X-Runlane-Signature), and the URL policy's overrides of
+    # langgraph.json `webhooks.url` (None: as configured there; see webhook_policy).
+    webhook_secret: str | None = None
+    webhook_allowed_domains: str | None = None  # "hooks.example.com,*.example.org"
+    webhook_allowed_ports: str | None = None  # "443,8443"
+    webhook_require_https: bool | None = None
+    webhook_disable_loopback: bool | None = None
+    webhook_disable_private_ips: bool | None = None
+    webhook_max_url_length: int | None = None
+    # PostgreSQL connections per worker (docs/scale-out.md): database threads, the
+    # checkpointer's pool, the item store's pool; plus one LISTEN connection.
+    db_pool_size: int = 3
+    checkpoint_pool_size: int = 2
+    item_pool_size: int = 1
     # How long a finished run's events stay replayable in this process when it was not
     # created with stream_resumable=true (best effort; resumable ones: an hour).
     stream_retention: float = 120.0
@@ -66,6 +89,12 @@ class Settings:
                            ("log_format", str), ("shutdown_grace", float),
                            ("webhook_timeout", float), ("webhook_max_attempts", int),
                            ("webhook_backoff", float), ("stream_retention", float),
+                           ("webhook_secret", str), ("webhook_allowed_domains", str),
+                           ("webhook_allowed_ports", str), ("webhook_require_https", _bool),
+                           ("webhook_disable_loopback", _bool),
+                           ("webhook_disable_private_ips", _bool),
+                           ("webhook_max_url_length", int), ("db_pool_size", int),
+                           ("checkpoint_pool_size", int), ("item_pool_size", int),
                            ("wait_keepalive", float), ("idempotency_ttl", float),
                            ("auth", str), ("api_keys", str), ("api_keys_file", str),
                            ("jwt_secret", str), ("jwt_public_key", str),
@@ -76,6 +105,20 @@ class Settings:
                 values[name] = cast(env[key])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]  # each value cast to its field's type
+
+    def webhook_overrides(self) -> dict[str, object]:
+        """The RUNLANE_WEBHOOK_* policy settings, as webhook_policy.override takes them."""
+        return {"secret": self.webhook_secret,
+                "allowed_domains": self.webhook_allowed_domains,
+                "allowed_ports": self.webhook_allowed_ports,
+                "require_https": self.webhook_require_https,
+                "disable_loopback": self.webhook_disable_loopback,
+                "disable_private_ips": self.webhook_disable_private_ips,
+                "max_url_length": self.webhook_max_url_length}
+
+    def connections_per_worker(self) -> int:
+        """The most PostgreSQL connections one worker holds while serving."""
+        return self.db_pool_size + self.checkpoint_pool_size + self.item_pool_size + 1
 
     def to_env(self) -> dict[str, str]:
         """These settings as RUNLANE_* variables (for worker processes)."""

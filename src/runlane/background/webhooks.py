@@ -15,6 +15,11 @@ reaped run, a restart).
   refused it; retrying would not change that). Outcomes are logged.
 - A stateless run whose thread is deleted on completion keeps its thread until the
   delivery is over (the payload's values come from it); then the thread goes.
+- Where it may go: the webhook policy (runlane.webhook_policy), checked again at
+  delivery, after DNS and on every redirect hop (webhook_transport.py). A URL the
+  policy refuses is not posted to: the delivery fails at once, and the log says why.
+- With a secret configured, every attempt is signed (X-Runlane-Signature: t=<unix>,
+  v1=<hex HMAC-SHA256 of "<t>." + body>); configured headers go with every attempt.
 """
 
 from __future__ import annotations
@@ -23,27 +28,43 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
+from runlane.background.webhook_transport import PolicyTransport
 from runlane.observability import metrics
 from runlane.records import Run
 from runlane.serde import JSONObject, dumps, utcnow
 from runlane.store.webhook_queue import DELIVERED, FAILED, WebhookQueue
+from runlane.webhook_policy import (
+    SIGNATURE_HEADER,
+    Resolver,
+    WebhookConfig,
+    WebhookRefused,
+    sign,
+    system_resolve,
+)
 from runlane.wire import run_body
 
 log = logging.getLogger("runlane.webhooks")
 
 RETRIED_STATUSES = frozenset({408, 429})
+# Redirects followed per attempt (each hop checked against the policy).
+MAX_REDIRECTS = 5
 
 
-def webhook_payload(run: Run, values: Any) -> JSONObject:
-    """What the receiver gets: the run, the thread's values, when it was sent."""
+def webhook_payload(run: Run, values: Any,
+                    allowed_fields: frozenset[str] | None = None) -> JSONObject:
+    """What the receiver gets: the run, the thread's values, when it was sent
+    (only `allowed_fields`, when the configuration names them)."""
     body = run_body(run)
     body["values"] = values
     body["webhook_sent_at"] = utcnow().isoformat()
+    if allowed_fields is not None:
+        body = {key: value for key, value in body.items() if key in allowed_fields}
     return body
 
 
@@ -60,8 +81,12 @@ class WebhookSender:
         poll_seconds: float = 2.0,
         concurrency: int = 16,
         after_delivery: Callable[[Run], Awaitable[None]] | None = None,
+        config: WebhookConfig | None = None,
+        resolve: Resolver = system_resolve,
     ) -> None:
         self.queue = queue
+        self.config = config or WebhookConfig()
+        self.resolve = resolve
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.backoff = backoff
@@ -79,7 +104,9 @@ class WebhookSender:
     async def start(self) -> None:
         # httpx logs every request at INFO; the outcome lines below say what matters.
         logging.getLogger("httpx").setLevel(logging.WARNING)
-        self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        self._client = httpx.AsyncClient(
+            timeout=self.timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS,
+            transport=PolicyTransport(self.config, self.resolve))
         self._loop_task = asyncio.create_task(self._loop(), name="runlane-webhooks")
         self.wake()
 
@@ -144,10 +171,13 @@ class WebhookSender:
         assert self._client is not None
         problem: str | None = None
         retry = True
+        body = dumps(webhook_payload(run, values, self.config.allowed_fields))
         try:
-            answer = await self._client.post(
-                url, content=dumps(webhook_payload(run, values)),
-                headers={"Content-Type": "application/json"})
+            answer = await self._client.post(url, content=body, headers=self.headers(body))
+        except WebhookRefused as exc:
+            # The policy forbids it (changed since the run was created, a DNS answer
+            # that now points inside, a redirect inward): never retried.
+            problem, retry = f"not sent: {exc.reason}", False
         except httpx.HTTPError as exc:
             problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         else:
@@ -183,6 +213,15 @@ class WebhookSender:
                 await self._over(run)
         except Exception as exc:  # noqa: BLE001 - the claim expires and the delivery is retried
             log.warning("run %s: recording the webhook outcome failed (%s)", run_id, exc)
+
+    def headers(self, body: bytes) -> dict[str, str]:
+        """The configured headers, the content type, and the signature (when a
+        secret is configured), fresh for each attempt."""
+        headers = dict(self.config.headers)
+        headers["Content-Type"] = "application/json"
+        if self.config.secret:
+            headers[SIGNATURE_HEADER] = sign(self.config.secret, int(time.time()), body)
+        return headers
 
     async def _over(self, run: Run) -> None:
         if self.after_delivery is not None:

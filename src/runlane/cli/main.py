@@ -23,6 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
     from runlane.graphs import load_all, read_config
     from runlane.observability import logs
     from runlane.settings import Settings
+    from runlane.webhook_policy import override
 
     settings = Settings.from_env(
         config=args.config, host=args.host, port=args.port, database_url=args.database_url,
@@ -32,6 +33,8 @@ def _serve(args: argparse.Namespace) -> int:
         auth=args.auth, api_keys_file=args.api_keys_file, jwt_public_key=args.jwt_public_key,
         jwt_algorithms=args.jwt_algorithms, jwt_issuer=args.jwt_issuer,
         jwt_audience=args.jwt_audience, jwt_identity_claim=args.jwt_identity_claim,
+        db_pool_size=args.db_pool_size, checkpoint_pool_size=args.checkpoint_pool_size,
+        item_pool_size=args.item_pool_size,
     )
     if settings.log_format not in ("text", "json"):
         console.print(f"[bold red]runlane: cannot start:[/] unknown log format "
@@ -52,6 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         project = read_config(settings.config)
+        project.webhooks = override(project.webhooks, **settings.webhook_overrides())
         graphs = {gid: loaded.graph for gid, loaded in load_all(project).items()}
     except ConfigError as exc:
         console.print(f"[bold red]runlane: cannot start:[/] {exc}", highlight=False)
@@ -89,7 +93,8 @@ def _serve(args: argparse.Namespace) -> int:
               "timeout_graceful_shutdown": int(settings.shutdown_grace
                                                + settings.cancel_grace) + 2}
     if workers == 1:
-        uvicorn.run(create_app(settings, graphs, auth, project.cors), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings, graphs, auth, project.cors, project.webhooks),
+                    **common)  # type: ignore[arg-type]
     else:
         # Each worker process builds its own app from the same settings.
         os.environ.update(settings.to_env())
@@ -130,6 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--shutdown-grace", type=float, default=None,
                        help="on SIGTERM, seconds active runs may go on before they are "
                             "interrupted (default 10; RUNLANE_SHUTDOWN_GRACE)")
+    pools = serve.add_argument_group(
+        "PostgreSQL connections per worker",
+        "A worker holds at most db + checkpoint + item pool sizes + 1 (its LISTEN "
+        "connection); see docs/scale-out.md for the budget.")
+    pools.add_argument("--db-pool-size", type=int, default=None,
+                       help="database threads, one connection each (default 3; "
+                            "RUNLANE_DB_POOL_SIZE)")
+    pools.add_argument("--checkpoint-pool-size", type=int, default=None,
+                       help="the checkpointer's pool (default 2; RUNLANE_CHECKPOINT_POOL_SIZE)")
+    pools.add_argument("--item-pool-size", type=int, default=None,
+                       help="the item store's pool (default 1; RUNLANE_ITEM_POOL_SIZE)")
     auth = serve.add_argument_group(
         "authentication", "Secrets are read from the environment only (RUNLANE_API_KEYS, "
         "RUNLANE_JWT_SECRET), never from flags, so they stay out of `ps`.")

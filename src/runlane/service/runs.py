@@ -43,6 +43,7 @@ from runlane.store.idempotency import IdempotencyKey
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import StreamUnavailable
 from runlane.streams.transport import RunEventTransport
+from runlane.webhook_policy import WebhookConfig, WebhookRefused, check_url
 
 log = logging.getLogger("runlane.service")
 
@@ -130,6 +131,7 @@ class Runlane:
         ttl_changed: asyncio.Event,
         recheck_seconds: float,
         idempotency_ttl: float = 24 * 3600.0,
+        webhooks: WebhookConfig | None = None,
     ) -> None:
         self.store = store
         # How long an Idempotency-Key names what it created (seconds).
@@ -137,6 +139,8 @@ class Runlane:
             raise ConfigError(f"RUNLANE_IDEMPOTENCY_TTL: {idempotency_ttl!r} is not a "
                               "positive number of seconds (default 86400: 24 h)")
         self.idempotency_ttl = datetime.timedelta(seconds=idempotency_ttl)
+        # Where a run's webhook may go (checked at creation, again at delivery).
+        self.webhooks = webhooks or WebhookConfig()
         self.checkpoints = checkpoints
         self.broker = broker
         self.executor = executor
@@ -320,9 +324,22 @@ class Runlane:
         self.executor.wake()
         return [one.run for one in created]
 
+    async def check_webhook(self, url: str) -> None:
+        """A 422 saying why, when the webhook policy refuses `url`."""
+        try:
+            await check_url(url, self.webhooks)
+        except WebhookRefused as exc:
+            raise BadRequest(
+                f"webhook {url!r} is refused: {exc.reason}. Accepted: http(s) URLs whose "
+                "host resolves to public addresses only, or hosts the server's "
+                "configuration allows (langgraph.json webhooks.url; docs/run-options.md"
+                "#webhooks)") from None
+
     async def _prepare_run(self, thread_id: str | None, request: RunRequest,
                            owner: Owner) -> PreparedRun:
         """Check a run request's meaning and build its rows (nothing is written)."""
+        if request.webhook is not None:
+            await self.check_webhook(request.webhook)
         assistant = await self.resolve_assistant(request.assistant_id, owner=owner)
         if assistant.graph_id not in self.graphs:
             raise BadRequest(f"graph {assistant.graph_id!r} is not served here")

@@ -359,7 +359,7 @@ class PostgresCheckpoints:
     """The checkpointer for PostgreSQL deployments: langgraph-checkpoint-postgres's
     `AsyncPostgresSaver` on a connection pool, in runlane's database."""
 
-    def __init__(self, url: str, pool_size: int = 4) -> None:
+    def __init__(self, url: str, pool_size: int = 2) -> None:
         self.url = url
         self.pool_size = pool_size
         self.pool: Any = None
@@ -535,10 +535,12 @@ def _guarded_postgres_saver(pool: Any) -> Any:  # noqa: C901
     return GuardedAsyncPostgresSaver(pool)
 
 
-def open_checkpoints(database_url: str, sqlite_path: str) -> CheckpointBackend:
-    """The checkpointer that goes with runlane's database."""
+def open_checkpoints(database_url: str, sqlite_path: str,
+                     pool_size: int = 2) -> CheckpointBackend:
+    """The checkpointer that goes with runlane's database (`pool_size`: PostgreSQL
+    connections at most)."""
     parsed = make_url(database_url)
     if parsed.get_backend_name() == "postgresql":
         plain = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        return PostgresCheckpoints(plain)
+        return PostgresCheckpoints(plain, pool_size)
     return SqliteCheckpoints(sqlite_path)

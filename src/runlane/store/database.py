@@ -65,7 +65,7 @@ def sync_url(url: str) -> sa.URL:
 
 
 class Database:
-    def __init__(self, url: str, pool_size: int = 4,
+    def __init__(self, url: str, pool_size: int = 3,
                  direct: Iterable[sa.Executable] = ()) -> None:
         """`direct`: statements a SQLite transaction executes straight on the sqlite3
         connection (see sqlite_direct.py); ignored on PostgreSQL."""

@@ -48,8 +48,10 @@ def store_path(database_url: str) -> str:
 class ItemStore:
     """Opens, sweeps and closes the deployment's langgraph store."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, pool_size: int = 1) -> None:
+        """`pool_size`: PostgreSQL connections at most (opened when needed)."""
         self.database_url = database_url
+        self.pool_size = pool_size
         self.store: BaseStore | None = None
         self._close: list[Any] = []
         self._sweeper: asyncio.Task[None] | None = None
@@ -119,7 +121,7 @@ class ItemStore:
             hide_password=False)
         pool = AsyncConnectionPool(
             # Small and lazy: PostgreSQL's connections are shared by every worker.
-            url, min_size=0, max_size=2, open=False,
+            url, min_size=0, max_size=self.pool_size, open=False,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         )
         await pool.open(wait=True, timeout=10)

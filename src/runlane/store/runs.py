@@ -95,9 +95,10 @@ def _run(row: Any) -> Run | None:
 class Store(AssistantQueries, ThreadQueries):
     """runlane's durable state. Every method is one transaction on the database thread."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, pool_size: int = 3) -> None:
+        """`pool_size`: PostgreSQL database threads, one connection each."""
         self.url = database_url
-        self.db = Database(database_url, direct=st.ALL)
+        self.db = Database(database_url, pool_size=pool_size, direct=st.ALL)
         self._seq = 0
 
     async def setup(self) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from runlane.serde import utcnow
 from runlane.service.runs import Runlane
+from runlane.service.thread_holds import release
 from runlane.store.thread_checkpoints import prune_keep_latest
 
 log = logging.getLogger("runlane.ttl")
@@ -69,7 +70,12 @@ class TTLSweeper:
                      extra={"event": "thread_expired", "thread_id": thread_id,
                             "ttl_strategy": "delete"})
         elif result.action == "pruned":
-            await self._prune(thread_id)
+            # The expiry held the thread (no run starts on it) until the prune is done.
+            assert result.hold_token is not None
+            try:
+                await self._prune(thread_id)
+            finally:
+                await release(store, thread_id, result.hold_token, self.service.executor.wake)
             log.info("thread %s expired: checkpoints pruned to the latest", thread_id,
                      extra={"event": "thread_expired", "thread_id": thread_id,
                             "ttl_strategy": "keep_latest"})

@@ -428,6 +428,11 @@ class Runlane:
         metrics.cancel_answered(422, "invalid_request", CancelReason.USER.value)
         raise BadRequest("; ".join(problems))
 
+    async def after_cancels(self, results: list[CancelResult]) -> None:
+        """Deliver cancels recorded by another store operation (deleting an assistant)."""
+        for result in results:
+            await self._after_cancel(result)
+
     async def _after_cancel(self, result: CancelResult) -> None:
         if result.outcome is not CancelOutcome.RECORDED or result.run is None:
             return

@@ -225,6 +225,9 @@ class Store(AssistantQueries, ThreadQueries):
         """The body of a run's admission (see create_run), inside a transaction."""
         strategy = MultitaskStrategy(run["multitask_strategy"])
         now = run["created_at"]
+        if conn.execute(st.LOCK_ASSISTANT_TO_ADMIT,
+                        {"p_assistant_id": run["assistant_id"]}).first() is None:
+            raise NotFound(f"assistant {run['assistant_id']} not found")
         thread = _as_dict(conn.execute(
             st.SELECT_THREAD_TO_ADMIT, {"p_thread_id": run["thread_id"]}
         ).first())
@@ -280,7 +283,9 @@ class Store(AssistantQueries, ThreadQueries):
             })
         elif thread["status"] != ThreadStatus.BUSY.value:
             conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": run["thread_id"], "p_now": now})
-        if start is not None and not active and not new_run.get("not_before"):
+        held = thread.get("hold_until")
+        if (start is not None and not active and not new_run.get("not_before")
+                and (held is None or held <= now)):
             started = _run(conn.execute(st.START_ADMITTED, {
                 "p_run_id": new_run["run_id"], "p_worker_id": start[0], "p_now": now,
                 "p_lease_until": start[1],
@@ -700,6 +705,9 @@ class Store(AssistantQueries, ThreadQueries):
                                           runs.c.cancel_action == CancelAction.ROLLBACK.value)
                 )
             ]
+            # Holds of the dead process: their changes ended with it.
+            conn.execute(threads.update().where(threads.c.hold_token.is_not(None))
+                         .values(hold_token=None, hold_until=None))
             waiting = sa.select(runs.c.run_id).where(
                 runs.c.thread_id == threads.c.thread_id, scheduled).exists()
             conn.execute(

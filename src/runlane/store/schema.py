@@ -98,6 +98,11 @@ threads = sa.Table(
     # ttl_strategy) once this passes.
     _ts("expires_at"),
     sa.Column("ttl", JSONText),
+    # A change to the thread's checkpoints outside a run (a state update, a
+    # keep_latest prune) holds the thread: no run starts on it until the holder
+    # releases it (matching `hold_token`) or `hold_until` passes (a dead holder).
+    sa.Column("hold_token", sa.String(36)),
+    _ts("hold_until"),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
     sa.Index("ix_threads_owner", "owner"),

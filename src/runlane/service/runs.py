@@ -212,7 +212,8 @@ class Runlane:
     # ------------------------------------------------------------------- runs
 
     async def create_run(self, thread_id: str | None, request: RunRequest, *,
-                         owner: Owner = None) -> Run:
+                         owner: Owner = None, firing: tuple[str, Any] | None = None) -> Run:
+        """`firing`: the cron firing (cron id, time) this run realizes (Crons.fire)."""
         prepared = await self._prepare_run(thread_id, request, owner)
         self._open_log(prepared)
         # A free slot nobody else waits for: the admission starts the run itself.
@@ -222,7 +223,7 @@ class Runlane:
                 prepared.run, if_not_exists=prepared.if_not_exists,
                 thread_defaults=prepared.thread_defaults, owner=owner,
                 start=(self.executor.worker_id, self.executor.lease_until()) if reserved
-                else None,
+                else None, firing=firing,
             )
         except BaseException:
             if reserved:

@@ -33,12 +33,13 @@ from runlane.contract import (
     ThreadStatus,
     outcome_for_existing_run,
 )
-from runlane.errors import Conflict, NotFound
+from runlane.errors import AlreadyFired, Conflict, NotFound
 from runlane.owners import Filters, Owner, matches, owned
 from runlane.records import Columns, Run, Tombstone
 from runlane.serde import JSONObject, to_jsonable, utcnow
 from runlane.store import statements as st
 from runlane.store.assistants import AssistantQueries
+from runlane.store.crons import realize_firing
 from runlane.store.database import Database
 from runlane.store.migrate import upgrade
 from runlane.store.schema import crons, run_tombstones, runs, threads
@@ -189,6 +190,7 @@ class Store(AssistantQueries, ThreadQueries):
         thread_defaults: Columns,
         owner: Owner = None,
         start: tuple[str, Any] | None = None,
+        firing: tuple[str, Any] | None = None,
     ) -> CreatedRun:
         """Admit a run on its thread, applying the multitask strategy atomically.
         The run belongs to its thread's owner; a thread created here, to `owner`.
@@ -201,10 +203,18 @@ class Store(AssistantQueries, ThreadQueries):
         is waiting for one, so a run that can start at once (its thread has no other
         active run, no `after_seconds`) goes pending -> running in this same
         transaction, as a claim would have done a moment later (`started`).
+
+        `firing` (cron id, firing time): the cron firing this run realizes, cleared in
+        this same transaction; AlreadyFired (and nothing written) if another
+        admission realized it first (see store/crons.py).
         """
 
         def _tx(conn: Connection) -> CreatedRun:
-            return self._admit(conn, run, if_not_exists, thread_defaults, owner, start)
+            created = self._admit(conn, run, if_not_exists, thread_defaults, owner, start)
+            if firing is not None and not realize_firing(conn, *firing):
+                raise AlreadyFired(f"cron {firing[0]}: the firing at {firing[1].isoformat()} "
+                                   "already created its run")
+            return created
 
         return await self.db.run(_tx)
 

@@ -599,7 +599,7 @@ async def test_another_owners_rows_look_missing(store):
                                      owner="bob")
     updated = await store.update_assistant(aid, {"name": "b"}, owner="alice")
     assert updated.version == 2 and updated.owner == "alice"
-    assert await store.delete_assistant(aid, owner="alice") == []  # deleted; no run of it was active
+    assert await store.delete_assistant(aid, owner="alice") == []  # deleted, none active
 
 
 # ------------------------------------------------- state, runs, interrupts (compat)

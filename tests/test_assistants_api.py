@@ -26,12 +26,13 @@ async def _status(coro) -> int:
 async def test_create_with_every_field_and_if_exists(client):
     assistant_id = str(uuid.uuid4())
     created = await client.assistants.create(
-        "configured", assistant_id=assistant_id, config={"configurable": {"model": "a"}},
+        "configured", assistant_id=assistant_id, config={"tags": ["a"]},
         context={"temperature": 1}, metadata={"team": "x"}, name="Alpha", description="first")
     assert created["assistant_id"] == assistant_id
     assert created["version"] == 1
-    assert (created["config"], created["context"]) == ({"configurable": {"model": "a"}},
-                                                       {"temperature": 1})
+    # The context is mirrored into config.configurable, as the reference stores it.
+    assert (created["config"], created["context"]) == (
+        {"tags": ["a"], "configurable": {"temperature": 1}}, {"temperature": 1})
     assert (created["name"], created["description"], created["metadata"]) == (
         "Alpha", "first", {"team": "x"})
     assert await client.assistants.get(assistant_id) == created
@@ -52,8 +53,10 @@ async def test_update_makes_versions_and_set_latest_switches(client):
     assert v2["config"] == {"configurable": {"model": "v2"}}
     assert v2["metadata"] == {"a": 1, "b": 2}  # merged key by key
     assert v2["name"] == "v1"  # untouched fields carry over
+    assert v2["context"] == {"model": "v2"}  # mirrored from configurable
+    # A context alone replaces the config with its mirror (as the reference does).
     v3 = await client.assistants.update(aid, name="v3", context={"k": "v3"})
-    assert (v3["version"], v3["name"], v3["config"]) == (3, "v3", {"configurable": {"model": "v2"}})
+    assert (v3["version"], v3["name"], v3["config"]) == (3, "v3", {"configurable": {"k": "v3"}})
 
     versions = await client.assistants.get_versions(aid)
     assert [v["version"] for v in versions] == [3, 2, 1]
@@ -143,29 +146,34 @@ async def test_search_filters_sort_page_select_and_count(client):
 
 async def test_assistant_config_and_context_apply_to_runs(client):
     assistant = await client.assistants.create(
-        "configured", config={"configurable": {"model": "from-assistant", "keep": 1},
-                              "tags": ["a"]},
+        "configured", config={"tags": ["a"]},
         context={"model": "ctx-assistant", "keep": "ctx"})
     thread = await client.threads.create()
     plain = await client.runs.wait(thread["thread_id"], assistant["assistant_id"], input=IN)
-    assert plain["seen_configurable"] == {"model": "from-assistant", "keep": 1}
+    # The context is mirrored into configurable.
+    assert plain["seen_configurable"] == {"model": "ctx-assistant", "keep": "ctx"}
     assert plain["seen_context"] == {"model": "ctx-assistant", "keep": "ctx"}
-    # The run's values win key by key; the rest of the assistant's stays.
-    both = await client.runs.wait(
+    assert plain["seen_tags"][:1] == ["a"]
+    # The run's values win key by key; the rest of the assistant's stays; the run's
+    # tags replace the assistant's (as the reference merges them).
+    ran = await client.runs.wait(
         thread["thread_id"], assistant["assistant_id"], input=IN,
-        config={"configurable": {"model": "from-run"}, "tags": ["b"]},
-        context={"model": "ctx-run"})
-    assert both["seen_configurable"] == {"model": "from-run", "keep": 1}
-    assert both["seen_context"] == {"model": "ctx-run", "keep": "ctx"}
-    assert both["seen_tags"][:2] == ["a", "b"]
+        config={"tags": ["b"]}, context={"model": "ctx-run"})
+    assert ran["seen_configurable"]["model"] == "ctx-run"
+    assert ran["seen_context"] == {"model": "ctx-run", "keep": "ctx"}
+    assert ran["seen_tags"][:1] == ["b"] and "a" not in ran["seen_tags"]
+    configured = await client.runs.wait(
+        thread["thread_id"], assistant["assistant_id"], input=IN,
+        config={"configurable": {"model": "from-run"}})
+    assert configured["seen_context"] == {"model": "from-run", "keep": "ctx"}
     # A new version is what the next run uses; set_latest brings the old one back.
     await client.assistants.update(assistant["assistant_id"],
                                    config={"configurable": {"model": "v2"}}, context={})
     v2 = await client.runs.wait(None, assistant["assistant_id"], input=IN)
-    assert v2["seen_configurable"] == {"model": "v2"} and v2["seen_context"] == {}
+    assert v2["seen_context"] == {"model": "v2"}
     await client.assistants.set_latest(assistant["assistant_id"], 1)
     v1 = await client.runs.wait(None, assistant["assistant_id"], input=IN)
-    assert v1["seen_configurable"] == {"model": "from-assistant", "keep": 1}
+    assert v1["seen_context"] == {"model": "ctx-assistant", "keep": "ctx"}
 
 
 async def test_delete_with_threads_removes_versions_and_its_threads(client):

@@ -473,3 +473,18 @@ async def test_quiet_streams_send_heartbeats(server: ServerProcess) -> None:
     assert ran[-1] == ": heartbeat" and "event: metadata" in ran, ran
     assert "event: custom" not in ran, ran  # it came while the graph was quiet
     assert idled == [": heartbeat"], idled
+
+
+def test_the_js_sdk_reads_kept_alive_answers(kept: Any) -> None:
+    """@langchain/langgraph-sdk's runs.wait and runs.join parse the body after the
+    keep-alive newlines."""
+    from test_js_sdk import JS_DIR, _install, _tools
+
+    node, npm = _tools()
+    _install(npm)
+    proc = subprocess.run([node, str(JS_DIR / "wait_check.mjs"), kept.url], check=False,
+                          cwd=JS_DIR, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    answers = json.loads(proc.stdout)
+    assert answers["waited"] == {**LONG, "ticks": 8}, answers
+    assert answers["joined"]["ticks"] == 16, answers

@@ -14,8 +14,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from langgraph.pregel import Pregel
-
 from runlane.background.cron_scheduler import CronScheduler
 from runlane.background.ttl_sweeper import TTLSweeper
 from runlane.background.webhooks import WebhookSender
@@ -23,6 +21,7 @@ from runlane.contract import CancelReason
 from runlane.executor.bus import PostgresBus
 from runlane.executor.executor import Executor
 from runlane.executor.leases import LeaseKeeper
+from runlane.graph_factories import ServedGraph
 from runlane.graphs import ConfigError
 from runlane.observability import logs, metrics
 from runlane.serde import utcnow
@@ -42,7 +41,7 @@ log = logging.getLogger("runlane")
 
 
 class Runtime:
-    def __init__(self, settings: Settings, graphs: dict[str, Pregel]) -> None:
+    def __init__(self, settings: Settings, graphs: dict[str, ServedGraph]) -> None:
         self.settings = settings
         self.graphs = graphs
         self.worker_id = f"{settings.worker_name or 'worker'}-{uuid.uuid4().hex[:8]}"
@@ -92,7 +91,7 @@ class Runtime:
         # Store items: the same langgraph store for /store/items and every graph.
         item_store = await items.setup()
         self.items = items
-        served = {gid: g.copy(update={"checkpointer": saver, "store": item_store})
+        served = {gid: g.bind(checkpointer=saver, store=item_store)
                   for gid, g in self.graphs.items()}
         broker = StreamBroker(retention_seconds=settings.stream_retention)
         transport: RunEventTransport

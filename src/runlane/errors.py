@@ -100,6 +100,12 @@ class BadRequest(RunlaneError):
     status_code = 422
 
 
+class ConfigurableAndContext(BadRequest):
+    """Both `config.configurable` and `context` given: the reference answers 400."""
+
+    status_code = 400
+
+
 class BadSchedule(BadRequest):
     """A cron schedule or timezone that cannot be scheduled."""
 

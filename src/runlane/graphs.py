@@ -6,18 +6,18 @@ import dataclasses
 import functools
 import importlib
 import importlib.util
-import inspect
 import json
 import os
 import sys
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from langgraph.graph import StateGraph
 from langgraph.pregel import Pregel
 
 from runlane.errors import ConfigError
+from runlane.graph_factories import ServedGraph
 from runlane.http_config import CorsConfig, parse_http
 
 # The reference server derives each graph's default assistant id this way; keeping
@@ -110,7 +110,7 @@ def apply_project(config: ProjectConfig) -> None:
 @dataclasses.dataclass
 class LoadedGraph:
     graph_id: str
-    graph: Pregel
+    graph: ServedGraph
 
 
 def load_graph(config: ProjectConfig, graph_id: str) -> LoadedGraph:
@@ -137,36 +137,23 @@ def load_graph(config: ProjectConfig, graph_id: str) -> LoadedGraph:
         except Exception as exc:
             raise ConfigError(f"{where}: importing module {location!r} failed: {exc!r}") from exc
     if not hasattr(module, attribute):
-        raise ConfigError(f"{where}: {location} has no attribute {attribute!r}")
+        found = sorted(name for name, value in vars(module).items()
+                       if isinstance(value, Pregel | StateGraph) and not name.startswith("_"))
+        hint = f" (graphs it defines: {', '.join(found)})" if found else ""
+        raise ConfigError(f"{where}: {location} has no attribute {attribute!r}{hint}")
     obj: Any = getattr(module, attribute)
-    graph = _resolve(obj, where)
-    return LoadedGraph(graph_id, graph)
+    return LoadedGraph(graph_id, _resolve(graph_id, obj, where))
 
 
-def _resolve(obj: Any, where: str) -> Pregel:
+def _resolve(graph_id: str, obj: Any, where: str) -> ServedGraph:
+    """A compiled graph is served as it is and a StateGraph compiled once; a factory is
+    only checked here (its parameters), and called each time its graph is needed."""
     if isinstance(obj, Pregel):
-        return obj
-    # An uncompiled StateGraph: compile it.
-    compile_ = getattr(obj, "compile", None)
-    if callable(compile_) and not inspect.isfunction(obj):
-        compiled = compile_()
-        if isinstance(compiled, Pregel):
-            return compiled
-    # A factory: call it with no arguments, or with a config.
+        return ServedGraph.plain(graph_id, obj)
+    if isinstance(obj, StateGraph):
+        return ServedGraph.plain(graph_id, obj.compile())
     if callable(obj):
-        params: Mapping[str, inspect.Parameter]
-        try:
-            params = inspect.signature(obj).parameters
-        except (TypeError, ValueError):
-            params = {}
-        if inspect.iscoroutinefunction(obj):
-            raise ConfigError(f"{where}: async graph factories are not supported yet")
-        made = obj({}) if len(params) >= 1 else obj()
-        if isinstance(made, Pregel):
-            return made
-        if callable(getattr(made, "compile", None)):
-            return _resolve(made, where)
-        raise ConfigError(f"{where}: the factory returned {type(made).__name__}, not a graph")
+        return ServedGraph.of_factory(graph_id, obj, where)
     raise ConfigError(
         f"{where}: {type(obj).__name__} is not a graph (expected a compiled graph, a "
         "StateGraph, or a function returning one)"

@@ -4,6 +4,7 @@ start-up so a mistake is one clear line, not a browser that silently cannot conn
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from typing import Any
 
@@ -45,6 +46,13 @@ def parse_http(raw: Any, where: str) -> CorsConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: 'http' must be an object such as "
                           '{"cors": {"allow_origins": ["https://app.example.com"]}}')
+    ignored = sorted(set(raw) - {"cors"})
+    if ignored:
+        # The reference's other `http` keys (a custom app, disabled routes, a mount
+        # prefix ...): runlane does not do them, and says so rather than pretend.
+        logging.getLogger("runlane").warning(
+            "%s: http.%s not supported by runlane: ignored (only http.cors is read)",
+            where, ", http.".join(ignored))
     return parse_cors(raw.get("cors"), f"{where}: http.cors")
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from langgraph.types import Interrupt
+from langgraph.types import Interrupt, Send
 
 # A JSON object as runlane passes it around: a request's or a column's JSON, a body.
 JSONObject = dict[str, Any]
@@ -40,6 +40,8 @@ def _interrupt(obj: Interrupt) -> dict[str, Any]:
 def _default(obj: Any) -> Any:  # noqa: C901 - a flat dispatch on type
     if isinstance(obj, Interrupt):
         return _interrupt(obj)
+    if isinstance(obj, Send):  # a conditional edge's fan-out, in `events` (as the reference)
+        return {"node": obj.node, "args": obj.arg}
     # pydantic models, including langchain messages
     model_dump = getattr(obj, "model_dump", None)
     if callable(model_dump):

@@ -14,6 +14,7 @@ from langgraph.graph import START, StateGraph
 
 from fast.support import eventually, field, new_id
 from runlane.executor.executor import Executor
+from runlane.graph_factories import ServedGraph
 from runlane.service.runs import Runlane, RunRequest
 from runlane.store import CreatedRun, Store
 from runlane.store.checkpoints import open_checkpoints
@@ -102,7 +103,8 @@ class InProcessWorker:
         self.store = RecordingStore(url)
         await self.store.setup()
         self.checkpoints = open_checkpoints(url, str(self.workdir / "checkpoints.sqlite"))
-        graphs = {GRAPH: self.graph.compile(await self.checkpoints.setup())}
+        compiled = self.graph.compile(await self.checkpoints.setup())
+        graphs = {GRAPH: ServedGraph.plain(GRAPH, compiled)}
         self.items = ItemStore(url)
         await self.items.setup()
         broker = StreamBroker()

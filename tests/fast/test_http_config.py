@@ -61,6 +61,12 @@ def test_bad_cors_is_one_clear_line(raw: Any, mentions: str) -> None:
     assert mentions in message and "http.cors" in message and "\n" not in message
 
 
+def test_other_http_keys_are_ignored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="runlane"):
+        assert parse_http({"app": "./app.py:app", "disable_meta": True}, "lg.json") == CorsConfig()
+    assert "http.app, http.disable_meta not supported by runlane" in caplog.text
+
+
 def test_read_config_reads_http_cors(tmp_path: Path) -> None:
     path = tmp_path / "langgraph.json"
     path.write_text(json.dumps({"graphs": {"g": "./g.py:g"},

@@ -235,7 +235,8 @@ def report_config(state: ConfiguredState, config: RunnableConfig, runtime: Runti
                     if not k.startswith("__") and k not in (
                         "thread_id", "run_id", "assistant_id", "graph_id", "checkpoint_ns",
                         "checkpoint_id", "checkpoint_map", "langgraph_auth_user",
-                        "langgraph_auth_user_id", "langgraph_auth_permissions", "user_id")}
+                        "langgraph_auth_user_id", "langgraph_auth_permissions", "user_id",
+                        "langgraph_request_id")}
     return {"seen_configurable": configurable, "seen_context": dict(runtime.context or {}),
             "seen_tags": list(config.get("tags") or [])}
 

@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from langgraph.pregel import Pregel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +25,7 @@ from runlane.api.cors import cors
 from runlane.api.responses import JSON, error, error_response
 from runlane.assembly import Runtime
 from runlane.errors import BadBody, RunlaneError
+from runlane.graph_factories import ServedGraph
 from runlane.http_config import CorsConfig
 from runlane.settings import Settings
 
@@ -189,7 +189,7 @@ class _CorsApp(FastAPI):
 
 
 # Over the complexity ceiling: its exception handlers are closures in it.
-def create_app(settings: Settings, graphs: dict[str, Pregel],  # noqa: C901
+def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
                auth: tuple[Authenticator | None, Any] | None = None,
                cors_config: CorsConfig | None = None) -> FastAPI:
     """`graphs` are loaded before the app starts, so a bad config fails at once.

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from langgraph.pregel import Pregel
 from starlette.responses import Response
 
+from runlane import run_context
 from runlane.api.access import allowed
 from runlane.api.models import (
     AssistantCount,
@@ -20,6 +23,7 @@ from runlane.api.models import (
 )
 from runlane.api.responses import JSON, error, page
 from runlane.errors import BadRequest, Denied, NotFound
+from runlane.graph_factories import ServedGraph
 from runlane.owners import matches, owner_of, writable
 from runlane.records import Assistant
 from runlane.serde import to_jsonable, utcnow
@@ -72,10 +76,12 @@ async def create_assistant(body: AssistantCreate, request: Request) -> Response:
     svc = service(request)
     _served(svc, body.graph_id)
     now = utcnow()
+    # Stored mirrored, configurable <-> context, as the reference keeps them.
+    config, context = run_context.for_assistant(body.config, body.context)
     # The handler may add metadata: what it leaves in `value` is stored.
     value: dict[str, Any] = {
         "assistant_id": body.assistant_id or uuid.uuid4(), "graph_id": body.graph_id,
-        "config": body.config or {}, "context": body.context or {},
+        "config": config, "context": context,
         "metadata": body.metadata or {}, "if_exists": body.if_exists, "name": body.name,
     }
     await allowed(request, "assistants", "create", value)
@@ -85,8 +91,8 @@ async def create_assistant(body: AssistantCreate, request: Request) -> Response:
             "graph_id": body.graph_id,
             "name": body.name or "Untitled",
             "description": body.description,
-            "config": body.config or {},
-            "context": body.context or {},
+            "config": config,
+            "context": context,
             "metadata": value.get("metadata") or {},
             "version": 1,
             "created_at": now,
@@ -134,6 +140,12 @@ async def patch_assistant(assistant_id: str, body: AssistantPatch, request: Requ
     if body.graph_id is not None:
         _served(svc, body.graph_id)
     values.pop("assistant_id", None)
+    config, context = run_context.for_assistant_patch(values.pop("config", None),
+                                                      values.pop("context", None))
+    if config is not None:
+        values["config"] = config
+    if context is not None:
+        values["context"] = context
     row = await svc.store.update_assistant(current.assistant_id, values,
                                            owner=owner_of(request))
     if row is None:
@@ -197,7 +209,7 @@ async def get_assistant_graph(
 ) -> Response:
     svc = service(request)
     assistant = await _assistant(request, assistant_id)
-    graph = svc.graphs[assistant.graph_id]
+    served = svc.graphs[assistant.graph_id]
     depth: Any = False
     if xray.lower() in ("true", "1"):
         depth = True
@@ -205,16 +217,30 @@ async def get_assistant_graph(
         depth = int(xray)
     elif xray.lower() not in ("false", "0"):
         return error(422, f"xray must be a boolean or a depth, got {xray!r}")
-    drawable = await graph.aget_graph(xray=depth)
+    async with _open(request, served, assistant) as graph:
+        drawable = await graph.aget_graph(xray=depth)
     return JSON(drawable.to_json())
+
+
+def _open(request: Request, served: ServedGraph,
+          assistant: Assistant) -> AbstractAsyncContextManager[Pregel]:
+    """The assistant's graph for introspection (a factory is called with the
+    assistant's config and a read runtime: access `assistants.read`)."""
+    config = {**assistant.config,
+              "configurable": {**(assistant.config.get("configurable") or {}),
+                               "assistant_id": assistant.assistant_id,
+                               "graph_id": assistant.graph_id}}
+    return served.open("assistants.read", config,
+                       user=getattr(request.state, "user", None))
 
 
 @router.get("/assistants/{assistant_id}/schemas")
 async def get_assistant_schemas(assistant_id: str, request: Request) -> Response:
     svc = service(request)
     assistant = await _assistant(request, assistant_id)
-    graph = svc.graphs[assistant.graph_id]
-    return JSON({"graph_id": assistant.graph_id, **to_jsonable(graph_schemas(graph))})
+    async with _open(request, svc.graphs[assistant.graph_id], assistant) as graph:
+        schemas = graph_schemas(graph)
+    return JSON({"graph_id": assistant.graph_id, **to_jsonable(schemas)})
 
 
 @router.get("/assistants/{assistant_id}/subgraphs")
@@ -240,14 +266,15 @@ async def _subgraphs(request: Request, assistant_id: str, namespace: str | None,
     svc = service(request)
     deep = _boolean("recurse", recurse)
     assistant = await _assistant(request, assistant_id)
-    graph = svc.graphs[assistant.graph_id]
-    found = {
-        ns: {"graph_id": ns, **to_jsonable(graph_schemas(subgraph))}
-        async for ns, subgraph in graph.aget_subgraphs(namespace=namespace, recurse=deep)
-    }
-    if namespace is not None and not found:
+    async with _open(request, svc.graphs[assistant.graph_id], assistant) as graph:
+        found = {
+            ns: {"graph_id": ns, **to_jsonable(graph_schemas(subgraph))}
+            async for ns, subgraph in graph.aget_subgraphs(namespace=namespace, recurse=deep)
+        }
         # langgraph yields nothing for an unknown namespace: say so rather than {}
-        known = [ns async for ns, _ in graph.aget_subgraphs(recurse=True)]
+        known = ([ns async for ns, _ in graph.aget_subgraphs(recurse=True)]
+                 if namespace is not None and not found else [])
+    if namespace is not None and not found:
         raise NotFound(f"subgraph {namespace!r} not found in graph {assistant.graph_id!r} "
                        f"(its subgraphs: {known}; a nested one, 'parent|child', needs "
                        "recurse=true)")

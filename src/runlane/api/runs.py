@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -79,6 +81,12 @@ async def _create(request: Request, thread_id: str | None, body: RunCreate) -> R
 async def _authorized(request: Request, thread_id: str | None, body: RunCreate) -> RunRequest:
     """The run request as the `threads.create_run` handler lets it through."""
     run_request = _run_request(body)
+    # Who asks and under which request id: the run's graph sees both in its config
+    # (langgraph_auth_user*, langgraph_request_id), as on the reference server.
+    user = getattr(request.state, "user", None)
+    run_request.user = {k: user[k] for k in user} if user is not None else None
+    run_request.request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    run_request.start_time_ms = int(time.time() * 1000)
     if not has_handlers(request):
         return run_request
     value: dict[str, Any] = {

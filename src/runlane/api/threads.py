@@ -11,7 +11,6 @@ from fastapi import APIRouter, Header, Query, Request
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import InvalidUpdateError
-from langgraph.pregel import Pregel
 from langgraph.types import StateUpdate
 from starlette.responses import Response
 
@@ -32,6 +31,7 @@ from runlane.api.responses import JSON, error, page, sse
 from runlane.contract import ThreadStatus
 from runlane.errors import BadRequest, NotFound
 from runlane.executor.execution import thread_state
+from runlane.graph_factories import ServedGraph
 from runlane.owners import matches, owner_of
 from runlane.records import Thread
 from runlane.serde import JSONObject, to_jsonable, utcnow
@@ -104,24 +104,25 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
         owner=owner_of(request),
     )
     if graph is not None and row.created_at == now:  # created here, not an existing one
-        row = await _apply_supersteps(svc, graph, row, body)
+        row = await _apply_supersteps(svc, graph, row, body, _user(request))
     _ttl_changed(svc, ttl)
     return JSON(thread_body(row))
 
 
-async def _apply_supersteps(svc: Runlane, graph: Pregel, row: Thread,
-                            body: ThreadCreate) -> Thread:
+async def _apply_supersteps(svc: Runlane, served: ServedGraph, row: Thread,
+                            body: ThreadCreate, user: Any) -> Thread:
     """Replay the supersteps onto the new thread; a refused one removes the thread
     again (422), so a thread is created with all of its state or not at all."""
     thread_id = row.thread_id
     supersteps = [[StateUpdate(u.values, u.as_node) for u in step.updates]
                   for step in body.supersteps or []]
-    try:
-        await graph.abulk_update_state(_state_config(thread_id), supersteps)
-    except (ValueError, KeyError, TypeError, InvalidUpdateError) as exc:
-        await svc.delete_thread(thread_id)
-        raise BadRequest(f"cannot apply the supersteps: {exc}") from None
-    values, interrupts, paused = await thread_state(graph, thread_id)
+    async with served.open("threads.update", _state_config(thread_id), user=user) as graph:
+        try:
+            await graph.abulk_update_state(_state_config(thread_id), supersteps)
+        except (ValueError, KeyError, TypeError, InvalidUpdateError) as exc:
+            await svc.delete_thread(thread_id)
+            raise BadRequest(f"cannot apply the supersteps: {exc}") from None
+        values, interrupts, paused = await thread_state(graph, thread_id)
     status = ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE
     await svc.store.set_thread_state_cache(thread_id, values, interrupts, status)
     return dataclasses.replace(row, values=values, interrupts=interrupts, status=status)
@@ -260,9 +261,14 @@ async def thread_protocol_v3(thread_id: UUID) -> Response:
 # -------------------------------------------------------------------- state
 
 
-def _graph(svc: Runlane, thread: Thread) -> Pregel | None:
+def _graph(svc: Runlane, thread: Thread) -> ServedGraph | None:
     graph_id = (thread.metadata or {}).get("graph_id")
     return svc.graphs.get(graph_id) if graph_id else None
+
+
+def _user(request: Request) -> Any:
+    """The caller, for a graph factory's ServerRuntime (None with auth off)."""
+    return getattr(request.state, "user", None)
 
 
 def _checkpoint_ref(config: RunnableConfig | JSONObject | None) -> JSONObject | None:
@@ -335,11 +341,12 @@ async def _get_state(request: Request, thread_id: UUID, checkpoint: JSONObject |
                      subgraphs: bool) -> Response:
     svc = service(request)
     thread = await _thread(request, thread_id)
-    graph = _graph(svc, thread)
-    if graph is None:
+    served = _graph(svc, thread)
+    if served is None:
         return JSON(_empty_state(str(thread_id)))
     config = _state_config(str(thread_id), checkpoint)
-    snapshot = await graph.aget_state(config, subgraphs=subgraphs)
+    async with served.open("threads.read", config, user=_user(request)) as graph:
+        snapshot = await graph.aget_state(config, subgraphs=subgraphs)
     if checkpoint and checkpoint.get("checkpoint_id") and snapshot.created_at is None:
         # langgraph answers an unknown checkpoint with an empty snapshot, not an error
         return error(404,
@@ -374,8 +381,8 @@ async def get_state_checkpoint(
 async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Request) -> Response:
     svc = service(request)
     thread = await _thread(request, thread_id, "update")
-    graph = _graph(svc, thread)
-    if graph is None:
+    served = _graph(svc, thread)
+    if served is None:
         # 400, as the reference answers it (it is the request, not a state, at fault).
         return error(400, f"thread {thread_id} has no graph yet: no run was made on it and its "
                           "metadata names no graph_id; run it once, or set metadata.graph_id "
@@ -386,20 +393,23 @@ async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Reques
 
     async def change() -> Response:
         # A served graph's checkpointer is runlane's saver (the type also allows a bool).
-        if checkpoint.get("checkpoint_id") and isinstance(
-                graph.checkpointer, BaseCheckpointSaver) and (
-            await graph.checkpointer.aget_tuple(_state_config(str(thread_id), checkpoint))
+        saver = served.checkpointer
+        if checkpoint.get("checkpoint_id") and isinstance(saver, BaseCheckpointSaver) and (
+            await saver.aget_tuple(_state_config(str(thread_id), checkpoint))
         ) is None:
             # langgraph would fork from nothing: the thread's state would be lost
             return error(404, f"checkpoint {checkpoint['checkpoint_id']} not found on thread "
                               f"{thread_id}")
-        try:
-            config = await graph.aupdate_state(
-                _state_config(str(thread_id), checkpoint), body.values, as_node=body.as_node
-            )
-        except (ValueError, KeyError, TypeError, InvalidUpdateError) as exc:
-            return error(422, f"cannot update the state: {exc}")
-        values, interrupts, paused = await thread_state(graph, str(thread_id))
+        async with served.open("threads.update", _state_config(str(thread_id), checkpoint),
+                               user=_user(request)) as graph:
+            try:
+                config = await graph.aupdate_state(
+                    _state_config(str(thread_id), checkpoint), body.values,
+                    as_node=body.as_node
+                )
+            except (ValueError, KeyError, TypeError, InvalidUpdateError) as exc:
+                return error(422, f"cannot update the state: {exc}")
+            values, interrupts, paused = await thread_state(graph, str(thread_id))
         await svc.store.set_thread_state_cache(
             str(thread_id), values, interrupts,
             ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
@@ -415,8 +425,8 @@ async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Reques
 async def _history(request: Request, thread_id: UUID, body: ThreadHistory) -> Response:
     svc = service(request)
     thread = await _thread(request, thread_id)
-    graph = _graph(svc, thread)
-    if graph is None:
+    served = _graph(svc, thread)
+    if served is None:
         return JSON([])
     checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else None
     before: RunnableConfig | None = None
@@ -425,11 +435,12 @@ async def _history(request: Request, thread_id: UUID, body: ThreadHistory) -> Re
     elif body.before is not None:
         before = _state_config(str(thread_id), body.before.model_dump(exclude_none=True))
     states = []
-    async for snapshot in graph.aget_state_history(
-        _state_config(str(thread_id), checkpoint), filter=body.metadata, before=before,
-        limit=body.limit,
-    ):
-        states.append(state_body(snapshot))
+    config = _state_config(str(thread_id), checkpoint)
+    async with served.open("threads.read", config, user=_user(request)) as graph:
+        async for snapshot in graph.aget_state_history(
+            config, filter=body.metadata, before=before, limit=body.limit,
+        ):
+            states.append(state_body(snapshot))
     return JSON(states)
 
 

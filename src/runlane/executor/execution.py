@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langgraph.pregel import Pregel
 from langgraph.types import Command
 
+from runlane import run_context
+from runlane.executor.debug_mode import debug_event
 from runlane.executor.messages_mode import MessageAccumulator
+from runlane.graph_factories import ServedGraph
 from runlane.records import Run
 from runlane.serde import JSONObject, to_jsonable
 from runlane.store.checkpoints import CheckpointBackend, RestorePoint
@@ -39,9 +43,12 @@ LANGGRAPH_MODES: dict[str, str] = {
 class RunProgress:
     """What the executor learned from a run's own stream."""
 
-    __slots__ = ("last_values", "restore", "saw_interrupt", "saw_values")
+    __slots__ = ("graph", "last_values", "restore", "saw_interrupt", "saw_values")
 
     def __init__(self) -> None:
+        # The graph the run executed (a factory's is made for the run): settling
+        # reads the thread's state with it.
+        self.graph: Pregel | None = None
         self.restore: RestorePoint | None = None
         self.last_values: Any = None
         self.saw_values = False
@@ -66,29 +73,71 @@ class RunProgress:
             and not kwargs.get("interrupt_after")
             and not graph.interrupt_before_nodes
             and not graph.interrupt_after_nodes
+            and _streams_whole_state(graph)
         )
+
+
+def _streams_whole_state(graph: Pregel) -> bool:
+    """Whether the streamed values (limited to the output schema) are the whole state:
+    if the output schema leaves keys out, the thread's values are read back instead."""
+
+    def names(channels: str | Sequence[str]) -> set[str]:
+        return {channels} if isinstance(channels, str) else set(channels)
+
+    return names(graph.output_channels) == names(graph.stream_channels_asis)
 
 
 class GraphRunner:
     """Executes runs' graphs (as the graph task the supervisor waits for)."""
 
-    def __init__(self, *, graphs: dict[str, Pregel], checkpoints: CheckpointBackend,
+    def __init__(self, *, graphs: dict[str, ServedGraph], checkpoints: CheckpointBackend,
                  item_store: ItemStore) -> None:
         self.graphs = graphs
         self.checkpoints = checkpoints
         # The store items graphs see: a run made on behalf of an owner gets the
         # owner's view of them.
         self.item_store = item_store
+        # A compiled graph's context schema, computed once (a factory's graph may
+        # differ from run to run: asked each time).
+        self._context_schemas: dict[str, Any] = {}
 
     async def execute(self, run: Run, event_log: RunEventLog, progress: RunProgress) -> None:
-        graph = self.graphs.get(run.graph_id)
-        if graph is None:
+        served = self.graphs.get(run.graph_id)
+        if served is None:
             raise LookupError(f"graph {run.graph_id!r} is not served by this server")
-        if run.owner is not None:
-            # The run's nodes see only its owner's store items (see owner_scope).
-            graph = graph.copy(update={"store": self.item_store.for_owner(run.owner)})
-        kwargs = run.kwargs
         config = build_config(run)
+        configurable = config["configurable"]
+        given = bool(configurable.pop("__context_provided__", False))
+        user = configurable.get("langgraph_auth_user")
+        if isinstance(user, Mapping):
+            user = configurable["langgraph_auth_user"] = run_context.RunUser(user)
+        context = run.kwargs.get("context") or {}
+        # The run's nodes see only its owner's store items (see owner_scope).
+        store = self.item_store.for_owner(run.owner) if run.owner is not None else None
+        async with served.open("threads.create_run", config, user=user, context=context,
+                               store=store) as graph:
+            progress.graph = graph
+            if context:
+                context = run_context.for_schema(
+                    context, self._context_schema(served, graph), configurable, given)
+            await self._stream(run, graph, config, context, event_log, progress)
+
+    def _context_schema(self, served: ServedGraph, graph: Pregel) -> Any:
+        if not served.is_factory and served.graph_id in self._context_schemas:
+            return self._context_schemas[served.graph_id]
+        try:
+            schema = graph.get_context_jsonschema()
+        except Exception as exc:  # noqa: BLE001 - as the reference: unreadable, no filter
+            log.debug("graph %s: no context schema (%s); context not filtered",
+                      served.graph_id, exc)
+            schema = None
+        if not served.is_factory:
+            self._context_schemas[served.graph_id] = schema
+        return schema
+
+    async def _stream(self, run: Run, graph: Pregel, config: JSONObject, context: JSONObject,
+                      event_log: RunEventLog, progress: RunProgress) -> None:
+        kwargs = run.kwargs
         modes: list[str] = kwargs.get("stream_mode") or ["values"]
         subgraphs = bool(kwargs.get("stream_subgraphs"))
         command = kwargs.get("command")
@@ -100,6 +149,9 @@ class GraphRunner:
                 run.thread_id, config["configurable"].get("checkpoint_id")
             )
         options = _graph_options(kwargs)
+        # Always a dict, {} when none was given: langgraph makes a dataclass or
+        # pydantic context schema's instance of it (its defaults), as the reference.
+        options["context"] = context
         lg_modes = list(dict.fromkeys(LANGGRAPH_MODES[m] for m in modes if m != "events"))
         # `messages` alone sends whole messages (messages_mode); with `messages-tuple`
         # also asked for, the tuples win, as on the reference.
@@ -116,17 +168,23 @@ class GraphRunner:
             lg_modes.append("values")
         # Modes and options are the run's validated kwargs, plain strings and a dict:
         # langgraph's overloads want literals, so none matches (the call is right).
+        # output_keys: the graph's output schema, as on the reference, so `values` and
+        # `updates` leave out private state (e.g. a middleware's own keys).
         async for chunk in graph.astream(  # type: ignore[call-overload]
-            graph_input, config, stream_mode=lg_modes, subgraphs=subgraphs, **options
+            graph_input, config, stream_mode=lg_modes, subgraphs=subgraphs,
+            output_keys=graph.output_channels, **options
         ):
             if subgraphs:
                 namespace, mode, data = chunk
             else:
                 namespace, (mode, data) = (), chunk
+            if mode == "values" and not publish_values:
+                # Streamed for the final state only: not the client's, at any depth.
+                if not namespace:
+                    progress.saw(data)
+                continue
             if mode == "values" and not namespace:
                 progress.saw(data)
-                if not publish_values:
-                    continue
             _publish(event_log, mode, namespace, data, whole)
 
     async def _stream_events(
@@ -158,6 +216,21 @@ class GraphRunner:
             event_log.publish("events", event)
 
 
+async def read_thread_state(served: ServedGraph | None, thread_id: str,
+                            graph: Pregel | None = None) -> tuple[Any, JSONObject, bool]:
+    """thread_state with `graph` when known, else with the served graph (a factory's
+    made for reading, as the reference reads state: access `threads.read`)."""
+    if graph is not None or served is None:
+        return await thread_state(graph, thread_id)
+    try:
+        async with served.open("threads.read",
+                               {"configurable": {"thread_id": thread_id}}) as made:
+            return await thread_state(made, thread_id)
+    except Exception:
+        log.exception("making graph %s to read thread %s failed", served.graph_id, thread_id)
+        return None, {}, False
+
+
 async def thread_state(graph: Pregel | None, thread_id: str) -> tuple[Any, JSONObject, bool]:
     """(values, interrupts by task id, paused) of the thread's latest checkpoint."""
     if graph is None:
@@ -180,8 +253,6 @@ def _graph_options(kwargs: JSONObject) -> JSONObject:
     for key in ("interrupt_before", "interrupt_after", "durability"):
         if kwargs.get(key) is not None:
             options[key] = kwargs[key]
-    if kwargs.get("context") is not None:
-        options["context"] = kwargs["context"]
     return options
 
 
@@ -196,6 +267,8 @@ def _publish(event_log: RunEventLog, mode: str, namespace: tuple[str, ...], data
         name = f"{name}|{'|'.join(namespace)}"
     if mode == "messages" and isinstance(data, tuple):
         data = list(data)
+    elif mode == "debug":
+        data = debug_event(data)
     event_log.publish(name, data)
 
 
@@ -214,6 +287,8 @@ def build_config(run: Run) -> JSONObject:
         assistant_id=run.assistant_id,
     )
     config["configurable"] = configurable
-    config["metadata"] = {**(config.get("metadata") or {}), **(run.metadata or {})}
+    config["metadata"] = {**(config.get("metadata") or {}), **(run.metadata or {}),
+                          "assistant_id": run.assistant_id, "thread_id": run.thread_id,
+                          **run_context.SERVER_METADATA}
     config["run_id"] = uuid.UUID(run.run_id)
     return config

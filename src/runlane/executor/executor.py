@@ -9,11 +9,10 @@ import datetime
 import uuid
 from typing import Any
 
-from langgraph.pregel import Pregel
-
 from runlane.executor.dispatch import Dispatcher, DispatchSignal
 from runlane.executor.execution import GraphRunner
 from runlane.executor.supervision import CompletedRollback, Supervision
+from runlane.graph_factories import ServedGraph
 from runlane.records import Run
 from runlane.store import Store
 from runlane.store.checkpoints import CheckpointBackend
@@ -29,7 +28,7 @@ class Executor:
         store: Store,
         broker: StreamBroker,
         checkpoints: CheckpointBackend,
-        graphs: dict[str, Pregel],
+        graphs: dict[str, ServedGraph],
         item_store: ItemStore,
         transport: RunEventTransport,
         webhook_owed: asyncio.Event,

@@ -23,8 +23,6 @@ import logging
 import time
 from typing import Any
 
-from langgraph.pregel import Pregel
-
 from runlane.contract import (
     CancelAction,
     CancelOutcome,
@@ -34,7 +32,8 @@ from runlane.contract import (
     ThreadStatus,
 )
 from runlane.executor.dispatch import DispatchSignal
-from runlane.executor.execution import GraphRunner, RunProgress, thread_state
+from runlane.executor.execution import GraphRunner, RunProgress, read_thread_state
+from runlane.graph_factories import ServedGraph
 from runlane.observability import logs, metrics
 from runlane.records import Run
 from runlane.serde import JSONObject, to_jsonable
@@ -64,7 +63,7 @@ class Supervision:
         store: Store,
         broker: StreamBroker,
         checkpoints: CheckpointBackend,
-        graphs: dict[str, Pregel],
+        graphs: dict[str, ServedGraph],
         runner: GraphRunner,
         transport: RunEventTransport,
         signal: DispatchSignal,
@@ -92,6 +91,8 @@ class Supervision:
         self._graph_tasks: dict[str, asyncio.Task[None]] = {}
         self._runs: dict[str, Run] = {}  # the rows of the runs executing here, as claimed
         self._abandon: dict[str, asyncio.Future[None]] = {}
+        # What a run's graph (or graph factory) raised, until its end is logged.
+        self._raised: dict[str, BaseException] = {}
         # When a cancel first reached each run's task (cancel-to-stop latency).
         self._cancel_seen: dict[str, float] = {}
         # Runs this worker lost its lease on: stopped without writing anything more.
@@ -232,6 +233,8 @@ class Supervision:
                 exc = graph_task.exception()
                 if exc is not None:
                     error = {"error": type(exc).__name__, "message": str(exc)}
+                    # The status-change log line carries the traceback (see _finished).
+                    self._raised[run_id] = exc
             elif not graph_task.done():
                 log.warning("run %s ignored cancellation for %ss; abandoning its task",
                             run_id, self.cancel_grace)
@@ -251,6 +254,7 @@ class Supervision:
             self._runs.pop(run_id, None)
             self._cancel_seen.pop(run_id, None)
             self._abandon.pop(run_id, None)
+            self._raised.pop(run_id, None)
             # Free the slot before waking the dispatcher: the done callback that also
             # discards runs only after the dispatcher has looked (and found no slot).
             self._supervisors.discard(asyncio.current_task())
@@ -282,13 +286,14 @@ class Supervision:
         progress: RunProgress,
     ) -> None:
         run_id, thread_id = run.run_id, run.thread_id
-        graph = self.graphs.get(run.graph_id)
+        graph = progress.graph
         completed = graph_task.done() and not graph_task.cancelled() and error is None
         interrupts: JSONObject
         if completed and progress.knows_final_state(run, graph):
             values, interrupts, paused = to_jsonable(progress.last_values), {}, False
         else:
-            values, interrupts, paused = await thread_state(graph, thread_id)
+            values, interrupts, paused = await read_thread_state(
+                self.graphs.get(run.graph_id), thread_id, graph)
         if error is not None:
             proposed, reason = RunStatus.ERROR, StopReason.GRAPH_ERROR
             thread_status = ThreadStatus.ERROR
@@ -350,8 +355,8 @@ class Supervision:
         `level`."""
         thread_id = run.thread_id
         await self.checkpoints.delete_run(thread_id, run.run_id, restore)
-        values, interrupts, paused = await thread_state(self.graphs.get(run.graph_id),
-                                                        thread_id)
+        values, interrupts, paused = await read_thread_state(self.graphs.get(run.graph_id),
+                                                             thread_id)
         removed = await self.store.complete_rollback(
             run.run_id, thread_id, worker_id, values, interrupts,
             ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
@@ -378,7 +383,9 @@ class Supervision:
             self.signal.wake()
         if row.webhook:
             self.webhook_owed.set()
-        logs.run_status(row, RunStatus.RUNNING.value)
+        raised = self._raised.pop(row.run_id, None) if row.status is RunStatus.ERROR else None
+        logs.run_status(row, RunStatus.RUNNING.value, exc=raised,
+                        level=logging.ERROR if raised is not None else logging.INFO)
         self._measure_end(row)
 
     def _measure_end(self, row: Run) -> None:

@@ -133,11 +133,13 @@ _runs_log = logging.getLogger("runlane.runs")
 
 
 def run_status(run: Run, previous: str | None, *, cause: str | None = None,
-               level: int = logging.INFO, **details: Any) -> None:
+               level: int = logging.INFO, exc: BaseException | None = None,
+               **details: Any) -> None:
     """Log one confirmed status change of `run` (as the store returned it) and
     count it. `previous` is the status it left (its text). `cause` defaults to the
     run's stop_reason; a cancel names who asked (cancel_reason); `details` add e.g.
-    superseded_by, taken_over_by."""
+    superseded_by, taken_over_by. `exc`, what the graph raised, adds its type and
+    message to the line and its traceback after it."""
     status = run.status.value
     cancel_action = None if run.cancel_action is None else run.cancel_action.value
     cause = cause or run.stop_reason or "unknown"
@@ -154,6 +156,13 @@ def run_status(run: Run, previous: str | None, *, cause: str | None = None,
     if run.cancel_reason:
         why = f"{cause}, {cancel_action or 'cancel'} by {run.cancel_reason}"
     extra = "".join(f", {k}={v}" for k, v in details.items() if v is not None)
+    if exc is not None:
+        fields["error"] = type(exc).__name__
+        extra += f": {type(exc).__name__}: {exc}"
+        notes = getattr(exc, "__notes__", None)
+        if notes:
+            extra += f" ({'; '.join(map(str, notes))})"
     _runs_log.log(level, "run %s %s -> %s (%s%s)", run.run_id, previous or "new", status,
-                  why, extra, extra=fields)
+                  why, extra, extra=fields,
+                  exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None)
     metrics.run_transition(status, cause)

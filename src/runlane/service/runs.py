@@ -16,8 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
-from langgraph.pregel import Pregel
-
+from runlane import run_context
 from runlane.contract import (
     TERMINAL,
     CancelAction,
@@ -32,6 +31,7 @@ from runlane.contract import (
 from runlane.errors import BadRequest, BatchItemError, NotFound
 from runlane.executor.executor import Executor
 from runlane.executor.supervision import deletes_thread_when_done, wait_result
+from runlane.graph_factories import ServedGraph
 from runlane.graphs import default_assistant_id
 from runlane.observability import logs, metrics
 from runlane.owners import Filters, Owner, matches
@@ -71,6 +71,10 @@ class RunRequest:
     after_seconds: float | None = None
     feedback_keys: list[str] | None = None
     stream_resumable: bool = False
+    # The authenticated caller (its identity, permissions...), None with auth off.
+    user: JSONObject | None = None
+    request_id: str | None = None
+    start_time_ms: int | None = None  # when the HTTP request came in (ms since the epoch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +106,7 @@ class Runlane:
         checkpoints: CheckpointBackend,
         broker: StreamBroker,
         executor: Executor,
-        graphs: dict[str, Pregel],
+        graphs: dict[str, ServedGraph],
         transport: RunEventTransport,
         webhook_owed: asyncio.Event,
         ttl_changed: asyncio.Event,
@@ -279,9 +283,29 @@ class Runlane:
         on_completion = request.on_completion or ("delete" if stateless else "keep")
         now = utcnow()
         run_id = str(uuid.uuid4())
-        config = _merge_config(assistant.config, request.config)
+        config, context, context_given = run_context.for_request(request.config,
+                                                                 request.context)
+        config, context = run_context.with_assistant(assistant.config, assistant.context,
+                                                     config, context)
+        # The assistant's metadata is under the run config's (the reference's
+        # `created_by` reaches the graph's metadata this way).
+        config["metadata"] = {**(assistant.metadata or {}), **(config.get("metadata") or {})}
+        configurable = config["configurable"]
+        if context_given:
+            # Popped at execution: keys the graph's context schema drops are dropped
+            # from the mirrored configurable only then (run_context.for_schema).
+            configurable["__context_provided__"] = True
+        configurable.update(run_context.auth_configurable(request.user))
+        configurable["__after_seconds__"] = request.after_seconds or 0
+        if request.start_time_ms is not None:
+            configurable["__request_start_time_ms__"] = request.start_time_ms
+        if not configurable.get("langgraph_request_id"):
+            configurable["langgraph_request_id"] = request.request_id
+        configurable["user_id"] = (
+            ((request.config or {}).get("configurable") or {}).get("user_id")
+            or ((assistant.config or {}).get("configurable") or {}).get("user_id")
+            or configurable["langgraph_auth_user_id"])
         await self._check_checkpoint(assistant.graph_id, thread_id, request, config)
-        context = {**(assistant.context or {}), **(request.context or {})} or None
         kwargs: JSONObject = {
             "input": request.input,
             "command": request.command,
@@ -645,19 +669,3 @@ class Runlane:
 def _log_created(created: CreatedRun, request: RunRequest) -> None:
     logs.run_status(created.run, None, cause="created",
                     multitask_strategy=request.multitask_strategy)
-
-
-def _merge_config(base: JSONObject | None, override: JSONObject | None) -> JSONObject:
-    """An assistant's config under a run's: the run's keys win; `configurable` and
-    `metadata` merge key by key; `tags` are both lists, the assistant's first."""
-    base = base or {}
-    override = override or {}
-    merged = {**base, **override}
-    for key in ("configurable", "metadata"):
-        combined = {**(base.get(key) or {}), **(override.get(key) or {})}
-        if combined:
-            merged[key] = combined
-    tags = list(dict.fromkeys([*(base.get("tags") or []), *(override.get("tags") or [])]))
-    if tags:
-        merged["tags"] = tags
-    return merged

@@ -214,6 +214,39 @@ async def test_delete_stops_and_removes_its_runs_but_keeps_threads(client):
     assert again["echoed"] == ["x"]
 
 
+async def test_delete_racing_run_creation_leaves_no_run_behind(client):
+    """Runs created for an assistant while it is being deleted: each is either refused
+    (404) or admitted before the deletion and stopped and removed by it. None is left
+    to run for the deleted assistant, and no thread stays busy."""
+    for _ in range(3):
+        aid = (await client.assistants.create("sleepy"))["assistant_id"]
+        threads = [(await client.threads.create())["thread_id"] for _ in range(8)]
+
+        async def create(thread_id: str, delay: float, aid: str = aid) -> int:
+            await asyncio.sleep(delay)
+            try:
+                await client.runs.create(thread_id, aid, input={"steps": 1000, "delay": 0.01})
+            except APIStatusError as exc:
+                assert exc.status_code == 404, exc
+                return 404
+            return 200
+
+        async def delete(aid: str = aid) -> None:
+            await asyncio.sleep(0.02)
+            await client.assistants.delete(aid)
+
+        # Creations spread from before the deletion to after it.
+        answers = (await asyncio.gather(
+            delete(), *(create(t, i * 0.01) for i, t in enumerate(threads))))[1:]
+        assert await _status(client.assistants.get(aid)) == 404
+        for thread_id in threads:
+            left = [r for r in await client.runs.list(thread_id)
+                    if r["status"] in ("pending", "running")]
+            assert left == [], f"runs of the deleted assistant left active: {left}"
+            assert (await client.threads.get(thread_id))["status"] != "busy"
+        assert set(answers) <= {200, 404}
+
+
 async def test_default_assistant_cannot_be_deleted(client):
     assert await _status(client.assistants.delete("echo")) == 409
 

@@ -589,7 +589,7 @@ async def test_another_owners_rows_look_missing(store):
                                             owner="bob")
     with pytest.raises(NotFound):
         await store.set_latest_assistant_version(aid, 1, owner="bob")
-    assert await store.delete_assistant(aid, owner="bob") is False
+    assert await store.delete_assistant(aid, owner="bob") is None
     assert await store.search_assistants(graph_id=None, name=None, metadata_filter={"m": 1},
                                          limit=10, offset=0, sort_by="created_at",
                                          sort_order="desc", owner="bob") == []
@@ -599,7 +599,7 @@ async def test_another_owners_rows_look_missing(store):
                                      owner="bob")
     updated = await store.update_assistant(aid, {"name": "b"}, owner="alice")
     assert updated.version == 2 and updated.owner == "alice"
-    assert await store.delete_assistant(aid, owner="alice") is True
+    assert await store.delete_assistant(aid, owner="alice") == []  # deleted, none active
 
 
 # ------------------------------------------------- state, runs, interrupts (compat)

@@ -154,6 +154,11 @@ class Conflict(RunlaneError):
 # ----------------------------------------------------------- the server's side
 
 
+class AlreadyFired(Conflict):
+    """A cron firing whose run another worker already created (or that no longer
+    exists): the admission that would have created a second run is rolled back."""
+
+
 class DatabaseUnavailable(RunlaneError):
     """The database cannot be reached right now (answered as 503). The message is
     the driver's, for the log; the client reads a fixed sentence."""

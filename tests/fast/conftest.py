@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from conftest import BACKENDS
+from fast.support import install_assistant
 from runlane.store import Store
 from runlane.store.schema import idempotency_keys, run_tombstones, runs, threads
 
@@ -57,6 +58,7 @@ async def session_store(request: pytest.FixtureRequest,
         url = request.getfixturevalue("postgres_url")
     store = Store(url)
     await store.setup()
+    await install_assistant(store)
     yield store
     await store.close()
 

@@ -64,6 +64,16 @@ def thread_row(thread_id: str) -> dict[str, Any]:
     }
 
 
+async def install_assistant(store: Store) -> None:
+    """The assistant every run here belongs to: admission locks a run's assistant (a
+    run is never admitted for a deleted one), so it must exist."""
+    now = utcnow()
+    await store.ensure_assistant({
+        "assistant_id": ASSISTANT_ID, "graph_id": GRAPH_ID, "name": GRAPH_ID,
+        "description": None, "config": {}, "context": {}, "metadata": {}, "version": 1,
+        "created_at": now, "updated_at": now})
+
+
 async def admit(store: Store, thread_id: str | None = None, *, strategy: str = "enqueue",
                 if_not_exists: str = "create", not_before: datetime.datetime | None = None,
                 start: tuple[str, Any] | None = None) -> CreatedRun:

@@ -8,7 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fast.support import admit, admit_running, field, seconds_from_now, settle, thread_status
+from fast.support import (
+    admit,
+    admit_running,
+    field,
+    install_assistant,
+    seconds_from_now,
+    settle,
+    thread_status,
+)
 from runlane.contract import CancelAction, RunStatus, StopReason, ThreadStatus
 from runlane.store import Store
 
@@ -17,6 +25,7 @@ async def test_a_restart_finishes_what_the_dead_process_left_active(tmp_path: Pa
     url = f"sqlite:///{tmp_path / 'runlane.sqlite'}"
     before = Store(url)
     await before.setup()
+    await install_assistant(before)
     running = await admit_running(before)
     pending = (await admit(before)).run
     interrupted = await admit_running(before)
@@ -72,6 +81,7 @@ async def test_a_restart_with_nothing_active_changes_nothing(tmp_path: Path) -> 
     url = f"sqlite:///{tmp_path / 'runlane.sqlite'}"
     store = Store(url)
     await store.setup()
+    await install_assistant(store)
     try:
         run = await admit_running(store)
         await settle(store, run)

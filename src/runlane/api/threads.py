@@ -38,6 +38,7 @@ from runlane.records import Thread
 from runlane.serde import JSONObject, to_jsonable, utcnow
 from runlane.service import threads as thread_ops
 from runlane.service.runs import Runlane
+from runlane.service.thread_holds import between_runs
 from runlane.service.thread_stream import THREAD_STREAM_MODES, follow_thread, parse_last_event_id
 from runlane.wire import thread_body
 
@@ -390,33 +391,39 @@ async def update_state(thread_id: UUID, body: ThreadStateUpdate, request: Reques
         return error(400, f"thread {thread_id} has no graph yet: no run was made on it and its "
                           "metadata names no graph_id; run it once, or set metadata.graph_id "
                           "to a served graph, before updating its state")
-    if thread.status is ThreadStatus.BUSY:
-        return error(409, f"thread {thread_id} is busy: its state can change only between runs")
     checkpoint = body.checkpoint.model_dump(exclude_none=True) if body.checkpoint else {}
     if body.checkpoint_id:
         checkpoint["checkpoint_id"] = str(body.checkpoint_id)
-    # A served graph's checkpointer is runlane's saver (the type also allows a bool).
-    saver = served.checkpointer
-    if checkpoint.get("checkpoint_id") and isinstance(saver, BaseCheckpointSaver) and (
-        await saver.aget_tuple(_state_config(str(thread_id), checkpoint))
-    ) is None:
-        # langgraph would fork from nothing: the thread's state would be lost
-        return error(404, f"checkpoint {checkpoint['checkpoint_id']} not found on thread "
-                          f"{thread_id}")
-    async with served.open("threads.update", _state_config(str(thread_id), checkpoint),
-                           user=_user(request)) as graph:
-        try:
-            config = await graph.aupdate_state(
-                _state_config(str(thread_id), checkpoint), body.values, as_node=body.as_node
-            )
-        except (ValueError, KeyError, TypeError, InvalidUpdateError) as exc:
-            return error(422, f"cannot update the state: {exc}")
-        values, interrupts, paused = await thread_state(graph, str(thread_id))
-    await svc.store.set_thread_state_cache(
-        str(thread_id), values, interrupts,
-        ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
-    )
-    return JSON({"checkpoint": _checkpoint_ref(config)})
+
+    async def change() -> Response:
+        # A served graph's checkpointer is runlane's saver (the type also allows a bool).
+        saver = served.checkpointer
+        if checkpoint.get("checkpoint_id") and isinstance(saver, BaseCheckpointSaver) and (
+            await saver.aget_tuple(_state_config(str(thread_id), checkpoint))
+        ) is None:
+            # langgraph would fork from nothing: the thread's state would be lost
+            return error(404, f"checkpoint {checkpoint['checkpoint_id']} not found on thread "
+                              f"{thread_id}")
+        async with served.open("threads.update", _state_config(str(thread_id), checkpoint),
+                               user=_user(request)) as graph:
+            try:
+                config = await graph.aupdate_state(
+                    _state_config(str(thread_id), checkpoint), body.values,
+                    as_node=body.as_node
+                )
+            except (ValueError, KeyError, TypeError, InvalidUpdateError) as exc:
+                return error(422, f"cannot update the state: {exc}")
+            values, interrupts, paused = await thread_state(graph, str(thread_id))
+        await svc.store.set_thread_state_cache(
+            str(thread_id), values, interrupts,
+            ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
+        )
+        return JSON({"checkpoint": _checkpoint_ref(config)})
+
+    # Only between runs: the thread is held while its checkpoints change, so no run
+    # starts on it meanwhile (409 if one is active; see docs/run-contract.md).
+    return await between_runs(svc.store, str(thread_id), change, owner=owner_of(request),
+                              wake=svc.executor.wake)
 
 
 async def _history(request: Request, thread_id: UUID, body: ThreadHistory) -> Response:

@@ -6,15 +6,19 @@ is created. The loop sleeps until the earliest next firing (at most `max_sleep`,
 crons created on other workers are noticed), so on several workers they all wake
 at the firing instant and race for it: the CAS picks one.
 
-A worker that dies between claiming a firing and creating its run loses that one
-firing (at most once, never twice); the cron goes on with its next one.
+A claimed firing stays recorded until the admission of its run clears it (see
+store/crons.py): a worker that dies between claiming a firing and creating its run
+leaves it to whichever worker (or the restarted one) finds it past its deadline,
+`FIRING_HOLD` after the claim. Exactly one run per firing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
+import os
 
 from runlane.errors import BadSchedule, DatabaseUnavailable
 from runlane.observability import metrics
@@ -22,6 +26,11 @@ from runlane.serde import utcnow
 from runlane.service.crons import Crons, next_firing
 
 log = logging.getLogger("runlane.scheduler")
+# How long a claimed firing is the claimer's alone; past it, any worker creates its run.
+FIRING_HOLD = datetime.timedelta(seconds=5)
+# Test hook, off by default: stall this long right after claiming a firing, so a test
+# can kill the worker between the claim and the run's creation.
+STALL_ENV = "RUNLANE_TEST_CRON_STALL_AFTER_CLAIM"
 
 
 class CronScheduler:
@@ -31,6 +40,7 @@ class CronScheduler:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.fired = 0  # firings this worker claimed
+        self._stall = float(os.environ.get(STALL_ENV) or 0)
 
     async def start(self) -> None:
         self.crons.on_change = self.wake
@@ -69,6 +79,16 @@ class CronScheduler:
         """Claim and fire every due cron; how many this worker fired."""
         fired = 0
         now = utcnow()
+        for cron, firing_at, seen_until in await self.crons.store.abandoned_firings(now):
+            taken = await self.crons.store.take_over(cron.cron_id, firing_at, seen_until,
+                                                     now + FIRING_HOLD)
+            if taken is not None:
+                log.warning("cron %s: taking over its firing at %s (its claimer did not "
+                            "create the run in time)", cron.cron_id, firing_at.isoformat(),
+                            extra={"event": "cron_firing_taken_over",
+                                   "cron_id": cron.cron_id})
+                fired += 1
+                await self.crons.fire(taken, firing_at)
         for cron in await self.crons.store.due(now):
             seen = cron.next_run_date
             assert seen is not None  # due() selects crons with a next firing
@@ -81,13 +101,19 @@ class CronScheduler:
                 log.error("cron %s: schedule no longer valid (%s); disabling it",
                           cron.cron_id, exc)
                 following = None
-            claimed = await self.crons.store.claim(cron.cron_id, seen, following, now)
+            # end_time moved before this firing: claimed only to retire it.
+            retire = end_time is not None and seen > end_time
+            claimed = await self.crons.store.claim(
+                cron.cron_id, seen, following, now,
+                firing_until=None if retire else now + FIRING_HOLD)
             metrics.cron_claim(claimed is not None)
-            if claimed is None:
+            if claimed is None or retire:
                 continue  # another worker fired it, or it changed meanwhile
-            if end_time is not None and seen > end_time:
-                continue  # end_time moved before this firing: claimed only to retire it
             fired += 1
             self.fired += 1
+            if self._stall:
+                log.warning("cron %s: firing at %s claimed; stalling %ss (%s)", cron.cron_id,
+                            seen.isoformat(), self._stall, STALL_ENV)
+                await asyncio.sleep(self._stall)
             await self.crons.fire(claimed, seen)
         return fired

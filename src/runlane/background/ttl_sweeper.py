@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
+from collections.abc import Awaitable, Callable
 
 from runlane.serde import utcnow
 from runlane.service.runs import Runlane
+from runlane.service.thread_holds import release
 from runlane.store.thread_checkpoints import prune_keep_latest
 
 log = logging.getLogger("runlane.ttl")
@@ -25,8 +28,12 @@ BATCH = 100
 
 class TTLSweeper:
     def __init__(self, service: Runlane, *, wakeup: asyncio.Event,
-                 max_sleep: float = 30.0) -> None:
+                 max_sleep: float = 30.0,
+                 prune: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.service = service
+        # Keeps each namespace's latest checkpoint of a thread (a seam for the tests).
+        self._prune = prune or (lambda thread_id: prune_keep_latest(service.checkpoints,
+                                                                    thread_id))
         self.max_sleep = max_sleep
         # Set when a TTL is set or changed on this worker (Runlane.thread_ttl_changed).
         self._wake = wakeup
@@ -55,6 +62,26 @@ class TTLSweeper:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
 
+    async def expire(self, thread_id: str, now: datetime.datetime) -> None:
+        """Apply one due thread's TTL."""
+        store = self.service.store
+        result = await store.expire_thread(thread_id, now)
+        if result.action == "deleted":
+            await self.service.after_thread_deleted(thread_id, result.deleted_runs)
+            log.info("thread %s expired: deleted", thread_id,
+                     extra={"event": "thread_expired", "thread_id": thread_id,
+                            "ttl_strategy": "delete"})
+        elif result.action == "pruned":
+            # The expiry held the thread (no run starts on it) until the prune is done.
+            assert result.hold_token is not None
+            try:
+                await self._prune(thread_id)
+            finally:
+                await release(store, thread_id, result.hold_token, self.service.executor.wake)
+            log.info("thread %s expired: checkpoints pruned to the latest", thread_id,
+                     extra={"event": "thread_expired", "thread_id": thread_id,
+                            "ttl_strategy": "keep_latest"})
+
     async def sweep(self) -> float:
         """Expire what is due; how long until the next expiry (seconds)."""
         store = self.service.store
@@ -62,17 +89,7 @@ class TTLSweeper:
             now = utcnow()
             due = await store.expired_thread_ids(now, BATCH)
             for thread_id in due:
-                result = await store.expire_thread(thread_id, now)
-                if result.action == "deleted":
-                    await self.service.after_thread_deleted(thread_id, result.deleted_runs)
-                    log.info("thread %s expired: deleted", thread_id,
-                             extra={"event": "thread_expired", "thread_id": thread_id,
-                                    "ttl_strategy": "delete"})
-                elif result.action == "pruned":
-                    await prune_keep_latest(self.service.checkpoints, thread_id)
-                    log.info("thread %s expired: checkpoints pruned to the latest", thread_id,
-                             extra={"event": "thread_expired", "thread_id": thread_id,
-                                    "ttl_strategy": "keep_latest"})
+                await self.expire(thread_id, now)
             if len(due) < BATCH:
                 break
         while await store.sweep_idempotency_keys(utcnow(), BATCH) == BATCH:

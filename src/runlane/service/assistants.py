@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from runlane.contract import CancelAction
+from runlane.contract import RunStatus
 from runlane.errors import NotFound
 from runlane.owners import Owner
 from runlane.service.runs import Runlane
@@ -13,11 +13,6 @@ from runlane.service.runs import Runlane
 
 async def delete_assistant_cascade(svc: Runlane, assistant_id: str, *, owner: Owner = None,
                                    delete_threads: bool = False) -> None:
-    # Active runs are interrupted through the run contract and waited for: deleting a
-    # running run's row under its executor would leave its thread `busy`.
-    await asyncio.gather(*(
-        svc.cancel_run(thread_id, run_id, action=CancelAction.INTERRUPT, wait=True)
-        for thread_id, run_id in await svc.store.active_runs_of_assistant(assistant_id)))
     if delete_threads:
         threads = await svc.store.search_threads(
             metadata_filter={"assistant_id": assistant_id}, values_filter=None, status=None,
@@ -28,5 +23,16 @@ async def delete_assistant_cascade(svc: Runlane, assistant_id: str, *, owner: Ow
                 await svc.delete_thread(thread.thread_id, owner=owner)
             except NotFound:  # deleted meanwhile
                 pass
-    if not await svc.store.delete_assistant(assistant_id, owner=owner):
+    # One transaction deletes the assistant and records a cancel on each of its active
+    # runs, so no run can be created for it in between (see Store.delete_assistant).
+    cancels = await svc.store.delete_assistant(assistant_id, owner=owner)
+    if cancels is None:
         raise NotFound(f"assistant {assistant_id} not found")
+    # Its running runs are stopped through the run contract and waited for: deleting
+    # a running run's row under its executor would leave its thread `busy`.
+    await svc.after_cancels(cancels)
+    running = [c.run for c in cancels
+               if c.run is not None and c.run.status is RunStatus.RUNNING]
+    await asyncio.gather(*(svc.await_terminal(run.thread_id, run.run_id) for run in running))
+    if running:
+        await svc.store.delete_finished_runs_of_assistant(assistant_id)

@@ -15,7 +15,7 @@ import logging
 import uuid
 from typing import Any
 
-from runlane.errors import BadRequest, Conflict, NotFound
+from runlane.errors import AlreadyFired, BadRequest, Conflict, NotFound
 from runlane.owners import Owner
 from runlane.records import Columns, Cron, Run
 from runlane.serde import JSONObject, utcnow
@@ -196,8 +196,26 @@ class Crons:
         extra = {"event": "cron_fired", "cron_id": cron.cron_id,
                  "thread_id": cron.thread_id}
         try:
-            run = await self.runlane.create_run(cron.thread_id, request, owner=cron.owner)
-        except NotFound as exc:
+            run = await self.runlane.create_run(cron.thread_id, request, owner=cron.owner,
+                                                firing=(cron.cron_id, fired_at))
+        except AlreadyFired as exc:  # a worker that took it over (or we did) created it
+            log.info("%s", exc, extra=extra)
+            return None
+        except (NotFound, Conflict, BadRequest) as exc:
+            # No run for this firing: it is done (if this worker dies first, the
+            # worker that takes it over reaches the same answer).
+            await self.store.clear_firing(cron.cron_id, fired_at)
+            await self._skipped(cron, fired_at, exc, extra)
+            return None
+        log.info("cron %s fired at %s: run %s", cron.cron_id, fired_at.isoformat(),
+                 run.run_id, extra={**extra, "run_id": run.run_id,
+                                    "thread_id": run.thread_id})
+        return run
+
+    async def _skipped(self, cron: Cron, fired_at: datetime.datetime, exc: Exception,
+                       extra: dict[str, Any]) -> None:
+        """Log why a firing created no run; a cron whose thread is gone is deleted."""
+        if isinstance(exc, NotFound):
             if cron.thread_id is not None and not await self.store.thread_visible(
                     cron.thread_id, owner=cron.owner):
                 await self.store.delete(cron.cron_id)
@@ -206,15 +224,9 @@ class Crons:
             else:
                 log.warning("cron %s: firing at %s skipped: %s", cron.cron_id,
                             fired_at.isoformat(), exc, extra=extra)
-            return None
-        except (Conflict, BadRequest) as exc:
+        else:
             log.info("cron %s: firing at %s skipped: %s", cron.cron_id,
                      fired_at.isoformat(), exc, extra=extra)
-            return None
-        log.info("cron %s fired at %s: run %s", cron.cron_id, fired_at.isoformat(),
-                 run.run_id, extra={**extra, "run_id": run.run_id,
-                                    "thread_id": run.thread_id})
-        return run
 
 
 def _modes(value: Any) -> list[str]:

@@ -251,12 +251,14 @@ class Runlane:
                               self.idempotency_ttl)
 
     async def create_run(self, thread_id: str | None, request: RunRequest, *,
-                         owner: Owner = None) -> Run:
-        return (await self.admit_run(thread_id, request, owner=owner)).run
+                         owner: Owner = None, firing: tuple[str, Any] | None = None) -> Run:
+        """`firing`: the cron firing (cron id, time) this run realizes (Crons.fire)."""
+        return (await self.admit_run(thread_id, request, owner=owner, firing=firing)).run
 
     async def admit_run(self, thread_id: str | None, request: RunRequest, *,
                         owner: Owner = None,
-                        idempotency: Idempotency | None = None) -> Admission:
+                        idempotency: Idempotency | None = None,
+                        firing: tuple[str, Any] | None = None) -> Admission:
         """Create a run; with an Idempotency-Key that already names one, that run
         instead (`replayed`), and nothing is created."""
         prepared = await self._prepare_run(thread_id, request, owner)
@@ -269,7 +271,7 @@ class Runlane:
                 thread_defaults=prepared.thread_defaults, owner=owner,
                 start=(self.executor.worker_id, self.executor.lease_until()) if reserved
                 else None,
-                idempotency=self.idempotency_key(idempotency, owner),
+                idempotency=self.idempotency_key(idempotency, owner), firing=firing,
             )
         except BaseException:
             if reserved:
@@ -518,6 +520,11 @@ class Runlane:
         answer (422, invalid_request), then refused with the problems found."""
         metrics.cancel_answered(422, "invalid_request", CancelReason.USER.value)
         raise BadRequest("; ".join(problems))
+
+    async def after_cancels(self, results: list[CancelResult]) -> None:
+        """Deliver cancels recorded by another store operation (deleting an assistant)."""
+        for result in results:
+            await self._after_cancel(result)
 
     async def _after_cancel(self, result: CancelResult) -> None:
         if result.outcome is not CancelOutcome.RECORDED or result.run is None:

@@ -6,14 +6,16 @@ store's thread rows with the checkpointer's whole-thread operations.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 
-from runlane.errors import NotFound
+from runlane.errors import Conflict, NotFound
 from runlane.observability import logs
 from runlane.owners import Owner
 from runlane.records import Thread
 from runlane.service.runs import Runlane
+from runlane.service.thread_holds import between_runs
 from runlane.store.thread_checkpoints import copy_thread as copy_checkpoints
 from runlane.store.thread_checkpoints import prune_keep_latest
 
@@ -54,6 +56,14 @@ async def prune_threads(svc: Runlane, thread_ids: list[str], strategy: str, *,
             except NotFound:  # deleted meanwhile (another prune, the TTL sweeper)
                 continue
         else:
-            await prune_keep_latest(svc.checkpoints, thread_id)
+            # Only between runs (a run's checkpoints are not pruned under it): a
+            # thread with an active run is skipped, as one that is gone.
+            try:
+                await between_runs(
+                    svc.store, thread_id, functools.partial(prune_keep_latest, svc.checkpoints,
+                                                            thread_id),
+                    owner=owner, wake=svc.executor.wake)
+            except (NotFound, Conflict):
+                continue
         pruned += 1
     return pruned

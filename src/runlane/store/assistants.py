@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from runlane.contract import ACTIVE
+from runlane.contract import ACTIVE, CancelAction, CancelReason
 from runlane.errors import Conflict, NotFound
 from runlane.owners import Owner, owned, shared_or_owned
 from runlane.records import Assistant, AssistantVersion, Columns
@@ -203,22 +203,50 @@ class AssistantQueries:
 
         return await self.db.run(_tx)
 
-    async def delete_assistant(self, assistant_id: str, *, owner: Owner = None) -> bool:
-        """Delete an assistant with every version, its crons and its finished runs
-        (the caller stops its active runs first). False if it was not visible."""
+    async def delete_assistant(self, assistant_id: str, *, owner: Owner = None) -> list[Any] | None:
+        """Delete an assistant with every version, its crons and its finished runs, in
+        one transaction that also records a cancel (`interrupt`, reason `user`) on each
+        of its active runs: pending ones end here (and are deleted), running ones are
+        left to their executors. Returns each of those cancels' results (the caller
+        delivers them, waits for the running runs to end and deletes them:
+        `delete_finished_runs_of_assistant`). None if it was not visible.
 
-        def _tx(conn: Connection) -> bool:
+        The DELETE locks the assistant's row, which every run admission locks too
+        (statements.LOCK_ASSISTANT_TO_ADMIT): a run admitted first is seen here and
+        cancelled; one admitted after finds the assistant gone (404)."""
+
+        def _tx(conn: Connection) -> list[Any] | None:
             deleted = conn.execute(assistants.delete().where(_writable(assistant_id, owner)))
             if deleted.rowcount == 0:
-                return False
+                return None
+            now = utcnow()
+            running = []
+            for run in conn.execute(sa.select(runs.c.thread_id, runs.c.run_id).where(
+                    runs.c.assistant_id == assistant_id,
+                    runs.c.status.in_(_ACTIVE_VALUES))).all():
+                # Store's (this class is mixed into it):
+                self._lock_thread(conn, run.thread_id)  # type: ignore[attr-defined]
+                result = self._cancel_in(  # type: ignore[attr-defined]
+                    conn, run.thread_id, run.run_id, CancelAction.INTERRUPT,
+                    CancelReason.USER.value, now)
+                running.append(result)
             conn.execute(assistant_versions.delete().where(
                 assistant_versions.c.assistant_id == assistant_id))
             conn.execute(crons.delete().where(crons.c.assistant_id == assistant_id))
             conn.execute(runs.delete().where(runs.c.assistant_id == assistant_id,
                                              runs.c.status.notin_(_ACTIVE_VALUES)))
-            return True
+            return running
 
         return await self.db.run(_tx)
+
+    async def delete_finished_runs_of_assistant(self, assistant_id: str) -> None:
+        """The runs a deleted assistant still had running, once they ended."""
+
+        def _tx(conn: Connection) -> None:
+            conn.execute(runs.delete().where(runs.c.assistant_id == assistant_id,
+                                             runs.c.status.notin_(_ACTIVE_VALUES)))
+
+        await self.db.run(_tx)
 
     async def search_assistants(
         self, *, graph_id: str | None, name: str | None, metadata_filter: JSONObject | None,

@@ -4,7 +4,19 @@ each firing happen once across workers.
 A firing is claimed by moving the cron's `next_run_date` from the value the worker
 read to the next one (`UPDATE ... WHERE next_run_date = :seen`). Of several workers
 that read the same due cron, exactly one UPDATE matches; the others match no row and
-leave the firing alone. Every read, update and delete is limited to the caller's
+leave the firing alone.
+
+A claimed firing is durable until its run exists: the claim also records it
+(`firing_at`, with `firing_until`, the claimer's deadline), and the admission that
+creates its run clears it in the same transaction (Store.create_run's `firing`), a
+compare-and-set that fails if the firing was already realized. A worker that dies
+after its claim leaves the firing recorded; once `firing_until` passes, any worker
+takes it over (`take_over`, a compare-and-set on `firing_until`) and creates the
+run. Whoever's admission commits first creates it; any other is rolled back, so a
+firing creates exactly one run across crashes and slow workers. A cron's next firing
+is not claimed while one is outstanding.
+
+Every read, update and delete is limited to the caller's
 owner (`owners.owned`), so another owner's cron looks exactly like a missing one, and
 to what the authorization handler's filters admit (`auth_filter`, on the cron's
 metadata), in the same statement.
@@ -169,11 +181,11 @@ class CronStore:
 
     async def due(self, now: datetime.datetime, limit: int = 100) -> list[Cron]:
         """Enabled crons whose next firing has come (of every owner: the scheduler
-        acts for each cron's owner)."""
+        acts for each cron's owner), with no firing outstanding."""
         query = (
             sa.select(crons)
             .where(crons.c.enabled.is_(True), crons.c.next_run_date.is_not(None),
-                   crons.c.next_run_date <= now)
+                   crons.c.next_run_date <= now, crons.c.firing_at.is_(None))
             .order_by(crons.c.next_run_date)
             .limit(limit)
         )
@@ -185,7 +197,8 @@ class CronStore:
     async def earliest_next_run(self) -> datetime.datetime | None:
         """When the scheduler next has something to do."""
         query = sa.select(sa.func.min(crons.c.next_run_date)).where(
-            crons.c.enabled.is_(True), crons.c.next_run_date.is_not(None))
+            crons.c.enabled.is_(True), crons.c.next_run_date.is_not(None),
+            crons.c.firing_at.is_(None))
 
         def _tx(conn: Connection) -> Any:
             return conn.scalar(query)
@@ -198,17 +211,77 @@ class CronStore:
 
     async def claim(self, cron_id: str, seen: datetime.datetime,
                     following: datetime.datetime | None,
-                    now: datetime.datetime) -> Cron | None:
+                    now: datetime.datetime,
+                    firing_until: datetime.datetime | None = None) -> Cron | None:
         """Claim the firing at `seen` by moving `next_run_date` to `following` (None:
-        the cron has fired for the last time). The cron row as claimed, or None if
-        another worker claimed it first, or it was changed or deleted meanwhile."""
+        the cron has fired for the last time), and record it as outstanding until
+        its run's admission clears it (`firing_until`: when another worker may take
+        it over; None: claimed only to retire it, nothing to create). The cron row as
+        claimed, or None if another worker claimed it first, or it was changed or
+        deleted meanwhile."""
+        firing = {} if firing_until is None else {"firing_at": seen,
+                                                  "firing_until": firing_until}
 
         def _tx(conn: Connection) -> Cron | None:
             return _cron(conn.execute(
                 crons.update()
                 .where(crons.c.cron_id == cron_id, crons.c.next_run_date == seen,
-                       crons.c.enabled.is_(True))
-                .values(next_run_date=following, updated_at=now)
+                       crons.c.enabled.is_(True), crons.c.firing_at.is_(None))
+                .values(next_run_date=following, updated_at=now, **firing)
                 .returning(*crons.c)
             ).first())
         return await self.db.run(_tx)
+
+    async def abandoned_firings(self, now: datetime.datetime, limit: int = 100
+                                ) -> list[tuple[Cron, datetime.datetime, datetime.datetime]]:
+        """Firings claimed but not realized by their deadline (the claimer died or
+        stalled): (cron, firing_at, firing_until)."""
+        query = (sa.select(crons).where(crons.c.firing_at.is_not(None),
+                                        crons.c.firing_until <= now)
+                 .order_by(crons.c.firing_until).limit(limit))
+
+        def _tx(conn: Connection) -> list[tuple[Cron, datetime.datetime, datetime.datetime]]:
+            return [(Cron.from_row(r), _utc(r.firing_at), _utc(r.firing_until))
+                    for r in conn.execute(query)]
+        return await self.db.run(_tx)
+
+    async def take_over(self, cron_id: str, firing_at: datetime.datetime,
+                        seen_until: datetime.datetime,
+                        firing_until: datetime.datetime) -> Cron | None:
+        """Take over an abandoned firing (compare-and-set on the deadline seen): of
+        several workers, one matches. The cron, or None."""
+
+        def _tx(conn: Connection) -> Cron | None:
+            return _cron(conn.execute(
+                crons.update()
+                .where(crons.c.cron_id == cron_id, crons.c.firing_at == firing_at,
+                       crons.c.firing_until == seen_until)
+                .values(firing_until=firing_until)
+                .returning(*crons.c)
+            ).first())
+        return await self.db.run(_tx)
+
+    async def clear_firing(self, cron_id: str, firing_at: datetime.datetime) -> None:
+        """A firing that creates no run (skipped: its thread is gone, `reject` on a
+        busy thread ...) is done."""
+
+        def _tx(conn: Connection) -> None:
+            conn.execute(crons.update().where(crons.c.cron_id == cron_id,
+                                              crons.c.firing_at == firing_at)
+                         .values(firing_at=None, firing_until=None))
+        await self.db.run(_tx)
+
+
+def _utc(value: datetime.datetime) -> datetime.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=datetime.UTC)
+
+
+def realize_firing(conn: Connection, cron_id: str, firing_at: datetime.datetime) -> bool:
+    """In a run's admission: clear the firing it realizes. False if it was already
+    realized (or the cron is gone): the admission must not create a run."""
+    return conn.execute(
+        crons.update()
+        .where(crons.c.cron_id == cron_id, crons.c.firing_at == firing_at)
+        .values(firing_at=None, firing_until=None)
+        .returning(crons.c.cron_id)
+    ).first() is not None

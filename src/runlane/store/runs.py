@@ -33,13 +33,14 @@ from runlane.contract import (
     ThreadStatus,
     outcome_for_existing_run,
 )
-from runlane.errors import Conflict, NotFound
+from runlane.errors import AlreadyFired, Conflict, NotFound
 from runlane.owners import Filters, Owner, matches, owned
 from runlane.records import Columns, Run, Tombstone
 from runlane.serde import JSONObject, to_jsonable, utcnow
 from runlane.store import idempotency
 from runlane.store import statements as st
 from runlane.store.assistants import AssistantQueries
+from runlane.store.crons import realize_firing
 from runlane.store.database import Database
 from runlane.store.idempotency import IdempotencyKey, claim
 from runlane.store.migrate import upgrade
@@ -204,6 +205,7 @@ class Store(AssistantQueries, ThreadQueries):
         owner: Owner = None,
         start: tuple[str, Any] | None = None,
         idempotency: IdempotencyKey | None = None,
+        firing: tuple[str, Any] | None = None,
     ) -> CreatedRun:
         """Admit a run on its thread, applying the multitask strategy atomically.
         The run belongs to its thread's owner; a thread created here, to `owner`.
@@ -219,6 +221,9 @@ class Store(AssistantQueries, ThreadQueries):
 
         `idempotency`: claimed in this transaction; a live key answers the run it
         names instead (`replayed`), and nothing is admitted.
+        `firing` (cron id, firing time): the cron firing this run realizes, cleared in
+        this same transaction; AlreadyFired (and nothing written) if another
+        admission realized it first (see store/crons.py).
         """
 
         def _tx(conn: Connection) -> CreatedRun:
@@ -228,7 +233,11 @@ class Store(AssistantQueries, ThreadQueries):
                                run["created_at"])
                 if target is not None:
                     return self._replayed(conn, target["thread_id"], target["run_id"])
-            return self._admit(conn, run, if_not_exists, thread_defaults, owner, start)
+            created = self._admit(conn, run, if_not_exists, thread_defaults, owner, start)
+            if firing is not None and not realize_firing(conn, *firing):
+                raise AlreadyFired(f"cron {firing[0]}: the firing at {firing[1].isoformat()} "
+                                   "already created its run")
+            return created
 
         return await self.db.run(_tx)
 
@@ -272,6 +281,9 @@ class Store(AssistantQueries, ThreadQueries):
         """The body of a run's admission (see create_run), inside a transaction."""
         strategy = MultitaskStrategy(run["multitask_strategy"])
         now = run["created_at"]
+        if conn.execute(st.LOCK_ASSISTANT_TO_ADMIT,
+                        {"p_assistant_id": run["assistant_id"]}).first() is None:
+            raise NotFound(f"assistant {run['assistant_id']} not found")
         thread = _as_dict(conn.execute(
             st.SELECT_THREAD_TO_ADMIT, {"p_thread_id": run["thread_id"]}
         ).first())
@@ -327,7 +339,9 @@ class Store(AssistantQueries, ThreadQueries):
             })
         elif thread["status"] != ThreadStatus.BUSY.value:
             conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": run["thread_id"], "p_now": now})
-        if start is not None and not active and not new_run.get("not_before"):
+        held = thread.get("hold_until")
+        if (start is not None and not active and not new_run.get("not_before")
+                and (held is None or held <= now)):
             started = _run(conn.execute(st.START_ADMITTED, {
                 "p_run_id": new_run["run_id"], "p_worker_id": start[0], "p_now": now,
                 "p_lease_until": start[1],
@@ -747,6 +761,9 @@ class Store(AssistantQueries, ThreadQueries):
                                           runs.c.cancel_action == CancelAction.ROLLBACK.value)
                 )
             ]
+            # Holds of the dead process: their changes ended with it.
+            conn.execute(threads.update().where(threads.c.hold_token.is_not(None))
+                         .values(hold_token=None, hold_until=None))
             waiting = sa.select(runs.c.run_id).where(
                 runs.c.thread_id == threads.c.thread_id, scheduled).exists()
             conn.execute(

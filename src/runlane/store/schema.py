@@ -98,6 +98,11 @@ threads = sa.Table(
     # ttl_strategy) once this passes.
     _ts("expires_at"),
     sa.Column("ttl", JSONText),
+    # A change to the thread's checkpoints outside a run (a state update, a
+    # keep_latest prune) holds the thread: no run starts on it until the holder
+    # releases it (matching `hold_token`) or `hold_until` passes (a dead holder).
+    sa.Column("hold_token", sa.String(36)),
+    _ts("hold_until"),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
     sa.Index("ix_threads_owner", "owner"),
@@ -189,6 +194,11 @@ crons = sa.Table(
     # The next firing; a worker claims it by moving this forward (compare-and-set),
     # so a firing happens once across workers.
     _ts("next_run_date"),
+    # A claimed firing whose run is not created yet (see store/crons.py): kept until
+    # the run's admission clears it, so a worker dying in between loses nothing;
+    # `firing_until` is when another worker may take it over.
+    _ts("firing_at"),
+    _ts("firing_until"),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
     sa.Index("ix_crons_next_run_date", "next_run_date"),

@@ -31,6 +31,7 @@ SELECT_THREAD = sa.select(threads).where(threads.c.thread_id == P("p_thread_id")
 # every run creation would cost the most on the threads with the longest history.
 SELECT_THREAD_TO_ADMIT = sa.select(
     threads.c.thread_id, threads.c.status, threads.c.metadata, threads.c.owner,
+    threads.c.hold_until,
 ).where(threads.c.thread_id == P("p_thread_id")).with_for_update()
 # Serializes status changes on one thread (PostgreSQL; see Store._lock_thread).
 LOCK_THREAD = (sa.select(threads.c.thread_id).where(threads.c.thread_id == P("p_thread_id"))
@@ -62,6 +63,17 @@ MARK_THREAD_BUSY_FOR_GRAPH = (
 )
 
 
+# The run's assistant, locked against its deletion until the admission commits
+# (PostgreSQL FOR KEY SHARE: a PATCH of the assistant does not wait for it, a DELETE
+# does). A run is admitted before its assistant's deletion, which then sees it, or
+# finds the assistant gone.
+LOCK_ASSISTANT_TO_ADMIT = (
+    sa.select(assistants.c.assistant_id)
+    .where(assistants.c.assistant_id == P("p_assistant_id"))
+    .with_for_update(read=True, key_share=True)
+)
+
+
 def is_due(not_before: sa.ColumnElement) -> sa.ColumnElement[bool]:
     """A pending run may start: it has no delay (`after_seconds`), or its time came."""
     return sa.or_(not_before.is_(None), not_before <= P("p_now"))
@@ -83,6 +95,9 @@ _STARTABLE = (
                    sa.and_(_older.c.seq < runs.c.seq, is_due(_older.c.not_before))),
         )
     )
+    # Nor while its thread is held (see Store.hold_thread).
+    .where(~sa.exists().where(threads.c.thread_id == runs.c.thread_id,
+                              threads.c.hold_until > P("p_now")))
     .order_by(runs.c.seq)
     .limit(P("p_limit"))
     # Workers claiming at once skip each other's candidates instead of queueing on them.

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from runlane.contract import ACTIVE, ThreadStatus
-from runlane.errors import Conflict
+from runlane.errors import Conflict, NotFound
 from runlane.owners import Owner, owned
 from runlane.records import Columns, Thread
 from runlane.serde import JSONObject, utcnow
@@ -34,6 +35,8 @@ from runlane.store.schema import runs, threads
 _ACTIVE_VALUES = [s.value for s in ACTIVE]
 # A thread whose expiry found an active run is looked at again this soon at most.
 RECHECK_BUSY = datetime.timedelta(seconds=30)
+# How long a hold lasts if its holder never releases it (it died mid-change).
+HOLD_FOR = datetime.timedelta(seconds=60)
 
 
 def _thread(row: Any) -> Thread | None:
@@ -58,6 +61,9 @@ class Expired:
     thread_id: str
     action: str | None
     deleted_runs: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    # `pruned`: the hold taken on the thread in the expiry's transaction; the caller
+    # prunes, then releases it (Store.release_thread).
+    hold_token: str | None = None
 
 
 def _visible(thread_id: str, owner: Owner) -> sa.ColumnElement[bool]:
@@ -309,11 +315,12 @@ class ThreadQueries:
         def _tx(conn: Connection) -> Expired:
             # Locked and re-checked: a worker that waited on the lock sees the row as
             # the first one left it (gone, or expiring later) and does nothing.
-            thread = _thread(conn.execute(
+            row = conn.execute(
                 sa.select(threads).where(threads.c.thread_id == thread_id,
                                          threads.c.expires_at <= now).with_for_update()
-            ).first())
-            if thread is None:
+            ).first()
+            thread = _thread(row)
+            if row is None or thread is None:
                 return Expired(thread_id, None)
             ttl = thread.ttl
             deadline = expiry(ttl, thread.updated_at)
@@ -331,8 +338,14 @@ class ThreadQueries:
                 self._set_expiry(conn, thread_id, now + min(RECHECK_BUSY, delta))
                 return Expired(thread_id, None)
             if ttl.get("strategy") == "keep_latest":
+                if self._held(row.hold_until):  # a state update is under way
+                    self._set_expiry(conn, thread_id, utcnow() + min(RECHECK_BUSY, HOLD_FOR))
+                    return Expired(thread_id, None)
                 self._set_expiry(conn, thread_id, expiry(ttl, now))
-                return Expired(thread_id, "pruned")
+                # Held in this transaction, which found no active run under the row
+                # lock: no run starts on the thread until the prune is done.
+                token = self._hold(conn, thread_id)
+                return Expired(thread_id, "pruned", hold_token=token)
             # Store's, which mixes these queries in:
             deleted_runs = self._delete_thread_rows(conn, thread_id)  # type: ignore[attr-defined]
             if deleted_runs is None:
@@ -340,6 +353,61 @@ class ThreadQueries:
             return Expired(thread_id, "deleted", deleted_runs)
 
         return await self.db.run(_tx)
+
+    # ------------------------------------------------------------------ holds
+
+    @staticmethod
+    def _held(hold_until: datetime.datetime | None) -> bool:
+        return hold_until is not None and hold_until > utcnow()
+
+    @staticmethod
+    def _hold(conn: Connection, thread_id: str) -> str:
+        token = str(uuid.uuid4())
+        conn.execute(threads.update().where(threads.c.thread_id == thread_id)
+                     .values(hold_token=token, hold_until=utcnow() + HOLD_FOR))
+        return token
+
+    async def hold_thread(self, thread_id: str, *, owner: Owner = None) -> str:
+        """Hold an idle thread for a change of its checkpoints outside a run: from
+        this commit until `release_thread`, no run starts on it (runs may still be
+        admitted; they wait, pending). One compare-and-set under the thread's row
+        lock, which run admission takes too: a run admitted first makes this a 409,
+        a run admitted after waits for the release. The hold's token.
+
+        NotFound: no such thread (or another owner's). Conflict: the thread has an
+        active run, or another hold is under way."""
+
+        def _tx(conn: Connection) -> str:
+            row = conn.execute(
+                sa.select(threads.c.thread_id, threads.c.temporary, threads.c.hold_until)
+                .where(threads.c.thread_id == thread_id, owned(threads.c.owner, owner))
+                .with_for_update()).first()
+            if row is None or row.temporary:
+                raise NotFound(f"thread {thread_id} not found")
+            if self._held(row.hold_until):
+                raise Conflict(f"thread {thread_id} is busy: another change of its state "
+                               "is under way; retry once it is done")
+            active = conn.execute(sa.select(runs.c.run_id).where(
+                runs.c.thread_id == thread_id, runs.c.status.in_(_ACTIVE_VALUES)).limit(1)).first()
+            if active is not None:
+                raise Conflict(f"thread {thread_id} is busy with run {active.run_id}: its "
+                               "state can change only between runs")
+            return self._hold(conn, thread_id)
+
+        return await self.db.run(_tx)
+
+    async def release_thread(self, thread_id: str, token: str) -> None:
+        """End a hold (only the holder's: a hold that expired and was taken again is
+        not touched). Wakes the dispatchers (PostgreSQL; on SQLite the caller wakes
+        its own): runs admitted meanwhile may start now."""
+
+        def _tx(conn: Connection) -> None:
+            conn.execute(threads.update().where(threads.c.thread_id == thread_id,
+                                                threads.c.hold_token == token)
+                         .values(hold_token=None, hold_until=None))
+            self._notify(conn, "runlane_wake")  # type: ignore[attr-defined]  # Store's
+
+        await self.db.run(_tx)
 
     @staticmethod
     def _set_expiry(conn: Connection, thread_id: str, when: datetime.datetime | None) -> None:

@@ -22,10 +22,10 @@ twice the model's own delay. The sweep of a server stops at the first K that mis
 with no server and no checkpointer, CPU per token (what a server's own cost per token
 is compared with).
 
-The reference runs as `langgraph dev --n-jobs-per-worker <largest K>`, so that its
-queue does not limit it. Variants: `default` (100 tokens, 50 ms apart), `fast` (10 ms
-apart), `waiting` (the model first waits 5 to 30 s, as a slow first token or a tool
-call does: many runs open, few streaming at once).
+The reference runs as `langgraph dev --n-jobs-per-worker <largest K>` and runlane with
+`--max-concurrency <largest K>`, so that neither's queue limits it. Variants: `default`
+(100 tokens, 50 ms apart), `fast` (10 ms apart), `waiting` (the model first waits 5
+to 30 s, as a slow first token or a tool call does: many runs open, few streaming).
 """
 
 from __future__ import annotations
@@ -321,8 +321,8 @@ async def amain(args: argparse.Namespace) -> int:
     with Servers() as servers:
         started: dict[str, Server] = {}
         if args.only in (None, "runlane"):
-            started["runlane"] = servers.start(
-                runlane_server(servers.workdir("runlane"), PROJECT))
+            started["runlane"] = servers.start(runlane_server(
+                servers.workdir("runlane"), PROJECT, ["--max-concurrency", str(max(ks))]))
         if args.only in (None, "reference"):
             exe = ensure_ref_venv(args.ref_venv, console.log)
             started["reference"] = servers.start(reference_server(

@@ -148,7 +148,8 @@ def _safe(fn, default):
         return default
 
 
-def runlane_server(workdir: Path, project: Path = DEMO) -> Server:
+def runlane_server(workdir: Path, project: Path = DEMO,
+                   extra_args: list[str] | None = None) -> Server:
     port = free_port()
     db = workdir / "rl.sqlite"
     argv = [
@@ -156,6 +157,7 @@ def runlane_server(workdir: Path, project: Path = DEMO) -> Server:
         "--config", str(project / "langgraph.json"), "--port", str(port),
         "--database-url", f"sqlite:///{db}",
         "--log-level", "warning",  # no per-run logs, as for the reference
+        *(extra_args or []),
     ]
     return Server("runlane", argv, workdir, port)
 

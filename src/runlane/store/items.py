@@ -58,6 +58,19 @@ def store_path(database_url: str) -> str:
     return str(Path(path).with_name(Path(path).stem + "-store.sqlite"))
 
 
+async def _fractional_ttl_minutes(conn: Any) -> None:
+    """langgraph's PostgreSQL store keeps an item's TTL in an INT column while taking
+    (and writing) fractions of a minute: a TTL of 0.5 is stored as 0, and the first
+    read that refreshes it sets the item to expire at once. Made a double precision
+    column, as SQLite keeps it (REAL), so a TTL means the same on both (idempotent:
+    a no-op once done)."""
+    found = await (await conn.execute(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+        "current_schema() AND table_name = 'store' AND column_name = 'ttl_minutes'")).fetchone()
+    if found is not None and found[0] != "double precision":
+        await conn.execute("ALTER TABLE store ALTER COLUMN ttl_minutes TYPE double precision")
+
+
 def sqlite_connector(path: str, extensions: bool) -> Callable[[], sqlite3.Connection]:
     """How the store's SQLite connection is opened. Semantic search loads sqlite-vec,
     a loadable extension; a Python built without extension loading (pyenv's default)
@@ -194,6 +207,7 @@ class ItemStore:
                 await asyncio.sleep(0.1)
             try:
                 await store.setup()
+                await _fractional_ttl_minutes(lock)
             finally:
                 await lock.execute("SELECT pg_advisory_unlock(%s)", (_PG_SETUP_LOCK,))
         return store

@@ -113,7 +113,7 @@ async def test_search_ranks_by_similarity_with_a_score(indexed: Any) -> None:
     for query, best in (("apples from an orchard", "fruit"), ("car on a highway", "cars"),
                         ("whales in the ocean", "sea")):
         items = (await client.store.search_items(ns, query=query))["items"]
-        assert [i["key"] for i in items][0] == best, (query, items)
+        assert items[0]["key"] == best, (query, items)
         scores = [i["score"] for i in items]
         assert all(isinstance(s, float) for s in scores), items
         assert scores == sorted(scores, reverse=True), items

@@ -101,7 +101,7 @@ async def test_search_ranks_by_query(client):
         found = await client.store.search_items(ns, query=query)
         assert_shape(found, schema.SearchItemsResponse)
         items = found["items"]
-        assert [i["key"] for i in items][0] == best, (query, items)
+        assert items[0]["key"] == best, (query, items)
         scores = [i["score"] for i in items]
         assert scores == sorted(scores, reverse=True) and scores[0] > scores[1], items
     top = await client.store.search_items(ns, query="car highway", limit=1)

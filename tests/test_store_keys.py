@@ -323,3 +323,38 @@ def test_vectors_of_another_length_than_dims_are_a_clear_500(tmp_path: Path) -> 
         assert "store.index misconfigured" in server.log()
     finally:
         server.stop()
+
+
+async def test_each_owner_ranks_only_its_own_items(tmp_path: Path) -> None:
+    """With auth on, an owner's query search ranks its own items only (the owner's
+    hidden namespace label applies to the vector search too), on both backends."""
+    from test_store_api import _backends
+
+    from runlane.store.items import ItemStore
+    from runlane.store_config import IndexConfig, StoreConfig, load_embeddings
+
+    config = load_embeddings(StoreConfig(IndexConfig(32, "./embed.py:embed", ("text",))),
+                             PROJECT)
+    for backend in _backends(tmp_path):
+        created = url = backend
+        if backend == "postgres":
+            from cluster import create_database
+
+            created = url = create_database()
+        items = ItemStore(url, config=config)
+        await items.setup()
+        try:
+            alice, bob = items.for_owner("alice"), items.for_owner("bob")
+            await alice.aput(("docs",), "a", {"text": "whales in the ocean"})
+            await bob.aput(("docs",), "b", {"text": "whales in the deep ocean"})
+            await bob.aput(("docs",), "c", {"text": "a red car"})
+            assert [i.key for i in await alice.asearch(("docs",), query="whales")] == ["a"]
+            assert [i.key for i in await bob.asearch(("docs",), query="whales")] == ["b", "c"]
+            everyone = await items.for_owner(None).asearch((), query="ocean whales")
+            assert sorted(i.key for i in everyone[:2]) == ["a", "b"]
+        finally:
+            await items.close()
+            if backend == "postgres":
+                from cluster import drop_database
+
+                drop_database(created)

@@ -328,10 +328,9 @@ def test_vectors_of_another_length_than_dims_are_a_clear_500(tmp_path: Path) -> 
 async def test_each_owner_ranks_only_its_own_items(tmp_path: Path) -> None:
     """With auth on, an owner's query search ranks its own items only (the owner's
     hidden namespace label applies to the vector search too), on both backends."""
-    from test_store_api import _backends
-
     from runlane.store.items import ItemStore
     from runlane.store_config import IndexConfig, StoreConfig, load_embeddings
+    from test_store_api import _backends
 
     config = load_embeddings(StoreConfig(IndexConfig(32, "./embed.py:embed", ("text",))),
                              PROJECT)

@@ -206,7 +206,16 @@ class ItemStore:
             while not await try_advisory_lock(lock, _PG_SETUP_LOCK):  # noqa: ASYNC110 - see above
                 await asyncio.sleep(0.1)
             try:
-                await store.setup()
+                try:
+                    await store.setup()
+                except psycopg.Error as exc:
+                    if index is not None and "vector" in str(exc):
+                        raise ConfigError(
+                            "langgraph.json store.index on PostgreSQL needs the pgvector "
+                            "extension in the database server (Debian: apt-get install "
+                            f"postgresql-<version>-pgvector; see .ci/install-pgvector): {exc}"
+                        ) from exc
+                    raise
                 await _fractional_ttl_minutes(lock)
             finally:
                 await lock.execute("SELECT pg_advisory_unlock(%s)", (_PG_SETUP_LOCK,))

@@ -33,6 +33,7 @@ from runlane.store.checkpoints import open_checkpoints
 from runlane.store.crons import CronStore
 from runlane.store.items import ItemStore
 from runlane.store.webhook_queue import WebhookQueue
+from runlane.store_config import StoreConfig, ThreadTTLConfig
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import RedisEventBridge
 from runlane.streams.transport import LocalTransport, RedisTransport, RunEventTransport
@@ -43,9 +44,15 @@ log = logging.getLogger("runlane")
 
 class Runtime:
     def __init__(self, settings: Settings, graphs: dict[str, ServedGraph],
-                 webhooks: WebhookConfig | None = None) -> None:
+                 webhooks: WebhookConfig | None = None,
+                 store_config: StoreConfig | None = None,
+                 thread_ttl: ThreadTTLConfig | None = None) -> None:
         self.settings = settings
         self.graphs = graphs
+        # langgraph.json's `store` (index with its embeddings loaded, item TTLs) and
+        # `checkpointer.ttl` (threads' default TTL, sweep interval): store_config.
+        self.store_config = store_config or StoreConfig()
+        self.thread_ttl = thread_ttl
         # Where webhooks may go and how they are signed (webhook_policy).
         self.webhooks = webhooks or WebhookConfig()
         self.worker_id = f"{settings.worker_name or 'worker'}-{uuid.uuid4().hex[:8]}"
@@ -87,7 +94,7 @@ class Runtime:
         store = Store(url, pool_size=settings.db_pool_size)
         checkpoints = open_checkpoints(url, settings.checkpoint_path(),
                                        pool_size=settings.checkpoint_pool_size)
-        items = ItemStore(url, pool_size=settings.item_pool_size)
+        items = ItemStore(url, pool_size=settings.item_pool_size, config=self.store_config)
         # The databases close last, the store first: registered before they open.
         self._on_stop(items.close)
         self._on_stop(checkpoints.close)
@@ -128,7 +135,7 @@ class Runtime:
             graphs=served, transport=transport, webhook_owed=webhook_owed,
             ttl_changed=ttl_changed, recheck_seconds=1.0 if self.scale_out else 2.0,
             idempotency_ttl=settings.idempotency_ttl,
-            webhooks=self.webhooks,
+            webhooks=self.webhooks, thread_ttl=self.thread_ttl,
         )
         self.service = service
         self.executor = executor
@@ -169,7 +176,10 @@ class Runtime:
         await executor.start()
         self._on_stop(executor.stop)
         await webhooks.start()
-        sweeper = TTLSweeper(service, wakeup=ttl_changed)
+        sweeper = (TTLSweeper(service, wakeup=ttl_changed) if self.thread_ttl is None else
+                   TTLSweeper(service, wakeup=ttl_changed,
+                              max_sleep=self.thread_ttl.sweep_seconds,
+                              batch=self.thread_ttl.sweep_limit))
         sweeper.start()
         self._on_stop(sweeper.stop)
         # Every worker fires due crons; a claim (CAS) makes each firing happen once.

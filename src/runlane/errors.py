@@ -19,8 +19,10 @@
     ├── NotFound                     404     missing, or another owner's: never 403
     ├── Conflict                     409     contradicts the current state
     ├── DatabaseUnavailable          503     the database is unreachable (+ Retry-After)
-    └── BadFilter                    500     an authorization handler returned something
-                                             that is not a filter: its bug, logged
+    ├── BadFilter                    500     an authorization handler returned something
+    │                                        that is not a filter: its bug, logged
+    └── EmbeddingMismatch            500     store.index's embedding function returned
+                                             vectors that are not `dims` long, logged
 
 The API answers every one of them the same way (api/app.py, api/responses.py:
 `error_response`): the status, `{"detail": <detail>, **body}`, and the headers. A
@@ -181,3 +183,10 @@ class BadFilter(RunlaneError):
     @property
     def detail(self) -> str:
         return f"the server's authorization handler is misconfigured: {self}"
+
+
+class EmbeddingMismatch(RunlaneError):
+    """The embedding function of langgraph.json's `store.index` returned vectors of
+    another length than its `dims`: the server's configuration, not the request."""
+
+    log_as = "store.index misconfigured"

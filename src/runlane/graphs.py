@@ -19,6 +19,13 @@ from langgraph.pregel import Pregel
 from runlane.errors import ConfigError
 from runlane.graph_factories import ServedGraph
 from runlane.http_config import CorsConfig, parse_http
+from runlane.store_config import (
+    StoreConfig,
+    ThreadTTLConfig,
+    load_embeddings,
+    parse_checkpointer,
+    parse_store,
+)
 from runlane.webhook_policy import WebhookConfig, parse_webhooks
 
 # The reference server derives each graph's default assistant id this way; keeping
@@ -38,6 +45,11 @@ class ProjectConfig:
     cors: CorsConfig = dataclasses.field(default_factory=CorsConfig)
     # The "webhooks" entry (runlane.webhook_policy): where webhooks may go, signing.
     webhooks: WebhookConfig = dataclasses.field(default_factory=WebhookConfig)
+    # The "store" entry (runlane.store_config): semantic index, item TTL defaults; its
+    # embeddings are loaded by load_all.
+    store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
+    # The "checkpointer" entry's `ttl`: new threads' default TTL, the sweep interval.
+    thread_ttl: ThreadTTLConfig | None = None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -81,7 +93,9 @@ def read_config(path: str | os.PathLike[str]) -> ProjectConfig:
         raise ConfigError(f"{config_path}: 'dependencies' must be a list")
     return ProjectConfig(config_path, dict(graphs), {k: str(v) for k, v in env.items()}, deps,
                          raw.get("auth"), parse_http(raw.get("http"), str(config_path)),
-                         parse_webhooks(raw.get("webhooks"), str(config_path)))
+                         parse_webhooks(raw.get("webhooks"), str(config_path)),
+                         parse_store(raw.get("store"), str(config_path)),
+                         parse_checkpointer(raw.get("checkpointer"), str(config_path)))
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -165,5 +179,8 @@ def _resolve(graph_id: str, obj: Any, where: str) -> ServedGraph:
 
 
 def load_all(config: ProjectConfig) -> dict[str, LoadedGraph]:
+    """The project's graphs; also resolves `store.index.embed` into `config.store`
+    (after the project's import paths are set up, as the graphs need them too)."""
     apply_project(config)
+    config.store = load_embeddings(config.store, config.path.parent)
     return {graph_id: load_graph(config, graph_id) for graph_id in config.graphs}

@@ -28,6 +28,7 @@ from runlane.errors import BadBody, RunlaneError
 from runlane.graph_factories import ServedGraph
 from runlane.http_config import CorsConfig
 from runlane.settings import Settings
+from runlane.store_config import StoreConfig, ThreadTTLConfig
 from runlane.webhook_policy import WebhookConfig, override
 
 log = logging.getLogger("runlane")
@@ -193,17 +194,21 @@ class _CorsApp(FastAPI):
 def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
                auth: tuple[Authenticator | None, Any] | None = None,
                cors_config: CorsConfig | None = None,
-               webhooks: WebhookConfig | None = None) -> FastAPI:
+               webhooks: WebhookConfig | None = None,
+               persistence: tuple[StoreConfig, ThreadTTLConfig | None] | None = None,
+               ) -> FastAPI:
     """`graphs` are loaded before the app starts, so a bad config fails at once.
     `auth`: (authenticator, langgraph_sdk Auth or None) from auth.setup; None: no auth.
     `cors_config`: langgraph.json's `http.cors`; None: the defaults (any origin).
     `webhooks`: the webhook policy and signing (langgraph.json `webhooks` with the
-    RUNLANE_WEBHOOK_* settings applied); None: the defaults."""
+    RUNLANE_WEBHOOK_* settings applied); None: the defaults.
+    `persistence`: langgraph.json's `store` (its embeddings loaded: graphs.load_all)
+    and `checkpointer.ttl`; None: neither."""
     authenticator, handlers = auth or (None, None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings, graphs, webhooks)
+        runtime = Runtime(settings, graphs, webhooks, *(persistence or ()))
         try:
             app.state.runlane = await runtime.start()
             app.state.runtime = runtime
@@ -299,4 +304,4 @@ def create_app_from_env() -> FastAPI:
     webhooks = override(project.webhooks, **settings.webhook_overrides())
     graphs = {gid: loaded.graph for gid, loaded in load_all(project).items()}
     return create_app(settings, graphs, build_authenticator(settings, project.path, project.auth),
-                      project.cors, webhooks)
+                      project.cors, webhooks, (project.store, project.thread_ttl))

@@ -36,6 +36,15 @@ def store(request: Request) -> BaseStore:
     return request.app.state.runtime.items.for_owner(owner_of(request))
 
 
+def _indexed(request: Request) -> bool:
+    """Whether langgraph.json configures semantic search (store.index)."""
+    return bool(request.app.state.runtime.items.indexed)
+
+
+NO_INDEX = ("no semantic search index is configured on this server (langgraph.json "
+            "store.index: dims, embed, fields)")
+
+
 def _utc(value: datetime.datetime) -> datetime.datetime:
     # The SQLite store hands back UTC times without a zone.
     return value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value
@@ -86,12 +95,14 @@ def _namespace(value: dict[str, Any], field: str = "namespace") -> tuple[str, ..
 async def put_item(body: StorePut, request: Request) -> Response:
     if (bad := _reserved(body.namespace)) is not None:
         return bad
+    if isinstance(body.index, list) and not _indexed(request):
+        return error(422, f"index: {NO_INDEX}, so index fields cannot be set; omit index "
+                          "(or send false)")
     value: dict[str, Any] = {"namespace": tuple(body.namespace), "key": body.key,
                              "value": body.value, "index": body.index}
     await store_allowed(request, "put", value)
     await _checked(store(request).aput(
-        _namespace(value), value["key"], value["value"],
-        index=body.index if body.index is False else None,
+        _namespace(value), value["key"], value["value"], index=body.index,
         **({"ttl": body.ttl} if body.ttl is not None else {}),
     ))
     return Response(status_code=204)
@@ -148,12 +159,17 @@ async def delete_item(body: StoreDelete, request: Request) -> Response:
 async def search_items(body: StoreSearch, request: Request) -> Response:
     if (bad := _reserved(body.namespace_prefix)) is not None:
         return bad
+    if body.query and not _indexed(request):
+        return error(422, f"query: natural-language search needs a semantic index: "
+                          f"{NO_INDEX}; search with namespace_prefix and filter instead")
     value: dict[str, Any] = {"namespace": tuple(body.namespace_prefix), "filter": body.filter,
                              "limit": body.limit, "offset": body.offset, "query": body.query}
     await store_allowed(request, "search", value)
+    # Ranked by similarity to `query` (best first, each with its `score`); without
+    # one, in the store's own order.
     items = await _checked(store(request).asearch(
-        _namespace(value), filter=value.get("filter"), limit=value["limit"],
-        offset=value["offset"], refresh_ttl=body.refresh_ttl,
+        _namespace(value), query=value.get("query") or None, filter=value.get("filter"),
+        limit=value["limit"], offset=value["offset"], refresh_ttl=body.refresh_ttl,
     ))
     return JSON({"items": [item_body(i) for i in items]})
 

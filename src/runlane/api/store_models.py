@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StrictBool, field_validator
+from pydantic import AfterValidator, Field, StrictBool
 
 from runlane.api.models import Json, Offset, Strict
 
@@ -51,6 +51,20 @@ Labels = Annotated[list[str], Field(max_length=MAX_LABELS), AfterValidator(_labe
 Namespace = Annotated[list[str], Field(min_length=1, max_length=MAX_LABELS),
                       AfterValidator(_labels)]
 Key = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(no_nul)]
+
+
+def _path(value: str) -> str:
+    """A field path to embed, as langgraph reads it ("text", "meta.title",
+    "chapters[*].content", "$" for the whole value)."""
+    from langgraph.store.base import tokenize_path
+
+    if not value.strip() or not tokenize_path(value):
+        raise ValueError(f"{value!r} is not a field path (e.g. \"text\", \"meta.title\", "
+                         "\"chapters[*].content\", \"$\" for the whole value)")
+    return value
+
+
+Field_ = Annotated[str, Field(max_length=1024), AfterValidator(no_nul), AfterValidator(_path)]
 Value = Annotated[Json, AfterValidator(no_nul)]
 
 
@@ -58,18 +72,13 @@ class StorePut(Strict):
     namespace: Namespace
     key: Key
     value: Value
-    index: Literal[False] | list[str] = None  # type: ignore[assignment]
+    # False: not embedded (never found by `query`); a list: the fields to embed
+    # instead of langgraph.json's store.index.fields (the routes refuse a list when no
+    # index is configured).
+    index: Literal[False] | Annotated[list[Field_], Field(min_length=1, max_length=64)] = None  # type: ignore[assignment]
     # Minutes, as the SDK documents; the item expires that long after its last write
     # (or read, which refreshes it).
     ttl: Annotated[float, Field(gt=0, le=10 * 365 * 24 * 60)] = None  # type: ignore[assignment]
-
-    @field_validator("index")
-    @classmethod
-    def _index(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            raise ValueError("no semantic search index is configured on this server, so "
-                             "index fields cannot be set; omit index (or send false)")
-        return value
 
 
 class StoreDelete(Strict):
@@ -82,17 +91,10 @@ class StoreSearch(Strict):
     filter: Value = None  # type: ignore[assignment]
     limit: Annotated[int, Field(ge=1, le=1000)] = 10
     offset: Offset = 0
-    query: str = None  # type: ignore[assignment]
+    # Natural-language search, ranked by similarity (store.index; the route refuses
+    # it when none is configured).
+    query: Annotated[str, Field(max_length=10_000), AfterValidator(no_nul)] = None  # type: ignore[assignment]
     refresh_ttl: StrictBool = None  # type: ignore[assignment]
-
-    @field_validator("query")
-    @classmethod
-    def _query(cls, value: str | None) -> str | None:
-        if value:
-            raise ValueError("natural-language search needs a semantic index, and none is "
-                             "configured on this server; search with namespace_prefix and "
-                             "filter instead")
-        return value
 
 
 class StoreListNamespaces(Strict):

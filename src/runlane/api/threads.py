@@ -67,9 +67,9 @@ def _ttl(body: ThreadTTL | None) -> JSONObject | None:
     return None if body is None else body.model_dump()
 
 
-def _ttl_changed(svc: Runlane, ttl: JSONObject | None) -> None:
+def _ttl_changed(svc: Runlane, ttl: JSONObject | None, row: Thread | None = None) -> None:
     if ttl is not None:
-        svc.thread_ttl_changed()
+        svc.thread_ttl_changed(None if row is None else row.expires_at)
 
 
 @router.post("/threads")
@@ -82,7 +82,8 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
     value: JSONObject = {"thread_id": body.thread_id or uuid.uuid4(),
                          "metadata": body.metadata or {}, "if_exists": body.if_exists}
     await allowed(request, "threads", "create", value)
-    ttl = _ttl(body.ttl)
+    # Without one of its own, a thread gets langgraph.json's checkpointer.ttl default.
+    ttl = _ttl(body.ttl) or svc.default_thread_ttl
     graph = None
     if body.supersteps:
         graph_id = (body.metadata or {}).get("graph_id")
@@ -109,7 +110,7 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
     )
     if graph is not None and row.created_at == now:  # created here, not an existing one
         row = await _apply_supersteps(svc, graph, row, body, _user(request))
-    _ttl_changed(svc, ttl)
+    _ttl_changed(svc, ttl, row)
     return JSON(thread_body(row))
 
 

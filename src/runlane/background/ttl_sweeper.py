@@ -3,8 +3,9 @@ expired Idempotency-Keys (see store/idempotency.py; an expired key is also taken
 by the next request that uses it, swept or not).
 
 Every worker runs one. It sleeps until the earliest `expires_at` in the store (at
-most `max_sleep`, so a TTL set through another worker is seen soon enough; the
-worker that sets one wakes its own sweeper at once), then expires what is due.
+most `max_sleep`: langgraph.json's checkpointer.ttl.sweep_interval_minutes, else 30 s,
+so a TTL set through another worker is seen soon enough; the worker that sets one
+expiring sooner than that wakes its own sweeper at once), then expires what is due.
 Workers sweeping together are safe: each expiry locks and re-checks its thread, so
 exactly one worker acts on it.
 """
@@ -23,14 +24,15 @@ from runlane.service.thread_holds import release
 from runlane.store.thread_checkpoints import prune_keep_latest
 
 log = logging.getLogger("runlane.ttl")
-BATCH = 100
+BATCH = 100  # threads expired per batch (checkpointer.ttl.sweep_limit)
 
 
 class TTLSweeper:
     def __init__(self, service: Runlane, *, wakeup: asyncio.Event,
-                 max_sleep: float = 30.0,
+                 max_sleep: float = 30.0, batch: int = BATCH,
                  prune: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.service = service
+        self.batch = batch
         # Keeps each namespace's latest checkpoint of a thread (a seam for the tests).
         self._prune = prune or (lambda thread_id: prune_keep_latest(service.checkpoints,
                                                                     thread_id))
@@ -59,6 +61,7 @@ class TTLSweeper:
                 log.warning("thread TTL sweep failed (%s)", exc)
                 delay = min(5.0, self.max_sleep)
             self._wake.clear()
+            self.service.sweep_planned_at = utcnow() + datetime.timedelta(seconds=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
 
@@ -87,10 +90,10 @@ class TTLSweeper:
         store = self.service.store
         while True:
             now = utcnow()
-            due = await store.expired_thread_ids(now, BATCH)
+            due = await store.expired_thread_ids(now, self.batch)
             for thread_id in due:
                 await self.expire(thread_id, now)
-            if len(due) < BATCH:
+            if len(due) < self.batch:
                 break
         while await store.sweep_idempotency_keys(utcnow(), BATCH) == BATCH:
             pass

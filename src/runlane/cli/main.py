@@ -93,7 +93,8 @@ def _serve(args: argparse.Namespace) -> int:
               "timeout_graceful_shutdown": int(settings.shutdown_grace
                                                + settings.cancel_grace) + 2}
     if workers == 1:
-        uvicorn.run(create_app(settings, graphs, auth, project.cors, project.webhooks),
+        uvicorn.run(create_app(settings, graphs, auth, project.cors, project.webhooks,
+                               (project.store, project.thread_ttl)),
                     **common)  # type: ignore[arg-type]
     else:
         # Each worker process builds its own app from the same settings.

@@ -40,6 +40,8 @@ from runlane.serde import JSONObject, to_jsonable, utcnow
 from runlane.store import CancelResult, CreatedRun, Store
 from runlane.store.checkpoints import CheckpointBackend
 from runlane.store.idempotency import IdempotencyKey
+from runlane.store.threads import expiry
+from runlane.store_config import ThreadTTLConfig
 from runlane.streams.local import StreamBroker
 from runlane.streams.redis import StreamUnavailable
 from runlane.streams.transport import RunEventTransport
@@ -132,8 +134,16 @@ class Runlane:
         recheck_seconds: float,
         idempotency_ttl: float = 24 * 3600.0,
         webhooks: WebhookConfig | None = None,
+        thread_ttl: ThreadTTLConfig | None = None,
     ) -> None:
         self.store = store
+        # langgraph.json checkpointer.ttl: the TTL a new thread gets when its creator
+        # gives none ({"strategy", "ttl": minutes}, as a client sends it), or None.
+        self.default_thread_ttl: JSONObject | None = (
+            None if thread_ttl is None else thread_ttl.default())
+        # When the TTL sweeper means to look next (it says so before each sleep): a
+        # thread expiring before then wakes it; later ones it will find anyway.
+        self.sweep_planned_at: datetime.datetime | None = None
         # How long an Idempotency-Key names what it created (seconds).
         if not idempotency_ttl > 0:  # (NaN included)
             raise ConfigError(f"RUNLANE_IDEMPOTENCY_TTL: {idempotency_ttl!r} is not a "
@@ -155,9 +165,12 @@ class Runlane:
         # How long a waiter trusts its wake-up before re-reading the store.
         self.recheck_seconds = recheck_seconds
 
-    def thread_ttl_changed(self) -> None:
-        """A thread's TTL was set or changed here: the sweeper looks again now."""
-        self._ttl_changed.set()
+    def thread_ttl_changed(self, expires_at: datetime.datetime | None = None) -> None:
+        """A thread's TTL was set or changed here: the sweeper looks again now, unless
+        the thread expires (`expires_at`) after it means to look anyway."""
+        planned = self.sweep_planned_at
+        if expires_at is None or planned is None or expires_at < planned:
+            self._ttl_changed.set()
 
     async def after_webhook(self, run: Run) -> None:
         """A run's webhook delivery is over: a stateless run's thread may go now."""
@@ -278,6 +291,8 @@ class Runlane:
                 self.executor.release_slot()
             self.broker.discard(prepared.run["run_id"])
             raise
+        if (expires_at := prepared.thread_defaults.get("expires_at")) is not None:
+            self.thread_ttl_changed(expires_at)  # the thread may have been created here
         if created.started is not None:
             # Before anything can await: a cancel must find the run's task. (Nothing
             # else of `_admitted` applies: no run was cancelled, no Redis transport.)
@@ -431,6 +446,11 @@ class Runlane:
             "created_at": now,
             "updated_at": now,
         }
+        if self.default_thread_ttl is not None and not thread_defaults["temporary"]:
+            # A thread this run creates gets langgraph.json's default TTL (a stateless
+            # run's goes with the run anyway).
+            thread_defaults["ttl"] = self.default_thread_ttl
+            thread_defaults["expires_at"] = expiry(self.default_thread_ttl, now)
         return PreparedRun(run, thread_defaults,
                            "create" if stateless else request.if_not_exists, request)
 

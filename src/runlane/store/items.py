@@ -9,31 +9,44 @@ own implementations, opened next to the checkpointer.
   lock so workers starting together do not run them together.
 
 Item TTL (minutes, as the SDK sends it) is the library's: each worker sweeps expired
-items every few seconds, and PostgreSQL also hides expired items before the sweep.
+items every few seconds (langgraph.json `store.ttl.sweep_interval_minutes`), and
+PostgreSQL also hides expired items before the sweep. `store.ttl` also sets the default
+TTL of new items and whether reads refresh it.
+
+Semantic search (`store.index`) is the library's too: the store embeds each item's
+`fields` when it is put and ranks `search(query=...)` by cosine similarity, with
+sqlite-vec on SQLite (exact, over the namespace's vectors) and pgvector on PostgreSQL
+(an HNSW index; exact above pgvector's 2,000 dimensions for an index).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from langgraph.store.base import BaseStore, TTLConfig
 from sqlalchemy.engine import make_url
 
+from runlane.errors import ConfigError
 from runlane.observability import logs
 from runlane.owners import Owner
 from runlane.store.checkpoints import try_advisory_lock
 from runlane.store.database import sqlite_file
 from runlane.store.owner_scope import scoped
+from runlane.store_config import StoreConfig
 
 log = logging.getLogger("runlane.items")
 
-TTL: TTLConfig = {"refresh_on_read": True, "omit_expired": True}
-SWEEP_SECONDS = 5.0
+# pgvector indexes (HNSW) take vectors of at most this many dimensions; longer ones are
+# searched exactly (no ANN index), which the store supports as "flat".
+PGVECTOR_INDEX_MAX_DIMS = 2000
 _PG_SETUP_LOCK = 0x72756E6C73746F  # advisory lock: one worker migrates the store tables
 
 
@@ -45,16 +58,62 @@ def store_path(database_url: str) -> str:
     return str(Path(path).with_name(Path(path).stem + "-store.sqlite"))
 
 
+async def _fractional_ttl_minutes(conn: Any) -> None:
+    """langgraph's PostgreSQL store keeps an item's TTL in an INT column while taking
+    (and writing) fractions of a minute: a TTL of 0.5 is stored as 0, and the first
+    read that refreshes it sets the item to expire at once. Made a double precision
+    column, as SQLite keeps it (REAL), so a TTL means the same on both (idempotent:
+    a no-op once done)."""
+    found = await (await conn.execute(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+        "current_schema() AND table_name = 'store' AND column_name = 'ttl_minutes'")).fetchone()
+    if found is not None and found[0] != "double precision":
+        await conn.execute("ALTER TABLE store ALTER COLUMN ttl_minutes TYPE double precision")
+
+
+def sqlite_connector(path: str, extensions: bool) -> Callable[[], sqlite3.Connection]:
+    """How the store's SQLite connection is opened. Semantic search loads sqlite-vec,
+    a loadable extension; a Python built without extension loading (pyenv's default)
+    opens it with pysqlite3 instead (pysqlite3-binary: its own SQLite, loading
+    allowed; same file format and the same DB-API)."""
+    module: Any = sqlite3
+    if extensions and not hasattr(sqlite3.Connection, "enable_load_extension"):
+        try:
+            module = importlib.import_module("pysqlite3.dbapi2")
+        except ImportError:
+            raise ConfigError(
+                "store.index on SQLite loads the sqlite-vec extension, and this Python's "
+                "sqlite3 cannot load extensions: pip install pysqlite3-binary (or use a "
+                "Python built with --enable-loadable-sqlite-extensions)") from None
+    return lambda: module.connect(path, isolation_level=None)
+
+
 class ItemStore:
     """Opens, sweeps and closes the deployment's langgraph store."""
 
-    def __init__(self, database_url: str, pool_size: int = 1) -> None:
-        """`pool_size`: PostgreSQL connections at most (opened when needed)."""
+    def __init__(self, database_url: str, pool_size: int = 1,
+                 config: StoreConfig | None = None) -> None:
+        """`pool_size`: PostgreSQL connections at most (opened when needed). `config`:
+        langgraph.json's `store` (index with its embeddings loaded, TTL defaults)."""
         self.database_url = database_url
         self.pool_size = pool_size
+        self.config = config or StoreConfig()
         self.store: BaseStore | None = None
         self._close: list[Any] = []
         self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def indexed(self) -> bool:
+        """Whether semantic search (`query`, `index` fields) is configured."""
+        return self.config.index is not None
+
+    @property
+    def ttl(self) -> TTLConfig:
+        ttl = self.config.ttl
+        config: TTLConfig = {"refresh_on_read": ttl.refresh_on_read, "omit_expired": True}
+        if ttl.default_ttl is not None:
+            config["default_ttl"] = ttl.default_ttl
+        return config
 
     @property
     def is_postgres(self) -> bool:
@@ -84,7 +143,7 @@ class ItemStore:
 
     async def _sweep_loop(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
+            await asyncio.sleep(self.config.ttl.sweep_seconds)
             try:
                 await self.store.sweep_ttl()  # type: ignore[union-attr]  # set up before the loop
             except Exception as exc:  # noqa: BLE001 - database away? the next sweep retries
@@ -99,12 +158,20 @@ class ItemStore:
             # A blocking call in a coroutine, but once, at startup.
             directory = os.path.dirname(os.path.abspath(path))  # noqa: ASYNC240
             os.makedirs(directory, exist_ok=True)
-        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn = await aiosqlite.Connection(sqlite_connector(path, self.indexed),
+                                          iter_chunk_size=64)
         self._close.append(conn.close)
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")
         await conn.execute("PRAGMA busy_timeout=5000")
-        store = AsyncSqliteStore(conn, ttl=TTL)
+        index: Any = None
+        if self.config.index is not None:
+            index = self.config.index.for_langgraph()
+            # langgraph-checkpoint-sqlite reads the fields to embed from `text_fields`
+            # (langgraph's IndexConfig, and its PostgreSQL store, say `fields`); given
+            # `fields` alone it embeds the whole value.
+            index["text_fields"] = index["fields"]
+        store = AsyncSqliteStore(conn, ttl=self.ttl, index=index)
         # AsyncSqliteStore writes and sweeps TTLs (its SQL is SqliteStore's) but does
         # not declare it, and BaseStore then refuses every `ttl` before it gets there.
         store.supports_ttl = True
@@ -127,14 +194,29 @@ class ItemStore:
         await pool.open(wait=True, timeout=10)
         self._close.append(pool.close)
         # The pool's rows are dicts (row_factory in `kwargs`), which its type cannot say.
-        store = AsyncPostgresStore(pool, ttl=TTL)  # type: ignore[arg-type]
+        index: Any = None
+        if self.config.index is not None:
+            index = self.config.index.for_langgraph()
+            if self.config.index.dims > PGVECTOR_INDEX_MAX_DIMS:
+                index["ann_index_config"] = {"kind": "flat"}
+        store = AsyncPostgresStore(pool, ttl=self.ttl, index=index)  # type: ignore[arg-type]
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as lock:
             # Poll rather than block: a waiting pg_advisory_lock holds a snapshot that
             # a concurrent CREATE INDEX CONCURRENTLY would wait for (see checkpoints).
             while not await try_advisory_lock(lock, _PG_SETUP_LOCK):  # noqa: ASYNC110 - see above
                 await asyncio.sleep(0.1)
             try:
-                await store.setup()
+                try:
+                    await store.setup()
+                except psycopg.Error as exc:
+                    if index is not None and "vector" in str(exc):
+                        raise ConfigError(
+                            "langgraph.json store.index on PostgreSQL needs the pgvector "
+                            "extension in the database server (Debian: apt-get install "
+                            f"postgresql-<version>-pgvector; see .ci/install-pgvector): {exc}"
+                        ) from exc
+                    raise
+                await _fractional_ttl_minutes(lock)
             finally:
                 await lock.execute("SELECT pg_advisory_unlock(%s)", (_PG_SETUP_LOCK,))
         return store

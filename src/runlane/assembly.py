@@ -128,7 +128,7 @@ class Runtime:
             graphs=served, transport=transport, webhook_owed=webhook_owed,
             ttl_changed=ttl_changed, recheck_seconds=1.0 if self.scale_out else 2.0,
             idempotency_ttl=settings.idempotency_ttl,
-            webhooks=self.webhooks,
+            webhooks=self.webhooks, thread_stream_poll=settings.thread_stream_poll,
         )
         self.service = service
         self.executor = executor
@@ -146,9 +146,14 @@ class Runtime:
                 housekeeping=lambda: service.delete_finished_temporary_threads(
                     utcnow() - datetime.timedelta(minutes=2)),
             )
+            def reconnected() -> None:
+                executor.wake()
+                service.thread_signals.wake_all()  # thread notifications may be lost
+
             bus = PostgresBus(
                 plain_url, on_wake=executor.wake, on_cancel=executor.deliver_cancel,
-                on_done=service.on_run_done, on_reconnect=executor.wake,
+                on_done=service.on_run_done, on_reconnect=reconnected,
+                on_thread=service.thread_signals.notify,
             )
             await bus.start()
             self._on_stop(bus.stop)

@@ -63,6 +63,9 @@ class Settings:
     wait_keepalive: float = 5.0
     # How long an Idempotency-Key names what its request created (seconds; 24 h).
     idempotency_ttl: float = 24 * 3600.0
+    # Thread streams wait for a notification of the thread's next run; they read the
+    # store on their own only this often, in case one was lost (seconds).
+    thread_stream_poll: float = 5.0
     # Authentication (see runlane.api.auth): none, api-key, jwt or custom; None: custom
     # when langgraph.json has an "auth" entry, else none.
     auth: str | None = None
@@ -96,6 +99,7 @@ class Settings:
                            ("webhook_max_url_length", int), ("db_pool_size", int),
                            ("checkpoint_pool_size", int), ("item_pool_size", int),
                            ("wait_keepalive", float), ("idempotency_ttl", float),
+                           ("thread_stream_poll", float),
                            ("auth", str), ("api_keys", str), ("api_keys_file", str),
                            ("jwt_secret", str), ("jwt_public_key", str),
                            ("jwt_algorithms", str), ("jwt_issuer", str),

@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from auth_support import METRICS_HEADERS, Secured, secured_server
-from conftest import BACKENDS
+from auth_support import METRICS_HEADERS, Secured, secured_server, server_args
+from conftest import BACKENDS, ServerProcess
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
@@ -348,3 +348,38 @@ def test_her_activity_changes_nothing_bob_sees(secured: Secured, alice: dict[str
         for url in secured.urls:
             scraped = operator.get(f"{url}/metrics")
             assert scraped.status_code == 200 and "runlane_runs" in scraped.text
+
+
+def test_metrics_token_and_policy_settings(tmp_path: Any) -> None:
+    """/metrics: with auth on and no token, closed to everyone (users included); with
+    auth off and a token, closed without it; with auth off and no token, open. A
+    short token or an unknown RUNLANE_CHOSEN_IDS stops the start with a message.
+    (One SQLite process each: the route is the same on every backend.)"""
+    args, headers_for, _ = server_args("api-key", tmp_path)
+    secured = ServerProcess(tmp_path / "no-token", *args).start()
+    try:
+        for headers in ({}, headers_for("alice"), METRICS_HEADERS):
+            closed = httpx.get(f"{secured.url}/metrics", headers=headers, timeout=30)
+            assert closed.status_code == 401, closed.text
+            assert "RUNLANE_METRICS_TOKEN" in closed.json()["detail"]
+            assert closed.headers["www-authenticate"] == "Bearer"
+        assert "active_runs" not in httpx.get(f"{secured.url}/info", timeout=30).json()
+    finally:
+        secured.stop()
+    token_env = {"RUNLANE_METRICS_TOKEN": METRICS_HEADERS["authorization"].split()[1]}
+    plain = ServerProcess(tmp_path / "token", env=token_env).start()
+    try:
+        assert httpx.get(f"{plain.url}/metrics", timeout=30).status_code == 401
+        wrong = httpx.get(f"{plain.url}/metrics", timeout=30,
+                          headers={"authorization": "Bearer " + "x" * 30})
+        assert wrong.status_code == 401
+        assert httpx.get(f"{plain.url}/metrics", headers=METRICS_HEADERS,
+                         timeout=30).status_code == 200
+        assert "active_runs" in httpx.get(f"{plain.url}/info", timeout=30).json()
+    finally:
+        plain.stop()
+    for env, said in (({"RUNLANE_METRICS_TOKEN": "short"}, "at least 16"),
+                      ({"RUNLANE_CHOSEN_IDS": "maybe"}, "allow, refuse")):
+        with pytest.raises(RuntimeError) as failed:
+            ServerProcess(tmp_path / f"bad-{len(said)}", env=env).start()
+        assert said in str(failed.value), failed.value

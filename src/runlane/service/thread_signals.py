@@ -54,7 +54,3 @@ class ThreadSignals:
                 listeners.discard(event)
                 if not listeners:
                     del self._listeners[thread_id]
-
-    def listening(self) -> int:
-        """How many streams wait on signals here (for tests and metrics)."""
-        return sum(len(listeners) for listeners in self._listeners.values())

@@ -24,6 +24,9 @@ API_KEYS = {user: f"{user}-key-{'0123456789abcdef' * 2}" for user in USERS}
 CUSTOM_TOKENS = {user: f"{user}-token-0123456789abcdef" for user in USERS}
 JWT_ISSUER = "https://issuer.runlane.test"
 JWT_AUDIENCE = "runlane-tests"
+# The operator's token for GET /metrics (closed with auth on without it).
+METRICS_TOKEN = "metrics-token-0123456789abcdef"
+METRICS_HEADERS = {"authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 class Secured:
@@ -96,12 +99,17 @@ def server_args(mode: str, workdir: Path) -> tuple[list[str], Callable[[str], di
 
 
 @contextmanager
-def secured_server(mode: str, backend: str) -> Iterator[Secured]:
+def secured_server(mode: str, backend: str,
+                   env: dict[str, str] | None = None) -> Iterator[Secured]:
+    """`env`: more RUNLANE_* settings. The server's `metrics_headers` are what
+    sse_gauge sends to read /metrics."""
+    env = {"RUNLANE_METRICS_TOKEN": METRICS_TOKEN, **(env or {})}
     with tempfile.TemporaryDirectory(prefix=f"runlane-auth-{mode}-") as tmp:
         workdir = Path(tmp)
         args, headers_for, key = server_args(mode, workdir)
         if backend == "sqlite":
-            proc = ServerProcess(workdir / "server", *args)
+            proc = ServerProcess(workdir / "server", *args, env=env)
+            proc.metrics_headers = METRICS_HEADERS  # type: ignore[attr-defined]
             try:  # stopped also when it fails to start
                 yield Secured(mode, proc.start(), headers_for, key)
             finally:
@@ -110,7 +118,8 @@ def secured_server(mode: str, backend: str) -> Iterator[Secured]:
         from cluster import Cluster, require_services
 
         require_services()
-        cluster = Cluster(workdir / "cluster", 3, *args)
+        cluster = Cluster(workdir / "cluster", 3, *args, env=env)
+        cluster.metrics_headers = METRICS_HEADERS  # type: ignore[attr-defined]
         try:  # a worker that started is stopped even if another did not
             yield Secured(mode, cluster.start(), headers_for, key)
         finally:

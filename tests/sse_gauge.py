@@ -17,7 +17,9 @@ import httpx
 async def sse_streams(server: Any) -> float:
     """Streams the deployment is serving now (every worker's gauge, added up)."""
     total = 0.0
-    async with httpx.AsyncClient(timeout=30) as http:
+    # A secured server's /metrics needs the operator's token (tests/auth_support.py).
+    headers = getattr(server, "metrics_headers", None)
+    async with httpx.AsyncClient(timeout=30, headers=headers) as http:
         for url in getattr(server, "urls", None) or [server.url]:
             for line in (await http.get(f"{url}/metrics")).text.splitlines():
                 if line.startswith("runlane_sse_streams "):

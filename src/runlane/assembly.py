@@ -136,6 +136,7 @@ class Runtime:
             ttl_changed=ttl_changed, recheck_seconds=1.0 if self.scale_out else 2.0,
             idempotency_ttl=settings.idempotency_ttl,
             webhooks=self.webhooks, thread_ttl=self.thread_ttl,
+            thread_stream_poll=settings.thread_stream_poll,
         )
         self.service = service
         self.executor = executor
@@ -153,9 +154,14 @@ class Runtime:
                 housekeeping=lambda: service.delete_finished_temporary_threads(
                     utcnow() - datetime.timedelta(minutes=2)),
             )
+            def reconnected() -> None:
+                executor.wake()
+                service.thread_signals.wake_all()  # thread notifications may be lost
+
             bus = PostgresBus(
                 plain_url, on_wake=executor.wake, on_cancel=executor.deliver_cancel,
-                on_done=service.on_run_done, on_reconnect=executor.wake,
+                on_done=service.on_run_done, on_reconnect=reconnected,
+                on_thread=service.thread_signals.notify,
             )
             await bus.start()
             self._on_stop(bus.stop)

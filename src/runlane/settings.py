@@ -63,6 +63,9 @@ class Settings:
     wait_keepalive: float = 5.0
     # How long an Idempotency-Key names what its request created (seconds; 24 h).
     idempotency_ttl: float = 24 * 3600.0
+    # Thread streams wait for a notification of the thread's next run; they read the
+    # store on their own only this often, in case one was lost (seconds).
+    thread_stream_poll: float = 5.0
     # Authentication (see runlane.api.auth): none, api-key, jwt or custom; None: custom
     # when langgraph.json has an "auth" entry, else none.
     auth: str | None = None
@@ -74,6 +77,14 @@ class Settings:
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_identity_claim: str = "sub"
+    # With auth on: whether a caller may choose the id of a new thread or assistant
+    # ("allow", as the reference server; an id someone else uses answers 409) or not
+    # ("refuse": 422 for any id that is not already the caller's own, so nothing tells
+    # a free id from another owner's). See docs/auth.md.
+    chosen_ids: str = "allow"
+    # The bearer token GET /metrics requires (with auth on, /metrics is closed
+    # without it: its store-wide figures count every owner's runs).
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -96,10 +107,12 @@ class Settings:
                            ("webhook_max_url_length", int), ("db_pool_size", int),
                            ("checkpoint_pool_size", int), ("item_pool_size", int),
                            ("wait_keepalive", float), ("idempotency_ttl", float),
+                           ("thread_stream_poll", float),
                            ("auth", str), ("api_keys", str), ("api_keys_file", str),
                            ("jwt_secret", str), ("jwt_public_key", str),
                            ("jwt_algorithms", str), ("jwt_issuer", str),
-                           ("jwt_audience", str), ("jwt_identity_claim", str)):
+                           ("jwt_audience", str), ("jwt_identity_claim", str),
+                           ("chosen_ids", str), ("metrics_token", str)):
             key = f"RUNLANE_{name.upper()}"
             if key in env:
                 values[name] = cast(env[key])

@@ -21,6 +21,7 @@ from runlane import __version__
 from runlane.api import assistants, crons, runs, store, system, threads
 from runlane.api.auth.identity import Authenticator
 from runlane.api.auth.middleware import AuthMiddleware
+from runlane.api.chosen_ids import check_policy
 from runlane.api.cors import cors
 from runlane.api.responses import JSON, error, error_response
 from runlane.assembly import Runtime
@@ -222,6 +223,11 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
     # Authorization handlers (@auth.on...) the routes consult; None without custom auth.
     app.state.auth_handlers = handlers
     app.state.settings = settings
+    # With auth on, the open routes answer nothing that counts other owners' objects
+    # (/info leaves out active_runs; /metrics needs its own token: api/system.py).
+    app.state.auth_on = authenticator is not None
+    check_policy(settings.chosen_ids)
+    system.check_metrics_token(settings.metrics_token)
     # Routes are matched in order, one at a time: the run routes, hit on every run,
     # come first.
     for module in (runs, threads, assistants, crons, store, system):

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from runlane import run_context
 from runlane.api.access import allowed
+from runlane.api.chosen_ids import check_new_assistant_id
 from runlane.api.models import (
     AssistantCount,
     AssistantCreate,
@@ -85,6 +86,8 @@ async def create_assistant(body: AssistantCreate, request: Request) -> Response:
         "metadata": body.metadata or {}, "if_exists": body.if_exists, "name": body.name,
     }
     await allowed(request, "assistants", "create", value)
+    if body.assistant_id is not None:
+        await check_new_assistant_id(request, str(body.assistant_id))
     row = await svc.store.insert_assistant(
         {
             "assistant_id": str(value["assistant_id"]),

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
 from runlane.api.access import allowed, check_thread, has_handlers
+from runlane.api.chosen_ids import check_new_thread_id
 from runlane.api.idempotency import idempotency_of
 from runlane.api.models import RunCreate, RunsCancelMany
 from runlane.api.responses import JSON, error, sse
@@ -77,6 +78,8 @@ async def _create(request: Request, thread_id: str | None, body: RunCreate) -> A
     Idempotency-Key another request already used: the run that request created."""
     idempotency = idempotency_of(request, body.model_dump(mode="json"))
     run_request = await _authorized(request, thread_id, body)
+    if thread_id is not None and body.if_not_exists == "create":
+        await check_new_thread_id(request, thread_id, by_run=True)
     return await service(request).admit_run(thread_id, run_request, owner=owner_of(request),
                                             idempotency=idempotency)
 

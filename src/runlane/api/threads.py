@@ -15,6 +15,7 @@ from langgraph.types import StateUpdate
 from starlette.responses import Response
 
 from runlane.api.access import allowed
+from runlane.api.chosen_ids import check_new_thread_id
 from runlane.api.extract import extracted
 from runlane.api.idempotency import idempotency_of
 from runlane.api.models import (
@@ -82,6 +83,8 @@ async def create_thread(body: ThreadCreate, request: Request) -> Response:
     value: JSONObject = {"thread_id": body.thread_id or uuid.uuid4(),
                          "metadata": body.metadata or {}, "if_exists": body.if_exists}
     await allowed(request, "threads", "create", value)
+    if body.thread_id is not None:
+        await check_new_thread_id(request, str(body.thread_id))
     # Without one of its own, a thread gets langgraph.json's checkpointer.ttl default.
     ttl = _ttl(body.ttl) or svc.default_thread_ttl
     graph = None

@@ -54,6 +54,12 @@ def _serve(args: argparse.Namespace) -> int:
                       highlight=False)
         return 2
     try:
+        # Settings read by the app's routes: refused here with a message, not a traceback.
+        from runlane.api.chosen_ids import check_policy
+        from runlane.api.system import check_metrics_token
+
+        check_policy(settings.chosen_ids)
+        check_metrics_token(settings.metrics_token)
         project = read_config(settings.config)
         project.webhooks = override(project.webhooks, **settings.webhook_overrides())
         graphs = {gid: loaded.graph for gid, loaded in load_all(project).items()}

@@ -3,10 +3,11 @@
 The store NOTIFYs inside its transactions (delivered on commit); every worker LISTENs
 and reacts: `runlane_wake` (a run may start: claim now, no polling delay),
 `runlane_cancel` (a cancel was recorded: the owner interrupts its task at once),
-`runlane_done` (a run ended: wake local waiters). Notifications can be lost (a
+`runlane_done` (a run ended: wake local waiters), `runlane_thread` (a run was admitted
+on a thread, or the thread deleted: wake its thread streams). Notifications can be lost (a
 dropped connection); every one of them has a fallback: the dispatcher's periodic
-claim, the lease renewal that returns recorded cancels, and waiters re-reading the
-store. After a reconnect everything is re-checked at once.
+claim, the lease renewal that returns recorded cancels, waiters and thread streams
+re-reading the store. After a reconnect everything is re-checked at once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 log = logging.getLogger("runlane.bus")
 
-CHANNELS = ("runlane_wake", "runlane_cancel", "runlane_done")
+CHANNELS = ("runlane_wake", "runlane_cancel", "runlane_done", "runlane_thread")
 
 
 class PostgresBus:
@@ -30,12 +31,14 @@ class PostgresBus:
         on_cancel: Callable[[str], None],
         on_done: Callable[[str], None],
         on_reconnect: Callable[[], None],
+        on_thread: Callable[[str], None] = lambda _thread_id: None,
     ) -> None:
         self.url = url
         self._handlers = {
             "runlane_wake": lambda _payload: on_wake(),
             "runlane_cancel": on_cancel,
             "runlane_done": on_done,
+            "runlane_thread": on_thread,
         }
         self._on_reconnect = on_reconnect
         self._task: asyncio.Task[None] | None = None

@@ -100,6 +100,13 @@ CRON_CLAIMS = Counter("runlane_cron_claims", "Due cron firings this worker tried
                       ["result"], registry=REGISTRY)
 for _result in ("won", "lost"):
     CRON_CLAIMS.labels(_result)
+THREAD_STREAM_READS = Counter("runlane_thread_stream_reads", "Store reads thread streams "
+                              "made for their thread's next run, by why: start (the stream "
+                              "opened or a run ended), notified (a run was admitted on the "
+                              "thread, or it was deleted), poll (the slow fallback)",
+                              ["cause"], registry=REGISTRY)
+for _cause in ("start", "notified", "poll"):
+    THREAD_STREAM_READS.labels(_cause)
 
 
 class _LeaseCollector(Collector):
@@ -163,6 +170,10 @@ def store_error(error: str) -> None:
 
 def cron_claim(won: bool) -> None:
     CRON_CLAIMS.labels("won" if won else "lost").inc()
+
+
+def thread_stream_read(cause: str) -> None:
+    THREAD_STREAM_READS.labels(cause).inc()
 
 
 async def tracked_stream(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

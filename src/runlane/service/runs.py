@@ -37,6 +37,7 @@ from runlane.observability import logs, metrics
 from runlane.owners import Filters, Owner, matches
 from runlane.records import Assistant, Columns, Run
 from runlane.serde import JSONObject, to_jsonable, utcnow
+from runlane.service.thread_signals import ThreadSignals
 from runlane.store import CancelResult, CreatedRun, Store
 from runlane.store.checkpoints import CheckpointBackend
 from runlane.store.idempotency import IdempotencyKey
@@ -135,6 +136,7 @@ class Runlane:
         idempotency_ttl: float = 24 * 3600.0,
         webhooks: WebhookConfig | None = None,
         thread_ttl: ThreadTTLConfig | None = None,
+        thread_stream_poll: float = 5.0,
     ) -> None:
         self.store = store
         # langgraph.json checkpointer.ttl: the TTL a new thread gets when its creator
@@ -144,6 +146,14 @@ class Runlane:
         # When the TTL sweeper means to look next (it says so before each sleep): a
         # thread expiring before then wakes it; later ones it will find anyway.
         self.sweep_planned_at: datetime.datetime | None = None
+        # Thread streams wait on these between runs (see service/thread_signals.py),
+        # and read the store on their own only every `thread_stream_poll` seconds, in
+        # case a notification was lost.
+        if not thread_stream_poll > 0:  # (NaN included)
+            raise ConfigError(f"RUNLANE_THREAD_STREAM_POLL: {thread_stream_poll!r} is not a "
+                              "positive number of seconds (default 5)")
+        self.thread_signals = ThreadSignals()
+        self.thread_stream_poll = thread_stream_poll
         # How long an Idempotency-Key names what it created (seconds).
         if not idempotency_ttl > 0:  # (NaN included)
             raise ConfigError(f"RUNLANE_IDEMPOTENCY_TTL: {idempotency_ttl!r} is not a "
@@ -298,6 +308,7 @@ class Runlane:
             # else of `_admitted` applies: no run was cancelled, no Redis transport.)
             _log_created(created, prepared.request)
             self.executor.start_admitted(created.started)
+            self.thread_signals.notify(created.run.thread_id)
             return Admission(created.run)
         if reserved:
             self.executor.release_slot()
@@ -307,6 +318,7 @@ class Runlane:
             return Admission(created.run, replayed=True)
         await self._admitted(prepared, created)
         self.executor.wake()
+        self.thread_signals.notify(created.run.thread_id)
         return Admission(created.run)
 
     async def create_stateless_batch(self, requests: list[RunRequest], *,
@@ -746,6 +758,7 @@ class Runlane:
 
     async def after_thread_deleted(self, thread_id: str, deleted: list[tuple[str, str]]) -> None:
         """The thread's rows are gone: stop its runs, drop its checkpoints."""
+        self.thread_signals.notify(thread_id)  # its streams end
         for run_id, status in deleted:
             if status == RunStatus.RUNNING.value:
                 self.executor.deliver_cancel(run_id)  # its settle CAS finds no row

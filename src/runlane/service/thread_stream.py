@@ -2,10 +2,13 @@
 after another in creation order, as they happen, until the client goes away.
 
 It is built on the per-run streams (`Runlane.stream_run`), so it works wherever they
-do: from the local log on one process, from Redis Streams on a cluster. Runs are
-found by polling the store for the next run after the current one, every 0.2 s while
-the thread is active and every second once it idles (a run found late loses nothing:
-its stream replays from its first event).
+do: from the local log on one process, from Redis Streams on a cluster. Between
+runs it waits for a notification (service/thread_signals.py): a run admitted on the
+thread, or the thread deleted, wakes it, on this process at once and from other
+workers by PostgreSQL NOTIFY; it then reads the store for the next run after the
+current one. It reads on its own only every `Runlane.thread_stream_poll` seconds
+(RUNLANE_THREAD_STREAM_POLL, default 5), in case a notification was lost; a run found
+late loses nothing: its stream replays from its first event.
 
 After each run's own events comes a `metadata` event `{"status": "run_done",
 "run_id": ...}`, as the LangGraph server sends it (the SDK's clients look for that
@@ -30,16 +33,13 @@ from collections.abc import AsyncIterator
 
 from runlane.contract import TERMINAL
 from runlane.errors import NotFound
+from runlane.observability import metrics
 from runlane.owners import Owner
 from runlane.serde import dumps
 from runlane.service.runs import Runlane
 from runlane.streams.local import HEARTBEAT, HEARTBEAT_SECONDS
 
 THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
-POLL_SECONDS = 0.2
-IDLE_POLL_SECONDS = 1.0  # after ACTIVE_SECONDS without a run
-ACTIVE_SECONDS = 10.0
-EXISTS_EVERY = 10  # idle polls between checks that the thread still exists
 _LAST_EVENT_ID = re.compile(r"^([0-9a-fA-F-]{36}):(\d{1,18}|done)$")
 _FRAME_ID = re.compile(rb"\nid: (\d+)\n\n$")
 
@@ -92,7 +92,7 @@ def _renumber(chunk: bytes, run_id: str, names: frozenset[str] | None) -> list[b
     return out
 
 
-async def follow_thread(  # noqa: C901 - resume, poll, relay, heartbeat: one loop
+async def follow_thread(  # noqa: C901 - resume, wait, relay, heartbeat: one loop
     svc: Runlane, thread_id: str, *, modes: set[str], last_event_id: tuple[str, int | None] | None,
     owner: Owner = None,
 ) -> AsyncIterator[bytes]:
@@ -103,53 +103,76 @@ async def follow_thread(  # noqa: C901 - resume, poll, relay, heartbeat: one loo
     store = svc.store
     resume_run: str | None = None
     resume_after = 0
-    if last_event_id is not None:
-        run_id, position = last_event_id
-        seq = await store.run_seq(thread_id, run_id, owner=owner)
-        if seq is None:  # that run is gone: go on with whatever comes after now
-            after_seq = await store.thread_stream_start(thread_id, owner=owner)
-        elif position is None:  # it was done: the next run
-            after_seq = seq
+    # Listening before the first read: a run admitted from here on wakes the wait.
+    with svc.thread_signals.listen(thread_id) as woken:
+        if last_event_id is not None:
+            run_id, position = last_event_id
+            seq = await store.run_seq(thread_id, run_id, owner=owner)
+            if seq is None:  # that run is gone: go on with whatever comes after now
+                after_seq = await store.thread_stream_start(thread_id, owner=owner)
+            elif position is None:  # it was done: the next run
+                after_seq = seq
+            else:
+                after_seq, resume_run, resume_after = seq - 1, run_id, position
         else:
-            after_seq, resume_run, resume_after = seq - 1, run_id, position
-    else:
-        after_seq = await store.thread_stream_start(thread_id, owner=owner)
-    quiet_since = active_at = time.monotonic()
-    polls = 0
-    while True:
-        found = await store.next_run_on_thread(thread_id, after_seq, owner=owner)
-        if found is None:
-            polls += 1
-            if polls % EXISTS_EVERY == 0 and await store.get_thread(thread_id, owner=owner) is None:
-                return  # the thread was deleted: nothing more will come
-            if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
-                quiet_since = time.monotonic()
-                yield HEARTBEAT
-            # Quick to notice the next run while the thread is active, light when it
-            # idles (a run found late loses nothing: it is replayed from its start).
-            idle = time.monotonic() - active_at
-            await asyncio.sleep(POLL_SECONDS if idle < ACTIVE_SECONDS else IDLE_POLL_SECONDS)
-            continue
-        run_id, seq = found
-        after = resume_after if run_id == resume_run else 0
-        try:
-            frames: AsyncIterator[bytes] | None = await svc.stream_run(
-                thread_id, run_id, last_event_id=after, owner=owner)
-        except NotFound:  # deleted since it was found: its run_done says so below
-            frames = None
-        async for chunk in frames or _nothing():
-            batch = _renumber(chunk, run_id, names)
-            if batch:
-                yield b"".join(batch)
-        quiet_since = active_at = time.monotonic()
-        row = await store.get_run(thread_id, run_id, owner=owner)
-        if row is not None and row.status not in TERMINAL:
-            # The stream ended early (a relay problem): the client resumes from its
-            # last id; ending here is what makes that happen.
-            return
-        if send_done:
-            yield _frame("metadata", {"status": "run_done", "run_id": run_id}, f"{run_id}:done")
-        after_seq = seq
+            after_seq = await store.thread_stream_start(thread_id, owner=owner)
+        cause, quiet_since = "start", time.monotonic()
+        first = True
+        while True:
+            woken.clear()  # set again by any notification from here on
+            metrics.thread_stream_read(cause)
+            found = await store.next_run_on_thread(thread_id, after_seq, owner=owner)
+            if found is None:
+                # (The route found the thread just before the first read.)
+                if not first and await store.get_thread(thread_id, owner=owner) is None:
+                    return  # the thread was deleted: nothing more will come
+                first = False
+                # Until a notification, or the fallback poll; a heartbeat whenever the
+                # stream was quiet for HEARTBEAT_SECONDS meanwhile.
+                poll_at = time.monotonic() + svc.thread_stream_poll
+                while True:
+                    if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
+                        quiet_since = time.monotonic()
+                        yield HEARTBEAT
+                    timeout = min(quiet_since + HEARTBEAT_SECONDS, poll_at) - time.monotonic()
+                    if await _notified(woken, timeout):
+                        cause = "notified"
+                        break
+                    if time.monotonic() >= poll_at:
+                        cause = "poll"
+                        break
+                continue
+            first = False
+            run_id, seq = found
+            after = resume_after if run_id == resume_run else 0
+            try:
+                frames: AsyncIterator[bytes] | None = await svc.stream_run(
+                    thread_id, run_id, last_event_id=after, owner=owner)
+            except NotFound:  # deleted since it was found: its run_done says so below
+                frames = None
+            async for chunk in frames or _nothing():
+                batch = _renumber(chunk, run_id, names)
+                if batch:
+                    yield b"".join(batch)
+            quiet_since = time.monotonic()
+            row = await store.get_run(thread_id, run_id, owner=owner)
+            if row is not None and row.status not in TERMINAL:
+                # The stream ended early (a relay problem): the client resumes from its
+                # last id; ending here is what makes that happen.
+                return
+            if send_done:
+                yield _frame("metadata", {"status": "run_done", "run_id": run_id},
+                             f"{run_id}:done")
+            after_seq, cause = seq, "start"
+
+
+async def _notified(woken: asyncio.Event, timeout: float) -> bool:
+    """Whether `woken` is set within `timeout` seconds."""
+    try:
+        await asyncio.wait_for(woken.wait(), max(timeout, 0.0))
+    except TimeoutError:
+        return False
+    return True
 
 
 async def _nothing() -> AsyncIterator[bytes]:

@@ -47,8 +47,11 @@ from runlane.store.migrate import upgrade
 from runlane.store.schema import crons, run_tombstones, runs, threads
 from runlane.store.threads import ThreadQueries
 
-# NOTIFY channels (scale-out): a run may start, a cancel was recorded, a run ended.
+# NOTIFY channels (scale-out): a run may start, a cancel was recorded, a run ended,
+# a thread got a new run or was deleted (its thread streams read again; the payload
+# is the thread id).
 WAKE, CANCEL, DONE = "runlane_wake", "runlane_cancel", "runlane_done"
+THREAD = "runlane_thread"
 _ACTIVE_VALUES = [s.value for s in ACTIVE]
 
 
@@ -163,6 +166,7 @@ class Store(AssistantQueries, ThreadQueries):
             .returning(runs.c.run_id, runs.c.status)
         )
         deleted_runs = [(r.run_id, r.status) for r in result]
+        self._notify(conn, THREAD, thread_id)
         for run_id, status in deleted_runs:
             self._notify(conn, CANCEL if status == RunStatus.RUNNING.value else DONE, run_id)
         conn.execute(run_tombstones.delete().where(run_tombstones.c.thread_id == thread_id))
@@ -329,6 +333,8 @@ class Store(AssistantQueries, ThreadQueries):
                     cancelled_pending.append(result.run)
         new_run = self._number({**run, "owner": thread.get("owner")})  # the thread's owner
         conn.execute(st.INSERT_RUN, new_run)
+        if not thread.get("temporary"):  # a stateless run's thread has no stream
+            self._notify(conn, THREAD, run["thread_id"])
         thread_meta = thread["metadata"]
         if thread_meta.get("graph_id") is None:
             # The thread's first run decides which graph reads its state.

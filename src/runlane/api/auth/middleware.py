@@ -1,8 +1,10 @@
 """The ASGI middleware that authenticates every request but the open ones.
 
 Open without credentials (they carry no one's threads, runs or assistants):
-/ok and /ready (probes), /metrics (store-wide counts, no ids), /info (version and
-graph names), /docs, /redoc and /openapi.json (the API's shape is public).
+/ok and /ready (probes), /info (version and graph names; no run counts with auth
+on), /docs, /redoc and /openapi.json (the API's shape is public). /metrics passes
+here too, and its route asks for the operator's RUNLANE_METRICS_TOKEN instead of a
+user's credentials (its figures count every owner's runs: api/system.py).
 Everything else needs credentials: 401 with WWW-Authenticate when they are
 missing or wrong. The caller's identity becomes `request.state.owner` (what
 `runlane.owners.owner_of` reads) and the whole Identity `request.state.user`.

@@ -18,7 +18,7 @@ from langgraph.pregel import Pregel
 
 from runlane.errors import ConfigError
 from runlane.graph_factories import ServedGraph
-from runlane.http_config import CorsConfig, parse_http
+from runlane.http_config import CorsConfig, HttpConfig, parse_http
 from runlane.webhook_policy import WebhookConfig, parse_webhooks
 
 # The reference server derives each graph's default assistant id this way; keeping
@@ -34,10 +34,15 @@ class ProjectConfig:
     dependencies: list[str]
     # The "auth" entry ({"path": "./auth.py:auth"}), checked when auth is set up.
     auth: Any = None
-    # The "http" entry's CORS policy (runlane.http_config), checked here.
-    cors: CorsConfig = dataclasses.field(default_factory=CorsConfig)
+    # The "http" entry (runlane.http_config), checked here: CORS, a custom app, route
+    # groups turned off, a mount prefix, headers for runs and the access log.
+    http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
     # The "webhooks" entry (runlane.webhook_policy): where webhooks may go, signing.
     webhooks: WebhookConfig = dataclasses.field(default_factory=WebhookConfig)
+
+    @property
+    def cors(self) -> CorsConfig:
+        return self.http.cors
 
 
 @functools.lru_cache(maxsize=1024)

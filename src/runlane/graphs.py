@@ -81,12 +81,35 @@ def read_config(path: str | os.PathLike[str]) -> ProjectConfig:
         env = _read_env_file(config_path.parent / env)
     if not isinstance(env, dict):
         raise ConfigError(f"{config_path}: 'env' must be an object or the path of a .env file")
+    _refuse_unsupported(raw, config_path)
     deps = raw.get("dependencies") or []
     if not isinstance(deps, list):
         raise ConfigError(f"{config_path}: 'dependencies' must be a list")
     return ProjectConfig(config_path, dict(graphs), {k: str(v) for k, v in env.items()}, deps,
                          raw.get("auth"), parse_http(raw.get("http"), str(config_path)),
                          parse_webhooks(raw.get("webhooks"), str(config_path)))
+
+
+# Keys of the reference's langgraph.json that would claim what runlane does not do:
+# start-up stops rather than serve without it (docs/configuration.md says why).
+_REFUSED = {
+    ("encryption",): "at-rest encryption handlers are a LangSmith Deployment feature "
+                     "runlane does not have; remove 'encryption'",
+    ("store", "path"): "runlane serves its own store (the API, the graphs and the TTL "
+                       "sweeper share it); remove 'store.path'",
+    ("checkpointer", "path"): "runlane's run contract is built on its own checkpointer; "
+                              "remove 'checkpointer.path'",
+}
+
+
+def _refuse_unsupported(raw: dict[str, Any], config_path: Path) -> None:
+    for keys, why in _REFUSED.items():
+        value: Any = raw
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            raise ConfigError(f"{config_path}: {'.'.join(keys)} is not supported: {why} "
+                              "(docs/configuration.md)")
 
 
 def _read_env_file(path: Path) -> dict[str, str]:

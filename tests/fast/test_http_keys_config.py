@@ -108,3 +108,21 @@ def test_read_config_keeps_the_http_entry(tmp_path: Path) -> None:
                                          "cors": {"allow_origins": ["https://a.example"]}}}))
     project = read_config(path)
     assert project.http.disables("store") and project.cors.allow_origins == ("https://a.example",)
+
+
+@pytest.mark.parametrize(("entry", "says"), [
+    ({"encryption": {"path": "./enc.py:encryption"}}, "encryption is not supported"),
+    ({"store": {"path": "./store.py:make"}}, "store.path is not supported"),
+    ({"checkpointer": {"path": "./cp.py:make"}}, "checkpointer.path is not supported"),
+], ids=str)
+def test_keys_runlane_refuses_stop_start_up(tmp_path: Path, entry: dict, says: str) -> None:
+    path = tmp_path / "langgraph.json"
+    path.write_text(json.dumps({"graphs": {"g": "./g.py:g"}, **entry}))
+    with pytest.raises(ConfigError, match=says) as caught:
+        read_config(path)
+    assert "\n" not in str(caught.value)
+    # The keys it reads or ignores in the same entries do not.
+    path.write_text(json.dumps({"graphs": {"g": "./g.py:g"}, "python_version": "3.12",
+                                "checkpointer": {"serde": {"pickle_fallback": False}},
+                                "ui": {"card": "./ui.tsx"}, "keep_pkg_tools": True}))
+    read_config(path)

@@ -30,9 +30,9 @@ from typing import Any
 import httpx
 import pytest
 from langgraph_sdk import get_client
-from webhook_receiver import WebhookReceiver
 
 from conftest import BACKENDS, ServerProcess
+from webhook_receiver import WebhookReceiver
 
 PROJECTS = Path(__file__).parent / "http_projects"
 ALICE = {"Authorization": "Bearer alice-token-0123456789abcdef"}
@@ -314,11 +314,7 @@ def test_js_sdk_under_the_mount_prefix(prefixed) -> None:
 
     node, npm = _tools()
     _install(npm)
-    if getattr(prefixed, "urls", None):
-        urls = prefixed.urls
-    else:
-        urls = [prefixed.url]
-    for url in urls:  # each worker (the JS client has no round-robin transport)
+    for url in workers(prefixed):  # each worker (the JS client has no round-robin transport)
         proc = subprocess.run(
             [node, "--input-type=module", "-e", JS_UNDER_PREFIX, url + PREFIX,
              "alice-token-0123456789abcdef"],

@@ -64,7 +64,8 @@ def test_header_patterns() -> None:
 
 
 def test_mount_prefix_from_the_environment_wins() -> None:
-    assert parse_http({"mount_prefix": "/a"}, "x", environ={"MOUNT_PREFIX": "/b"}).mount_prefix == "/b"
+    config = parse_http({"mount_prefix": "/a"}, "x", environ={"MOUNT_PREFIX": "/b"})
+    assert config.mount_prefix == "/b"
     assert parse_http({}, "x", environ={"LANGGRAPH_MOUNT_PREFIX": "/c/"}).mount_prefix == "/c"
     with pytest.raises(ConfigError, match="mount_prefix must be a path"):
         parse_http({}, "x", environ={"MOUNT_PREFIX": "c"})

@@ -335,6 +335,9 @@ def served_app(settings: Settings, graphs: dict[str, ServedGraph],
     authenticator = (auth or (None, None))[0]
     custom = None
     if http.app is not None:
+        if http.enable_custom_route_auth and authenticator is None:
+            log.warning("http.enable_custom_route_auth is set but no auth is configured: "
+                        "the routes of %s are open", http.app)
         guard = (Middleware(AuthMiddleware, authenticator=authenticator)
                  if http.enable_custom_route_auth and authenticator is not None else None)
         custom = custom_app.prepare(custom_app.load(http.app, project_dir), http.app, guard,

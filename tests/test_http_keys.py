@@ -62,11 +62,24 @@ def serving(project: str, backend: str, tmp: Path,
         cluster.close()
 
 
+# The one project server running: pytest runs the tests of each (project, backend)
+# together, so starting the next one stops the last rather than leaving up to four
+# clusters (twelve workers and their PostgreSQL connections) up until the module ends.
+_live: list[contextlib.ExitStack] = []
+
+
 def _project_fixture(project: str, env: dict[str, str] | None = None) -> Any:
     @pytest.fixture(scope="module", params=BACKENDS)
     def fixture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-        with serving(project, request.param, tmp_path_factory.mktemp(project), env) as server:
-            yield server
+        while _live:
+            _live.pop().close()
+        stack = contextlib.ExitStack()
+        _live.append(stack)
+        with stack:
+            yield stack.enter_context(serving(project, request.param,
+                                              tmp_path_factory.mktemp(project), env))
+        if stack in _live:
+            _live.remove(stack)
 
     return fixture
 

@@ -38,6 +38,10 @@ PROJECTS = Path(__file__).parent / "http_projects"
 ALICE = {"Authorization": "Bearer alice-token-0123456789abcdef"}
 PREFIX = "/api/v1"
 HELLO = {"messages": [{"role": "user", "content": "hello"}]}
+# A project's server imports its app and graphs as it starts; on this shared 2-core
+# machine, with other suites running, that can take minutes. Slow starts are not
+# what these tests are about.
+START_TIMEOUT = 300.0
 
 
 @contextlib.contextmanager
@@ -45,7 +49,9 @@ def serving(project: str, backend: str, tmp: Path,
             env: dict[str, str] | None = None) -> Iterator[Any]:
     config = PROJECTS / project / "langgraph.json"
     if backend == "sqlite":
-        proc = ServerProcess(tmp, config=config, env=env).start()
+        proc = ServerProcess(tmp, config=config, env=env)
+        proc.start_timeout = START_TIMEOUT
+        proc.start()
         try:
             yield proc
         finally:
@@ -55,6 +61,8 @@ def serving(project: str, backend: str, tmp: Path,
 
     require_services()
     cluster = Cluster(tmp, 3, env=env, config=config)
+    for worker in cluster.workers:
+        worker.start_timeout = START_TIMEOUT
     try:
         cluster.start()
         yield cluster

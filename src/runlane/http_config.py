@@ -108,9 +108,8 @@ def parse_http(raw: Any, where: str, environ: Any = os.environ) -> HttpConfig:
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(f'http.{k}' for k in unknown)}"
                           f"; accepted: {', '.join(HTTP_KEYS)}")
-    for key in (*DISABLE_FLAGS, "enable_custom_route_auth"):
-        if key in raw and not isinstance(raw[key], bool):
-            raise ConfigError(f"{where}: http.{key} must be true or false, got {raw[key]!r}")
+    flags = {key: _flag(raw[key], f"{where}: http.{key}")
+             for key in (*DISABLE_FLAGS, "enable_custom_route_auth") if key in raw}
     app = raw.get("app")
     if app is not None and (not isinstance(app, str) or ":" not in app
                             or not app.rpartition(":")[2].isidentifier()):
@@ -126,22 +125,39 @@ def parse_http(raw: Any, where: str, environ: Any = os.environ) -> HttpConfig:
     return HttpConfig(
         cors=parse_cors(raw.get("cors"), f"{where}: http.cors"),
         app=app,
-        disabled=frozenset(key for key in DISABLE_FLAGS if raw.get(key) is True),
+        disabled=frozenset(key for key in DISABLE_FLAGS if flags.get(key)),
         mount_prefix=parse_mount_prefix(prefix, f"{where}: http.mount_prefix"),
         configurable_headers=parse_headers(raw.get("configurable_headers"),
                                            f"{where}: http.configurable_headers"),
         logging_headers=None if logging_headers is None else parse_headers(
             logging_headers, f"{where}: http.logging_headers"),
-        enable_custom_route_auth=raw.get("enable_custom_route_auth") is True,
+        enable_custom_route_auth=flags.get("enable_custom_route_auth", False),
         middleware_order=order,
     )
 
 
+# What the reference's schema (pydantic, lax) reads as a boolean besides true/false.
+_TRUE = frozenset({1, "1", "true", "t", "yes", "y", "on"})
+_FALSE = frozenset({0, "0", "false", "f", "no", "n", "off"})
+
+
+def _flag(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    key = value.lower() if isinstance(value, str) else value
+    if isinstance(key, str | int) and key in _TRUE:
+        return True
+    if isinstance(key, str | int) and key in _FALSE:
+        return False
+    raise ConfigError(f"{where} must be true or false, got {value!r}")
+
+
 def parse_mount_prefix(raw: Any, where: str) -> str | None:
-    """"/my-api" (a trailing slash is dropped); None or "" for none."""
-    if raw is None or raw == "":
+    """"/my-api" (a trailing slash is dropped); None, "" or "/" for none (the
+    reference reads "/" as no prefix too)."""
+    if raw is None or raw in ("", "/"):
         return None
-    if not isinstance(raw, str) or not raw.startswith("/") or raw.strip("/") == "" or (
+    if not isinstance(raw, str) or not raw.startswith("/") or (
             not re.fullmatch(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+/?", raw)):
         raise ConfigError(f"{where} must be a path such as '/my-api' or '/api/v1' (starting "
                           f"with '/', no spaces, query or '//'), got {raw!r}")

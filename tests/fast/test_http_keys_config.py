@@ -46,6 +46,11 @@ def test_every_key_read() -> None:
     assert config.cors.allow_origins == ("https://a.example",)
     assert config.logging_headers is not None and config.logging_headers.keeps("user-agent")
     assert not parse_http({"disable_runs": False}, "x", environ={}).disables("runs")
+    # The reference's schema reads booleans laxly (pydantic): so does runlane.
+    lax = parse_http({"disable_runs": "true", "disable_store": 1, "disable_meta": "no",
+                      "mount_prefix": "/"}, "x", environ={})
+    assert lax.disables("runs") and lax.disables("store") and not lax.disables("meta")
+    assert lax.mount_prefix is None
 
 
 def test_header_patterns() -> None:
@@ -74,18 +79,19 @@ def test_mount_prefix_from_the_environment_wins() -> None:
 @pytest.mark.parametrize(("raw", "says"), [
     ([], "'http' must be an object"),
     ({"disable_thread": True}, "unknown key(s) http.disable_thread; accepted: app,"),
-    ({"disable_meta": "true"}, "http.disable_meta must be true or false"),
+    ({"disable_meta": "maybe"}, "http.disable_meta must be true or false"),
     ({"disable_mcp": None}, "http.disable_mcp must be true or false"),
+    ({"disable_a2a": 2}, "http.disable_a2a must be true or false"),
     ({"app": 3}, "http.app must be"),
     ({"app": "./app.py"}, "http.app must be"),
     ({"app": "./app.py:not an identifier"}, "http.app must be"),
     ({"mount_prefix": "api"}, "must be a path such as '/my-api'"),
-    ({"mount_prefix": "/"}, "must be a path such as '/my-api'"),
+    ({"mount_prefix": "//"}, "must be a path such as '/my-api'"),
     ({"mount_prefix": "/a b"}, "must be a path such as '/my-api'"),
     ({"mount_prefix": "/a//b"}, "must be a path such as '/my-api'"),
     ({"mount_prefix": "/noauth/x"}, "'/noauth' is reserved"),
     ({"mount_prefix": 5}, "must be a path such as '/my-api'"),
-    ({"enable_custom_route_auth": "yes"}, "http.enable_custom_route_auth must be true"),
+    ({"enable_custom_route_auth": "sure"}, "http.enable_custom_route_auth must be true"),
     ({"middleware_order": "auth_last"}, "http.middleware_order must be one of"),
     ({"configurable_headers": ["x-a"]}, "http.configurable_headers must be an object"),
     ({"configurable_headers": {"included": ["x"]}}, "unknown key(s) 'included'"),

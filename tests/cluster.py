@@ -79,13 +79,14 @@ class Cluster:
 
     def __init__(self, workdir: Path, size: int = 3, *extra_args: str,
                  admin_url: str = POSTGRES_ADMIN_URL, redis_url: str = REDIS_URL,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, config: Path | None = None) -> None:
         self.workdir = workdir
         self.admin_url = admin_url
         self.database_url = create_database(admin_url)
         self.workers = [
             ServerProcess(workdir / f"worker{i}", "--redis-url", redis_url, *extra_args,
-                          database_url=self.database_url, env=env)
+                          database_url=self.database_url, env=env,
+                          **({"config": config} if config is not None else {}))
             for i in range(size)
         ]
         self.url = self.workers[0].url

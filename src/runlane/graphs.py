@@ -18,7 +18,7 @@ from langgraph.pregel import Pregel
 
 from runlane.errors import ConfigError
 from runlane.graph_factories import ServedGraph
-from runlane.http_config import CorsConfig, parse_http
+from runlane.http_config import CorsConfig, HttpConfig, parse_http
 from runlane.store_config import (
     StoreConfig,
     ThreadTTLConfig,
@@ -41,8 +41,9 @@ class ProjectConfig:
     dependencies: list[str]
     # The "auth" entry ({"path": "./auth.py:auth"}), checked when auth is set up.
     auth: Any = None
-    # The "http" entry's CORS policy (runlane.http_config), checked here.
-    cors: CorsConfig = dataclasses.field(default_factory=CorsConfig)
+    # The "http" entry (runlane.http_config), checked here: CORS, a custom app, route
+    # groups turned off, a mount prefix, headers for runs and the access log.
+    http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
     # The "webhooks" entry (runlane.webhook_policy): where webhooks may go, signing.
     webhooks: WebhookConfig = dataclasses.field(default_factory=WebhookConfig)
     # The "store" entry (runlane.store_config): semantic index, item TTL defaults; its
@@ -50,6 +51,10 @@ class ProjectConfig:
     store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
     # The "checkpointer" entry's `ttl`: new threads' default TTL, the sweep interval.
     thread_ttl: ThreadTTLConfig | None = None
+
+    @property
+    def cors(self) -> CorsConfig:
+        return self.http.cors
 
 
 @functools.lru_cache(maxsize=1024)
@@ -88,6 +93,7 @@ def read_config(path: str | os.PathLike[str]) -> ProjectConfig:
         env = _read_env_file(config_path.parent / env)
     if not isinstance(env, dict):
         raise ConfigError(f"{config_path}: 'env' must be an object or the path of a .env file")
+    _refuse_unsupported(raw, config_path)
     deps = raw.get("dependencies") or []
     if not isinstance(deps, list):
         raise ConfigError(f"{config_path}: 'dependencies' must be a list")
@@ -96,6 +102,28 @@ def read_config(path: str | os.PathLike[str]) -> ProjectConfig:
                          parse_webhooks(raw.get("webhooks"), str(config_path)),
                          parse_store(raw.get("store"), str(config_path)),
                          parse_checkpointer(raw.get("checkpointer"), str(config_path)))
+
+
+# Keys of the reference's langgraph.json that would claim what runlane does not do:
+# start-up stops rather than serve without it (docs/configuration.md says why).
+_REFUSED = {
+    ("encryption",): "at-rest encryption handlers are a LangSmith Deployment feature "
+                     "runlane does not have; remove 'encryption'",
+    ("store", "path"): "runlane serves its own store (the API, the graphs and the TTL "
+                       "sweeper share it); remove 'store.path'",
+    ("checkpointer", "path"): "runlane's run contract is built on its own checkpointer; "
+                              "remove 'checkpointer.path'",
+}
+
+
+def _refuse_unsupported(raw: dict[str, Any], config_path: Path) -> None:
+    for keys, why in _REFUSED.items():
+        value: Any = raw
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            raise ConfigError(f"{config_path}: {'.'.join(keys)} is not supported: {why} "
+                              "(docs/configuration.md)")
 
 
 def _read_env_file(path: Path) -> dict[str, str]:

@@ -18,7 +18,7 @@ from runlane.settings import Settings
 
 
 def test_defaults_are_the_reference_servers() -> None:
-    for config in (parse_http(None, "x"), parse_http({}, "x"), parse_cors(None, "x")):
+    for config in (parse_http(None, "x").cors, parse_http({}, "x").cors, parse_cors(None, "x")):
         assert config == CorsConfig()
     assert config.allow_origins == ("*",) and config.allow_methods == ("*",)
     assert config.allow_headers == ("*",) and not config.allow_credentials
@@ -59,12 +59,6 @@ def test_bad_cors_is_one_clear_line(raw: Any, mentions: str) -> None:
         parse_cors(raw, "langgraph.json: http.cors")
     message = str(caught.value)
     assert mentions in message and "http.cors" in message and "\n" not in message
-
-
-def test_other_http_keys_are_ignored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("WARNING", logger="runlane"):
-        assert parse_http({"app": "./app.py:app", "disable_meta": True}, "lg.json") == CorsConfig()
-    assert "http.app, http.disable_meta not supported by runlane" in caplog.text
 
 
 def test_read_config_reads_http_cors(tmp_path: Path) -> None:

@@ -8,26 +8,30 @@ import gc
 import logging
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane import __version__
-from runlane.api import assistants, crons, runs, store, system, threads
+from runlane.api import assistants, crons, custom_app, runs, store, system, threads
+from runlane.api.access_log import AccessLog
 from runlane.api.auth.identity import Authenticator
 from runlane.api.auth.middleware import AuthMiddleware
 from runlane.api.chosen_ids import check_policy
 from runlane.api.cors import cors
+from runlane.api.mounting import Prefixed, route_path
 from runlane.api.responses import JSON, error, error_response
 from runlane.assembly import Runtime
 from runlane.errors import BadBody, RunlaneError
 from runlane.graph_factories import ServedGraph
-from runlane.http_config import CorsConfig
+from runlane.http_config import CorsConfig, HttpConfig
 from runlane.settings import Settings
 from runlane.store_config import StoreConfig, ThreadTTLConfig
 from runlane.webhook_policy import WebhookConfig, override
@@ -183,42 +187,68 @@ def _freeze_startup_objects() -> None:
 class _CorsApp(FastAPI):
     """CORS outside everything, the server-error handler included, so a browser can
     read every answer: 401s from auth, 413/422 from BodyLimit, 404s and 500s
-    (`add_middleware` would place it inside the 500 handler)."""
+    (`add_middleware` would place it inside the 500 handler). None: CORS is applied
+    further out (`served_app`, around a project's app or a mount prefix)."""
 
-    cors_config = CorsConfig()
+    cors_config: CorsConfig | None = CorsConfig()
 
     def build_middleware_stack(self) -> ASGIApp:
-        return cors(super().build_middleware_stack(), self.cors_config)
+        stack = super().build_middleware_stack()
+        return stack if self.cors_config is None else cors(stack, self.cors_config)
+
+
+# The routers, in matching order, each with the `http.disable_<group>` flag of
+# langgraph.json that removes it (the reference's route groups: its runs group holds
+# the crons). The probes (/ok, /ready) are always served. An API added later joins
+# here with its group: `("mcp", mcp.router)` and `("a2a", a2a.router)` for
+# http.disable_mcp and http.disable_a2a (http.disable_ui has no routes to remove:
+# runlane serves no generative UI bundles).
+ROUTERS: tuple[tuple[str, APIRouter], ...] = (
+    ("runs", runs.router), ("threads", threads.router), ("assistants", assistants.router),
+    ("runs", crons.router), ("store", store.router), ("meta", system.router))
 
 
 # Over the complexity ceiling: its exception handlers are closures in it.
 def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
                auth: tuple[Authenticator | None, Any] | None = None,
                cors_config: CorsConfig | None = None,
-               webhooks: WebhookConfig | None = None,
+               webhooks: WebhookConfig | None = None, http: HttpConfig | None = None,
+               custom: custom_app.CustomApp | None = None,
                persistence: tuple[StoreConfig, ThreadTTLConfig | None] | None = None,
-               ) -> FastAPI:
+               ) -> _CorsApp:
     """`graphs` are loaded before the app starts, so a bad config fails at once.
     `auth`: (authenticator, langgraph_sdk Auth or None) from auth.setup; None: no auth.
     `cors_config`: langgraph.json's `http.cors`; None: the defaults (any origin).
     `webhooks`: the webhook policy and signing (langgraph.json `webhooks` with the
-    RUNLANE_WEBHOOK_* settings applied); None: the defaults.
+    RUNLANE_WEBHOOK_* settings applied); None: the defaults. `http`: the rest of
+    langgraph.json's `http` (route groups, headers for runs); `custom`: the project's
+    own app (http.app), whose lifespan runs inside runlane's (see `served_app`).
     `persistence`: langgraph.json's `store` (its embeddings loaded: graphs.load_all)
     and `checkpointer.ttl`; None: neither."""
     authenticator, handlers = auth or (None, None)
+    http = http or HttpConfig(cors=cors_config or CorsConfig())
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
         runtime = Runtime(settings, graphs, webhooks, *(persistence or ()))
         try:
             app.state.runlane = await runtime.start()
             app.state.runtime = runtime
             _freeze_startup_objects()
-            yield
+            if custom is None:
+                yield
+            else:
+                # After runlane's start, so the project's start-up may already use the
+                # API; the state it yields reaches every request's `request.state`.
+                async with custom.lifespan() as state:
+                    yield state
         finally:
             await runtime.stop()
 
-    app = _CorsApp(title="runlane", version=__version__, lifespan=lifespan)
+    meta = not http.disables("meta")
+    app = _CorsApp(title="runlane", version=__version__, lifespan=lifespan,
+                   docs_url="/docs" if meta else None, redoc_url="/redoc" if meta else None,
+                   openapi_url="/openapi.json" if meta else None)
     app.cors_config = cors_config or CorsConfig()
     # Authorization handlers (@auth.on...) the routes consult; None without custom auth.
     app.state.auth_handlers = handlers
@@ -228,10 +258,13 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
     app.state.auth_on = authenticator is not None
     check_policy(settings.chosen_ids)
     system.check_metrics_token(settings.metrics_token)
+    app.state.http = http
     # Routes are matched in order, one at a time: the run routes, hit on every run,
     # come first.
-    for module in (runs, threads, assistants, crons, store, system):
-        app.include_router(module.router)
+    for group, router in ROUTERS:
+        if not http.disables(group):
+            app.include_router(router)
+    app.include_router(system.probes)
 
     @app.exception_handler(RunlaneError)
     async def _runlane_error(request: Request, exc: RunlaneError) -> Response:
@@ -250,7 +283,7 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
                 msg = (f"the request body must be a JSON array of runs, not "
                        f"{_json_kind(item.get('input'))}")
             elif (tuple(item.get("loc", ())) == ("body",) and item.get("type") == "missing"
-                  and request.url.path in ARRAY_BODY_PATHS):
+                  and route_path(request.scope) in ARRAY_BODY_PATHS):
                 msg = "a JSON array of runs is required as the request body"
             elif tuple(item.get("loc", ())) == ("body",) and item.get("type") == "value_error":
                 # A rule across fields (a model validator): its own words.
@@ -279,7 +312,8 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
             allowed = sorted({
                 method.upper()
                 for template, item in request.app.openapi().get("paths", {}).items()
-                if re.fullmatch(re.sub(r"\{[^/}]+\}", "[^/]+", template), request.url.path)
+                if re.fullmatch(re.sub(r"\{[^/}]+\}", "[^/]+", template),
+                                route_path(request.scope))
                 for method in item
             })
             headers["Allow"] = ", ".join(allowed)
@@ -291,14 +325,54 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return error(500, f"internal error: {type(exc).__name__}")
 
-    if authenticator is not None:
-        # Inside BodyLimit: a handler that reads the body gets the buffered, checked one.
-        app.add_middleware(AuthMiddleware, authenticator=authenticator)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Outermost first. Auth inside BodyLimit: a handler that reads the body gets the
+    # buffered, checked one. A project's middleware with http.middleware_order
+    # "auth_first" runs after auth (otherwise it is outside everything: served_app).
+    app.user_middleware = [
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        *([Middleware(AuthMiddleware, authenticator=authenticator)] if authenticator else []),
+        *(custom.runlane_middleware() if custom is not None else []),
+    ]
     return app
 
 
-def create_app_from_env() -> FastAPI:
+def served_app(settings: Settings, graphs: dict[str, ServedGraph],
+               auth: tuple[Authenticator | None, Any] | None, http: HttpConfig,
+               webhooks: WebhookConfig | None, project_dir: Path,
+               persistence: tuple[StoreConfig, ThreadTTLConfig | None] | None = None,
+               ) -> ASGIApp:
+    """What `runlane serve` serves for a project: runlane's app, with langgraph.json's
+    `http` applied around it: the project's own app (http.app, runlane.api.custom_app),
+    the access log (http.logging_headers), the mount prefix (runlane.api.mounting), and
+    CORS outside all of them, so a browser can read every answer."""
+    authenticator = (auth or (None, None))[0]
+    custom = None
+    if http.app is not None:
+        if http.enable_custom_route_auth and authenticator is None:
+            log.warning("http.enable_custom_route_auth is set but no auth is configured: "
+                        "the routes of %s are open", http.app)
+        guard = (Middleware(AuthMiddleware, authenticator=authenticator)
+                 if http.enable_custom_route_auth and authenticator is not None else None)
+        custom = custom_app.prepare(custom_app.load(http.app, project_dir), http.app, guard,
+                                    http.middleware_order == "auth_first")
+    app = create_app(settings, graphs, auth, http.cors, webhooks, http, custom, persistence)
+    served: ASGIApp = app
+    if custom is None and http.logging_headers is None and http.mount_prefix is None:
+        return served
+    app.cors_config = None  # applied outside, below
+    if custom is not None:
+        fixed = custom_app.paths(app.routes) & custom_app.UNSHADOWABLE
+        if http.disables("meta"):
+            fixed.discard("/ok")  # as on the reference: a project may answer /ok itself
+        served = custom_app.compose(app, custom, frozenset(fixed))
+    if http.mount_prefix is not None:
+        served = Prefixed(served, http.mount_prefix)
+    if http.logging_headers is not None:
+        served = AccessLog(served, http.logging_headers)
+    return cors(served, http.cors)
+
+
+def create_app_from_env() -> ASGIApp:
     """The app of one worker process started by `runlane serve --workers N`."""
     from runlane.graphs import load_all, read_config
 
@@ -309,5 +383,7 @@ def create_app_from_env() -> FastAPI:
     project = read_config(settings.config)
     webhooks = override(project.webhooks, **settings.webhook_overrides())
     graphs = {gid: loaded.graph for gid, loaded in load_all(project).items()}
-    return create_app(settings, graphs, build_authenticator(settings, project.path, project.auth),
-                      project.cors, webhooks, (project.store, project.thread_ttl))
+    return served_app(settings, graphs,
+                      build_authenticator(settings, project.path, project.auth),
+                      project.http, webhooks, project.path.parent,
+                      (project.store, project.thread_ttl))

@@ -27,6 +27,7 @@ from runlane.contract import (
     parse_bool,
 )
 from runlane.errors import NotFound
+from runlane.http_config import HttpConfig, configurable_headers
 from runlane.owners import matches, owner_of
 from runlane.service.runs import Admission, CancelAnswer, Runlane, RunRequest
 from runlane.wire import run_body
@@ -93,6 +94,16 @@ async def _authorized(request: Request, thread_id: str | None, body: RunCreate) 
     run_request.user = {k: user[k] for k in user} if user is not None else None
     run_request.request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
     run_request.start_time_ms = int(time.time() * 1000)
+    http: HttpConfig = request.app.state.http
+    # The request headers langgraph.json's http.configurable_headers lets through reach
+    # the graph's config["configurable"], over the body's keys, as on the reference.
+    run_request.headers = configurable_headers(request.headers.items(),
+                                               http.configurable_headers)
+    if run_request.webhook is not None and http.disables("webhooks"):
+        # Accepted and never called, as the reference does under http.disable_webhooks.
+        log.info("webhooks are disabled (http.disable_webhooks): run's webhook %s not "
+                 "called", run_request.webhook)
+        run_request.webhook = None
     if not has_handlers(request):
         return run_request
     value: dict[str, Any] = {

@@ -17,16 +17,19 @@ from runlane.observability import metrics
 READY_TIMEOUT = 2.0
 MIN_METRICS_TOKEN = 16
 
+# The probes: served whatever langgraph.json says (http.disable_meta removes the
+# other meta routes, not these: an operator must still see that the server is up).
+probes = APIRouter(tags=["system"])
 router = APIRouter(tags=["system"])
 
 
-@router.get("/ok")
+@probes.get("/ok")
 async def ok() -> Response:
     """Liveness: the process serves HTTP. Says nothing about its dependencies."""
     return JSON({"ok": True})
 
 
-@router.get("/ready")
+@probes.get("/ready")
 async def ready(request: Request) -> Response:
     """Readiness: the database answers a trivial query through the store's database
     thread, Redis answers PING (scale-out only), and the worker is not shutting

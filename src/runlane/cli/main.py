@@ -82,7 +82,16 @@ def _serve(args: argparse.Namespace) -> int:
         logging.getLogger("runlane").warning(warning, extra={"event": "no_auth"})
     import uvicorn
 
-    from runlane.api.app import create_app
+    from runlane.api.app import served_app
+
+    try:
+        # Built here whatever the number of workers: a project app (http.app) that
+        # does not import stops start-up with one line, before any worker starts.
+        app = served_app(settings, graphs, auth, project.http, project.webhooks,
+                         project.path.parent, (project.store, project.thread_ttl))
+    except ConfigError as exc:
+        console.print(f"[bold red]runlane: cannot start:[/] {exc}", highlight=False)
+        return 2
 
     if settings.log_format == "text":  # JSON logs: every line on stderr is JSON
         console.print(
@@ -99,9 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
               "timeout_graceful_shutdown": int(settings.shutdown_grace
                                                + settings.cancel_grace) + 2}
     if workers == 1:
-        uvicorn.run(create_app(settings, graphs, auth, project.cors, project.webhooks,
-                               (project.store, project.thread_ttl)),
-                    **common)  # type: ignore[arg-type]
+        uvicorn.run(app, **common)  # type: ignore[arg-type]
     else:
         # Each worker process builds its own app from the same settings.
         os.environ.update(settings.to_env())

@@ -79,6 +79,8 @@ class RunRequest:
     # The authenticated caller (its identity, permissions...), None with auth off.
     user: JSONObject | None = None
     request_id: str | None = None
+    # Request headers for config["configurable"] (langgraph.json http.configurable_headers).
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
     start_time_ms: int | None = None  # when the HTTP request came in (ms since the epoch)
 
 
@@ -390,6 +392,7 @@ class Runlane:
             # Popped at execution: keys the graph's context schema drops are dropped
             # from the mirrored configurable only then (run_context.for_schema).
             configurable["__context_provided__"] = True
+        configurable.update(request.headers)
         configurable.update(run_context.auth_configurable(request.user))
         configurable["__after_seconds__"] = request.after_seconds or 0
         if request.start_time_ms is not None:

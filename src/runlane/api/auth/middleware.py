@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 
+from starlette.authentication import AuthCredentials
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane.api.auth.identity import Authenticator
+from runlane.api.mounting import route_path
 from runlane.api.responses import error, error_response
 from runlane.errors import AuthError
 
@@ -33,7 +35,7 @@ class AuthMiddleware:
         self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or route_path(scope) in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         # A CORS preflight carries no credentials by design.
@@ -59,6 +61,11 @@ class AuthMiddleware:
         state = scope.setdefault("state", {})
         state["owner"] = user.identity
         state["user"] = user
+        # What Starlette's AuthenticationMiddleware sets, as the reference's does: a
+        # project route behind runlane's auth (http.enable_custom_route_auth) reads
+        # `request.user.identity` and `request.auth.scopes`.
+        scope["user"] = user
+        scope["auth"] = AuthCredentials(list(user.permissions))
         # A handler that read the body consumed it: hand the buffered copy on.
         body = getattr(request, "_body", None)
         if body is not None:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane import __version__
-from runlane.api import assistants, crons, runs, store, system, threads
+from runlane.api import a2a, assistants, crons, runs, store, system, threads
 from runlane.api.auth.identity import Authenticator
 from runlane.api.auth.middleware import AuthMiddleware
 from runlane.api.cors import cors
@@ -71,7 +71,9 @@ class BodyLimit:
             try:
                 body = _json_body(scope, body)
             except BadBody as bad:
-                await error_response(bad)(scope, receive=_disconnected, send=send)
+                answer = (_jsonrpc_parse_error(bad) if scope["path"].startswith(JSONRPC_PREFIX)
+                          else error_response(bad))
+                await answer(scope, receive=_disconnected, send=send)
                 return
             # Labelled as what it now is, whatever the client's label (FastAPI would
             # not parse JSON labelled text/plain).
@@ -95,6 +97,16 @@ class BodyLimit:
         response = error(413, f"request body larger than {self.max_bytes} bytes, the most "
                               "this server accepts (RUNLANE_MAX_BODY_BYTES)")
         await response(scope, receive=_disconnected, send=send)
+
+
+# JSON-RPC endpoints (A2A): a body that is not JSON is a JSON-RPC parse error, which
+# JSON-RPC answers with HTTP 200 and the error in the body.
+JSONRPC_PREFIX = "/a2a/"
+
+
+def _jsonrpc_parse_error(bad: BadBody) -> Response:
+    return JSON({"jsonrpc": "2.0", "id": None,
+                 "error": {"code": -32700, "message": f"Parse error: {bad.detail}"}})
 
 
 # Request JSON may nest this deep; responses wrap it a few levels more (a thread's
@@ -221,6 +233,9 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
     # come first.
     for module in (runs, threads, assistants, crons, store, system):
         app.include_router(module.router)
+    # A2A: every assistant is an agent at /a2a/{assistant_id} (docs/a2a.md). Mounted
+    # here, in one place, so one setting can leave it out.
+    app.include_router(a2a.router)
 
     @app.exception_handler(RunlaneError)
     async def _runlane_error(request: Request, exc: RunlaneError) -> Response:

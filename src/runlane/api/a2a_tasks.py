@@ -107,10 +107,10 @@ class RunTasks(RequestHandler):
     async def _run(self, request: Request, task_id: str, action: str) -> tuple[Run, wire.TaskRef]:
         """The run a task id names, if the caller may `action` its thread and it is a
         run of this endpoint's assistant; else TaskNotFoundError."""
+        assistant = await self._assistant(request)  # an unknown agent first, for any id
         ref = wire.parse_task_id(task_id)
         if ref is None:
             raise _not_found(task_id)
-        assistant = await self._assistant(request)
         try:
             await check_thread(request, ref.thread_id, action,
                                {"thread_id": ref.thread_id, "run_id": ref.run_id})

@@ -97,34 +97,34 @@ def _ids(task: Task) -> tuple[str, str]:
     return thread_id, run_id
 
 
-def _run(http: httpx.Client, task: Task) -> dict[str, Any]:
+async def _run(client: Any, task: Task) -> dict[str, Any]:
+    """The task's run, read with langgraph_sdk from the REST API."""
     thread_id, run_id = _ids(task)
-    resp = http.get(f"/threads/{thread_id}/runs/{run_id}")
-    assert resp.status_code == 200, resp.text
-    return resp.json()
+    return await client.runs.get(thread_id, run_id)
 
 
-def _wait_status(http: httpx.Client, task: Task, wanted: set[str],
-                 timeout: float = 60) -> dict[str, Any]:
+async def _wait_status(client: Any, task: Task, wanted: set[str],
+                       timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        run = _run(http, task)
+        run = await _run(client, task)
         if run["status"] in wanted:
             return run
         assert time.monotonic() < deadline, f"run stayed {run['status']}, wanted {wanted}"
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
 
 
-def _cancel_counts(server: Any) -> dict[str, float]:
+async def _cancel_counts(server: Any) -> dict[str, float]:
     """runlane_cancel_requests by outcome, summed over every worker."""
     counts: dict[str, float] = {}
-    for url in getattr(server, "urls", [server.url]):
-        text = httpx.get(f"{url}/metrics", timeout=30).text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == "runlane_cancel_requests_total":
-                    outcome = sample.labels["outcome"]
-                    counts[outcome] = counts.get(outcome, 0) + sample.value
+    async with httpx.AsyncClient(timeout=30) as http:
+        for url in getattr(server, "urls", [server.url]):
+            text = (await http.get(f"{url}/metrics")).text
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == "runlane_cancel_requests_total":
+                        outcome = sample.labels["outcome"]
+                        counts[outcome] = counts.get(outcome, 0) + sample.value
     return counts
 
 
@@ -159,17 +159,18 @@ def test_agent_card(server: ServerProcess, http: httpx.Client) -> None:
 # ------------------------------------------------------------------ sending
 
 
-async def test_message_send_answers_a_completed_task(agent: Client, http: httpx.Client) -> None:
+async def test_message_send_answers_a_completed_task(agent: Client, client: Any) -> None:
     task = await _send(agent, _message("hello there"))
     assert task.status.state is TaskState.completed
     assert _text(task) == "You said: hello there"
-    run = _run(http, task)  # the task is the run, the context its thread
-    assert run["status"] == "success" and run["assistant_id"] == http.post(
-        "/assistants/search", json={"graph_id": AGENT}).json()[0]["assistant_id"]
+    run = await _run(client, task)  # the task is the run, the context its thread
+    default = (await client.assistants.search(graph_id=AGENT, metadata={
+        "created_by": "system"}))[0]
+    assert run["status"] == "success" and run["assistant_id"] == default["assistant_id"]
     assert task.history and task.history[0].parts[0].root.text == "hello there"
 
 
-async def test_context_is_the_thread(agent: Client, http: httpx.Client) -> None:
+async def test_context_is_the_thread(agent: Client, client: Any) -> None:
     """A second message on the context continues the conversation: the same thread,
     holding both turns, answered by a second task (run)."""
     first = await _send(agent, _message("what is 12 * 7"))
@@ -179,14 +180,14 @@ async def test_context_is_the_thread(agent: Client, http: httpx.Client) -> None:
     assert second.status.state is TaskState.completed
     assert second.context_id == first.context_id and second.id != first.id
     assert _text(second) == "You said: hello again"
-    values = http.get(f"/threads/{first.context_id}/state").json()["values"]
+    values = (await client.threads.get_state(first.context_id))["values"]
     humans = [m["content"] for m in values["messages"] if m["type"] == "human"]
     assert humans == ["what is 12 * 7", "hello again"]
-    runs = http.get(f"/threads/{first.context_id}/runs").json()
+    runs = await client.runs.list(first.context_id)
     assert {r["run_id"] for r in runs} == {_ids(first)[1], _ids(second)[1]}
 
 
-async def test_message_stream(server: ServerProcess, http: httpx.Client) -> None:
+async def test_message_stream(server: ServerProcess, client: Any) -> None:
     client, transport = await _client(server, streaming=True)
     try:
         # (the client updates one task object as events arrive: its state is read
@@ -209,7 +210,7 @@ async def test_message_stream(server: ServerProcess, http: httpx.Client) -> None
     assert answer == "You said: hello stream"
     assert tokens.strip() == answer  # the words as they streamed make the answer
     task = events[-1][0]
-    assert _run(http, task)["status"] == "success"
+    assert (await _run(client, task))["status"] == "success"
 
 
 # ------------------------------------------------------------------ reading
@@ -264,21 +265,21 @@ def test_tasks_get_after_restart(fresh_server: ServerProcess) -> None:
 
 @pytest.mark.race
 async def test_concurrent_duplicate_cancels_stop_the_run_once(
-        server: ServerProcess, agent: Client, http: httpx.Client) -> None:
+        server: ServerProcess, agent: Client, client: Any) -> None:
     task = await _send(agent, _message(LONG), blocking=False)
     assert task.status.state in (TaskState.submitted, TaskState.working)
-    _wait_status(http, task, {"running"})
-    before = _cancel_counts(server)
+    await _wait_status(client, task, {"running"})
+    before = await _cancel_counts(server)
     answers = await asyncio.gather(*(agent.cancel_task(TaskIdParams(id=task.id))
                                      for _ in range(20)), return_exceptions=True)
     assert all(isinstance(a, Task) for a in answers), answers
     assert {a.status.state for a in answers} == {TaskState.canceled}
     assert {a.id for a in answers} == {task.id}
-    after = _cancel_counts(server)
+    after = await _cancel_counts(server)
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     assert delta.get("recorded") == 1, delta  # one cancel recorded, by one of the 20
     assert delta.get("already_recorded", 0) + delta.get("already_interrupted", 0) == 19, delta
-    run = _run(http, task)
+    run = await _run(client, task)
     assert run["status"] == "interrupted" and run["cancel_reason"] == "user"
     again = await agent.cancel_task(TaskIdParams(id=task.id))  # and later: the same answer
     assert again.status.state is TaskState.canceled
@@ -287,13 +288,13 @@ async def test_concurrent_duplicate_cancels_stop_the_run_once(
 
 
 async def test_cancel_of_a_finished_task_names_its_state(
-        server: ServerProcess, agent: Client, http: httpx.Client) -> None:
+        server: ServerProcess, agent: Client, client: Any) -> None:
     done = await _send(agent, _message("hello cancel"))
     with pytest.raises(A2AClientJSONRPCError) as err:
         await agent.cancel_task(TaskIdParams(id=done.id))
     assert err.value.error.code == TASK_NOT_CANCELABLE
     assert "completed" in (err.value.error.message or "")
-    assert _run(http, done)["status"] == "success"  # untouched
+    assert (await _run(client, done))["status"] == "success"  # untouched
 
     raising, transport = await _client(server, "raising_agent")
     try:
@@ -315,7 +316,7 @@ async def test_cancel_of_a_finished_task_names_its_state(
 
 @pytest.mark.race
 async def test_cancel_racing_completion_agrees_with_the_stored_status(
-        agent: Client, http: httpx.Client) -> None:
+        agent: Client, client: Any) -> None:
     """Short runs, each cancelled (twice at once) after a random delay: every answer
     is the run's final stored status: `canceled` only for an `interrupted` run,
     TaskNotCancelableError (`completed`) only for a `success` one."""
@@ -326,7 +327,7 @@ async def test_cancel_racing_completion_agrees_with_the_stored_status(
         answers = await asyncio.gather(
             agent.cancel_task(TaskIdParams(id=task.id)),
             agent.cancel_task(TaskIdParams(id=task.id)), return_exceptions=True)
-        final = _wait_status(http, task, {"success", "interrupted", "error"})
+        final = await _wait_status(client, task, {"success", "interrupted", "error"})
         for answer in answers:
             if isinstance(answer, Task):
                 assert answer.status.state is TaskState.canceled
@@ -430,22 +431,22 @@ def test_bad_jsonrpc_is_a_jsonrpc_error(http: httpx.Client) -> None:
 # ------------------------------------------------------- human in the loop
 
 
-async def test_input_required_and_resume(server: ServerProcess, http: httpx.Client) -> None:
-    client, transport = await _client(server, "hitl_agent")
+async def test_input_required_and_resume(server: ServerProcess, client: Any) -> None:
+    hitl, transport = await _client(server, "hitl_agent")
     try:
-        paused = await _send(client, _message("transfer 50 to Alice"))
+        paused = await _send(hitl, _message("transfer 50 to Alice"))
         assert paused.status.state is TaskState.input_required
         assert paused.artifacts and paused.artifacts[0].name == "Interrupt"
-        assert _run(http, paused)["status"] == "success"  # a pause is not a cancel
+        assert (await _run(client, paused))["status"] == "success"  # a pause is not a cancel
         with pytest.raises(A2AClientJSONRPCError) as err:
-            await client.cancel_task(TaskIdParams(id=paused.id))
+            await hitl.cancel_task(TaskIdParams(id=paused.id))
         assert err.value.error.code == TASK_NOT_CANCELABLE
         assert "input-required" in (err.value.error.message or "")
-        resumed = await _send(client, _message("approve", context_id=paused.context_id,
+        resumed = await _send(hitl, _message("approve", context_id=paused.context_id,
                                                task_id=paused.id))
         assert resumed.status.state is TaskState.completed, resumed
         assert resumed.context_id == paused.context_id
-        got = await client.get_task(TaskQueryParams(id=paused.id))
+        got = await hitl.get_task(TaskQueryParams(id=paused.id))
         assert got.status.state is TaskState.completed  # no longer waiting
     finally:
         await transport.aclose()

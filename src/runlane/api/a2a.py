@@ -10,8 +10,6 @@ runlane's runs. See docs/a2a.md.
 
 from __future__ import annotations
 
-from typing import Any
-
 from a2a.server.apps.jsonrpc.jsonrpc_app import CallContextBuilder
 from a2a.server.apps.jsonrpc.starlette_app import A2AStarletteApplication
 from a2a.server.context import ServerCallContext
@@ -22,11 +20,8 @@ from starlette.responses import Response
 from runlane import __version__
 from runlane.api import a2a_wire
 from runlane.api.a2a_tasks import RunTasks
-from runlane.api.assistants import _assistant, _open
+from runlane.api.assistants import _assistant
 from runlane.api.responses import JSON
-from runlane.serde import to_jsonable
-from runlane.service.graph_schemas import graph_schemas
-from runlane.service.runs import Runlane
 
 router = APIRouter(tags=["a2a"])
 
@@ -64,10 +59,7 @@ async def a2a_rpc(assistant_id: str, request: Request) -> Response:
 
 async def _card(request: Request, assistant_id: str) -> Response:
     assistant = await _assistant(request, assistant_id)
-    svc: Runlane = request.app.state.runlane
-    async with _open(request, svc.graphs[assistant.graph_id], assistant) as graph:
-        schemas: dict[str, Any] = to_jsonable(graph_schemas(graph))
-    card = a2a_wire.agent_card(assistant, str(request.base_url), schemas)
+    card = a2a_wire.agent_card(assistant, str(request.base_url))
     return JSON(card.model_dump(mode="json", exclude_none=True))
 
 

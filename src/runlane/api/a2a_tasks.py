@@ -17,8 +17,9 @@ contract holds here too.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import orjson
@@ -31,6 +32,7 @@ from a2a.types import (
     GetTaskPushNotificationConfigParams,
     InternalError,
     InvalidParamsError,
+    InvalidRequestError,
     ListTaskPushNotificationConfigParams,
     Message,
     MessageSendParams,
@@ -80,11 +82,24 @@ def _not_found(task_id: str) -> ServerError:
 
 
 def _refused(exc: RunlaneError) -> ServerError:
-    """A run request runlane refused (a 4xx of the REST API) as a JSON-RPC error with
-    the same words; an unavailable database as an internal error that says so."""
+    """What runlane refused (a 4xx of the REST API: not found, a conflict, an
+    authorization handler's refusal) as a JSON-RPC error with the same words; an
+    unavailable database as an internal error that says so."""
     if exc.status_code >= 500:
         return ServerError(InternalError(message=exc.detail))
+    if exc.status_code in (401, 403):
+        return ServerError(InvalidRequestError(message=exc.detail))
     return ServerError(InvalidParamsError(message=exc.detail))
+
+
+@contextlib.contextmanager
+def _as_jsonrpc() -> Iterator[None]:
+    """Every RunlaneError a method meets becomes its JSON-RPC error (the SDK would
+    answer anything but a ServerError as an internal error)."""
+    try:
+        yield
+    except RunlaneError as exc:
+        raise _refused(exc) from None
 
 
 class RunTasks(RequestHandler):
@@ -161,8 +176,9 @@ class RunTasks(RequestHandler):
     async def on_get_task(self, params: TaskQueryParams,
                           context: ServerCallContext | None = None) -> Task | None:
         request = _request(context)
-        run, _ = await self._run(request, params.id, "read")
-        return await self._task(request, run)
+        with _as_jsonrpc():
+            run, _ = await self._run(request, params.id, "read")
+            return await self._task(request, run)
 
     # ------------------------------------------------------------------- cancel
 
@@ -172,23 +188,24 @@ class RunTasks(RequestHandler):
         repeated cancels answer the same cancelled task and stop the run once, and the
         answer is the run's final stored status."""
         request = _request(context)
-        _, ref = await self._run(request, params.id, "read")
-        filters = await allowed(request, "threads", "update",
-                                {"thread_id": ref.thread_id, "run_id": ref.run_id,
-                                 "action": CancelAction.INTERRUPT.value})
-        answer = await _svc(request).cancel_run(
-            ref.thread_id, ref.run_id, action=CancelAction.INTERRUPT, wait=True,
-            owner=owner_of(request), auth_filter=filters)
-        if answer.outcome is CancelOutcome.NOT_FOUND or answer.run is None:
-            raise _not_found(params.id)
-        final = answer.run
-        if answer.outcome is CancelOutcome.TOO_LATE:
-            state = wire.task_state(final, waits_for_input=await self._waits_for_input(
-                request, final))
-            raise ServerError(TaskNotCancelableError(
-                message=f"task {params.id!r} is already {state.value} (its run ended "
-                        f"{final.status.value!r}); nothing to cancel"))
-        return await self._task(request, final)
+        with _as_jsonrpc():
+            _, ref = await self._run(request, params.id, "read")
+            filters = await allowed(request, "threads", "update",
+                                    {"thread_id": ref.thread_id, "run_id": ref.run_id,
+                                     "action": CancelAction.INTERRUPT.value})
+            answer = await _svc(request).cancel_run(
+                ref.thread_id, ref.run_id, action=CancelAction.INTERRUPT, wait=True,
+                owner=owner_of(request), auth_filter=filters)
+            if answer.outcome is CancelOutcome.NOT_FOUND or answer.run is None:
+                raise _not_found(params.id)
+            final = answer.run
+            if answer.outcome is CancelOutcome.TOO_LATE:
+                state = wire.task_state(final, waits_for_input=await self._waits_for_input(
+                    request, final))
+                raise ServerError(TaskNotCancelableError(
+                    message=f"task {params.id!r} is already {state.value} (its run ended "
+                            f"{final.status.value!r}); nothing to cancel"))
+            return await self._task(request, final)
 
     # ------------------------------------------------------------------ sending
 
@@ -231,10 +248,7 @@ class RunTasks(RequestHandler):
             "command": command, "if_not_exists": "create", "stream_mode": stream_mode,
             "metadata": {"a2a": {"message_id": message.message_id}},
         })
-        try:
-            run = (await create_as_caller(request, thread_id, body)).run
-        except RunlaneError as exc:
-            raise _refused(exc) from None
+        run = (await create_as_caller(request, thread_id, body)).run
         ref = wire.TaskRef(run.thread_id, run.run_id)
         sent = message.model_copy(update={"task_id": ref.task_id, "context_id": run.thread_id})
         return run, sent
@@ -244,12 +258,13 @@ class RunTasks(RequestHandler):
         """Create the run; with `blocking` (the default) answer once it is terminal,
         else at once with the task as it stands."""
         request = _request(context)
-        run, sent = await self._start(request, params, ["values"])
-        svc = _svc(request)
-        if params.configuration is None or params.configuration.blocking is not False:
-            final = await svc.await_terminal(run.thread_id, run.run_id)
-            run = final or run
-        return await self._task(request, run, history=[sent])
+        with _as_jsonrpc():
+            run, sent = await self._start(request, params, ["values"])
+            svc = _svc(request)
+            if params.configuration is None or params.configuration.blocking is not False:
+                final = await svc.await_terminal(run.thread_id, run.run_id)
+                run = final or run
+            return await self._task(request, run, history=[sent])
 
     async def on_message_send_stream(
         self, params: MessageSendParams, context: ServerCallContext | None = None,
@@ -258,28 +273,29 @@ class RunTasks(RequestHandler):
         updates carrying a message each), then the answer as an artifact and the final
         state: the run's stored status once it is terminal."""
         request = _request(context)
-        run, sent = await self._start(request, params, STREAM_MODES)
-        ref = wire.TaskRef(run.thread_id, run.run_id)
-        svc = _svc(request)
-        yield wire.task_of(run, TaskState.submitted, history=[sent])
-        yield TaskStatusUpdateEvent(task_id=ref.task_id, context_id=ref.thread_id,
-                                    status=TaskStatus(state=TaskState.working), final=False)
-        frames = await svc.stream_run(run.thread_id, run.run_id, owner=owner_of(request))
-        async for event, data in _sse_events(frames):
-            text = _token_text(event, data)
-            if text:
-                yield TaskStatusUpdateEvent(
-                    task_id=ref.task_id, context_id=ref.thread_id, final=False,
-                    status=TaskStatus(state=TaskState.working,
-                                      message=wire.agent_message(text, ref)))
-        final = await svc.await_terminal(run.thread_id, run.run_id) or run
-        task = await self._task(request, final)
-        for artifact in task.artifacts or []:
-            yield TaskArtifactUpdateEvent(task_id=ref.task_id, context_id=ref.thread_id,
-                                          artifact=artifact, append=False, last_chunk=True)
-        yield TaskStatusUpdateEvent(task_id=ref.task_id, context_id=ref.thread_id,
-                                    status=task.status, final=True,
-                                    metadata={"run_status": final.status.value})
+        with _as_jsonrpc():
+            run, sent = await self._start(request, params, STREAM_MODES)
+            ref = wire.TaskRef(run.thread_id, run.run_id)
+            svc = _svc(request)
+            yield wire.task_of(run, TaskState.submitted, history=[sent])
+            yield TaskStatusUpdateEvent(task_id=ref.task_id, context_id=ref.thread_id,
+                                        status=TaskStatus(state=TaskState.working), final=False)
+            frames = await svc.stream_run(run.thread_id, run.run_id, owner=owner_of(request))
+            async for event, data in _sse_events(frames):
+                text = _token_text(event, data)
+                if text:
+                    yield TaskStatusUpdateEvent(
+                        task_id=ref.task_id, context_id=ref.thread_id, final=False,
+                        status=TaskStatus(state=TaskState.working,
+                                          message=wire.agent_message(text, ref)))
+            final = await svc.await_terminal(run.thread_id, run.run_id) or run
+            task = await self._task(request, final)
+            for artifact in task.artifacts or []:
+                yield TaskArtifactUpdateEvent(task_id=ref.task_id, context_id=ref.thread_id,
+                                              artifact=artifact, append=False, last_chunk=True)
+            yield TaskStatusUpdateEvent(task_id=ref.task_id, context_id=ref.thread_id,
+                                        status=task.status, final=True,
+                                        metadata={"run_status": final.status.value})
 
     # ----------------------------------------------- what runlane does not offer
 

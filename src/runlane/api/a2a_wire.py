@@ -192,7 +192,7 @@ def task_of(run: Run, state: TaskState, *, artifacts: list[Artifact] | None = No
                 metadata={"run_id": run.run_id, "run_status": run.status.value})
 
 
-def agent_card(assistant: Assistant, base_url: str, schemas: dict[str, Any]) -> AgentCard:
+def agent_card(assistant: Assistant, base_url: str) -> AgentCard:
     """The card of one assistant, as the reference builds it: the assistant's name and
     description, one skill (the assistant itself), streaming on, no push notifications."""
     name = assistant.name or assistant.graph_id
@@ -201,12 +201,9 @@ def agent_card(assistant: Assistant, base_url: str, schemas: dict[str, Any]) -> 
     skill = AgentSkill(id=f"{assistant.assistant_id}-main", name=f"{name} Capabilities",
                        description=description, tags=["assistant", "langgraph"],
                        examples=[], input_modes=INPUT_MODES, output_modes=OUTPUT_MODES)
-    input_schema = schemas.get("input_schema") or schemas.get("state_schema") or {}
-    accepts_messages = "messages" in (input_schema.get("properties") or {})
     return AgentCard(
         name=name, description=description, url=url, version=__version__,
         capabilities=AgentCapabilities(streaming=True, push_notifications=False,
                                        state_transition_history=False),
-        default_input_modes=INPUT_MODES if accepts_messages else ["application/json"],
-        default_output_modes=OUTPUT_MODES, skills=[skill],
+        default_input_modes=INPUT_MODES, default_output_modes=OUTPUT_MODES, skills=[skill],
     )

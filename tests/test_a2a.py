@@ -188,12 +188,12 @@ async def test_context_is_the_thread(agent: Client, client: Any) -> None:
 
 
 async def test_message_stream(server: ServerProcess, client: Any) -> None:
-    client, transport = await _client(server, streaming=True)
+    streaming, transport = await _client(server, streaming=True)
     try:
         # (the client updates one task object as events arrive: its state is read
         # at each event)
         events = [(task, update, task.status.state)
-                  async for task, update in client.send_message(_message("hello stream"))]
+                  async for task, update in streaming.send_message(_message("hello stream"))]
     finally:
         await transport.aclose()
     updates = [update for _, update, _ in events]

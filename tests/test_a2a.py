@@ -418,14 +418,16 @@ def test_bad_jsonrpc_is_a_jsonrpc_error(http: httpx.Client) -> None:
         else:
             error = resp.json()["error"]
         assert error["code"] == code, (body, error)
+    empty = http.post(f"/a2a/{AGENT}")
+    assert empty.status_code == 200 and empty.json()["error"]["code"] == -32700, empty.text
+    # No agent at that URL: a 404, like its card.
     for method in ("message/send", "tasks/get", "tasks/cancel"):
         resp = http.post(f"/a2a/{uuid.uuid4()}", json={
             "jsonrpc": "2.0", "id": 1, "method": method, "params": {
                 "id": "x", "message": {"role": "user", "messageId": "m",
                                        "parts": [{"kind": "text", "text": "hi"}]}}})
-        assert resp.status_code == 200
-        assert resp.json()["error"]["code"] == -32602, resp.text
-        assert "not found" in resp.json()["error"]["message"]
+        assert resp.status_code == 404, resp.text
+        assert "not found" in resp.json()["detail"]
 
 
 # ------------------------------------------------------- human in the loop

@@ -10,6 +10,8 @@ runlane's runs. See docs/a2a.md.
 
 from __future__ import annotations
 
+import logging
+
 from a2a.server.apps.jsonrpc.jsonrpc_app import CallContextBuilder
 from a2a.server.apps.jsonrpc.starlette_app import A2AStarletteApplication
 from a2a.server.context import ServerCallContext
@@ -49,10 +51,30 @@ _jsonrpc = A2AStarletteApplication(
 )
 
 
+class _ClientErrorsWithoutTraceback(logging.Filter):
+    """The SDK logs a request that is not valid JSON-RPC with a traceback, as if the
+    server had failed; it is the client's mistake (answered -32600/-32602), and the
+    SDK logs that answer on a line of its own (a warning), which stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to validate")
+
+
+logging.getLogger("a2a.server.apps.jsonrpc.jsonrpc_app").addFilter(
+    _ClientErrorsWithoutTraceback())
+
+
 @router.post("/a2a/{assistant_id}")
 async def a2a_rpc(assistant_id: str, request: Request) -> Response:
     """One A2A JSON-RPC request to the assistant (an assistant id, or a graph id for
-    its default assistant)."""
+    its default assistant). An agent that does not exist (or that the caller may not
+    read) is a 404, like its card: there is no agent at that URL."""
+    request.state.a2a_assistant = await _assistant(request, assistant_id)
+    if not await request.body():
+        # (the SDK would print the decoding error's traceback)
+        return JSON({"jsonrpc": "2.0", "id": None, "error": {
+            "code": -32700, "message": "Parse error: the request body is empty; send a "
+                                       "JSON-RPC 2.0 request object"}})
     # The SDK's entry point for a JSON-RPC POST (what its own route mounts).
     return await _jsonrpc._handle_requests(request)
 
@@ -74,7 +96,7 @@ async def a2a_agent_card(assistant_id: str, request: Request) -> Response:
     return await _card(request, assistant_id)
 
 
-@router.get("/a2a/{assistant_id}/.well-known/agent.json", include_in_schema=False)
+@router.get("/a2a/{assistant_id}/.well-known/agent.json")
 async def a2a_agent_card_previous_path(assistant_id: str, request: Request) -> Response:
     """The card's path before A2A 0.3 (older clients still ask for it)."""
     return await _card(request, assistant_id)

@@ -58,7 +58,7 @@ from runlane.api.models import RunCreate
 from runlane.api.runs import _create as create_as_caller
 from runlane.contract import CancelAction, CancelOutcome, RunStatus, ThreadStatus
 from runlane.errors import NotFound, RunlaneError
-from runlane.owners import matches, owner_of
+from runlane.owners import owner_of
 from runlane.records import Assistant, Run
 from runlane.service.runs import Runlane
 
@@ -107,16 +107,8 @@ class RunTasks(RequestHandler):
     come with each call (the request in `context.state`)."""
 
     async def _assistant(self, request: Request) -> Assistant:
-        assistant_id = request.path_params["assistant_id"]
-        filters = await allowed(request, "assistants", "read", {"assistant_id": assistant_id})
-        try:
-            assistant = await _svc(request).resolve_assistant(assistant_id,
-                                                              owner=owner_of(request))
-        except NotFound as exc:
-            raise ServerError(InvalidParamsError(message=exc.detail)) from None
-        if not matches(assistant.metadata, filters):
-            raise ServerError(InvalidParamsError(
-                message=f"assistant {assistant_id} not found"))
+        """The endpoint's assistant, which its route resolved (and the caller may read)."""
+        assistant: Assistant = request.state.a2a_assistant
         return assistant
 
     async def _run(self, request: Request, task_id: str, action: str) -> tuple[Run, wire.TaskRef]:

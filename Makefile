@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 2024
 
-.PHONY: run test test-fast test-compat test-compat-ref compat-report bench bench-cluster lint \
+.PHONY: run test test-fast test-compat test-compat-ref compat-report bench bench-agent bench-cluster lint \
 	style typecheck imports clean
 
 $(STAMP): pyproject.toml
@@ -49,6 +49,11 @@ compat-report: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# The agent workload: K concurrent streaming chat runs per server, both servers, a sweep
+# of K (BENCH_ARGS="--variant fast", "--variant waiting", "--ks 100,500", "--baseline").
+bench-agent: $(STAMP)
+	$(BIN)/python benchmarks/agent_load.py $(BENCH_ARGS)
 
 # Scale-out figures: 3 workers on PostgreSQL + Redis next to 1 process on SQLite.
 bench-cluster: $(STAMP)

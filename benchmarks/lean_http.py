@@ -11,12 +11,14 @@ percent of the SDK's cost, so the number it yields is the server's. The SDK figu
 stay in the report beside it: they are what an SDK user observes.
 
 It is deliberately small: it speaks just enough HTTP/1.1 for JSON POSTs to the two
-servers benchmarked here, and raises on anything it does not understand.
+servers benchmarked here, and for reading an SSE answer event by event (the agent
+workload, `agent_load.py`), and raises on anything it does not understand.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 
@@ -46,6 +48,40 @@ class LeanConnection:
         if headers.get("connection", "").lower() == "close":
             await self.aclose()
         return status, data
+
+    async def post_sse(self, path: str, body: bytes,
+                       on_event: Callable[[bytes], None]) -> int:
+        """POST `body` and read a chunked SSE answer to its end, calling `on_event` with
+        each event's name (the bytes after `event: `) as it arrives. No JSON is parsed:
+        the load generator must cost far less than the server it measures."""
+        if self._writer is None:
+            await self._connect()
+        assert self._reader is not None and self._writer is not None
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n")
+        self._writer.write(head.encode("ascii") + body)
+        status, headers = await self._read_head()
+        if status != 200 or headers.get("transfer-encoding", "").lower() != "chunked":
+            await self._read_body(headers)
+            return status
+        pending = b""
+        while True:
+            size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await self._reader.readuntil(b"\r\n")
+                break
+            pending += await self._reader.readexactly(size)
+            await self._reader.readexactly(2)
+            *events, pending = pending.replace(b"\r\n", b"\n").split(b"\n\n")
+            for event in events:
+                at = 0 if event.startswith(b"event: ") else event.find(b"\nevent: ") + 1
+                if at or event.startswith(b"event: "):
+                    end = event.find(b"\n", at)
+                    on_event(event[at + 7:] if end < 0 else event[at + 7:end])
+        if headers.get("connection", "").lower() == "close":
+            await self.aclose()
+        return status
 
     async def _read_head(self) -> tuple[int, dict[str, str]]:
         assert self._reader is not None

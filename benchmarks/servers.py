@@ -148,23 +148,27 @@ def _safe(fn, default):
         return default
 
 
-def runlane_server(workdir: Path) -> Server:
+def runlane_server(workdir: Path, project: Path = DEMO,
+                   extra_args: list[str] | None = None) -> Server:
     port = free_port()
     db = workdir / "rl.sqlite"
     argv = [
         str(ROOT / ".venv" / "bin" / "runlane"), "serve",
-        "--config", str(DEMO / "langgraph.json"), "--port", str(port),
+        "--config", str(project / "langgraph.json"), "--port", str(port),
         "--database-url", f"sqlite:///{db}",
         "--log-level", "warning",  # no per-run logs, as for the reference
+        *(extra_args or []),
     ]
     return Server("runlane", argv, workdir, port)
 
 
-def reference_server(workdir: Path, langgraph_exe: Path, extra_args: list[str]) -> Server:
+def reference_server(workdir: Path, langgraph_exe: Path, extra_args: list[str],
+                     project: Path = DEMO) -> Server:
     # `langgraph dev` resolves graph paths against its working directory and keeps
-    # its state in ./.langgraph_api, so it gets a fresh copy of the demo project.
-    project = workdir / "demo"
-    shutil.copytree(DEMO, project, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+    # its state in ./.langgraph_api, so it gets a fresh copy of the project.
+    source, project = project, workdir / "project"
+    shutil.copytree(source, project, ignore=shutil.ignore_patterns(".*", "__pycache__"),
+                    symlinks=False)
     # Left at its defaults but two: no reloader (one process, nothing watching files)
     # and no per-run info logs (LOG_LEVEL; runlane logs nothing per run). Note that
     # `langgraph dev` executes one run at a time by default (--help says 10; the dev

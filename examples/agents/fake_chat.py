@@ -175,21 +175,27 @@ def tokens(text: str) -> list[str]:
     return re.findall(r"\s*\S+", text) or ([text] if text else [])
 
 
-def reply_chunks(reply: Reply, usage_in: int = 0) -> list[AIMessageChunk]:
-    """The chunks a provider would stream for `reply`, the last one closing the message."""
-    chunks = [AIMessageChunk(content=piece) for piece in tokens(reply.text)]
+def reply_chunks(reply: Reply, usage_in: int = 0) -> Iterator[AIMessageChunk]:
+    """The chunks a provider would stream for `reply`, the last one closing the message.
+
+    Made one at a time as the stream asks for them, as a provider's client makes each
+    from the bytes it just received: building a long reply's chunks up front would
+    spend the whole reply's CPU in one burst before the first token."""
+    pieces = tokens(reply.text)
+    for piece in pieces:
+        yield AIMessageChunk(content=piece)
     for index, call in enumerate(reply.tool_calls):
         # The name and id first, then the JSON arguments in a few pieces.
-        chunks.append(AIMessageChunk(content="", tool_call_chunks=[
-            tool_call_chunk(name=call.name, args="", id=call.id, index=index)]))
+        yield AIMessageChunk(content="", tool_call_chunks=[
+            tool_call_chunk(name=call.name, args="", id=call.id, index=index)])
         args = json.dumps(call.args)
         step = max(1, len(args) // 3)
         for start in range(0, len(args), step):
-            chunks.append(AIMessageChunk(content="", tool_call_chunks=[
+            yield AIMessageChunk(content="", tool_call_chunks=[
                 tool_call_chunk(name=None, args=args[start:start + step], id=None,
-                                index=index)]))
-    out_tokens = len(tokens(reply.text)) + 10 * len(reply.tool_calls)
-    chunks.append(AIMessageChunk(
+                                index=index)])
+    out_tokens = len(pieces) + 10 * len(reply.tool_calls)
+    yield AIMessageChunk(
         content="",
         chunk_position="last",
         response_metadata={
@@ -198,8 +204,7 @@ def reply_chunks(reply: Reply, usage_in: int = 0) -> list[AIMessageChunk]:
         },
         usage_metadata={"input_tokens": usage_in, "output_tokens": out_tokens,
                         "total_tokens": usage_in + out_tokens},
-    ))
-    return chunks
+    )
 
 
 class FakeChatModel(BaseChatModel):
@@ -235,7 +240,8 @@ class FakeChatModel(BaseChatModel):
                     long_reply_tokens=self.long_reply_tokens,
                     research_rounds=self.research_rounds)
 
-    def _chunks(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> list[AIMessageChunk]:
+    def _chunks(self, messages: list[BaseMessage], kwargs: dict[str, Any]
+                ) -> Iterator[AIMessageChunk]:
         usage_in = sum(len(tokens(_text_of(m))) for m in messages)
         return reply_chunks(self._reply(messages, kwargs.get("tools")), usage_in)
 

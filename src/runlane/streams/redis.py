@@ -540,7 +540,7 @@ class _Forwarder:
             if self.position >= end:
                 if event_log.closed:
                     break
-                await event_log._wait_change()  # same package: the log's change signal
+                await event_log._wait_change(None)  # same package: the log's change signal
                 continue
             if failing_since is not None and end - self.position > bridge.max_backlog:
                 log.error(

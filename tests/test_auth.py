@@ -68,6 +68,13 @@ ROUTES: dict[str, dict[str, Any] | None] = {
     "POST /threads/{thread_id}/runs/crons": {"assistant_id": "echo", "schedule": "* * * * * *"},
     "PATCH /runs/crons/{cron_id}": {"enabled": False, "metadata": {"hacked": True}},
     "DELETE /runs/crons/{cron_id}": None,
+    # A2A (docs/a2a.md): alice's assistant as an agent, its card. Her tasks (through
+    # a shared assistant's endpoint): test_a2a.py.
+    "POST /a2a/{assistant_id}": {"jsonrpc": "2.0", "id": 1, "method": "tasks/get",
+                                 "params": {"id": "{thread_id}:{run_id}"}},
+    "GET /a2a/{assistant_id}": None,
+    "GET /a2a/{assistant_id}/.well-known/agent-card.json": None,
+    "GET /a2a/{assistant_id}/.well-known/agent.json": None,
 }
 # Routes without ids in the path: what bob sends aiming at alice's rows, and the
 # status he must get. Search and count must simply not show alice's rows.

@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from compat.sdk_surface import compat_tests, sdk_methods  # noqa: E402 - after sys.path
+from compat.sdk_surface import PROTOCOL_METHODS, compat_tests, sdk_methods  # noqa: E402 - after sys.path
 
 DOC = ROOT / "docs" / "compatibility.md"
 STATUS = HERE / "status.json"
@@ -123,10 +123,13 @@ def render(results: dict[str, dict[str, Outcome]]) -> str:
             "A method's cell is the worst outcome of the tests that exercise it (passed/run).", "",
             "| SDK method | tests | " + " | ".join(TARGET_NAMES[t] for t in targets) + " |",
             "|---|---|" + "---|" * len(targets)]
-    for method in sdk_methods():
+    for method in [*sdk_methods(), *PROTOCOL_METHODS]:
         keys = by_method.get(method, [])
         cells = [cell([results[k][t] for k in keys if t in results.get(k, {})]) for t in targets]
-        out.append(f"| `client.{method}` | {len(keys)} | " + " | ".join(cells) + " |")
+        protocol, _, name = method.partition(".")
+        label = (f"{protocol.upper()} `{name}`" if method in PROTOCOL_METHODS
+                 else f"`client.{method}`")
+        out.append(f"| {label} | {len(keys)} | " + " | ".join(cells) + " |")
     out += ["", "### Every test", "",
             "Area, outcome per target, and the first line of each failure.", "",
             "| test | area | " + " | ".join(targets) + " | why it failed |",

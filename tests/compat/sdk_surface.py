@@ -16,6 +16,10 @@ from langgraph_sdk import get_client
 
 RESOURCES = ("assistants", "threads", "runs", "crons", "store")
 COMPAT_DIR = Path(__file__).parent
+# Protocols served beside the LangGraph API, which no langgraph_sdk object has: their
+# methods as `protocol.method`, each needing a compat test as an SDK method does.
+PROTOCOL_METHODS = ("a2a.agent_card", "a2a.message/send", "a2a.message/stream",
+                    "a2a.tasks/get", "a2a.tasks/cancel")
 
 
 def sdk_methods() -> list[str]:
@@ -28,6 +32,11 @@ def sdk_methods() -> list[str]:
             if not name.startswith("_") and inspect.ismethod(member):
                 names.append(f"{resource}.{name}")
     return sorted(names)
+
+
+def surface() -> list[str]:
+    """Everything the compat suite must cover: the SDK's methods, then the protocols'."""
+    return [*sdk_methods(), *PROTOCOL_METHODS]
 
 
 def compat_tests() -> dict[str, tuple[str, tuple[str, ...]]]:

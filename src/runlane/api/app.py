@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane import __version__
-from runlane.api import assistants, crons, custom_app, runs, store, system, threads
+from runlane.api import a2a, assistants, crons, custom_app, runs, store, system, threads
 from runlane.api.access_log import AccessLog
 from runlane.api.auth.identity import Authenticator
 from runlane.api.auth.middleware import AuthMiddleware
@@ -77,7 +77,9 @@ class BodyLimit:
             try:
                 body = _json_body(scope, body)
             except BadBody as bad:
-                await error_response(bad)(scope, receive=_disconnected, send=send)
+                answer = (_jsonrpc_parse_error(bad) if scope["path"].startswith(JSONRPC_PREFIX)
+                          else error_response(bad))
+                await answer(scope, receive=_disconnected, send=send)
                 return
             # Labelled as what it now is, whatever the client's label (FastAPI would
             # not parse JSON labelled text/plain).
@@ -101,6 +103,16 @@ class BodyLimit:
         response = error(413, f"request body larger than {self.max_bytes} bytes, the most "
                               "this server accepts (RUNLANE_MAX_BODY_BYTES)")
         await response(scope, receive=_disconnected, send=send)
+
+
+# JSON-RPC endpoints (A2A): a body that is not JSON is a JSON-RPC parse error, which
+# JSON-RPC answers with HTTP 200 and the error in the body.
+JSONRPC_PREFIX = "/a2a/"
+
+
+def _jsonrpc_parse_error(bad: BadBody) -> Response:
+    return JSON({"jsonrpc": "2.0", "id": None,
+                 "error": {"code": -32700, "message": f"Parse error: {bad.detail}"}})
 
 
 # Request JSON may nest this deep; responses wrap it a few levels more (a thread's
@@ -200,12 +212,13 @@ class _CorsApp(FastAPI):
 # The routers, in matching order, each with the `http.disable_<group>` flag of
 # langgraph.json that removes it (the reference's route groups: its runs group holds
 # the crons). The probes (/ok, /ready) are always served. An API added later joins
-# here with its group: `("mcp", mcp.router)` and `("a2a", a2a.router)` for
-# http.disable_mcp and http.disable_a2a (http.disable_ui has no routes to remove:
+# here with its group (http.disable_ui has no routes to remove:
 # runlane serves no generative UI bundles).
 ROUTERS: tuple[tuple[str, APIRouter], ...] = (
     ("runs", runs.router), ("threads", threads.router), ("assistants", assistants.router),
-    ("runs", crons.router), ("store", store.router), ("meta", system.router))
+    ("runs", crons.router), ("store", store.router), ("meta", system.router),
+    # A2A: every assistant is an agent at /a2a/{assistant_id} (docs/a2a.md).
+    ("a2a", a2a.router))
 
 
 # Over the complexity ceiling: its exception handlers are closures in it.

@@ -93,7 +93,9 @@ def _project_fixture(project: str, env: dict[str, str] | None = None) -> Any:
 
 
 custom = _project_fixture("custom_app", {"LG_WEBHOOK_TOKEN": "hook-token-from-env"})
-prefixed = _project_fixture("prefixed_auth")
+# With auth on, /metrics answers only its own token (RUNLANE_METRICS_TOKEN, docs/auth.md).
+METRICS_TOKEN = "metrics-token-for-the-prefixed-project"
+prefixed = _project_fixture("prefixed_auth", {"RUNLANE_METRICS_TOKEN": METRICS_TOKEN})
 locked = _project_fixture("locked_down")
 assistants_only = _project_fixture("assistants_only")
 
@@ -268,9 +270,12 @@ async def test_sdk_under_the_mount_prefix(prefixed) -> None:
 
 def test_probes_at_the_root_and_nothing_else_outside_the_prefix(prefixed) -> None:
     with web(prefixed) as http:
-        for path in ("/ok", "/ready", "/metrics", f"{PREFIX}/ok", f"{PREFIX}/info",
+        for path in ("/ok", "/ready", f"{PREFIX}/ok", f"{PREFIX}/info",
                      f"{PREFIX}/docs", f"{PREFIX}/openapi.json"):
             assert http.get(path).status_code == 200, path
+        assert http.get("/metrics").status_code == 401  # auth is on: its own token
+        scrape = http.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
+        assert scrape.status_code == 200 and "runlane_" in scrape.text
         assert "agent" in http.get(f"{PREFIX}/info").json()["graphs"]
         # The docs page loads the OpenAPI document from under the prefix.
         assert f"{PREFIX}/openapi.json" in http.get(f"{PREFIX}/docs").text

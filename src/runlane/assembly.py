@@ -143,7 +143,7 @@ class Runtime:
                 store=store, executor=executor, lease_seconds=settings.lease_seconds,
                 grace_seconds=settings.lease_grace, on_reaped=service.on_run_reaped,
                 complete_rollback=service.finish_adopted_rollback,
-                housekeeping=lambda: service.delete_finished_temporary_threads(
+                housekeeping=lambda: service.housekeeping(
                     utcnow() - datetime.timedelta(minutes=2)),
             )
             bus = PostgresBus(

@@ -50,7 +50,8 @@ class Executor:
         signal = DispatchSignal(starts_at_admission=starts_at_admission)
         self._supervision = Supervision(
             store=store, broker=broker, checkpoints=checkpoints, graphs=graphs,
-            runner=GraphRunner(graphs=graphs, checkpoints=checkpoints, item_store=item_store),
+            runner=GraphRunner(graphs=graphs, checkpoints=checkpoints, item_store=item_store,
+                               store=store, worker_id=self.worker_id),
             transport=transport, signal=signal, webhook_owed=webhook_owed,
             worker_id=self.worker_id, cancel_grace=cancel_grace, lease_seconds=lease_seconds,
             temporary_retention=temporary_retention,

@@ -318,6 +318,7 @@ class Supervision:
             thread_status=thread_status,
             values=values,
             interrupts=interrupts,
+            restore_kept=progress.restore is not None,
         )
         if result.changed:
             assert result.run is not None  # the run this call made terminal
@@ -348,12 +349,17 @@ class Supervision:
         taken_over_by: str | None = None,
     ) -> CompletedRollback:
         """Finish a recorded rollback: delete the checkpoints the run wrote (putting
-        back the pending writes of `restore`, the point it started from, when known),
-        then remove the run, leaving its tombstone and the thread's state as it is
-        now, through the store's CAS fenced by `worker_id` (the run's owner). Logs
-        the change with `cause` (default: the run's stop reason), `taken_over_by` and
-        `level`."""
+        back the pending writes of `restore`, the point it started from: the one the
+        run's own supervisor holds, else the copy kept in the store, which a worker
+        adopting a dead worker's run and a restart read), then remove the run,
+        leaving its tombstone and the thread's state as it is now, through the
+        store's CAS fenced by `worker_id` (the run's owner), which also deletes the
+        kept restore point. Logs the change with `cause` (default: the run's stop
+        reason), `taken_over_by` and `level`."""
         thread_id = run.thread_id
+        if restore is None:
+            kept = await self.store.restore_point_of(run.run_id)
+            restore = None if kept is None else RestorePoint.from_json(kept)
         await self.checkpoints.delete_run(thread_id, run.run_id, restore)
         values, interrupts, paused = await read_thread_state(self.graphs.get(run.graph_id),
                                                              thread_id)

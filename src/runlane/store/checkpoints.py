@@ -17,6 +17,7 @@ contend for one write lock.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import dataclasses
@@ -50,6 +51,34 @@ class RestorePoint:
 
     start_checkpoints: frozenset[tuple[str, str]]  # (checkpoint_ns, checkpoint_id)
     writes: tuple[tuple[Any, ...], ...]  # full rows of the writes table
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON form, kept in the store while the run runs (store/restore_points.py):
+        a rollback completed by another process restores from it. A row's values are
+        text, integers, NULL and blobs; a blob becomes {"b64": ...}."""
+        return {
+            "start_checkpoints": sorted([ns, cid] for ns, cid in self.start_checkpoints),
+            "writes": [[_json_cell(value) for value in row] for row in self.writes],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RestorePoint:
+        return cls(
+            frozenset((ns, cid) for ns, cid in data["start_checkpoints"]),
+            tuple(tuple(_cell(value) for value in row) for row in data["writes"]),
+        )
+
+
+def _json_cell(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"b64": base64.b64encode(bytes(value)).decode("ascii")}
+    return value
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, dict):
+        return base64.b64decode(value["b64"])
+    return value
 
 
 class CheckpointBackend(Protocol):

@@ -247,3 +247,26 @@ configured = (
     .add_edge(START, "report")
     .compile()
 )
+
+
+async def ask_then_linger(state: SlowHitlState) -> dict:
+    """Pauses at interrupt(); resumed with {"answer": ..., "delay": seconds} (or just an
+    answer: no delay), it ignores cancellation for `delay` seconds (swallows
+    CancelledError): a rollback recorded meanwhile stays recorded, with the run still
+    `running` and its resume value written onto the paused checkpoint."""
+    answer = interrupt({"question": "go on?"})
+    delay = 0.0
+    if isinstance(answer, dict):
+        answer, delay = answer["answer"], answer.get("delay", 0.0)
+    deadline = time.monotonic() + delay
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            await asyncio.sleep(left)
+        except asyncio.CancelledError:
+            continue
+    return {"answers": [answer]}
+
+
+linger_hitl = (
+    StateGraph(SlowHitlState).add_node("ask", ask_then_linger).add_edge(START, "ask").compile()
+)

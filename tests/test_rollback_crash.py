@@ -115,11 +115,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if "postgres" not in BACKENDS:
         pytest.skip("RUNLANE_TEST_BACKENDS leaves out postgres")
     require_services()
-    env = {"RUNLANE_LEASE_GRACE": str(LEASE_GRACE)}
     deployment = Cluster(Path(tmp_path_factory.mktemp("rollback-crash")), 3,
-                         "--lease-seconds", str(LEASE), env=env)
+                         "--lease-seconds", str(LEASE))
     for index, worker in enumerate(deployment.workers):
-        worker.env["RUNLANE_WORKER_NAME"] = f"w{index}"
+        # An environment of each worker's own (a name that says which one it is).
+        worker.env = {"RUNLANE_LEASE_GRACE": str(LEASE_GRACE),
+                      "RUNLANE_WORKER_NAME": f"w{index}"}
     try:
         deployment.start()
         yield deployment
@@ -168,6 +169,11 @@ async def test_a_dead_owners_rollback_restores_the_pending_writes(cluster: Clust
 
     await eventually(removed, what="the adopted rollback to complete",
                      timeout=LEASE + LEASE_GRACE + 30)
+    # Completed by a survivor that adopted it, not by the dead owner.
+    adopted = [line for index, worker in enumerate(cluster.workers) if index != owner
+               for line in worker.log().splitlines()
+               if run_id in line and "rolled_back=True" in line and "taken_over_by" in line]
+    assert len(adopted) == 1, cluster.log()[-4000:]
     await assert_exactly_restored(client, thread_id, run_id, before, resume_writes)
     tomb = await client.runs.cancel(thread_id, run_id)
     assert tomb["cancel_outcome"] == "rolled_back", tomb

@@ -100,6 +100,14 @@ CRON_CLAIMS = Counter("runlane_cron_claims", "Due cron firings this worker tried
                       ["result"], registry=REGISTRY)
 for _result in ("won", "lost"):
     CRON_CLAIMS.labels(_result)
+ABANDONED_NODES = Counter("runlane_abandoned_nodes", "Runs this worker ended while a node "
+                          "of theirs still executed in a thread, by how the wait for it "
+                          "ended: returned (within RUNLANE_ABANDONED_NODE_GRACE, the run's "
+                          "thread held meanwhile) or grace_expired (the thread released, "
+                          "the node still executing, its writes dropped)",
+                          ["outcome"], registry=REGISTRY)
+for _outcome in ("returned", "grace_expired"):
+    ABANDONED_NODES.labels(_outcome)
 
 
 class _LeaseCollector(Collector):
@@ -163,6 +171,10 @@ def store_error(error: str) -> None:
 
 def cron_claim(won: bool) -> None:
     CRON_CLAIMS.labels("won" if won else "lost").inc()
+
+
+def node_abandoned(returned: bool) -> None:
+    ABANDONED_NODES.labels("returned" if returned else "grace_expired").inc()
 
 
 async def tracked_stream(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

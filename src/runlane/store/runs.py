@@ -602,6 +602,7 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
         values: Any,
         interrupts: JSONObject,
         restore_kept: bool = False,
+        hold: tuple[str, datetime.datetime] | None = None,
     ) -> SettleResult:
         """Finalize a running run. The executor proposes; the store decides.
 
@@ -613,6 +614,11 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
         `restore_kept`: the run has a restore point (keep_restore_point), deleted in
         the transaction that makes the run terminal (a rollback's keeps it: its
         completion needs it).
+
+        `hold` (token, until): the run's thread is held (Store.hold_thread) in the
+        transaction that makes the run terminal, so its next run does not start
+        before the holder releases it (a node of this run still executing in a
+        thread; see Supervision) or `until` passes.
         """
         if proposed not in TRANSITIONS[RunStatus.RUNNING]:
             raise ValueError(f"a running run cannot end as {proposed.value}")
@@ -644,17 +650,30 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
             )
             if restore_kept:
                 restore_points.drop(conn, [run_id])
+            if hold is not None:
+                self._hold_for_run(conn, row.thread_id, hold)
             self._notify(conn, DONE, run_id)
             self._notify(conn, WAKE)
             return SettleResult(row, changed=True, thread_busy=busy)
 
         return await self.db.run(_tx)
 
+    @staticmethod
+    def _hold_for_run(conn: Connection, thread_id: str,
+                      hold: tuple[str, datetime.datetime]) -> None:
+        """Hold a thread whose run is ending here (no run is active on it: a hold
+        taken earlier ended before the run started), as Store.hold_thread does."""
+        token, until = hold
+        conn.execute(threads.update().where(threads.c.thread_id == thread_id)
+                     .values(hold_token=token, hold_until=until))
+
     async def complete_rollback(self, run_id: str, thread_id: str, worker_id: str | None,
                                 values: Any, interrupts: JSONObject,
-                                thread_status: ThreadStatus) -> Run | None:
+                                thread_status: ThreadStatus,
+                                hold: tuple[str, datetime.datetime] | None = None,
+                                ) -> Run | None:
         """Remove a rolled-back run, leaving its tombstone (after its checkpoints went).
-        Fenced by the owner's worker id."""
+        Fenced by the owner's worker id. `hold`: as for settle_run."""
         now = utcnow()
 
         def _tx(conn: Connection) -> Any:
@@ -671,6 +690,8 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
                 return None
             row = self._insert_tombstone(conn, removed, now)
             restore_points.drop(conn, [run_id])
+            if hold is not None:
+                self._hold_for_run(conn, thread_id, hold)
             self._thread_after_run(conn, row.thread_id, now, thread_status, values, interrupts)
             self._notify(conn, DONE, run_id)
             self._notify(conn, WAKE)

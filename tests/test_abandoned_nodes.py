@@ -163,6 +163,7 @@ async def test_the_next_run_waits_for_the_abandoned_node(deployment: Deployment,
 
     times = node_times(log)
     next_id = after["done"][0]
+    assert ("end", run_id) in times, f"the next run started before the node returned: {times}"
     assert times[("start", next_id)] >= times[("end", run_id)], times
     await assert_no_late_writes(client, deployment, thread_id, run_id, written, after, log)
     assert any(run_id in line and "returned after" in line

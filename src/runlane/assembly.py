@@ -128,6 +128,7 @@ class Runtime:
             # Scale-out: a `wait` on another worker still reads a stateless run's thread.
             temporary_retention=30.0 if self.scale_out else 0.0,
             max_concurrency=settings.max_concurrency, cancel_grace=settings.cancel_grace,
+            abandoned_node_grace=settings.abandoned_node_grace,
             lease_seconds=settings.lease_seconds, worker_id=self.worker_id,
         )
         service = Runlane(
@@ -151,7 +152,7 @@ class Runtime:
                 store=store, executor=executor, lease_seconds=settings.lease_seconds,
                 grace_seconds=settings.lease_grace, on_reaped=service.on_run_reaped,
                 complete_rollback=service.finish_adopted_rollback,
-                housekeeping=lambda: service.delete_finished_temporary_threads(
+                housekeeping=lambda: service.housekeeping(
                     utcnow() - datetime.timedelta(minutes=2)),
             )
             def reconnected() -> None:

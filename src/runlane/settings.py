@@ -26,6 +26,10 @@ class Settings:
     database_url: str | None = None
     max_concurrency: int = 64
     cancel_grace: float = 5.0
+    # A run stopped while a node of it still executes in a thread (a synchronous node,
+    # which a cancel cannot stop): its thread's next run waits for the node to return,
+    # at most this many seconds (0: not at all). See docs/run-contract.md.
+    abandoned_node_grace: float = 5.0
     max_body_bytes: int = 16 * 1024 * 1024
     log_level: str = "info"
     log_format: str = "text"  # or "json": one JSON object per line
@@ -96,6 +100,7 @@ class Settings:
                            ("redis_url", str), ("lease_seconds", float), ("lease_grace", float),
                            ("worker_name", str),
                            ("max_concurrency", int), ("cancel_grace", float),
+                           ("abandoned_node_grace", float),
                            ("max_body_bytes", int), ("log_level", str),
                            ("log_format", str), ("shutdown_grace", float),
                            ("webhook_timeout", float), ("webhook_max_attempts", int),

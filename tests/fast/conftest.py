@@ -19,7 +19,13 @@ from sqlalchemy import Connection
 from conftest import BACKENDS
 from fast.support import install_assistant
 from runlane.store import Store
-from runlane.store.schema import idempotency_keys, run_tombstones, runs, threads
+from runlane.store.schema import (
+    idempotency_keys,
+    run_restore_points,
+    run_tombstones,
+    runs,
+    threads,
+)
 
 FAST_TIER = Path(__file__).parent
 # The root conftest's fixtures that start `runlane serve` processes (directly or not).
@@ -64,7 +70,7 @@ async def session_store(request: pytest.FixtureRequest,
 
 
 def _empty_tables(conn: Connection) -> None:
-    for table in (runs, run_tombstones, threads, idempotency_keys):
+    for table in (runs, run_tombstones, threads, idempotency_keys, run_restore_points):
         conn.execute(sa.delete(table))
 
 

@@ -247,3 +247,66 @@ configured = (
     .add_edge(START, "report")
     .compile()
 )
+
+
+async def ask_then_linger(state: SlowHitlState) -> dict:
+    """Pauses at interrupt(); resumed with {"answer": ..., "delay": seconds} (or just an
+    answer: no delay), it ignores cancellation for `delay` seconds (swallows
+    CancelledError): a rollback recorded meanwhile stays recorded, with the run still
+    `running` and its resume value written onto the paused checkpoint."""
+    answer = interrupt({"question": "go on?"})
+    delay = 0.0
+    if isinstance(answer, dict):
+        answer, delay = answer["answer"], answer.get("delay", 0.0)
+    deadline = time.monotonic() + delay
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            await asyncio.sleep(left)
+        except asyncio.CancelledError:
+            continue
+    return {"answers": [answer]}
+
+
+linger_hitl = (
+    StateGraph(SlowHitlState).add_node("ask", ask_then_linger).add_edge(START, "ask").compile()
+)
+
+
+class SyncWorkState(TypedDict, total=False):
+    steps: int
+    delay: float
+    log_path: str
+    done: Annotated[list[str], operator.add]
+
+
+class NoteState(TypedDict, total=False):
+    i: int
+
+
+# A subgraph invoked from inside a synchronous node: each call writes checkpoints of
+# the run (in the node's namespace), through the server's checkpointer.
+_note = StateGraph(NoteState).add_node("note", lambda s: {"i": s.get("i", 0)}).add_edge(
+    START, "note").compile()
+
+
+def sync_work(state: SyncWorkState, config: RunnableConfig) -> dict:
+    """A synchronous node (langgraph runs it in a thread, which a cancel cannot stop):
+    `steps` times it sleeps `delay` seconds and then writes a checkpoint (the
+    subgraph). It appends `start <run_id> <time>` and `end <run_id> <time>` lines to
+    `log_path`, so a test sees when it ran, also after its run was cancelled."""
+    run_id = config["configurable"]["run_id"]
+
+    def note(event: str) -> None:
+        with open(state["log_path"], "a") as log:
+            log.write(f"{event} {run_id} {time.time()}\n")
+
+    note("start")
+    for i in range(state.get("steps", 1)):
+        time.sleep(state.get("delay", 0.0))
+        _note.invoke({"i": i}, config)
+    note("end")
+    return {"done": [str(run_id)]}
+
+
+sync_worker = StateGraph(SyncWorkState).add_node("work", sync_work).add_edge(
+    START, "work").compile()

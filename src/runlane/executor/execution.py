@@ -13,11 +13,13 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from runlane import run_context
+from runlane.errors import Conflict
 from runlane.executor.debug_mode import debug_event
 from runlane.executor.messages_mode import MessageAccumulator
 from runlane.graph_factories import ServedGraph
 from runlane.records import Run
 from runlane.serde import JSONObject, to_jsonable
+from runlane.store import Store
 from runlane.store.checkpoints import CheckpointBackend, RestorePoint
 from runlane.store.items import ItemStore
 from runlane.streams.local import RunEventLog
@@ -91,9 +93,13 @@ class GraphRunner:
     """Executes runs' graphs (as the graph task the supervisor waits for)."""
 
     def __init__(self, *, graphs: dict[str, ServedGraph], checkpoints: CheckpointBackend,
-                 item_store: ItemStore) -> None:
+                 item_store: ItemStore, store: Store, worker_id: str) -> None:
         self.graphs = graphs
         self.checkpoints = checkpoints
+        # Restore points are kept in the store (store/restore_points.py), fenced by
+        # this worker's id.
+        self.store = store
+        self.worker_id = worker_id
         # The store items graphs see: a run made on behalf of an owner gets the
         # owner's view of them.
         self.item_store = item_store
@@ -144,10 +150,16 @@ class GraphRunner:
         graph_input: Any = Command(**command) if command else kwargs.get("input")
         if graph_input is None or command:
             # Resuming or continuing: the graph writes onto a checkpoint that predates
-            # this run. Remember its pending writes so a rollback can restore them.
-            progress.restore = await self.checkpoints.restore_point(
+            # this run. Remember its pending writes so a rollback can restore them,
+            # durably and before the graph can write: a rollback completed by another
+            # worker, or after a restart, restores from the store's copy.
+            restore = progress.restore = await self.checkpoints.restore_point(
                 run.thread_id, config["configurable"].get("checkpoint_id")
             )
+            if not await self.store.keep_restore_point(run.run_id, run.thread_id,
+                                                       self.worker_id, restore.to_json()):
+                raise Conflict(f"run {run.run_id} is no longer running on this worker: "
+                               "its graph does not start")
         options = _graph_options(kwargs)
         # Always a dict, {} when none was given: langgraph makes a dataclass or
         # pydantic context schema's instance of it (its defaults), as the reference.

@@ -11,6 +11,7 @@ from typing import Any
 
 from runlane.executor.dispatch import Dispatcher, DispatchSignal
 from runlane.executor.execution import GraphRunner
+from runlane.executor.node_threads import NodeThreads
 from runlane.executor.supervision import CompletedRollback, Supervision
 from runlane.graph_factories import ServedGraph
 from runlane.records import Run
@@ -36,6 +37,7 @@ class Executor:
         temporary_retention: float,
         max_concurrency: int = 64,
         cancel_grace: float = 5.0,
+        abandoned_node_grace: float = 5.0,
         lease_seconds: float = 10.0,
         recheck_seconds: float = 1.0,
         worker_id: str | None = None,
@@ -48,12 +50,17 @@ class Executor:
         dispatcher's safety-net claim (Dispatcher._recheck)."""
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         signal = DispatchSignal(starts_at_admission=starts_at_admission)
+        # The event loop's default executor, once started: it knows which run's nodes
+        # still execute in a thread (see node_threads.py).
+        self.node_threads = NodeThreads()
         self._supervision = Supervision(
             store=store, broker=broker, checkpoints=checkpoints, graphs=graphs,
-            runner=GraphRunner(graphs=graphs, checkpoints=checkpoints, item_store=item_store),
+            runner=GraphRunner(graphs=graphs, checkpoints=checkpoints, item_store=item_store,
+                               store=store, worker_id=self.worker_id),
             transport=transport, signal=signal, webhook_owed=webhook_owed,
             worker_id=self.worker_id, cancel_grace=cancel_grace, lease_seconds=lease_seconds,
-            temporary_retention=temporary_retention,
+            temporary_retention=temporary_retention, node_threads=self.node_threads,
+            abandoned_node_grace=abandoned_node_grace,
         )
         self._dispatcher = Dispatcher(
             store=store, supervision=self._supervision, signal=signal,
@@ -65,6 +72,7 @@ class Executor:
     # -------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
+        asyncio.get_running_loop().set_default_executor(self.node_threads)
         self._dispatcher.start()
 
     async def drain(self, grace: float) -> None:

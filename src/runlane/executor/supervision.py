@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import dataclasses
+import datetime
 import logging
 import time
+import uuid
 from typing import Any
 
 from runlane.contract import (
@@ -33,10 +36,11 @@ from runlane.contract import (
 )
 from runlane.executor.dispatch import DispatchSignal
 from runlane.executor.execution import GraphRunner, RunProgress, read_thread_state
+from runlane.executor.node_threads import NodeThreads
 from runlane.graph_factories import ServedGraph
 from runlane.observability import logs, metrics
 from runlane.records import Run
-from runlane.serde import JSONObject, to_jsonable
+from runlane.serde import JSONObject, to_jsonable, utcnow
 from runlane.store import SettleResult, Store
 from runlane.store.checkpoints import CheckpointBackend, RestorePoint
 from runlane.store.database import DatabaseUnavailable
@@ -72,6 +76,8 @@ class Supervision:
         cancel_grace: float,
         lease_seconds: float,
         temporary_retention: float,
+        node_threads: NodeThreads,
+        abandoned_node_grace: float,
     ) -> None:
         self.store = store
         self.broker = broker
@@ -88,6 +94,10 @@ class Supervision:
         self.lease_seconds = lease_seconds
         # Seconds a stateless run's thread outlives the run (scale-out: see _settle).
         self.temporary_retention = temporary_retention
+        # Which runs' nodes still execute in a thread, and how long a stopped run's
+        # thread waits for them before its next run may start (see _abandoned).
+        self.node_threads = node_threads
+        self.abandoned_node_grace = abandoned_node_grace
         self._graph_tasks: dict[str, asyncio.Task[None]] = {}
         self._runs: dict[str, Run] = {}  # the rows of the runs executing here, as claimed
         self._abandon: dict[str, asyncio.Future[None]] = {}
@@ -238,12 +248,14 @@ class Supervision:
             elif not graph_task.done():
                 log.warning("run %s ignored cancellation for %ss; abandoning its task",
                             run_id, self.cancel_grace)
+            abandoned = await self._abandoned(run)
             if run_id in self._fenced:
                 self._fenced.discard(run_id)
                 self._close_without_end(run_id)  # the run's new owner records its end
             else:
                 self.settling.add(run_id)
-                await self._settle_when_possible(run, error, event_log, graph_task, progress)
+                await self._settle_when_possible(run, error, event_log, graph_task, progress,
+                                                 abandoned)
         except Exception:
             log.exception("finalizing run %s failed", run_id)
             self._close_without_end(run_id)
@@ -281,11 +293,67 @@ class Supervision:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
+    async def _abandoned(self, run: Run) -> dict[concurrent.futures.Future[Any], str]:
+        """The run's nodes still executing in a thread now that its graph task is done
+        (or abandoned): a synchronous node, which a cancel (or a sibling node's error)
+        does not stop. From now on none of their checkpoint writes lands: the run's
+        end is about to be recorded with the thread's state as it is."""
+        jobs = self.node_threads.executing(run.run_id)
+        if jobs:
+            await self.checkpoints.refuse_writes_of(run.thread_id, run.run_id)
+            log.warning("run %s stopped while node(s) %s still execute in a thread: "
+                        "abandoned; their writes are dropped, and the thread's next run "
+                        "waits for them (at most %.1fs)", run.run_id,
+                        ", ".join(sorted(set(jobs.values()))), self.abandoned_node_grace)
+        return jobs
+
+    def _hold_for(self, abandoned: dict[concurrent.futures.Future[Any], str],
+                  ) -> tuple[str, datetime.datetime] | None:
+        """The thread hold a run ending with abandoned nodes takes (token, until): past
+        `until` (a worker that died meanwhile) it lapses by itself."""
+        if not abandoned or self.abandoned_node_grace <= 0:
+            return None
+        return (str(uuid.uuid4()),
+                utcnow() + datetime.timedelta(seconds=self.abandoned_node_grace + 1.0))
+
+    def _release_when_returned(self, run: Run,
+                               abandoned: dict[concurrent.futures.Future[Any], str],
+                               token: str) -> None:
+        task = asyncio.create_task(self._release_hold(run, abandoned, token))
+        self._housekeeping.add(task)
+        task.add_done_callback(self._housekeeping.discard)
+
+    async def _release_hold(self, run: Run,
+                            abandoned: dict[concurrent.futures.Future[Any], str],
+                            token: str) -> None:
+        """Release the thread of a run that ended with abandoned nodes once they have
+        returned, or after the grace: its next run may start."""
+        started = time.monotonic()
+        returned = await self.node_threads.wait(abandoned, self.abandoned_node_grace)
+        metrics.node_abandoned(returned)
+        nodes = ", ".join(sorted(set(abandoned.values())))
+        if returned:
+            log.info("run %s: abandoned node(s) %s returned after %.1fs; thread %s released",
+                     run.run_id, nodes, time.monotonic() - started, run.thread_id)
+        else:
+            log.warning("run %s: abandoned node(s) %s still executing after %.1fs "
+                        "(RUNLANE_ABANDONED_NODE_GRACE); thread %s released, their writes "
+                        "stay dropped", run.run_id, nodes, self.abandoned_node_grace,
+                        run.thread_id)
+        try:
+            await self.store.release_thread(run.thread_id, token)
+        except Exception as exc:  # noqa: BLE001 - the hold lapses by itself (its `until`)
+            log.warning("releasing thread %s failed (%s); its hold lapses by itself",
+                        run.thread_id, exc)
+        self.signal.wake()
+
     async def _settle(
         self, run: Run, error: Any, event_log: RunEventLog, graph_task: asyncio.Task[None],
-        progress: RunProgress,
+        progress: RunProgress, abandoned: dict[concurrent.futures.Future[Any], str],
     ) -> None:
         run_id, thread_id = run.run_id, run.thread_id
+        # Nodes still executing in a thread: the thread stays held for the next run.
+        hold = self._hold_for(abandoned)
         graph = progress.graph
         completed = graph_task.done() and not graph_task.cancelled() and error is None
         interrupts: JSONObject
@@ -318,17 +386,23 @@ class Supervision:
             thread_status=thread_status,
             values=values,
             interrupts=interrupts,
+            restore_kept=progress.restore is not None,
+            hold=hold,
         )
+        held = result.changed
         if result.changed:
             assert result.run is not None  # the run this call made terminal
             self._finished(result.run, thread_busy=result.thread_busy)
         if result.needs_rollback:
             rollback = await self.complete_rollback(run, worker_id=self.worker_id,
-                                                    restore=progress.restore)
+                                                    restore=progress.restore, hold=hold)
             values, interrupts = rollback.values, rollback.interrupts
+            held = rollback.removed is not None
             if rollback.removed is not None:
                 self.signal.wake()  # the run's thread is free for its next run
                 self._measure_end(rollback.removed)
+        if hold is not None and held:
+            self._release_when_returned(run, abandoned, hold[0])
         settled = result.run
         if settled is not None and settled.status is RunStatus.ERROR and error:
             event_log.publish("error", error)
@@ -345,21 +419,27 @@ class Supervision:
     async def complete_rollback(
         self, run: Run, *, worker_id: str | None, restore: RestorePoint | None = None,
         cause: str | None = None, level: int = logging.INFO,
-        taken_over_by: str | None = None,
+        taken_over_by: str | None = None, hold: tuple[str, datetime.datetime] | None = None,
     ) -> CompletedRollback:
         """Finish a recorded rollback: delete the checkpoints the run wrote (putting
-        back the pending writes of `restore`, the point it started from, when known),
-        then remove the run, leaving its tombstone and the thread's state as it is
-        now, through the store's CAS fenced by `worker_id` (the run's owner). Logs
-        the change with `cause` (default: the run's stop reason), `taken_over_by` and
-        `level`."""
+        back the pending writes of `restore`, the point it started from: the one the
+        run's own supervisor holds, else the copy kept in the store, which a worker
+        adopting a dead worker's run and a restart read), then remove the run,
+        leaving its tombstone and the thread's state as it is now, through the
+        store's CAS fenced by `worker_id` (the run's owner), which also deletes the
+        kept restore point. Logs the change with `cause` (default: the run's stop
+        reason), `taken_over_by` and `level`. `hold`: the thread hold its removal
+        takes (see _hold_for)."""
         thread_id = run.thread_id
+        if restore is None:
+            kept = await self.store.restore_point_of(run.run_id)
+            restore = None if kept is None else RestorePoint.from_json(kept)
         await self.checkpoints.delete_run(thread_id, run.run_id, restore)
         values, interrupts, paused = await read_thread_state(self.graphs.get(run.graph_id),
                                                              thread_id)
         removed = await self.store.complete_rollback(
             run.run_id, thread_id, worker_id, values, interrupts,
-            ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE,
+            ThreadStatus.INTERRUPTED if paused else ThreadStatus.IDLE, hold,
         )
         if removed is not None:
             logs.run_status(removed, run.status.value, cause=cause, rolled_back=True,

@@ -107,6 +107,14 @@ THREAD_STREAM_READS = Counter("runlane_thread_stream_reads", "Store reads thread
                               ["cause"], registry=REGISTRY)
 for _cause in ("start", "notified", "poll"):
     THREAD_STREAM_READS.labels(_cause)
+ABANDONED_NODES = Counter("runlane_abandoned_nodes", "Runs this worker ended while a node "
+                          "of theirs still executed in a thread, by how the wait for it "
+                          "ended: returned (within RUNLANE_ABANDONED_NODE_GRACE, the run's "
+                          "thread held meanwhile) or grace_expired (the thread released, "
+                          "the node still executing, its writes dropped)",
+                          ["outcome"], registry=REGISTRY)
+for _outcome in ("returned", "grace_expired"):
+    ABANDONED_NODES.labels(_outcome)
 
 
 class _LeaseCollector(Collector):
@@ -174,6 +182,10 @@ def cron_claim(won: bool) -> None:
 
 def thread_stream_read(cause: str) -> None:
     THREAD_STREAM_READS.labels(cause).inc()
+
+
+def node_abandoned(returned: bool) -> None:
+    ABANDONED_NODES.labels("returned" if returned else "grace_expired").inc()
 
 
 async def tracked_stream(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -222,6 +222,16 @@ class Runlane:
                 level=logging.WARNING)
         await self.delete_finished_temporary_threads()
 
+    async def housekeeping(self, older_than: Any = None) -> None:
+        """What a cluster's lease keeper sweeps now and then: stateless runs' threads
+        whose deletion was missed, and restore points of runs no longer running (each
+        run's end deletes its own; this is the safety net)."""
+        await self.delete_finished_temporary_threads(older_than)
+        swept = await self.store.sweep_restore_points()
+        if swept:
+            log.warning("housekeeping: deleted %d restore point(s) of runs no longer "
+                        "running", swept)
+
     async def delete_finished_temporary_threads(self, older_than: Any = None) -> None:
         """Stateless runs' threads whose deletion was missed (crash, shutdown)."""
         for thread_id in await self.store.temporary_thread_ids_done(older_than):
@@ -241,8 +251,8 @@ class Runlane:
         await self.transport.end(run.run_id, error=run.error)
 
     async def finish_adopted_rollback(self, run: Run) -> None:
-        """Complete the rollback of a run whose worker died (this worker adopted it).
-        The dead worker's restore point is lost: the run's own checkpoints go."""
+        """Complete the rollback of a run whose worker died (this worker adopted it):
+        exactly, from the restore point the dead worker kept in the store."""
         await self.executor.complete_rollback(
             run, worker_id=run.worker_id, cause=StopReason.WORKER_LOST.value,
             taken_over_by=run.worker_id, level=logging.WARNING)

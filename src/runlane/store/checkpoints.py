@@ -17,6 +17,7 @@ contend for one write lock.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import dataclasses
@@ -51,6 +52,34 @@ class RestorePoint:
     start_checkpoints: frozenset[tuple[str, str]]  # (checkpoint_ns, checkpoint_id)
     writes: tuple[tuple[Any, ...], ...]  # full rows of the writes table
 
+    def to_json(self) -> dict[str, Any]:
+        """A JSON form, kept in the store while the run runs (store/restore_points.py):
+        a rollback completed by another process restores from it. A row's values are
+        text, integers, NULL and blobs; a blob becomes {"b64": ...}."""
+        return {
+            "start_checkpoints": sorted([ns, cid] for ns, cid in self.start_checkpoints),
+            "writes": [[_json_cell(value) for value in row] for row in self.writes],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RestorePoint:
+        return cls(
+            frozenset((ns, cid) for ns, cid in data["start_checkpoints"]),
+            tuple(tuple(_cell(value) for value in row) for row in data["writes"]),
+        )
+
+
+def _json_cell(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"b64": base64.b64encode(bytes(value)).decode("ascii")}
+    return value
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, dict):
+        return base64.b64decode(value["b64"])
+    return value
+
 
 class CheckpointBackend(Protocol):
     """The checkpointer of one deployment, as runlane drives it."""
@@ -80,6 +109,12 @@ class CheckpointBackend(Protocol):
         """Delete the checkpoints a run wrote and put back `restore` (its rollback)."""
         ...
 
+    async def refuse_writes_of(self, thread_id: str, run_id: str) -> None:
+        """Drop every checkpoint write of this run from now on: it is ending, and work
+        of it still executing (a node abandoned in a thread) must not write onto the
+        thread after its end is recorded. Writes under way have landed on return."""
+        ...
+
 
 class InlineSqliteSaver(SqliteSaver):
     """`SqliteSaver` whose async API executes inline on the event loop.
@@ -91,10 +126,14 @@ class InlineSqliteSaver(SqliteSaver):
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__(conn)
-        # Runs whose checkpoints a rollback deleted (see `put`); touched only on the
-        # event loop, so in the order operations reach it. Bounded: a late write
-        # arrives within moments of its run's rollback.
-        self._rolled_back: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # Re-entrant: `put` checks whether its run's writes are refused and writes
+        # under the same lock (see `refuse_writes_of`).
+        self.lock = threading.RLock()  # type: ignore[assignment]  # a Lock in SqliteSaver
+        # Runs whose writes are dropped (see `put`): their checkpoints a rollback
+        # deleted, or they ended with a node still executing in a thread. Changed only
+        # on the event loop, so in the order operations reach it. Bounded: a late
+        # write arrives within moments (or a bounded grace) of its run's end.
+        self._refused: collections.OrderedDict[str, None] = collections.OrderedDict()
         # Group commit: checkpoint writes made on the event loop share one commit,
         # issued on the loop's next turn, instead of one commit each (a commit costs
         # ten times the insert). What may be pending is committed before a run's end
@@ -152,9 +191,17 @@ class InlineSqliteSaver(SqliteSaver):
         finally:
             self._defer = False
 
-    def _of_rolled_back_run(self, config: RunnableConfig) -> bool:
+    def _is_refused(self, config: RunnableConfig) -> bool:
         run_id = (config.get("configurable") or {}).get("run_id")
-        return run_id is not None and str(run_id) in self._rolled_back
+        return run_id is not None and str(run_id) in self._refused
+
+    def refuse_writes_of(self, run_id: str) -> None:
+        """From the return on, no write of `run_id` lands: under the lock every write
+        takes, so one made from a node's thread is either done or will be dropped."""
+        with self.lock:
+            self._refused[run_id] = None
+            while len(self._refused) > 10_000:
+                self._refused.popitem(last=False)
 
     def put(
         self,
@@ -167,14 +214,17 @@ class InlineSqliteSaver(SqliteSaver):
         writes are still in flight: they outlive the task. One landing after its run's
         rollback would bring the rolled-back state back, and the next run would start
         on top of it. The rollback's delete and every write run on the event loop in
-        order, so a write of a rolled-back run that comes after the delete is dropped."""
-        if self._of_rolled_back_run(config):
-            configurable = config["configurable"]
-            return {"configurable": {"thread_id": configurable["thread_id"],
-                                     "checkpoint_ns": configurable.get("checkpoint_ns", ""),
-                                     "checkpoint_id": checkpoint["id"]}}
-        with self._group_commit():
-            return super().put(config, checkpoint, metadata, new_versions)
+        order, so a write of a rolled-back run that comes after the delete is dropped;
+        so is any write of a run that ended with a node still executing in a thread
+        (`refuse_writes_of`; such a node writes from its thread, under `self.lock`)."""
+        with self.lock:
+            if self._is_refused(config):
+                configurable = config["configurable"]
+                return {"configurable": {"thread_id": configurable["thread_id"],
+                                         "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+                                         "checkpoint_id": checkpoint["id"]}}
+            with self._group_commit():
+                return super().put(config, checkpoint, metadata, new_versions)
 
     def put_writes(
         self,
@@ -183,10 +233,11 @@ class InlineSqliteSaver(SqliteSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        if self._of_rolled_back_run(config):
-            return  # as in `put`
-        with self._group_commit():
-            super().put_writes(config, writes, task_id, task_path)
+        with self.lock:
+            if self._is_refused(config):
+                return  # as in `put`
+            with self._group_commit():
+                super().put_writes(config, writes, task_id, task_path)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(*args, **kwargs)
@@ -263,9 +314,7 @@ class InlineSqliteSaver(SqliteSaver):
         checkpoints get back exactly the pending writes `restore` recorded.
         Writes of the run still in flight are dropped from now on (see `put`).
         """
-        self._rolled_back[run_id] = None
-        while len(self._rolled_back) > 10_000:
-            self._rolled_back.popitem(last=False)
+        self.refuse_writes_of(run_id)
         written_by_run = (
             "SELECT checkpoint_id FROM checkpoints WHERE thread_id = ? "
             "AND json_extract(CAST(metadata AS TEXT), '$.run_id') = ?"
@@ -344,6 +393,10 @@ class SqliteCheckpoints:
         assert self.saver is not None
         return await self.saver.call(self.saver.delete_run, thread_id, run_id, restore)
 
+    async def refuse_writes_of(self, thread_id: str, run_id: str) -> None:
+        if self.saver is not None:
+            self.saver.refuse_writes_of(run_id)
+
 
 _PG_SETUP_LOCK = 0x72756E6C636B70  # advisory lock: one worker migrates the checkpointer
 
@@ -399,6 +452,11 @@ class PostgresCheckpoints:
 
     async def delete_thread(self, thread_id: str) -> None:
         await self.saver.adelete_thread(thread_id)
+
+    async def refuse_writes_of(self, thread_id: str, run_id: str) -> None:
+        # As for a rollback: refuse new writes, then wait for those under way.
+        self.saver.refuse_writes_of(run_id)
+        await self.saver.writes_settled(thread_id)
 
     async def restore_point(self, thread_id: str, start_checkpoint_id: str | None) -> RestorePoint:
         async with self.pool.connection() as conn, conn.cursor() as cur:

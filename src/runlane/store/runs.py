@@ -37,13 +37,14 @@ from runlane.errors import AlreadyFired, Conflict, NotFound
 from runlane.owners import Filters, Owner, matches, owned
 from runlane.records import Columns, Run, Tombstone
 from runlane.serde import JSONObject, to_jsonable, utcnow
-from runlane.store import idempotency
+from runlane.store import idempotency, restore_points
 from runlane.store import statements as st
 from runlane.store.assistants import AssistantQueries
 from runlane.store.crons import realize_firing
 from runlane.store.database import Database
 from runlane.store.idempotency import IdempotencyKey, claim
 from runlane.store.migrate import upgrade
+from runlane.store.restore_points import RestorePointQueries
 from runlane.store.schema import crons, run_tombstones, runs, threads
 from runlane.store.threads import ThreadQueries
 
@@ -96,7 +97,7 @@ def _run(row: Any) -> Run | None:
     return None if row is None else Run.from_row(row)
 
 
-class Store(AssistantQueries, ThreadQueries):
+class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
     """runlane's durable state. Every method is one transaction on the database thread."""
 
     def __init__(self, database_url: str, pool_size: int = 3) -> None:
@@ -170,6 +171,7 @@ class Store(AssistantQueries, ThreadQueries):
         for run_id, status in deleted_runs:
             self._notify(conn, CANCEL if status == RunStatus.RUNNING.value else DONE, run_id)
         conn.execute(run_tombstones.delete().where(run_tombstones.c.thread_id == thread_id))
+        restore_points.drop_thread(conn, thread_id)
         # A thread's crons go with it (as the reference server's cascade).
         conn.execute(crons.delete().where(crons.c.thread_id == thread_id))
         return deleted_runs
@@ -605,6 +607,8 @@ class Store(AssistantQueries, ThreadQueries):
         thread_status: ThreadStatus,
         values: Any,
         interrupts: JSONObject,
+        restore_kept: bool = False,
+        hold: tuple[str, datetime.datetime] | None = None,
     ) -> SettleResult:
         """Finalize a running run. The executor proposes; the store decides.
 
@@ -612,6 +616,15 @@ class Store(AssistantQueries, ThreadQueries):
         and the run ends `interrupted` instead (second CAS), even if the graph's last
         step already returned. A recorded rollback is reported back: the executor
         deletes the run's checkpoints and then calls `complete_rollback`.
+
+        `restore_kept`: the run has a restore point (keep_restore_point), deleted in
+        the transaction that makes the run terminal (a rollback's keeps it: its
+        completion needs it).
+
+        `hold` (token, until): the run's thread is held (Store.hold_thread) in the
+        transaction that makes the run terminal, so its next run does not start
+        before the holder releases it (a node of this run still executing in a
+        thread; see Supervision) or `until` passes.
         """
         if proposed not in TRANSITIONS[RunStatus.RUNNING]:
             raise ValueError(f"a running run cannot end as {proposed.value}")
@@ -641,17 +654,32 @@ class Store(AssistantQueries, ThreadQueries):
             busy = self._thread_after_run(
                 conn, row.thread_id, now, final_thread_status, values, interrupts
             )
+            if restore_kept:
+                restore_points.drop(conn, [run_id])
+            if hold is not None:
+                self._hold_for_run(conn, row.thread_id, hold)
             self._notify(conn, DONE, run_id)
             self._notify(conn, WAKE)
             return SettleResult(row, changed=True, thread_busy=busy)
 
         return await self.db.run(_tx)
 
+    @staticmethod
+    def _hold_for_run(conn: Connection, thread_id: str,
+                      hold: tuple[str, datetime.datetime]) -> None:
+        """Hold a thread whose run is ending here (no run is active on it: a hold
+        taken earlier ended before the run started), as Store.hold_thread does."""
+        token, until = hold
+        conn.execute(threads.update().where(threads.c.thread_id == thread_id)
+                     .values(hold_token=token, hold_until=until))
+
     async def complete_rollback(self, run_id: str, thread_id: str, worker_id: str | None,
                                 values: Any, interrupts: JSONObject,
-                                thread_status: ThreadStatus) -> Run | None:
+                                thread_status: ThreadStatus,
+                                hold: tuple[str, datetime.datetime] | None = None,
+                                ) -> Run | None:
         """Remove a rolled-back run, leaving its tombstone (after its checkpoints went).
-        Fenced by the owner's worker id."""
+        Fenced by the owner's worker id. `hold`: as for settle_run."""
         now = utcnow()
 
         def _tx(conn: Connection) -> Any:
@@ -667,6 +695,9 @@ class Store(AssistantQueries, ThreadQueries):
             if removed is None:
                 return None
             row = self._insert_tombstone(conn, removed, now)
+            restore_points.drop(conn, [run_id])
+            if hold is not None:
+                self._hold_for_run(conn, thread_id, hold)
             self._thread_after_run(conn, row.thread_id, now, thread_status, values, interrupts)
             self._notify(conn, DONE, run_id)
             self._notify(conn, WAKE)
@@ -716,6 +747,7 @@ class Store(AssistantQueries, ThreadQueries):
                     "p_error": None if cancelled else lost,
                 }).first())
                 if reaped is not None:
+                    restore_points.drop(conn, [reaped.run_id])
                     self._release_thread(conn, reaped.thread_id, now)
                     self._notify(conn, DONE, reaped.run_id)
                     finished.append(reaped)
@@ -767,6 +799,9 @@ class Store(AssistantQueries, ThreadQueries):
                                           runs.c.cancel_action == CancelAction.ROLLBACK.value)
                 )
             ]
+            # Restore points of the runs just finished (those of the rollbacks left to
+            # complete stay: their completion restores from them).
+            restore_points.drop_orphans(conn)
             # Holds of the dead process: their changes ended with it.
             conn.execute(threads.update().where(threads.c.hold_token.is_not(None))
                          .values(hold_token=None, hold_until=None))

@@ -224,3 +224,18 @@ idempotency_keys = sa.Table(
     _ts("expires_at", nullable=False),
     sa.Index("ix_idempotency_keys_expires_at", "expires_at"),
 )
+
+# The restore point of a running run that resumed an existing checkpoint (see
+# store/restore_points.py): the pending writes its rollback puts back. One row per
+# such run while it is `running`, so a rollback completed by another worker, or after
+# a restart, restores exactly what the run's own worker would have. Small (only
+# running runs), hence no index beyond the key.
+run_restore_points = sa.Table(
+    "run_restore_points",
+    metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("thread_id", sa.String(36), nullable=False),
+    # checkpoints.RestorePoint.to_json(): the checkpoints and their writes' rows.
+    sa.Column("restore", JSONText, nullable=False),
+    _ts("created_at", nullable=False),
+)

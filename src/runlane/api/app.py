@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane import __version__
@@ -22,6 +23,9 @@ from runlane.api import assistants, crons, runs, store, system, threads
 from runlane.api.auth.identity import Authenticator
 from runlane.api.auth.middleware import AuthMiddleware
 from runlane.api.cors import cors
+from runlane.api.mcp import METHODS as MCP_METHODS
+from runlane.api.mcp import PATH as MCP_PATH
+from runlane.api.mcp import McpEndpoint
 from runlane.api.responses import JSON, error, error_response
 from runlane.assembly import Runtime
 from runlane.errors import BadBody, RunlaneError
@@ -200,6 +204,8 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
     `webhooks`: the webhook policy and signing (langgraph.json `webhooks` with the
     RUNLANE_WEBHOOK_* settings applied); None: the defaults."""
     authenticator, handlers = auth or (None, None)
+    # /mcp (docs/mcp.md): the assistants as MCP tools. None: not served.
+    mcp_endpoint: McpEndpoint | None = McpEndpoint(settings.max_body_bytes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -208,7 +214,10 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
             app.state.runlane = await runtime.start()
             app.state.runtime = runtime
             _freeze_startup_objects()
-            yield
+            # Inside the runtime: MCP calls still running at shutdown end before it stops.
+            async with (mcp_endpoint.running() if mcp_endpoint is not None
+                        else contextlib.nullcontext()):
+                yield
         finally:
             await runtime.stop()
 
@@ -221,6 +230,10 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
     # come first.
     for module in (runs, threads, assistants, crons, store, system):
         app.include_router(module.router)
+    if mcp_endpoint is not None:
+        # An ASGI app as the route's endpoint: the SDK answers every method itself.
+        app.router.routes.append(Route(MCP_PATH, mcp_endpoint, methods=list(MCP_METHODS),
+                                       include_in_schema=False))
 
     @app.exception_handler(RunlaneError)
     async def _runlane_error(request: Request, exc: RunlaneError) -> Response:

@@ -15,6 +15,9 @@ from pathlib import Path
 from langgraph_sdk import get_client
 
 RESOURCES = ("assistants", "threads", "runs", "crons", "store")
+# Methods of the other protocols the server speaks, which compat tests may name beside
+# SDK methods (they are no langgraph_sdk methods): MCP at /mcp (tests/compat/test_mcp.py).
+PROTOCOL_METHODS = frozenset({"mcp.tools/list", "mcp.tools/call"})
 COMPAT_DIR = Path(__file__).parent
 
 

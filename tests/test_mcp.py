@@ -376,19 +376,21 @@ async def test_mcp_behind_auth(backend: str) -> None:
 
         # A session is its opener's: bob naming alice's session gets 404, as for a
         # session that does not exist. (Both talk to one worker: the one holding it.)
-        with (httpx.Client(base_url=secured.url, timeout=60,
-                           headers=secured.headers_for("alice")) as as_alice,
-              httpx.Client(base_url=secured.url, timeout=60,
-                           headers=secured.headers_for("bob")) as as_bob):
-            opened = as_alice.post("/mcp", headers=JSON_RPC, json={
+        async with (httpx.AsyncClient(base_url=secured.url, timeout=60,
+                                      headers=secured.headers_for("alice")) as as_alice,
+                    httpx.AsyncClient(base_url=secured.url, timeout=60,
+                                      headers=secured.headers_for("bob")) as as_bob):
+            opened = await as_alice.post("/mcp", headers=JSON_RPC, json={
                 "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
                     "protocolVersion": types.LATEST_PROTOCOL_VERSION, "capabilities": {},
                     "clientInfo": {"name": "test", "version": "1"}}})
             session_id = opened.headers["mcp-session-id"]
-            hijack = as_bob.post("/mcp", headers={**JSON_RPC, "Mcp-Session-Id": session_id},
-                                 json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+            hijack = await as_bob.post(
+                "/mcp", headers={**JSON_RPC, "Mcp-Session-Id": session_id},
+                json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
             assert hijack.status_code == 404, hijack.text
-            own = as_alice.post("/mcp", headers={**JSON_RPC, "Mcp-Session-Id": session_id},
-                                json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
+            own = await as_alice.post(
+                "/mcp", headers={**JSON_RPC, "Mcp-Session-Id": session_id},
+                json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
             assert own.status_code == 200, own.text
             assert "alice_notes" in {t["name"] for t in own.json()["result"]["tools"]}

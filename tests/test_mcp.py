@@ -260,6 +260,13 @@ def test_plain_http(server) -> None:
         assert no_accept.status_code == 406, no_accept.text
         get = http.get("/mcp")
         assert get.status_code == 405 and get.headers["allow"] == "POST, DELETE"
+        # A browser client can read its session id.
+        opened = http.post("/mcp", headers={**JSON_RPC, "Origin": "http://localhost:3000"},
+                           json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                               "protocolVersion": types.LATEST_PROTOCOL_VERSION,
+                               "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+        assert opened.status_code == 200 and opened.headers["mcp-session-id"]
+        assert "mcp-session-id" in opened.headers["access-control-expose-headers"].lower()
         stale = http.post("/mcp", headers={**JSON_RPC, "Mcp-Session-Id": "0" * 32}, json={
             "jsonrpc": "2.0", "id": 3, "method": "tools/list"})
         # A session this worker does not hold (another worker's, or from before a

@@ -351,6 +351,32 @@ async def test_closing_the_session_interrupts_its_call(server) -> None:
     await ends_interrupted(sdk, server, thread_id, run_id)
 
 
+async def test_call_of_a_closed_session_is_answered_404(server) -> None:
+    """Plain HTTP: a session closed (DELETE) while one of its calls runs. The call's
+    request is answered 404, what a request of an ended session gets (never a 500,
+    which the SDK client cannot take), and its run is interrupted."""
+    sdk = get_client(url=server.url, timeout=60)
+    log = uuid.uuid4().hex
+    async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+        opened = await http.post("/mcp", headers=JSON_RPC, json={
+            "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": types.LATEST_PROTOCOL_VERSION, "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"}}})
+        session = {**JSON_RPC, "Mcp-Session-Id": opened.headers["mcp-session-id"],
+                   "Mcp-Protocol-Version": types.LATEST_PROTOCOL_VERSION}
+        await http.post("/mcp", headers=session, json={
+            "jsonrpc": "2.0", "method": "notifications/initialized"})
+        call = asyncio.ensure_future(http.post("/mcp", headers=session, json={
+            "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "memory", "arguments": {"log": log, "delay": 120}}}))
+        thread_id, run_id = await started_run(sdk, log)
+        assert (await http.delete("/mcp", headers=session)).status_code == 200
+        answer = await asyncio.wait_for(call, 60)
+        assert answer.status_code == 404, answer.text
+        assert "Session terminated" in answer.json()["error"]["message"]
+    await ends_interrupted(sdk, server, thread_id, run_id)
+
+
 # ------------------------------------------------------------------ auth
 
 

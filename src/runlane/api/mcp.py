@@ -31,7 +31,7 @@ from mcp import types
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel import Server
-from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
@@ -99,8 +99,9 @@ class McpEndpoint:
             return
         _bind_caller(scope)
         session_id = _header(scope, MCP_SESSION_ID_HEADER.lower().encode())
-        if session_id is not None and session_id in self.sessions._server_instances:
-            await self.sessions.handle_request(scope, receive, send)
+        transport = self.sessions._server_instances.get(session_id or "")
+        if transport is not None:
+            await self.sessions.handle_request(scope, receive, _ended_session(transport, send))
             return
         if session_id is None and scope["method"] == "POST":
             body, receive = await _buffered(receive)
@@ -108,6 +109,32 @@ class McpEndpoint:
                 await self.sessions.handle_request(scope, receive, send)
                 return
         await self.stateless.handle_request(scope, receive, send)
+
+
+def _ended_session(transport: StreamableHTTPServerTransport, send: Send) -> Send:
+    """`send` for a request of an open session. A call still running when its session
+    is closed (DELETE) is cancelled, and the SDK then answers its request 500; it is
+    answered what a request of an ended session gets instead, 404 (the SDK client
+    reads that as "session terminated", where a 500 crashes it)."""
+    replaced = False
+
+    async def guarded(message: Message) -> None:
+        nonlocal replaced
+        if (message["type"] == "http.response.start" and message["status"] == 500
+                and transport.is_terminated):
+            replaced = True
+            body = orjson.dumps({"jsonrpc": "2.0", "id": "server-error", "error": {
+                "code": types.INVALID_REQUEST,
+                "message": "Session terminated: the call was cancelled with its session"}})
+            await send({"type": "http.response.start", "status": 404, "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        if not replaced:
+            await send(message)
+
+    return guarded
 
 
 def _bind_caller(scope: Scope) -> None:

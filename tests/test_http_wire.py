@@ -27,7 +27,7 @@ from runlane.settings import Settings
 
 PAGE = "http://localhost:3000"  # a chat UI served from its own origin
 ORIGIN = {"Origin": PAGE}
-EXPOSED = {"content-location", "x-pagination-next", "x-pagination-total"}
+EXPOSED = {"content-location", "x-pagination-next", "x-pagination-total", "mcp-session-id"}
 
 
 def _exposed(resp: httpx.Response) -> set[str]:

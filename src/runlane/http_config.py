@@ -14,8 +14,10 @@ from typing import Any
 from runlane.errors import ConfigError
 
 # Response headers a browser may read by default. The JS SDK reads the run id from
-# Content-Location (Stop and rejoin need it) and pages with the pagination headers.
-DEFAULT_EXPOSE_HEADERS = ("x-pagination-total", "x-pagination-next", "content-location")
+# Content-Location (Stop and rejoin need it) and pages with the pagination headers; an
+# MCP client in a browser reads its session from Mcp-Session-Id (docs/mcp.md).
+DEFAULT_EXPOSE_HEADERS = ("x-pagination-total", "x-pagination-next", "content-location",
+                          "mcp-session-id")
 
 
 @dataclasses.dataclass(frozen=True)

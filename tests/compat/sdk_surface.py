@@ -17,9 +17,10 @@ from langgraph_sdk import get_client
 RESOURCES = ("assistants", "threads", "runs", "crons", "store")
 COMPAT_DIR = Path(__file__).parent
 # Protocols served beside the LangGraph API, which no langgraph_sdk object has: their
-# methods as `protocol.method`, each needing a compat test as an SDK method does.
+# methods as `protocol.method`, each needing a compat test as an SDK method does (A2A:
+# tests/compat/test_a2a.py; MCP at /mcp: tests/compat/test_mcp.py).
 PROTOCOL_METHODS = ("a2a.agent_card", "a2a.message/send", "a2a.message/stream",
-                    "a2a.tasks/get", "a2a.tasks/cancel")
+                    "a2a.tasks/get", "a2a.tasks/cancel", "mcp.tools/list", "mcp.tools/call")
 
 
 def sdk_methods() -> list[str]:

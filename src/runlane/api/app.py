@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane import __version__
@@ -26,6 +27,9 @@ from runlane.api.auth.identity import Authenticator
 from runlane.api.auth.middleware import AuthMiddleware
 from runlane.api.chosen_ids import check_policy
 from runlane.api.cors import cors
+from runlane.api.mcp import METHODS as MCP_METHODS
+from runlane.api.mcp import PATH as MCP_PATH
+from runlane.api.mcp import McpEndpoint
 from runlane.api.mounting import Prefixed, route_path
 from runlane.api.responses import JSON, error, error_response
 from runlane.assembly import Runtime
@@ -240,6 +244,9 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
     and `checkpointer.ttl`; None: neither."""
     authenticator, handlers = auth or (None, None)
     http = http or HttpConfig(cors=cors_config or CorsConfig())
+    # /mcp (docs/mcp.md): the assistants as MCP tools. None: not served (http.disable_mcp).
+    mcp_endpoint: McpEndpoint | None = (
+        None if http.disables("mcp") else McpEndpoint(settings.max_body_bytes))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
@@ -248,13 +255,16 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
             app.state.runlane = await runtime.start()
             app.state.runtime = runtime
             _freeze_startup_objects()
-            if custom is None:
-                yield
-            else:
-                # After runlane's start, so the project's start-up may already use the
-                # API; the state it yields reaches every request's `request.state`.
-                async with custom.lifespan() as state:
-                    yield state
+            # Inside the runtime: MCP calls still running at shutdown end before it stops.
+            async with (mcp_endpoint.running() if mcp_endpoint is not None
+                        else contextlib.nullcontext()):
+                if custom is None:
+                    yield
+                else:
+                    # After runlane's start, so the project's start-up may already use
+                    # the API; the state it yields reaches every request's `request.state`.
+                    async with custom.lifespan() as state:
+                        yield state
         finally:
             await runtime.stop()
 
@@ -278,6 +288,10 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
         if not http.disables(group):
             app.include_router(router)
     app.include_router(system.probes)
+    if mcp_endpoint is not None:
+        # An ASGI app as the route's endpoint: the SDK answers every method itself.
+        app.router.routes.append(Route(MCP_PATH, mcp_endpoint, methods=list(MCP_METHODS),
+                                       include_in_schema=False))
 
     @app.exception_handler(RunlaneError)
     async def _runlane_error(request: Request, exc: RunlaneError) -> Response:

@@ -85,6 +85,15 @@ async def _create(request: Request, thread_id: str | None, body: RunCreate) -> A
                                             idempotency=idempotency)
 
 
+async def admit_as_caller(request: Request, body: RunCreate) -> Admission:
+    """A stateless run created as POST /runs/wait creates one (the caller's owner, the
+    `threads.create_run` handler), for another protocol's call (MCP `tools/call`).
+    Without an Idempotency-Key: such a header would cover the protocol's whole
+    connection, not one call."""
+    run_request = await _authorized(request, None, body)
+    return await service(request).admit_run(None, run_request, owner=owner_of(request))
+
+
 async def _authorized(request: Request, thread_id: str | None, body: RunCreate) -> RunRequest:
     """The run request as the `threads.create_run` handler lets it through."""
     run_request = _run_request(body)

@@ -167,6 +167,11 @@ def _context_schema(graph: Any) -> Schema | None:
         return json_schema_of(declared)
 
 
+def input_schema(graph: Any) -> Schema | None:
+    """The graph's input schema alone (what an MCP tool's inputSchema is made of)."""
+    return _io_schema(graph, "get_input_jsonschema", "input_schema")
+
+
 def graph_schemas(graph: Any) -> Schema:
     """input_schema, output_schema, state_schema, config_schema, context_schema."""
     return {

@@ -382,8 +382,9 @@ async def test_disable_webhooks_never_calls_them(locked) -> None:
     client = sdk(locked)
     with WebhookReceiver() as receiver:
         # Loopback: the default policy would refuse it (422); disabled, it is not even read.
-        run = await client.runs.create(None, "agent", input=HELLO, webhook=receiver.url)
-        await client.runs.join(run["thread_id"], run["run_id"])
+        # runs.wait, not create + join: a stateless run's thread is deleted when it
+        # ends, so a join that comes after the end finds nothing (404).
+        await client.runs.wait(None, "agent", input=HELLO, webhook=receiver.url)
         # Nothing to wait on for a POST that must never come: a webhook owed is sent
         # within milliseconds of the run's end, so two seconds is plenty.
         await asyncio.sleep(2)

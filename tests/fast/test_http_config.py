@@ -22,8 +22,10 @@ def test_defaults_are_the_reference_servers() -> None:
         assert config == CorsConfig()
     assert config.allow_origins == ("*",) and config.allow_methods == ("*",)
     assert config.allow_headers == ("*",) and not config.allow_credentials
+    # The reference's three, and Mcp-Session-Id so that a browser MCP client keeps its
+    # /mcp session (the reference's /mcp is stateless: it has none to expose).
     assert set(config.expose_headers) == {"content-location", "x-pagination-next",
-                                          "x-pagination-total"}
+                                          "x-pagination-total", "mcp-session-id"}
 
 
 def test_a_narrowing_config_keeps_the_other_defaults() -> None:

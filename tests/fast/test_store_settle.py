@@ -101,6 +101,20 @@ async def test_a_running_run_cannot_be_proposed_back_to_an_active_status(store: 
     assert await status_of(store, run) == RunStatus.RUNNING.value
 
 
+async def test_a_running_run_cannot_be_proposed_interrupted(store: Store) -> None:
+    """Found by the model-based tests (test_store_model.py): `interrupted` is the
+    status a recorded cancel decides, never the executor's proposal. Proposed with no
+    cancel recorded, it made an `interrupted` run with no cancel_action or
+    cancel_reason, which a later cancel answered as already interrupted (202)."""
+    run = await admit_running(store)
+    with pytest.raises(ValueError, match="cannot end as interrupted"):
+        await settle(store, run, RunStatus.INTERRUPTED)
+    assert await status_of(store, run) == RunStatus.RUNNING.value
+    cancel = await store.cancel_run(field(run, "thread_id"), field(run, "run_id"),
+                                    CancelAction.INTERRUPT, "user")
+    assert cancel.outcome is CancelOutcome.RECORDED
+
+
 async def test_a_settle_reports_a_thread_still_busy_with_queued_runs(store: Store) -> None:
     run = await admit_running(store)
     queued = (await admit(store, field(run, "thread_id"))).run

@@ -303,3 +303,29 @@ class Model:
                 self._end(run, RunStatus.ERROR, StopReason.SERVER_RESTARTED,
                           "ServerRestarted")
         return finished, rollbacks
+
+    def delete_run(self, thread_id: str, run_id: str) -> ModelRun | Literal["active"] | None:
+        """Store.delete_run, a user's delete: a finished run, or a tombstone (no
+        tombstone remains: later cancels answer 404). An active run must be cancelled
+        first ("active", nothing changes)."""
+        run = self.runs.get(run_id)
+        if run is not None and run.thread_id == thread_id:
+            if run.status in ACTIVE:
+                return "active"
+            return self.runs.pop(run_id)
+        tomb = self.tombstones.get(run_id)
+        if tomb is not None and tomb.thread_id == thread_id:
+            return self.tombstones.pop(run_id)
+        return None
+
+    def delete_thread(self, thread_id: str) -> dict[str, RunStatus] | None:
+        """Store.delete_thread: the thread goes with its runs (whatever their status:
+        the caller stops the running ones) and tombstones. {run: status it had}."""
+        if self.threads.pop(thread_id, None) is None:
+            return None
+        gone = {r.run_id: r.status for r in self.runs.values() if r.thread_id == thread_id}
+        for run_id in gone:
+            del self.runs[run_id]
+        for run_id in [t.run_id for t in self.tombstones.values() if t.thread_id == thread_id]:
+            del self.tombstones[run_id]
+        return gone

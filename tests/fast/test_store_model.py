@@ -9,26 +9,28 @@ lease ends and deadlines as arguments):
 
 - admit a run with each multitask strategy on a few threads (creating the thread or
   not, sometimes starting it in its own admission for a worker);
-- claim by one of the workers; settle with each status a running run may propose,
-  by its owner or by a fenced-out worker; complete a recorded rollback;
+- claim by one of the workers; settle with each status a running run may end in, by
+  its owner or by a fenced-out worker; complete a recorded rollback;
 - cancel with `interrupt` and `rollback` on pending, running, terminal, rolled-back
   and absent runs, on their thread or another one, and twice in a row (duplicates);
-- renew a worker's leases; move the clock on; reap expired leases by any worker;
-- restart (SQLite): a new Store on the same file, its recovery, and the completion
-  of the rollbacks it hands back, as `runlane serve` does at start.
+- renew some workers' leases, move the clock on, reap expired leases by any worker;
+- a user's delete of a run, a tombstone or a whole thread;
+- restart (SQLite): recovery, on a new Store on the same file or the same one, and
+  the completion of the rollbacks it hands back, as `runlane serve` does at start.
 
 Checked after every step: every run's status, cancel, stop reason, error kind, worker
 and lease; every thread's status; every tombstone and its copy of the run; creation
 order. And on the rows alone, whatever the model says: at most one running run per
 thread; a thread is busy exactly while it has an active run; every status change since
 the previous step is an edge of contract.TRANSITIONS; a terminal run never changes; a
-run disappears only by a rollback, leaving its tombstone; an interrupted run carries
-the cancel that stopped it. Each cancel's outcome (and so its HTTP status, through
-contract.cancel_http_status) is the one the contract's table gives for the model's
-state, and a duplicate cancel answers as the first did and changes nothing.
+run disappears only by a rollback (leaving its tombstone) or a user's delete; an
+interrupted run carries the cancel that stopped it. Each cancel's outcome (and so its
+HTTP status, through contract.cancel_http_status) is the one the contract's table
+gives for the model's state, and a duplicate cancel answers as the first did and
+changes nothing.
 
-Sequences: RUNLANE_MODEL_EXAMPLES per backend (default 200, at most 20 steps each);
-set it higher for a longer search (docs/testing.md).
+Sequences: RUNLANE_MODEL_EXAMPLES per backend (default 100, up to 30 steps each); set
+it higher for a longer search (docs/testing.md).
 """
 
 from __future__ import annotations
@@ -91,8 +93,7 @@ SETTINGS = settings(
     print_blob=True,
     # No `explain` phase: on Python < 3.12 it traces every line (sys.settrace) and
     # turned a failing run's report from seconds into minutes.
-    phases=[Phase.explicit, Phase.reuse, Phase.generate]
-    + ([] if os.environ.get("RUNLANE_MODEL_NOSHRINK") else [Phase.shrink]),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
 )
 
 WORKERS = ("worker-a", "worker-b", "worker-c")
@@ -478,7 +479,7 @@ class StoreMachine(RuleBasedStateMachine):
         assert set(rows) == set(model.runs), "the stored runs are not the model's"
         for run_id, run in model.runs.items():
             assert _as_stored(rows[run_id]) == _stored(run), f"run {run_id}"
-        assert [r for r in sorted(rows, key=lambda r: rows[r]["seq"])] == [
+        assert sorted(rows, key=lambda r: rows[r]["seq"]) == [
             r.run_id for r in sorted(model.runs.values(), key=lambda r: r.seq)
         ], "creation order"
         assert thread_statuses == {

@@ -503,9 +503,19 @@ class StoreMachine(RuleBasedStateMachine):
             assert (status == ThreadStatus.BUSY.value) == (thread_id in active), (
                 f"thread {thread_id} is {status} with active runs: {thread_id in active}")
         for run_id, row in rows.items():
-            if row["status"] == RunStatus.INTERRUPTED.value:
+            status = RunStatus(row["status"])
+            if status is RunStatus.INTERRUPTED:
                 assert row["cancel_action"] is not None, f"{run_id} interrupted by no cancel"
                 assert row["stop_reason"] == StopReason.CANCELLED.value
+            # Why and when it stopped: recorded with the terminal status, never before.
+            assert (row["stop_reason"] is not None) == (status in TERMINAL), run_id
+            assert (row["ended_at"] is not None) == (status in TERMINAL), run_id
+            assert (row["cancel_reason"] is None) == (row["cancel_action"] is None), run_id
+            if status is RunStatus.RUNNING:
+                assert None not in (row["started_at"], row["worker_id"],
+                                    row["lease_expires_at"]), f"{run_id} running unleased"
+            if status is RunStatus.PENDING:
+                assert row["started_at"] is None and row["worker_id"] is None, run_id
         if self.previous is None:
             return
         before, _, tombs_before = self.previous
@@ -545,6 +555,8 @@ def test_the_store_agrees_with_the_model(backend: str, tmp_path: Path,
         try:
             run_state_machine_as_test(_machine_for(harness), settings=SETTINGS)
         finally:
+            # PostgreSQL: the session's database is the fast tier's, left as found.
+            runner.run(harness.store.db.run(empty_tables))
             runner.run(harness.store.close())
     stats = harness.stats
     sequences = stats.pop("sequences")

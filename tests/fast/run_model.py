@@ -52,6 +52,8 @@ class ModelRun:
     error_kind: str | None = None  # `error["error"]` as recorded, if any
     worker_id: str | None = None
     lease_until: datetime.datetime | None = None
+    # Created with `after_seconds` far ahead: pending, and not due while the test runs.
+    delayed: bool = False
 
 
 @dataclasses.dataclass
@@ -132,11 +134,11 @@ class Model:
     # ------------------------------------------------------------- operations
 
     def admit(self, run_id: str, thread_id: str, strategy: MultitaskStrategy, *,
-              create_thread: bool, start: tuple[str, datetime.datetime] | None
-              ) -> AdmitResult:
+              create_thread: bool, start: tuple[str, datetime.datetime] | None,
+              delayed: bool = False) -> AdmitResult:
         """Store.create_run: the thread (created if asked), the strategy, the new
         pending run, and, with `start`, its start in the same transaction when its
-        thread had no active run."""
+        thread had no active run (and it is not delayed)."""
         if thread_id not in self.threads:
             if not create_thread:
                 return AdmitResult("not_found")
@@ -155,8 +157,8 @@ class Model:
                     (result.cancelled_running if was is RunStatus.RUNNING
                      else result.cancelled_pending).append(other.run_id)
         self._seq += 1
-        run = self.runs[run_id] = ModelRun(run_id, thread_id, self._seq)
-        if start is not None and not active:
+        run = self.runs[run_id] = ModelRun(run_id, thread_id, self._seq, delayed=delayed)
+        if start is not None and not active and not delayed:
             self._start(run, *start)
             result.started = True
         return result
@@ -166,12 +168,14 @@ class Model:
         run.worker_id, run.lease_until = worker_id, lease_until
 
     def claim(self, worker_id: str, lease_until: datetime.datetime, limit: int) -> list[str]:
-        """Store.claim: the oldest startable runs, at most `limit`: pending, with no
-        running run on their thread and no older pending one (creation order)."""
+        """Store.claim: the oldest startable runs, at most `limit`: pending and due,
+        with no running run on their thread and no older due pending one (creation
+        order; a delayed run does not hold up the runs queued behind it)."""
         startable = [
             run for run in sorted(self.runs.values(), key=lambda r: r.seq)
-            if run.status is RunStatus.PENDING and not any(
-                other.status is RunStatus.RUNNING or other.seq < run.seq
+            if run.status is RunStatus.PENDING and not run.delayed and not any(
+                other.status is RunStatus.RUNNING
+                or (other.seq < run.seq and not other.delayed)
                 for other in self.active(run.thread_id))
         ][:limit]
         for run in startable:
@@ -284,13 +288,14 @@ class Model:
 
     def recover(self) -> tuple[dict[str, RunStatus], list[str]]:
         """Store.recover_after_restart (one SQLite process): every active run ends,
-        `interrupted` if an interrupt was recorded, else `error` (server restarted);
-        a recorded rollback is handed back to complete. Returns {run: status it had}
-        of the finished runs, and the rollbacks."""
+        `interrupted` if an interrupt was recorded, else `error` (server restarted),
+        except a delayed one, still pending: it runs when due; a recorded rollback is
+        handed back to complete. Returns {run: status it had} of the finished runs,
+        and the rollbacks."""
         finished: dict[str, RunStatus] = {}
         rollbacks: list[str] = []
         for run in sorted(self.runs.values(), key=lambda r: r.seq):
-            if run.status not in ACTIVE:
+            if run.status not in ACTIVE or (run.status is RunStatus.PENDING and run.delayed):
                 continue
             self.threads[run.thread_id].left = ThreadStatus.IDLE
             if run.cancel_action is CancelAction.ROLLBACK:

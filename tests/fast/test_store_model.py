@@ -77,6 +77,7 @@ from runlane.contract import (
 )
 from runlane.errors import Conflict, NotFound
 from runlane.records import Run
+from runlane.serde import utcnow
 from runlane.store import Store
 from runlane.store.schema import idempotency_keys, run_tombstones, runs, threads
 
@@ -166,7 +167,7 @@ def _stored(run: ModelRun) -> dict[str, Any]:
         "cancel_reason": run.cancel_reason,
         "stop_reason": None if run.stop_reason is None else run.stop_reason.value,
         "error_kind": run.error_kind, "worker_id": run.worker_id,
-        "lease_expires_at": run.lease_until,
+        "lease_expires_at": run.lease_until, "delayed": run.delayed,
     }
 
 
@@ -179,7 +180,7 @@ def _as_stored(row: dict[str, Any] | Run) -> dict[str, Any]:
         "cancel_action": getattr(action, "value", action),
         "cancel_reason": get("cancel_reason"), "stop_reason": get("stop_reason"),
         "error_kind": _error_kind(get("error")), "worker_id": get("worker_id"),
-        "lease_expires_at": get("lease_expires_at"),
+        "lease_expires_at": get("lease_expires_at"), "delayed": get("not_before") is not None,
     }
 
 
@@ -241,26 +242,31 @@ class StoreMachine(RuleBasedStateMachine):
         "strategy": st.sampled_from(list(MultitaskStrategy)),
         "create": MOSTLY,
         "starter": st.one_of(st.none(), st.sampled_from(WORKERS)),
+        # `after_seconds` far ahead: pending for the whole sequence, and kept by a
+        # restart; False four times in five.
+        "delayed": st.sampled_from([False, False, False, False, True]),
     }
 
     # Two rules admit, so that runs are created as often as the others act on them.
     @rule(**ADMISSION)
     def admit(self, thread_id: str, strategy: MultitaskStrategy, create: bool,
-              starter: str | None) -> None:
-        self._admit(thread_id, strategy, create, starter)
+              starter: str | None, delayed: bool) -> None:
+        self._admit(thread_id, strategy, create, starter, delayed)
 
     @rule(**ADMISSION)
     def admit_another(self, thread_id: str, strategy: MultitaskStrategy, create: bool,
-                      starter: str | None) -> None:
-        self._admit(thread_id, strategy, create, starter)
+                      starter: str | None, delayed: bool) -> None:
+        self._admit(thread_id, strategy, create, starter, delayed)
 
     def _admit(self, thread_id: str, strategy: MultitaskStrategy, create: bool,
-               starter: str | None) -> None:
+               starter: str | None, delayed: bool) -> None:
         run_id = self._new_id(thread_id)
         start = None if starter is None else (starter, self.clock + LEASE)
-        row = {**run_row(thread_id, strategy=strategy.value), "run_id": run_id}
+        not_before = utcnow() + datetime.timedelta(days=1) if delayed else None
+        row = {**run_row(thread_id, strategy=strategy.value, not_before=not_before),
+               "run_id": run_id}
         expected = self.model.admit(run_id, thread_id, strategy, create_thread=create,
-                                    start=start)
+                                    start=start, delayed=delayed)
         try:
             created = self.run(self.store.create_run(
                 row, if_not_exists="create" if create else "reject",

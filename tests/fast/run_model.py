@@ -228,11 +228,11 @@ class Model:
         run = self.runs.get(run_id)
         if run is None or run.status is not RunStatus.RUNNING:
             return SettleExpectation(changed=False, needs_rollback=False)
-        if run.cancel_action is CancelAction.ROLLBACK:
-            # Reported to any caller; completing it is fenced (complete_rollback).
-            return SettleExpectation(changed=False, needs_rollback=True)
         if run.worker_id != worker_id:
             return SettleExpectation(changed=False, needs_rollback=False)
+        if run.cancel_action is CancelAction.ROLLBACK:
+            # Handed back to its owner, which deletes its checkpoints and completes it.
+            return SettleExpectation(changed=False, needs_rollback=True)
         if run.cancel_action is CancelAction.INTERRUPT:
             self._end(run, RunStatus.INTERRUPTED, StopReason.CANCELLED)
             self.threads[run.thread_id].left = ThreadStatus.IDLE  # stopped, not paused

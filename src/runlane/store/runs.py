@@ -632,6 +632,9 @@ class Store(AssistantQueries, ThreadQueries):
                     current is not None
                     and current.status is RunStatus.RUNNING
                     and current.cancel_action is CancelAction.ROLLBACK
+                    # Only to its owner: completing it deletes checkpoints before its
+                    # fenced CAS, and a worker whose run was adopted must not write.
+                    and current.worker_id == worker_id
                 ):
                     return SettleResult(current, needs_rollback=True)
                 return SettleResult(current)  # already settled elsewhere, or deleted

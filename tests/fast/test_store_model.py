@@ -29,7 +29,7 @@ HTTP status, through contract.cancel_http_status) is the one the contract's tabl
 gives for the model's state, and a duplicate cancel answers as the first did and
 changes nothing.
 
-Sequences: RUNLANE_MODEL_EXAMPLES per backend (default 100, up to 30 steps each); set
+Sequences: RUNLANE_MODEL_EXAMPLES per backend (default 150, up to 30 steps each); set
 it higher for a longer search (docs/testing.md).
 """
 
@@ -81,7 +81,7 @@ from runlane.serde import utcnow
 from runlane.store import Store
 from runlane.store.schema import idempotency_keys, run_tombstones, runs, threads
 
-EXAMPLES = int(os.environ.get("RUNLANE_MODEL_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("RUNLANE_MODEL_EXAMPLES", "150"))
 STEPS = 30
 SETTINGS = settings(
     max_examples=EXAMPLES,

@@ -137,6 +137,31 @@ async def test_interrupt_strategy_also_cancels_queued_runs(client, new_thread):
     assert queued["run_id"] not in await history_run_ids(client, thread_id)
 
 
+@pytest.mark.parametrize("strategy", ["interrupt", "rollback"])
+async def test_a_strategy_that_stops_the_only_queued_run_leaves_the_thread_busy(
+        client, new_thread, strategy):
+    """The thread's only active run is a queued one (delayed with `after_seconds`); a
+    new run with `interrupt` or `rollback` stops it and runs. The thread is busy while
+    the new run is active and idle once it ended. (Found by the model-based store
+    tests: stopping the queued run released the thread inside the new run's admission,
+    and the thread said `idle` for the new run's whole life.)"""
+    thread_id = await new_thread()
+    delayed = await client.runs.create(thread_id, "sleepy", input={"steps": 1, "delay": 0},
+                                       after_seconds=3600)
+    assert (await client.threads.get(thread_id))["status"] == "busy"
+    run = await client.runs.create(thread_id, "sleepy", input=LONG,
+                                   multitask_strategy=strategy)
+    await wait_status(client, thread_id, run["run_id"], "running")
+    assert (await client.threads.get(thread_id))["status"] == "busy"
+    stopped = await get_run(client, thread_id, delayed["run_id"])
+    if strategy == "interrupt":
+        assert stopped is not None and stopped["status"] == "interrupted"
+    else:
+        assert stopped is None  # removed, a tombstone left
+    await client.runs.cancel(thread_id, run["run_id"], wait=True)
+    assert (await client.threads.get(thread_id))["status"] == "idle"
+
+
 # ------------------------------------------------------------------------ rollback
 
 

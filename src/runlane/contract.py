@@ -26,6 +26,8 @@ TERMINAL = frozenset(
     {RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.INTERRUPTED}
 )
 # Terminal statuses a cancel can no longer turn into `interrupted`: the 409 answers.
+# Also the only ones a running run ends in by itself (what an executor may propose):
+# `interrupted` is decided by a recorded cancel.
 FINISHED_WITHOUT_CANCEL = frozenset({RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.TIMEOUT})
 
 # Every allowed edge. Terminal statuses are absorbing: they have no outgoing edge.
@@ -77,6 +79,17 @@ class CancelReason(str, enum.Enum):
     DISCONNECT = "disconnect"
     THREAD_DELETED = "thread_deleted"
     SHUTDOWN = "shutdown"
+
+
+# What a new run's multitask strategy does to the active runs of its thread, inside its
+# admission: the cancel it records on each of them (action, reason), or None when it
+# leaves them be (`enqueue` waits behind them; `reject` refuses the new run instead).
+MULTITASK_CANCELS: dict[MultitaskStrategy, tuple[CancelAction, CancelReason] | None] = {
+    MultitaskStrategy.REJECT: None,
+    MultitaskStrategy.INTERRUPT: (CancelAction.INTERRUPT, CancelReason.MULTITASK_INTERRUPT),
+    MultitaskStrategy.ROLLBACK: (CancelAction.ROLLBACK, CancelReason.MULTITASK_ROLLBACK),
+    MultitaskStrategy.ENQUEUE: None,
+}
 
 
 class CancelOutcome(str, enum.Enum):

@@ -127,6 +127,20 @@ async def test_rollback_removes_a_pending_run_and_leaves_a_tombstone(store: Stor
     assert field(field(tomb, "run"), "cancel_reason") == "multitask_rollback"
 
 
+@pytest.mark.parametrize("strategy", ["interrupt", "rollback"])
+async def test_a_strategy_that_stops_the_only_pending_run_leaves_the_thread_busy(
+        store: Store, strategy: str) -> None:
+    """Found by the model-based tests (test_store_model.py): stopping the thread's only
+    active run, a pending one, released the thread (idle) inside the admission, and the
+    new run, queued behind nothing, was left on a thread that said idle."""
+    queued = (await admit(store)).run
+    thread_id = field(queued, "thread_id")
+    created = await admit(store, thread_id, strategy=strategy)
+    assert ids_of(created.cancelled_pending) == [field(queued, "run_id")]
+    assert await status_of(store, created.run) == RunStatus.PENDING.value
+    assert await thread_status(store, thread_id) == ThreadStatus.BUSY.value
+
+
 async def test_enqueue_leaves_the_active_runs_alone(store: Store) -> None:
     ahead = await admit_running(store)
     thread_id = field(ahead, "thread_id")

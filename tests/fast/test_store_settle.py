@@ -11,11 +11,13 @@ from fast.support import (
     admit,
     admit_running,
     field,
+    seconds_from_now,
     settle,
     status_of,
     thread_status,
 )
 from runlane.contract import CancelAction, CancelOutcome, RunStatus, StopReason, ThreadStatus
+from runlane.serde import utcnow
 from runlane.store import Store
 
 PROPOSALS = [RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.TIMEOUT]
@@ -99,6 +101,38 @@ async def test_a_running_run_cannot_be_proposed_back_to_an_active_status(store: 
         with pytest.raises(ValueError, match="cannot end as"):
             await settle(store, run, proposed)
     assert await status_of(store, run) == RunStatus.RUNNING.value
+
+
+async def test_a_running_run_cannot_be_proposed_interrupted(store: Store) -> None:
+    """Found by the model-based tests (test_store_model.py): `interrupted` is the
+    status a recorded cancel decides, never the executor's proposal. Proposed with no
+    cancel recorded, it made an `interrupted` run with no cancel_action or
+    cancel_reason, which a later cancel answered as already interrupted (202)."""
+    run = await admit_running(store)
+    with pytest.raises(ValueError, match="cannot end as interrupted"):
+        await settle(store, run, RunStatus.INTERRUPTED)
+    assert await status_of(store, run) == RunStatus.RUNNING.value
+    cancel = await store.cancel_run(field(run, "thread_id"), field(run, "run_id"),
+                                    CancelAction.INTERRUPT, "user")
+    assert cancel.outcome is CancelOutcome.RECORDED
+
+
+async def test_an_adopted_rollback_is_not_handed_back_to_the_worker_that_lost_it(
+        store: Store) -> None:
+    """Found while building the model-based tests (test_store_model.py): a worker
+    whose run, with a rollback recorded, was adopted by a reaper (its lease ran out)
+    was still told `needs_rollback` by its late settle, and its executor would then
+    delete the run's checkpoints (and put back pending writes) before the fenced CAS
+    refused it: a write by a worker the run no longer belongs to."""
+    run = await admit_running(store, lease_seconds=-5)
+    thread_id, run_id = field(run, "thread_id"), field(run, "run_id")
+    await store.cancel_run(thread_id, run_id, CancelAction.ROLLBACK, "user")
+    _, adopted = await store.reap_expired(utcnow(), OTHER_WORKER, seconds_from_now(30))
+    assert [field(r, "run_id") for r in adopted] == [run_id]
+    late = await settle(store, run, RunStatus.SUCCESS)  # by the worker that lost it
+    assert not late.needs_rollback and not late.changed
+    assert (await settle(store, run, RunStatus.SUCCESS, worker_id=OTHER_WORKER)
+            ).needs_rollback
 
 
 async def test_a_settle_reports_a_thread_still_busy_with_queued_runs(store: Store) -> None:

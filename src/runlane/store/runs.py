@@ -24,7 +24,8 @@ from sqlalchemy import Connection
 
 from runlane.contract import (
     ACTIVE,
-    TRANSITIONS,
+    FINISHED_WITHOUT_CANCEL,
+    MULTITASK_CANCELS,
     CancelAction,
     CancelOutcome,
     MultitaskStrategy,
@@ -318,16 +319,12 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
                 f"thread {run['thread_id']} is busy with run {active[0].run_id} "
                 "and multitask_strategy is 'reject'"
             )
-        if active and strategy in (MultitaskStrategy.INTERRUPT, MultitaskStrategy.ROLLBACK):
-            action = (
-                CancelAction.INTERRUPT
-                if strategy is MultitaskStrategy.INTERRUPT
-                else CancelAction.ROLLBACK
-            )
-            reason = f"multitask_{strategy.value}"
+        cancels = MULTITASK_CANCELS[strategy]
+        if active and cancels is not None:
+            action, reason = cancels
             for other in active:
                 result = self._cancel_in(
-                    conn, run["thread_id"], other.run_id, action, reason, now
+                    conn, run["thread_id"], other.run_id, action, reason.value, now
                 )
                 if result.delivered_to_task:
                     cancelled_running.append(other.run_id)
@@ -345,7 +342,10 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
                 "p_metadata": {**thread_meta, "graph_id": run["graph_id"],
                                "assistant_id": run["assistant_id"]},
             })
-        elif thread["status"] != ThreadStatus.BUSY.value:
+        elif thread["status"] != ThreadStatus.BUSY.value or cancelled_pending:
+            # (A pending run the strategy just stopped released the thread, which was
+            # busy when read above: if it was the only active run, the thread is idle
+            # now, and busy again with this one.)
             conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": run["thread_id"], "p_now": now})
         held = thread.get("hold_until")
         if (start is not None and not active and not new_run.get("not_before")
@@ -626,8 +626,11 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
         before the holder releases it (a node of this run still executing in a
         thread; see Supervision) or `until` passes.
         """
-        if proposed not in TRANSITIONS[RunStatus.RUNNING]:
-            raise ValueError(f"a running run cannot end as {proposed.value}")
+        # Only what a run can end in by itself: `interrupted` is decided by a
+        # recorded cancel (the second CAS below), never proposed.
+        if proposed not in FINISHED_WITHOUT_CANCEL:
+            raise ValueError(f"a running run cannot end as {proposed.value} by itself "
+                             "(interrupted: only a recorded cancel ends it so)")
         now = utcnow()
         ids = {"p_run_id": run_id, "p_now": now, "p_worker_id": worker_id}
 
@@ -648,6 +651,9 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
                     current is not None
                     and current.status is RunStatus.RUNNING
                     and current.cancel_action is CancelAction.ROLLBACK
+                    # Only to its owner: completing it deletes checkpoints before its
+                    # fenced CAS, and a worker whose run was adopted must not write.
+                    and current.worker_id == worker_id
                 ):
                     return SettleResult(current, needs_rollback=True)
                 return SettleResult(current)  # already settled elsewhere, or deleted

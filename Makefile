@@ -18,8 +18,12 @@ run: $(STAMP)
 	$(BIN)/runlane serve --config examples/demo/langgraph.json --port $(PORT)
 
 # -rs lists every skipped test with its reason (e.g. no PostgreSQL/Redis here).
+# The model-based store tests (tests/fast/test_store_model.py) search 600 sequences per
+# backend here, 150 in the fast tier (docs/testing.md).
+RUNLANE_MODEL_EXAMPLES ?= 600
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
+	RUNLANE_MODEL_EXAMPLES=$(RUNLANE_MODEL_EXAMPLES) $(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
 # The fast tier (tests/fast): contract, store and dispatcher in-process, no server;
 # under a minute.

@@ -21,7 +21,8 @@ The checker cannot know how an arbitrary server is started, so the user says:
   the end, e.g. `pg_ctl restart`), or a coroutine the caller passes (`runlane soak`-
   style harnesses: `Chaos(custom={...})`).
 
-Every `--chaos-interval` seconds (randomized +-50%), one fault is drawn and injected;
+Every `--chaos-interval` seconds (randomized +-50%), one fault is drawn (a shuffled
+bag of the kinds: each kind within any run of len(kinds) faults) and injected;
 then the checker waits (at most `--restart-timeout`) until every server URL is ready
 (`GET /ready` 200, or `GET /ok` where the server has no `/ready`) before the next.
 Every fault is recorded with its monotonic times (a `window` event from the fault's
@@ -82,13 +83,18 @@ class Chaos:
         self.history.chaos_events.append({"t": self.clock(), "action": action, **fields})
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Faults are drawn from a shuffled bag of every kind: random order, and every
+        # kind within any len(faults) faults in a row (a short run still sees each).
+        bag: list[str] = []
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), self.interval * self.rng.uniform(0.5, 1.5))
                 return
             except TimeoutError:
                 pass
-            await self.inject(self.rng.choice(self.faults), stop)
+            if not bag:
+                bag = self.rng.sample(self.faults, len(self.faults))
+            await self.inject(bag.pop(), stop)
 
     async def inject(self, kind: str, stop: asyncio.Event | None = None) -> None:
         """One fault, then wait until every worker is ready again; recorded as a window."""

@@ -170,6 +170,7 @@ class History:
         self.chaos_events: list[dict[str, Any]] = []
         self.webhooks: list[dict[str, Any]] = []  # deliveries the receiver got (--webhooks)
         self._by_run: dict[str, list[Exchange]] = defaultdict(list)
+        self._by_thread: dict[str, list[Exchange]] = defaultdict(list)
 
     @property
     def chaos(self) -> bool:
@@ -192,6 +193,8 @@ class History:
     def new_exchange(self, **fields: Any) -> Exchange:
         ex = Exchange(seq=len(self.exchanges), **fields)
         self.exchanges.append(ex)
+        if ex.thread_id:
+            self._by_thread[ex.thread_id].append(ex)
         if ex.run_id:
             self._by_run[ex.run_id].append(ex)
         for run_id in ex.run_ids or ():
@@ -209,6 +212,8 @@ class History:
         """Add a ready-made exchange (hand-made histories); its seq is reassigned."""
         ex.seq = len(self.exchanges)
         self.exchanges.append(ex)
+        if ex.thread_id:
+            self._by_thread[ex.thread_id].append(ex)
         if ex.run_id:
             self._by_run[ex.run_id].append(ex)
         for run_id in ex.run_ids or ():
@@ -220,6 +225,10 @@ class History:
 
     def for_run(self, run_id: str) -> list[Exchange]:
         return sorted(self._by_run.get(run_id, ()), key=lambda e: e.seq)
+
+    def on_thread(self, thread_id: str) -> list[Exchange]:
+        """The exchanges about one thread, in order (an index: long soaks have many)."""
+        return list(self._by_thread.get(thread_id, ()))
 
     def of_kind(self, *kinds: str) -> list[Exchange]:
         return [e for e in self.exchanges if e.kind in kinds]
@@ -253,8 +262,8 @@ class History:
                                              ex.kind))
         rec = self.runs.get(run_id)
         if rec is not None:
-            for ex in self.of_kind("list"):
-                if ex.thread_id != rec.thread_id or ex.t_done is None:
+            for ex in self.on_thread(rec.thread_id):
+                if ex.kind != "list" or ex.t_done is None:
                     continue
                 if not isinstance(ex.answer, list):
                     continue

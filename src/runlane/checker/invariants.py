@@ -86,8 +86,8 @@ def multitask_of(h: History, rec: RunRecord) -> list[Exchange]:
     after the run existed (all but those answered before the run's create was sent)."""
     sent = h.exchanges[rec.created_seq].t_sent
     return [
-        e for e in h.of_kind("create", "stream")
-        if e.thread_id == rec.thread_id and e.run_id != rec.run_id
+        e for e in h.on_thread(rec.thread_id)
+        if e.kind in ("create", "stream") and e.run_id != rec.run_id
         and e.extra.get("strategy") in ("interrupt", "rollback")
         and (e.t_done is None or e.t_done > sent)
     ]
@@ -420,9 +420,9 @@ def check_reject_when_busy(h: History) -> list[Violation]:
             continue
         others = [r for r in h.runs_on(ex.thread_id) if r.run_id != ex.run_id]
         if ex.status == 409:
-            if any(e.kind in ("create", "stream") and e.thread_id == ex.thread_id
+            if any(e.kind in ("create", "stream")
                    and e.run_id is None and e.t_sent < ex.t_done and e.seq != ex.seq
-                   and e.status is None for e in h.exchanges):
+                   and e.status is None for e in h.on_thread(ex.thread_id)):
                 continue  # a create of unknown outcome: the thread may have been busy
             earlier = [r for r in others if h.exchanges[r.created_seq].t_sent < ex.t_done]
             ends = [first_seen(h, r, GONE) for r in earlier]
@@ -640,7 +640,7 @@ def check_statuses(h: History) -> list[Violation]:
         if h.chaos or rec.final_status not in ("interrupted", REMOVED):
             continue
         if not (cancels_of(h, rec) or bulks_of(h, rec) or multitask_of(h, rec)):
-            rejects = [e.seq for e in h.of_kind("create") if e.thread_id == rec.thread_id
+            rejects = [e.seq for e in h.on_thread(rec.thread_id) if e.kind == "create"
                        and e.extra.get("strategy") == "reject" and e.t_sent > rec.t_created]
             why = (f" (creates with multitask_strategy=reject on its thread: {rejects})"
                    if rejects else "")

@@ -272,10 +272,9 @@ class Session:
             and e.extra.get("action") == "rollback"
             for e in self.history.for_run(rec.run_id)
         ) or any(
-            e.kind == "create" and e.thread_id == rec.thread_id
-            and e.extra.get("strategy") == "rollback"
+            e.kind == "create" and e.extra.get("strategy") == "rollback"
             and (e.t_done is None or e.t_done > self.history.exchanges[rec.created_seq].t_sent)
-            for e in self.history.exchanges
+            for e in self.history.on_thread(rec.thread_id)
         )
 
     async def finish(self) -> None:

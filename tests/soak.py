@@ -228,6 +228,7 @@ def summarize(opts: argparse.Namespace, outcome: Outcome | None, db: dict[str, A
         "runs_by_final_status": s.get("runs_by_final_status", {}),
         "streams_resumed": s.get("streams_resumed", 0),
         "streams_compared_with_replay": s.get("streams_compared_with_replay", 0),
+        "stream_replays_empty": s.get("stream_replays_empty", 0),
         "webhooks": s.get("webhooks", {}),
         "database": db,
         "violations": len(violations) + len(extra),
@@ -314,6 +315,10 @@ async def soak(opts: argparse.Namespace, workdir: Path, console: Console) -> int
         redis.remove()
         postgres.stop()
     extra = harness_violations(db)
+    empty = outcome.summary.get("stream_replays_empty", 0) if outcome else 0
+    if empty:  # the runs' logs are in Redis, which keeps them across its restarts here
+        extra.append(f"{empty} stream(s) replayed no event at all though the client got "
+                     "some (stream_replays_empty)")
     result = summarize(opts, outcome, db, extra, load, started, time.monotonic() - t0)
     opts.out.write_text(json.dumps(result, indent=1, default=str))
     print_summary(console, result)

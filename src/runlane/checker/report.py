@@ -57,6 +57,12 @@ def summarize(h: History, violations: list[Violation],
         "streams_compared_with_replay": sum(
             1 for c in h.stream_claims if c.replay is not None
             and h.exchanges[c.replay].status == 200 and h.exchanges[c.replay].error is None),
+        # Replays with no event at all though the client got some: under chaos a log
+        # kept in a killed process's memory (one process on SQLite) is gone with it.
+        "stream_replays_empty": sum(
+            1 for c in h.stream_claims if c.replay is not None
+            and h.exchanges[c.replay].status == 200 and not h.exchanges[c.replay].events
+            and any(h.exchanges[s].events for s in c.segments)),
         **_webhook_summary(h),
         "internal_errors": len(internal_errors),
     }

@@ -275,6 +275,11 @@ def print_summary(console: Console, result: dict[str, Any]) -> None:
 
 async def soak(opts: argparse.Namespace, workdir: Path, console: Console) -> int:
     err = Console(stderr=True)
+    # SIGTERM (a timeout, a Ctrl-C'd make) cancels the soak: the `finally` below still
+    # stops every process it started (workers, PostgreSQL, Redis).
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     started = datetime.datetime.now(datetime.UTC)
     t0 = time.monotonic()
     load = Load()
@@ -301,6 +306,8 @@ async def soak(opts: argparse.Namespace, workdir: Path, console: Console) -> int
                                 custom_faults=service_faults(postgres, redis, rng))
         restarted = list(outcome.summary.get("restarted_pids", []))
         delivered = {d["run_id"] for d in outcome.history.webhooks if d.get("run_id")}
+        err.print(f"soak: checking the database ({time.monotonic() - t0:.0f}s)",
+                  highlight=False)
         db = await asyncio.to_thread(database_findings, cluster.database_url, delivered,
                                      opts.settle)
     except UsageError as exc:

@@ -101,7 +101,7 @@ class Session:
         url = self.ctx.webhook_url
         if url is None or self.rng.random() >= self.ctx.webhook_share:
             return None
-        return f"{url}/{self.id}"
+        return f"{url}/{self.id.replace('#', '-')}"
 
     async def create(self, thread_id: str, input: dict[str, Any], *, strategy: str | None = None,
                      graph: str | None = None) -> tuple[Exchange, str | None]:

@@ -166,3 +166,37 @@ async def test_thread_reads_right_after_a_postgres_restart(cluster: Cluster, ser
                 await asyncio.sleep(0.2)
         assert not [a for a in answers if a[0] not in (200, 503)], answers
         assert answers[-1][0] == 200, answers
+
+
+async def test_a_stream_joined_while_redis_is_down_is_cut_not_ended(
+        cluster: Cluster, services) -> None:
+    """A join of a finished run's stream while Redis is down (its events are there)
+    must not end cleanly with nothing: a client (langgraph_sdk) takes a clean end of a
+    finished run's stream as all there is, and would lose every event after its
+    Last-Event-ID. The response is cut instead, so the client resumes later (found by
+    `make soak`)."""
+    _, redis = services
+    async with httpx.AsyncClient(timeout=60) as http:
+        base = cluster.urls[0]
+        tid = (await http.post(f"{base}/threads", json={})).json()["thread_id"]
+        done = await http.post(f"{base}/threads/{tid}/runs/wait",
+                               json={"assistant_id": "sleepy", "stream_resumable": True,
+                                     "input": {"steps": 3, "delay": 0.01}})
+        assert done.status_code == 200, done.text
+        rid = (await http.get(f"{base}/threads/{tid}/runs")).json()[0]["run_id"]
+        await asyncio.to_thread(redis.stop)
+        try:
+            for url in cluster.urls:
+                events: list[str] = []
+                cut = False
+                try:
+                    async with http.stream("GET", f"{url}/threads/{tid}/runs/{rid}/stream",
+                                           headers={"Last-Event-ID": "1"}) as resp:
+                        async for line in resp.aiter_lines():
+                            if line.startswith("id:"):
+                                events.append(line)
+                except httpx.RemoteProtocolError:
+                    cut = True
+                assert cut or events, f"{url}: the stream ended cleanly with no event"
+        finally:
+            await asyncio.to_thread(redis.start)

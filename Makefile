@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 2024
 
-.PHONY: run test test-fast test-compat test-compat-ref compat-report bench bench-agent bench-cluster lint \
-	style typecheck imports clean
+.PHONY: run test test-fast test-compat test-compat-ref compat-report bench bench-agent bench-cluster \
+	soak lint style typecheck imports clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,14 @@ bench-agent: $(STAMP)
 # Scale-out figures: 3 workers on PostgreSQL + Redis next to 1 process on SQLite.
 bench-cluster: $(STAMP)
 	$(BIN)/python benchmarks/cluster.py $(BENCH_ARGS)
+
+# The soak (docs/scale-out.md#the-soak): 3 workers on a private PostgreSQL + Redis under
+# `runlane check` scenarios for SOAK_SECONDS while workers are killed and SIGSTOPped and
+# PostgreSQL and Redis restart; then the whole history is checked. Not part of `make test`
+# (tests/test_soak.py runs a 30 s smoke of it under the `outage` marker).
+SOAK_SECONDS ?= 600
+soak: $(STAMP)
+	$(BIN)/python tests/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 # The gates that keep the code and its architecture as intended (configured, with every
 # exception and its reason, in pyproject.toml): all three run, and lint fails if any does.

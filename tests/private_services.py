@@ -52,8 +52,14 @@ class PrivatePostgres:
         self._ctl("start")
         return self
 
-    def restart(self) -> None:
-        self._ctl("restart", "-m", "fast")
+    def restart(self, down: float = 0.0) -> None:
+        """Restart (fast shutdown: sessions are cut); `down` seconds stopped in between."""
+        if down <= 0:
+            self._ctl("restart", "-m", "fast")
+            return
+        self._ctl("stop", "-m", "fast")
+        time.sleep(down)
+        self._ctl("start")
 
     def stop(self) -> None:
         try:
@@ -63,15 +69,21 @@ class PrivatePostgres:
 
 
 class PrivateRedis:
-    def __init__(self) -> None:
+    """`persist=True`: an append-only file in a folder of its own, so a restart keeps
+    the data (as a production Redis with persistence does); otherwise none."""
+
+    def __init__(self, *, persist: bool = False) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.dir = Path(tempfile.mkdtemp(prefix="runlane-redis-")) if persist else None
 
     def start(self) -> PrivateRedis:
+        persistence = (["--appendonly", "yes", "--appendfsync", "everysec",
+                        "--dir", str(self.dir)] if self.dir else ["--appendonly", "no"])
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+             *persistence], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         for _ in range(100):
             probe = subprocess.run(["redis-cli", "-p", str(self.port), "ping"],
@@ -81,8 +93,11 @@ class PrivateRedis:
             time.sleep(0.05)
         raise RuntimeError("private redis did not start")
 
-    def restart(self) -> None:
+    def restart(self, down: float = 0.0) -> None:
+        """Stop (SIGTERM: a persistent one writes its file first), `down` seconds
+        stopped, start again on the same port."""
         self.stop()
+        time.sleep(down)
         self.start()
 
     def stop(self) -> None:
@@ -90,6 +105,12 @@ class PrivateRedis:
             self.proc.terminate()
             self.proc.wait(timeout=10)
             self.proc = None
+
+    def remove(self) -> None:
+        """Stop, and delete its folder (persist=True)."""
+        self.stop()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def missing_binaries() -> list[str]:

@@ -324,3 +324,99 @@ def test_a_terminal_status_that_changes_is_caught(later: str) -> None:
     b.get("success", 0.1)
     b.get(later, 0.3)
     assert "statuses" in b.invariants()
+
+
+# ------------------------------------- resumed streams, webhooks, faults' 503s
+
+def _ev(i: int, token: str) -> dict[str, Any]:
+    return {"event": "messages", "id": str(i), "data": [{"content": token}, {}]}
+
+
+LOG = [{"event": "metadata", "id": "1", "data": {"run_id": R}},
+       *(_ev(i, f"w{i}") for i in range(2, 7))]
+
+
+def _streamed(b: Builder, segments: list[list[dict[str, Any]]], replay: list[dict[str, Any]],
+              last_error: str | None = None) -> None:
+    seqs = []
+    for n, events in enumerate(segments):
+        last = n == len(segments) - 1
+        seqs.append(b.ex("stream", 200, n, n + 0.5, method="GET", events=events,
+                         dropped=not last, error=last_error if last else None).seq)
+    replayed = b.ex("replay", 200, 9.0, 9.1, method="GET", events=replay)
+    b.h.stream_claims.append(StreamClaim(T, R, "hand-made", 5, seqs, replay=replayed.seq,
+                                         ticks=False))
+
+
+def test_a_resumed_stream_equal_to_its_replayed_log_passes() -> None:
+    b = Builder()
+    b.run("success")
+    _streamed(b, [LOG[:2], LOG[2:4], LOG[4:]], LOG)
+    assert b.invariants() == set()
+
+
+def test_a_resumed_stream_missing_an_event_of_the_log_is_caught() -> None:
+    b = Builder()
+    b.run("success")
+    _streamed(b, [LOG[:2], LOG[3:]], LOG)  # event 3 never delivered
+    assert b.invariants() == {"stream-replay"}
+    messages = [v.message for v in check_all(b.h)]
+    assert any("['3']" in m for m in messages), messages
+
+
+def test_a_stream_that_ends_before_the_end_of_the_log_is_caught() -> None:
+    b = Builder()
+    b.run("success")
+    _streamed(b, [LOG[:2], LOG[2:4]], LOG)  # ended normally without 5 and 6
+    assert b.invariants() == {"stream-replay"}
+
+
+def test_an_event_the_log_does_not_have_is_caught() -> None:
+    # A worker died: the client got event 6 from it, but the log (Redis) replays
+    # another event 6 (the one written by whoever recorded the run's end).
+    b = Builder()
+    b.h.settings["chaos"] = True  # (a cut connection is no violation then)
+    b.run("error")
+    _streamed(b, [LOG[:5], LOG[5:6]], [*LOG[:5], _ev(6, "reaper")], last_error="cut")
+    assert b.invariants() == {"stream-replay"}
+    messages = [v.message for v in check_all(b.h)]
+    assert any("not in the run's log" in m for m in messages), messages
+
+
+def test_a_cut_stream_compares_only_up_to_what_it_got() -> None:
+    b = Builder()
+    b.h.settings["chaos"] = True
+    b.run("error")
+    _streamed(b, [LOG[:2], LOG[2:4]], LOG, last_error="RemoteProtocolError: peer closed")
+    assert b.invariants() == set()
+
+
+def test_a_run_that_ended_with_a_webhook_never_delivered_is_caught() -> None:
+    b = Builder()
+    b.h.settings["webhook_url"] = "http://127.0.0.1:1/hook"
+    b.run("success").webhook = "http://127.0.0.1:1/hook/x"
+    b.run("removed", run_id="run-2", t=1.0).webhook = "http://127.0.0.1:1/hook/y"
+    b.get("success", 2.0, kind="final")
+    b.get(None, 2.0, run_id="run-2", kind="final")
+    b.cancel(202, 1.1, 1.2, action="rollback", run_id="run-2")
+    assert b.invariants() == {"webhook-delivered"}  # run-2 was removed: it owes none
+    b.h.webhooks.append({"run_id": R, "status": "success", "t": 3.0})
+    assert b.invariants() == set()
+    b.h.webhooks[0]["status"] = "error"
+    assert b.invariants() == {"webhook-delivered"}  # delivered, with another status
+
+
+def test_a_503_is_tolerated_only_inside_a_fault_window() -> None:
+    b = Builder()
+    b.h.settings["chaos"] = True
+    b.run("success")
+    b.h.chaos_events.append({"t": 10.0, "action": "window", "fault": "postgres",
+                             "t_end": 12.0})
+    b.ex("thread", 503, 11.0, 11.1, run_id=None, answer={"detail": "database unavailable"})
+    assert b.invariants() == set()
+    b.ex("thread", 503, 40.0, 40.1, run_id=None, answer={"detail": "database unavailable"})
+    assert b.invariants() == {"6-no-5xx"}
+    b = Builder()
+    b.run("success")
+    b.ex("thread", 503, 11.0, 11.1, run_id=None)
+    assert b.invariants() == {"6-no-5xx"}  # without chaos a 503 is never expected

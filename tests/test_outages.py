@@ -53,7 +53,8 @@ def cluster(services: tuple[PrivatePostgres, PrivateRedis],
 
 async def _load(urls: list[str], stop: asyncio.Event, codes: dict[int, int],
                 runs: list[tuple[str, str]]) -> None:
-    """Keep creating short runs through every worker until told to stop."""
+    """Keep creating short runs through every worker, and reading their threads' state,
+    until told to stop."""
     async with httpx.AsyncClient(timeout=10) as http:
         i = 0
         while not stop.is_set():
@@ -72,6 +73,10 @@ async def _load(urls: list[str], stop: asyncio.Event, codes: dict[int, int],
                 codes[run.status_code] = codes.get(run.status_code, 0) + 1
                 if run.status_code == 200:
                     runs.append((tid, run.json()["run_id"]))
+                # A read through the checkpointer's own pool: a connection the restart
+                # cut must be replaced, never answered as a 500 (found by `make soak`).
+                state = await http.get(f"{base}/threads/{tid}/state")
+                codes[state.status_code] = codes.get(state.status_code, 0) + 1
             except httpx.TransportError:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.01)
@@ -133,3 +138,65 @@ async def test_service_restart_under_load(cluster: Cluster, services, service: s
                                      json={"assistant_id": "sleepy", "input": {"steps": 1}})
             assert result.status_code == 200, result.text
     assert "unexpected error" not in cluster.log()  # what the 500 handler logs
+
+
+async def test_thread_reads_right_after_a_postgres_restart(cluster: Cluster, services) -> None:
+    """The checkpointer's pooled connections, cut by the restart, are replaced at their
+    next use: the state and history reads on every worker right after PostgreSQL is
+    back never answer 500 (AdminShutdown; found by `make soak`). A 503 (the store's
+    own connection, cut too, is replaced after it) is retried, as a client does."""
+    postgres, _ = services
+    async with httpx.AsyncClient(timeout=60) as http:
+        threads = []
+        for base in cluster.urls:  # every worker's checkpointer pool holds a connection
+            tid = (await http.post(f"{base}/threads", json={})).json()["thread_id"]
+            done = await http.post(f"{base}/threads/{tid}/runs/wait",
+                                   json={"assistant_id": "sleepy", "input": {"steps": 1}})
+            assert done.status_code == 200, done.text
+            threads.append(tid)
+        await asyncio.to_thread(postgres.restart)
+        answers: list[tuple[int, str]] = []
+        for base, tid in zip(cluster.urls, threads, strict=True):
+            for _ in range(20):
+                state = await http.get(f"{base}/threads/{tid}/state")
+                history = await http.post(f"{base}/threads/{tid}/history", json={"limit": 10})
+                answers += [(state.status_code, state.text), (history.status_code, history.text)]
+                if state.status_code == history.status_code == 200:
+                    break
+                await asyncio.sleep(0.2)
+        assert not [a for a in answers if a[0] not in (200, 503)], answers
+        assert answers[-1][0] == 200, answers
+
+
+async def test_a_stream_joined_while_redis_is_down_is_cut_not_ended(
+        cluster: Cluster, services) -> None:
+    """A join of a finished run's stream while Redis is down (its events are there)
+    must not end cleanly with nothing: a client (langgraph_sdk) takes a clean end of a
+    finished run's stream as all there is, and would lose every event after its
+    Last-Event-ID. The response is cut instead, so the client resumes later (found by
+    `make soak`)."""
+    _, redis = services
+    async with httpx.AsyncClient(timeout=60) as http:
+        base = cluster.urls[0]
+        tid = (await http.post(f"{base}/threads", json={})).json()["thread_id"]
+        done = await http.post(f"{base}/threads/{tid}/runs/wait",
+                               json={"assistant_id": "sleepy", "stream_resumable": True,
+                                     "input": {"steps": 3, "delay": 0.01}})
+        assert done.status_code == 200, done.text
+        rid = (await http.get(f"{base}/threads/{tid}/runs")).json()[0]["run_id"]
+        await asyncio.to_thread(redis.stop)
+        try:
+            for url in cluster.urls:
+                events: list[str] = []
+                cut = False
+                try:
+                    async with http.stream("GET", f"{url}/threads/{tid}/runs/{rid}/stream",
+                                           headers={"Last-Event-ID": "1"}) as resp:
+                        async for line in resp.aiter_lines():
+                            if line.startswith("id:"):
+                                events.append(line)
+                except httpx.RemoteProtocolError:
+                    cut = True
+                assert cut or events, f"{url}: the stream ended cleanly with no event"
+        finally:
+            await asyncio.to_thread(redis.start)

@@ -105,6 +105,7 @@ class RunRecord:
     t_final: float | None = None
     settle_from: float | None = None  # when the checker began waiting for its end
     notes: list[str] = dataclasses.field(default_factory=list)
+    webhook: str | None = None  # the URL it was created with (--webhooks)
 
 
 @dataclasses.dataclass
@@ -123,14 +124,18 @@ class RollbackClaim:
 
 @dataclasses.dataclass
 class StreamClaim:
-    """A run streamed with stream_mode=custom, dropped and rejoined with Last-Event-ID:
-    `segments` are the seqs of the stream exchanges, in order."""
+    """A run streamed, dropped and rejoined with Last-Event-ID (or cut by a fault and
+    resumed): `segments` are the seqs of the stream exchanges, in order; `replay` the
+    seq of a join without Last-Event-ID once the run was over (its whole event log).
+    `ticks`: the sleepy graph with stream_mode=custom, one {"tick": k} per step."""
 
     thread_id: str
     run_id: str
     scenario: str
     steps: int
     segments: list[int]
+    replay: int | None = None
+    ticks: bool = True
 
 
 @dataclasses.dataclass
@@ -163,17 +168,33 @@ class History:
         self.snapshots: dict[str, dict[str, Any]] = {}  # thread id -> final snapshot
         self.scenarios: list[dict[str, Any]] = []
         self.chaos_events: list[dict[str, Any]] = []
+        self.webhooks: list[dict[str, Any]] = []  # deliveries the receiver got (--webhooks)
         self._by_run: dict[str, list[Exchange]] = defaultdict(list)
+        self._by_thread: dict[str, list[Exchange]] = defaultdict(list)
 
     @property
     def chaos(self) -> bool:
         return bool(self.settings.get("chaos"))
+
+    def fault_windows(self) -> list[tuple[float, float]]:
+        """(start, end) of every fault injected: from the fault to every worker ready."""
+        return [(e["t"], e["t_end"]) for e in self.chaos_events
+                if e.get("action") == "window" and e.get("t_end") is not None]
+
+    def in_fault(self, ex: Exchange, slack: float = 10.0) -> bool:
+        """The exchange overlapped a fault's window (plus `slack` after it: pools
+        reconnect on their next use, after the service answers again)."""
+        done = ex.t_done if ex.t_done is not None else ex.t_sent
+        return any(ex.t_sent <= end + slack and done >= start
+                   for start, end in self.fault_windows())
 
     # ----------------------------------------------------------------- recording
 
     def new_exchange(self, **fields: Any) -> Exchange:
         ex = Exchange(seq=len(self.exchanges), **fields)
         self.exchanges.append(ex)
+        if ex.thread_id:
+            self._by_thread[ex.thread_id].append(ex)
         if ex.run_id:
             self._by_run[ex.run_id].append(ex)
         for run_id in ex.run_ids or ():
@@ -191,6 +212,8 @@ class History:
         """Add a ready-made exchange (hand-made histories); its seq is reassigned."""
         ex.seq = len(self.exchanges)
         self.exchanges.append(ex)
+        if ex.thread_id:
+            self._by_thread[ex.thread_id].append(ex)
         if ex.run_id:
             self._by_run[ex.run_id].append(ex)
         for run_id in ex.run_ids or ():
@@ -202,6 +225,10 @@ class History:
 
     def for_run(self, run_id: str) -> list[Exchange]:
         return sorted(self._by_run.get(run_id, ()), key=lambda e: e.seq)
+
+    def on_thread(self, thread_id: str) -> list[Exchange]:
+        """The exchanges about one thread, in order (an index: long soaks have many)."""
+        return list(self._by_thread.get(thread_id, ()))
 
     def of_kind(self, *kinds: str) -> list[Exchange]:
         return [e for e in self.exchanges if e.kind in kinds]
@@ -235,8 +262,8 @@ class History:
                                              ex.kind))
         rec = self.runs.get(run_id)
         if rec is not None:
-            for ex in self.of_kind("list"):
-                if ex.thread_id != rec.thread_id or ex.t_done is None:
+            for ex in self.on_thread(rec.thread_id):
+                if ex.kind != "list" or ex.t_done is None:
                     continue
                 if not isinstance(ex.answer, list):
                     continue
@@ -253,6 +280,7 @@ class History:
             "settings": self.settings,
             "scenarios": self.scenarios,
             "chaos_events": self.chaos_events,
+            "webhooks": self.webhooks,
             "runs": {k: dataclasses.asdict(v) for k, v in self.runs.items()},
             "rollback_claims": [dataclasses.asdict(c) for c in self.rollback_claims],
             "stream_claims": [dataclasses.asdict(c) for c in self.stream_claims],

@@ -42,6 +42,8 @@ INVARIANTS: dict[str, str] = {
     "stream-ids": "stream ids unique, increasing; rejoin loses nothing",
     "join-waits": "join answers once the run is terminal",
     "statuses": "terminal statuses absorbing; interrupted only by a cancel",
+    "stream-replay": "a resumed stream delivered exactly the run's event log",
+    "webhook-delivered": "every run that ended with a webhook was delivered",
 }
 
 
@@ -84,8 +86,8 @@ def multitask_of(h: History, rec: RunRecord) -> list[Exchange]:
     after the run existed (all but those answered before the run's create was sent)."""
     sent = h.exchanges[rec.created_seq].t_sent
     return [
-        e for e in h.of_kind("create", "stream")
-        if e.thread_id == rec.thread_id and e.run_id != rec.run_id
+        e for e in h.on_thread(rec.thread_id)
+        if e.kind in ("create", "stream") and e.run_id != rec.run_id
         and e.extra.get("strategy") in ("interrupt", "rollback")
         and (e.t_done is None or e.t_done > sent)
     ]
@@ -297,6 +299,8 @@ def _last_status(h: History, rec: RunRecord) -> str:
 def check_no_5xx(h: History) -> list[Violation]:
     out = []
     for ex in h.exchanges:
+        if ex.status == 503 and h.chaos and h.in_fault(ex):
+            continue  # a service restarting: 503 with Retry-After is the promised answer
         if ex.status is not None and ex.status >= 500:
             out.append(Violation("6-no-5xx", f"#{ex.seq} {ex.describe()} answered {ex.status}: "
                                  f"{_short(ex.answer)}", ex.run_id, ex.thread_id, ex.scenario,
@@ -416,9 +420,9 @@ def check_reject_when_busy(h: History) -> list[Violation]:
             continue
         others = [r for r in h.runs_on(ex.thread_id) if r.run_id != ex.run_id]
         if ex.status == 409:
-            if any(e.kind in ("create", "stream") and e.thread_id == ex.thread_id
+            if any(e.kind in ("create", "stream")
                    and e.run_id is None and e.t_sent < ex.t_done and e.seq != ex.seq
-                   and e.status is None for e in h.exchanges):
+                   and e.status is None for e in h.on_thread(ex.thread_id)):
                 continue  # a create of unknown outcome: the thread may have been busy
             earlier = [r for r in others if h.exchanges[r.created_seq].t_sent < ex.t_done]
             ends = [first_seen(h, r, GONE) for r in earlier]
@@ -461,6 +465,9 @@ def check_stream_ids(h: History) -> list[Violation]:  # noqa: C901
         seen: dict[str, int] = {}
         broken = False
         for seg in segments:
+            if seg.status == 503 and h.chaos and h.in_fault(seg):
+                broken = True  # a fault's 503 (judged by 6-no-5xx): nothing to compare
+                continue
             if seg.status is not None and seg.status != 200:
                 bad(f"stream #{seg.seq} {seg.describe()} answered {seg.status}: "
                     f"{_short(seg.answer)}")
@@ -483,6 +490,8 @@ def check_stream_ids(h: History) -> list[Violation]:  # noqa: C901
                         f"{previous_raw}")
                 seen.setdefault(raw, seg.seq)
                 previous, previous_raw = parsed, raw
+        if not claim.ticks:
+            continue  # not the sleepy graph: check_stream_replay compares with the log
         ticks = [e["data"]["tick"] for seg in segments for e in seg.events or ()
                  if e.get("event") == "custom" and isinstance(e.get("data"), dict)
                  and isinstance(e["data"].get("tick"), int)]
@@ -503,6 +512,91 @@ def check_stream_ids(h: History) -> list[Violation]:  # noqa: C901
             lost = list(range(max(ticks, default=0) + 1, claim.steps + 1))
             bad(f"the run succeeded with {claim.steps} ticks but ticks {lost} were never "
                 f"delivered (got {ticks})")
+    return out
+
+
+def _frame(event: dict[str, Any]) -> tuple[Any, ...]:
+    return (event.get("id"), event.get("event"), json.dumps(event.get("data"), sort_keys=True,
+                                                            default=str))
+
+
+def check_stream_replay(h: History) -> list[Violation]:
+    """What the client got across the drops, faults and rejoins of a stream must be the
+    run's event log as a later join replays it (once the run is over): every event the
+    client got is in the log, the same; none of the log's events before the last one
+    the client got is missing; a stream that ended normally got all of them."""
+    out = []
+    for claim in h.stream_claims:
+        if claim.replay is None:
+            continue
+        replay = h.exchanges[claim.replay]
+        if replay.status != 200 or replay.error is not None or replay.dropped:
+            continue  # no log to compare with (a fault, or a server that keeps none)
+        rec = h.runs.get(claim.run_id)
+        segments = [h.exchanges[s] for s in claim.segments]
+        seqs = [*claim.segments, claim.replay]
+        log = [_frame(e) for e in replay.events or ()]
+        got = [_frame(e) for seg in segments for e in seg.events or ()]
+        if not got:
+            continue
+        if not log:
+            if h.chaos:
+                continue  # the log died with its process (one process, no Redis): counted
+            out.append(_v("stream-replay", f"the client got {len(got)} event(s) but the "
+                          f"replay #{replay.seq} of the run's stream is empty", rec, seqs,
+                          run_id=claim.run_id, thread_id=claim.thread_id,
+                          scenario=claim.scenario))
+            continue
+        by_id = {f[0]: f for f in log}
+        strays = [f for f in got if by_id.get(f[0]) != f]
+        problems = []
+        if strays:
+            shown = [f"{f[0]} ({f[1]}): log has {by_id.get(f[0], ('', 'nothing'))[1:]!r}"[:200]
+                     for f in strays[:3]]
+            problems.append(f"{len(strays)} event(s) the client got are not in the run's "
+                            f"log as replayed: {shown}")
+        got_ids = [f[0] for f in got]
+        parsed = [parse_event_id(i) for i in got_ids]
+        last = max((p for p in parsed if p is not None), default=None)
+        upto = [f[0] for f in log if (parse_event_id(f[0]) or ()) <= (last or ())]
+        lost = [i for i in upto if i not in set(got_ids)]
+        if lost:
+            problems.append(f"event(s) {lost[:10]} of the run's log were never delivered "
+                            f"before the last one the client got ({got_ids[-1]})")
+        end = segments[-1]
+        ended = end.status == 200 and not end.dropped and end.error is None
+        if ended and rec is not None and rec.final_status in TERMINAL:
+            tail = [f[0] for f in log if (parse_event_id(f[0]) or ()) > (last or ())]
+            if tail:
+                problems.append(f"the stream ended (#{end.seq}) without event(s) {tail[:10]} "
+                                f"of the run's log ({len(log)} events)")
+        for problem in problems:
+            out.append(_v("stream-replay", problem, rec, seqs, run_id=claim.run_id,
+                          thread_id=claim.thread_id, scenario=claim.scenario))
+    return out
+
+
+def check_webhooks(h: History) -> list[Violation]:
+    """--webhooks: every run created with a webhook that ended (not removed) was
+    delivered at least once, and a delivery names the run's final status."""
+    if not h.settings.get("webhook_url"):
+        return []
+    out = []
+    delivered: dict[str, list[dict[str, Any]]] = {}
+    for d in h.webhooks:
+        delivered.setdefault(d.get("run_id") or "", []).append(d)
+    for rec in h.runs.values():
+        if rec.webhook is None or rec.final_status not in TERMINAL:
+            continue
+        got = delivered.get(rec.run_id, [])
+        if not got:
+            out.append(_v("webhook-delivered", f"the run ended {rec.final_status!r} with a "
+                          f"webhook ({rec.webhook}) but the receiver never got it", rec,
+                          [rec.created_seq]))
+        elif not any(d.get("status") == rec.final_status for d in got):
+            out.append(_v("webhook-delivered", f"the run ended {rec.final_status!r} but its "
+                          f"webhook said {[d.get('status') for d in got]}", rec,
+                          [rec.created_seq]))
     return out
 
 
@@ -548,7 +642,7 @@ def check_statuses(h: History) -> list[Violation]:
         if h.chaos or rec.final_status not in ("interrupted", REMOVED):
             continue
         if not (cancels_of(h, rec) or bulks_of(h, rec) or multitask_of(h, rec)):
-            rejects = [e.seq for e in h.of_kind("create") if e.thread_id == rec.thread_id
+            rejects = [e.seq for e in h.on_thread(rec.thread_id) if e.kind == "create"
                        and e.extra.get("strategy") == "reject" and e.t_sent > rec.t_created]
             why = (f" (creates with multitask_strategy=reject on its thread: {rejects})"
                    if rejects else "")
@@ -573,8 +667,10 @@ CHECKS: list[Callable[[History], list[Violation]]] = [
     check_one_run_per_thread,
     check_reject_when_busy,
     check_stream_ids,
+    check_stream_replay,
     check_join_waits,
     check_statuses,
+    check_webhooks,
 ]
 
 

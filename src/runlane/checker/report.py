@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from runlane.checker.history import Exchange, History
+from runlane.checker.history import TERMINAL, Exchange, History
 from runlane.checker.invariants import INVARIANTS, Violation
 
 
@@ -35,6 +35,9 @@ def summarize(h: History, violations: list[Violation],
     for ex in h.exchanges:
         if ex.kind == "cancel" and ex.run_id in h.runs:
             outcomes[f"{ex.outcome()} -> {h.runs[ex.run_id].final_status}"] += 1
+    kinds: Counter[str] = Counter(ex.kind for ex in h.exchanges)
+    faults: Counter[str] = Counter(e.get("fault", "?") for e in h.chaos_events
+                                   if e["action"] == "window")
     return {
         "scenarios": dict(scenarios),
         "scenarios_aborted": dict(aborted),
@@ -46,8 +49,38 @@ def summarize(h: History, violations: list[Violation],
         "cancel_outcomes": dict(sorted(outcomes.items())),
         "violations": len(violations),
         "chaos_kills": sum(1 for e in h.chaos_events if e["action"] == "kill"),
+        "requests_by_kind": dict(sorted(kinds.items())),
+        "faults_by_kind": dict(sorted(faults.items())),
+        "runs_by_final_status": dict(sorted(Counter(
+            str(r.final_status) for r in h.runs.values()).items())),
+        "streams_resumed": sum(1 for c in h.stream_claims if len(c.segments) > 1),
+        "streams_compared_with_replay": sum(
+            1 for c in h.stream_claims if c.replay is not None
+            and h.exchanges[c.replay].status == 200 and h.exchanges[c.replay].error is None),
+        # Replays with no event at all though the client got some: under chaos a log
+        # kept in a killed process's memory (one process on SQLite) is gone with it.
+        "stream_replays_empty": sum(
+            1 for c in h.stream_claims if c.replay is not None
+            and h.exchanges[c.replay].status == 200 and not h.exchanges[c.replay].events
+            and any(h.exchanges[s].events for s in c.segments)),
+        **_webhook_summary(h),
         "internal_errors": len(internal_errors),
     }
+
+
+def _webhook_summary(h: History) -> dict[str, Any]:
+    if not h.settings.get("webhook_url"):
+        return {}
+    deliveries: Counter[str] = Counter(d.get("run_id") or "" for d in h.webhooks)
+    owed = [r.run_id for r in h.runs.values()
+            if r.webhook is not None and r.final_status in TERMINAL]
+    return {"webhooks": {
+        "runs_with_webhook": sum(1 for r in h.runs.values() if r.webhook is not None),
+        "owed": len(owed),
+        "delivered": sum(1 for r in owed if deliveries[r]),
+        "delivered_more_than_once": sum(1 for r in owed if deliveries[r] > 1),
+        "deliveries": len(h.webhooks),
+    }}
 
 
 def dump_json(path: Path, h: History, violations: list[Violation], summary: dict[str, Any],
@@ -202,10 +235,14 @@ def print_report(console: Console, h: History, violations: list[Violation],
     console.print(cancels)
     console.print(inv)
     if h.chaos_events:
-        kills = [e for e in h.chaos_events if e["action"] == "kill"]
+        faults = ", ".join(f"{n} {k}" for k, n in summary["faults_by_kind"].items())
         not_ready = [e for e in h.chaos_events if e["action"] == "not ready"]
-        console.print(f"chaos: {len(kills)} worker kill(s), "
-                      f"{len(not_ready)} restart(s) not ready in time", highlight=False)
+        console.print(f"chaos: {faults or 'no fault'}; "
+                      f"{len(not_ready)} fault(s) not recovered from in time", highlight=False)
+    if "webhooks" in summary:
+        w = summary["webhooks"]
+        console.print(f"webhooks: {w['delivered']} of {w['owed']} runs delivered "
+                      f"({w['delivered_more_than_once']} more than once)", highlight=False)
     if violations:
         console.print(f"[bold red]{len(violations)} violation(s)[/]")
     else:

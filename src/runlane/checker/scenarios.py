@@ -52,6 +52,9 @@ class Context:
     seed: int
     stuck_after: float  # seconds a run may take to end after a cancel / its nominal end
     timed_graph: str | None = None  # the `timed` graph, if the server serves it
+    agent_graph: str | None = None  # a react_agent-shaped graph, if the server serves it
+    webhook_url: str | None = None  # the checker's receiver (--webhooks)
+    webhook_share: float = 0.5  # of the runs created, how many carry the webhook
     poll_interval: float = 0.05
 
 
@@ -93,28 +96,42 @@ class Session:
         self.threads.append(ex.answer["thread_id"])
         return ex.answer["thread_id"]
 
+    def webhook(self) -> str | None:
+        """The receiver's URL for a share of the runs (--webhooks), else None."""
+        url = self.ctx.webhook_url
+        if url is None or self.rng.random() >= self.ctx.webhook_share:
+            return None
+        return f"{url}/{self.id.replace('#', '-')}"
+
     async def create(self, thread_id: str, input: dict[str, Any], *, strategy: str | None = None,
                      graph: str | None = None) -> tuple[Exchange, str | None]:
         body: dict[str, Any] = {"assistant_id": graph or self.ctx.graph, "input": input}
         if strategy is not None:
             body["multitask_strategy"] = strategy
+        webhook = self.webhook()
+        if webhook is not None:
+            body["webhook"] = webhook
         ex = await self.call("create", "POST", f"/threads/{thread_id}/runs", json_body=body,
                              thread_id=thread_id,
                              extra={"strategy": strategy or "enqueue", "input": input})
         run_id = ex.answer.get("run_id") if ex.ok and isinstance(ex.answer, dict) else None
         if run_id:
             self._register(ex, thread_id, run_id, input, strategy or "enqueue",
-                           graph or self.ctx.graph)
+                           graph or self.ctx.graph, webhook=webhook)
         return ex, run_id
 
     def _register(self, ex: Exchange, thread_id: str, run_id: str, input: dict[str, Any],
-                  strategy: str, graph: str) -> None:
+                  strategy: str, graph: str, *, webhook: str | None = None,
+                  nominal: float | None = None) -> None:
         self.history.attach(ex, run_id)
+        if nominal is None:
+            nominal = (_duration(input) if graph == self.ctx.graph
+                       else input.get("ms", 0) / 1000)
         self.history.runs[run_id] = RunRecord(
             run_id=run_id, thread_id=thread_id, scenario=self.id, graph=graph, input=input,
             strategy=strategy, created_seq=ex.seq,
             t_created=ex.events[0]["t"] if ex.events else (ex.t_done or ex.t_sent),
-            nominal=_duration(input) if graph == self.ctx.graph else input.get("ms", 0) / 1000,
+            nominal=nominal, webhook=webhook,
         )
         self.runs.append(run_id)
 
@@ -255,10 +272,9 @@ class Session:
             and e.extra.get("action") == "rollback"
             for e in self.history.for_run(rec.run_id)
         ) or any(
-            e.kind == "create" and e.thread_id == rec.thread_id
-            and e.extra.get("strategy") == "rollback"
+            e.kind == "create" and e.extra.get("strategy") == "rollback"
             and (e.t_done is None or e.t_done > self.history.exchanges[rec.created_seq].t_sent)
-            for e in self.history.exchanges
+            for e in self.history.on_thread(rec.thread_id)
         )
 
     async def finish(self) -> None:
@@ -459,7 +475,44 @@ async def stream_rejoin(s: Session) -> None:
     input = {"steps": steps, "delay": delay}
     body = {"assistant_id": s.ctx.graph, "input": input, "stream_mode": ["custom"],
             "stream_resumable": True}
-    bound = s.ctx.stuck_after + steps * delay + 10
+    await _stream_and_rejoin(s, t, body, steps=steps, nominal=steps * delay, ticks=True)
+
+
+async def agent_stream(s: Session) -> None:
+    """A real-shaped agent (examples/agents react_agent: a fake chat model streaming a
+    story token by token) streamed with messages-tuple and updates, dropped, rejoined
+    with Last-Event-ID (and resumed after a fault), maybe cancelled mid-answer: what
+    the client got must be the run's event log, none lost, none repeated."""
+    graph = s.ctx.agent_graph
+    assert graph is not None
+    t = await s.thread()
+    words, delay = s.rng.randint(10, 60), 0.02
+    body = {"assistant_id": graph,
+            "input": {"messages": [{"role": "human", "content": "tell me a long story"}]},
+            "context": {"reply_tokens": words, "token_delay": delay},
+            "stream_mode": ["messages-tuple", "updates"], "stream_resumable": True}
+    await _stream_and_rejoin(s, t, body, steps=words, nominal=words * delay + 0.5,
+                             ticks=False)
+
+
+def _resumable(s: Session, ex: Exchange) -> bool:
+    """Rejoin after this segment: the checker dropped it, or (chaos) a fault cut it or a
+    worker could not serve it."""
+    if ex.dropped:
+        return True
+    if not s.history.chaos or ex.timed_out:
+        return False
+    return ex.error is not None or (ex.status is not None and ex.status >= 500)
+
+
+async def _stream_and_rejoin(s: Session, t: str, body: dict[str, Any], *,
+                             steps: int, nominal: float, ticks: bool) -> None:
+    graph = body["assistant_id"]
+    input = body["input"]
+    webhook = s.webhook()
+    if webhook is not None:
+        body = {**body, "webhook": webhook}
+    bound = s.ctx.stuck_after + nominal + 10
     first = await s.rec.stream(s.id, "stream", "POST", f"/threads/{t}/runs/stream",
                                json_body=body, thread_id=t,
                                max_events=s.rng.randint(1, 4), timeout=bound,
@@ -473,22 +526,29 @@ async def stream_rejoin(s: Session) -> None:
         run_id = first.extra["content_location"].rstrip("/").split("/")[-1]
     if run_id is None:
         raise Abort(f"streamed run has no id: {first.outcome()}")
-    s._register(first, t, run_id, input, "enqueue", s.ctx.graph)
+    s._register(first, t, run_id, input, "enqueue", graph, webhook=webhook, nominal=nominal)
     segments = [first.seq]
     last = _last_id(first.events or [], None)
     cancel_task = None
     if s.rng.random() < 0.3:
         async def cancel_later() -> None:
-            await asyncio.sleep(s.rng.uniform(0, steps * delay))
+            await asyncio.sleep(s.rng.uniform(0, nominal))
             await s.cancel(t, run_id, action="interrupt")
 
         cancel_task = asyncio.ensure_future(cancel_later())
     ex = first
-    for attempt in range(12):
-        if not ex.dropped:
-            break  # the stream ended (or failed): nothing more to rejoin
-        await asyncio.sleep(s.rng.choice([0.0, s.rng.uniform(0, 0.3)]))
-        drop_after = s.rng.randint(1, 5) if attempt < 10 and s.rng.random() < 0.6 else None
+    # Under chaos a fault may cut the stream many times: more rejoins, each one
+    # after a pause (the worker it reached may be down).
+    attempts = 40 if s.history.chaos else 12
+    for attempt in range(attempts):
+        if not _resumable(s, ex):
+            break  # the stream ended (or failed for good): nothing more to rejoin
+        if ex.dropped:
+            await asyncio.sleep(s.rng.choice([0.0, s.rng.uniform(0, 0.3)]))
+        else:
+            await asyncio.sleep(s.rng.uniform(0.3, 1.0))
+        drop_after = (s.rng.randint(1, 5) if attempt < 10 and s.rng.random() < 0.6
+                      else None)
         headers = {"Last-Event-ID": last} if last is not None else None
         ex = await s.rec.stream(s.id, "stream", "GET", f"/threads/{t}/runs/{run_id}/stream",
                                 headers=headers, thread_id=t, run_id=run_id,
@@ -498,9 +558,23 @@ async def stream_rejoin(s: Session) -> None:
         last = _last_id(ex.events or [], last)
     if cancel_task is not None:
         await cancel_task
-    s.history.stream_claims.append(StreamClaim(thread_id=t, run_id=run_id, scenario=s.id,
-                                               steps=steps, segments=segments))
+    claim = StreamClaim(thread_id=t, run_id=run_id, scenario=s.id, steps=steps,
+                        segments=segments, ticks=ticks)
+    s.history.stream_claims.append(claim)
     await s.finish()
+    claim.replay = await _replay(s, t, run_id, bound)
+
+
+async def _replay(s: Session, t: str, run_id: str, bound: float) -> int:
+    """The run's whole event log, once it is over: a join without Last-Event-ID.
+    Retried a few times under chaos (a fault may be under way)."""
+    for _ in range(10 if s.history.chaos else 1):
+        ex = await s.rec.stream(s.id, "replay", "GET", f"/threads/{t}/runs/{run_id}/stream",
+                                thread_id=t, run_id=run_id, timeout=bound)
+        if ex.status == 200 and ex.error is None:
+            break
+        await asyncio.sleep(1.0)
+    return ex.seq
 
 
 async def bulk_cancel(s: Session) -> None:
@@ -563,6 +637,7 @@ SCENARIOS: dict[str, tuple[ScenarioFn, int]] = {
     "double_text": (double_text, 4),
     "join_waits": (join_waits, 1),
     "stream_rejoin": (stream_rejoin, 2),
+    "agent_stream": (agent_stream, 2),
     "bulk_cancel": (bulk_cancel, 1),
     "timed_order": (timed_order, 1),
 }

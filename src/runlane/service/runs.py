@@ -753,13 +753,19 @@ class Runlane:
 
     @staticmethod
     async def _until_unavailable(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """Redis gone for good mid-stream: end the response; the client reconnects
-        with Last-Event-ID and resumes exactly."""
+        """Redis gone for good mid-stream: cut the response (the connection closes
+        without the body's end), so the client sees a dropped stream, reconnects
+        with Last-Event-ID and resumes exactly. Ending it cleanly instead told the
+        client the stream was over: a client rejoining while Redis restarted lost
+        every event after its Last-Event-ID (found by `make soak`; langgraph_sdk
+        reconnects after a drop, and after a clean end only while the run is active)."""
         try:
             async for chunk in frames:
                 yield chunk
         except StreamUnavailable as exc:
-            log.warning("event stream unavailable: %s", exc)
+            log.warning("event stream unavailable: %s; cutting the response so the client "
+                        "resumes with Last-Event-ID", exc)
+            raise
 
     # ---------------------------------------------------------------- threads
 

@@ -429,6 +429,10 @@ class PostgresCheckpoints:
         self.pool = AsyncConnectionPool(
             self.url, min_size=1, max_size=self.pool_size, open=False,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            # Checked at every checkout (as the store's pool_pre_ping): after PostgreSQL
+            # restarted, a pooled connection it cut would fail the next request with a
+            # 500 (AdminShutdown) instead of being replaced (found by `make soak`).
+            check=AsyncConnectionPool.check_connection,
         )
         await self.pool.open(wait=True, timeout=10)
         self.saver = _guarded_postgres_saver(self.pool)

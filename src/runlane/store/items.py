@@ -190,6 +190,9 @@ class ItemStore:
             # Small and lazy: PostgreSQL's connections are shared by every worker.
             url, min_size=0, max_size=self.pool_size, open=False,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            # Checked at every checkout: a connection cut by a PostgreSQL restart is
+            # replaced, not handed to a request (see checkpoints.PostgresCheckpoints).
+            check=AsyncConnectionPool.check_connection,
         )
         await pool.open(wait=True, timeout=10)
         self._close.append(pool.close)

@@ -17,6 +17,7 @@ from fast.support import (
     thread_status,
 )
 from runlane.contract import CancelAction, RunStatus, StopReason, ThreadStatus
+from runlane.executor.leases import LeaseKeeper
 from runlane.serde import utcnow
 from runlane.store import Store
 
@@ -49,6 +50,62 @@ async def test_renewal_extends_this_workers_running_runs_only(store: Store) -> N
     assert field(await row_of(store, theirs), "lease_expires_at") == field(
         theirs, "lease_expires_at")
     assert field(await row_of(store, queued), "lease_expires_at") is None
+
+
+async def test_renewal_of_named_runs_leaves_the_others_to_expire(store: Store) -> None:
+    executing, stopped = await admit_running(store), await admit_running(store)
+    lease = seconds_from_now(60)
+    leases = await store.renew_leases(WORKER, lease, only={field(executing, "run_id")})
+    assert leases == {field(executing, "run_id"): None}
+    assert field(await row_of(store, executing), "lease_expires_at") == lease
+    assert field(await row_of(store, stopped), "lease_expires_at") == field(
+        stopped, "lease_expires_at")
+    assert await store.renew_leases(WORKER, lease, only=set()) == {}
+
+
+async def test_a_run_its_worker_stopped_without_writing_is_reaped_not_renewed(
+        store: Store) -> None:
+    """The soak's stuck run: a worker that could not renew for a whole lease (the
+    database was down) fenced its run, whose graph then ignored the cancel and was
+    abandoned; once the database was back, the renewal by worker id kept the run's
+    lease alive forever, so it stayed `running` with its recorded rollback. The lease
+    keeper now renews only the runs its executor still executes."""
+    fenced = await admit_running(store, lease_seconds=-5)
+    await store.cancel_run(field(fenced, "thread_id"), field(fenced, "run_id"),
+                           CancelAction.ROLLBACK, "user")
+
+    class Executor:  # what LeaseKeeper reads of the executor
+        worker_id = WORKER
+
+        def __init__(self) -> None:
+            self.local_run_ids: set[str] = set()  # the fenced run's supervisor has ended
+            self.settling: set[str] = set()
+
+        def lease_until(self) -> Any:
+            return seconds_from_now(30)
+
+        def fence(self, run_id: str) -> None:
+            raise AssertionError(f"nothing to fence: {run_id}")
+
+        def deliver_cancel(self, run_id: str) -> None:
+            raise AssertionError(f"{run_id} is not executed here")
+
+    adopted: list[Any] = []
+
+    async def complete_rollback(run: Any) -> None:
+        adopted.append(run)
+
+    async def on_reaped(run: Any) -> None:
+        raise AssertionError("a recorded rollback is adopted, not reaped")
+
+    keeper = LeaseKeeper(store=store, executor=Executor(), lease_seconds=6.0,
+                         grace_seconds=0.0, on_reaped=on_reaped,
+                         complete_rollback=complete_rollback)
+    await keeper.renew()
+    assert field(await row_of(store, fenced), "lease_expires_at") == field(
+        fenced, "lease_expires_at")  # not renewed: still in the past
+    await keeper.reap()
+    assert [field(r, "run_id") for r in adopted] == [field(fenced, "run_id")]
 
 
 async def test_renewal_returns_the_recorded_cancels(store: Store) -> None:

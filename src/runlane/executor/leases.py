@@ -82,7 +82,7 @@ class LeaseKeeper:
         mine = self.executor.local_run_ids
         try:
             leases = await self.store.renew_leases(self.executor.worker_id,
-                                                   self.executor.lease_until())
+                                                   self.executor.lease_until(), only=mine)
         except Exception as exc:  # noqa: BLE001 - any failure is a missed renewal
             if time.monotonic() - self._last_renewed > self.lease_seconds:
                 log.error("could not renew leases for %.0fs (%s): stopping %d runs without "

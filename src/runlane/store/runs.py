@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -710,13 +710,19 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
             return row
         return await self.db.run(_tx)
 
-    async def renew_leases(self, worker_id: str, lease_until: Any) -> dict[str, str | None]:
+    async def renew_leases(self, worker_id: str, lease_until: Any,
+                           only: Collection[str] | None = None) -> dict[str, str | None]:
         """Extend the leases of this worker's running runs: {run_id: cancel_action}.
-        A run missing from the answer is no longer this worker's to write."""
-        params = {"p_worker_id": worker_id, "p_lease_until": lease_until}
+        A run missing from the answer is no longer this worker's to write. `only`: the
+        runs the worker executes (a worker always says; None: all of its runs), so that
+        one it stopped without writing is left to expire and be reaped."""
+        params: dict[str, Any] = {"p_worker_id": worker_id, "p_lease_until": lease_until}
+        statement = st.RENEW_LEASES
+        if only is not None:
+            statement, params["p_run_ids"] = st.RENEW_LEASES_OF, sorted(only)
 
         def _tx(conn: Connection) -> dict[str, str | None]:
-            return {r.run_id: r.cancel_action for r in conn.execute(st.RENEW_LEASES, params)}
+            return {r.run_id: r.cancel_action for r in conn.execute(statement, params)}
 
         return await self.db.run(_tx)
 

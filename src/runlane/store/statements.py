@@ -236,6 +236,18 @@ RENEW_LEASES = (
     .values(lease_expires_at=P("p_lease_until"))
     .returning(runs.c.run_id, runs.c.cancel_action)
 )
+# The same, for the runs the worker still executes only: a run it stopped without
+# writing (fenced, when it could not renew for a whole lease) is still its own in the
+# store, and renewing it by worker id alone would keep it `running` forever once the
+# database is back (found by `make soak`); left out, its lease runs out and a reaper
+# finishes it.
+RENEW_LEASES_OF = (
+    runs.update()
+    .where(runs.c.worker_id == P("p_worker_id"), runs.c.status == RUNNING,
+           runs.c.run_id.in_(P("p_run_ids", expanding=True)))
+    .values(lease_expires_at=P("p_lease_until"))
+    .returning(runs.c.run_id, runs.c.cancel_action)
+)
 
 # Runs whose owner stopped renewing: finished by whichever worker notices. Read
 # without locks; each is then finished by a CAS (REAP_EXPIRED) that re-checks it.

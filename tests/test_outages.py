@@ -168,6 +168,32 @@ async def test_thread_reads_right_after_a_postgres_restart(cluster: Cluster, ser
         assert answers[-1][0] == 200, answers
 
 
+async def test_thread_reads_while_postgres_is_down_answer_503(cluster: Cluster, services) -> None:
+    """While PostgreSQL is down, a state or history read (the checkpointer's, not the
+    store's) answers 503 with Retry-After, never 500 with the driver's OperationalError
+    (found by `make soak`)."""
+    postgres, _ = services
+    async with httpx.AsyncClient(timeout=60) as http:
+        base = cluster.urls[0]
+        tid = (await http.post(f"{base}/threads", json={})).json()["thread_id"]
+        done = await http.post(f"{base}/threads/{tid}/runs/wait",
+                               json={"assistant_id": "sleepy", "input": {"steps": 1}})
+        assert done.status_code == 200, done.text
+        outage = asyncio.create_task(asyncio.to_thread(postgres.restart, 4.0))
+        # A read every 0.1 s through the whole outage, each on its own (a read may wait
+        # for the pool until PostgreSQL is back, and then answer 200: that is fine).
+        reads = []
+        while not outage.done():
+            reads.append(asyncio.create_task(http.get(f"{base}/threads/{tid}/state")))
+            reads.append(asyncio.create_task(
+                http.post(f"{base}/threads/{tid}/history", json={"limit": 10})))
+            await asyncio.sleep(0.1)
+        await outage
+        answers = [(r.status_code, r.text) for r in await asyncio.gather(*reads)]
+        assert len(answers) > 40, len(answers)  # reads were made while it was down
+        assert not [a for a in answers if a[0] not in (200, 503)], answers
+
+
 async def test_a_stream_joined_while_redis_is_down_is_cut_not_ended(
         cluster: Cluster, services) -> None:
     """A join of a finished run's stream while Redis is down (its events are there)

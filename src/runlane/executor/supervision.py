@@ -191,9 +191,12 @@ class Supervision:
 
     def _close_without_end(self, run_id: str) -> None:
         """Close the local log of a run whose terminal status this worker did not
-        record: its stream's end is for whoever records it."""
+        record: its stream's end is for whoever records it. Its followers here are
+        cut, so their clients resume (elsewhere) with Last-Event-ID; ending them
+        cleanly lost the events the run's recorder published after (the reaper's
+        error event: found by `make soak`)."""
         self.transport.detach(run_id)
-        self.broker.close(run_id)
+        self.broker.cut(run_id)
 
     def fence(self, run_id: str) -> None:
         """Stop a run this worker may no longer write for (its lease is gone)."""

@@ -739,6 +739,8 @@ class Runlane:
             else:
                 self.broker.discard(run_id)
                 event_log.close()
+        # Not wrapped in _until_unavailable (a generator hop per batch on the hot path):
+        # a log cut here (StreamCut: the run was fenced) cuts the response all the same.
         return event_log.follow(last_event_id, modes)
 
     async def _visible(self, thread_id: str, run_id: str, owner: Owner) -> None:

@@ -39,6 +39,8 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.sqlite import SqliteSaver
 from sqlalchemy.engine import make_url
 
+from runlane.errors import DatabaseUnavailable
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -542,7 +544,9 @@ def _guarded_postgres_saver(pool: Any) -> Any:  # noqa: C901
     writes are still in flight: they outlive the task. On PostgreSQL they run on a
     pool, concurrently with the rollback's delete, so the rollback first refuses any
     new write of the run, then waits for the ones under way, then deletes."""
+    import psycopg
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg_pool import PoolTimeout
 
     class GuardedAsyncPostgresSaver(AsyncPostgresSaver):
         def __init__(self, conn: Any) -> None:
@@ -576,6 +580,23 @@ def _guarded_postgres_saver(pool: Any) -> Any:  # noqa: C901
                 under_way.discard(done)
                 if not under_way:
                     self._under_way.pop(thread_id, None)
+
+        # Reads answer 503 while PostgreSQL is unreachable, as the store's own do: the
+        # driver's OperationalError (a connection cut by a restart, or refused) would
+        # reach the client as a 500 (found by `make soak`: GET /threads/{id}/state).
+        async def aget_tuple(self, config: RunnableConfig) -> Any:
+            try:
+                return await super().aget_tuple(config)
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                raise DatabaseUnavailable(str(exc)) from exc
+
+        async def alist(self, config: RunnableConfig | None, **kwargs: Any,
+                        ) -> AsyncIterator[CheckpointTuple]:
+            try:
+                async for item in super().alist(config, **kwargs):
+                    yield item
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                raise DatabaseUnavailable(str(exc)) from exc
 
         async def aput(self, config: RunnableConfig, checkpoint: Checkpoint,
                        metadata: CheckpointMetadata, new_versions: ChannelVersions) -> Any:

@@ -23,13 +23,20 @@ HEARTBEAT = b": heartbeat\n\n"
 HEARTBEAT_SECONDS = 5.0
 
 
+class StreamCut(Exception):
+    """The run's log here ended without the run's end: its worker stopped it without
+    writing (fenced), and its end is recorded elsewhere. A follower must be cut, not
+    ended: a clean end would tell its client that the stream is over."""
+
+
 class RunEventLog:
-    __slots__ = ("_closers", "_waiters", "closed", "frames", "names")
+    __slots__ = ("_closers", "_waiters", "closed", "cut_short", "frames", "names")
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []  # encoded SSE frames; frame i has id i + 1
         self.names: list[str] = []  # event names, for stream_mode filtering on join
         self.closed = False
+        self.cut_short = False  # closed by `cut`: followers raise StreamCut at the end
         # One future per follower waiting for the next frame (see _wait_change).
         self._waiters: list[asyncio.Future[bool]] = []
         # One future per task waiting for the end (see wait_closed); None: no waiter.
@@ -57,6 +64,13 @@ class RunEventLog:
                 if not closer.done():
                     closer.set_result(final)
             self._wake()
+
+    def cut(self) -> None:
+        """Close without the run's end (see StreamCut): followers get every frame
+        published here, then StreamCut."""
+        if not self.closed:
+            self.cut_short = True
+            self.close()
 
     def _wake(self) -> None:
         if self._waiters:
@@ -134,6 +148,9 @@ class RunEventLog:
                     yield b"".join(batch)
                 continue
             if self.closed:
+                if self.cut_short:
+                    raise StreamCut(f"the run's events after id {position} are recorded "
+                                    "by another worker")
                 return
             if not await self._wait_change(heartbeat):
                 self._forget_expired()
@@ -198,6 +215,16 @@ class StreamBroker:
         finished[run_id] = time.monotonic()
         finished.move_to_end(run_id)
         self._evict()
+
+    def cut(self, run_id: str) -> None:
+        """A run stopped here without writing (fenced): its followers here are cut,
+        and its log is not kept for replays (another worker records the rest)."""
+        log = self._logs.pop(run_id, None)
+        self._finished.pop(run_id, None)
+        self._finished_resumable.pop(run_id, None)
+        self._resumable.discard(run_id)
+        if log is not None:
+            log.cut()
 
     def discard(self, run_id: str) -> None:
         log = self._logs.pop(run_id, None)

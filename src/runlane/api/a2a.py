@@ -15,7 +15,8 @@ import logging
 from a2a.server.apps.jsonrpc.jsonrpc_app import CallContextBuilder
 from a2a.server.apps.jsonrpc.starlette_app import A2AStarletteApplication
 from a2a.server.context import ServerCallContext
-from a2a.types import AgentCapabilities, AgentCard
+from a2a.types import AgentCapabilities, AgentCard, UnsupportedOperationError
+from a2a.utils.errors import ServerError
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -52,12 +53,19 @@ _jsonrpc = A2AStarletteApplication(
 
 
 class _ClientErrorsWithoutTraceback(logging.Filter):
-    """The SDK logs a request that is not valid JSON-RPC with a traceback, as if the
-    server had failed; it is the client's mistake (answered -32600/-32602), and the
-    SDK logs that answer on a line of its own (a warning), which stays."""
+    """The SDK logs a request that is not valid JSON-RPC, or that asks for an operation
+    the agent does not support, with a traceback, as if the server had failed; it is
+    the client's mistake (answered -32600/-32602/-32004), and the SDK logs that answer
+    on a line of its own, which stays."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Failed to validate")
+        if str(record.msg).startswith("Failed to validate"):
+            return False
+        # A method runlane's agents do not offer (push notification configs): the SDK
+        # logs the answer it sends (-32004) as an unhandled exception with a traceback.
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, ServerError)
+                    and isinstance(exc.error, UnsupportedOperationError))
 
 
 logging.getLogger("a2a.server.apps.jsonrpc.jsonrpc_app").addFilter(

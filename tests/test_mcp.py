@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from langgraph_sdk import get_client
@@ -344,10 +345,20 @@ async def test_closing_the_session_interrupts_its_call(server) -> None:
     run any more, and it is interrupted."""
     sdk = get_client(url=server.url, timeout=60)
     log = uuid.uuid4().hex
-    async with mcp_session(server.url) as session:
-        call = asyncio.ensure_future(session.call_tool("memory", {"log": log, "delay": 120}))
-        thread_id, run_id = await started_run(sdk, log)
-        call.cancel()
+    started: list[tuple[str, str]] = []
+    try:
+        async with mcp_session(server.url) as session:
+            call = asyncio.ensure_future(
+                session.call_tool("memory", {"log": log, "delay": 120}))
+            started.append(await started_run(sdk, log))
+            call.cancel()
+    except* anyio.ClosedResourceError:
+        # The mcp client's own teardown race: the server answers the call still in
+        # flight with 404 "Session terminated" once the session is closed, and the
+        # client's writer may then hand that answer to its read stream after the
+        # session closed it. What is under test is the server's side: the run below.
+        pass
+    thread_id, run_id = started[0]
     await ends_interrupted(sdk, server, thread_id, run_id)
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
-import importlib.util
 import json
 import os
 import sys
@@ -19,6 +17,7 @@ from langgraph.pregel import Pregel
 from runlane.errors import ConfigError
 from runlane.graph_factories import ServedGraph
 from runlane.http_config import CorsConfig, HttpConfig, parse_http
+from runlane.project_imports import import_location
 from runlane.store_config import (
     StoreConfig,
     ThreadTTLConfig,
@@ -163,25 +162,8 @@ def load_graph(config: ProjectConfig, graph_id: str) -> LoadedGraph:
     spec = config.graphs[graph_id]
     location, _, attribute = spec.rpartition(":")
     where = f"graph {graph_id!r} ({spec})"
-    if location.endswith(".py") or "/" in location:
-        file_path = (config.path.parent / location).resolve()
-        if not file_path.is_file():
-            raise ConfigError(f"{where}: file {file_path} does not exist")
-        module_name = f"runlane_graph_{graph_id}_{abs(hash(str(file_path)))}"
-        module_spec = importlib.util.spec_from_file_location(module_name, file_path)
-        if module_spec is None or module_spec.loader is None:
-            raise ConfigError(f"{where}: cannot import {file_path}")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[module_name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:
-            raise ConfigError(f"{where}: importing {file_path} failed: {exc!r}") from exc
-    else:
-        try:
-            module = importlib.import_module(location)
-        except Exception as exc:
-            raise ConfigError(f"{where}: importing module {location!r} failed: {exc!r}") from exc
+    module = import_location(location, config.path.parent, where,
+                             f"runlane_graph_{graph_id}")
     if not hasattr(module, attribute):
         found = sorted(name for name, value in vars(module).items()
                        if isinstance(value, Pregel | StateGraph) and not name.startswith("_"))

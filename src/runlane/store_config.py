@@ -24,15 +24,14 @@ not runlane's: they are logged as ignored, not refused.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import logging
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from runlane.errors import ConfigError, EmbeddingMismatch
+from runlane.project_imports import import_location
 
 log = logging.getLogger("runlane")
 
@@ -246,24 +245,13 @@ def _resolve(embed: str, base: Path, where: str) -> Any:
     if ".py:" not in embed:
         return _provider(embed, where)
     location, _, attribute = embed.rpartition(":")
-    path = (base / location).resolve()
-    if not path.is_file():
-        raise ConfigError(f"{where}: file {path} does not exist")
-    name = f"runlane_embed_{abs(hash(str(path)))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"{where}: cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        raise ConfigError(f"{where}: importing {path} failed: {exc!r}") from exc
+    module = import_location(location, base, where, "runlane_embed")
     if not hasattr(module, attribute):
         found = sorted(n for n, v in vars(module).items()
                        if callable(v) and not n.startswith("_") and not isinstance(v, type))
         hint = f" (functions it defines: {', '.join(found)})" if found else ""
-        raise ConfigError(f"{where}: {path.name} has no attribute {attribute!r}{hint}")
+        raise ConfigError(f"{where}: {(base / location).resolve().name} has no attribute "
+                          f"{attribute!r}{hint}")
     target = getattr(module, attribute)
     if isinstance(target, Embeddings):
         return target

@@ -22,9 +22,6 @@ runlane's routes as the reference server serves it.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
-import sys
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -37,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runlane.api.mounting import route_path
 from runlane.errors import ConfigError
+from runlane.project_imports import import_location
 
 # Runlane's routes no project route may shadow: probes, and the API's own docs.
 UNSHADOWABLE = frozenset({"/ok", "/ready", "/metrics", "/docs", "/docs/oauth2-redirect",
@@ -70,26 +68,7 @@ def load(spec: str, base: Path) -> Starlette:
     "package.module:app"; ConfigError with one line when that fails."""
     location, _, attribute = spec.rpartition(":")
     where = f"http.app {spec!r}"
-    if location.endswith(".py") or "/" in location:
-        file_path = (base / location).resolve()
-        if not file_path.is_file():
-            raise ConfigError(f"{where}: file {file_path} does not exist")
-        module_name = f"runlane_http_app_{abs(hash(str(file_path)))}"
-        module_spec = importlib.util.spec_from_file_location(module_name, file_path)
-        if module_spec is None or module_spec.loader is None:
-            raise ConfigError(f"{where}: cannot import {file_path}")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[module_name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:
-            raise ConfigError(f"{where}: importing {file_path} failed: {exc!r}") from exc
-    else:
-        try:
-            module = importlib.import_module(location)
-        except Exception as exc:
-            raise ConfigError(f"{where}: importing module {location!r} failed: "
-                              f"{exc!r}") from exc
+    module = import_location(location, base, where, "runlane_http_app")
     if not hasattr(module, attribute):
         raise ConfigError(f"{where}: {location} has no attribute {attribute!r}")
     app = getattr(module, attribute)

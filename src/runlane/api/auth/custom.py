@@ -11,10 +11,8 @@ are run by authorization.py.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import logging
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from starlette.routing import Match
 
 from runlane.api.auth.identity import Identity, bearer_token, permissions_of
 from runlane.errors import AuthError, CustomAuthError
+from runlane.project_imports import import_location
 
 log = logging.getLogger("runlane.auth")
 
@@ -41,25 +40,8 @@ def load_auth(config_dir: Path, spec: Any) -> Auth:
         raise CustomAuthError(f"langgraph.json 'auth' must be {{\"path\": \"./auth.py:auth\"}}, "
                               f"got {spec!r}")
     location, _, attribute = path.rpartition(":")
-    if location.endswith(".py") or "/" in location:
-        file_path = (config_dir / location).resolve()
-        if not file_path.is_file():
-            raise CustomAuthError(f"auth {path}: file {file_path} does not exist")
-        name = f"runlane_auth_{abs(hash(str(file_path)))}"
-        module_spec = importlib.util.spec_from_file_location(name, file_path)
-        if module_spec is None or module_spec.loader is None:
-            raise CustomAuthError(f"auth {path}: cannot import {file_path}")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:
-            raise CustomAuthError(f"auth {path}: importing {file_path} failed: {exc!r}") from exc
-    else:
-        try:
-            module = importlib.import_module(location)
-        except Exception as exc:
-            raise CustomAuthError(f"auth {path}: importing {location!r} failed: {exc!r}") from exc
+    module = import_location(location, config_dir, f"auth {path}", "runlane_auth",
+                             CustomAuthError)
     auth = getattr(module, attribute, None)
     if not isinstance(auth, Auth):
         raise CustomAuthError(f"auth {path}: {attribute!r} is {type(auth).__name__}, not a "

@@ -566,6 +566,40 @@ async def test_crons_fire_as_their_owner(secured: Secured) -> None:
     # Still alice's after bob's attempts: her crons were there to delete (no 404 above).
 
 
+async def test_cron_runs_run_as_their_creator(secured: Secured) -> None:
+    """A cron's runs (on a thread, and stateless) run as the user who created the
+    cron: the graph sees the same `langgraph_auth_user`, `_user_id`, `_permissions`
+    and `user_id` in its configurable as in a run alice creates herself, on whichever
+    worker fires it."""
+    alice = secured.sdk("alice")
+    tag = str(uuid.uuid4())
+    tid = (await alice.threads.create())["thread_id"]
+    await alice.runs.wait(tid, "memory", input={"log": tag})
+    crons = [await alice.crons.create_for_thread(tid, "memory", schedule="* * * * * *",
+                                                 input={"log": tag}),
+             await alice.crons.create("memory", schedule="* * * * * *", input={"log": tag})]
+    cron_ids = {c["cron_id"] for c in crons}
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            logged = (await alice.store.search_items(["cron_log", tag], limit=100))["items"]
+            if cron_ids <= {i["value"]["cron_id"] for i in logged}:
+                break
+            assert time.monotonic() < deadline, f"alice's crons did not both fire: {logged}"
+            await asyncio.sleep(0.3)
+    finally:
+        for cron_id in cron_ids:
+            await alice.crons.delete(cron_id)
+    [own] = [i["value"]["auth"] for i in logged if i["value"]["cron_id"] is None]
+    assert own["langgraph_auth_user"]["identity"] == own["langgraph_auth_user_id"] == "alice"
+    assert own["user_id"] == "alice"
+    if secured.mode == "custom":  # tests/auth_graphs/auth.py: alice's permissions
+        assert own["langgraph_auth_permissions"] == ["read", "write"], own
+    for item in logged:
+        if item["value"]["cron_id"] is not None:
+            assert item["value"]["auth"] == own, (item["value"], own)
+
+
 async def test_store_items_are_their_owners(secured: Secured) -> None:
     """alice and bob use the same namespaces and keys, through the API and through
     graph runs: each reads, searches, lists and deletes only their own items."""

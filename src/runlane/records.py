@@ -241,6 +241,9 @@ class Cron:
     next_run_date: datetime.datetime | None
     created_at: datetime.datetime
     updated_at: datetime.datetime
+    # Who created it, as authenticated then (identity, permissions ...): its runs'
+    # user. None with auth off, or for a cron older than the column (see user_id).
+    auth_user: JSONObject | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Cron:

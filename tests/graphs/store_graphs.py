@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import TypedDict
 
 from langchain_core.runnables import RunnableConfig
@@ -36,6 +37,10 @@ async def remember(state: MemoryState, config: RunnableConfig, *, store: BaseSto
             "fired_at": metadata.get("cron_fired_at"),
             "cron_id": metadata.get("cron_id"),
             "thread_id": configurable.get("thread_id"),
+            # Who the run runs as (a cron's: its creator), as the graph sees it.
+            "auth": {key: (dict(value) if isinstance(value, Mapping) else value)
+                     for key, value in configurable.items()
+                     if key.startswith("langgraph_auth_") or key == "user_id"},
         })
     await asyncio.sleep(state.get("delay", 0.0))
     return update

@@ -24,6 +24,14 @@ def has_handlers(request: Request) -> bool:
     return getattr(request.app.state, "auth_handlers", None) is not None
 
 
+def caller_user(request: Request) -> JSONObject | None:
+    """The authenticated caller as a run records it (identity, permissions and the
+    auth's other fields): what its runs' graphs see as `langgraph_auth_user`. None
+    with auth off."""
+    user = getattr(request.state, "user", None)
+    return {k: user[k] for k in user} if user is not None else None
+
+
 async def allowed(request: Request, resource: str, action: str,
                   value: JSONObject) -> Filters | None:
     """Run the authorization handler for (resource, action) on `value` (which it may

@@ -4,9 +4,10 @@ Each is the caller's (`owner_of`: another owner's cron or thread is a missing on
 and passes the custom auth's handlers as the LangGraph server runs them:
 `crons.create` (may add metadata), `crons.search` (search and count; a filter on the
 crons' metadata), `crons.update` and `crons.delete` (a filter the cron must pass,
-else 404). A cron creates runs later on its owner's behalf, so creating one is also
-creating runs: it passes `threads.create_run` as a run would (on a thread cron's
-thread, the handler's filter too).
+else 404). A cron creates runs later on its owner's behalf, as the user who created
+it (`caller_user`, kept with the cron), so creating one is also creating runs: it
+passes `threads.create_run` as a run would (on a thread cron's thread, the handler's
+filter too).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from runlane.api.access import allowed, check_thread, has_handlers
+from runlane.api.access import allowed, caller_user, check_thread, has_handlers
 from runlane.api.cron_models import CronCount, CronCreate, CronPatch, CronSearch, ThreadCronCreate
 from runlane.api.responses import JSON, page
 from runlane.graphs import default_assistant_id
@@ -78,14 +79,16 @@ async def _authorized(request: Request, thread_id: str | None, spec: CronSpec) -
 @router.post("/threads/{thread_id}/runs/crons")
 async def create_thread_cron(thread_id: UUID, body: ThreadCronCreate, request: Request) -> Response:
     spec = await _authorized(request, str(thread_id), _spec(body))
-    row = await crons(request).create(str(thread_id), spec, owner=owner_of(request))
+    row = await crons(request).create(str(thread_id), spec, owner=owner_of(request),
+                                      user=caller_user(request))
     return JSON(cron_body(row))
 
 
 @router.post("/runs/crons")
 async def create_cron(body: CronCreate, request: Request) -> Response:
     spec = await _authorized(request, None, _spec(body))
-    row = await crons(request).create(None, spec, owner=owner_of(request))
+    row = await crons(request).create(None, spec, owner=owner_of(request),
+                                      user=caller_user(request))
     return JSON(cron_body(row))
 
 

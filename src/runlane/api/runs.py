@@ -13,7 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
-from runlane.api.access import allowed, check_thread, has_handlers
+from runlane.api.access import allowed, caller_user, check_thread, has_handlers
 from runlane.api.chosen_ids import check_new_thread_id
 from runlane.api.idempotency import idempotency_of
 from runlane.api.models import RunCreate, RunsCancelMany
@@ -99,8 +99,7 @@ async def _authorized(request: Request, thread_id: str | None, body: RunCreate) 
     run_request = _run_request(body)
     # Who asks and under which request id: the run's graph sees both in its config
     # (langgraph_auth_user*, langgraph_request_id), as on the reference server.
-    user = getattr(request.state, "user", None)
-    run_request.user = {k: user[k] for k in user} if user is not None else None
+    run_request.user = caller_user(request)
     run_request.request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
     run_request.start_time_ms = int(time.time() * 1000)
     http: HttpConfig = request.app.state.http

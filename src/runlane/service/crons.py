@@ -18,7 +18,7 @@ from typing import Any
 from runlane.errors import AlreadyFired, BadRequest, Conflict, NotFound
 from runlane.owners import Owner
 from runlane.records import Columns, Cron, Run
-from runlane.serde import JSONObject, utcnow
+from runlane.serde import JSONObject, to_jsonable, utcnow
 from runlane.service import schedules
 from runlane.service.runs import Runlane, RunRequest
 from runlane.store.crons import CronStore
@@ -66,7 +66,9 @@ class Crons:
             self.on_change()
 
     async def create(self, thread_id: str | None, spec: CronSpec, *,
-                     owner: Owner = None) -> Cron:
+                     owner: Owner = None, user: JSONObject | None = None) -> Cron:
+        """`user`: the authenticated creator (identity, permissions ...), None with
+        auth off: kept with the cron, each firing's run runs as this user."""
         now = utcnow()
         following = next_firing(spec.schedule, spec.timezone, spec.end_time, now)
         # The owner's own assistant or a shared one: another owner's is NotFound, as
@@ -90,6 +92,7 @@ class Crons:
             "metadata": spec.metadata,
             "user_id": owner,
             "owner": owner,
+            "auth_user": to_jsonable(user) if user is not None else None,
             "enabled": spec.enabled,
             "end_time": spec.end_time,
             "next_run_date": following,
@@ -173,7 +176,8 @@ class Crons:
     # ------------------------------------------------------------------ firing
 
     async def fire(self, cron: Cron, fired_at: datetime.datetime) -> Run | None:
-        """Create the run of one claimed firing, on behalf of the cron's owner. A
+        """Create the run of one claimed firing, on behalf of the cron's owner (and as
+        the user who created it: `langgraph_auth_user` and the rest). A
         firing that cannot create its run (thread gone, `reject` on a busy thread)
         is logged and skipped; a cron whose thread is gone is deleted (it can never
         fire again, as the reference server deletes a thread's crons with it)."""
@@ -192,6 +196,9 @@ class Crons:
             multitask_strategy=payload.get("multitask_strategy") or "enqueue",
             on_completion=payload.get("on_run_completed") if cron.thread_id is None else None,
             durability=payload.get("durability"),
+            # The creator, as a run of theirs would carry it; no request headers and
+            # no request id: a firing has no request (the reference passes none).
+            user=firing_user(cron),
         )
         extra = {"event": "cron_fired", "cron_id": cron.cron_id,
                  "thread_id": cron.thread_id}
@@ -227,6 +234,15 @@ class Crons:
         else:
             log.info("cron %s: firing at %s skipped: %s", cron.cron_id,
                      fired_at.isoformat(), exc, extra=extra)
+
+
+def firing_user(cron: Cron) -> JSONObject | None:
+    """The user a firing's run runs as: whoever created the cron, as authenticated
+    then. A cron created before runlane kept that (migration 0008) has its creator's
+    identity alone, as the reference server gives every cron's runs."""
+    if cron.auth_user is not None:
+        return cron.auth_user
+    return {"identity": cron.user_id} if cron.user_id is not None else None
 
 
 def _modes(value: Any) -> list[str]:

@@ -189,6 +189,11 @@ crons = sa.Table(
     sa.Column("metadata", JSONText, nullable=False),
     sa.Column("user_id", sa.Text),
     sa.Column("owner", sa.Text),
+    # The authenticated user who created the cron (identity, permissions ...), as a
+    # run records its creator: each firing's run runs as this user, on whichever
+    # worker and however long after. NULL with auth off (and for crons created
+    # before 0008: their runs get the identity `user_id` alone, as the reference's).
+    sa.Column("auth_user", JSONText),
     sa.Column("enabled", sa.Boolean, nullable=False, default=True),
     _ts("end_time"),
     # The next firing; a worker claims it by moving this forward (compare-and-set),

@@ -290,17 +290,18 @@ class Model:
         """Store.recover_after_restart (one SQLite process): every active run ends,
         `interrupted` if an interrupt was recorded, else `error` (server restarted),
         except a delayed one, still pending: it runs when due; a recorded rollback is
-        handed back to complete. Returns {run: status it had} of the finished runs,
-        and the rollbacks."""
+        handed back to complete, its thread busy until then. Returns {run: status it
+        had} of the finished runs, and the rollbacks."""
         finished: dict[str, RunStatus] = {}
         rollbacks: list[str] = []
         for run in sorted(self.runs.values(), key=lambda r: r.seq):
             if run.status not in ACTIVE or (run.status is RunStatus.PENDING and run.delayed):
                 continue
-            self.threads[run.thread_id].left = ThreadStatus.IDLE
             if run.cancel_action is CancelAction.ROLLBACK:
+                # Still running (its thread busy): completing it sets the thread.
                 rollbacks.append(run.run_id)
                 continue
+            self.threads[run.thread_id].left = ThreadStatus.IDLE
             finished[run.run_id] = run.status
             if run.cancel_action is CancelAction.INTERRUPT:
                 self._end(run, RunStatus.INTERRUPTED, StopReason.CANCELLED)

@@ -64,6 +64,19 @@ async def test_a_restart_finishes_what_the_dead_process_left_active(tmp_path: Pa
         # A recorded rollback is handed back, still running, for the caller to complete.
         assert [field(r, "run_id") for r in rollbacks] == [field(rolling_back, "run_id")]
         assert field(rollbacks[0], "status") == RunStatus.RUNNING.value
+        # Its thread stays busy until the rollback is completed: never an idle thread
+        # with a running run, not even if this process dies before completing it (the
+        # next start hands the rollback back again, the thread still busy).
+        rolled_thread = field(rolling_back, "thread_id")
+        assert await thread_status(after, rolled_thread) == ThreadStatus.BUSY.value
+        assert [field(r, "run_id") for r in (await after.recover_after_restart())[1]] == [
+            field(rolling_back, "run_id")]
+        assert await thread_status(after, rolled_thread) == ThreadStatus.BUSY.value
+        removed = await after.complete_rollback(
+            field(rolling_back, "run_id"), rolled_thread, field(rollbacks[0], "worker_id"),
+            None, {}, ThreadStatus.IDLE)
+        assert removed is not None
+        assert await thread_status(after, rolled_thread) == ThreadStatus.IDLE.value
 
         # A delayed run stays queued (this process starts it when due), thread busy.
         stored = await after.get_run(field(delayed, "thread_id"), field(delayed, "run_id"))

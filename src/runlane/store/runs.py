@@ -772,9 +772,10 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
     async def recover_after_restart(self) -> tuple[list[tuple[str, Run]], list[Run]]:
         """Finish runs left active by a dead process: interrupted if a cancel was
         recorded, error otherwise; returned as (previous status, row). Runs whose
-        rollback was recorded are returned second, still running: the caller
-        completes their rollback. Scheduled runs (`after_seconds`, still pending)
-        stay queued: this process starts them when they are due."""
+        rollback was recorded are returned second, still running, their threads
+        still busy: the caller completes their rollback. Scheduled runs
+        (`after_seconds`, still pending) stay queued: this process starts them when
+        they are due."""
         now = utcnow()
         scheduled = sa.and_(runs.c.status == RunStatus.PENDING.value,
                             runs.c.not_before.is_not(None))
@@ -817,11 +818,16 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
             # Holds of the dead process: their changes ended with it.
             conn.execute(threads.update().where(threads.c.hold_token.is_not(None))
                          .values(hold_token=None, hold_until=None))
-            waiting = sa.select(runs.c.run_id).where(
-                runs.c.thread_id == threads.c.thread_id, scheduled).exists()
+            # A thread stays busy while a run of it is still active: a delayed one, or
+            # a rollback left to complete, whose completion sets what the thread is
+            # then (in its own transaction). Never an idle thread with a running run,
+            # even if this process dies again before completing it.
+            still_active = sa.select(runs.c.run_id).where(
+                runs.c.thread_id == threads.c.thread_id,
+                runs.c.status.in_(_ACTIVE_VALUES)).exists()
             conn.execute(
                 threads.update()
-                .where(threads.c.status == ThreadStatus.BUSY.value, ~waiting)
+                .where(threads.c.status == ThreadStatus.BUSY.value, ~still_active)
                 .values(status=ThreadStatus.IDLE.value, updated_at=now)
             )
             return ([(previous[r.run_id], Run.from_row(r)) for r in finished], leftover)

@@ -75,7 +75,8 @@ def drop_database(url: str, admin_url: str = POSTGRES_ADMIN_URL) -> None:
 
 class Cluster:
     """N workers on one PostgreSQL database. Looks like a ServerProcess to tests:
-    `url` is the first worker; `urls`/`workers` are all of them."""
+    `url` is the first worker; `urls`/`workers` are all of them. Each worker gets its
+    own copy of `env`: change one worker's (`workers[i].env`) to set it alone."""
 
     def __init__(self, workdir: Path, size: int = 3, *extra_args: str,
                  admin_url: str = POSTGRES_ADMIN_URL, redis_url: str = REDIS_URL,

@@ -41,7 +41,9 @@ class ServerProcess:
         workdir.mkdir(parents=True, exist_ok=True)
         self.database_url = database_url or f"sqlite:///{workdir / 'runlane.sqlite'}"
         self.extra_args = list(extra_args)
-        self.env = env or {}
+        # A copy: what a test changes in one server's environment is that server's
+        # alone (a cluster's workers are built from one `env`).
+        self.env = dict(env or {})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -88,9 +88,7 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
                 server.stop()
             return
         require_services()
-        cluster = Cluster(Path(tmp), 3)
-        for worker in cluster.workers:
-            worker.env = dict(env)  # each worker an environment of its own
+        cluster = Cluster(Path(tmp), 3, env=env)
         try:
             cluster.start()
             yield Deployment(cluster, _postgres_counter(cluster.database_url))

@@ -9,7 +9,9 @@ import itertools
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -111,6 +113,26 @@ class Cluster:
 
     def log(self) -> str:
         return "\n".join(f"--- worker {i}\n{w.log()}" for i, w in enumerate(self.workers))
+
+
+def serve(backend: str, workdir: Path, config: Path,
+          env: dict[str, str] | None = None) -> Iterator[Any]:
+    """runlane serving `config` on `backend` for the duration of a fixture (`yield
+    from`): one process on SQLite, or three workers on PostgreSQL + Redis; stopped
+    (the cluster's database dropped) afterwards, also when starting failed."""
+    if backend == "sqlite":
+        server = ServerProcess(workdir / "server", config=config, env=env)
+        try:
+            yield server.start()
+        finally:
+            server.stop()
+        return
+    require_services()
+    cluster = Cluster(workdir / "cluster", 3, config=config, env=env)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.close()
 
 
 class RoundRobinTransport(httpx.AsyncBaseTransport):

@@ -25,70 +25,32 @@ from typing import Any
 
 import httpx
 import pytest
-from a2a.client import Client, ClientConfig, ClientFactory
+from a2a.client import Client
 from a2a.client.errors import A2AClientJSONRPCError
 from a2a.types import (
-    Message,
-    MessageSendConfiguration,
-    Part,
-    Role,
     Task,
     TaskArtifactUpdateEvent,
     TaskIdParams,
     TaskQueryParams,
     TaskState,
     TaskStatusUpdateEvent,
-    TextPart,
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from a2a_support import (
+    TASK_NOT_CANCELABLE,
+    TASK_NOT_FOUND,
+    answer_text,
+    connect,
+    message,
+    send,
+)
 from auth_support import secured_server
 from conftest import BACKENDS, ServerProcess
 
 AGENT = "react_agent"  # examples/agents: create_react_agent on the fake chat model
-TASK_NOT_FOUND = -32001
-TASK_NOT_CANCELABLE = -32002
 # "long" makes the fake model tell a 300-word story, a word every 20 ms: about 6 s.
 LONG = "tell me a long story"
-
-
-def _transport(server: Any) -> httpx.AsyncBaseTransport | None:
-    urls = getattr(server, "urls", None)
-    if urls and len(urls) > 1:
-        from cluster import RoundRobinTransport
-
-        return RoundRobinTransport(urls)
-    return None
-
-
-async def _client(server: Any, assistant: str = AGENT, *, streaming: bool = False,
-                  headers: dict[str, str] | None = None) -> tuple[Client, httpx.AsyncClient]:
-    """The official client, from the agent card it resolves at the agent's URL."""
-    http = httpx.AsyncClient(timeout=120, transport=_transport(server), headers=headers or {})
-    client = await ClientFactory.connect(
-        f"{server.url}/a2a/{assistant}",
-        client_config=ClientConfig(httpx_client=http, streaming=streaming))
-    return client, http
-
-
-def _message(text: str, *, context_id: str | None = None,
-             task_id: str | None = None) -> Message:
-    return Message(role=Role.user, parts=[Part(root=TextPart(text=text))],
-                   message_id=str(uuid.uuid4()), context_id=context_id, task_id=task_id)
-
-
-async def _send(client: Client, message: Message, *, blocking: bool = True) -> Task:
-    async for event in client.send_message(
-            message, configuration=MessageSendConfiguration(blocking=blocking)):
-        assert isinstance(event, tuple), event  # a task, never a bare message
-        return event[0]
-    raise AssertionError("message/send answered nothing")
-
-
-def _text(task: Task) -> str:
-    assert task.artifacts, task
-    return "".join(p.root.text for a in task.artifacts for p in a.parts
-                   if isinstance(p.root, TextPart))
 
 
 def _ids(task: Task) -> tuple[str, str]:
@@ -130,7 +92,7 @@ async def _cancel_counts(server: Any) -> dict[str, float]:
 
 @pytest.fixture
 async def agent(server: ServerProcess) -> AsyncIterator[Client]:
-    client, http = await _client(server)
+    client, http = await connect(server, AGENT)
     yield client
     await http.aclose()
 
@@ -160,9 +122,9 @@ def test_agent_card(server: ServerProcess, http: httpx.Client) -> None:
 
 
 async def test_message_send_answers_a_completed_task(agent: Client, client: Any) -> None:
-    task = await _send(agent, _message("hello there"))
+    task = await send(agent, message("hello there"))
     assert task.status.state is TaskState.completed
-    assert _text(task) == "You said: hello there"
+    assert answer_text(task) == "You said: hello there"
     run = await _run(client, task)  # the task is the run, the context its thread
     default = (await client.assistants.search(graph_id=AGENT, metadata={
         "created_by": "system"}))[0]
@@ -173,13 +135,13 @@ async def test_message_send_answers_a_completed_task(agent: Client, client: Any)
 async def test_context_is_the_thread(agent: Client, client: Any) -> None:
     """A second message on the context continues the conversation: the same thread,
     holding both turns, answered by a second task (run)."""
-    first = await _send(agent, _message("what is 12 * 7"))
+    first = await send(agent, message("what is 12 * 7"))
     assert first.status.state is TaskState.completed
-    assert "84" in _text(first)  # the calculator tool ran
-    second = await _send(agent, _message("hello again", context_id=first.context_id))
+    assert "84" in answer_text(first)  # the calculator tool ran
+    second = await send(agent, message("hello again", context_id=first.context_id))
     assert second.status.state is TaskState.completed
     assert second.context_id == first.context_id and second.id != first.id
-    assert _text(second) == "You said: hello again"
+    assert answer_text(second) == "You said: hello again"
     values = (await client.threads.get_state(first.context_id))["values"]
     humans = [m["content"] for m in values["messages"] if m["type"] == "human"]
     assert humans == ["what is 12 * 7", "hello again"]
@@ -188,12 +150,12 @@ async def test_context_is_the_thread(agent: Client, client: Any) -> None:
 
 
 async def test_message_stream(server: ServerProcess, client: Any) -> None:
-    streaming, transport = await _client(server, streaming=True)
+    streaming, transport = await connect(server, AGENT, streaming=True)
     try:
         # (the client updates one task object as events arrive: its state is read
         # at each event)
         events = [(task, update, task.status.state)
-                  async for task, update in streaming.send_message(_message("hello stream"))]
+                  async for task, update in streaming.send_message(message("hello stream"))]
     finally:
         await transport.aclose()
     updates = [update for _, update, _ in events]
@@ -217,18 +179,18 @@ async def test_message_stream(server: ServerProcess, client: Any) -> None:
 
 
 async def test_tasks_get(server: ServerProcess, agent: Client) -> None:
-    sent = await _send(agent, _message("hello get"))
+    sent = await send(agent, message("hello get"))
     got = await agent.get_task(TaskQueryParams(id=sent.id))
     assert got.id == sent.id and got.context_id == sent.context_id
     assert got.status.state is TaskState.completed
-    assert _text(got) == "You said: hello get"
+    assert answer_text(got) == "You said: hello get"
     for unknown in (f"{uuid.uuid4()}:{uuid.uuid4()}", f"{sent.context_id}:{uuid.uuid4()}",
                     str(uuid.uuid4()), "not-a-task"):
         with pytest.raises(A2AClientJSONRPCError) as err:
             await agent.get_task(TaskQueryParams(id=unknown))
         assert err.value.error.code == TASK_NOT_FOUND, unknown
     # A task of another assistant is not this agent's.
-    other, transport = await _client(server, "echo")
+    other, transport = await connect(server, "echo")
     try:
         with pytest.raises(A2AClientJSONRPCError) as err:
             await other.get_task(TaskQueryParams(id=sent.id))
@@ -240,24 +202,24 @@ async def test_tasks_get(server: ServerProcess, agent: Client) -> None:
 def test_tasks_get_after_restart(fresh_server: ServerProcess) -> None:
     """tasks/get reads the run record: a restarted server answers it."""
 
-    async def send() -> Task:
-        client, transport = await _client(fresh_server)
+    async def remember() -> Task:
+        client, transport = await connect(fresh_server, AGENT)
         try:
-            return await _send(client, _message("remember me"))
+            return await send(client, message("remember me"))
         finally:
             await transport.aclose()
 
     async def get(task_id: str) -> Task:
-        client, transport = await _client(fresh_server)
+        client, transport = await connect(fresh_server, AGENT)
         try:
             return await client.get_task(TaskQueryParams(id=task_id))
         finally:
             await transport.aclose()
 
-    sent = asyncio.run(send())
+    sent = asyncio.run(remember())
     fresh_server.restart()
     got = asyncio.run(get(sent.id))
-    assert got.status.state is TaskState.completed and _text(got) == "You said: remember me"
+    assert got.status.state is TaskState.completed and answer_text(got) == "You said: remember me"
 
 
 # ------------------------------------------------------------------- cancel
@@ -266,7 +228,7 @@ def test_tasks_get_after_restart(fresh_server: ServerProcess) -> None:
 @pytest.mark.race
 async def test_concurrent_duplicate_cancels_stop_the_run_once(
         server: ServerProcess, agent: Client, client: Any) -> None:
-    task = await _send(agent, _message(LONG), blocking=False)
+    task = await send(agent, message(LONG), blocking=False)
     assert task.status.state in (TaskState.submitted, TaskState.working)
     await _wait_status(client, task, {"running"})
     before = await _cancel_counts(server)
@@ -289,16 +251,16 @@ async def test_concurrent_duplicate_cancels_stop_the_run_once(
 
 async def test_cancel_of_a_finished_task_names_its_state(
         server: ServerProcess, agent: Client, client: Any) -> None:
-    done = await _send(agent, _message("hello cancel"))
+    done = await send(agent, message("hello cancel"))
     with pytest.raises(A2AClientJSONRPCError) as err:
         await agent.cancel_task(TaskIdParams(id=done.id))
     assert err.value.error.code == TASK_NOT_CANCELABLE
     assert "completed" in (err.value.error.message or "")
     assert (await _run(client, done))["status"] == "success"  # untouched
 
-    raising, transport = await _client(server, "raising_agent")
+    raising, transport = await connect(server, "raising_agent")
     try:
-        failed = await _send(raising, _message("what is the weather"))
+        failed = await send(raising, message("what is the weather"))
         assert failed.status.state is TaskState.failed
         assert failed.status.message and "weather service is down" in (
             failed.status.message.parts[0].root.text)
@@ -322,7 +284,7 @@ async def test_cancel_racing_completion_agrees_with_the_stored_status(
     TaskNotCancelableError (`completed`) only for a `success` one."""
     seen: dict[str, int] = {"canceled": 0, "completed": 0}
     for _ in range(30):
-        task = await _send(agent, _message("hi"), blocking=False)
+        task = await send(agent, message("hi"), blocking=False)
         await asyncio.sleep(random.uniform(0, 0.4))
         answers = await asyncio.gather(
             agent.cancel_task(TaskIdParams(id=task.id)),
@@ -350,10 +312,11 @@ async def test_cancel_racing_completion_agrees_with_the_stored_status(
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_another_owners_task_is_not_found(backend: str) -> None:
     with secured_server("api-key", backend) as secured:
-        alice, alice_http = await _client(secured.server, headers=secured.headers_for("alice"))
-        bob, bob_http = await _client(secured.server, headers=secured.headers_for("bob"))
+        alice, alice_http = await connect(secured.server, AGENT,
+                                          headers=secured.headers_for("alice"))
+        bob, bob_http = await connect(secured.server, AGENT, headers=secured.headers_for("bob"))
         try:
-            task = await _send(alice, _message(LONG), blocking=False)
+            task = await send(alice, message(LONG), blocking=False)
             for call in (bob.get_task(TaskQueryParams(id=task.id)),
                          bob.cancel_task(TaskIdParams(id=task.id))):
                 with pytest.raises(A2AClientJSONRPCError) as err:
@@ -362,7 +325,7 @@ async def test_another_owners_task_is_not_found(backend: str) -> None:
                 assert err.value.error.message == f"task {task.id!r} not found"
             # bob cannot continue alice's context either (her thread is not his)
             with pytest.raises(A2AClientJSONRPCError):
-                await _send(bob, _message("hi", context_id=task.context_id))
+                await send(bob, message("hi", context_id=task.context_id))
             mine = await alice.get_task(TaskQueryParams(id=task.id))
             assert mine.status.state in (TaskState.submitted, TaskState.working)
             cancelled = await alice.cancel_task(TaskIdParams(id=task.id))
@@ -434,9 +397,9 @@ def test_bad_jsonrpc_is_a_jsonrpc_error(http: httpx.Client) -> None:
 
 
 async def test_input_required_and_resume(server: ServerProcess, client: Any) -> None:
-    hitl, transport = await _client(server, "hitl_agent")
+    hitl, transport = await connect(server, "hitl_agent")
     try:
-        paused = await _send(hitl, _message("transfer 50 to Alice"))
+        paused = await send(hitl, message("transfer 50 to Alice"))
         assert paused.status.state is TaskState.input_required
         assert paused.artifacts and paused.artifacts[0].name == "Interrupt"
         assert (await _run(client, paused))["status"] == "success"  # a pause is not a cancel
@@ -444,7 +407,7 @@ async def test_input_required_and_resume(server: ServerProcess, client: Any) -> 
             await hitl.cancel_task(TaskIdParams(id=paused.id))
         assert err.value.error.code == TASK_NOT_CANCELABLE
         assert "input-required" in (err.value.error.message or "")
-        resumed = await _send(hitl, _message("approve", context_id=paused.context_id,
+        resumed = await send(hitl, message("approve", context_id=paused.context_id,
                                                task_id=paused.id))
         assert resumed.status.state is TaskState.completed, resumed
         assert resumed.context_id == paused.context_id

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
+from cluster import serve
 from conftest import BACKENDS, GRAPHS_CONFIG, ServerProcess
 from runlane.api.app import create_app
 from runlane.settings import Settings
@@ -251,22 +252,7 @@ def kept(request: pytest.FixtureRequest,
     config.write_text(json.dumps({"dependencies": [str(graphs)], "graphs": {
         "sleepy": f"{graphs}/graphs.py:sleepy",
         "late_failure": f"{graphs}/wire_graphs.py:late_failure"}}))
-    env = {"RUNLANE_WAIT_KEEPALIVE": str(KEEPALIVE)}
-    if request.param == "sqlite":
-        server: Any = ServerProcess(tmp / "server", "--config", str(config), env=env)
-        try:
-            yield server.start()
-        finally:
-            server.stop()
-        return
-    from cluster import Cluster, require_services
-
-    require_services()
-    cluster = Cluster(tmp / "cluster", 3, "--config", str(config), env=env)
-    try:
-        yield cluster.start()
-    finally:
-        cluster.close()
+    yield from serve(request.param, tmp, config, {"RUNLANE_WAIT_KEEPALIVE": str(KEEPALIVE)})
 
 
 def _sdk(server: Any) -> Any:

@@ -32,40 +32,17 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 
+from cluster import serve
 from conftest import BACKENDS, ServerProcess
-
-PROJECT = Path(__file__).parent / "store_keys"
-DOCS = {
-    "fruit": "Fresh apples and ripe pears from the orchard",
-    "cars": "A fast red car racing on the highway",
-    "sea": "Whales swimming in the deep blue ocean",
-}
-
-
-def _serve(request: pytest.FixtureRequest, tmp: Path, config: Path) -> Iterator[Any]:
-    if request.param == "sqlite":
-        server: Any = ServerProcess(tmp / "server", config=config)
-        try:
-            yield server.start()
-        finally:
-            server.stop()
-        return
-    from cluster import Cluster, require_services
-
-    require_services()
-    cluster = Cluster(tmp / "cluster", 3, "--config", str(config))
-    try:
-        yield cluster.start()
-    finally:
-        cluster.close()
+from store_search_support import DOCS, PROJECT, put_docs
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def indexed(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """tests/store_keys/langgraph.json: store.index, checkpointer.ttl delete (3 s)."""
-    yield from _serve(request, tmp_path_factory.mktemp(f"index-{request.param}"),
-                      PROJECT / "langgraph.json")
+    yield from serve(request.param, tmp_path_factory.mktemp(f"index-{request.param}"),
+                     PROJECT / "langgraph.json")
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -73,8 +50,8 @@ def expiring(request: pytest.FixtureRequest,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """tests/store_keys/langgraph-ttl.json: store.ttl (12 s, refreshed on read) and
     checkpointer.ttl keep_latest (6 s)."""
-    yield from _serve(request, tmp_path_factory.mktemp(f"ttl-{request.param}"),
-                      PROJECT / "langgraph-ttl.json")
+    yield from serve(request.param, tmp_path_factory.mktemp(f"ttl-{request.param}"),
+                     PROJECT / "langgraph-ttl.json")
 
 
 def _client(server: Any) -> Any:
@@ -98,18 +75,13 @@ async def _wait_for(predicate, what: str, timeout: float = 60.0) -> None:
         await asyncio.sleep(0.25)
 
 
-async def _put_docs(client: Any, ns: list[str]) -> None:
-    for key, text in DOCS.items():
-        await client.store.put_item(ns, key, {"text": text, "title": f"about {key}"})
-
-
 # ---------------------------------------------------------------- store.index
 
 
 async def test_search_ranks_by_similarity_with_a_score(indexed: Any) -> None:
     client = _client(indexed)
     ns = _ns()
-    await _put_docs(client, ns)
+    await put_docs(client, ns)
     for query, best in (("apples from an orchard", "fruit"), ("car on a highway", "cars"),
                         ("whales in the ocean", "sea")):
         items = (await client.store.search_items(ns, query=query))["items"]
@@ -134,7 +106,7 @@ async def test_fields_select_what_is_embedded(indexed: Any) -> None:
     """`fields: ["text"]`: a title is not embedded, unless a put names it (`index`)."""
     client = _client(indexed)
     ns = _ns()
-    await _put_docs(client, ns)
+    await put_docs(client, ns)
     await client.store.put_item(ns, "titled", {"text": "nothing related at all",
                                                "title": "Volcanoes erupting lava"})
     await client.store.put_item(ns, "reindexed", {"text": "also unrelated words",
@@ -149,7 +121,7 @@ async def test_fields_select_what_is_embedded(indexed: Any) -> None:
 async def test_index_false_items_are_not_ranked(indexed: Any) -> None:
     client = _client(indexed)
     ns = _ns()
-    await _put_docs(client, ns)
+    await put_docs(client, ns)
     await client.store.put_item(ns, "hidden", {"text": "whales whales ocean ocean"},
                                 index=False)
     ranked = (await client.store.search_items(ns, query="whales ocean"))["items"]
@@ -167,7 +139,7 @@ async def test_a_graph_searches_the_same_ranking(indexed: Any) -> None:
     rank as the API does."""
     client = _client(indexed)
     ns = _ns()
-    await _put_docs(client, ns)
+    await put_docs(client, ns)
     api = (await client.store.search_items(ns, query="ripe pears"))["items"]
     result = await client.runs.wait(None, "recall", input={"namespace": ns,
                                                            "query": "ripe pears"})

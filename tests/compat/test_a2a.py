@@ -8,67 +8,28 @@ differs on purpose: docs/differences.md)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import httpx
 import pytest
-from a2a.client import A2ACardResolver, Client, ClientConfig, ClientFactory
+from a2a.client import A2ACardResolver, Client
 from a2a.client.errors import A2AClientJSONRPCError
 from a2a.types import (
-    Message,
-    MessageSendConfiguration,
-    Part,
-    Role,
-    Task,
     TaskArtifactUpdateEvent,
     TaskIdParams,
     TaskQueryParams,
     TaskState,
     TaskStatusUpdateEvent,
-    TextPart,
 )
 
+from a2a_support import TASK_NOT_CANCELABLE, answer_text, connect, message, send
 from compat.support import default_assistant, wait_terminal
-
-TASK_NOT_CANCELABLE = -32002
-
-
-def _transport(server: Any) -> httpx.AsyncBaseTransport | None:
-    urls = getattr(server, "urls", None)
-    if urls and len(urls) > 1:
-        from cluster import RoundRobinTransport
-
-        return RoundRobinTransport(urls)
-    return None
 
 
 async def _agent(server: Any, client: Any, *, streaming: bool = False) -> tuple[Client, Any]:
+    """The chat agent of the corpus, by the id each server gives its default assistant."""
     assistant = await default_assistant(client, "react_agent")
-    http = httpx.AsyncClient(timeout=120, transport=_transport(server))
-    agent = await ClientFactory.connect(
-        f"{server.url}/a2a/{assistant['assistant_id']}",
-        client_config=ClientConfig(httpx_client=http, streaming=streaming))
-    return agent, http
-
-
-def _message(text: str) -> Message:
-    return Message(role=Role.user, parts=[Part(root=TextPart(text=text))],
-                   message_id=str(uuid.uuid4()))
-
-
-async def _send(agent: Client, text: str, *, blocking: bool = True) -> Task:
-    async for event in agent.send_message(
-            _message(text), configuration=MessageSendConfiguration(blocking=blocking)):
-        assert isinstance(event, tuple), event
-        return event[0]
-    raise AssertionError("no answer")
-
-
-def _answer(task: Task) -> str:
-    assert task.artifacts, task
-    return "".join(p.root.text for a in task.artifacts for p in a.parts
-                   if isinstance(p.root, TextPart))
+    return await connect(server, assistant["assistant_id"], streaming=streaming)
 
 
 @pytest.mark.compat("a2a", "a2a.agent_card")
@@ -88,9 +49,9 @@ async def test_a2a_agent_card(server, client):
 async def test_a2a_message_send_and_get(server, client):
     agent, http = await _agent(server, client)
     try:
-        task = await _send(agent, "hello there")
+        task = await send(agent, message("hello there"))
         assert task.status.state is TaskState.completed
-        assert _answer(task) == "You said: hello there"
+        assert answer_text(task) == "You said: hello there"
         # The task is a run of the assistant, on the context's thread.
         runs = await client.runs.list(task.context_id)
         assert [r["run_id"] for r in runs] == [task.id.split(":")[1]]
@@ -106,7 +67,7 @@ async def test_a2a_message_stream(server, client):
     agent, http = await _agent(server, client, streaming=True)
     try:
         events = [(update, task.status.state)
-                  async for task, update in agent.send_message(_message("hello stream"))]
+                  async for task, update in agent.send_message(message("hello stream"))]
     finally:
         await http.aclose()
     states = [state for _, state in events]
@@ -123,7 +84,7 @@ async def test_a2a_cancel_finished(server, client):
     """A completed task is not cancelable: TaskNotCancelableError."""
     agent, http = await _agent(server, client)
     try:
-        done = await _send(agent, "hello")
+        done = await send(agent, message("hello"))
         with pytest.raises(A2AClientJSONRPCError) as err:
             await agent.cancel_task(TaskIdParams(id=done.id))
         assert err.value.error.code == TASK_NOT_CANCELABLE
@@ -140,7 +101,7 @@ async def test_a2a_cancel_running(server, client, is_reference):
     streaming, stream_http = await _agent(server, client, streaming=True)
     agent, http = await _agent(server, client)
     try:
-        events = streaming.send_message(_message("tell me a long story"))
+        events = streaming.send_message(message("tell me a long story"))
         first, _ = await anext(events)
         thread_id, run_id = first.id.split(":")
         for _ in range(400):  # until the run is running (at most ~20 s)

@@ -19,18 +19,14 @@ from pathlib import Path
 import pytest
 from langgraph_sdk import schema
 
+from cluster import serve
 from compat.conftest import REFERENCE, ROOT
 from compat.shapes import assert_shape
 from compat.support import tag
-from conftest import BACKENDS, ServerProcess
+from conftest import BACKENDS
+from store_search_support import DOCS, PROJECT, put_docs
 
-SOURCE = ROOT / "tests" / "store_keys"
 INDEX = {"dims": 32, "embed": "./embed.py:embed", "fields": ["text"]}
-DOCS = {
-    "fruit": "Fresh apples and ripe pears from the orchard",
-    "cars": "A fast red car racing on the highway",
-    "sea": "Whales swimming in the deep blue ocean",
-}
 
 
 def _project(tmp: Path) -> Path:
@@ -38,7 +34,7 @@ def _project(tmp: Path) -> Path:
     project = tmp / "project"
     project.mkdir()
     for name in ("embed.py", "agent.py"):
-        shutil.copy(SOURCE / name, project / name)
+        shutil.copy(PROJECT / name, project / name)
     (project / "langgraph.json").write_text(json.dumps({
         "dependencies": ["."], "graphs": {"recall": "./agent.py:recall"},
         "store": {"index": INDEX}}))
@@ -52,22 +48,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[object]:
         if request.param == "reference":
             yield from _reference(project)
             return
-        config = project / "langgraph.json"
-        if request.param == "sqlite":
-            proc = ServerProcess(Path(tmp) / "server", config=config).start()
-            try:
-                yield proc
-            finally:
-                proc.stop()
-            return
-        from cluster import Cluster, require_services
-
-        require_services()
-        cluster = Cluster(Path(tmp) / "cluster", 3, "--config", str(config))
-        try:
-            yield cluster.start()
-        finally:
-            cluster.close()
+        yield from serve(request.param, Path(tmp), project / "langgraph.json")
 
 
 def _reference(project: Path) -> Iterator[object]:
@@ -87,15 +68,10 @@ def _reference(project: Path) -> Iterator[object]:
         ref.stop()
 
 
-async def _put_docs(client, ns: list[str]) -> None:
-    for key, text in DOCS.items():
-        await client.store.put_item(ns, key, {"text": text, "title": f"about {key}"})
-
-
 @pytest.mark.compat("store", "store.search_items", "store.put_item")
 async def test_search_ranks_by_query(client):
     ns = ["compat", tag()]
-    await _put_docs(client, ns)
+    await put_docs(client, ns)
     for query, best in (("apples from an orchard", "fruit"), ("car on a highway", "cars"),
                         ("whales in the ocean", "sea")):
         found = await client.store.search_items(ns, query=query)
@@ -117,12 +93,12 @@ async def test_search_scores_are_cosine_similarity(client):
     embedding function gives unit vectors: their dot product)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("compat_embed", SOURCE / "embed.py")
+    spec = importlib.util.spec_from_file_location("compat_embed", PROJECT / "embed.py")
     assert spec is not None and spec.loader is not None
     embed = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(embed)
     ns = ["compat", tag()]
-    await _put_docs(client, ns)
+    await put_docs(client, ns)
     query = "ripe pears and a red car"
     [q] = embed.embed([query])
     expected = {key: sum(a * b for a, b in zip(q, embed.embed([text])[0], strict=True))
@@ -137,7 +113,7 @@ async def test_search_index_fields(client):
     """`index=[...]` embeds those fields instead of the configured ones (here: the
     title, which `fields: ["text"]` leaves out)."""
     ns = ["compat", tag()]
-    await _put_docs(client, ns)
+    await put_docs(client, ns)
     await client.store.put_item(ns, "untitled", {"text": "nothing related at all",
                                                  "title": "Volcanoes erupting lava"})
     await client.store.put_item(ns, "titled", {"text": "unrelated words",
@@ -155,7 +131,7 @@ async def test_search_leaves_out_unindexed_items(client):
     ranked by a query. (langgraph dev's in-memory store appends such items after the
     ranked ones, unscored: docs/differences.md.)"""
     ns = ["compat", tag()]
-    await _put_docs(client, ns)
+    await put_docs(client, ns)
     await client.store.put_item(ns, "hidden", {"text": "whales whales ocean ocean"},
                                 index=False)
     ranked = (await client.store.search_items(ns, query="whales ocean"))["items"]
@@ -169,7 +145,7 @@ async def test_search_leaves_out_unindexed_items(client):
 async def test_graph_search_matches_the_api(client):
     """A node's `runtime.store.asearch(query=...)` ranks as `search_items` does."""
     ns = ["compat", tag()]
-    await _put_docs(client, ns)
+    await put_docs(client, ns)
     api = (await client.store.search_items(ns, query="ripe pears"))["items"]
     result = await client.runs.wait(None, "recall", input={"namespace": ns,
                                                            "query": "ripe pears"})

@@ -135,7 +135,7 @@ async def full_replay(client: Any, thread_id: str, runs: int = 1) -> list[dict]:
 
 
 
-@pytest.mark.compat("thread-stream", "threads.stream")
+@pytest.mark.compat("thread-stream", "threads.stream", "v2.run.start")
 async def test_v2_agent_tool_calls_every_channel(client):
     async with client.threads.stream(assistant_id="agent_v2") as session:
         async with subscribed(session, ALL_CHANNELS, root_ends()) as task:
@@ -183,7 +183,7 @@ async def test_v2_agent_tool_calls_every_channel(client):
     assert [(r["run_id"], r["status"]) for r in runs] == [(started["run_id"], "success")]
 
 
-@pytest.mark.compat("thread-stream", "threads.stream")
+@pytest.mark.compat("thread-stream", "threads.stream", "v2.run.start", "v2.subscription.subscribe")
 async def test_v2_websocket_carries_the_same_frames(client):
     """The same agent run over the WebSocket transport and over SSE: the same frames."""
     by_transport = {}
@@ -199,7 +199,7 @@ async def test_v2_websocket_carries_the_same_frames(client):
         by_transport["sse"], by_transport["websocket"])
 
 
-@pytest.mark.compat("thread-stream", "threads.stream")
+@pytest.mark.compat("thread-stream", "threads.stream", "v2.run.start")
 async def test_v2_custom_and_named_custom_channels(client):
     async with client.threads.stream(assistant_id="ticker") as session:
         async with (subscribed(session, ["custom", "lifecycle"], root_ends()) as every,
@@ -217,7 +217,7 @@ async def test_v2_custom_and_named_custom_channels(client):
     assert {channel_of(e) for e in named_events} == {"custom:milestone", "lifecycle"}
 
 
-@pytest.mark.compat("thread-stream", "threads.stream")
+@pytest.mark.compat("thread-stream", "threads.stream", "v2.run.start")
 async def test_v2_tasks_and_checkpoints_channels_are_accepted(client):
     """`tasks` and `checkpoints` are channels of the protocol: a stream subscribed to
     them (with lifecycle) is served and ends its run like any other."""
@@ -234,7 +234,7 @@ async def test_v2_tasks_and_checkpoints_channels_are_accepted(client):
 # ------------------------------------------------------------------ filters and resume
 
 
-@pytest.mark.compat("thread-stream", "threads.stream")
+@pytest.mark.compat("thread-stream", "threads.stream", "v2.run.start")
 async def test_v2_subgraph_namespaces_and_depth(client):
     async with client.threads.stream(assistant_id="subgraph_v2") as session:
         await session.run.start(input=HELLO)
@@ -265,7 +265,7 @@ async def test_v2_subgraph_namespaces_and_depth(client):
         assert untimed(got) == untimed(expected), body
 
 
-@pytest.mark.compat("thread-stream", "threads.stream")
+@pytest.mark.compat("thread-stream", "threads.stream", "v2.run.start")
 async def test_v2_since_resumes_exactly(client):
     async with client.threads.stream(assistant_id="ticker") as session:
         await session.run.start(input={"count": 30, "delay": 0.002})
@@ -286,7 +286,7 @@ async def test_v2_since_resumes_exactly(client):
     assert [e["params"]["data"]["i"] for e in got] == list(range(11, 30))
 
 
-@pytest.mark.compat("thread-stream", "threads.stream")
+@pytest.mark.compat("thread-stream", "threads.stream", "v2.run.start")
 async def test_v2_since_from_the_future(client):
     """A cursor past the thread's last event: the protocol's answer is a 4xx naming
     `since`, or a stream that carries nothing at or before the cursor; never a 500.
@@ -321,7 +321,7 @@ async def test_v2_since_from_the_future(client):
 # ------------------------------------------------------------------ interrupts and runs
 
 
-@pytest.mark.compat("thread-stream", "threads.stream")
+@pytest.mark.compat("thread-stream", "threads.stream", "v2.run.start", "v2.input.respond")
 async def test_v2_interrupt_answered_with_input_respond(client):
     async with client.threads.stream(assistant_id="hitl_v2") as session:
         await session.run.start(input=TRANSFER)
@@ -360,7 +360,7 @@ async def test_v2_interrupt_answered_with_input_respond(client):
     assert again["type"] == "error" and again["error"] in ("no_such_interrupt", "no_such_run")
 
 
-@pytest.mark.compat("thread-stream", "threads.stream")
+@pytest.mark.compat("thread-stream", "threads.stream", "v2.run.start")
 async def test_v2_run_start_while_a_run_is_active_queues(client):
     """Two `run.start` on a thread: the second waits for the first (the default
     multitask strategy, enqueue), never two runs at once, and the thread's stream
@@ -397,7 +397,8 @@ async def test_v2_run_start_while_a_run_is_active_queues(client):
     assert ticks == [*range(40), *range(5)]
 
 
-@pytest.mark.compat("thread-stream", "threads.stream")
+@pytest.mark.compat("thread-stream", "threads.stream",
+                     "v2.run.start", "v2.subscription.subscribe", "v2.agent.getTree")
 async def test_v2_agent_get_tree(client, server):
     """`agent.getTree` over the WebSocket: the run's graph and its subgraphs, each with
     its status; over HTTP (no run bound to a stateless command) an error envelope.
@@ -428,10 +429,43 @@ async def test_v2_agent_get_tree(client, server):
     assert {n["id"] for n in graph["nodes"]} >= {"__start__", "researcher", "write"}
 
 
+@pytest.mark.compat("thread-stream", "threads.stream", "v2.run.start",
+                     "v2.subscription.subscribe", "v2.subscription.reconnect")
+async def test_v2_websocket_reconnect_from_since(client, server):
+    """`subscription.reconnect` on a new socket replays exactly the events after
+    `since`; a cursor from the future replays nothing (or is refused)."""
+    async with client.threads.stream(assistant_id="ticker") as session:
+        await session.run.start(input={"count": 20, "delay": 0.002})
+        await session.output.with_timeout(60)
+        thread_id = session.thread_id
+    full = await read_sse(http_of(client), thread_id, {"channels": ["custom", "lifecycle"]},
+                          until=root_ends())
+    cursor = full[len(full) // 2]["seq"]
+    async with ws_connect(ws_url(server.url, thread_id)) as websocket:
+        ws = WsSession(websocket)
+        for _ in range(100):  # the reference binds the socket to the run on its first event
+            answer = await ws.send("subscription.reconnect",
+                                   {"channels": ["custom", "lifecycle"], "since": cursor})
+            if answer.get("error") != "no_such_run":
+                break
+            await asyncio.sleep(0.02)
+        assert answer["type"] == "success", answer
+        got = await ws.read_until(through_seq(full[-1]["seq"]))
+        assert untimed(got) == untimed([e for e in full if e["seq"] > cursor])
+        answer = await ws.send("subscription.reconnect",
+                               {"channels": ["lifecycle"], "since": full[-1]["seq"] + 1000})
+        assert answer["type"] in ("success", "error"), answer
+        if answer["type"] == "success":
+            assert answer["result"]["replayed_events"] == 0
+        answer = await ws.send("subscription.reconnect", {"channels": ["lifecycle"]})
+        assert (answer["type"], answer["error"]) == ("error", "invalid_argument")
+
+
 # ------------------------------------------------------------------ bad input
 
 
-@pytest.mark.compat("thread-stream", "threads.stream")
+@pytest.mark.compat("thread-stream", "threads.stream",
+                     "v2.run.start", "v2.subscription.subscribe", "v2.subscription.unsubscribe")
 async def test_v2_errors_for_bad_commands_and_channels(client, server):
     http = http_of(client)
     thread_id = str(uuid.uuid4())
@@ -496,7 +530,7 @@ async def capture(client: Any, graph: str, payload: Any) -> list[dict]:
     return await full_replay(client, thread_id)
 
 
-@pytest.mark.compat("thread-stream", "threads.stream")
+@pytest.mark.compat("thread-stream", "threads.stream", "v2.run.start")
 async def test_v2_agent_frames(client, is_reference):
     """Each case's frames equal the reference's record (thread_stream_frames.json)."""
     got = {name: frames(await capture(client, graph, payload))

@@ -90,6 +90,11 @@ async def _start(client: Any) -> tuple[httpx.AsyncClient, str]:
     return http, thread_id
 
 
+def _assert_completed(received: list[dict]) -> None:
+    end = received[-1]
+    assert is_root_end(end, ("completed",)), f"the ticker run did not complete: {end}"
+
+
 def _check(received: list[dict], replay: list[dict], seed: int, drops: int) -> None:
     where = f"(seed {seed}, {drops} drops)"
     seqs = [e["seq"] for e in received]
@@ -148,6 +153,7 @@ async def test_sse_drops_and_resumes_with_since(client, repetition):
         drops += 1
         if rng.random() < 0.3:
             await asyncio.sleep(rng.uniform(0, 0.2))  # events pile up while away
+    _assert_completed(received)
     assert drops >= 3, f"the run ended before the harness dropped anything (seed {seed})"
     replay = await read_sse(http, thread_id, {"channels": CHANNELS}, until=root_ends())
     _check(received, replay, seed, drops)
@@ -208,6 +214,7 @@ async def test_websocket_drops_and_resumes_with_since(client, server, repetition
         drops += 1
         if rng.random() < 0.3:
             await asyncio.sleep(rng.uniform(0, 0.2))
+    _assert_completed(received)
     assert drops >= 3, f"the run ended before the harness dropped anything (seed {seed})"
     replay = await read_sse(http, thread_id, {"channels": CHANNELS}, until=root_ends())
     _check(received, replay, seed, drops)

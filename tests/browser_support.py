@@ -71,27 +71,31 @@ def require_tools() -> None:
     pytest.skip(message)
 
 
-def build_app() -> Path:
+def build_app(app_dir: Path = APP_DIR) -> Path:
     """`npm ci` when node_modules is missing or older than the lockfile, then
-    `vite build` into dist/. One at a time, should two sessions share this checkout."""
+    `vite build` into dist/ (of tests/browser/app, or another page such as app_v2).
+    One at a time, should two sessions share this checkout."""
     npm = shutil.which("npm")
     assert npm is not None
     guard = Path(tempfile.gettempdir()) / f"runlane-browser-build-{os.getuid()}.lock"
+    installed = app_dir / "node_modules" / ".package-lock.json"  # written by npm ci
     with open(guard, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        lock = APP_DIR / "package-lock.json"
-        if not INSTALLED.exists() or INSTALLED.stat().st_mtime < lock.stat().st_mtime:
-            _run([npm, "ci", "--no-audit", "--no-fund"], "npm ci (it needs the npm registry)")
-        _run([npm, "run", "--silent", "build"], "vite build")
-    assert (DIST_DIR / "index.html").exists(), f"vite build left no {DIST_DIR / 'index.html'}"
-    return DIST_DIR
+        lock = app_dir / "package-lock.json"
+        if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+            _run([npm, "ci", "--no-audit", "--no-fund"], "npm ci (it needs the npm registry)",
+                 app_dir)
+        _run([npm, "run", "--silent", "build"], "vite build", app_dir)
+    dist = app_dir / "dist"
+    assert (dist / "index.html").exists(), f"vite build left no {dist / 'index.html'}"
+    return dist
 
 
-def _run(command: list[str], what: str) -> None:
-    proc = subprocess.run(command, check=False, cwd=APP_DIR, capture_output=True, text=True,
+def _run(command: list[str], what: str, app_dir: Path) -> None:
+    proc = subprocess.run(command, check=False, cwd=app_dir, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, (
-        f"{what} in {APP_DIR} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        f"{what} in {app_dir} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

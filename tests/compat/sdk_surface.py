@@ -18,9 +18,14 @@ RESOURCES = ("assistants", "threads", "runs", "crons", "store")
 COMPAT_DIR = Path(__file__).parent
 # Protocols served beside the LangGraph API, which no langgraph_sdk object has: their
 # methods as `protocol.method`, each needing a compat test as an SDK method does (A2A:
-# tests/compat/test_a2a.py; MCP at /mcp: tests/compat/test_mcp.py).
+# tests/compat/test_a2a.py; MCP at /mcp: tests/compat/test_mcp.py; the commands of the
+# v2 thread streaming protocol under `client.threads.stream`, some of which the SDK
+# sends only over a raw WebSocket: tests/compat/test_thread_stream_v2.py).
 PROTOCOL_METHODS = ("a2a.agent_card", "a2a.message/send", "a2a.message/stream",
-                    "a2a.tasks/get", "a2a.tasks/cancel", "mcp.tools/list", "mcp.tools/call")
+                    "a2a.tasks/get", "a2a.tasks/cancel", "mcp.tools/list", "mcp.tools/call",
+                    "v2.run.start", "v2.input.respond", "v2.agent.getTree",
+                    "v2.subscription.subscribe", "v2.subscription.unsubscribe",
+                    "v2.subscription.reconnect")
 
 
 def sdk_methods() -> list[str]:

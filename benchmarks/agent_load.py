@@ -313,10 +313,12 @@ async def sweep(started: dict[str, Server | Group], ks: list[int], load: dict[st
                             f"{result['server_cpu_ms_per_token']} ms CPU/token, "
                             f"client CPU {result['client_cpu_util']}")
                 if "costs" in result:
-                    console.log(format_costs(result["costs"], per="token") + "\n"
-                                + format_costs(result["costs"]).split("\n", 1)[1]
-                                + f"\n'Too many connections' warnings so far: "
-                                  f"{result.get('too_many_connections_warnings')}")
+                    per_run = format_costs(result["costs"]).split("\n")[1:]
+                    console.log("\n".join([format_costs(result["costs"], per="token"),
+                                           *per_run]))
+                if "too_many_connections_warnings" in result:
+                    console.log("redis-py 'Too many connections' warnings so far: "
+                                f"{result['too_many_connections_warnings']}")
         for name in started:
             at_k = [r for r in results[name] if r["k"] == k]
             if at_k and not args.no_stop and not all(r["holds"] for r in at_k):

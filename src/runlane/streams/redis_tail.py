@@ -33,6 +33,7 @@ import time
 from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 log = logging.getLogger("runlane.streams.redis")
 
@@ -117,6 +118,9 @@ class StreamTail:
     def subscribe(self, key: str | bytes, after: EntryId) -> Subscription:
         raw = key.encode() if isinstance(key, str) else key
         sub = Subscription(self, raw, after)
+        if self._closed:  # shutting down: the follower sees Redis gone, as it would
+            sub._fail(RedisConnectionError("the worker's Redis connections are closed"))
+            return sub
         self._subs.setdefault(raw, []).append(sub)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._loop(), name="runlane-redis-tail")

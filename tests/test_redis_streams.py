@@ -773,3 +773,40 @@ async def test_a_new_follower_does_not_wait_for_the_read_in_flight(prefix: str) 
     finally:
         await follower.aclose()
         await writer.aclose()
+
+
+async def test_a_slow_follower_is_let_go_by_the_tail_and_reads_on_by_itself(
+    prefix: str,
+) -> None:
+    """A follower that takes its frames slower than they come: once more than the
+    tail's `max_pending` entries wait for it, the tail lets go of it (bounded memory
+    per follower) and it reads on from Redis at its own pace, missing nothing."""
+    writer = RedisRunStreams(REDIS_URL, prefix=prefix)
+    follower = RedisRunStreams(REDIS_URL, prefix=prefix, max_block=5.0)
+    follower.tail.max_pending = 5
+    event_log = RunEventLog()
+    try:
+        async def slow() -> bytes:
+            got = b""
+            async for batch in follower.follow("run-slow", 0):
+                if batch != HEARTBEAT:
+                    got += batch
+                    await asyncio.sleep(0.05)
+            return got
+
+        reading = asyncio.create_task(slow())
+        await asyncio.sleep(0.3)  # subscribed to the tail
+        for i in range(120):
+            publish_some(event_log, 1, start=i)
+            await writer.append("run-slow", len(event_log.frames),
+                                [(event_log.names[-1], event_log.frames[-1])])
+            if i % 10 == 0:
+                await asyncio.sleep(0.01)
+        event_log.close()
+        await writer.end("run-slow")
+        data = await asyncio.wait_for(reading, 60)
+        assert data == await local_follow(event_log)
+        assert not follower.tail._subs  # let go (and nothing left subscribed)
+    finally:
+        await follower.aclose()
+        await writer.aclose()

@@ -504,6 +504,9 @@ class RedisRunStreams:
                         last_activity = now
                     await asyncio.sleep(min(0.5, 0.05 * 2 ** min(6, int(now - failing_since))))
                     continue
+                if sub is not None and sub.lagging and not entries:
+                    sub, drained = None, False  # a slow client: read on at its own pace
+                    continue
                 if entries:
                     data, after, ended = _frames(entries, after, wanted_names)
                     if data:

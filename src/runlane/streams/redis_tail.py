@@ -50,22 +50,31 @@ def parse_id(raw: bytes) -> EntryId:
 class Subscription:
     """Entries of one stream after a position, as the tail reads them."""
 
-    __slots__ = ("_error", "_event", "_pending", "after", "key", "tail")
+    __slots__ = ("_error", "_event", "_pending", "after", "key", "lagging", "tail")
 
     def __init__(self, tail: StreamTail, key: bytes, after: EntryId) -> None:
         self.tail = tail
         self.key = key
         self.after = after  # the last entry id handed to this subscriber
+        # Handed out faster than the follower takes them (a slow client): the tail let
+        # go of it; the follower reads on by itself (pulls) from where it is.
+        self.lagging = False
         self._pending: list[Entry] = []
         self._error: BaseException | None = None
         self._event = asyncio.Event()
 
     def _deliver(self, entries: list[Entry]) -> None:
+        if self.lagging:
+            return
         fresh = [e for e in entries if e[0] > self.after]
         if fresh:
             self._pending.extend(fresh)
             self.after = fresh[-1][0]
             self._event.set()
+            if len(self._pending) >= self.tail.max_pending:
+                # Bounded memory per follower: what is not taken stays in Redis.
+                self.lagging = True
+                self.tail._unsubscribe(self)
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc
@@ -74,7 +83,7 @@ class Subscription:
     async def next(self, timeout: float) -> list[Entry]:
         """The entries read since the last call (waiting up to `timeout` seconds for
         some: [] if none came). Raises the tail's read error, once."""
-        if not self._pending and self._error is None:
+        if not self._pending and self._error is None and not self.lagging:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, timeout)):
                     await self._event.wait()
@@ -92,7 +101,7 @@ class Subscription:
 class StreamTail:
     def __init__(self, url: str, client: Redis, *, max_block: float = 5.0,
                  socket_timeout: float = 5.0, count: int = 1000,
-                 min_interval: float = 0.005) -> None:
+                 min_interval: float = 0.005, max_pending: int = 4000) -> None:
         # Its own connection (a pool of one): the one that blocks.
         self._pool = ConnectionPool.from_url(
             url, protocol=2, socket_timeout=max_block + socket_timeout,
@@ -101,6 +110,7 @@ class StreamTail:
         self.max_block = max_block
         self.count = count
         self.min_interval = min_interval
+        self.max_pending = max_pending
         self._subs: dict[bytes, list[Subscription]] = {}
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

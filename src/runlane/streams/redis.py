@@ -233,14 +233,16 @@ def _ms(seconds: float | None) -> int:
 
 class RedisRunStreams:
     """The run streams in Redis: append, end, state, follow. Any process may use any
-    run's stream; nothing here is per-worker state.
+    run's stream; nothing here is per-worker state but the connections.
 
-    Two connection pools: one for writes and short reads, one for followers (each
-    waiting follower holds one of its connections in an `XREAD BLOCK`, at most
-    `max_block` seconds at a time). Followers read with a script that filters by
-    mode and joins the frames in Redis, so a batch of a thousand events is one
-    reply to parse, not thousands. Responses are RESP2, whatever the client's
-    default protocol."""
+    Connections: a pool for writes and short reads (`max_connections`), a pool for
+    followers' replay reads (`max_read_connections`), both waiting up to
+    `socket_timeout` for a free connection rather than failing, and the tail's one
+    connection (`redis_tail.StreamTail`): a follower that caught up waits in the
+    worker's single `XREAD BLOCK` (at most `max_block` seconds at a time), never on a
+    connection of its own. Followers replay with a script that filters by mode and
+    joins the frames in Redis, so a batch of a thousand events is one reply to parse,
+    not thousands. Responses are RESP2, whatever the client's default protocol."""
 
     def __init__(
         self,

@@ -18,6 +18,13 @@ CPU per streamed token, server RSS at peak and per active run. The figure of mer
 the largest K at which every stream completes and the steady-state p99 gap stays under
 twice the model's own delay. The sweep of a server stops at the first K that misses it.
 
+`--cluster N` measures runlane alone as N workers on a private PostgreSQL + Redis
+(cluster_costs.py; the clients spread over the workers' ports, so most streams are
+followed on a worker that does not execute the run), with the CPU per token split by
+component (workers, PostgreSQL, Redis) and PostgreSQL statements, transactions,
+NOTIFYs and Redis round trips per run; `--sqlite-too` adds one SQLite process beside
+it in the same run.
+
 `--baseline` first measures langgraph alone: the same graph streamed in this process
 with no server and no checkpointer, CPU per token (what a server's own cost per token
 is compared with).
@@ -49,6 +56,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cluster_costs import Costs, format_costs
 from lean_http import LeanConnection
 from scenarios import percentile
 from servers import (
@@ -144,7 +152,26 @@ async def settled_rss(server: Server) -> int:
     return min(samples)
 
 
-async def phase(server: Server, k: int, load: dict[str, Any], ramp: float) -> dict[str, Any]:
+class Group:
+    """The processes of one deployment under test, looking like one Server: a single
+    server, or a cluster's workers (clients spread over their ports)."""
+
+    def __init__(self, servers: list[Server], costs: Costs | None = None,
+                 deployment: Any = None) -> None:
+        self.servers = servers
+        self.costs = costs
+        self.deployment = deployment
+        self.urls = [s.url for s in servers]
+
+    def rss_bytes(self) -> int:
+        return sum(s.rss_bytes() for s in self.servers)
+
+    def cpu_seconds(self) -> float:
+        return sum(s.cpu_seconds() for s in self.servers)
+
+
+async def phase(server: Server | Group, k: int, load: dict[str, Any], ramp: float
+                ) -> dict[str, Any]:
     """K concurrent streams against `server`; the figures of one point of the sweep."""
     context = {name: load[name] for name in
                ("tokens", "token_delay", "first_wait_min", "first_wait_max")}
@@ -157,14 +184,22 @@ async def phase(server: Server, k: int, load: dict[str, Any], ramp: float) -> di
     base_rss = await settled_rss(server)
     peak, stop = [base_rss], asyncio.Event()
     sampler = asyncio.create_task(sample_rss(server, peak, stop))
+    urls = server.urls if isinstance(server, Group) else [server.url]
+    costs = server.costs if isinstance(server, Group) else None
+    before = None if costs is None else await asyncio.to_thread(costs.snapshot)
     cpu0, client0, t0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
     steady_from = t0 + ramp + load["first_wait_min"]
     streams = await asyncio.gather(*(
-        one_stream(server.url, body, ramp * i / k, steady_from, load["tokens"])
+        one_stream(urls[i % len(urls)], body, ramp * i / k, steady_from, load["tokens"])
         for i in range(k)
     ))
     wall = time.perf_counter() - t0
     cpu, client_cpu = server.cpu_seconds() - cpu0, time.process_time() - client0
+    split: dict[str, Any] = {}
+    if costs is not None and before is not None:
+        await asyncio.sleep(0.3)  # the runs' ends, settled right after their last token
+        after = await asyncio.to_thread(costs.snapshot)
+        split = Costs.delta(before, after, k, sum(s.tokens for s in streams) or 1)
     stop.set()
     await sampler
     done = [s for s in streams if s.error is None]
@@ -191,6 +226,11 @@ async def phase(server: Server, k: int, load: dict[str, Any], ramp: float) -> di
         "rss_kb_per_run": round((peak[0] - base_rss) / 1024 / k, 1),
     }
     result["holds"] = (len(done) == k and p99_steady < 2 * load["token_delay"])
+    if split:
+        result["costs"] = split
+        result["server_cpu_ms_per_token"] = round(split["total_cpu_ms_per_token"], 4)
+    if isinstance(server, Group) and server.deployment is not None:
+        result["too_many_connections_warnings"] = server.deployment.retry_warnings()
     return result
 
 
@@ -252,7 +292,7 @@ def merit(results: list[dict[str, Any]]) -> int:
     return best
 
 
-async def sweep(started: dict[str, Server], ks: list[int], load: dict[str, Any],
+async def sweep(started: dict[str, Server | Group], ks: list[int], load: dict[str, Any],
                 args: argparse.Namespace, console: Console,
                 ) -> tuple[dict[str, list[dict[str, Any]]], list[tuple[str, int, dict[str, Any]]]]:
     """Every K for every server, interleaved; a server leaves at its first K that fails."""
@@ -272,6 +312,13 @@ async def sweep(started: dict[str, Server], ks: list[int], load: dict[str, Any],
                             f"steady p99 gap {result['steady_gap_p99_ms']} ms, "
                             f"{result['server_cpu_ms_per_token']} ms CPU/token, "
                             f"client CPU {result['client_cpu_util']}")
+                if "costs" in result:
+                    per_run = format_costs(result["costs"]).split("\n")[1:]
+                    console.log("\n".join([format_costs(result["costs"], per="token"),
+                                           *per_run]))
+                if "too_many_connections_warnings" in result:
+                    console.log("redis-py 'Too many connections' warnings so far: "
+                                f"{result['too_many_connections_warnings']}")
         for name in started:
             at_k = [r for r in results[name] if r["k"] == k]
             if at_k and not args.no_stop and not all(r["holds"] for r in at_k):
@@ -318,8 +365,10 @@ async def amain(args: argparse.Namespace) -> int:
         report["langgraph_alone"] = base
         console.print(f"langgraph alone ({base['k']} streams in-process): "
                       f"{base['cpu_ms_per_token']} ms CPU per token")
+    if args.cluster:
+        return await cluster_main(args, ks, load, report, console)
     with Servers() as servers:
-        started: dict[str, Server] = {}
+        started: dict[str, Server | Group] = {}
         if args.only in (None, "runlane"):
             started["runlane"] = servers.start(runlane_server(
                 servers.workdir("runlane"), PROJECT, ["--max-concurrency", str(max(ks))]))
@@ -339,6 +388,43 @@ async def amain(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cluster_main(args: argparse.Namespace, ks: list[int], load: dict[str, Any],
+                       report: dict[str, Any], console: Console) -> int:
+    """runlane as `args.cluster` workers on a private PostgreSQL + Redis (and, with
+    --sqlite-too, one SQLite process beside it)."""
+    import tempfile
+
+    from cluster import Deployment
+
+    extra = ["--max-concurrency", str(max(ks))]
+    kinds = (["sqlite"] if args.sqlite_too else []) + ["postgres"]
+    report["cluster_workers"] = args.cluster
+    with tempfile.TemporaryDirectory(prefix="runlane-agent-cluster-") as tmp:
+        deployments = []
+        try:
+            started: dict[str, Server | Group] = {}
+            for kind in kinds:
+                d = Deployment(kind, args.cluster, Path(tmp) / kind, extra=extra,
+                               project=PROJECT)
+                deployments.append(d)
+                await asyncio.to_thread(d.start)
+                name = "sqlite" if kind == "sqlite" else f"cluster{args.cluster}"
+                started[name] = Group(d.servers, d.costs, d)
+            report["servers"], rows = await sweep(started, ks, load, args, console)
+        finally:
+            for d in deployments:
+                await asyncio.to_thread(d.stop)
+    render(console, rows, load["token_delay"])
+    report["summary"] = summarize(report["servers"], console)
+    report["loadavg_end"] = os.getloadavg()
+    console.print(f"load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"agent-cluster-{args.variant}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=1, default=asdict))
+    console.print(f"samples: {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="default")
@@ -352,6 +438,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", action="store_true",
                         help="first measure langgraph alone, in-process")
     parser.add_argument("--ref-venv", type=Path, default=DEFAULT_REF_VENV)
+    parser.add_argument("--cluster", type=int, metavar="N",
+                        help="runlane alone as N workers on a private PostgreSQL + Redis, "
+                             "CPU split by component")
+    parser.add_argument("--sqlite-too", action="store_true",
+                        help="with --cluster: one SQLite process beside it, same run")
     return asyncio.run(amain(parser.parse_args(argv)))
 
 

@@ -702,3 +702,111 @@ async def test_throughput_publish_to_follow(
             )
     finally:
         await b.aclose()
+
+
+# ------------------------------------------------- one blocking read per worker
+
+
+async def test_hundreds_of_followers_share_one_blocking_read(
+    prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """300 runs followed live on one worker whose pools hold 4 connections each: the
+    followers wait in the worker's one XREAD BLOCK, not one blocking read each (which
+    needed a connection per waiting follower: past the pool, redis-py answered "Too
+    many connections" and followers retried). Every follower gets exactly its run's
+    frames, in order, mode filter applied; nothing is retried."""
+    runs = [f"run-{i}" for i in range(300)]
+    writer = RedisRunStreams(REDIS_URL, prefix=prefix)
+    follower = RedisRunStreams(REDIS_URL, prefix=prefix, max_block=30.0,
+                               max_connections=4, max_read_connections=4)
+    try:
+        logs = {run_id: RunEventLog() for run_id in runs}
+        with caplog.at_level(logging.WARNING, logger="runlane.streams.redis"):
+            wanted_modes = frozenset({"messages"})
+            tasks = {run_id: asyncio.create_task(collect(follower.follow(
+                run_id, 0, wanted_modes if i % 2 else None), timeout=60))
+                for i, run_id in enumerate(runs)}
+            await asyncio.sleep(0.3)  # every follower waits (no stream exists yet)
+            for step in range(6):
+                # Interleaved across runs, as tokens of concurrent runs arrive.
+                for run_id in random.sample(runs, len(runs)):
+                    event_log = logs[run_id]
+                    publish_some(event_log, 1, start=step)
+                    await writer.append(run_id, len(event_log.frames),
+                                        [(event_log.names[-1], event_log.frames[-1])])
+                await asyncio.sleep(0.01)
+            for run_id in runs:
+                logs[run_id].close()
+                await writer.end(run_id)
+            got = await asyncio.gather(*tasks.values())
+        assert "Redis unreachable" not in caplog.text
+        assert "Too many connections" not in caplog.text
+        for i, (run_id, data) in enumerate(zip(runs, got, strict=True)):
+            expected = await local_follow(logs[run_id], 0,
+                                          frozenset({"messages"}) if i % 2 else None)
+            assert data == expected, run_id
+    finally:
+        await follower.aclose()
+        await writer.aclose()
+
+
+async def test_a_new_follower_does_not_wait_for_the_read_in_flight(prefix: str) -> None:
+    """The worker's blocking read is in flight on run A's stream (blocking up to 60 s)
+    when a follower of run B subscribes: the read is interrupted and reissued with B's
+    stream, so B's events arrive long before A's read would have timed out."""
+    writer = RedisRunStreams(REDIS_URL, prefix=prefix)
+    follower = RedisRunStreams(REDIS_URL, prefix=prefix, max_block=60.0)
+    try:
+        follow_a = asyncio.create_task(collect(follower.follow("run-a", 0), timeout=90))
+        await asyncio.sleep(0.3)  # A's follower waits in the tail's read
+        # B's follower finds no stream yet: it subscribes while A's read is in flight.
+        follow_b = asyncio.create_task(collect(follower.follow("run-b", 0), timeout=20))
+        await asyncio.sleep(0.3)
+        await writer.publish("run-b", 1, "values", {"b": 1})
+        await writer.end("run-b")
+        # 20 s, far below the 60 s the read in flight blocks for: only an interrupted
+        # read can have picked up B's stream by then.
+        assert ids_of(frames_of(await follow_b)) == [1]
+        await writer.publish("run-a", 1, "values", {"a": 1})
+        await writer.end("run-a")
+        assert ids_of(frames_of(await follow_a)) == [1]
+    finally:
+        await follower.aclose()
+        await writer.aclose()
+
+
+async def test_a_slow_follower_is_let_go_by_the_tail_and_reads_on_by_itself(
+    prefix: str,
+) -> None:
+    """A follower that takes its frames slower than they come: once more than the
+    tail's `max_pending` entries wait for it, the tail lets go of it (bounded memory
+    per follower) and it reads on from Redis at its own pace, missing nothing."""
+    writer = RedisRunStreams(REDIS_URL, prefix=prefix)
+    follower = RedisRunStreams(REDIS_URL, prefix=prefix, max_block=5.0)
+    follower.tail.max_pending = 5
+    event_log = RunEventLog()
+    try:
+        async def slow() -> bytes:
+            got = b""
+            async for batch in follower.follow("run-slow", 0):
+                if batch != HEARTBEAT:
+                    got += batch
+                    await asyncio.sleep(0.05)
+            return got
+
+        reading = asyncio.create_task(slow())
+        await asyncio.sleep(0.3)  # subscribed to the tail
+        for i in range(120):
+            publish_some(event_log, 1, start=i)
+            await writer.append("run-slow", len(event_log.frames),
+                                [(event_log.names[-1], event_log.frames[-1])])
+            if i % 10 == 0:
+                await asyncio.sleep(0.01)
+        event_log.close()
+        await writer.end("run-slow")
+        data = await asyncio.wait_for(reading, 60)
+        assert data == await local_follow(event_log)
+        assert not follower.tail._subs  # let go (and nothing left subscribed)
+    finally:
+        await follower.aclose()
+        await writer.aclose()

@@ -90,6 +90,10 @@ class SettleResult:
     thread_busy: bool = False
 
 
+class _ClaimRaced(Exception):
+    """A claim lost a race for a thread with another worker (PostgreSQL)."""
+
+
 def _as_dict(row: sa.Row | None) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
@@ -476,23 +480,23 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
                   "p_limit": limit}
 
         def _tx(conn: Connection) -> tuple[list[Run] | None, Any]:
-            claimed: list[Run] | None
-            if self.db.is_sqlite:
+            try:
                 claimed = [Run.from_row(r) for r in conn.execute(st.CLAIM, params)]
-            else:
-                try:
-                    with conn.begin_nested():
-                        claimed = [Run.from_row(r) for r in conn.execute(st.CLAIM, params)]
-                except sa.exc.IntegrityError:
-                    # Another worker started a run on one of these threads at the same
-                    # instant: the one-running-run-per-thread index refused.
-                    claimed = None
+            except sa.exc.IntegrityError as exc:
+                # PostgreSQL: another worker started a run on one of these threads at
+                # the same instant (the one-running-run-per-thread index refused). The
+                # whole transaction rolls back (no savepoint around the claim: that was
+                # two more round trips on every claim, for a race that is rare).
+                raise _ClaimRaced from exc
             due = conn.scalar(st.NEXT_DUE, params)
             if due is not None and due.tzinfo is None:  # SQLite drops the zone
                 due = due.replace(tzinfo=datetime.UTC)
             return claimed, due
 
-        return await self.db.run(_tx)
+        try:
+            return await self.db.run(_tx)
+        except _ClaimRaced:
+            return None, None
 
     async def cancel_run(
         self, thread_id: str, run_id: str, action: CancelAction, reason: str, *,
@@ -665,7 +669,12 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
             if hold is not None:
                 self._hold_for_run(conn, row.thread_id, hold)
             self._notify(conn, DONE, run_id)
-            self._notify(conn, WAKE)
+            if busy:
+                # A run queued behind this one on its thread may start now, on any
+                # worker. Otherwise no run became startable on another worker: the slot
+                # freed is this worker's, and its supervisor wakes its own dispatcher
+                # (a WAKE to every worker cost each a claim transaction per run).
+                self._notify(conn, WAKE)
             return SettleResult(row, changed=True, thread_busy=busy)
 
         return await self.db.run(_tx)

@@ -67,13 +67,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, cast
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runlane.serde import dumps
 from runlane.streams.local import HEARTBEAT, HEARTBEAT_SECONDS, RunEventLog
+from runlane.streams.redis_tail import Entry, StreamTail, Subscription, parse_id
 
 log = logging.getLogger("runlane.streams.redis")
 
@@ -232,14 +233,16 @@ def _ms(seconds: float | None) -> int:
 
 class RedisRunStreams:
     """The run streams in Redis: append, end, state, follow. Any process may use any
-    run's stream; nothing here is per-worker state.
+    run's stream; nothing here is per-worker state but the connections.
 
-    Two connection pools: one for writes and short reads, one for followers (each
-    waiting follower holds one of its connections in an `XREAD BLOCK`, at most
-    `max_block` seconds at a time). Followers read with a script that filters by
-    mode and joins the frames in Redis, so a batch of a thousand events is one
-    reply to parse, not thousands. Responses are RESP2, whatever the client's
-    default protocol."""
+    Connections: a pool for writes and short reads (`max_connections`), a pool for
+    followers' replay reads (`max_read_connections`), both waiting up to
+    `socket_timeout` for a free connection rather than failing, and the tail's one
+    connection (`redis_tail.StreamTail`): a follower that caught up waits in the
+    worker's single `XREAD BLOCK` (at most `max_block` seconds at a time), never on a
+    connection of its own. Followers replay with a script that filters by mode and
+    joins the frames in Redis, so a batch of a thousand events is one reply to parse,
+    not thousands. Responses are RESP2, whatever the client's default protocol."""
 
     def __init__(
         self,
@@ -254,7 +257,9 @@ class RedisRunStreams:
         reconnect_for: float = 30.0,
         orphan_grace: float = 10.0,
         socket_timeout: float = 5.0,
-        max_read_connections: int | None = None,
+        max_connections: int = 32,
+        max_read_connections: int = 32,
+        tail_interval: float = 0.005,
     ) -> None:
         self.prefix = prefix
         self.ended_ttl = ended_ttl
@@ -264,14 +269,21 @@ class RedisRunStreams:
         self.read_bytes = read_bytes
         self.reconnect_for = reconnect_for
         self.orphan_grace = orphan_grace
-        self.client: Redis = Redis.from_url(
-            url, protocol=2, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-        )
-        read_pool = ConnectionPool.from_url(
-            url, protocol=2, socket_timeout=max_block + socket_timeout,
-            socket_connect_timeout=socket_timeout, max_connections=max_read_connections,
-        )
-        self.reader: Redis = Redis(connection_pool=read_pool)
+        # Explicit pool sizes, and pools that wait for a free connection (up to
+        # socket_timeout) rather than fail: no command holds a connection for long
+        # (followers block on the tail's own connection, not on these), so a few
+        # dozen serve any number of runs and followers.
+        self.client: Redis = Redis(connection_pool=BlockingConnectionPool.from_url(
+            url, protocol=2, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
+            max_connections=max_connections, timeout=socket_timeout,
+        ))
+        self.reader: Redis = Redis(connection_pool=BlockingConnectionPool.from_url(
+            url, protocol=2, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
+            max_connections=max_read_connections, timeout=socket_timeout,
+        ))
+        self.tail = StreamTail(url, self.client, max_block=max_block,
+                               socket_timeout=socket_timeout, count=read_count,
+                               min_interval=tail_interval)
         self._append_script = self.client.register_script(_APPEND_LUA)
         self._end_script = self.client.register_script(_END_LUA)
         self._read_script = self.reader.register_script(_READ_LUA)
@@ -280,7 +292,9 @@ class RedisRunStreams:
         return f"{self.prefix}:run:{run_id}:events"
 
     async def aclose(self) -> None:
+        await self.tail.aclose()
         await self.client.aclose()
+        await self.client.connection_pool.disconnect()
         await self.reader.aclose()
         await self.reader.connection_pool.disconnect()
 
@@ -367,26 +381,33 @@ class RedisRunStreams:
         key = self.key(run_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         failing = False
-        while True:
-            block = self.max_block
-            if deadline is not None:
-                block = min(block, deadline - time.monotonic())
-                if block <= 0:
-                    return False
-            try:
-                response = await self.reader.xread(
-                    {key: AFTER_ALL_EVENTS}, count=1, block=_ms(block)
-                )
-            except TRANSIENT_ERRORS as exc:
-                if not failing:
-                    failing = True
-                    log.warning("waiting for the end of run %s: Redis unreachable (%s)",
-                                run_id, exc)
-                await asyncio.sleep(min(1.0, max(0.0, block)))
-                continue
-            failing = False
-            if response:
-                return True
+        sub: Subscription | None = None
+        try:
+            while True:
+                block = self.max_block
+                if deadline is not None:
+                    block = min(block, deadline - time.monotonic())
+                    if block <= 0:
+                        return False
+                if sub is None:
+                    sub = self.tail.subscribe(key, parse_id(AFTER_ALL_EVENTS))
+                try:
+                    entries = await sub.next(block)
+                except TRANSIENT_ERRORS as exc:
+                    sub.close()
+                    sub = None
+                    if not failing:
+                        failing = True
+                        log.warning("waiting for the end of run %s: Redis unreachable (%s)",
+                                    run_id, exc)
+                    await asyncio.sleep(min(1.0, max(0.0, block)))
+                    continue
+                failing = False
+                if entries:
+                    return True
+        finally:
+            if sub is not None:
+                sub.close()
 
     async def follow(  # noqa: C901 - replay, live tail, retries and the orphan end
         self,
@@ -427,83 +448,121 @@ class RedisRunStreams:
         next_check = last_activity + self.orphan_grace
         failing_since: float | None = None
         drained = False  # True once a read came back with nothing more to read now
-        while True:
-            try:
-                if not drained:
-                    last, ended, data, more = await self._read_script(
-                        keys=[key],
-                        args=[b"0-%d" % (after + 1), self.read_count, self.read_bytes, *wanted],
-                    )
+        # Live tail: the worker's one blocking read hands this follower the entries
+        # after `after` (subscribed once drained, kept while it keeps up).
+        sub: Subscription | None = None
+        wanted_names = None if modes is None else frozenset(n.encode() for n in wanted)
+        try:
+            while True:
+                try:
+                    if not drained:
+                        last, ended, data, more = await self._read_script(
+                            keys=[key],
+                            args=[b"0-%d" % (after + 1), self.read_count, self.read_bytes,
+                                  *wanted],
+                        )
+                        failing_since = None
+                        if data:
+                            yield data
+                            last_activity = time.monotonic()
+                        if last is not None or ended is not None:  # progress: writer alive
+                            finished_seen = None
+                            next_check = time.monotonic() + self.orphan_grace
+                        if last is not None:
+                            after = int(last.split(b"-", 1)[1])
+                        if ended is not None:
+                            if ended and (modes is None or "error" in modes):
+                                yield INCOMPLETE_FRAME
+                            return
+                        drained = not more
+                        continue
+                    now = time.monotonic()
+                    block = self.max_block
+                    if heartbeat is not None:
+                        block = min(block, heartbeat - (now - last_activity))
+                    if run_finished is not None:
+                        block = min(block, next_check - now)
+                    if sub is None:
+                        sub = self.tail.subscribe(key, (0, after))
+                    entries = await sub.next(block)
                     failing_since = None
+                except TRANSIENT_ERRORS as exc:
+                    if sub is not None:  # resubscribed from `after` once Redis answers
+                        sub.close()
+                        sub = None
+                        drained = False
+                    now = time.monotonic()
+                    if failing_since is None:
+                        failing_since = now
+                        log.warning("following run %s: Redis unreachable (%s); retrying",
+                                    run_id, exc)
+                    if now - failing_since > self.reconnect_for:
+                        raise StreamUnavailable(
+                            f"Redis unreachable for {self.reconnect_for:.0f}s "
+                            f"while following run {run_id}"
+                        ) from exc
+                    if heartbeat is not None and now - last_activity >= heartbeat:
+                        yield HEARTBEAT
+                        last_activity = now
+                    await asyncio.sleep(min(0.5, 0.05 * 2 ** min(6, int(now - failing_since))))
+                    continue
+                if sub is not None and sub.lagging and not entries:
+                    sub, drained = None, False  # a slow client: read on at its own pace
+                    continue
+                if entries:
+                    data, after, ended = _frames(entries, after, wanted_names)
                     if data:
                         yield data
                         last_activity = time.monotonic()
-                    if last is not None or ended is not None:  # progress: the writer is alive
-                        finished_seen = None
-                        next_check = time.monotonic() + self.orphan_grace
-                    if last is not None:
-                        after = int(last.split(b"-", 1)[1])
+                    finished_seen = None
+                    next_check = time.monotonic() + self.orphan_grace
                     if ended is not None:
                         if ended and (modes is None or "error" in modes):
                             yield INCOMPLETE_FRAME
                         return
-                    drained = not more
                     continue
                 now = time.monotonic()
-                block = self.max_block
-                if heartbeat is not None:
-                    block = min(block, heartbeat - (now - last_activity))
-                if run_finished is not None:
-                    block = min(block, next_check - now)
-                # Wait for the next entry after `after` (an event or the end); read it
-                # (and whatever follows) with the script above.
-                response = await self.reader.xread(
-                    {key: b"0-%d" % after}, count=1, block=max(1, _ms(block))
-                )
-                failing_since = None
-            except TRANSIENT_ERRORS as exc:
-                now = time.monotonic()
-                if failing_since is None:
-                    failing_since = now
-                    log.warning("following run %s: Redis unreachable (%s); retrying", run_id, exc)
-                if now - failing_since > self.reconnect_for:
-                    raise StreamUnavailable(
-                        f"Redis unreachable for {self.reconnect_for:.0f}s "
-                        f"while following run {run_id}"
-                    ) from exc
                 if heartbeat is not None and now - last_activity >= heartbeat:
                     yield HEARTBEAT
                     last_activity = now
-                await asyncio.sleep(min(0.5, 0.05 * 2 ** min(6, int(now - failing_since))))
-                continue
-            if response:
-                drained = False
-                continue
-            now = time.monotonic()
-            if heartbeat is not None and now - last_activity >= heartbeat:
-                yield HEARTBEAT
-                last_activity = now
-            if run_finished is not None and now >= next_check:
-                next_check = now + self.orphan_grace
-                try:
-                    finished = await run_finished()
-                except Exception:
-                    log.exception("run_finished check for run %s failed", run_id)
-                    finished = False
-                if not finished:
-                    finished_seen = None
-                elif finished_seen is None:
-                    finished_seen = time.monotonic()
-                else:
-                    log.warning(
-                        "run %s is finished but its event stream has no end after %.0fs of "
-                        "silence: ending it (orphaned)", run_id, self.orphan_grace,
-                    )
+                if run_finished is not None and now >= next_check:
+                    next_check = now + self.orphan_grace
                     try:
-                        await self.end(run_id, reason="orphaned")
-                    except TRANSIENT_ERRORS:
-                        pass  # the next read fails too, and is retried
-                    drained = False
+                        finished = await run_finished()
+                    except Exception:
+                        log.exception("run_finished check for run %s failed", run_id)
+                        finished = False
+                    if not finished:
+                        finished_seen = None
+                    elif finished_seen is None:
+                        finished_seen = time.monotonic()
+                    else:
+                        log.warning(
+                            "run %s is finished but its event stream has no end after %.0fs "
+                            "of silence: ending it (orphaned)", run_id, self.orphan_grace,
+                        )
+                        try:
+                            await self.end(run_id, reason="orphaned")
+                        except TRANSIENT_ERRORS:
+                            pass  # the tail's next read fails too, and is retried
+        finally:
+            if sub is not None:
+                sub.close()
+
+
+def _frames(entries: list[Entry], after: int, wanted: frozenset[bytes] | None
+            ) -> tuple[bytes, int, bytes | None]:
+    """What the tail read for a follower: (the frames it wants, joined; the last event
+    id read; the end reason if the end marker was read, else None). As the read script
+    does in Redis: filter by event name (up to the first '|'), stop at the end."""
+    parts: list[bytes] = []
+    for (ms, seq), fields in entries:
+        if ms != 0:  # the end marker: `1-0`
+            return b"".join(parts), after, fields.get(b"end", b"")
+        after = seq
+        if wanted is None or fields.get(b"n", b"").split(b"|", 1)[0] in wanted:
+            parts.append(fields.get(b"f", b""))
+    return b"".join(parts), after, None
 
 
 class _Forwarder:

@@ -34,6 +34,7 @@ from runlane.contract import (
     StopReason,
     ThreadStatus,
 )
+from runlane.errors import RunFenced
 from runlane.executor.dispatch import DispatchSignal
 from runlane.executor.execution import GraphRunner, RunProgress, read_thread_state
 from runlane.executor.node_threads import NodeThreads
@@ -257,7 +258,12 @@ class Supervision:
             error: Any = None
             if graph_task.done() and not graph_task.cancelled():
                 exc = graph_task.exception()
-                if exc is not None:
+                if isinstance(exc, RunFenced):
+                    # Its checkpoint write was refused (or its restore point): this
+                    # worker may no longer write for it. Stopped without writing.
+                    log.warning("run %s fenced: %s", run_id, exc)
+                    self._fenced.add(run_id)
+                elif exc is not None:
                     error = {"error": type(exc).__name__, "message": str(exc)}
                     # The status-change log line carries the traceback (see _finished).
                     self._raised[run_id] = exc

@@ -249,3 +249,25 @@ async def count_blobs(checkpoints: Any, thread_id: str) -> int:
             "SELECT count(*) AS n FROM checkpoint_blobs WHERE thread_id = %s", (thread_id,))
         row = await cur.fetchone()
     return int(row["n"])
+
+
+async def test_a_failing_renewal_is_retried_at_the_keepers_pace() -> None:
+    """Renewals are paced from the last one *sent* (a slow reap must not age the
+    leases), so one that fails, with the database down, must not be retried at once
+    in a loop while the lease it never renewed ages."""
+    attempts: list[float] = []
+
+    class Down:
+        async def renew_leases(self, *args: Any, **kwargs: Any) -> Any:
+            attempts.append(time.monotonic())
+            raise ConnectionRefusedError("database down")
+
+        async def reap_expired(self, *args: Any) -> Any:
+            raise ConnectionRefusedError("database down")
+
+    keeper = LeaseKeeper(store=Down(), executor=Executor(), lease_seconds=0.6,  # type: ignore[arg-type]
+                         grace_seconds=0.0, on_reaped=nothing, complete_rollback=nothing)
+    await keeper.start()
+    await asyncio.sleep(1.0)
+    await keeper.stop()
+    assert 2 <= len(attempts) <= 6, f"{len(attempts)} renewals in 1 s, every 0.2 s expected"

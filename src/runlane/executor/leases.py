@@ -60,7 +60,7 @@ class LeaseKeeper:
         self.clock = clock
         # When the last successful renewal was *sent*: the leases it set end a lease
         # after that, by the wall clock it read then (Executor.lease_until).
-        self._last_renewed = clock()
+        self._last_renewed = self._last_attempt = clock()
         self.renewals = 0
         self.takeovers = 0
 
@@ -93,7 +93,7 @@ class LeaseKeeper:
         while True:
             # Renew every `interval` from the last renewal sent, not `interval` after
             # the last cycle ended: a slow reap must not age the leases.
-            await asyncio.sleep(max(0.0, interval - (self.clock() - self._last_renewed)))
+            await asyncio.sleep(max(0.0, interval - (self.clock() - self._last_attempt)))
             await self.renew()
             await self.reap()
             cycle += 1
@@ -108,7 +108,7 @@ class LeaseKeeper:
         return self.executor.local_run_ids - self.executor.fenced_run_ids
 
     async def renew(self) -> None:
-        sent = self.clock()
+        sent = self._last_attempt = self.clock()
         # After a gap longer than a lease since the last renewal (this process was
         # stopped, or its loop stalled), its runs may have been taken over, and their
         # graph tasks are about to resume: stop them before anything else (their

@@ -144,3 +144,70 @@ async def test_paused_owner_never_writes_after_takeover(cluster: Cluster, spread
     after = await survivor.runs.get(thread_id, run_id)
     assert after["status"] == "error"
     assert after["updated_at"] == reaped["updated_at"]
+
+
+def checkpoints_of(cluster: Cluster, thread_id: str) -> list[tuple[str, str, int]]:
+    """(checkpoint id, run id, pending writes) of the thread's root checkpoints, in the
+    order of its history (oldest first)."""
+    with psycopg.connect(cluster.database_url) as conn:
+        rows = conn.execute(
+            "SELECT c.checkpoint_id, c.metadata->>'run_id', "
+            "  (SELECT count(*) FROM checkpoint_writes w WHERE w.thread_id = c.thread_id "
+            "   AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id) "
+            "FROM checkpoints c WHERE c.thread_id = %s AND c.checkpoint_ns = '' "
+            "ORDER BY c.checkpoint_id", (thread_id,)).fetchall()
+    return [(cid, run_id, writes) for cid, run_id, writes in rows]
+
+
+def runs_in(history: list[tuple[str, str, int]]) -> list[str]:
+    """The runs that wrote the history, one entry per uninterrupted block."""
+    blocks: list[str] = []
+    for _, run_id, _ in history:
+        if not blocks or blocks[-1] != run_id:
+            blocks.append(run_id)
+    return blocks
+
+
+@pytest.mark.parametrize("attempt", range(6))
+async def test_a_stopped_owner_writes_no_checkpoint_after_its_run_was_reaped(
+        cluster: Cluster, attempt: int) -> None:
+    """The fourth soak's finding: a worker SIGSTOPped past its lease is reaped and the
+    thread's next run starts on another worker; when the stopped worker is continued,
+    its graph task (a tick every 20 ms, a checkpoint each) must not write one more
+    checkpoint, nor pending writes, for the reaped run: it stops by its own clock
+    before its keeper renews, and each write checks its run in its transaction."""
+    ensure_running(cluster)
+    client = get_client(url=cluster.urls[attempt % len(cluster.urls)], timeout=30)
+    thread_id, run_id = await start_long_run(client, steps=100_000, delay=0.02)
+    index = owner_of(cluster, run_id)
+    owner = cluster.workers[index]
+    survivor = get_client(url=cluster.urls[(index + 1) % len(cluster.urls)], timeout=30)
+    while len(checkpoints_of(cluster, thread_id)) < 5:  # it is ticking
+        await asyncio.sleep(0.05)
+    assert owner.proc is not None
+    owner.proc.send_signal(signal.SIGSTOP)
+    try:
+        reaped = await wait_status(survivor, thread_id, run_id,
+                                   {"error", "success", "interrupted"}, TAKEOVER_BOUND + 5)
+        assert reaped["stop_reason"] == "worker_lost", reaped
+        at_reap = checkpoints_of(cluster, thread_id)
+        ticks = (await survivor.threads.get_state(thread_id))["values"]["ticks"]
+        # The next run ticks 60 more times (`steps` counts the thread's ticks).
+        nxt = await survivor.runs.create(thread_id, "sleepy",
+                                         input={"steps": ticks + 60, "delay": 0.02})
+        await wait_status(survivor, thread_id, nxt["run_id"], {"running", "success"}, 10)
+    finally:
+        owner.proc.send_signal(signal.SIGCONT)
+    # The continued worker's graph task wakes at once (its tick's sleep is long over);
+    # give it time to write if it would.
+    await asyncio.sleep(LEASE * 2)
+    final = await wait_status(survivor, thread_id, nxt["run_id"],
+                              {"success", "error", "interrupted"}, 30)
+    assert final["status"] == "success", final
+    history = checkpoints_of(cluster, thread_id)
+    reaped_run = [c for c in history if c[1] == run_id]
+    assert reaped_run == [c for c in at_reap if c[1] == run_id], (
+        "the reaped run wrote after its reap")
+    assert runs_in(history) == [run_id, nxt["run_id"]], runs_in(history)
+    state = await survivor.threads.get_state(thread_id)
+    assert state["values"]["ticks"] == ticks + 60

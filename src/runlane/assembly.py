@@ -29,6 +29,7 @@ from runlane.service.crons import Crons
 from runlane.service.runs import Runlane
 from runlane.settings import Settings
 from runlane.store import Store
+from runlane.store.checkpoint_fence import WriteFence
 from runlane.store.checkpoints import open_checkpoints
 from runlane.store.crons import CronStore
 from runlane.store.items import ItemStore
@@ -155,6 +156,17 @@ class Runtime:
                 housekeeping=lambda: service.housekeeping(
                     utcnow() - datetime.timedelta(minutes=2)),
             )
+            loop = asyncio.get_running_loop()
+
+            def refused(run_id: str) -> None:
+                # A sync node writes from its thread: the executor lives on the loop.
+                loop.call_soon_threadsafe(executor.fence, run_id)
+
+            # A run's checkpoint lands only while this worker holds its lease and (in
+            # the write's transaction) the run is still running here: a worker that was
+            # stopped past its lease never writes after a takeover (checkpoint_fence.py).
+            checkpoints.fence_writes(WriteFence(executor.worker_id, leases.lease_held,
+                                                refused))
             def reconnected() -> None:
                 executor.wake()
                 service.thread_signals.wake_all()  # thread notifications may be lost

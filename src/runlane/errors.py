@@ -18,6 +18,10 @@
     │                                        status it raised)
     ├── NotFound                     404     missing, or another owner's: never 403
     ├── Conflict                     409     contradicts the current state
+    │   ├── AlreadyFired                     a cron firing another worker created
+    │   └── RunFenced                        a run's checkpoint write by a worker that
+    │                                        may no longer write for it (never reaches
+    │                                        a client: it stops the run's graph)
     ├── DatabaseUnavailable          503     the database is unreachable (+ Retry-After)
     ├── BadFilter                    500     an authorization handler returned something
     │                                        that is not a filter: its bug, logged
@@ -159,6 +163,15 @@ class Conflict(RunlaneError):
 class AlreadyFired(Conflict):
     """A cron firing whose run another worker already created (or that no longer
     exists): the admission that would have created a second run is rolled back."""
+
+
+class RunFenced(Conflict):
+    """A checkpoint write of a run this worker may no longer write for: its lease is
+    not held (no successful renewal for a whole lease, by this process's monotonic
+    clock, which counts the time the process was stopped), or the run is no longer
+    running on this worker in the database (it was reaped or adopted). The write did
+    not land; the run is fenced (stopped without writing: its new owner, or the
+    reaper, records its end). Raised inside the run's graph task, never to a client."""
 
 
 class DatabaseUnavailable(RunlaneError):

@@ -79,7 +79,11 @@ async def test_a_run_its_worker_stopped_without_writing_is_reaped_not_renewed(
 
         def __init__(self) -> None:
             self.local_run_ids: set[str] = set()  # the fenced run's supervisor has ended
+            self.fenced_run_ids: set[str] = set()
             self.settling: set[str] = set()
+
+        def leased_at(self, run_id: str) -> float | None:
+            return None
 
         def lease_until(self) -> Any:
             return seconds_from_now(30)

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from runlane.records import Run
@@ -159,6 +160,9 @@ class Dispatcher:
             signal.starved = True
             try:
                 while (free := self._free_slots()) > 0:
+                    # The claimed runs' leases run from here, by this worker's clock
+                    # (their checkpoint writes are fenced by it: leases.py).
+                    sent = time.monotonic()
                     claimed, due = await self.store.claim(self.worker_id, self.lease_until(),
                                                           free)
                     self._wake_when_due(due)
@@ -170,7 +174,7 @@ class Dispatcher:
                                     "by a wake-up: a wake-up was missed",
                                     ", ".join(r.run_id for r in claimed))
                     for run in claimed:
-                        self.supervision.spawn(run)
+                        self.supervision.spawn(run, leased_at=sent)
                     if len(claimed) < free:
                         signal.starved = False  # every startable run has a slot
                         break

@@ -13,7 +13,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command
 
 from runlane import run_context
-from runlane.errors import Conflict
+from runlane.errors import RunFenced
 from runlane.executor.debug_mode import debug_event
 from runlane.executor.messages_mode import MessageAccumulator
 from runlane.graph_factories import ServedGraph
@@ -158,8 +158,8 @@ class GraphRunner:
             )
             if not await self.store.keep_restore_point(run.run_id, run.thread_id,
                                                        self.worker_id, restore.to_json()):
-                raise Conflict(f"run {run.run_id} is no longer running on this worker: "
-                               "its graph does not start")
+                raise RunFenced(f"run {run.run_id} is no longer running on this worker: "
+                                "its graph does not start")
         options = _graph_options(kwargs)
         # Always a dict, {} when none was given: langgraph makes a dataclass or
         # pydantic context schema's instance of it (its defaults), as the reference.

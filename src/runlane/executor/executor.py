@@ -127,6 +127,15 @@ class Executor:
         return self._supervision.local_run_ids
 
     @property
+    def fenced_run_ids(self) -> set[str]:
+        """Runs executing here that this worker stopped without writing (fenced)."""
+        return self._supervision.fenced_run_ids
+
+    def leased_at(self, run_id: str) -> float | None:
+        """When the claim of a run executing here set its lease (time.monotonic)."""
+        return self._supervision.leased_at(run_id)
+
+    @property
     def active_count(self) -> int:
         return self._supervision.active_count
 

@@ -34,6 +34,7 @@ from runlane.contract import (
     StopReason,
     ThreadStatus,
 )
+from runlane.errors import RunFenced
 from runlane.executor.dispatch import DispatchSignal
 from runlane.executor.execution import GraphRunner, RunProgress, read_thread_state
 from runlane.executor.node_threads import NodeThreads
@@ -107,6 +108,10 @@ class Supervision:
         self._cancel_seen: dict[str, float] = {}
         # Runs this worker lost its lease on: stopped without writing anything more.
         self._fenced: set[str] = set()
+        # When each run's lease was set by its claim (time.monotonic, taken before the
+        # claim was sent): a run claimed after the worker's last lease renewal holds
+        # its lease from then (LeaseKeeper.lease_held).
+        self._leased_at: dict[str, float] = {}
         # Runs whose supervisor is finalizing them: their own CAS (which checks this
         # worker still owns them) decides, so a lease renewal that no longer finds one
         # running (it has just ended) is no sign of a takeover.
@@ -125,6 +130,13 @@ class Supervision:
     @property
     def local_run_ids(self) -> set[str]:
         return set(self._graph_tasks)
+
+    @property
+    def fenced_run_ids(self) -> set[str]:
+        return set(self._fenced)
+
+    def leased_at(self, run_id: str) -> float | None:
+        return self._leased_at.get(run_id)
 
     @property
     def active_count(self) -> int:
@@ -211,9 +223,11 @@ class Supervision:
 
     # ------------------------------------------------------------- supervising
 
-    def spawn(self, run: Run) -> None:
-        """Start executing a run this worker just started (claimed or admitted)."""
+    def spawn(self, run: Run, leased_at: float | None = None) -> None:
+        """Start executing a run this worker just started (claimed or admitted).
+        `leased_at`: when its claim set its lease (time.monotonic; default now)."""
         run_id = run.run_id
+        self._leased_at[run_id] = time.monotonic() if leased_at is None else leased_at
         logs.run_status(run, RunStatus.PENDING.value, cause="claimed", worker_id=self.worker_id)
         if run.started_at is not None:
             metrics.run_claimed((run.started_at - run.created_at).total_seconds())
@@ -244,7 +258,12 @@ class Supervision:
             error: Any = None
             if graph_task.done() and not graph_task.cancelled():
                 exc = graph_task.exception()
-                if exc is not None:
+                if isinstance(exc, RunFenced):
+                    # Its checkpoint write was refused (or its restore point): this
+                    # worker may no longer write for it. Stopped without writing.
+                    log.warning("run %s fenced: %s", run_id, exc)
+                    self._fenced.add(run_id)
+                elif exc is not None:
                     error = {"error": type(exc).__name__, "message": str(exc)}
                     # The status-change log line carries the traceback (see _finished).
                     self._raised[run_id] = exc
@@ -265,6 +284,7 @@ class Supervision:
         finally:
             self.settling.discard(run_id)
             self._fenced.discard(run_id)
+            self._leased_at.pop(run_id, None)
             self._graph_tasks.pop(run_id, None)
             self._runs.pop(run_id, None)
             self._cancel_seen.pop(run_id, None)

@@ -40,6 +40,12 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from sqlalchemy.engine import make_url
 
 from runlane.errors import DatabaseUnavailable
+from runlane.store.checkpoint_fence import (
+    GUARD_SQL,
+    GUARD_SQLSTATE,
+    WriteFence,
+    guarded_write,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -117,6 +123,12 @@ class CheckpointBackend(Protocol):
         thread after its end is recorded. Writes under way have landed on return."""
         ...
 
+    def fence_writes(self, fence: WriteFence) -> None:
+        """From now on, a run's write lands only while `fence` allows it (scale-out:
+        this worker holds its lease, and on PostgreSQL the run is still running on
+        this worker, checked in the write's transaction): see checkpoint_fence.py."""
+        ...
+
 
 class InlineSqliteSaver(SqliteSaver):
     """`SqliteSaver` whose async API executes inline on the event loop.
@@ -136,6 +148,9 @@ class InlineSqliteSaver(SqliteSaver):
         # on the event loop, so in the order operations reach it. Bounded: a late
         # write arrives within moments (or a bounded grace) of its run's end.
         self._refused: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # Scale-out's write fence (checkpoint_fence.py), if any: a run's write while
+        # this worker's lease is not held raises RunFenced.
+        self.fence: WriteFence | None = None
         # Group commit: checkpoint writes made on the event loop share one commit,
         # issued on the loop's next turn, instead of one commit each (a commit costs
         # ten times the insert). What may be pending is committed before a run's end
@@ -219,6 +234,8 @@ class InlineSqliteSaver(SqliteSaver):
         order, so a write of a rolled-back run that comes after the delete is dropped;
         so is any write of a run that ended with a node still executing in a thread
         (`refuse_writes_of`; such a node writes from its thread, under `self.lock`)."""
+        if self.fence is not None:
+            self.fence.check(config)  # raises RunFenced: nothing written
         with self.lock:
             if self._is_refused(config):
                 configurable = config["configurable"]
@@ -235,6 +252,8 @@ class InlineSqliteSaver(SqliteSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        if self.fence is not None:
+            self.fence.check(config)  # as in `put`
         with self.lock:
             if self._is_refused(config):
                 return  # as in `put`
@@ -399,6 +418,10 @@ class SqliteCheckpoints:
         if self.saver is not None:
             self.saver.refuse_writes_of(run_id)
 
+    def fence_writes(self, fence: WriteFence) -> None:
+        assert self.saver is not None
+        self.saver.fence = fence
+
 
 _PG_SETUP_LOCK = 0x72756E6C636B70  # advisory lock: one worker migrates the checkpointer
 
@@ -463,6 +486,9 @@ class PostgresCheckpoints:
         # As for a rollback: refuse new writes, then wait for those under way.
         self.saver.refuse_writes_of(run_id)
         await self.saver.writes_settled(thread_id)
+
+    def fence_writes(self, fence: WriteFence) -> None:
+        self.saver.fence = fence
 
     async def restore_point(self, thread_id: str, start_checkpoint_id: str | None) -> RestorePoint:
         async with self.pool.connection() as conn, conn.cursor() as cur:
@@ -543,7 +569,11 @@ def _guarded_postgres_saver(pool: Any) -> Any:  # noqa: C901
     writes. A cancel can stop a graph task while langgraph's background checkpoint
     writes are still in flight: they outlive the task. On PostgreSQL they run on a
     pool, concurrently with the rollback's delete, so the rollback first refuses any
-    new write of the run, then waits for the ones under way, then deletes."""
+    new write of the run, then waits for the ones under way, then deletes.
+
+    Fenced too (checkpoint_fence.py): a run's write is refused while this worker's
+    lease is not held, and its transaction ends with the guard statement that fails
+    unless the run is still running on this worker."""
     import psycopg
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg_pool import PoolTimeout
@@ -553,6 +583,7 @@ def _guarded_postgres_saver(pool: Any) -> Any:  # noqa: C901
             super().__init__(conn)
             self._refused: collections.OrderedDict[str, None] = collections.OrderedDict()
             self._under_way: dict[str, set[asyncio.Future[None]]] = {}
+            self.fence: WriteFence | None = None
 
         def refuse_writes_of(self, run_id: str) -> None:
             self._refused[run_id] = None
@@ -569,17 +600,39 @@ def _guarded_postgres_saver(pool: Any) -> Any:  # noqa: C901
             if str(configurable.get("run_id")) in self._refused:
                 yield False
                 return
+            fence = self.fence
+            run_id = None if fence is None else fence.check(config)  # may raise RunFenced
             thread_id = str(configurable.get("thread_id"))
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._under_way.setdefault(thread_id, set()).add(done)
+            token = None
+            if fence is not None and run_id is not None:
+                token = guarded_write.set((run_id, fence.worker_id))
             try:
                 yield True
+            except psycopg.Error as exc:
+                if fence is None or run_id is None or exc.sqlstate != GUARD_SQLSTATE:
+                    raise
+                fence.refuse(run_id, "the run is no longer running on this worker", exc)
             finally:
+                if token is not None:
+                    guarded_write.reset(token)
                 done.set_result(None)
                 under_way = self._under_way.get(thread_id, set())
                 under_way.discard(done)
                 if not under_way:
                     self._under_way.pop(thread_id, None)
+
+        @contextlib.asynccontextmanager
+        async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[Any]:
+            """The library's cursor; a guarded run write's pipeline (one implicit
+            transaction, committed at its sync) ends with the guard statement, so
+            the write lands only if the run is still this worker's, at commit."""
+            guard = guarded_write.get() if pipeline else None
+            async with super()._cursor(pipeline=pipeline) as cur:
+                yield cur
+                if guard is not None:
+                    await cur.execute(GUARD_SQL, guard)
 
         # Reads answer 503 while PostgreSQL is unreachable, as the store's own do: the
         # driver's OperationalError (a connection cut by a restart, or refused) would

@@ -11,7 +11,7 @@ Two layers, both on every `put`/`put_writes` of a run (a write whose config name
   writing when its lease ends never writes after a takeover, whatever paused it;
 - in the database, in the write's own transaction (PostgreSQL): the last statement
   of the saver's pipeline is `runlane_guard_run_write(run_id, worker_id)` (migration
-  0008), which fails unless the run is `running` on this worker and holds its row
+  0009), which fails unless the run is `running` on this worker and holds its row
   until the write commits. A failing statement aborts the pipeline's implicit
   transaction, so none of the write lands, and no clock is involved. It travels in
   the same pipeline as the write: no round trip more per checkpoint.
@@ -33,7 +33,7 @@ from typing import Any
 
 from runlane.errors import RunFenced
 
-# The SQLSTATE runlane_guard_run_write raises (migration 0008).
+# The SQLSTATE runlane_guard_run_write raises (migration 0009).
 GUARD_SQLSTATE = "RLF01"
 GUARD_SQL = "SELECT runlane_guard_run_write(%s, %s)"
 

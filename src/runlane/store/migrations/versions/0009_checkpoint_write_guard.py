@@ -1,15 +1,15 @@
 """checkpoint write guard: a run's checkpoint write lands only while the run is running on the writing worker (PostgreSQL)
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = '0008'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -95,6 +95,11 @@ BODY_ROUTES: dict[str, tuple[dict[str, Any], int]] = {
     "POST /runs/crons": ({"assistant_id": "{assistant_id}", "schedule": "* * * * * *"}, 404),
     "POST /runs/crons/search": ({"thread_id": "{thread_id}", "limit": 100}, 200),
     "POST /runs/crons/count": ({"thread_id": "{thread_id}"}, 200),
+    # The v2 protocol (a thread id nobody uses is created on first use, so these are
+    # not in ROUTES): alice's thread is not found, whatever the command.
+    "POST /threads/{thread_id}/stream/events": ({"channels": ["values", "lifecycle"]}, 404),
+    "POST /threads/{thread_id}/commands": ({"id": 1, "method": "run.start", "params": {
+        "assistant_id": "{assistant_id}", "input": {"text": "x"}}}, 404),
     # alice's item, named exactly: bob reaches only his own space. In this order on
     # every pass (bob's PUT last), so bob's own item never answers his GET. Search and
     # list everything: alice's item or namespace would name ids bob never sent.

@@ -225,7 +225,9 @@ async def thread_command(thread_id: UUID, request: Request) -> Response:
     try:
         command = commands.parse_command(await _json_body(request))
     except ProtocolInputError as exc:
-        return JSON(envelope_error(None, "invalid_argument", str(exc)), status_code=400)
+        # The protocol's envelope, with runlane's `detail` beside it as on every 4xx.
+        return JSON({**envelope_error(None, "invalid_argument", str(exc)), "detail": str(exc)},
+                    status_code=400)
     await _visible_thread(request, str(thread_id), "read")
     return JSON(await _Commands(request, str(thread_id)).run(command))
 

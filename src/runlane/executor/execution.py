@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langgraph.pregel import Pregel
+from langgraph.stream.transformers import CustomTransformer
 from langgraph.types import Command
 
 from runlane import run_context
@@ -244,9 +245,13 @@ async def _stream_protocol(graph: Pregel, graph_input: Any, config: JSONObject,
     blocks, lifecycle of subgraphs, tools ...), as the reference runs them. Each is
     published as `<method>|<namespace...>` with its `params` as data; the thread's
     protocol stream (service/protocol_stream.py) turns them into the wire's events."""
+    # langgraph streams the modes its transformers ask for: values, messages and
+    # lifecycle by default (and the graph's own stream_transformers). Custom events a
+    # node writes (get_stream_writer) are asked for too, so they reach the `custom`
+    # channel (the reference leaves them out: docs/differences.md).
     # The run's options are plain strings and a dict: no overload matches them.
     stream = await graph.astream_events(  # type: ignore[call-overload]
-        graph_input, config, version="v3", **options)
+        graph_input, config, version="v3", transformers=[CustomTransformer], **options)
     async with stream:
         async for event in stream:
             method = event.get("method")

@@ -420,3 +420,17 @@ async def test_bad_input_is_a_clear_4xx_or_the_protocols_error(v2http):
     resp = await v2http.post("/threads/not-a-uuid/commands",
                              json={"id": 1, "method": "agent.getTree"})
     assert resp.status_code == 422
+
+
+async def test_cors_on_the_protocol_routes(v2http):
+    origin = {"origin": "https://app.example"}
+    for path in ("stream/events", "commands"):
+        url = f"/threads/{uuid.uuid4()}/{path}"
+        preflight = await v2http.options(url, headers={
+            **origin, "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type"})
+        assert preflight.status_code == 200, preflight.text
+        assert preflight.headers["access-control-allow-origin"] in ("*", origin["origin"])
+    answer = await v2http.post(f"/threads/{uuid.uuid4()}/commands", headers=origin,
+                               json={"id": 1, "method": "agent.getTree"})
+    assert answer.headers["access-control-allow-origin"] in ("*", origin["origin"])

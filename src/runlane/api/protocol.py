@@ -325,9 +325,10 @@ class _Socket:
                                                since=since, owner=owner, view=view):
                 if event is not QUIET:
                     await self.send(event)
-        except (WebSocketDisconnect, RuntimeError):
-            pass  # the socket went away: its reader ends the connection
         except Exception:
+            if self.websocket.application_state == WebSocketState.DISCONNECTED or \
+                    self.websocket.client_state == WebSocketState.DISCONNECTED:
+                return  # the socket went away (a send failed): its reader ends it
             log.exception("v2 protocol subscription on thread %s failed", self.thread_id)
             with contextlib.suppress(Exception):
                 await self.websocket.close(code=1011, reason="subscription failed")

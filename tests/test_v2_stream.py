@@ -132,6 +132,11 @@ async def test_sdk_answers_an_interrupt_with_input_respond(server, transport):
                 break
             await asyncio.sleep(0.05)
         assert thread.interrupted and len(thread.interrupts) == 1
+        # The question is on the stream as soon as asked; the run settles after it.
+        for _ in range(600):
+            if (await client.threads.get(thread.thread_id))["status"] == "interrupted":
+                break
+            await asyncio.sleep(0.05)
         assert (await client.threads.get(thread.thread_id))["status"] == "interrupted"
         await thread.run.respond(True)
         output = await asyncio.wait_for(thread.output, 60)
@@ -312,12 +317,14 @@ async def test_run_start_follows_the_multitask_rules(v2http, client):
 
 async def test_a_cursor_in_a_rolled_back_run_is_told_events_were_missed(v2http, client):
     thread_id = str(uuid.uuid4())
-    await command(v2http, thread_id, "run.start", {
+    doomed = await command(v2http, thread_id, "run.start", {
         "assistant_id": "sleepy", "input": {"steps": 200, "delay": 0.05}})
     seen = await read_events(v2http, thread_id, channels=["custom"], stop_after=2)
     after = await command(v2http, thread_id, "run.start", {
         "assistant_id": "quick", "input": {}, "multitaskStrategy": "rollback"})
     assert after["type"] == "success"
+    # Once its rollback is complete the run is gone, and its events with it.
+    assert await wait_final(client, thread_id, doomed["result"]["run_id"]) is None
     events = await read_events(v2http, thread_id, since=seen[-1]["seq"])
     assert events[0]["type"] == "error" and events[0]["error"] == "resume_gap"
     assert events[0]["since"] == seen[-1]["seq"]

@@ -271,7 +271,9 @@ async def test_sdk_under_the_mount_prefix(prefixed) -> None:
 @pytest.mark.parametrize("transport", ["sse", "websocket"])
 async def test_v2_protocol_under_the_mount_prefix(prefixed, transport: str) -> None:
     client = sdk(prefixed, PREFIX, ALICE)
-    async with client.threads.stream(assistant_id="agent", transport=transport) as thread:
+    # The SDK's WebSocket handshake sends the stream's own headers, not the client's.
+    async with client.threads.stream(assistant_id="agent", transport=transport,
+                                     headers=ALICE) as thread:
         await thread.run.start(input=HELLO)
         output = await asyncio.wait_for(thread.output, 60)
     assert output["messages"]

@@ -163,6 +163,8 @@ class _Commands:
             return envelope_error(command.id, "no_such_interrupt", str(exc))
         except commands.NoInterruptedRun as exc:
             return envelope_error(command.id, "no_such_run", str(exc))
+        except commands.NotSupported as exc:
+            return envelope_error(command.id, "not_supported", str(exc))
         return envelope_error(command.id, "not_supported", (
             f"{method} is a WebSocket command (on {STREAM_PATH}); over HTTP each "
             "POST .../stream/events is one subscription"))

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langgraph.pregel import Pregel
-from langgraph.stream.transformers import CustomTransformer
 from langgraph.types import Command
 
 from runlane import run_context
@@ -249,6 +248,9 @@ async def _stream_protocol(graph: Pregel, graph_input: Any, config: JSONObject,
     # lifecycle by default (and the graph's own stream_transformers). Custom events a
     # node writes (get_stream_writer) are asked for too, so they reach the `custom`
     # channel (the reference leaves them out: docs/differences.md).
+    # Imported here: only a langgraph with the v3 stream has it (run.start checks).
+    from langgraph.stream.transformers import CustomTransformer
+
     # The run's options are plain strings and a dict: no overload matches them.
     stream = await graph.astream_events(  # type: ignore[call-overload]
         graph_input, config, version="v3", transformers=[CustomTransformer], **options)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.util
 import time
 import uuid
 from typing import Any
@@ -28,6 +29,17 @@ HTTP_COMMANDS = ("run.start", "input.respond", "agent.getTree")
 # input.respond right after a run paused: its interrupts are recorded when the run
 # settles, which may be a moment after the `input.requested` event was sent.
 SETTLE_WAIT_SECONDS = 5.0
+
+
+# The protocol's runs stream with langgraph's v3 protocol events (langgraph 1.2+).
+SUPPORTED = importlib.util.find_spec("langgraph.stream.transformers") is not None
+UNSUPPORTED = ("the v2 streaming protocol needs a langgraph with its v3 stream "
+               "(langgraph.stream.transformers, langgraph 1.2 or later); this server has "
+               "an older one: upgrade langgraph")
+
+
+class NotSupported(RuntimeError):
+    """The installed langgraph cannot run this protocol's runs."""
 
 
 class NoSuchInterrupt(LookupError):
@@ -117,6 +129,8 @@ def _checkpoint_id(config: JSONObject | None) -> str | None:
 
 async def plan_run_start(svc: Runlane, thread_id: str, params: JSONObject,
                          owner: Owner) -> RunPlan:
+    if not SUPPORTED:
+        raise NotSupported(UNSUPPORTED)
     assistant_id = params.get("assistant_id")
     if not isinstance(assistant_id, str) or not assistant_id:
         raise ProtocolInputError("run.start requires an `assistant_id` (a graph id or an "
@@ -154,6 +168,8 @@ def _responses(params: JSONObject) -> list[tuple[str, Any]]:
 
 async def plan_input_respond(svc: Runlane, thread_id: str, params: JSONObject,
                              owner: Owner) -> RunPlan:
+    if not SUPPORTED:
+        raise NotSupported(UNSUPPORTED)
     answers = _responses(params)
     update = _object(params, "update", "input.respond")
     config = _object(params, "config", "input.respond") or {}

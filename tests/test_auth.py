@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import re
 import time
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from auth_support import Secured, make_token, secured_server
 from conftest import BACKENDS
@@ -95,6 +97,11 @@ BODY_ROUTES: dict[str, tuple[dict[str, Any], int]] = {
     "POST /runs/crons": ({"assistant_id": "{assistant_id}", "schedule": "* * * * * *"}, 404),
     "POST /runs/crons/search": ({"thread_id": "{thread_id}", "limit": 100}, 200),
     "POST /runs/crons/count": ({"thread_id": "{thread_id}"}, 200),
+    # The v2 protocol (a thread id nobody uses is created on first use, so these are
+    # not in ROUTES): alice's thread is not found, whatever the command.
+    "POST /threads/{thread_id}/stream/events": ({"channels": ["values", "lifecycle"]}, 404),
+    "POST /threads/{thread_id}/commands": ({"id": 1, "method": "run.start", "params": {
+        "assistant_id": "{assistant_id}", "input": {"text": "x"}}}, 404),
     # alice's item, named exactly: bob reaches only his own space. In this order on
     # every pass (bob's PUT last), so bob's own item never answers his GET. Search and
     # list everything: alice's item or namespace would name ids bob never sent.
@@ -755,3 +762,40 @@ def test_custom_handlers_on_crons_and_store(secured: Secured) -> None:
         assert locked["cron_id"] not in seen
         assert alice.get("/store/items", params={"namespace": "carol-folder.notes",
                                                  "key": "k"}).json() is None
+
+
+def test_v2_protocol_websocket_is_authenticated_and_owned(secured: Secured,
+                                                          alice_world: dict[str, Any]) -> None:
+    """The WebSocket passes no HTTP middleware: its handshake is authenticated by the
+    route. Without credentials it is refused; bob on alice's thread is refused as not
+    found; alice on her own thread gets her run's events; bob on a thread of his own
+    answers commands, and his run.start on alice's thread id over HTTP is 404."""
+    thread_id = alice_world["finished"]["thread_id"]
+    base = secured.url.replace("http", "ws")
+
+    async def refused(headers: dict[str, str], tid: str) -> bool:
+        try:
+            async with websockets.connect(f"{base}/threads/{tid}/stream/events",
+                                          additional_headers=headers) as ws:
+                await ws.send(json.dumps({"id": 1, "method": "agent.getTree"}))
+                await ws.recv()
+        except (websockets.InvalidStatus, websockets.ConnectionClosed):
+            return True
+        return False
+
+    async def tree(headers: dict[str, str], tid: str) -> dict[str, Any]:
+        async with websockets.connect(f"{base}/threads/{tid}/stream/events",
+                                      additional_headers=headers) as ws:
+            await ws.send(json.dumps({"id": 1, "method": "agent.getTree", "params": {}}))
+            return json.loads(await ws.recv())
+
+    assert asyncio.run(refused({}, thread_id))
+    assert asyncio.run(refused(secured.headers_for("bob"), thread_id))
+    mine = asyncio.run(tree(secured.headers_for("alice"), thread_id))
+    assert mine["type"] == "success" and mine["result"]["tree"]["namespace"] == []
+    fresh = asyncio.run(tree(secured.headers_for("bob"), str(uuid.uuid4())))
+    assert fresh["error"] == "no_such_run"
+    with secured.http("bob") as bob:
+        taken = bob.post(f"/threads/{thread_id}/commands", json={
+            "id": 1, "method": "run.start", "params": {"assistant_id": "echo"}})
+        assert taken.status_code == 404 and thread_id in taken.json()["detail"]

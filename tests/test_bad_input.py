@@ -250,26 +250,32 @@ def test_live_openapi_is_the_table(api: httpx.Client) -> None:
     # sends it bad input), not a REST route the OpenAPI document could describe.
     mcp = {("GET", "/mcp"), ("POST", "/mcp"), ("DELETE", "/mcp")}
     assert routed - served <= {("GET", "/docs"), ("GET", "/redoc"), ("GET", "/openapi.json"),
-                               ("GET", "/docs/oauth2-redirect"), *mcp, *NOT_SUPPORTED}
+                               ("GET", "/docs/oauth2-redirect"), *mcp}
 
 
-# Routes runlane answers only to say it does not support them (left out of OpenAPI):
-# the v3 thread streaming protocol of langgraph_sdk's client.threads.stream().
-NOT_SUPPORTED = {("POST", "/threads/{thread_id}/commands"),
-                 ("POST", "/threads/{thread_id}/stream/events"),
-                 ("GET", "/threads/{thread_id}/stream/events")}
+# The v2 streaming protocol's routes (docs/v2-streaming.md): their body is the
+# protocol's (read and checked by the route, answered 400 with a detail as the
+# reference answers, or the protocol's error envelope), and a thread id nobody uses
+# is not 404: the protocol creates threads on first use. Their own bad-input tests
+# are below and in tests/test_v2_stream.py. (The WebSocket on /stream/events is no
+# OpenAPI operation: an HTTP GET there is 405.)
+PROTOCOL = {("POST", "/threads/{thread_id}/commands"),
+            ("POST", "/threads/{thread_id}/stream/events")}
 
 
-@pytest.mark.parametrize(("method", "path"), sorted(NOT_SUPPORTED))
-def test_not_supported_routes_say_so(api: httpx.Client, seeded: dict[str, Any], method: str,
-                                     path: str) -> None:
-    for thread_id in (seeded["ids"]["thread_id"], str(uuid.uuid4())):
-        url = path.replace("{thread_id}", thread_id)
-        for body in ({"method": "run.start", "params": {"assistant_id": "echo"}}, None):
-            assert_problem(api.request(method, url, json=body), 501, "not supported",
-                           "client.threads.stream")
-    assert_problem(api.request(method, path.replace("{thread_id}", "not-a-uuid")), 422,
-                   "thread_id")
+def test_protocol_routes_on_an_unused_thread_id(api: httpx.Client) -> None:
+    unknown = str(uuid.uuid4())
+    answer = api.post(f"/threads/{unknown}/commands",
+                      json={"id": 3, "method": "agent.getTree", "params": {}})
+    assert answer.status_code == 200 and answer.json()["error"] == "no_such_run"
+    with api.stream("POST", f"/threads/{unknown}/stream/events",
+                    json={"channels": ["values"]}) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+    for path in ("commands", "stream/events"):
+        assert_problem(api.post(f"/threads/{unknown}/{path}", content=b"{"), 422, "JSON")
+        assert_problem(api.post(f"/threads/{unknown}/{path}", json=[]), 400, "JSON object")
+        assert_problem(api.post(f"/threads/not-a-uuid/{path}", json={}), 422, "thread_id")
 
 
 def _flat(routes: list[Any]) -> Iterator[Any]:
@@ -332,6 +338,9 @@ def test_unknown_route_is_404(api: httpx.Client) -> None:
 # ------------------------------------------------------------ every id in a path
 
 PATH_ID_CASES = [(op, name) for op in OPS for name in op.path_params]
+# A thread id nobody uses is a new thread to the protocol's routes (see PROTOCOL).
+KNOWN_ID_CASES = [(op, name) for op, name in PATH_ID_CASES
+                  if (op.method, op.path) not in PROTOCOL]
 
 
 def _send(api: httpx.Client, op: Op, url: str, **kwargs: Any) -> httpx.Response:
@@ -349,7 +358,7 @@ def test_malformed_path_id(api: httpx.Client, seeded: dict[str, Any], op: Op, na
     assert_problem(resp, expected, *([name] if expected == 422 else ["not found", bad]))
 
 
-@pytest.mark.parametrize(("op", "name"), PATH_ID_CASES, ids=_id)
+@pytest.mark.parametrize(("op", "name"), KNOWN_ID_CASES, ids=_id)
 def test_unknown_path_id_is_404(api: httpx.Client, seeded: dict[str, Any], op: Op,
                                 name: str) -> None:
     unknown = str(uuid.uuid4())

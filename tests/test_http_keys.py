@@ -268,6 +268,18 @@ async def test_sdk_under_the_mount_prefix(prefixed) -> None:
     assert (await client.threads.get_state(thread["thread_id"]))["values"]["messages"]
 
 
+@pytest.mark.parametrize("transport", ["sse", "websocket"])
+async def test_v2_protocol_under_the_mount_prefix(prefixed, transport: str) -> None:
+    client = sdk(prefixed, PREFIX, ALICE)
+    # The SDK's WebSocket handshake sends the stream's own headers, not the client's.
+    async with client.threads.stream(assistant_id="agent", transport=transport,
+                                     headers=ALICE) as thread:
+        await thread.run.start(input=HELLO)
+        output = await asyncio.wait_for(thread.output, 60)
+    assert output["messages"]
+    assert (await client.threads.get(thread.thread_id))["status"] == "idle"
+
+
 def test_probes_at_the_root_and_nothing_else_outside_the_prefix(prefixed) -> None:
     with web(prefixed) as http:
         for path in ("/ok", "/ready", f"{PREFIX}/ok", f"{PREFIX}/info",
@@ -397,7 +409,10 @@ def test_threads_and_runs_disabled(assistants_only) -> None:
         for method, path in (("POST", "/threads"), ("POST", "/threads/search"),
                              ("GET", f"/threads/{thread_id}"), ("POST", "/runs/wait"),
                              ("POST", "/runs/stream"), ("POST", "/runs/crons"),
-                             ("GET", f"/threads/{thread_id}/runs"), ("POST", "/runs/cancel")):
+                             ("GET", f"/threads/{thread_id}/runs"), ("POST", "/runs/cancel"),
+                             # The v2 protocol goes with the runs, as on the reference.
+                             ("POST", f"/threads/{thread_id}/commands"),
+                             ("POST", f"/threads/{thread_id}/stream/events")):
             resp = http.request(method, path, json={"assistant_id": "agent"})
             assert resp.status_code == 404, (method, path, resp.text)
         found = http.post("/assistants/search", json={"graph_id": "agent"})

@@ -99,6 +99,11 @@ def for_schema(context: JSON | None, schema: Mapping[str, Any] | None,
     return kept
 
 
+# In a run's config["configurable"]: the run was started by the v2 streaming protocol
+# (service/protocol_commands.py) and streams langgraph's protocol events (the
+# reference's marker, same name).
+PROTOCOL_V2_MARKER = "__event_streaming_v2"
+
 # What the reference adds to every run's metadata (nodes, callbacks and checkpoints
 # see it): the serving server, as it names itself. The attempt is always the first:
 # runlane does not retry a run.

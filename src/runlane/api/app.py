@@ -21,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runlane import __version__
-from runlane.api import a2a, assistants, crons, custom_app, runs, store, system, threads
+from runlane.api import a2a, assistants, crons, custom_app, protocol, runs, store, system, threads
 from runlane.api.access_log import AccessLog
 from runlane.api.auth.identity import Authenticator
 from runlane.api.auth.middleware import AuthMiddleware
@@ -221,6 +221,10 @@ class _CorsApp(FastAPI):
 ROUTERS: tuple[tuple[str, APIRouter], ...] = (
     ("runs", runs.router), ("threads", threads.router), ("assistants", assistants.router),
     ("runs", crons.router), ("store", store.router), ("meta", system.router),
+    # The v2 streaming protocol (docs/v2-streaming.md): off with
+    # http.disable_event_streaming, and with disable_runs (run.start creates runs), as
+    # the reference groups it.
+    ("event_streaming", protocol.router),
     # A2A: every assistant is an agent at /a2a/{assistant_id} (docs/a2a.md).
     ("a2a", a2a.router))
 
@@ -279,13 +283,16 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
     # With auth on, the open routes answer nothing that counts other owners' objects
     # (/info leaves out active_runs; /metrics needs its own token: api/system.py).
     app.state.auth_on = authenticator is not None
+    # WebSockets pass the auth middleware (HTTP only): their route authenticates.
+    app.state.authenticator = authenticator
     check_policy(settings.chosen_ids)
     system.check_metrics_token(settings.metrics_token)
     app.state.http = http
     # Routes are matched in order, one at a time: the run routes, hit on every run,
     # come first.
     for group, router in ROUTERS:
-        if not http.disables(group):
+        if not http.disables(group) and not (group == "event_streaming"
+                                             and http.disables("runs")):
             app.include_router(router)
     app.include_router(system.probes)
     if mcp_endpoint is not None:

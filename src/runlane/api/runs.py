@@ -85,6 +85,12 @@ async def _create(request: Request, thread_id: str | None, body: RunCreate) -> A
                                             idempotency=idempotency)
 
 
+async def create_as_caller(request: Request, thread_id: str, body: RunCreate) -> Admission:
+    """A run on `thread_id` created exactly as POST /threads/{thread_id}/runs creates
+    one, for the v2 protocol's run.start and input.respond (api/protocol.py)."""
+    return await _create(request, thread_id, body)
+
+
 async def admit_as_caller(request: Request, body: RunCreate) -> Admission:
     """A stateless run created as POST /runs/wait creates one (the caller's owner, the
     `threads.create_run` handler), for another protocol's call (MCP `tools/call`).

@@ -246,26 +246,6 @@ async def join_thread_stream(
                              last_event_id=resume, owner=owner_of(request)))
 
 
-# The v3 streaming protocol (langgraph_sdk's `client.threads.stream()`): commands
-# (`run.start`, `input.respond`, `agent.getTree` ...) posted to /commands, events
-# read from /stream/events filtered by channel and namespace. runlane does not speak
-# it yet: a clear 501 rather than a 404 that reads like a missing thread.
-V3_NOT_SUPPORTED = (
-    "the v3 thread streaming protocol (POST /threads/{thread_id}/commands, "
-    "/threads/{thread_id}/stream/events; langgraph_sdk client.threads.stream()) is not "
-    "supported yet by runlane: create runs with POST /threads/{thread_id}/runs/stream "
-    "(client.runs.stream) and follow a thread with GET /threads/{thread_id}/stream "
-    "(client.threads.join_stream)")
-
-
-# Left out of the OpenAPI document: runlane does not offer these, it only explains.
-@router.post("/threads/{thread_id}/commands", include_in_schema=False)
-@router.api_route("/threads/{thread_id}/stream/events", methods=["GET", "POST"],
-                  include_in_schema=False)
-async def thread_protocol_v3(thread_id: UUID) -> Response:
-    return error(501, V3_NOT_SUPPORTED)
-
-
 # -------------------------------------------------------------------- state
 
 

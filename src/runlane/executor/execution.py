@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,10 @@ from runlane.store.items import ItemStore
 from runlane.streams.local import RunEventLog
 
 log = logging.getLogger("runlane.executor")
+
+# langgraph marks its protocol stream (astream_events version "v3") experimental with a
+# warning per run: the v2 protocol's runs use it on purpose, as the reference does.
+warnings.filterwarnings("ignore", message="The v3 streaming protocol on Pregel is experimental")
 
 
 # The langgraph stream mode behind each stream mode a client may ask for (the names
@@ -169,6 +174,9 @@ class GraphRunner:
         # also asked for, the tuples win, as on the reference.
         whole = (MessageAccumulator()
                  if "messages" in modes and "messages-tuple" not in modes else None)
+        if config["configurable"].get(run_context.PROTOCOL_V2_MARKER):
+            await _stream_protocol(graph, graph_input, config, options, event_log, progress)
+            return
         if "events" in modes:
             await self._stream_events(graph, graph_input, config, lg_modes, subgraphs,
                                       options, event_log, whole)
@@ -226,6 +234,51 @@ class GraphRunner:
                     _publish(event_log, chunk[0], (), chunk[1], whole)
                 continue
             event_log.publish("events", event)
+
+
+async def _stream_protocol(graph: Pregel, graph_input: Any, config: JSONObject,
+                           options: JSONObject, event_log: RunEventLog,
+                           progress: RunProgress) -> None:
+    """A run started by the v2 protocol (POST /threads/{id}/commands `run.start`):
+    langgraph's own protocol events (astream_events version "v3": messages as content
+    blocks, lifecycle of subgraphs, tools ...), as the reference runs them. Each is
+    published as `<method>|<namespace...>` with its `params` as data; the thread's
+    protocol stream (service/protocol_stream.py) turns them into the wire's events."""
+    # langgraph streams the modes its transformers ask for: values, messages and
+    # lifecycle by default (and the graph's own stream_transformers). Custom events a
+    # node writes (get_stream_writer) are asked for too, so they reach the `custom`
+    # channel (the reference leaves them out: docs/differences.md), unless the graph
+    # compiled its own: langgraph refuses two transformers projecting `custom`.
+    # Imported here: only a langgraph with the v3 stream has it (run.start checks).
+    from langgraph.stream.transformers import CustomTransformer
+
+    own = getattr(graph, "stream_transformers", ())
+    has_custom = any(isinstance(t, type) and issubclass(t, CustomTransformer) for t in own)
+    extra = [] if has_custom else [CustomTransformer]
+    # The run's options are plain strings and a dict: no overload matches them.
+    stream = await graph.astream_events(  # type: ignore[call-overload]
+        graph_input, config, version="v3", transformers=extra, **options)
+    async with stream:
+        async for event in stream:
+            method = event.get("method")
+            params = event.get("params")
+            if not isinstance(method, str) or not isinstance(params, dict):
+                continue
+            namespace = tuple(params.get("namespace") or ())
+            data = params.get("data")
+            if method == "messages":
+                # (event, metadata) pairs; only the content-block events are the
+                # protocol's (a whole message, as a subgraph's output, is not).
+                if isinstance(data, (tuple, list)) and len(data) == 2:
+                    data = data[0]
+                if not (isinstance(data, dict) and isinstance(data.get("event"), str)):
+                    continue
+                params = {**params, "data": data}
+            elif method == "values" and not namespace:
+                interrupts = params.get("interrupts")
+                progress.saw({"__interrupt__": interrupts} if interrupts else data)
+            name = method if not namespace else f"{method}|{'|'.join(namespace)}"
+            event_log.publish(name, params)
 
 
 async def read_thread_state(served: ServedGraph | None, thread_id: str,

@@ -122,16 +122,15 @@ class RunEvents:
                 self._emit("values", namespace, payload, timestamp=stamp)
             return
         if method == "updates":
-            if node is None and isinstance(payload, dict) and len(payload) == 1:
-                node, payload = next(iter(payload.items()))
+            # Forwarded as langgraph made it ({node: values} from its updates
+            # transformer), as the reference does: the producing node only when the
+            # event names it (params.node, or a `node` key of the payload).
+            if node is None and isinstance(payload, dict) and isinstance(payload.get("node"), str):
+                node = payload["node"] or None
             if node == "__interrupt__":
-                self._input_requested(namespace, _interrupt_requests(payload), stamp)
+                values = payload.get("values") if isinstance(payload, dict) else None
+                self._input_requested(namespace, _interrupt_requests(values), stamp)
                 return
-            if isinstance(payload, dict):
-                self._input_requested(
-                    namespace, _interrupt_requests(payload.get("__interrupt__")), stamp)
-            elif payload is not None:
-                payload = {"value": payload}
             payload = state_payload(payload)
             if not isinstance(payload, dict) or payload:
                 self._emit("updates", namespace, payload, node=node, timestamp=stamp)

@@ -36,6 +36,7 @@ import contextlib
 import json
 import os
 import resource
+import signal
 import statistics
 import sys
 import time
@@ -144,8 +145,10 @@ async def settled_rss(server: Server) -> int:
     return min(samples)
 
 
-async def phase(server: Server, k: int, load: dict[str, Any], ramp: float) -> dict[str, Any]:
-    """K concurrent streams against `server`; the figures of one point of the sweep."""
+async def phase(server: Server, k: int, load: dict[str, Any], ramp: float,
+                profile: Path | None = None) -> dict[str, Any]:
+    """K concurrent streams against `server`; the figures of one point of the sweep.
+    `profile`: record the server with py-spy meanwhile (collapsed stacks there)."""
     context = {name: load[name] for name in
                ("tokens", "token_delay", "first_wait_min", "first_wait_max")}
     body = orjson.dumps({
@@ -157,6 +160,7 @@ async def phase(server: Server, k: int, load: dict[str, Any], ramp: float) -> di
     base_rss = await settled_rss(server)
     peak, stop = [base_rss], asyncio.Event()
     sampler = asyncio.create_task(sample_rss(server, peak, stop))
+    spy = await start_py_spy(server, profile) if profile is not None else None
     cpu0, client0, t0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
     steady_from = t0 + ramp + load["first_wait_min"]
     streams = await asyncio.gather(*(
@@ -167,6 +171,9 @@ async def phase(server: Server, k: int, load: dict[str, Any], ramp: float) -> di
     cpu, client_cpu = server.cpu_seconds() - cpu0, time.process_time() - client0
     stop.set()
     await sampler
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+        await asyncio.wait_for(spy.communicate(), timeout=60)
     done = [s for s in streams if s.error is None]
     errors = [s.error for s in streams if s.error is not None]
     tokens = sum(s.tokens for s in streams)
@@ -192,6 +199,15 @@ async def phase(server: Server, k: int, load: dict[str, Any], ramp: float) -> di
     }
     result["holds"] = (len(done) == k and p99_steady < 2 * load["token_delay"])
     return result
+
+
+async def start_py_spy(server: Server, out: Path) -> asyncio.subprocess.Process:
+    spy = await asyncio.create_subprocess_exec(
+        str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(server.pid),
+        "--rate", "100", "--format", "raw", "--threads", "--idle", "--output", str(out),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    await asyncio.sleep(1.0)  # attach
+    return spy
 
 
 async def langgraph_alone(k: int, load: dict[str, Any]) -> dict[str, Any]:
@@ -264,7 +280,13 @@ async def sweep(started: dict[str, Server], ks: list[int], load: dict[str, Any],
             for name, server in started.items():
                 if name in stopped:
                     continue
-                result = await phase(server, k, load, args.ramp)
+                profile = None
+                if args.profile and name == "runlane":
+                    RESULTS.mkdir(exist_ok=True)
+                    profile = RESULTS / (f"agent-profile-{time.strftime('%Y%m%d-%H%M%S')}"
+                                         f"-k{k}-{rep}.txt")
+                    console.log(f"py-spy: {profile}")
+                result = await phase(server, k, load, args.ramp, profile)
                 result["rep"] = rep
                 results[name].append(result)
                 rows.append((name, rep, result))
@@ -351,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="go on past the first K that does not hold")
     parser.add_argument("--baseline", action="store_true",
                         help="first measure langgraph alone, in-process")
+    parser.add_argument("--profile", action="store_true",
+                        help="record runlane with py-spy during each K (collapsed stacks in "
+                             "benchmarks/results; summarize with profile_runlane.py --read)")
     parser.add_argument("--ref-venv", type=Path, default=DEFAULT_REF_VENV)
     return asyncio.run(amain(parser.parse_args(argv)))
 

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from runlane.background.collector import Collector
 from runlane.background.cron_scheduler import CronScheduler
 from runlane.background.ttl_sweeper import TTLSweeper
 from runlane.background.webhooks import WebhookSender
@@ -193,6 +194,11 @@ class Runtime:
         self.scheduler = CronScheduler(self.crons)
         await self.scheduler.start()
         self._on_stop(self.scheduler.stop)
+        # Last: what is alive now lives as long as the process (frozen out of the
+        # collector), and the collector's policy starts (background/collector.py).
+        collector = Collector()
+        collector.start()
+        self._on_stop(collector.stop)
         metrics.worker_started(self.worker_id, "postgresql" if self.scale_out else "sqlite",
                                self.leases)
         self._drain_on_signals()

@@ -128,7 +128,7 @@ class Runtime:
             starts_at_admission=not self.scale_out,
             # Scale-out: a `wait` on another worker still reads a stateless run's thread.
             temporary_retention=30.0 if self.scale_out else 0.0,
-            max_concurrency=settings.max_concurrency, cancel_grace=settings.cancel_grace,
+            max_concurrency=settings.resolved_max_concurrency(), cancel_grace=settings.cancel_grace,
             abandoned_node_grace=settings.abandoned_node_grace,
             lease_seconds=settings.lease_seconds, worker_id=self.worker_id,
         )

@@ -294,6 +294,9 @@ async def sweep(started: dict[str, Server], ks: list[int], load: dict[str, Any],
                             f"steady p99 gap {result['steady_gap_p99_ms']} ms, "
                             f"{result['server_cpu_ms_per_token']} ms CPU/token, "
                             f"client CPU {result['client_cpu_util']}")
+                if args.jsonl:  # every point as it is measured: a cut sweep keeps them
+                    with args.jsonl.open("a") as out:
+                        out.write(json.dumps({"server": name, **result}) + "\n")
         for name in started:
             at_k = [r for r in results[name] if r["k"] == k]
             if at_k and not args.no_stop and not all(r["holds"] for r in at_k):
@@ -376,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="record runlane with py-spy during each K (collapsed stacks in "
                              "benchmarks/results; summarize with profile_runlane.py --read)")
+    parser.add_argument("--jsonl", type=Path,
+                        help="also append each point's figures to this file as measured")
     parser.add_argument("--ref-venv", type=Path, default=DEFAULT_REF_VENV)
     return asyncio.run(amain(parser.parse_args(argv)))
 

@@ -39,6 +39,18 @@ def test_thresholds_while_running(collector: Collector) -> None:
     assert gc.get_threshold() == (YOUNG, MIDDLE, NEVER)
 
 
+async def test_two_workers_in_one_process_restore_the_thresholds_once_both_stopped(
+        ) -> None:
+    saved = gc.get_threshold()
+    first, second = Collector(period=3600.0), Collector(period=3600.0)
+    first.start()
+    second.start()
+    await first.stop()
+    assert gc.get_threshold() == (YOUNG, MIDDLE, NEVER)  # the other one still runs
+    await second.stop()
+    assert gc.get_threshold() == saved
+
+
 def test_full_collection_only_once_the_old_generation_doubled(collector: Collector) -> None:
     keep: list[list[object]] = []
     # Live objects promoted to the old generation: growth, but below the floor.

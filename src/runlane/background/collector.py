@@ -53,6 +53,12 @@ def freeze_startup() -> None:
     gc.freeze()
 
 
+# The collectors started in this process and not stopped (tests run several workers in
+# one process), and the thresholds the first one found: restored when the last stops.
+_running: list[Collector] = []
+_saved: list[tuple[int, int, int]] = []
+
+
 def _young_collections() -> int:
     """Collections of the young and middle generations so far (explicit ones too)."""
     stats = gc.get_stats()
@@ -67,14 +73,15 @@ class Collector:
         self.floor = floor
         self.full_collections = 0
         self._task: asyncio.Task[None] | None = None
-        self._saved: tuple[int, int, int] | None = None
         self._base = 0  # objects in the old generation after the last full collection
         self._young_seen = 0  # young collections counted at the last check
 
     def start(self) -> None:
         """Freeze what is alive (see freeze_startup), then apply the policy."""
         freeze_startup()
-        self._saved = gc.get_threshold()
+        if not _running:  # the first of this process's workers: keep CPython's own
+            _saved.append(gc.get_threshold())
+        _running.append(self)
         gc.set_threshold(YOUNG, MIDDLE, NEVER)
         self._base = len(gc.get_objects(2))
         self._young_seen = _young_collections()
@@ -87,9 +94,10 @@ class Collector:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._saved is not None:
-            gc.set_threshold(*self._saved)
-            self._saved = None
+        if self in _running:
+            _running.remove(self)
+            if not _running and _saved:  # the last one: the process's own thresholds back
+                gc.set_threshold(*_saved.pop())
 
     def check(self) -> bool:
         """Collect fully if the old generation grew enough; whether it did."""

@@ -43,6 +43,7 @@ import contextlib
 import json
 import os
 import resource
+import signal
 import statistics
 import sys
 import time
@@ -170,9 +171,10 @@ class Group:
         return sum(s.cpu_seconds() for s in self.servers)
 
 
-async def phase(server: Server | Group, k: int, load: dict[str, Any], ramp: float
-                ) -> dict[str, Any]:
-    """K concurrent streams against `server`; the figures of one point of the sweep."""
+async def phase(server: Server | Group, k: int, load: dict[str, Any], ramp: float,
+                profile: Path | None = None) -> dict[str, Any]:
+    """K concurrent streams against `server`; the figures of one point of the sweep.
+    `profile`: record the server with py-spy meanwhile (collapsed stacks there)."""
     context = {name: load[name] for name in
                ("tokens", "token_delay", "first_wait_min", "first_wait_max")}
     body = orjson.dumps({
@@ -187,6 +189,8 @@ async def phase(server: Server | Group, k: int, load: dict[str, Any], ramp: floa
     urls = server.urls if isinstance(server, Group) else [server.url]
     costs = server.costs if isinstance(server, Group) else None
     before = None if costs is None else await asyncio.to_thread(costs.snapshot)
+    spy = (await start_py_spy(server, profile)
+           if profile is not None and isinstance(server, Server) else None)
     cpu0, client0, t0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
     steady_from = t0 + ramp + load["first_wait_min"]
     streams = await asyncio.gather(*(
@@ -202,6 +206,9 @@ async def phase(server: Server | Group, k: int, load: dict[str, Any], ramp: floa
         split = Costs.delta(before, after, k, sum(s.tokens for s in streams) or 1)
     stop.set()
     await sampler
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+        await asyncio.wait_for(spy.communicate(), timeout=60)
     done = [s for s in streams if s.error is None]
     errors = [s.error for s in streams if s.error is not None]
     tokens = sum(s.tokens for s in streams)
@@ -232,6 +239,15 @@ async def phase(server: Server | Group, k: int, load: dict[str, Any], ramp: floa
     if isinstance(server, Group) and server.deployment is not None:
         result["too_many_connections_warnings"] = server.deployment.retry_warnings()
     return result
+
+
+async def start_py_spy(server: Server, out: Path) -> asyncio.subprocess.Process:
+    spy = await asyncio.create_subprocess_exec(
+        str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(server.pid),
+        "--rate", "100", "--format", "raw", "--threads", "--idle", "--output", str(out),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    await asyncio.sleep(1.0)  # attach
+    return spy
 
 
 async def langgraph_alone(k: int, load: dict[str, Any]) -> dict[str, Any]:
@@ -304,7 +320,13 @@ async def sweep(started: dict[str, Server | Group], ks: list[int], load: dict[st
             for name, server in started.items():
                 if name in stopped:
                     continue
-                result = await phase(server, k, load, args.ramp)
+                profile = None
+                if args.profile and name == "runlane":
+                    RESULTS.mkdir(exist_ok=True)
+                    profile = RESULTS / (f"agent-profile-{time.strftime('%Y%m%d-%H%M%S')}"
+                                         f"-k{k}-{rep}.txt")
+                    console.log(f"py-spy: {profile}")
+                result = await phase(server, k, load, args.ramp, profile)
                 result["rep"] = rep
                 results[name].append(result)
                 rows.append((name, rep, result))
@@ -319,6 +341,9 @@ async def sweep(started: dict[str, Server | Group], ks: list[int], load: dict[st
                 if "too_many_connections_warnings" in result:
                     console.log("redis-py 'Too many connections' warnings so far: "
                                 f"{result['too_many_connections_warnings']}")
+                if args.jsonl:  # every point as it is measured: a cut sweep keeps them
+                    with args.jsonl.open("a") as out:
+                        out.write(json.dumps({"server": name, **result}) + "\n")
         for name in started:
             at_k = [r for r in results[name] if r["k"] == k]
             if at_k and not args.no_stop and not all(r["holds"] for r in at_k):
@@ -437,6 +462,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="go on past the first K that does not hold")
     parser.add_argument("--baseline", action="store_true",
                         help="first measure langgraph alone, in-process")
+    parser.add_argument("--profile", action="store_true",
+                        help="record runlane with py-spy during each K (collapsed stacks in "
+                             "benchmarks/results; summarize with profile_runlane.py --read)")
+    parser.add_argument("--jsonl", type=Path,
+                        help="also append each point's figures to this file as measured")
     parser.add_argument("--ref-venv", type=Path, default=DEFAULT_REF_VENV)
     parser.add_argument("--cluster", type=int, metavar="N",
                         help="runlane alone as N workers on a private PostgreSQL + Redis, "

@@ -201,7 +201,13 @@ def main() -> int:
                         help="load from lean_http's minimal client instead of langgraph_sdk")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--read", type=Path, metavar="RAW",
+                        help="only summarize collapsed stacks recorded before (e.g. by "
+                             "agent_load.py --profile), over --seconds")
     args = parser.parse_args()
+    if args.read:
+        show(summarize(parse(args.read), args.rate, args.seconds), args.top)
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     raw = args.out / f"profile-{stamp}{'-gil' if args.gil else ''}.txt"

@@ -128,3 +128,25 @@ async def test_runs_start_in_creation_order_when_slots_are_scarce(
         assert peak <= 2, f"{peak} runs ran at once with --max-concurrency 2"
         assert not running
     assert_no_server_failures(two_slots.log()[start:])
+
+
+async def test_one_sqlite_process_runs_a_hundred_waiting_runs_at_once_by_default(
+        fresh_server: ServerProcess) -> None:
+    """Without --max-concurrency, one SQLite process does not queue runs that only wait
+    (as an agent run waits on its model): 100 runs sleeping at once all run, none is
+    left `pending` (the default was 64: 36 of them waited for a slot)."""
+    client = get_client(url=fresh_server.url, timeout=60)
+    threads = await asyncio.gather(*(client.threads.create() for _ in range(100)))
+    runs = await asyncio.gather(*(
+        client.runs.create(t["thread_id"], "sleepy", input={"steps": 1, "delay": 60})
+        for t in threads))
+
+    async def all_running() -> bool:
+        got = await asyncio.gather(*(client.runs.get(r["thread_id"], r["run_id"])
+                                     for r in runs))
+        return all(g["status"] == "running" for g in got)
+
+    await eventually(all_running, what="all 100 runs to be running at once", timeout=30)
+    await asyncio.gather(*(client.runs.cancel(r["thread_id"], r["run_id"], wait=True)
+                           for r in runs))
+    assert_no_server_failures(fresh_server.log())

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from runlane.background.collector import Collector
 from runlane.background.cron_scheduler import CronScheduler
 from runlane.background.ttl_sweeper import TTLSweeper
 from runlane.background.webhooks import WebhookSender
@@ -128,7 +129,7 @@ class Runtime:
             starts_at_admission=not self.scale_out,
             # Scale-out: a `wait` on another worker still reads a stateless run's thread.
             temporary_retention=30.0 if self.scale_out else 0.0,
-            max_concurrency=settings.max_concurrency, cancel_grace=settings.cancel_grace,
+            max_concurrency=settings.resolved_max_concurrency(), cancel_grace=settings.cancel_grace,
             abandoned_node_grace=settings.abandoned_node_grace,
             lease_seconds=settings.lease_seconds, worker_id=self.worker_id,
         )
@@ -205,6 +206,11 @@ class Runtime:
         self.scheduler = CronScheduler(self.crons)
         await self.scheduler.start()
         self._on_stop(self.scheduler.stop)
+        # Last: what is alive now lives as long as the process (frozen out of the
+        # collector), and the collector's policy starts (background/collector.py).
+        collector = Collector()
+        collector.start()
+        self._on_stop(collector.stop)
         metrics.worker_started(self.worker_id, "postgresql" if self.scale_out else "sqlite",
                                self.leases)
         self._drain_on_signals()

@@ -18,13 +18,19 @@ def _bool(value: str) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+SQLITE_MAX_CONCURRENCY = 1000
+CLUSTER_MAX_CONCURRENCY = 64
+
+
 @dataclasses.dataclass
 class Settings:
     config: Path = Path("langgraph.json")
     host: str = "127.0.0.1"
     port: int = 2024
     database_url: str | None = None
-    max_concurrency: int = 64
+    # Runs executing at once in this worker; None: the backend's default
+    # (resolved_max_concurrency).
+    max_concurrency: int | None = None
     cancel_grace: float = 5.0
     # A run stopped while a node of it still executes in a thread (a synchronous node,
     # which a cancel cannot stop): its thread's next run waits for the node to return,
@@ -153,6 +159,19 @@ class Settings:
             return self.database_url
         directory = self.config.resolve().parent / ".runlane"
         return f"sqlite:///{directory / 'runlane.sqlite'}"
+
+    def resolved_max_concurrency(self) -> int:
+        """The limit given, else the backend's default. One SQLite process: 1,000. Runs
+        waiting on a model (most of an agent run's life) cost no CPU and about
+        100-300 KB each; what bounds a process is its CPU per streamed token and its
+        memory, not how many runs are open, and a run queued as pending there only
+        waits, nothing else can take it (docs/performance.md: 64 gave a 200-client
+        agent load an 18 s median first token). PostgreSQL: 64, so that a burst of
+        runs is spread over the workers' claims instead of one worker claiming it all."""
+        if self.max_concurrency is not None:
+            return self.max_concurrency
+        sqlite = self.resolved_database_url().startswith("sqlite")
+        return SQLITE_MAX_CONCURRENCY if sqlite else CLUSTER_MAX_CONCURRENCY
 
     def checkpoint_path(self) -> str:
         """Checkpoints go in a file beside the database: `<name>-checkpoints.sqlite`."""

@@ -4,7 +4,6 @@ every RunlaneError (runlane.errors) through one handler."""
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -191,15 +190,6 @@ async def _disconnected() -> Message:  # pragma: no cover - JSON responses never
     return {"type": "http.disconnect"}
 
 
-def _freeze_startup_objects() -> None:
-    """Move everything alive after start-up (modules, graphs, the app: ~180k objects)
-    out of the garbage collector's reach. They live as long as the process, yet every
-    full collection would walk them all again: tens of milliseconds with the event
-    loop stopped, which surfaced as the tail of cancel and request latencies."""
-    gc.collect()
-    gc.freeze()
-
-
 class _CorsApp(FastAPI):
     """CORS outside everything, the server-error handler included, so a browser can
     read every answer: 401s from auth, 413/422 from BodyLimit, 404s and 500s
@@ -258,7 +248,6 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
         try:
             app.state.runlane = await runtime.start()
             app.state.runtime = runtime
-            _freeze_startup_objects()
             # Inside the runtime: MCP calls still running at shutdown end before it stops.
             async with (mcp_endpoint.running() if mcp_endpoint is not None
                         else contextlib.nullcontext()):

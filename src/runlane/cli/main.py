@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", default=None,
                        help="default: a SQLite file under .runlane/ beside the config")
     serve.add_argument("--max-concurrency", type=int, default=None,
-                       help="runs executing at once; more wait as pending (default 64)")
+                       help="runs executing at once; more wait as pending (default: 1000 "
+                            "on SQLite, 64 per worker on PostgreSQL)")
     serve.add_argument("--redis-url", default=None,
                        help="scale-out: Redis for run events across workers")
     serve.add_argument("--workers", type=int, default=None,

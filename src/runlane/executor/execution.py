@@ -330,6 +330,11 @@ def _publish(event_log: RunEventLog, mode: str, namespace: tuple[str, ...], data
     name = mode
     if namespace:
         name = f"{name}|{'|'.join(namespace)}"
+    if mode == "messages" and isinstance(data, tuple) and len(data) == 2:
+        # [message chunk, metadata]: the metadata is the same for every token of a
+        # message, and kept once (RunEventLog.publish_pair).
+        event_log.publish_pair(name, data[0], data[1])
+        return
     if mode == "messages" and isinstance(data, tuple):
         data = list(data)
     elif mode == "debug":

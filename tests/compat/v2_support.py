@@ -81,8 +81,10 @@ def parse_frame(lines: list[str]) -> Event | None:
 
 async def read_sse(http: httpx.AsyncClient, thread_id: str, body: dict[str, Any], *,
                    until: Callable[[list[Event]], bool], timeout: float = 60,
-                   headers: dict[str, str] | None = None) -> list[Event]:
-    """Open the thread's event stream with `body` and read until `until(events)`."""
+                   headers: dict[str, str] | None = None,
+                   opened: asyncio.Event | None = None) -> list[Event]:
+    """Open the thread's event stream with `body` and read until `until(events)`;
+    `opened` is set once the server has answered (the stream is connected)."""
     events: list[Event] = []
 
     async def read() -> None:
@@ -93,6 +95,8 @@ async def read_sse(http: httpx.AsyncClient, thread_id: str, body: dict[str, Any]
                 raise AssertionError(f"stream/events answered {response.status_code}: "
                                      f"{(await response.aread()).decode()[:300]}")
             assert response.headers["content-type"].startswith("text/event-stream")
+            if opened is not None:
+                opened.set()
             frame: list[str] = []
             async for line in response.aiter_lines():
                 if line:

@@ -441,3 +441,61 @@ async def test_cors_on_the_protocol_routes(v2http):
     answer = await v2http.post(f"/threads/{uuid.uuid4()}/commands", headers=origin,
                                json={"id": 1, "method": "agent.getTree"})
     assert answer.headers["access-control-allow-origin"] in ("*", origin["origin"])
+
+
+# ------------------------------------------------- the module's stream_transformers
+
+
+async def _picked(server: Any, assistant_id: str) -> tuple[list[dict], list[dict]]:
+    """(events of `custom:progress`, `custom:note` and lifecycle; events of `custom`) of
+    one `picker` run through the SDK, both subscribed before the run starts."""
+    client = sdk(server)
+    async with client.threads.stream(assistant_id=assistant_id) as session:
+        named = session.subscribe(["custom:progress", "custom:note", "lifecycle"])
+        named_events: list[dict] = []
+
+        async def collect() -> list[dict]:
+            async for event in named:
+                named_events.append(event)
+                if is_root_end(event):
+                    return named_events
+            raise AssertionError(f"the subscription ended early: {named_events}")
+
+        task = asyncio.create_task(asyncio.wait_for(collect(), 60))
+        await asyncio.sleep(0.2)  # subscribed before the run (the SDK opens lazily)
+        await session.run.start(input={"count": 6})
+        assert (await asyncio.wait_for(session.output, 60))["picked"] == 6
+        await task
+        # Every custom event, read whole from the thread's stream.
+        every = await read_events(client.http.client, session.thread_id,
+                                  channels=["custom", "lifecycle"])
+    return named_events, every
+
+
+async def test_the_modules_stream_transformers_reach_custom_name_subscribers(server):
+    """`picker`'s module exports `stream_transformers` (a class and an instance): its
+    channels reach `custom:<name>` subscribers, each only its own, and `custom` carries
+    them next to the node's own custom events (runlane's CustomTransformer is kept)."""
+    named, every = await _picked(server, "picker")
+    picked = [e["params"]["data"] for e in named if e["method"] == "custom"]
+    assert picked == [{"name": "progress" if i % 2 == 0 else "note", "payload": {"i": i}}
+                      for i in range(6)]
+    assert {e["method"] for e in named} == {"custom", "lifecycle"}
+    custom = [e["params"]["data"] for e in every if e["method"] == "custom"]
+    assert [d for d in custom if "name" not in d] == [
+        {"to": "progress" if i % 2 == 0 else "note", "i": i} for i in range(6)]
+    assert [d for d in custom if "name" in d] == picked
+
+
+@pytest.mark.parametrize("assistant_id", ["picker_ignored", "picker_raising"])
+async def test_a_bad_stream_transformers_leaves_the_run_unharmed(server, assistant_id):
+    """A `stream_transformers` that is not a callable (ignored at start-up) or raises
+    (each run goes on with the built-ins): the run completes, `custom` has the node's
+    events, and the named channels nothing."""
+    named, every = await _picked(server, assistant_id)
+    assert [e["method"] for e in named] == ["lifecycle", "lifecycle"]
+    custom = [e["params"]["data"] for e in every if e["method"] == "custom"]
+    assert custom == [{"to": "progress" if i % 2 == 0 else "note", "i": i}
+                      for i in range(6)]
+    ended = [e["params"]["data"]["event"] for e in every if is_root_end(e)]
+    assert ended == ["completed"]

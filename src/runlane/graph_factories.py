@@ -112,6 +112,9 @@ class ServedGraph:
     # Runlane's checkpointer and store, given to every graph a factory makes.
     checkpointer: Any = None
     store: Any = None
+    # The graph's module's `stream_transformers` export, when it is callable: called
+    # once per v2 protocol run for the run's own transformers (executor/execution.py).
+    stream_transformers: Callable[[], Any] | None = None
 
     @classmethod
     def plain(cls, graph_id: str, graph: Pregel) -> ServedGraph:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import os
 import sys
 import uuid
@@ -30,6 +31,8 @@ from runlane.webhook_policy import WebhookConfig, parse_webhooks
 # The reference server derives each graph's default assistant id this way; keeping
 # it lets clients that hard-code those ids work unchanged.
 NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -170,7 +173,28 @@ def load_graph(config: ProjectConfig, graph_id: str) -> LoadedGraph:
         hint = f" (graphs it defines: {', '.join(found)})" if found else ""
         raise ConfigError(f"{where}: {location} has no attribute {attribute!r}{hint}")
     obj: Any = getattr(module, attribute)
-    return LoadedGraph(graph_id, _resolve(graph_id, obj, where))
+    served = _resolve(graph_id, obj, where)
+    transformers = _stream_transformers(module, where)
+    if transformers is not None:
+        served = dataclasses.replace(served, stream_transformers=transformers)
+    return LoadedGraph(graph_id, served)
+
+
+def _stream_transformers(module: Any, where: str) -> Any:
+    """The module's optional `stream_transformers`, as the reference reads it: a zero-arg
+    callable returning a fresh list of StreamTransformer factories (or instances) for
+    each v2 protocol run. Anything else is ignored with a warning, not refused: the
+    reference serves the graph without it (docs/v2-streaming.md)."""
+    value = getattr(module, "stream_transformers", None)
+    if value is None:
+        return None
+    if not callable(value):
+        log.warning("%s: the module's `stream_transformers` is a %s, not a callable; "
+                    "ignored (define `def stream_transformers(): return [...]`, a fresh "
+                    "list of StreamTransformer factories per call)", where,
+                    type(value).__name__)
+        return None
+    return value
 
 
 def _resolve(graph_id: str, obj: Any, where: str) -> ServedGraph:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langgraph.pregel import Pregel
@@ -131,7 +131,8 @@ class GraphRunner:
             if context:
                 context = run_context.for_schema(
                     context, self._context_schema(served, graph), configurable, given)
-            await self._stream(run, graph, config, context, event_log, progress)
+            await self._stream(run, graph, config, context, event_log, progress,
+                               served.stream_transformers)
 
     def _context_schema(self, served: ServedGraph, graph: Pregel) -> Any:
         if not served.is_factory and served.graph_id in self._context_schemas:
@@ -147,7 +148,8 @@ class GraphRunner:
         return schema
 
     async def _stream(self, run: Run, graph: Pregel, config: JSONObject, context: JSONObject,
-                      event_log: RunEventLog, progress: RunProgress) -> None:
+                      event_log: RunEventLog, progress: RunProgress,
+                      user_transformers: Callable[[], Any] | None = None) -> None:
         kwargs = run.kwargs
         modes: list[str] = kwargs.get("stream_mode") or ["values"]
         subgraphs = bool(kwargs.get("stream_subgraphs"))
@@ -175,7 +177,8 @@ class GraphRunner:
         whole = (MessageAccumulator()
                  if "messages" in modes and "messages-tuple" not in modes else None)
         if config["configurable"].get(run_context.PROTOCOL_V2_MARKER):
-            await _stream_protocol(graph, graph_input, config, options, event_log, progress)
+            await _stream_protocol(graph, graph_input, config, options, event_log, progress,
+                                   _run_transformers(run.graph_id, user_transformers))
             return
         if "events" in modes:
             await self._stream_events(graph, graph_input, config, lg_modes, subgraphs,
@@ -238,7 +241,7 @@ class GraphRunner:
 
 async def _stream_protocol(graph: Pregel, graph_input: Any, config: JSONObject,
                            options: JSONObject, event_log: RunEventLog,
-                           progress: RunProgress) -> None:
+                           progress: RunProgress, user: list[Any]) -> None:
     """A run started by the v2 protocol (POST /threads/{id}/commands `run.start`):
     langgraph's own protocol events (astream_events version "v3": messages as content
     blocks, lifecycle of subgraphs, tools ...), as the reference runs them. Each is
@@ -248,16 +251,17 @@ async def _stream_protocol(graph: Pregel, graph_input: Any, config: JSONObject,
     # lifecycle by default (and the graph's own stream_transformers). Custom events a
     # node writes (get_stream_writer) are asked for too, so they reach the `custom`
     # channel (the reference leaves them out: docs/differences.md), unless the graph
-    # compiled its own: langgraph refuses two transformers projecting `custom`.
+    # compiled its own or the module's `stream_transformers` brings one: langgraph
+    # refuses two transformers projecting `custom`. The user's come after runlane's.
     # Imported here: only a langgraph with the v3 stream has it (run.start checks).
     from langgraph.stream.transformers import CustomTransformer
 
     own = getattr(graph, "stream_transformers", ())
-    has_custom = any(isinstance(t, type) and issubclass(t, CustomTransformer) for t in own)
-    extra = [] if has_custom else [CustomTransformer]
+    has_custom = any(_is_custom(t, CustomTransformer) for t in (*own, *user))
+    extra: list[Any] = [] if has_custom else [CustomTransformer]
     # The run's options are plain strings and a dict: no overload matches them.
     stream = await graph.astream_events(  # type: ignore[call-overload]
-        graph_input, config, version="v3", transformers=extra, **options)
+        graph_input, config, version="v3", transformers=[*extra, *user], **options)
     async with stream:
         async for event in stream:
             method = event.get("method")
@@ -279,6 +283,52 @@ async def _stream_protocol(graph: Pregel, graph_input: Any, config: JSONObject,
                 progress.saw({"__interrupt__": interrupts} if interrupts else data)
             name = method if not namespace else f"{method}|{'|'.join(namespace)}"
             event_log.publish(name, params)
+
+
+def _is_custom(item: Any, custom: type) -> bool:
+    """Whether a transformer (a class or an instance as given) projects `custom`."""
+    return isinstance(item, custom) or (isinstance(item, type) and issubclass(item, custom))
+
+
+def _run_transformers(graph_id: str, make: Callable[[], Any] | None) -> list[Any]:
+    """One v2 run's transformers from the graph module's `stream_transformers` (called
+    per run: transformers hold state, a run's must not be another's), as factories
+    `(scope) -> StreamTransformer`. An instance is wrapped to give itself for every
+    scope (one channel for the whole run, subgraphs included), as the reference does.
+    When the callable raises, or gives something that is not such a list, the run
+    streams with the built-in transformers only, and the log says why."""
+    if make is None:
+        return []
+    from langgraph.stream._types import StreamTransformer
+
+    try:
+        produced = make()
+    except Exception as exc:  # noqa: BLE001 - the user's code: the run goes on without it
+        # A warning with the error, not a traceback: the graph's module is at fault.
+        log.warning("graph %s: stream_transformers() raised %r; the run streams with the "
+                    "built-in transformers only", graph_id, exc)
+        return []
+    if not isinstance(produced, list | tuple):
+        log.warning("graph %s: stream_transformers() returned a %s, not a list; the run "
+                    "streams with the built-in transformers only", graph_id,
+                    type(produced).__name__)
+        return []
+    factories: list[Any] = []
+    for item in produced:
+        if isinstance(item, StreamTransformer):
+            factories.append(_same(item))
+        elif callable(item):
+            factories.append(item)
+        else:
+            log.warning("graph %s: stream_transformers() gave a %s, not a StreamTransformer "
+                        "or a factory of one; the run streams with the built-in "
+                        "transformers only", graph_id, type(item).__name__)
+            return []
+    return factories
+
+
+def _same(instance: Any) -> Callable[[tuple[str, ...]], Any]:
+    return lambda scope: instance
 
 
 async def read_thread_state(served: ServedGraph | None, thread_id: str,

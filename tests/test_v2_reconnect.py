@@ -173,7 +173,10 @@ async def _reconnect(ws: WsSession, since: int) -> dict[str, Any]:
 
 async def _ws_piece(url: str, thread_id: str, since: int | None, budget: int,
                     received: list[dict], abort: bool) -> bool:
-    async with ws_connect(ws_url(url, thread_id)) as websocket:
+    # max_queue=None: the client leaves most pieces with events unread, and with a
+    # bounded queue websockets stops reading the socket, so it would not see the
+    # server's close frame and wait out its close_timeout (10 s) on every clean close.
+    async with ws_connect(ws_url(url, thread_id), max_queue=None) as websocket:
         ws = WsSession(websocket)
         if since is None:
             answer = await ws.send("subscription.subscribe", {"channels": CHANNELS})

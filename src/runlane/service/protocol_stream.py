@@ -19,7 +19,6 @@ connection stays open for the thread's next runs, as on the reference.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
@@ -33,9 +32,9 @@ from runlane.serde import JSONObject, loads
 from runlane.service.protocol_events import RunEvents
 from runlane.service.protocol_wire import RUN_SPAN, Filter, envelope_error
 from runlane.service.runs import Runlane
-from runlane.streams.local import HEARTBEAT_SECONDS
+from runlane.service.thread_wait import ThreadWait
 
-# Yielded between events when the stream was quiet for HEARTBEAT_SECONDS: the route
+# Yielded between events when the stream was quiet for a while (thread_wait.py): the route
 # sends its transport's keep-alive.
 QUIET = None
 
@@ -107,8 +106,8 @@ async def follow_protocol(  # noqa: C901 - resume, wait, replay, number: one loo
     cursor_run, cursor_at = split_since(since) if since else (0, 0)
     after_seq = max(cursor_run - 1, 0)
     seen_thread = False
-    quiet_since = time.monotonic()
     with svc.thread_signals.listen(thread_id) as woken:
+        wait = ThreadWait(woken, svc.thread_stream_poll)
         while True:
             woken.clear()
             found = await store.next_run_on_thread(thread_id, after_seq, owner=owner)
@@ -117,18 +116,8 @@ async def follow_protocol(  # noqa: C901 - resume, wait, replay, number: one loo
                 if thread is None and seen_thread:
                     return  # deleted: nothing more will come
                 seen_thread = seen_thread or thread is not None
-                poll_at = time.monotonic() + svc.thread_stream_poll
-                while True:
-                    if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
-                        quiet_since = time.monotonic()
-                        yield QUIET
-                    timeout = min(quiet_since + HEARTBEAT_SECONDS, poll_at) - time.monotonic()
-                    try:
-                        await asyncio.wait_for(woken.wait(), max(timeout, 0.0))
-                        break
-                    except TimeoutError:
-                        if time.monotonic() >= poll_at:
-                            break
+                while await wait.idle() == "heartbeat":
+                    yield QUIET
                 continue
             seen_thread = True
             run_id, seq = found
@@ -159,8 +148,7 @@ async def follow_protocol(  # noqa: C901 - resume, wait, replay, number: one loo
             async for chunk in frames or _nothing():
                 for frame in _frames(chunk):
                     if frame is None:
-                        if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
-                            quiet_since = time.monotonic()
+                        if wait.heartbeat_due():
                             yield QUIET
                         continue
                     frame_id, name, data = frame
@@ -181,7 +169,7 @@ async def follow_protocol(  # noqa: C901 - resume, wait, replay, number: one loo
                             continue
                         event["seq"] = view.last_seq = seq * RUN_SPAN + place
                         if flt.matches(event):
-                            quiet_since = time.monotonic()
+                            wait.sent()
                             yield event
                 if missing:
                     break

@@ -3,10 +3,10 @@ after another in creation order, as they happen, until the client goes away.
 
 It is built on the per-run streams (`Runlane.stream_run`), so it works wherever they
 do: from the local log on one process, from Redis Streams on a cluster. Between
-runs it waits for a notification (service/thread_signals.py): a run admitted on the
-thread, or the thread deleted, wakes it, on this process at once and from other
-workers by PostgreSQL NOTIFY; it then reads the store for the next run after the
-current one. It reads on its own only every `Runlane.thread_stream_poll` seconds
+runs it waits (service/thread_wait.py) for a notification (service/thread_signals.py):
+a run admitted on the thread, or the thread deleted, wakes it, on this process at
+once and from other workers by PostgreSQL NOTIFY; it then reads the store for the next
+run after the current one. It reads on its own only every `Runlane.thread_stream_poll` seconds
 (RUNLANE_THREAD_STREAM_POLL, default 5), in case a notification was lost; a run found
 late loses nothing: its stream replays from its first event.
 
@@ -26,9 +26,7 @@ the runs' `values` events (the thread's state after each step).
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from collections.abc import AsyncIterator
 
 from runlane.contract import TERMINAL
@@ -37,7 +35,8 @@ from runlane.observability import metrics
 from runlane.owners import Owner
 from runlane.serde import dumps
 from runlane.service.runs import Runlane
-from runlane.streams.local import HEARTBEAT, HEARTBEAT_SECONDS
+from runlane.service.thread_wait import ThreadWait
+from runlane.streams.local import HEARTBEAT
 
 THREAD_STREAM_MODES = ("run_modes", "lifecycle", "state_update")
 _LAST_EVENT_ID = re.compile(r"^([0-9a-fA-F-]{36}):(\d{1,18}|done)$")
@@ -92,7 +91,7 @@ def _renumber(chunk: bytes, run_id: str, names: frozenset[str] | None) -> list[b
     return out
 
 
-async def follow_thread(  # noqa: C901 - resume, wait, relay, heartbeat: one loop
+async def follow_thread(  # noqa: C901 - resume, wait, relay: one loop
     svc: Runlane, thread_id: str, *, modes: set[str], last_event_id: tuple[str, int | None] | None,
     owner: Owner = None,
 ) -> AsyncIterator[bytes]:
@@ -116,7 +115,8 @@ async def follow_thread(  # noqa: C901 - resume, wait, relay, heartbeat: one loo
                 after_seq, resume_run, resume_after = seq - 1, run_id, position
         else:
             after_seq = await store.thread_stream_start(thread_id, owner=owner)
-        cause, quiet_since = "start", time.monotonic()
+        cause: str = "start"
+        wait = ThreadWait(woken, svc.thread_stream_poll)
         first = True
         while True:
             woken.clear()  # set again by any notification from here on
@@ -127,20 +127,8 @@ async def follow_thread(  # noqa: C901 - resume, wait, relay, heartbeat: one loo
                 if not first and await store.get_thread(thread_id, owner=owner) is None:
                     return  # the thread was deleted: nothing more will come
                 first = False
-                # Until a notification, or the fallback poll; a heartbeat whenever the
-                # stream was quiet for HEARTBEAT_SECONDS meanwhile.
-                poll_at = time.monotonic() + svc.thread_stream_poll
-                while True:
-                    if time.monotonic() - quiet_since >= HEARTBEAT_SECONDS:
-                        quiet_since = time.monotonic()
-                        yield HEARTBEAT
-                    timeout = min(quiet_since + HEARTBEAT_SECONDS, poll_at) - time.monotonic()
-                    if await _notified(woken, timeout):
-                        cause = "notified"
-                        break
-                    if time.monotonic() >= poll_at:
-                        cause = "poll"
-                        break
+                while (cause := await wait.idle()) == "heartbeat":
+                    yield HEARTBEAT
                 continue
             first = False
             run_id, seq = found
@@ -154,7 +142,7 @@ async def follow_thread(  # noqa: C901 - resume, wait, relay, heartbeat: one loo
                 batch = _renumber(chunk, run_id, names)
                 if batch:
                     yield b"".join(batch)
-            quiet_since = time.monotonic()
+            wait.sent()
             row = await store.get_run(thread_id, run_id, owner=owner)
             if row is not None and row.status not in TERMINAL:
                 # The stream ended early (a relay problem): the client resumes from its
@@ -164,15 +152,6 @@ async def follow_thread(  # noqa: C901 - resume, wait, relay, heartbeat: one loo
                 yield _frame("metadata", {"status": "run_done", "run_id": run_id},
                              f"{run_id}:done")
             after_seq, cause = seq, "start"
-
-
-async def _notified(woken: asyncio.Event, timeout: float) -> bool:
-    """Whether `woken` is set within `timeout` seconds."""
-    try:
-        await asyncio.wait_for(woken.wait(), max(timeout, 0.0))
-    except TimeoutError:
-        return False
-    return True
 
 
 async def _nothing() -> AsyncIterator[bytes]:

@@ -204,7 +204,7 @@ class Runtime:
         self._on_stop(sweeper.stop)
         # Every worker fires due crons; a claim (CAS) makes each firing happen once.
         self.scheduler = CronScheduler(self.crons)
-        await self.scheduler.start()
+        self.scheduler.start()
         self._on_stop(self.scheduler.stop)
         # Last: what is alive now lives as long as the process (frozen out of the
         # collector), and the collector's policy starts (background/collector.py).

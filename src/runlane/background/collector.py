@@ -32,9 +32,10 @@ Objects alive after start-up are frozen out of every collection (`freeze_startup
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
+
+from runlane.background.loop_task import LoopTask
 
 log = logging.getLogger("runlane.collector")
 
@@ -65,14 +66,16 @@ def _young_collections() -> int:
     return int(stats[0]["collections"] + stats[1]["collections"])
 
 
-class Collector:
+class Collector(LoopTask):
     """Owns the process's collection thresholds while it runs (see the module)."""
 
+    task_name = "runlane-collector"
+
     def __init__(self, *, period: float = 1.0, floor: int = 20_000) -> None:
+        super().__init__()
         self.period = period
         self.floor = floor
         self.full_collections = 0
-        self._task: asyncio.Task[None] | None = None
         self._base = 0  # objects in the old generation after the last full collection
         self._young_seen = 0  # young collections counted at the last check
 
@@ -85,15 +88,10 @@ class Collector:
         gc.set_threshold(YOUNG, MIDDLE, NEVER)
         self._base = len(gc.get_objects(2))
         self._young_seen = _young_collections()
-        self._task = asyncio.get_running_loop().create_task(self._loop(),
-                                                            name="runlane-collector")
+        super().start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await super().stop()
         if self in _running:
             _running.remove(self)
             if not _running and _saved:  # the last one: the process's own thresholds back

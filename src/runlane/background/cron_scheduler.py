@@ -20,6 +20,7 @@ import datetime
 import logging
 import os
 
+from runlane.background.loop_task import LoopTask
 from runlane.errors import BadSchedule, DatabaseUnavailable
 from runlane.observability import metrics
 from runlane.serde import utcnow
@@ -33,29 +34,27 @@ FIRING_HOLD = datetime.timedelta(seconds=5)
 STALL_ENV = "RUNLANE_TEST_CRON_STALL_AFTER_CLAIM"
 
 
-class CronScheduler:
+class CronScheduler(LoopTask):
+    task_name = "runlane-cron-scheduler"
+
     def __init__(self, crons: Crons, *, max_sleep: float = 1.0) -> None:
+        super().__init__()
         self.crons = crons
         self.max_sleep = max_sleep
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.fired = 0  # firings this worker claimed
         self._stall = float(os.environ.get(STALL_ENV) or 0)
 
-    async def start(self) -> None:
+    def start(self) -> None:
         self.crons.on_change = self.wake
-        self._task = asyncio.create_task(self._loop(), name="runlane-cron-scheduler")
+        super().start()
 
     def wake(self) -> None:
         self._wakeup.set()
 
     async def stop(self) -> None:
         """Fire nothing more (shutdown): a firing under way finishes creating its run."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await super().stop()
 
     async def _loop(self) -> None:
         while True:

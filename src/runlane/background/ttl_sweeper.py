@@ -18,6 +18,7 @@ import datetime
 import logging
 from collections.abc import Awaitable, Callable
 
+from runlane.background.loop_task import LoopTask
 from runlane.serde import utcnow
 from runlane.service.runs import Runlane
 from runlane.service.thread_holds import release
@@ -27,10 +28,13 @@ log = logging.getLogger("runlane.ttl")
 BATCH = 100  # threads expired per batch (checkpointer.ttl.sweep_limit)
 
 
-class TTLSweeper:
+class TTLSweeper(LoopTask):
+    task_name = "runlane-ttl"
+
     def __init__(self, service: Runlane, *, wakeup: asyncio.Event,
                  max_sleep: float = 30.0, batch: int = BATCH,
                  prune: Callable[[str], Awaitable[None]] | None = None) -> None:
+        super().__init__()
         self.service = service
         self.batch = batch
         # Keeps each namespace's latest checkpoint of a thread (a seam for the tests).
@@ -39,17 +43,6 @@ class TTLSweeper:
         self.max_sleep = max_sleep
         # Set when a TTL is set or changed on this worker (Runlane.thread_ttl_changed).
         self._wake = wakeup
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="runlane-ttl")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -77,7 +77,7 @@ class Deployment:
         else:
             if services == "private":
                 self.postgres = PrivatePostgres().start()
-                self.redis = PrivateRedis().start()
+                self.redis = PrivateRedis(maxclients=10000).start()
                 self.admin_url, redis_url = self.postgres.admin_url, self.redis.url
             self.database = f"runlane_bench_{uuid.uuid4().hex[:10]}"
             with psycopg.connect(self.admin_url, autocommit=True) as conn:

@@ -28,14 +28,20 @@ import glob
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+# The tests' private Redis (a throw-away redis-server on a free port); appended, so
+# this folder's own modules (cluster.py) win over the tests' of the same name.
+sys.path.append(str(Path(__file__).resolve().parent.parent / "tests"))
+
+from private_services import PrivateRedis
 
 # runlane's LISTEN/NOTIFY channels (src/runlane/executor/bus.py).
 CHANNELS = ("runlane_wake", "runlane_cancel", "runlane_done", "runlane_thread")
@@ -98,32 +104,6 @@ class PrivatePostgres:
         with contextlib.suppress(subprocess.SubprocessError):
             self._ctl("stop", "-m", "immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class PrivateRedis:
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> PrivateRedis:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--maxclients", "10000"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            probe = subprocess.run(["redis-cli", "-p", str(self.port), "ping"],
-                                   check=False, capture_output=True, text=True)
-            if probe.stdout.strip() == "PONG":
-                return self
-            time.sleep(0.05)
-        raise RuntimeError("private redis did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
 
 
 def _cpu(process: psutil.Process, reaped_children: bool = False) -> float:

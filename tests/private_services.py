@@ -70,9 +70,12 @@ class PrivatePostgres:
 
 class PrivateRedis:
     """`persist=True`: an append-only file in a folder of its own, so a restart keeps
-    the data (as a production Redis with persistence does); otherwise none."""
+    the data (as a production Redis with persistence does); otherwise none.
+    `maxclients`: Redis's connection limit, when not its own default (benchmarks ask
+    for the one their many workers' pools need)."""
 
-    def __init__(self, *, persist: bool = False) -> None:
+    def __init__(self, *, persist: bool = False, maxclients: int | None = None) -> None:
+        self.maxclients = maxclients
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -81,9 +84,10 @@ class PrivateRedis:
     def start(self) -> PrivateRedis:
         persistence = (["--appendonly", "yes", "--appendfsync", "everysec",
                         "--dir", str(self.dir)] if self.dir else ["--appendonly", "no"])
+        limits = ["--maxclients", str(self.maxclients)] if self.maxclients else []
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             *persistence], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+             *persistence, *limits], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         for _ in range(100):
             probe = subprocess.run(["redis-cli", "-p", str(self.port), "ping"],

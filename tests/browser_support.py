@@ -1,6 +1,7 @@
-"""The browser suite's machinery (tests/test_browser.py): the chat page of
-tests/browser/app built once per session with vite, served by a static server on an
-origin of its own, and Debian's Chromium (/usr/bin/chromium) driven by Playwright.
+"""The browser suites' machinery (tests/test_browser.py, tests/test_browser_v2.py): a
+chat page (tests/browser/app, app_v2) built once per session with vite, served by a
+static server on an origin of its own, and Debian's Chromium (/usr/bin/chromium) driven
+by Playwright, a tab per test.
 
 Where Chromium, Node.js or Playwright is missing the suite skips, saying what to
 install; under RUNLANE_REQUIRE_SERVICES=1 or RUNLANE_CI=1 (.ci/run) it fails instead.
@@ -14,6 +15,7 @@ import contextlib
 import fcntl
 import functools
 import http.server
+import itertools
 import os
 import re
 import shutil
@@ -33,6 +35,7 @@ DIST_DIR = APP_DIR / "dist"  # git-ignored, rebuilt every session
 ARTIFACTS_DIR = BROWSER_DIR / "artifacts"  # git-ignored
 INSTALLED = APP_DIR / "node_modules" / ".package-lock.json"  # written by npm ci
 CHROMIUM = os.environ.get("RUNLANE_CHROMIUM", "/usr/bin/chromium")
+WAIT_MS = 30_000  # any one condition in the page; a cluster on a busy machine is slow
 
 
 def _required() -> bool:
@@ -117,6 +120,20 @@ def static_server(root: Path) -> Iterator[str]:
         httpd.server_close()
 
 
+def playwright_expect() -> Any:
+    """Playwright's `expect` (imported late: the suite skips where Playwright is missing)."""
+    from playwright.sync_api import expect
+
+    return expect
+
+
+def assert_growing(states: list[str], final: str) -> None:
+    """Each recorded state of a streamed answer a prefix of the next and of `final`."""
+    for before, after in itertools.pairwise(states):
+        assert after.startswith(before), f"the answer went back from {before!r} to {after!r}"
+    assert all(final.startswith(state) for state in states), states
+
+
 def page_url(origin: str, api: str, **params: Any) -> str:
     return f"{origin}/index.html?{urlencode({'api': api, **params})}"
 
@@ -181,6 +198,16 @@ class ChatPage:
     def send(self, text: str) -> None:
         self.tid("input").fill(text)
         self.tid("send").click()
+
+    def wait_words(self, count: int) -> None:
+        """Until the last AI message shows at least `count` words."""
+        self.page.wait_for_function(
+            """n => {
+              const all = document.querySelectorAll(
+                '[data-testid=message][data-type=ai] [data-testid=message-text]');
+              return all.length > 0
+                && all[all.length - 1].textContent.split(/\\s+/).filter(Boolean).length >= n;
+            }""", arg=count)
 
     def record_ai_text(self) -> None:
         """From now on, record every distinct text the last AI message shows (a

@@ -12,7 +12,6 @@ never show in its thread list.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import time
@@ -24,20 +23,21 @@ import pytest
 from langgraph_sdk import get_sync_client
 
 from browser_support import (
-    CHROMIUM,
     ChatPage,
-    artefact_stem,
+    assert_growing,
     build_app,
     clear_artefacts,
+    playwright_expect,
     require_tools,
     static_server,
 )
 
-WAIT_MS = 30_000  # any one condition in the page; a cluster on a busy machine is slow
+# browser and chat, on the page served at page_origin.
+pytest_plugins = ("browser_fixtures",)
 
 
 @pytest.fixture(scope="session")
-def chat_origin() -> Iterator[str]:
+def page_origin() -> Iterator[str]:
     """The built chat page, served from an origin of its own."""
     require_tools()
     clear_artefacts()  # what is there after the session is this session's
@@ -45,42 +45,8 @@ def chat_origin() -> Iterator[str]:
         yield origin
 
 
-@pytest.fixture(scope="module")
-def browser(chat_origin: str) -> Iterator[Any]:
-    """One Chromium (the system's, never a download) for this module's tests, a page
-    per test. Not for the session: while Playwright's sync API is up it marks its event
-    loop as running, and the asyncio tests of other modules could not start theirs.
-    (pytest groups tests by backend, so this may start once per backend.)"""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield instance
-        instance.close()
-
-
-@pytest.fixture
-def chat(browser: Any, chat_origin: str, server: Any,
-         request: pytest.FixtureRequest) -> Iterator[ChatPage]:
-    from playwright.sync_api import expect
-
-    expect.set_options(timeout=WAIT_MS)
-    context = browser.new_context()
-    context.set_default_timeout(WAIT_MS)
-    page = ChatPage(context.new_page(), chat_origin, server.url,
-                    artefact_stem(request.node.nodeid))
-    yield page
-    context.close()
-
-
 def _tag() -> str:
     return uuid.uuid4().hex[:12]
-
-
-def _expect() -> Any:
-    from playwright.sync_api import expect
-
-    return expect
 
 
 def _wait_run_status(client: Any, thread_id: str, run_id: str, wanted: str,
@@ -95,30 +61,12 @@ def _wait_run_status(client: Any, thread_id: str, run_id: str, wanted: str,
     return run
 
 
-def _wait_words(chat: ChatPage, count: int) -> None:
-    """Until the last AI message shows at least `count` words."""
-    chat.page.wait_for_function(
-        """n => {
-          const all = document.querySelectorAll(
-            '[data-testid=message][data-type=ai] [data-testid=message-text]');
-          return all.length > 0
-            && all[all.length - 1].textContent.split(/\\s+/).filter(Boolean).length >= n;
-        }""", arg=count)
-
-
 def _story(count: int, delay: float) -> str:
     """The page's `context` parameter for a story of `count` words, `delay` s apart."""
     return json.dumps({"reply_tokens": count, "token_delay": delay})
 
 
 QUICK = json.dumps({"token_delay": 0.01})  # "You said: <message>", at once
-
-
-def _assert_growing_prefixes(states: list[str], final: str) -> None:
-    """Each recorded state a prefix of the next and of the final text."""
-    for before, after in itertools.pairwise(states):
-        assert after.startswith(before), f"the answer went back from {before!r} to {after!r}"
-    assert all(final.startswith(state) for state in states), states
 
 
 def _ai_contents(client: Any, thread_id: str) -> list[tuple[str, str]]:
@@ -128,7 +76,7 @@ def _ai_contents(client: Any, thread_id: str) -> list[tuple[str, str]]:
 
 
 def test_send_streams_tokens(chat: ChatPage, server: Any) -> None:
-    expect = _expect()
+    expect = playwright_expect()
     words = 12
     with chat.step("open"):
         chat.open(tag=_tag(), context=_story(words, 0.08))
@@ -136,7 +84,7 @@ def test_send_streams_tokens(chat: ChatPage, server: Any) -> None:
     with chat.step("send and stream"):
         chat.send("tell me a story")
         expect(chat.tid("status")).to_have_text("streaming")
-        _wait_words(chat, words)
+        chat.wait_words(words)
         expect(chat.tid("status")).to_have_text("idle")
     with chat.step("what streamed"):
         client = get_sync_client(url=server.url)
@@ -152,7 +100,7 @@ def test_send_streams_tokens(chat: ChatPage, server: Any) -> None:
         states = chat.recorded()
         assert states[-1] == answer
         assert len(states) >= 5, f"too few intermediate states: {states}"
-        _assert_growing_prefixes(states, answer)
+        assert_growing(states, answer)
         shown = chat.page.eval_on_selector_all(
             "[data-testid=message]", "els => els.map(e => e.dataset.messageId)")
         values = client.threads.get_state(thread_id)["values"]
@@ -164,13 +112,13 @@ def test_stop_mid_answer(chat: ChatPage, server: Any, mode: str) -> None:
     """Stop by the cancel route (useStream with reconnectOnMount calls runs.cancel) and
     by aborting a stream made with on_disconnect=cancel: either way the run ends
     interrupted, the answer stops short, and the next message works."""
-    expect = _expect()
+    expect = playwright_expect()
     words = 50  # 5 s: Stop lands mid-answer even on a busy machine
     with chat.step("open and send"):
         chat.open(tag=_tag(), mode=mode, context=_story(words, 0.1))
         chat.record_ai_text()
         chat.send("stop me")
-        _wait_words(chat, 3)
+        chat.wait_words(3)
         run_id = chat.tid("run-id").inner_text()
         thread_id = chat.tid("thread-id").inner_text()
         assert run_id and thread_id
@@ -187,7 +135,7 @@ def test_stop_mid_answer(chat: ChatPage, server: Any, mode: str) -> None:
             assert cancels == [], chat.requests
         states = chat.recorded()
         assert states and len(states[-1].split()) < words, f"not cut short: {states}"
-        _assert_growing_prefixes(states, states[-1])
+        assert_growing(states, states[-1])
         # The model's node never finished, so the thread kept no part of the answer;
         # after Stop the page shows what the server kept.
         assert _ai_contents(client, thread_id) == [("human", "stop me")]
@@ -196,7 +144,7 @@ def test_stop_mid_answer(chat: ChatPage, server: Any, mode: str) -> None:
         chat.send("and now?")
         expect(chat.tid("run-id")).not_to_have_text(run_id)
         expect(chat.messages("ai")).to_have_count(1)
-        _wait_words(chat, words)
+        chat.wait_words(words)
         expect(chat.tid("status")).to_have_text("idle")
         _wait_run_status(client, thread_id, chat.tid("run-id").inner_text(), "success")
         kept = _ai_contents(client, thread_id)
@@ -209,12 +157,12 @@ def test_reload_rejoins_the_stream(chat: ChatPage, server: Any) -> None:
     """A reload mid-answer rejoins the run's stream (reconnectOnMount): the answer
     completes with every word exactly once. On the cluster the reloaded page talks to
     another worker than the one that started the run."""
-    expect = _expect()
+    expect = playwright_expect()
     words = 60  # 6 s: the reloaded page rejoins before the answer ends
     with chat.step("send"):
         chat.open(tag=_tag(), context=_story(words, 0.1))
         chat.send("keep going")
-        _wait_words(chat, 4)
+        chat.wait_words(4)
         run_id = chat.tid("run-id").inner_text()
         thread_id = chat.tid("thread-id").inner_text()
     with chat.step("reload"):
@@ -224,7 +172,7 @@ def test_reload_rejoins_the_stream(chat: ChatPage, server: Any) -> None:
         chat.reload(api=urls[1] if urls else None)
         expect(chat.tid("thread-id")).to_have_text(thread_id)
         expect(chat.messages("ai")).to_have_count(1)
-        _wait_words(chat, words)
+        chat.wait_words(words)
         expect(chat.tid("status")).to_have_text("idle")
     with chat.step("rejoined, nothing lost or repeated"):
         joins = [r for r in chat.requests
@@ -240,11 +188,11 @@ def test_reload_rejoins_the_stream(chat: ChatPage, server: Any) -> None:
         states = chat.recorded()
         assert any(len(state) < len(answer) for state in states), (
             f"the run had ended before the page rejoined it: {states}")
-        _assert_growing_prefixes(states, answer)
+        assert_growing(states, answer)
 
 
 def test_reopen_a_past_thread(chat: ChatPage) -> None:
-    expect = _expect()
+    expect = playwright_expect()
     tag = _tag()
     with chat.step("two threads"):
         chat.open(tag=tag, context=QUICK)
@@ -269,7 +217,7 @@ def test_reopen_a_past_thread(chat: ChatPage) -> None:
 
 
 def test_regenerate_and_edit_make_branches(chat: ChatPage, server: Any) -> None:
-    expect = _expect()
+    expect = playwright_expect()
 
     def settled(count: int) -> None:
         expect(chat.messages()).to_have_count(count)
@@ -320,7 +268,7 @@ def test_regenerate_and_edit_make_branches(chat: ChatPage, server: Any) -> None:
 
 def test_approve_an_interrupt(chat: ChatPage, server: Any) -> None:
     """hitl_agent's transfer_money tool asks with interrupt(); Approve resumes it."""
-    expect = _expect()
+    expect = playwright_expect()
     with chat.step("ask"):
         chat.open(tag=_tag(), assistant="hitl_agent", context=QUICK)
         chat.send("transfer 50 to Alice")

@@ -14,26 +14,11 @@ import React, { useCallback, useEffect, useMemo, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { useStream } from "@langchain/langgraph-sdk/react";
 
-const params = new URLSearchParams(window.location.search);
-const API_URL = params.get("api") ?? "http://127.0.0.1:2024";
-const ASSISTANT = params.get("assistant") ?? "react_agent";
+import { API_URL, ASSISTANT, params, rememberThread, textOf } from "../../shared/page.js";
+
 const TAG = params.get("tag") ?? "default";
 const MODE = params.get("mode") ?? "resumable";
 const CONTEXT = JSON.parse(params.get("context") ?? "null");
-
-function textOf(message) {
-  if (typeof message.content === "string") return message.content;
-  return (message.content ?? [])
-    .map((part) => (typeof part === "string" ? part : part.text ?? ""))
-    .join("");
-}
-
-function rememberThread(threadId) {
-  const url = new URL(window.location.href);
-  if (threadId) url.searchParams.set("thread", threadId);
-  else url.searchParams.delete("thread");
-  window.history.replaceState(null, "", url);
-}
 
 function ThreadList({ client, current, onOpen, refreshKey }) {
   const [threads, setThreads] = useState([]);

@@ -13,28 +13,13 @@ import React, { useState } from "react";
 import { createRoot } from "react-dom/client";
 import { useStream } from "@langchain/react";
 
-const params = new URLSearchParams(window.location.search);
-const API_URL = params.get("api") ?? "http://127.0.0.1:2024";
-const ASSISTANT = params.get("assistant") ?? "react_agent";
+import { API_URL, ASSISTANT, params, rememberThread, textOf } from "../../shared/page.js";
+
 const TRANSPORT = params.get("transport") ?? "sse";
 
 function typeOf(message) {
   if (typeof message.getType === "function") return message.getType();
   return message.type ?? message._getType?.() ?? "unknown";
-}
-
-function textOf(message) {
-  if (typeof message.content === "string") return message.content;
-  return (message.content ?? [])
-    .map((part) => (typeof part === "string" ? part : part.type === "text" ? part.text ?? "" : ""))
-    .join("");
-}
-
-function rememberThread(threadId) {
-  const url = new URL(window.location.href);
-  if (threadId) url.searchParams.set("thread", threadId);
-  else url.searchParams.delete("thread");
-  window.history.replaceState(null, "", url);
 }
 
 function Chat() {

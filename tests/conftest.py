@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -179,13 +179,33 @@ def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def client(server: ServerProcess):
+    return sdk_client(server)
+
+
+def sdk_client(server: ServerProcess):
+    """langgraph_sdk's client of `server`; on a cluster every request to the next worker."""
     client = get_client(url=server.url, timeout=60)
     urls = getattr(server, "urls", None)
-    if urls:  # a cluster: every request to the next worker
+    if urls:
         from cluster import RoundRobinTransport
 
         client.http.client._transport = RoundRobinTransport(urls)
     return client
+
+
+@pytest.fixture
+async def spread_http(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    """Raw async HTTP; on a cluster each request to the next worker (a command, a cancel,
+    the stream and each reconnect are served by different workers)."""
+    urls = getattr(server, "urls", None)
+    transport = None
+    if urls:
+        from cluster import RoundRobinTransport
+
+        transport = RoundRobinTransport(urls)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60,
+                                 transport=transport) as session:
+        yield session
 
 
 @pytest.fixture

@@ -124,20 +124,6 @@ class TokenStream:
                                 f"(ended: {self.task.done()})")
 
 
-@pytest.fixture
-async def spread_http(server: Any):
-    """Raw HTTP, each request to the next worker on a cluster (cancels cross workers)."""
-    urls = getattr(server, "urls", None)
-    transport = None
-    if urls:
-        from cluster import RoundRobinTransport
-
-        transport = RoundRobinTransport(urls)
-    async with httpx.AsyncClient(base_url=server.url, timeout=60,
-                                 transport=transport) as session:
-        yield session
-
-
 # ------------------------------------------------------------------ cancel during a tool
 
 

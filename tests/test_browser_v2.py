@@ -11,98 +11,46 @@ answered with Approve. The agents are the corpus's: `react_agent` answers "You s
 `hitl_agent`'s transfer_money tool asks for approval with interrupt(). (The protocol's
 `run.start` carries no run context, so the agents run with their default knobs.)
 
-Skipped while runlane answers the protocol with 501 (issue 13). Against another
-server, e.g. the reference serving tests/graphs (how this page was proven there):
-
-    RUNLANE_V2_URL=http://127.0.0.1:8765 pytest tests/test_browser_v2.py
+RUNLANE_V2_URL runs it against another server, e.g. the reference serving tests/graphs
+(how this page was proven there; tests/v2_external.py).
 """
 
 from __future__ import annotations
 
-import itertools
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from langgraph_sdk import get_sync_client
 
 from browser_support import (
     BROWSER_DIR,
-    CHROMIUM,
     ChatPage,
-    artefact_stem,
+    assert_growing,
     build_app,
+    playwright_expect,
     require_tools,
     static_server,
 )
+from v2_external import EXTERNAL
+
+# browser and chat, on the page served at page_origin.
+pytest_plugins = ("browser_fixtures",)
 
 APP_V2_DIR = BROWSER_DIR / "app_v2"
-WAIT_MS = 30_000
-EXTERNAL = os.environ.get("RUNLANE_V2_URL")
 
 if EXTERNAL:
-    class _External:
-        def __init__(self, url: str) -> None:
-            self.url = url
-            self.urls = [url]
-
-    @pytest.fixture(scope="module")
-    def server() -> Any:  # overrides the conftest's: no runlane of ours
-        return _External(EXTERNAL)
-
-
-@pytest.fixture(scope="module")
-def v2_served(server: Any) -> Any:
-    """The server, once it is known to serve the protocol (skip while it answers 501)."""
-    answer = httpx.post(f"{server.url}/threads/{uuid.uuid4()}/commands",
-                        json={"id": 1, "method": "no.such", "params": {}}, timeout=30)
-    if answer.status_code == 501:
-        pytest.skip("runlane answers the v2 streaming protocol with 501 (issue 13): the "
-                    "@langchain/react page runs once /threads/{id}/stream/events is served")
-    assert answer.status_code == 200, answer.text
-    return server
+    from v2_external import server  # noqa: F401 - the conftest's, overridden
 
 
 @pytest.fixture(scope="session")
-def v2_origin() -> Iterator[str]:
+def page_origin() -> Iterator[str]:
+    """The built v2 chat page, served from an origin of its own."""
     require_tools()
     with static_server(build_app(APP_V2_DIR)) as origin:
         yield origin
-
-
-@pytest.fixture(scope="module")
-def browser(v2_served: Any, v2_origin: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield instance
-        instance.close()
-
-
-@pytest.fixture
-def chat(browser: Any, v2_origin: str, v2_served: Any,
-         request: pytest.FixtureRequest) -> Iterator[ChatPage]:
-    from playwright.sync_api import expect
-
-    expect.set_options(timeout=WAIT_MS)
-    context = browser.new_context()
-    context.set_default_timeout(WAIT_MS)
-    page = ChatPage(context.new_page(), v2_origin, v2_served.url,
-                    "v2-" + artefact_stem(request.node.nodeid))
-    yield page
-    context.close()
-
-
-def _expect() -> Any:
-    from playwright.sync_api import expect
-
-    return expect
 
 
 def _text(content: Any) -> str:
@@ -131,29 +79,13 @@ def _wait_runs(client: Any, thread_id: str, wanted: list[str], timeout: float = 
     assert statuses == wanted, f"runs of {thread_id}: {statuses}, expected {wanted}"
 
 
-def _wait_words(chat: ChatPage, count: int) -> None:
-    chat.page.wait_for_function(
-        """n => {
-          const all = document.querySelectorAll(
-            '[data-testid=message][data-type=ai] [data-testid=message-text]');
-          return all.length > 0
-            && all[all.length - 1].textContent.split(/\\s+/).filter(Boolean).length >= n;
-        }""", arg=count)
-
-
-def _growing(states: list[str], final: str) -> None:
-    for before, after in itertools.pairwise(states):
-        assert after.startswith(before), f"the answer went back from {before!r} to {after!r}"
-    assert final.startswith(states[-1]) if states else True
-
-
 def _protocol_requests(chat: ChatPage, thread_id: str) -> list[str]:
     return [r for r in chat.requests if r.startswith(f"POST /threads/{thread_id}/")]
 
 
 @pytest.mark.parametrize("transport", ["sse", "websocket"])
 def test_v2_send_streams_tokens(chat: ChatPage, transport: str) -> None:
-    expect = _expect()
+    expect = playwright_expect()
     sockets: list[str] = []
     chat.page.on("websocket", lambda ws: sockets.append(ws.url))
     with chat.step("open"):
@@ -162,7 +94,7 @@ def test_v2_send_streams_tokens(chat: ChatPage, transport: str) -> None:
     with chat.step("send and stream"):
         chat.send("a long answer please")
         expect(chat.tid("status")).to_have_text("streaming")
-        _wait_words(chat, 30)
+        chat.wait_words(30)
         expect(chat.tid("status")).to_have_text("idle")
     with chat.step("what streamed"):
         thread_id = chat.tid("thread-id").inner_text()
@@ -174,7 +106,7 @@ def test_v2_send_streams_tokens(chat: ChatPage, transport: str) -> None:
         states = chat.recorded()
         assert states[-1] == kept[1][1]
         assert len(states) >= 5, f"too few intermediate states: {states}"
-        _growing(states, kept[1][1])
+        assert_growing(states, kept[1][1])
         # the protocol's routes, not the run routes
         sent = _protocol_requests(chat, thread_id)
         if transport == "sse":
@@ -187,12 +119,12 @@ def test_v2_send_streams_tokens(chat: ChatPage, transport: str) -> None:
 
 
 def test_v2_stop_mid_answer(chat: ChatPage) -> None:
-    expect = _expect()
+    expect = playwright_expect()
     with chat.step("send"):
         chat.open()
         chat.record_ai_text()
         chat.send("tell me a long story")
-        _wait_words(chat, 5)
+        chat.wait_words(5)
         thread_id = chat.tid("thread-id").inner_text()
     with chat.step("stop"):
         chat.tid("stop").click()
@@ -200,7 +132,7 @@ def test_v2_stop_mid_answer(chat: ChatPage) -> None:
         client = get_sync_client(url=chat.api)
         _wait_runs(client, thread_id, ["interrupted"])
         states = chat.recorded()
-        _growing(states, states[-1])
+        assert_growing(states, states[-1])
         shown = states[-1]
         time.sleep(1)  # the answer would have grown by ~50 words: it must not
         assert chat.recorded()[-1] == shown, "the answer kept growing after Stop"
@@ -220,11 +152,11 @@ def test_v2_stop_mid_answer(chat: ChatPage) -> None:
 def test_v2_reload_resumes_the_stream(chat: ChatPage) -> None:
     """A reload mid-answer: the hook re-attaches to the thread's run and resumes its
     stream; the answer completes, every word once."""
-    expect = _expect()
+    expect = playwright_expect()
     with chat.step("send"):
         chat.open()
         chat.send("tell me a long story")
-        _wait_words(chat, 5)
+        chat.wait_words(5)
         thread_id = chat.tid("thread-id").inner_text()
     with chat.step("reload"):
         chat.record_ai_text_on_load()
@@ -242,12 +174,12 @@ def test_v2_reload_resumes_the_stream(chat: ChatPage) -> None:
         states = chat.recorded()
         assert any(len(s) < len(kept[1][1]) for s in states), (
             f"the run had ended before the page re-attached: {states}")
-        _growing(states, kept[1][1])
+        assert_growing(states, kept[1][1])
         assert _protocol_requests(chat, thread_id), chat.requests
 
 
 def test_v2_approve_an_interrupt(chat: ChatPage) -> None:
-    expect = _expect()
+    expect = playwright_expect()
     with chat.step("ask"):
         chat.open(assistant="hitl_agent")
         chat.send("transfer 50 to Alice")

@@ -13,16 +13,7 @@ each failure (RUNLANE_V2_SEED=<seed> replays one).
 
 On both backends like the other end-to-end tests; on the cluster the SDK's client
 sends each request to the next worker, and each WebSocket goes to a worker of its own.
-Skipped while runlane answers the protocol with 501 (issue 13).
-
-Against another server (how the harness was proven on the reference server, which is
-not one of the e2e fixtures): serve tests/graphs there and point the tests at it,
-e.g.
-
-    cp -rL tests/graphs /tmp/ref-graphs && cd /tmp/ref-graphs && \\
-      benchmarks/.venv-ref/bin/langgraph dev --no-browser --no-reload --port 8765 \\
-      --config langgraph.json --n-jobs-per-worker 10 &
-    RUNLANE_V2_URL=http://127.0.0.1:8765 pytest tests/test_v2_reconnect.py
+RUNLANE_V2_URL runs them against another server (tests/v2_external.py).
 """
 
 from __future__ import annotations
@@ -35,7 +26,6 @@ from typing import Any
 
 import httpx
 import pytest
-from langgraph_sdk import get_client
 from websockets.asyncio.client import connect as ws_connect
 
 from compat.v2_support import (
@@ -47,27 +37,16 @@ from compat.v2_support import (
     root_ends,
     ws_url,
 )
+from v2_external import EXTERNAL
 
 COUNT = 300  # custom events per run
 DELAY = 0.004  # seconds between them: a run of a few seconds
 REPETITIONS = 5
 CHANNELS = ["custom", "lifecycle"]
-EXTERNAL = os.environ.get("RUNLANE_V2_URL")
 SEED = os.environ.get("RUNLANE_V2_SEED")
 
 if EXTERNAL:
-    class _External:
-        def __init__(self, url: str) -> None:
-            self.url = url
-            self.urls = [url]
-
-    @pytest.fixture(scope="module")
-    def server() -> Any:  # overrides the conftest's: no runlane of ours
-        return _External(EXTERNAL)
-
-    @pytest.fixture
-    def client(server: Any) -> Any:
-        return get_client(url=server.url, timeout=60)
+    from v2_external import client, server  # noqa: F401 - the conftest's, overridden
 
 
 def untimed(events: list[dict]) -> list[dict]:
@@ -76,17 +55,12 @@ def untimed(events: list[dict]) -> list[dict]:
 
 
 async def _start(client: Any) -> tuple[httpx.AsyncClient, str]:
-    """A ticker run on a fresh thread (skipping while the protocol answers 501)."""
+    """A ticker run on a fresh thread."""
     http = client.http.client
     thread_id = str(uuid.uuid4())
-    response = await http.post(f"/threads/{thread_id}/commands", json={
-        "id": 1, "method": "run.start",
-        "params": {"assistant_id": "ticker", "input": {"count": COUNT, "delay": DELAY}}})
-    if response.status_code == 501:
-        pytest.skip("runlane answers the v2 streaming protocol with 501 (issue 13): "
-                    "enable once /threads/{id}/stream/events is served")
-    assert response.status_code == 200, response.text
-    assert response.json()["type"] == "success", response.json()
+    answer = await command(http, thread_id, "run.start", {
+        "assistant_id": "ticker", "input": {"count": COUNT, "delay": DELAY}})
+    assert answer["type"] == "success", answer
     return http, thread_id
 
 
@@ -221,15 +195,3 @@ async def test_websocket_drops_and_resumes_with_since(client, server, repetition
     assert drops >= 3, f"the run ended before the harness dropped anything (seed {seed})"
     replay = await read_sse(http, thread_id, {"channels": CHANNELS}, until=root_ends())
     _check(received, replay, seed, drops)
-
-
-async def test_reconnect_answers_501_or_serves(client):
-    """The harness's own check: the protocol is served (then the tests above run) or
-    answered 501 (then they skip); anything else is a failure, not a skip."""
-    answer = await client.http.client.post(
-        f"/threads/{uuid.uuid4()}/commands", json={"id": 1, "method": "no.such", "params": {}})
-    if answer.status_code == 501:
-        pytest.skip("runlane answers the v2 streaming protocol with 501 (issue 13)")
-    assert answer.status_code == 200
-    assert (await command(client.http.client, str(uuid.uuid4()), "no.such"))["error"] == (
-        "unknown_command")

@@ -2,7 +2,7 @@
 langgraph_sdk's `client.threads.stream()` over SSE and WebSocket, raw SSE frames and
 commands (httpx), resume with `since`, cancel on the lifecycle channel, bad input.
 
-On the cluster every request goes to the next worker (`client`, `v2http`), so a
+On the cluster every request goes to the next worker (`client`, `spread_http`), so a
 command, the stream and each reconnect are served by different workers."""
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ import asyncio
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from langgraph_sdk import get_client
 
+from conftest import sdk_client
 from contract_support import cancel_url, wait_final
 
 pytest_plugins = ("contract_fixtures",)
@@ -26,29 +25,6 @@ pytestmark = pytest.mark.usefixtures("no_server_errors")
 ALL = ["values", "updates", "messages", "tools", "custom", "lifecycle", "input", "tasks",
        "checkpoints"]
 TERMINAL = ("completed", "failed", "interrupted")
-
-
-@pytest.fixture
-async def v2http(server: Any) -> AsyncIterator[httpx.AsyncClient]:
-    urls = getattr(server, "urls", None)
-    transport = None
-    if urls:
-        from cluster import RoundRobinTransport
-
-        transport = RoundRobinTransport(urls)
-    async with httpx.AsyncClient(base_url=server.url, timeout=60,
-                                 transport=transport) as session:
-        yield session
-
-
-def sdk(server: Any) -> Any:
-    client = get_client(url=server.url, timeout=60)
-    urls = getattr(server, "urls", None)
-    if urls:
-        from cluster import RoundRobinTransport
-
-        client.http.client._transport = RoundRobinTransport(urls)
-    return client
 
 
 async def command(http: httpx.AsyncClient, thread_id: str, method: str,
@@ -105,7 +81,7 @@ def user(text: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("transport", ["sse", "websocket"])
 async def test_sdk_thread_stream_runs_a_tool_calling_agent(server, transport):
-    client = sdk(server)
+    client = sdk_client(server)
     async with client.threads.stream(assistant_id="react_agent", transport=transport) as thread:
         started = await thread.run.start(input=user("weather in Paris?"))
         assert uuid.UUID(started["run_id"])
@@ -124,7 +100,7 @@ async def test_sdk_thread_stream_runs_a_tool_calling_agent(server, transport):
 
 @pytest.mark.parametrize("transport", ["sse", "websocket"])
 async def test_sdk_answers_an_interrupt_with_input_respond(server, transport):
-    client = sdk(server)
+    client = sdk_client(server)
     async with client.threads.stream(assistant_id="hitl_agent", transport=transport) as thread:
         await thread.run.start(input=user("transfer 50 to Alice"))
         for _ in range(600):
@@ -150,12 +126,12 @@ async def test_sdk_answers_an_interrupt_with_input_respond(server, transport):
 # ------------------------------------------------------------- frames, commands
 
 
-async def test_frames_of_an_interrupt_and_its_answer(v2http, client):
+async def test_frames_of_an_interrupt_and_its_answer(spread_http, client):
     thread_id = str(uuid.uuid4())
-    started = await command(v2http, thread_id, "run.start",
+    started = await command(spread_http, thread_id, "run.start",
                             {"assistant_id": "hitl_agent", "input": user("transfer 50 to Alice")})
     assert started["type"] == "success" and started["meta"] == {"applied_through_seq": 0}
-    first = await read_events(v2http, thread_id)
+    first = await read_events(spread_http, thread_id)
     assert first[0]["params"]["data"] == {"event": "running", "graph_name": "hitl_agent"}
     asked = [e for e in first if e["method"] == "input.requested"]
     assert len(asked) == 1 and asked[0]["params"]["data"]["payload"]["action"] == "transfer_money"
@@ -164,15 +140,15 @@ async def test_frames_of_an_interrupt_and_its_answer(v2http, client):
     interrupt_id = asked[0]["params"]["data"]["interrupt_id"]
 
     # A wrong id is the protocol's error, naming it; the right one resumes the run.
-    wrong = await command(v2http, thread_id, "input.respond",
+    wrong = await command(spread_http, thread_id, "input.respond",
                           {"interrupt_id": "nope", "namespace": [], "response": True})
     assert wrong["type"] == "error" and wrong["error"] == "no_such_interrupt"
     assert "nope" in wrong["message"]
-    answered = await command(v2http, thread_id, "input.respond",
+    answered = await command(spread_http, thread_id, "input.respond",
                              {"interrupt_id": interrupt_id, "namespace": [], "response": True})
     assert answered == {"type": "success", "id": 1, "result": {},
                         "meta": {"applied_through_seq": 0}}
-    rest = await read_events(v2http, thread_id, since=first[-1]["seq"])
+    rest = await read_events(spread_http, thread_id, since=first[-1]["seq"])
     # The root is interrupted as soon as the question is asked (as on the reference);
     # the paused run's last state follows, then the resumed run.
     paused_id = started["result"]["run_id"]
@@ -183,22 +159,22 @@ async def test_frames_of_an_interrupt_and_its_answer(v2http, client):
     assert resumed[0]["seq"] > rest[0]["seq"] > first[-1]["seq"]
     assert rest[-1]["params"]["data"]["event"] == "completed"
     assert not {e["event_id"] for e in rest} & {e["event_id"] for e in first}
-    again = await command(v2http, thread_id, "input.respond",
+    again = await command(spread_http, thread_id, "input.respond",
                           {"interrupt_id": interrupt_id, "namespace": [], "response": True})
     assert again["error"] == "no_such_interrupt"  # answered already
 
     # Without `since`: both runs again, exactly as they were sent.
-    everything = await read_events(v2http, thread_id, ends=2)
+    everything = await read_events(spread_http, thread_id, ends=2)
     assert everything == first + rest
-    tree = await command(v2http, thread_id, "agent.getTree", {})
+    tree = await command(spread_http, thread_id, "agent.getTree", {})
     assert tree["result"]["tree"]["status"] == "completed"
 
 
-async def test_subgraphs_lifecycle_namespaces_and_depth(v2http):
+async def test_subgraphs_lifecycle_namespaces_and_depth(spread_http):
     thread_id = str(uuid.uuid4())
-    await command(v2http, thread_id, "run.start",
+    await command(spread_http, thread_id, "run.start",
                   {"assistant_id": "subgraph_agent", "input": user("weather in Paris?")})
-    events = await read_events(v2http, thread_id)
+    events = await read_events(spread_http, thread_id)
     lifecycle = [(tuple(s.split(":")[0] for s in e["params"]["namespace"]),
                   e["params"]["data"]["event"]) for e in events if e["method"] == "lifecycle"]
     assert lifecycle == [((), "running"), (("researcher",), "started"),
@@ -208,84 +184,84 @@ async def test_subgraphs_lifecycle_namespaces_and_depth(v2http):
     researcher = next(ns for ns in spaces if ns and ns[0].startswith("researcher:"))
 
     # Filtered by namespace prefix (a name matches name:<task id>) and by depth.
-    scoped = await read_events(v2http, thread_id, channels=["messages", "values"],
+    scoped = await read_events(spread_http, thread_id, channels=["messages", "values"],
                                namespaces=[["researcher"]], stop_after=5)
     assert scoped and all(tuple(e["params"]["namespace"]) == researcher for e in scoped)
     root = [e for e in events if not e["params"]["namespace"]
             and e["method"] in ("values", "lifecycle")]
-    only_root = await read_events(v2http, thread_id, channels=["values", "lifecycle"],
+    only_root = await read_events(spread_http, thread_id, channels=["values", "lifecycle"],
                                   namespaces=[[]], depth=0)
     assert only_root == root
-    tree = (await command(v2http, thread_id, "agent.getTree", {}))["result"]["tree"]
+    tree = (await command(spread_http, thread_id, "agent.getTree", {}))["result"]["tree"]
     assert [c["graph_name"] for c in tree["children"]] == ["researcher", "write"]
     assert {c["status"] for c in tree["children"]} == {"completed"}
 
 
-async def test_custom_channels_by_name(v2http):
+async def test_custom_channels_by_name(spread_http):
     thread_id = str(uuid.uuid4())
-    await command(v2http, thread_id, "run.start",
+    await command(spread_http, thread_id, "run.start",
                   {"assistant_id": "sleepy", "input": {"steps": 3}})
-    events = await read_events(v2http, thread_id, channels=["custom", "lifecycle"])
+    events = await read_events(spread_http, thread_id, channels=["custom", "lifecycle"])
     custom = [e["params"]["data"] for e in events if e["method"] == "custom"]
     assert custom == [{"tick": n} for n in (1, 2, 3)]
-    named = await read_events(v2http, thread_id, channels=["custom:nothing", "lifecycle"])
+    named = await read_events(spread_http, thread_id, channels=["custom:nothing", "lifecycle"])
     assert [e["method"] for e in named] == ["lifecycle", "lifecycle"]
 
 
-async def test_resume_with_since_replays_exactly_the_rest(v2http):
+async def test_resume_with_since_replays_exactly_the_rest(spread_http):
     """A finished run read whole, then resumed from many random cursors (each request
     on the next worker on the cluster): exactly the events after the cursor."""
     thread_id = str(uuid.uuid4())
-    await command(v2http, thread_id, "run.start",
+    await command(spread_http, thread_id, "run.start",
                   {"assistant_id": "research_agent", "input": user("research cats")})
-    whole = await read_events(v2http, thread_id)
+    whole = await read_events(spread_http, thread_id)
     assert len(whole) > 50
     cursors = [*random.Random(13).sample(range(len(whole) - 1), 12), 0, len(whole) - 2]
     for k in cursors:
-        rest = await read_events(v2http, thread_id, since=whole[k]["seq"])
+        rest = await read_events(spread_http, thread_id, since=whole[k]["seq"])
         assert rest == whole[k + 1:], f"since the {k}th event"
 
 
-async def test_dropped_streams_of_a_live_run_resume_without_loss(v2http):
+async def test_dropped_streams_of_a_live_run_resume_without_loss(spread_http):
     """A live run's stream dropped at random points and resumed with `since` each time
     (on the cluster: another worker each time): the pieces are the whole stream."""
     thread_id = str(uuid.uuid4())
-    await command(v2http, thread_id, "run.start",
+    await command(spread_http, thread_id, "run.start",
                   {"assistant_id": "sleepy", "input": {"steps": 30, "delay": 0.05}})
     rng = random.Random(7)
     pieces: list[dict[str, Any]] = []
     while not pieces or not is_root_end(pieces[-1]):
         since = pieces[-1]["seq"] if pieces else None
-        pieces += await read_events(v2http, thread_id, since=since,
+        pieces += await read_events(spread_http, thread_id, since=since,
                                     stop_after=rng.randint(1, 6))
-    whole = await read_events(v2http, thread_id)
+    whole = await read_events(spread_http, thread_id)
     assert pieces == whole
     assert [e["params"]["data"]["tick"] for e in whole
             if e["method"] == "custom"] == list(range(1, 31))
 
 
-async def test_a_finished_run_ends_for_every_subscriber(v2http):
+async def test_a_finished_run_ends_for_every_subscriber(spread_http):
     thread_id = str(uuid.uuid4())
-    await command(v2http, thread_id, "run.start",
+    await command(spread_http, thread_id, "run.start",
                   {"assistant_id": "sleepy", "input": {"steps": 10, "delay": 0.05}})
-    seen = await asyncio.gather(*(read_events(v2http, thread_id) for _ in range(6)))
+    seen = await asyncio.gather(*(read_events(spread_http, thread_id) for _ in range(6)))
     assert all(events == seen[0] for events in seen)
     assert seen[0][-1]["params"]["data"] == {"event": "completed", "graph_name": "sleepy"}
 
 
-async def test_rest_cancel_shows_interrupted_on_lifecycle_and_nothing_after(v2http, client):
+async def test_rest_cancel_shows_interrupted_on_lifecycle_and_nothing_after(spread_http, client):
     thread_id = str(uuid.uuid4())
-    run_id = (await command(v2http, thread_id, "run.start", {
+    run_id = (await command(spread_http, thread_id, "run.start", {
         "assistant_id": "sleepy", "input": {"steps": 200, "delay": 0.05}}))["result"]["run_id"]
-    seen = await read_events(v2http, thread_id, channels=["custom"], stop_after=3)
+    seen = await read_events(spread_http, thread_id, channels=["custom"], stop_after=3)
     assert len(seen) == 3
-    resp = await v2http.post(cancel_url(thread_id, run_id))
+    resp = await spread_http.post(cancel_url(thread_id, run_id))
     assert resp.status_code == 202, resp.text
     final = await wait_final(client, thread_id, run_id)
     assert final is not None and final["status"] == "interrupted"
     # A run after it: the stream goes from the cancelled run's end to the next run.
-    await command(v2http, thread_id, "run.start", {"assistant_id": "quick", "input": {}})
-    events = await read_events(v2http, thread_id, ends=2)
+    await command(spread_http, thread_id, "run.start", {"assistant_id": "quick", "input": {}})
+    events = await read_events(spread_http, thread_id, ends=2)
     mine = [i for i, e in enumerate(events) if e["event_id"].startswith(run_id)]
     end = events[mine[-1]]
     assert is_root_end(end) and end["params"]["data"]["event"] == "interrupted"
@@ -295,17 +271,17 @@ async def test_rest_cancel_shows_interrupted_on_lifecycle_and_nothing_after(v2ht
     assert len([e for e in events if e["method"] == "custom"]) < 200
 
 
-async def test_run_start_follows_the_multitask_rules(v2http, client):
+async def test_run_start_follows_the_multitask_rules(spread_http, client):
     thread_id = str(uuid.uuid4())
-    first = await command(v2http, thread_id, "run.start", {
+    first = await command(spread_http, thread_id, "run.start", {
         "assistant_id": "sleepy", "input": {"steps": 40, "delay": 0.05}})
-    refused = await command(v2http, thread_id, "run.start", {
+    refused = await command(spread_http, thread_id, "run.start", {
         "assistant_id": "quick", "input": {}, "multitaskStrategy": "reject"})
     assert refused["type"] == "error" and refused["error"] == "unknown_error"
-    queued = await command(v2http, thread_id, "run.start", {"assistant_id": "quick",
+    queued = await command(spread_http, thread_id, "run.start", {"assistant_id": "quick",
                                                             "input": {}})
     assert queued["type"] == "success"
-    events = await read_events(v2http, thread_id, channels=["lifecycle"], ends=2)
+    events = await read_events(spread_http, thread_id, channels=["lifecycle"], ends=2)
     order = [(e["event_id"].split(":")[0], e["params"]["data"]["event"]) for e in events]
     assert order == [(first["result"]["run_id"], "running"),
                      (first["result"]["run_id"], "completed"),
@@ -315,17 +291,17 @@ async def test_run_start_follows_the_multitask_rules(v2http, client):
     assert sorted(r["status"] for r in runs) == ["success", "success"]
 
 
-async def test_a_cursor_in_a_rolled_back_run_is_told_events_were_missed(v2http, client):
+async def test_a_cursor_in_a_rolled_back_run_is_told_events_were_missed(spread_http, client):
     thread_id = str(uuid.uuid4())
-    doomed = await command(v2http, thread_id, "run.start", {
+    doomed = await command(spread_http, thread_id, "run.start", {
         "assistant_id": "sleepy", "input": {"steps": 200, "delay": 0.05}})
-    seen = await read_events(v2http, thread_id, channels=["custom"], stop_after=2)
-    after = await command(v2http, thread_id, "run.start", {
+    seen = await read_events(spread_http, thread_id, channels=["custom"], stop_after=2)
+    after = await command(spread_http, thread_id, "run.start", {
         "assistant_id": "quick", "input": {}, "multitaskStrategy": "rollback"})
     assert after["type"] == "success"
     # Once its rollback is complete the run is gone, and its events with it.
     assert await wait_final(client, thread_id, doomed["result"]["run_id"]) is None
-    events = await read_events(v2http, thread_id, since=seen[-1]["seq"])
+    events = await read_events(spread_http, thread_id, since=seen[-1]["seq"])
     assert events[0]["type"] == "error" and events[0]["error"] == "resume_gap"
     assert events[0]["since"] == seen[-1]["seq"]
     assert events[0]["min_available_seq"] <= events[1]["seq"]
@@ -386,7 +362,7 @@ async def test_websocket_subscriptions(server):
 # ------------------------------------------------------------------ bad input
 
 
-async def test_bad_input_is_a_clear_4xx_or_the_protocols_error(v2http):
+async def test_bad_input_is_a_clear_4xx_or_the_protocols_error(spread_http):
     thread_id = str(uuid.uuid4())
     url = f"/threads/{thread_id}/stream/events"
     for body, words in (
@@ -399,15 +375,15 @@ async def test_bad_input_is_a_clear_4xx_or_the_protocols_error(v2http):
             ({"channels": ["values"], "depth": "deep"}, "depth"),
             ({"channels": ["values"], "namespaces": "agent"}, "namespaces"),
             ({"channels": ["values"], "since": 999_999_999_000_000}, "future")):
-        resp = await v2http.post(url, json=body)
+        resp = await spread_http.post(url, json=body)
         assert resp.status_code == 400 and words in resp.json()["detail"], (body, resp.text)
-    resp = await v2http.post(url, content=b"{not json")
+    resp = await spread_http.post(url, content=b"{not json")
     assert resp.status_code == 422 and "not valid JSON" in resp.json()["detail"]
 
     commands = f"/threads/{thread_id}/commands"
-    resp = await v2http.post(commands, content=b"[")
+    resp = await spread_http.post(commands, content=b"[")
     assert resp.status_code == 422 and "not valid JSON" in resp.json()["detail"]
-    resp = await v2http.post(commands, json={"method": "run.start"})
+    resp = await spread_http.post(commands, json={"method": "run.start"})
     assert resp.status_code == 400 and resp.json() == {
         "type": "error", "id": None, "error": "invalid_argument",
         "message": resp.json()["message"], "detail": resp.json()["message"]}
@@ -421,24 +397,24 @@ async def test_bad_input_is_a_clear_4xx_or_the_protocols_error(v2http):
             ("input.respond", {"interrupt_id": "x"}, "no_such_interrupt"),
             ("agent.getTree", {}, "no_such_run"),
             ("subscription.subscribe", {"channels": ["values"]}, "not_supported")):
-        answer = await command(v2http, thread_id, method, params, command_id=9)
+        answer = await command(spread_http, thread_id, method, params, command_id=9)
         assert answer["type"] == "error" and answer["id"] == 9, answer
         assert answer["error"] == code and answer["message"], answer
-    resp = await v2http.post("/threads/not-a-uuid/commands",
+    resp = await spread_http.post("/threads/not-a-uuid/commands",
                              json={"id": 1, "method": "agent.getTree"})
     assert resp.status_code == 422
 
 
-async def test_cors_on_the_protocol_routes(v2http):
+async def test_cors_on_the_protocol_routes(spread_http):
     origin = {"origin": "https://app.example"}
     for path in ("stream/events", "commands"):
         url = f"/threads/{uuid.uuid4()}/{path}"
-        preflight = await v2http.options(url, headers={
+        preflight = await spread_http.options(url, headers={
             **origin, "access-control-request-method": "POST",
             "access-control-request-headers": "content-type"})
         assert preflight.status_code == 200, preflight.text
         assert preflight.headers["access-control-allow-origin"] in ("*", origin["origin"])
-    answer = await v2http.post(f"/threads/{uuid.uuid4()}/commands", headers=origin,
+    answer = await spread_http.post(f"/threads/{uuid.uuid4()}/commands", headers=origin,
                                json={"id": 1, "method": "agent.getTree"})
     assert answer.headers["access-control-allow-origin"] in ("*", origin["origin"])
 
@@ -449,7 +425,7 @@ async def test_cors_on_the_protocol_routes(v2http):
 async def _picked(server: Any, assistant_id: str) -> tuple[list[dict], list[dict]]:
     """(events of `custom:progress`, `custom:note` and lifecycle; events of `custom`) of
     one `picker` run through the SDK."""
-    client = sdk(server)
+    client = sdk_client(server)
     async with client.threads.stream(assistant_id=assistant_id) as session:
         named = session.subscribe(["custom:progress", "custom:note", "lifecycle"])
         named_events: list[dict] = []

@@ -19,6 +19,7 @@ RUNLANE_V2_URL runs them against another server (tests/v2_external.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import uuid
@@ -32,9 +33,9 @@ from compat.v2_support import (
     WsSession,
     command,
     is_root_end,
-    parse_frame,
     read_sse,
     root_ends,
+    sse_events,
     ws_url,
 )
 from v2_external import EXTERNAL
@@ -93,22 +94,15 @@ async def _sse_piece(http: httpx.AsyncClient, thread_id: str, since: int | None,
         assert response.status_code == 200, (await response.aread())[:300]
         if budget == 0:
             return False  # dropped right after the answer's head
-        frame: list[str] = []
         read = 0
-        async for line in response.aiter_lines():
-            if line:
-                frame.append(line)
-                continue
-            event = parse_frame(frame)
-            frame = []
-            if event is None:
-                continue
-            received.append(event)
-            read += 1
-            if is_root_end(event):
-                return True
-            if read >= budget:
-                return False  # leaving the block closes the connection mid-stream
+        async with contextlib.aclosing(sse_events(response)) as arriving:
+            async for event in arriving:
+                received.append(event)
+                read += 1
+                if is_root_end(event):
+                    return True
+                if read >= budget:
+                    return False  # leaving the block closes the connection mid-stream
     raise AssertionError("the stream ended without the run's end")
 
 

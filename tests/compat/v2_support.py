@@ -19,9 +19,10 @@ The protocol, as the reference server (langgraph-api 0.16) serves it:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -79,6 +80,19 @@ def parse_frame(lines: list[str]) -> Event | None:
     return event
 
 
+async def sse_events(response: httpx.Response) -> AsyncIterator[Event]:
+    """The events of an SSE answer of the thread's event stream, as they arrive."""
+    frame: list[str] = []
+    async for line in response.aiter_lines():
+        if line:
+            frame.append(line)
+            continue
+        event = parse_frame(frame)
+        frame = []
+        if event is not None:
+            yield event
+
+
 async def read_sse(http: httpx.AsyncClient, thread_id: str, body: dict[str, Any], *,
                    until: Callable[[list[Event]], bool], timeout: float = 60,
                    headers: dict[str, str] | None = None,
@@ -97,14 +111,8 @@ async def read_sse(http: httpx.AsyncClient, thread_id: str, body: dict[str, Any]
             assert response.headers["content-type"].startswith("text/event-stream")
             if opened is not None:
                 opened.set()
-            frame: list[str] = []
-            async for line in response.aiter_lines():
-                if line:
-                    frame.append(line)
-                    continue
-                event = parse_frame(frame)
-                frame = []
-                if event is not None:
+            async with contextlib.aclosing(sse_events(response)) as arriving:
+                async for event in arriving:
                     events.append(event)
                     if until(events):
                         return

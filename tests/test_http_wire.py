@@ -439,10 +439,12 @@ async def _until_heartbeat(resp: httpx.Response) -> list[str]:
 
 async def test_quiet_streams_send_heartbeats(server: ServerProcess) -> None:
     """A `: heartbeat` comment every 5 s of silence, as the reference sends, on a run
-    stream whose graph says nothing for 6 s and on an idle thread's stream."""
+    stream whose graph says nothing for 6 s, on an idle thread's stream, and on an idle
+    thread's v2 event stream."""
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         quiet = (await http.post("/threads", json={})).json()["thread_id"]
         idle = (await http.post("/threads", json={})).json()["thread_id"]
+        idle_v2 = (await http.post("/threads", json={})).json()["thread_id"]
 
         async def run_stream() -> list[str]:
             async with http.stream("POST", f"/threads/{quiet}/runs/stream", json={
@@ -455,10 +457,18 @@ async def test_quiet_streams_send_heartbeats(server: ServerProcess) -> None:
                 assert resp.status_code == 200
                 return await _until_heartbeat(resp)
 
-        ran, idled = await asyncio.gather(run_stream(), thread_stream())
+        async def protocol_stream() -> list[str]:
+            async with http.stream("POST", f"/threads/{idle_v2}/stream/events",
+                                   json={"channels": ["lifecycle"]}) as resp:
+                assert resp.status_code == 200
+                return await _until_heartbeat(resp)
+
+        ran, idled, idled_v2 = await asyncio.gather(run_stream(), thread_stream(),
+                                                    protocol_stream())
     assert ran[-1] == ": heartbeat" and "event: metadata" in ran, ran
     assert "event: custom" not in ran, ran  # it came while the graph was quiet
     assert idled == [": heartbeat"], idled
+    assert idled_v2 == [": heartbeat"], idled_v2
 
 
 def test_the_js_sdk_reads_kept_alive_answers(kept: Any) -> None:

@@ -179,7 +179,7 @@ class Runtime:
             )
             await bus.start()
             self._on_stop(bus.stop)
-            await leases.start()
+            leases.start()
             self._on_stop(leases.stop)
             self.leases = leases
         else:

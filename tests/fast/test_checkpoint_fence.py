@@ -267,7 +267,7 @@ async def test_a_failing_renewal_is_retried_at_the_keepers_pace() -> None:
 
     keeper = LeaseKeeper(store=Down(), executor=Executor(), lease_seconds=0.6,  # type: ignore[arg-type]
                          grace_seconds=0.0, on_reaped=nothing, complete_rollback=nothing)
-    await keeper.start()
+    keeper.start()
     await asyncio.sleep(1.0)
     await keeper.stop()
     assert 2 <= len(attempts) <= 6, f"{len(attempts)} renewals in 1 s, every 0.2 s expected"

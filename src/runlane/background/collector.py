@@ -35,7 +35,7 @@ import asyncio
 import gc
 import logging
 
-from runlane.background.loop_task import LoopTask
+from runlane.loop_task import LoopTask
 
 log = logging.getLogger("runlane.collector")
 

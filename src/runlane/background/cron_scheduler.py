@@ -20,8 +20,8 @@ import datetime
 import logging
 import os
 
-from runlane.background.loop_task import LoopTask
 from runlane.errors import BadSchedule, DatabaseUnavailable
+from runlane.loop_task import LoopTask
 from runlane.observability import metrics
 from runlane.serde import utcnow
 from runlane.service.crons import Crons, next_firing

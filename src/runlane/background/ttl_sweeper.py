@@ -18,7 +18,7 @@ import datetime
 import logging
 from collections.abc import Awaitable, Callable
 
-from runlane.background.loop_task import LoopTask
+from runlane.loop_task import LoopTask
 from runlane.serde import utcnow
 from runlane.service.runs import Runlane
 from runlane.service.thread_holds import release

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from runlane.background.webhook_transport import PolicyTransport
+from runlane.loop_task import cancel_and_wait
 from runlane.observability import metrics
 from runlane.records import Run
 from runlane.serde import JSONObject, dumps, utcnow
@@ -113,10 +114,7 @@ class WebhookSender:
     async def stop(self) -> None:
         """Stop sending. Deliveries cut short keep their claim, which expires: the next
         worker (or the next start) sends them again."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        await cancel_and_wait(self._loop_task)
         for task in list(self._deliveries):
             task.cancel()
         if self._deliveries:

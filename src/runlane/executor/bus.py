@@ -17,6 +17,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from runlane.loop_task import cancel_and_wait
+
 log = logging.getLogger("runlane.bus")
 
 CHANNELS = ("runlane_wake", "runlane_cancel", "runlane_done", "runlane_thread")
@@ -50,10 +52,7 @@ class PostgresBus:
             await asyncio.wait_for(self.connected.wait(), 10)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _listen_forever(self) -> None:
         import psycopg

@@ -6,12 +6,12 @@ recheck bounds the wait for a wake-up that never came."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 import time
 from typing import TYPE_CHECKING
 
+from runlane.loop_task import cancel_and_wait
 from runlane.records import Run
 from runlane.serde import utcnow
 from runlane.store import Store
@@ -96,10 +96,7 @@ class Dispatcher:
     async def stop_claiming(self) -> None:
         """Claim no more runs; the runs executing here go on."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     def lease_until(self) -> datetime.datetime:
         return utcnow() + datetime.timedelta(seconds=self.lease_seconds)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from runlane.executor.executor import Executor
+from runlane.loop_task import LoopTask
 from runlane.observability import logs
 from runlane.records import Run
 from runlane.serde import utcnow
@@ -34,7 +35,9 @@ from runlane.store import Store
 log = logging.getLogger("runlane.leases")
 
 
-class LeaseKeeper:
+class LeaseKeeper(LoopTask):
+    task_name = "runlane-leases"
+
     def __init__(
         self,
         *,
@@ -49,6 +52,7 @@ class LeaseKeeper:
     ) -> None:
         """`clock`: a monotonic clock that counts the time the process was stopped
         (time.monotonic does, on Linux: CLOCK_MONOTONIC); tests pass their own."""
+        super().__init__()
         self.store = store
         self.executor = executor
         self.lease_seconds = lease_seconds
@@ -56,24 +60,12 @@ class LeaseKeeper:
         self.on_reaped = on_reaped
         self.complete_rollback = complete_rollback
         self.housekeeping = housekeeping
-        self._task: asyncio.Task[None] | None = None
         self.clock = clock
         # When the last successful renewal was *sent*: the leases it set end a lease
         # after that, by the wall clock it read then (Executor.lease_until).
         self._last_renewed = self._last_attempt = clock()
         self.renewals = 0
         self.takeovers = 0
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="runlane-leases")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
 
     def lease_held(self, run_id: str | None = None) -> bool:
         """Whether this worker's lease (of `run_id`: also counting its claim) still

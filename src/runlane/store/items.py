@@ -22,7 +22,6 @@ sqlite-vec on SQLite (exact, over the namespace's vectors) and pgvector on Postg
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 import os
@@ -35,6 +34,7 @@ from langgraph.store.base import BaseStore, TTLConfig
 from sqlalchemy.engine import make_url
 
 from runlane.errors import ConfigError
+from runlane.loop_task import cancel_and_wait
 from runlane.observability import logs
 from runlane.owners import Owner
 from runlane.store.checkpoints import try_advisory_lock
@@ -130,11 +130,8 @@ class ItemStore:
         return scoped(self.store, owner)
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        sweeper, self._sweeper = self._sweeper, None
+        await cancel_and_wait(sweeper)
         for close in reversed(self._close):
             with logs.failure_logged(log, "closing the item store (%s)", close):
                 await close()

@@ -35,6 +35,8 @@ from typing import Any
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from runlane.loop_task import cancel_and_wait
+
 log = logging.getLogger("runlane.streams.redis")
 
 # An entry id as a comparable pair: b"0-12" -> (0, 12).
@@ -234,10 +236,7 @@ class StreamTail:
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self._drop_connection()
         if self._conn is not None:
             with contextlib.suppress(Exception):

@@ -124,9 +124,9 @@ class Runtime:
         executor = Executor(
             store=store, broker=broker, checkpoints=checkpoints, graphs=served,
             item_store=items, transport=transport, webhook_owed=webhook_owed,
-            # One SQLite process sees every event that makes a run startable
-            # (Dispatcher.reserve_slot).
-            starts_at_admission=not self.scale_out,
+            # One SQLite process sees every event that makes a run startable; a
+            # cluster worker may miss a NOTIFY (DispatchSignal).
+            single_process=not self.scale_out,
             # Scale-out: a `wait` on another worker still reads a stateless run's thread.
             temporary_retention=30.0 if self.scale_out else 0.0,
             max_concurrency=settings.resolved_max_concurrency(), cancel_grace=settings.cancel_grace,

@@ -227,8 +227,10 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
 
         `start` (worker id, lease end): the caller has a free slot and nothing else
         is waiting for one, so a run that can start at once (its thread has no other
-        active run, no `after_seconds`) goes pending -> running in this same
-        transaction, as a claim would have done a moment later (`started`).
+        active run, no `after_seconds`, no hold) goes pending -> running in this same
+        transaction, as a claim would have done a moment later (`started`); on a
+        cluster no other worker is woken for it. A run left pending is announced
+        (WAKE) unless it waits behind a running run.
 
         `idempotency`: claimed in this transaction; a live key answers the run it
         names instead (`replayed`), and nothing is admitted.
@@ -363,7 +365,13 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
             self._notify(conn, CANCEL, cancelled_id)
         for ended in cancelled_pending:
             self._notify(conn, DONE, ended.run_id)
-        self._notify(conn, WAKE)
+        if not any(other.status == RunStatus.RUNNING.value for other in active):
+            # The run may be startable now: every worker claims (or, if full, knows a
+            # run waits for a slot). Behind a running run it is not, and that run's
+            # end announces it (settle_run, complete_rollback and the reaper WAKE when
+            # the thread still has an active run): no claim on every worker for
+            # nothing.
+            self._notify(conn, WAKE)
         return CreatedRun(Run.from_columns(new_run), cancelled_running, cancelled_pending)
 
     async def get_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Run | None:

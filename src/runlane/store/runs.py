@@ -483,7 +483,9 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
         already `busy`, as they have been since their runs were admitted.
 
         Returns (claimed runs, or None: lost a race with another worker, try again;
-        when the earliest delayed run becomes due, or None), in one transaction."""
+        when the earliest delayed run becomes due, or None). In autocommit: the claim
+        is one statement, and when the next delayed run is due needs no transaction
+        with it (a hint for the dispatcher's timer)."""
         params = {"p_worker_id": worker_id, "p_now": utcnow(), "p_lease_until": lease_until,
                   "p_limit": limit}
 
@@ -493,8 +495,7 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
             except sa.exc.IntegrityError as exc:
                 # PostgreSQL: another worker started a run on one of these threads at
                 # the same instant (the one-running-run-per-thread index refused). The
-                # whole transaction rolls back (no savepoint around the claim: that was
-                # two more round trips on every claim, for a race that is rare).
+                # statement rolls back alone (autocommit: no savepoint needed).
                 raise _ClaimRaced from exc
             due = conn.scalar(st.NEXT_DUE, params)
             if due is not None and due.tzinfo is None:  # SQLite drops the zone
@@ -502,7 +503,7 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
             return claimed, due
 
         try:
-            return await self.db.run(_tx)
+            return await self.db.autocommit(_tx)
         except _ClaimRaced:
             return None, None
 
@@ -741,7 +742,7 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
         def _tx(conn: Connection) -> dict[str, str | None]:
             return {r.run_id: r.cancel_action for r in conn.execute(statement, params)}
 
-        return await self.db.run(_tx)
+        return await self.db.autocommit(_tx)  # one statement
 
     async def reap_expired(
         self, deadline: Any, worker_id: str, lease_until: Any

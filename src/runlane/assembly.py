@@ -114,7 +114,9 @@ class Runtime:
             if not settings.redis_url:
                 raise ConfigError("scale-out needs Redis for run events across workers: "
                                   "pass --redis-url redis://host:6379/0")
-            transport = RedisTransport(RedisEventBridge(settings.redis_url))
+            transport = RedisTransport(RedisEventBridge(
+                settings.redis_url, max_connections=settings.redis_max_connections,
+                max_read_connections=settings.redis_max_read_connections))
         else:
             transport = LocalTransport(broker)
         self._on_stop(transport.aclose)  # after the executor stopped

@@ -260,6 +260,9 @@ def main() -> int:
     if "postgres" in results:
         detail = results["postgres"]["reps_detail"][-1]
         console.print(f"Redis commands per run (last rep): {detail.get('redis_commands_per_run')}")
+        console.print("PostgreSQL statements per run (last rep):")
+        for query, n in detail.get("pg_statements_by_query", {}).items():
+            console.print(f"  {n:6.2f}  {query}", markup=False, highlight=False)
         console.print(f"NOTIFYs per run by channel (last rep): "
                       f"{detail.get('notifies_by_channel')}")
         console.print("redis-py 'Too many connections' warnings in the workers' logs: "

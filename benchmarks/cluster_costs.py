@@ -189,11 +189,16 @@ class Costs:
                 "SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s "
                 "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = %s",
                 (self.database,)).fetchone()
+            by_query = dict(conn.execute(
+                "SELECT s.query, sum(s.calls) FROM pg_stat_statements s "
+                "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = %s GROUP BY s.query",
+                (self.database,)).fetchall())
             xacts = conn.execute(
                 "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
                 (self.database,)).fetchone()
             conn.execute("SELECT pg_stat_clear_snapshot()")
         return {"pg_statements": int(statements[0]) if statements else 0,
+                "pg_by_query": {q: int(n) for q, n in by_query.items()},
                 "pg_transactions": int(xacts[0]) if xacts and xacts[0] is not None else 0}
 
     def _redis_commands(self) -> dict[str, int]:
@@ -229,6 +234,13 @@ class Costs:
             if key in before:
                 # Our own counter queries run in another database: nothing to subtract.
                 out[f"{key}_per_run"] = (after[key] - before[key]) / runs
+        if "pg_by_query" in before:
+            # Which statements a run makes (the top ones), for where the round trips go.
+            calls = {q: n - before["pg_by_query"].get(q, 0)
+                     for q, n in after["pg_by_query"].items()}
+            out["pg_statements_by_query"] = {
+                " ".join(q.split())[:120]: round(n / runs, 2)
+                for q, n in sorted(calls.items(), key=lambda x: -x[1]) if n / runs >= 0.05}
         if "notifies" in before:
             by_channel = {ch: (after["notifies"][ch] - before["notifies"][ch]) / runs
                           for ch in after["notifies"]}

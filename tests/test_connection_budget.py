@@ -8,6 +8,9 @@ flags, hold too, and the same load still succeeds on them."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +19,14 @@ import psycopg
 import pytest
 from langgraph_sdk import get_client
 
-from cluster import POSTGRES_ADMIN_URL, Cluster, RoundRobinTransport, require_services
+from cluster import (
+    POSTGRES_ADMIN_URL,
+    REDIS_URL,
+    Cluster,
+    RoundRobinTransport,
+    require_services,
+)
+from conftest import GRAPHS_CONFIG
 from runlane.settings import Settings
 
 pytestmark = pytest.mark.scaleout
@@ -113,3 +123,16 @@ async def test_three_workers_stay_within_the_budget_under_load(sampled_cluster: 
     # Each worker holds at least its LISTEN connection and a database thread's.
     assert 2 * WORKERS <= sampler.peak <= budget, (
         f"peak {sampler.peak} connections for {WORKERS} workers; budget {budget}")
+
+
+def test_a_redis_pool_of_no_connections_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "runlane.cli", "serve", "--config", str(GRAPHS_CONFIG),
+         "--port", "1", "--database-url", f"{POSTGRES_ADMIN_URL}_none", "--redis-url",
+         REDIS_URL],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "COLUMNS": "400", "RUNLANE_REDIS_MAX_READ_CONNECTIONS": "0"})
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot start" in lines[0], done.stderr
+    assert "RUNLANE_REDIS_MAX_READ_CONNECTIONS: 0 is not a positive" in lines[0], done.stderr

@@ -441,6 +441,44 @@ async def test_a_late_publish_after_the_end_is_refused(streams: RedisRunStreams)
     assert await streams.state(run_id) is StreamState.MISSING
 
 
+async def test_appends_of_many_runs_in_one_call_each_answered_as_alone(
+        streams: RedisRunStreams) -> None:
+    """Appends handed over in the same tick go to Redis in one script call
+    (redis_appends.py); each run's batch is checked and answered as if alone: an
+    ended stream refuses, a missing one accepts only id 1, a resend is skipped, a gap
+    rewinds, and the others land."""
+    ended, live, missing, fresh, gap = (uuid.uuid4().hex for _ in range(5))
+    assert await streams.publish(ended, 1, "values", {"i": 1}) == 1
+    assert await streams.end(ended)
+    for i in (1, 2, 3):
+        assert await streams.publish(live, i, "values", {"i": i}) == i
+        assert await streams.publish(gap, i, "values", {"i": i}) == i
+
+    def frame(i: int) -> tuple[str, bytes]:
+        return "values", b"event: values\ndata: {}\nid: %d\n\n" % i
+
+    answers = await asyncio.gather(
+        streams.append(ended, 2, [frame(2)]),
+        streams.append(live, 2, [frame(2), frame(3), frame(4), frame(5)]),  # 2, 3: resent
+        streams.append(missing, 4, [frame(4)]),
+        streams.append(fresh, 1, [frame(1), frame(2)]),
+        streams.append(gap, 7, [frame(7)]),
+        return_exceptions=True)
+    assert isinstance(answers[0], StreamEnded)
+    assert answers[1] == 5
+    assert isinstance(answers[2], StreamGone)
+    assert answers[3] == 2
+    assert answers[4] == 3  # refused: the forwarder rewinds to 3
+    assert [int(i.split(b"-")[1]) for i, _ in await streams.client.xrange(streams.key(live))
+            ] == [1, 2, 3, 4, 5]
+    assert await streams.state(missing) is StreamState.MISSING
+    assert await streams.last_event_id(fresh) == 2
+    assert await streams.last_event_id(gap) == 3
+    # The frames stored are the ones handed over, byte for byte.
+    stored = await streams.client.xrange(streams.key(live), min="0-4", max="0-5")
+    assert [fields[b"f"] for _, fields in stored] == [frame(4)[1], frame(5)[1]]
+
+
 async def test_forwarder_skips_events_already_in_redis(
     bridge: RedisEventBridge, streams: RedisRunStreams
 ) -> None:

@@ -114,7 +114,9 @@ class Runtime:
             if not settings.redis_url:
                 raise ConfigError("scale-out needs Redis for run events across workers: "
                                   "pass --redis-url redis://host:6379/0")
-            transport = RedisTransport(RedisEventBridge(settings.redis_url))
+            transport = RedisTransport(RedisEventBridge(
+                settings.redis_url, max_connections=settings.redis_max_connections,
+                max_read_connections=settings.redis_max_read_connections))
         else:
             transport = LocalTransport(broker)
         self._on_stop(transport.aclose)  # after the executor stopped
@@ -124,9 +126,9 @@ class Runtime:
         executor = Executor(
             store=store, broker=broker, checkpoints=checkpoints, graphs=served,
             item_store=items, transport=transport, webhook_owed=webhook_owed,
-            # One SQLite process sees every event that makes a run startable
-            # (Dispatcher.reserve_slot).
-            starts_at_admission=not self.scale_out,
+            # One SQLite process sees every event that makes a run startable; a
+            # cluster worker may miss a NOTIFY (DispatchSignal).
+            single_process=not self.scale_out,
             # Scale-out: a `wait` on another worker still reads a stateless run's thread.
             temporary_retention=30.0 if self.scale_out else 0.0,
             max_concurrency=settings.resolved_max_concurrency(), cancel_grace=settings.cancel_grace,

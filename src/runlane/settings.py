@@ -47,6 +47,10 @@ class Settings:
     lease_grace: float = 2.0
     worker_name: str | None = None
     redis_url: str | None = None
+    # Redis connections per worker (docs/scale-out.md): writes (event appends, ends,
+    # state checks) and followers' replay reads; plus the tail's one blocking read.
+    redis_max_connections: int = 32
+    redis_max_read_connections: int = 32
     # Webhooks: seconds per attempt, attempts in all, first retry delay (doubling).
     webhook_timeout: float = 10.0
     webhook_max_attempts: int = 6
@@ -104,6 +108,7 @@ class Settings:
             values["config"] = Path(env["RUNLANE_CONFIG"])
         for name, cast in (("host", str), ("port", int), ("database_url", str),
                            ("redis_url", str), ("lease_seconds", float), ("lease_grace", float),
+                           ("redis_max_connections", int), ("redis_max_read_connections", int),
                            ("worker_name", str),
                            ("max_concurrency", int), ("cancel_grace", float),
                            ("abandoned_node_grace", float),
@@ -129,6 +134,13 @@ class Settings:
                 values[name] = cast(env[key])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]  # each value cast to its field's type
+
+    def redis_pool_problems(self) -> list[str]:
+        """What is wrong with the Redis pool sizes (scale-out), in words."""
+        return [f"RUNLANE_{name.upper()}: {getattr(self, name)} is not a positive number "
+                "of connections (default 32)"
+                for name in ("redis_max_connections", "redis_max_read_connections")
+                if getattr(self, name) < 1]
 
     def webhook_overrides(self) -> dict[str, object]:
         """The RUNLANE_WEBHOOK_* policy settings, as webhook_policy.override takes them."""

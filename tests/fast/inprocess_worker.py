@@ -90,10 +90,10 @@ class RecordingStore(Store):
 
 class InProcessWorker:
     def __init__(self, workdir: Path, *, max_concurrency: int,
-                 starts_at_admission: bool = True) -> None:
+                 single_process: bool = True) -> None:
         self.workdir = workdir
         self.max_concurrency = max_concurrency
-        self.starts_at_admission = starts_at_admission
+        self.single_process = single_process
         self.graph = GatedGraph()
         self.run_ids: dict[str, str] = {}  # key -> run id
         self.thread_ids: dict[str, str] = {}  # key -> thread id
@@ -113,8 +113,8 @@ class InProcessWorker:
         self.executor = Executor(
             store=self.store, broker=broker, checkpoints=self.checkpoints, graphs=graphs,
             item_store=self.items, transport=transport, webhook_owed=webhook_owed,
-            # One SQLite process, as Runtime sets it up (or not: a cluster worker).
-            starts_at_admission=self.starts_at_admission, temporary_retention=0.0,
+            # One SQLite process, as Runtime sets it up (or not: a cluster worker's rules).
+            single_process=self.single_process, temporary_retention=0.0,
             max_concurrency=self.max_concurrency,
             # No periodic safety net: every start must come from a wake-up rule, so a
             # missing wake-up fails the test instead of being covered up a second later.

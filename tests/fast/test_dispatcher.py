@@ -29,10 +29,10 @@ async def make_worker(tmp_path: Path,
     recheck's period: every start must come from a wake-up rule."""
     workers: list[InProcessWorker] = []
 
-    async def make(max_concurrency: int, starts_at_admission: bool = True) -> InProcessWorker:
+    async def make(max_concurrency: int, single_process: bool = True) -> InProcessWorker:
         worker = InProcessWorker(tmp_path / f"worker{len(workers)}",
                                  max_concurrency=max_concurrency,
-                                 starts_at_admission=starts_at_admission)
+                                 single_process=single_process)
         workers.append(worker)
         return await worker.start()
 
@@ -180,13 +180,18 @@ async def test_no_start_at_admission_without_a_free_slot(make_worker: MakeWorker
     assert await worker.status("b") == "pending"
 
 
-async def test_no_start_at_admission_on_a_cluster_worker(make_worker: MakeWorker) -> None:
-    worker = await make_worker(max_concurrency=2, starts_at_admission=False)
-    assert worker.executor.reserve_slot() is False
+async def test_a_cluster_worker_starts_at_admission_too(make_worker: MakeWorker) -> None:
+    """The targeted wake: a cluster worker with a free slot and no run waiting starts
+    the run in its admission (no WAKE to every worker); one that is full leaves it
+    pending, and starts it when its slot frees (starved)."""
+    worker = await make_worker(max_concurrency=1, single_process=False)
     await worker.create("a")
-    await worker.wait_until_executing("a")
-    assert worker.store.started_at_admission == []
-    assert worker.store.claimed == worker.ids("a")
+    assert worker.store.started_at_admission == worker.ids("a")
+    await worker.create("b")
+    assert await worker.status("b") == "pending"
+    await worker.finish("a")
+    await worker.wait_until_executing("b")
+    assert worker.store.claimed == worker.ids("b")
 
 
 async def test_no_start_at_admission_when_a_delayed_runs_wake_up_is_late(

@@ -48,6 +48,10 @@ def _serve(args: argparse.Namespace) -> int:
                       "SQLite is for one process; pass --database-url postgresql://...",
                       highlight=False)
         return 2
+    if problems := settings.redis_pool_problems():
+        console.print(f"[bold red]runlane: cannot start:[/] {'; '.join(problems)}",
+                      highlight=False)
+        return 2
     if not settings.resolved_database_url().startswith("sqlite") and not settings.redis_url:
         console.print("[bold red]runlane: cannot start:[/] with PostgreSQL, runs stream across "
                       "workers through Redis: pass --redis-url redis://host:6379/0",

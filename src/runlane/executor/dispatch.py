@@ -1,7 +1,17 @@
 """Filling this worker's run slots: the dispatcher claims startable runs into free
 slots when woken, a run's admission may start it at once when nothing else could
 want its slot (start at admission), delayed runs wake it when due, and a periodic
-recheck bounds the wait for a wake-up that never came."""
+recheck bounds the wait for a wake-up that never came.
+
+On a cluster the same rules make the wake-up targeted: the worker that admits a run
+starts it in the admission's own transaction when it has a free slot and knows of no
+run waiting for one, and only a run it cannot start (its slots are full, a run ahead
+of it on its thread, a delay, a hold) is announced to every worker (the store's WAKE
+NOTIFY), each of which then claims. A run's end wakes the local dispatcher only when
+a run may be waiting for the slot (`starved`: the last claim filled every free slot,
+or a wake-up came while none was free). Every worker hears every WAKE, so a worker
+that is not starved knows of no waiting run: the claim fan-out per run is gone, and
+the periodic recheck remains the safety net for a lost notification."""
 
 from __future__ import annotations
 
@@ -31,10 +41,11 @@ class DispatchSignal:
     It also says whether a slot coming free matters (`slot_matters`), which depends
     on what the dispatcher's last claim found (`starved`, recorded here by it)."""
 
-    def __init__(self, *, starts_at_admission: bool) -> None:
-        # One SQLite process: a run admitted while nothing waits may start in its own
-        # admission (see Dispatcher.reserve_slot).
-        self.starts_at_admission = starts_at_admission
+    def __init__(self, *, single_process: bool) -> None:
+        # One SQLite process sees every event that makes a run startable: a run the
+        # periodic recheck finds is a bug there (logged), and on a cluster a lost
+        # NOTIFY (not logged).
+        self.single_process = single_process
         # The last claim filled every free slot (or found none): startable runs may be
         # waiting, so a slot coming free must wake the dispatcher.
         self.starved = False
@@ -55,10 +66,12 @@ class DispatchSignal:
         self._event.clear()
 
     def slot_matters(self) -> bool:
-        """Whether a slot coming free may let a waiting run start: on a cluster always
-        (other workers' runs), on one SQLite process only if the last claim left
-        startable runs without a slot."""
-        return self.starved or not self.starts_at_admission
+        """Whether a slot coming free may let a waiting run start: only if the last
+        claim left startable runs without a slot (or a wake-up came while no slot was
+        free). On a cluster too: a run admitted on a worker that could not start it
+        was announced to every worker (WAKE), which made each of them claim, or, if
+        full, starved."""
+        return self.starved
 
 
 class Dispatcher:
@@ -117,12 +130,16 @@ class Dispatcher:
     def reserve_slot(self) -> bool:
         """A slot for a run being admitted now, so that its admission can also start
         it (Store.create_run's `start`), sparing a claim transaction and a dispatcher
-        turn. Only when nothing else could want the slot first: on one SQLite process
-        every event that can make a pending run startable (a run created or ended, a
-        cancel, a delayed run coming due) wakes the dispatcher, so a dispatcher that
-        is idle, not woken and not claiming means no run is waiting to start, and
-        creation order is kept. Undo with `release_slot`, or use with `start_admitted`."""
-        if (not self.signal.starts_at_admission or self._stopping or self._claiming
+        turn (on a cluster: a WAKE NOTIFY and a claim transaction on every worker).
+        Only when nothing else could want the slot first: every event that can make a
+        pending run startable (a run created or ended, a cancel, a delayed run coming
+        due; on a cluster, another worker's WAKE) wakes the dispatcher, so a
+        dispatcher that is idle, not woken, not claiming and not starved means no run
+        is waiting to start, and creation order is kept (on a cluster, up to a NOTIFY
+        still in flight: order across threads is not part of the contract there;
+        order on a thread is the admission's, under the thread's row lock). Undo with
+        `release_slot`, or use with `start_admitted`."""
+        if (self._stopping or self._claiming
                 or self.signal.starved or self.signal.is_set() or self._free_slots() <= 0):
             return False
         timer = self._due_timer
@@ -166,7 +183,7 @@ class Dispatcher:
                     if claimed is None:  # raced another worker for a thread: soon again
                         asyncio.get_running_loop().call_later(0.02, signal.wake)
                         break
-                    if claimed and rechecking and signal.starts_at_admission:
+                    if claimed and rechecking and signal.single_process:
                         log.warning("startable run(s) %s found by the periodic recheck, not "
                                     "by a wake-up: a wake-up was missed",
                                     ", ".join(r.run_id for r in claimed))

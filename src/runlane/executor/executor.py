@@ -33,7 +33,7 @@ class Executor:
         item_store: ItemStore,
         transport: RunEventTransport,
         webhook_owed: asyncio.Event,
-        starts_at_admission: bool,
+        single_process: bool,
         temporary_retention: float,
         max_concurrency: int = 64,
         cancel_grace: float = 5.0,
@@ -42,14 +42,14 @@ class Executor:
         recheck_seconds: float = 1.0,
         worker_id: str | None = None,
     ) -> None:
-        """`starts_at_admission`: one SQLite process, which sees every event that makes
-        a run startable, lets a run's admission start it (Dispatcher.reserve_slot).
+        """`single_process`: one SQLite process, which sees every event that makes a
+        run startable (on a cluster a NOTIFY can be lost; see DispatchSignal).
         `temporary_retention`: seconds a stateless run's thread outlives the run (on a
         cluster a `wait` on another worker still reads it). `webhook_owed` is set when
         a run owing a webhook ends here. `recheck_seconds`: the period of the
         dispatcher's safety-net claim (Dispatcher._recheck)."""
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
-        signal = DispatchSignal(starts_at_admission=starts_at_admission)
+        signal = DispatchSignal(single_process=single_process)
         # The event loop's default executor, once started: it knows which run's nodes
         # still execute in a thread (see node_threads.py).
         self.node_threads = NodeThreads()

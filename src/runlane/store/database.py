@@ -111,15 +111,24 @@ class Database:
         the database's only writer, with every transaction finished before the loop
         moves on, so it reads the last commit. That spares taking (and releasing) the
         write lock for the reads every run creation and every `runs.get` make. On
-        PostgreSQL it is a transaction, as `run`."""
-        return await self._execute(fn, write=False)
+        PostgreSQL it runs in autocommit (see `autocommit`)."""
+        return await self._execute(fn, write=False, autocommit=True)
 
-    async def _execute(self, fn: Callable[[Connection], T], write: bool) -> T:
+    async def autocommit(self, fn: Callable[[Connection], T]) -> T:
+        """`fn`, whose statements are each atomic on their own (a compare-and-set, a
+        read), so that no transaction needs to span them. On PostgreSQL each commits
+        by itself: no BEGIN and COMMIT, two round trips of three for a one-statement
+        transaction (a statement that fails rolls back alone). On SQLite a
+        transaction, as `run`."""
+        return await self._execute(fn, write=True, autocommit=True)
+
+    async def _execute(self, fn: Callable[[Connection], T], write: bool,
+                       autocommit: bool = False) -> T:
         try:
             if self._threads is None:
                 return self._transaction(fn, write)
             return await asyncio.get_running_loop().run_in_executor(
-                self._threads, functools.partial(self._transaction, fn, write))
+                self._threads, functools.partial(self._transaction, fn, write, autocommit))
         except DatabaseUnavailable:
             metrics.store_error("DatabaseUnavailable")
             raise
@@ -138,11 +147,14 @@ class Database:
             self._all.append(conn)
         return conn
 
-    def _transaction(self, fn: Callable[[Connection], T], write: bool = True) -> T:
+    def _transaction(self, fn: Callable[[Connection], T], write: bool = True,
+                     autocommit: bool = False) -> T:
         conn = self._connection()
         try:
             if self._direct is not None:
                 return self._sqlite_transaction(conn, self._direct, fn, write)
+            if autocommit:
+                return self._autocommit(conn, fn)
             with conn.begin():
                 return fn(conn)
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
@@ -151,6 +163,21 @@ class Database:
                 conn.invalidate()
                 raise DatabaseUnavailable(str(exc.orig or exc)) from exc
             raise
+
+    @staticmethod
+    def _autocommit(conn: Connection, fn: Callable[[Connection], T]) -> T:
+        """PostgreSQL: `fn` with psycopg in autocommit mode, so that it sends no BEGIN
+        (SQLAlchemy's own transaction object still wraps the call; its commit finds
+        the server idle and psycopg sends nothing). Back to transactions after."""
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None  # an open connection's psycopg connection
+        dbapi.autocommit = True
+        try:
+            with conn.begin():
+                return fn(conn)
+        finally:
+            if not conn.invalidated:
+                dbapi.autocommit = False
 
     @staticmethod
     def _sqlite_transaction(conn: Connection, direct: DirectStatements,

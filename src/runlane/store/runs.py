@@ -227,8 +227,10 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
 
         `start` (worker id, lease end): the caller has a free slot and nothing else
         is waiting for one, so a run that can start at once (its thread has no other
-        active run, no `after_seconds`) goes pending -> running in this same
-        transaction, as a claim would have done a moment later (`started`).
+        active run, no `after_seconds`, no hold) goes pending -> running in this same
+        transaction, as a claim would have done a moment later (`started`); on a
+        cluster no other worker is woken for it. A run left pending is announced
+        (WAKE) unless it waits behind a running run.
 
         `idempotency`: claimed in this transaction; a live key answers the run it
         names instead (`replayed`), and nothing is admitted.
@@ -363,7 +365,13 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
             self._notify(conn, CANCEL, cancelled_id)
         for ended in cancelled_pending:
             self._notify(conn, DONE, ended.run_id)
-        self._notify(conn, WAKE)
+        if not any(other.status == RunStatus.RUNNING.value for other in active):
+            # The run may be startable now: every worker claims (or, if full, knows a
+            # run waits for a slot). Behind a running run it is not, and that run's
+            # end announces it (settle_run, complete_rollback and the reaper WAKE when
+            # the thread still has an active run): no claim on every worker for
+            # nothing.
+            self._notify(conn, WAKE)
         return CreatedRun(Run.from_columns(new_run), cancelled_running, cancelled_pending)
 
     async def get_run(self, thread_id: str, run_id: str, *, owner: Owner = None) -> Run | None:
@@ -475,7 +483,9 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
         already `busy`, as they have been since their runs were admitted.
 
         Returns (claimed runs, or None: lost a race with another worker, try again;
-        when the earliest delayed run becomes due, or None), in one transaction."""
+        when the earliest delayed run becomes due, or None). In autocommit: the claim
+        is one statement, and when the next delayed run is due needs no transaction
+        with it (a hint for the dispatcher's timer)."""
         params = {"p_worker_id": worker_id, "p_now": utcnow(), "p_lease_until": lease_until,
                   "p_limit": limit}
 
@@ -485,8 +495,7 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
             except sa.exc.IntegrityError as exc:
                 # PostgreSQL: another worker started a run on one of these threads at
                 # the same instant (the one-running-run-per-thread index refused). The
-                # whole transaction rolls back (no savepoint around the claim: that was
-                # two more round trips on every claim, for a race that is rare).
+                # statement rolls back alone (autocommit: no savepoint needed).
                 raise _ClaimRaced from exc
             due = conn.scalar(st.NEXT_DUE, params)
             if due is not None and due.tzinfo is None:  # SQLite drops the zone
@@ -494,7 +503,7 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
             return claimed, due
 
         try:
-            return await self.db.run(_tx)
+            return await self.db.autocommit(_tx)
         except _ClaimRaced:
             return None, None
 
@@ -733,7 +742,7 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
         def _tx(conn: Connection) -> dict[str, str | None]:
             return {r.run_id: r.cancel_action for r in conn.execute(statement, params)}
 
-        return await self.db.run(_tx)
+        return await self.db.autocommit(_tx)  # one statement
 
     async def reap_expired(
         self, deadline: Any, worker_id: str, lease_until: Any

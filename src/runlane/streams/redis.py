@@ -33,10 +33,12 @@ that starts at id 1: a late append for a run whose ended stream already expired
 is refused rather than recreating a stream without an end.
 
 Publishing (`RedisEventBridge.forward`): the graph keeps publishing into the local
-`RunEventLog` (no I/O on its hot path); a per-run forwarder task sends what is new
-in one Lua call per batch (at most `max_batch` frames / `max_batch_bytes`, one call
-in flight per run, so batches grow by themselves when Redis is slower than the
-graph), and writes the end marker once the log is closed and drained.
+`RunEventLog` (no I/O on its hot path); a per-run forwarder task hands what is new
+over as one batch (at most `max_batch` frames / `max_batch_bytes`, one batch in
+flight per run, so batches grow by themselves when Redis is slower than the graph),
+and writes the end marker once the log is closed and drained. The batches of all the
+worker's runs go to Redis together, one Lua call per tick (redis_appends.py: the
+checks and the answer per run are the single append's).
 
 When Redis is down or slow, the graph never waits: the frames stay in the run's
 local log (which holds them anyway) and the forwarder retries with backoff. While
@@ -74,6 +76,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runlane.serde import dumps
 from runlane.streams.local import HEARTBEAT, HEARTBEAT_SECONDS, RunEventLog
+from runlane.streams.redis_appends import AppendBatcher
 from runlane.streams.redis_tail import Entry, StreamTail, Subscription, parse_id
 
 log = logging.getLogger("runlane.streams.redis")
@@ -97,36 +100,6 @@ INCOMPLETE_FRAME = (
     b"could not be relayed to the other workers (Redis was unreachable, or the worker "
     b'running it was lost); this stream ends here"}\n\n'
 )
-
-# Atomic append of a batch of events. KEYS[1] = stream; ARGV = live_ttl_ms, first id,
-# then (name, frame) pairs for ids first, first + 1 ... Answers the stream's last
-# event id after the call (ids <= it are stored; fewer than asked = a gap to fill
-# from there), -1 if the stream has ended, -2 if it is missing and first > 1.
-_APPEND_LUA = r"""
-local key = KEYS[1]
-local live_ttl = tonumber(ARGV[1])
-local first = tonumber(ARGV[2])
-local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-local last = 0
-if #top == 0 then
-  if first ~= 1 then return -2 end
-else
-  local id = top[1][1]
-  if string.sub(id, 1, 2) ~= '0-' then return -1 end
-  last = tonumber(string.sub(id, 3))
-end
-if first > last + 1 then return last end
-local count = (#ARGV - 2) / 2
-for i = 0, count - 1 do
-  local id = first + i
-  if id > last then
-    redis.call('XADD', key, string.format('0-%d', id), 'n', ARGV[3 + 2 * i], 'f', ARGV[4 + 2 * i])
-    last = id
-  end
-end
-if live_ttl > 0 then redis.call('PEXPIRE', key, live_ttl) end
-return last
-"""
 
 # Atomic, idempotent end. ARGV = ttl_ms, reason, final event name ('' = none), its
 # JSON data, '1' to also (re)set the TTL when the stream had already ended.
@@ -260,6 +233,7 @@ class RedisRunStreams:
         max_connections: int = 32,
         max_read_connections: int = 32,
         tail_interval: float = 0.005,
+        append_interval: float = 0.005,
     ) -> None:
         self.prefix = prefix
         self.ended_ttl = ended_ttl
@@ -284,7 +258,9 @@ class RedisRunStreams:
         self.tail = StreamTail(url, self.client, max_block=max_block,
                                socket_timeout=socket_timeout, count=read_count,
                                min_interval=tail_interval)
-        self._append_script = self.client.register_script(_APPEND_LUA)
+        # Appends of all runs, coalesced per tick (`append_interval`).
+        self._appends = AppendBatcher(self.client, live_ttl_ms=_ms(live_ttl),
+                                      interval=append_interval)
         self._end_script = self.client.register_script(_END_LUA)
         self._read_script = self.reader.register_script(_READ_LUA)
 
@@ -292,6 +268,7 @@ class RedisRunStreams:
         return f"{self.prefix}:run:{run_id}:events"
 
     async def aclose(self) -> None:
+        await self._appends.aclose()
         await self.tail.aclose()
         await self.client.aclose()
         await self.client.connection_pool.disconnect()
@@ -311,11 +288,7 @@ class RedisRunStreams:
         in one atomic call; ids already stored are skipped. Returns the stream's last
         event id afterwards (less than first_id + len(events) - 1 means a gap: resend
         from there). Raises StreamEnded / StreamGone when refused."""
-        args: list[Any] = [_ms(self.live_ttl), first_id]
-        for name, frame in events:
-            args.append(name)
-            args.append(frame)
-        last = int(await self._append_script(keys=[self.key(run_id)], args=args))
+        last = await self._appends.append(self.key(run_id), first_id, events)
         if last == -1:
             raise StreamEnded(run_id)
         if last == -2:

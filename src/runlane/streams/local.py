@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import overload
 
 from runlane.records import Run
-from runlane.serde import dumps
+from runlane.serde import dumps, dumps_model
 
 # An SSE comment after this many idle seconds, as often as the reference server sends
 # its own (`: heartbeat`), so proxies and browsers keep a quiet stream open.
@@ -77,14 +77,15 @@ class Frames:
 
 
 class RunEventLog:
-    __slots__ = ("_closers", "_last_shared", "_waiters", "closed", "cut_short", "frames",
-                 "names")
+    __slots__ = ("_closers", "_last_second", "_last_shared", "_waiters", "closed",
+                 "cut_short", "frames", "names")
 
     def __init__(self) -> None:
         self.frames = Frames()  # encoded SSE frames; frame i has id i + 1
         # The last part a frame shared (see publish_pair): the next frame's equal
         # part is stored as this same bytes object.
         self._last_shared = b""
+        self._last_second: object = None  # the object _last_shared encodes
         self.names: list[str] = []  # event names, for stream_mode filtering on join
         self.closed = False
         self.cut_short = False  # closed by `cut`: followers raise StreamCut at the end
@@ -109,17 +110,20 @@ class RunEventLog:
         """Publish `[first, second]` (the bytes `publish` would write for that list),
         keeping the encoding of `second` once when it equals the previous pair's: the
         metadata of a `messages-tuple` frame, identical for every token of a message
-        (see Frames)."""
+        (see Frames). langgraph passes the same metadata dict with every token of a
+        model call (made once, when the call starts): that very object is encoded once
+        (a mutation of it during the call would not be seen; langgraph makes none)."""
         if self.closed:
             return 0
         event_id = len(self.frames) + 1
-        shared = dumps(second)
-        if shared == self._last_shared:
-            shared = self._last_shared
-        else:
-            self._last_shared = shared
+        if second is not self._last_second or second is None:
+            shared = dumps(second)
+            if shared != self._last_shared:
+                self._last_shared = shared
+            self._last_second = second
+        shared = self._last_shared
         self.frames.append_parts((
-            b"event: %s\ndata: [%s," % (event.encode(), dumps(first)),
+            b"event: %s\ndata: [%s," % (event.encode(), dumps_model(first)),
             shared,
             b"]\nid: %d\n\n" % event_id,
         ))

@@ -1,6 +1,6 @@
 """When a server has started serving a server-sent event stream: its
 `runlane_sse_streams` gauge, summed over a deployment's workers, counts the stream
-from the moment its body is first iterated (metrics.tracked_stream), just before
+from the moment its body is first iterated (responses.EventStream), just before
 the thread stream reads where it starts. Tests that must be subscribed before
 something happens wait for that instead of sleeping a fixed time."""
 

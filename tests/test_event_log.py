@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from runlane.streams.local import RunEventLog
+from runlane.streams.local import HEARTBEAT, RunEventLog
 
 
 async def test_waiter_resumes_in_the_loop_turn_right_after_close() -> None:
@@ -67,3 +67,29 @@ async def test_the_settles_final_row_reaches_the_waiters_only() -> None:
     await asyncio.sleep(0)
     other.close()
     assert await waiter is None
+
+
+async def test_heartbeats_come_only_after_a_quiet_interval() -> None:
+    """A follower gets `: heartbeat` once `heartbeat` seconds passed without a frame
+    (frames coming faster than that push it back), then one per quiet interval, and
+    the last frames and the end after them."""
+    log = RunEventLog()
+    got: list[bytes] = []
+
+    async def follow() -> None:
+        async for chunk in log.follow(heartbeat=0.2):
+            got.append(chunk)
+
+    task = asyncio.create_task(follow())
+    for i in range(10):  # 0.5 s of frames 0.05 s apart: never quiet for 0.2 s
+        log.publish("values", {"i": i})
+        await asyncio.sleep(0.05)
+    assert got and all(b"heartbeat" not in chunk for chunk in got)
+    sent = len(got)
+    await asyncio.sleep(0.5)  # quiet: two heartbeats (at about 0.2 and 0.4 s)
+    assert got[sent:] == [HEARTBEAT, HEARTBEAT]
+    log.publish("values", {"i": 10})
+    log.close()
+    await asyncio.wait_for(task, 1)
+    assert got[-1].startswith(b"event: values\ndata: {\"i\":10}")
+    assert not log._waiters  # the heartbeats' waiters were not kept

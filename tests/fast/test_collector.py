@@ -1,6 +1,7 @@
 """The worker's garbage-collection policy (background/collector.py): no automatic full
-collection, and a full one exactly when the old generation has really grown, so the
-garbage it can hold stays bounded."""
+collection, and a full one exactly when the memory held has really grown, so the
+garbage it can hold stays bounded; stretched while full collections find the growth
+alive."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import gc
 
 import pytest
 
-from runlane.background.collector import MIDDLE, NEVER, YOUNG, Collector
+from runlane.background.collector import MAX_STRETCH, MIDDLE, NEVER, YOUNG, Collector
 
 
 class Node:
@@ -51,7 +52,7 @@ async def test_two_workers_in_one_process_restore_the_thresholds_once_both_stopp
     assert gc.get_threshold() == saved
 
 
-def test_full_collection_only_once_the_old_generation_doubled(collector: Collector) -> None:
+def test_full_collection_only_once_the_memory_held_doubled(collector: Collector) -> None:
     keep: list[list[object]] = []
     # Live objects promoted to the old generation: growth, but below the floor.
     keep.append([[] for _ in range(2_000)])
@@ -72,10 +73,37 @@ def test_full_collection_only_once_the_old_generation_doubled(collector: Collect
 
 def test_a_quiet_process_collects_what_its_old_generation_gained(
         collector: Collector) -> None:
-    keep = [[] for _ in range(2_000)]
+    keep = [[] for _ in range(5_000)]  # 5,000 blocks: past QUIET_GROWTH, below the floor
     gc.collect(1)
     assert not collector.check()  # busy (a collection ran since): below the floor
     assert collector.check()  # nothing ran since the last check: quiet
     assert collector.full_collections == 1
     assert not collector.check()  # nothing gained since
+    assert keep
+
+
+def test_growth_found_alive_stretches_the_bound_and_garbage_resets_it(
+        collector: Collector) -> None:
+    keep: list[list[object]] = []
+    for stretch in (2, 4):
+        # Live growth past the bound: collected, nothing freed, the bound doubles.
+        bound = max(collector._base * collector._stretch, collector.floor)
+        keep.append([[] for _ in range(bound + 1_000)])
+        gc.collect(0)  # busy
+        assert collector.check()
+        assert collector._stretch == stretch
+    base = collector._base
+    # Growth past the live set but below the stretched bound: not collected.
+    keep.append([[] for _ in range(base + 1_000)])
+    assert base + 1_000 < 4 * base
+    gc.collect(0)
+    assert not collector.check()
+    # Garbage cycles past the stretched bound: collected, and the bound is the live set.
+    held: list[Node] = [Node() for _ in range(4 * collector._base)]
+    gc.collect(1)
+    held.clear()
+    gc.collect(0)
+    assert collector.check()
+    assert collector._stretch == 1
+    assert MAX_STRETCH >= 4
     assert keep

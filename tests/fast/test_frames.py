@@ -4,6 +4,7 @@ filtered are exactly those of the plain encoding, and the shared part is one obj
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
 from langchain_core.messages import AIMessageChunk
@@ -17,11 +18,27 @@ def _metadata(node: str) -> dict[str, object]:
             "run_id": uuid.uuid4()}
 
 
+def _chunk(i: int) -> AIMessageChunk:
+    """Token chunks as models stream them, some with what JSON writers differ on."""
+    extra: dict[str, object] = {}
+    if i % 5 == 1:
+        extra = {"additional_kwargs": {"logprob": -0.1 * i, "big": 1e21, "tiny": 5e-324,
+                                       "text": "é \u2028 \x00 😀", "nan": float("nan"),
+                                       "when": datetime.datetime(2026, 12, 7, tzinfo=datetime.UTC),
+                                       "id": uuid.UUID(int=i), "keys": {1: "one"}},
+                 "response_metadata": {"model_name": "m", "finish_reason": None},
+                 "usage_metadata": {"input_tokens": 3, "output_tokens": i,
+                                    "total_tokens": 3 + i},
+                 "tool_call_chunks": [{"name": "search", "args": '{"q": "x', "id": "c1",
+                                       "index": 0}]}
+    return AIMessageChunk(content=f" word{i}", id=f"lc_run--{i // 20}", **extra)
+
+
 def _publish_both(plain: RunEventLog, paired: RunEventLog) -> None:
     first, second = _metadata("chat"), _metadata("tools")
     for i in range(30):
         meta = first if i < 20 else second
-        chunk = AIMessageChunk(content=f" word{i}", id=f"lc_run--{i // 20}")
+        chunk = _chunk(i)
         plain.publish("messages", [chunk, meta])
         paired.publish_pair("messages", chunk, meta)
         if i % 7 == 0:

@@ -30,7 +30,7 @@ from runlane.api.mcp import METHODS as MCP_METHODS
 from runlane.api.mcp import PATH as MCP_PATH
 from runlane.api.mcp import McpEndpoint
 from runlane.api.mounting import Prefixed, route_path
-from runlane.api.responses import JSON, error, error_response
+from runlane.api.responses import DIRECT_SEND, JSON, error, error_response
 from runlane.assembly import Runtime
 from runlane.errors import BadBody, RunlaneError
 from runlane.graph_factories import ServedGraph
@@ -197,6 +197,14 @@ class _CorsApp(FastAPI):
     further out (`served_app`, around a project's app or a mount prefix)."""
 
     cors_config: CorsConfig | None = CorsConfig()
+    # Whether event streams may send their body chunks past the app's middlewares
+    # (responses.EventStream): not when a project's middleware runs inside it.
+    direct_sse = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.direct_sse and scope["type"] == "http":
+            scope[DIRECT_SEND] = send
+        await super().__call__(scope, receive, send)
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
@@ -356,6 +364,7 @@ def create_app(settings: Settings, graphs: dict[str, ServedGraph],  # noqa: C901
         *([Middleware(AuthMiddleware, authenticator=authenticator)] if authenticator else []),
         *(custom.runlane_middleware() if custom is not None else []),
     ]
+    app.direct_sse = custom is None or not custom.runlane_middleware()
     return app
 
 

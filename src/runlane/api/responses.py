@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from runlane.errors import RunlaneError
 from runlane.observability import metrics
@@ -47,11 +48,41 @@ def page(rows: Sequence[T], limit: int, offset: int) -> tuple[list[T], dict[str,
     return list(rows), {"X-Pagination-Total": str(offset + len(rows))}
 
 
-def sse(
-    body: AsyncIterator[bytes], headers: Mapping[str, str] | None = None
-) -> StreamingResponse:
-    return StreamingResponse(
-        metrics.tracked_stream(body),
+# The scope key under which runlane's app keeps the `send` it was given (api/app.py),
+# when no middleware of a project's runs inside it: an event stream's body chunks go
+# there directly (see EventStream).
+DIRECT_SEND = "runlane.direct_send"
+
+
+class EventStream(StreamingResponse):
+    """A server-sent event stream. Its start and its end go through every middleware
+    (CORS adds its headers, the error handlers see that it started); its body chunks,
+    one per token per stream under an agent's load, go straight to the `send` runlane's
+    app was given, when it left one in the scope: runlane's own middlewares (CORS, the
+    error handlers, the body limit, auth) pass them on unchanged, each an `await` more
+    per chunk. Counted in `runlane_sse_streams` while its body is being served, from
+    the moment it is first iterated."""
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        body = self._direct or send
+        metrics.SSE_STREAMS.inc()
+        try:
+            async for chunk in self.body_iterator:
+                await body({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            metrics.SSE_STREAMS.dec()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._direct: Send | None = scope.get(DIRECT_SEND)
+        await super().__call__(scope, receive, send)
+
+
+def sse(body: AsyncIterator[bytes], headers: Mapping[str, str] | None = None) -> EventStream:
+    return EventStream(
+        body,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no", **(headers or {})},
     )

@@ -19,12 +19,20 @@ docs/performance.md, the agent workload).
   counting when the run ends: the count grows, the old generation does not, and a full
   collection (a pause proportional to everything alive) ran every few seconds for
   nothing. Here automatic full collections are off, and this task, every `period`
-  seconds, counts the old generation and collects it fully once it has grown by as
-  much as it held after the last full collection (at least `floor` objects): the
-  garbage it can hold is bounded by what is alive, as CPython bounds it, but by what
-  is really there. A process gone quiet (no young collection since the last check)
-  collects whatever its old generation gained: a pause nobody waits on, and an idle
-  server holds no garbage.
+  seconds, measures the memory the process holds beyond its start-up (small-object
+  blocks, `sys.getallocatedblocks`, cheap to read: counting the old generation's objects
+  walked all of them, tens of milliseconds with the event loop stopped, every second,
+  at a few hundred streaming runs) and collects fully
+  once it has grown by as much as it held after the last full collection (at least
+  `floor` blocks): the garbage it can hold is bounded by what is alive, as CPython
+  bounds it, but by what is really there. A process gone quiet (no young collection
+  since the last check) collects whatever it gained: a pause nobody waits on, and an
+  idle server holds no garbage.
+- A full collection that freed less than a quarter of the growth that started it found
+  the growth alive (runs starting: a few hundred streams ramping up doubled the live
+  set several times, each doubling a full collection that found next to nothing): the
+  next one then waits for twice as much growth, up to `MAX_STRETCH` times; one that
+  freed more brings the bound back to the live set.
 
 Objects alive after start-up are frozen out of every collection (`freeze_startup`).
 """
@@ -34,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 
 from runlane.loop_task import LoopTask
 
@@ -42,7 +51,8 @@ log = logging.getLogger("runlane.collector")
 YOUNG = 10_000  # allocations between young collections (CPython: 700)
 MIDDLE = 10  # young collections per middle one (CPython's)
 NEVER = 1 << 30  # middle collections per full one: full ones are this task's
-QUIET_GROWTH = 1_000  # objects gained by the old generation: collected once quiet
+QUIET_GROWTH = 3_000  # blocks gained: collected once quiet
+MAX_STRETCH = 8  # the most the growth bound is stretched after fruitless collections
 
 
 def freeze_startup() -> None:
@@ -71,12 +81,14 @@ class Collector(LoopTask):
 
     task_name = "runlane-collector"
 
-    def __init__(self, *, period: float = 1.0, floor: int = 20_000) -> None:
+    def __init__(self, *, period: float = 1.0, floor: int = 60_000) -> None:
         super().__init__()
         self.period = period
-        self.floor = floor
+        self.floor = floor  # small-object blocks
         self.full_collections = 0
-        self._base = 0  # objects in the old generation after the last full collection
+        self._startup = 0  # blocks alive once start-up was frozen
+        self._base = 0  # blocks beyond start-up after the last full collection
+        self._stretch = 1  # growth bound = stretch x base (see the module)
         self._young_seen = 0  # young collections counted at the last check
 
     def start(self) -> None:
@@ -86,9 +98,14 @@ class Collector(LoopTask):
             _saved.append(gc.get_threshold())
         _running.append(self)
         gc.set_threshold(YOUNG, MIDDLE, NEVER)
-        self._base = len(gc.get_objects(2))
+        self._startup = sys.getallocatedblocks()
+        self._base = 0
         self._young_seen = _young_collections()
         super().start()
+
+    def _held(self) -> int:
+        """Small-object blocks held beyond start-up."""
+        return max(sys.getallocatedblocks() - self._startup, 0)
 
     async def stop(self) -> None:
         await super().stop()
@@ -98,15 +115,21 @@ class Collector(LoopTask):
                 gc.set_threshold(*_saved.pop())
 
     def check(self) -> bool:
-        """Collect fully if the old generation grew enough; whether it did."""
+        """Collect fully if the memory held grew enough; whether it did."""
         young = _young_collections()
         quiet, self._young_seen = young == self._young_seen, young
-        grown = len(gc.get_objects(2)) - self._base
-        if grown < (QUIET_GROWTH if quiet else max(self._base, self.floor)):
+        held = self._held()
+        grown = held - self._base
+        bound = max(self._base * self._stretch, self.floor)
+        if grown < (QUIET_GROWTH if quiet else bound):
             return False
         gc.collect()
         self.full_collections += 1
-        self._base = len(gc.get_objects(2))
+        self._base = self._held()
+        if not quiet:
+            freed = held - self._base
+            self._stretch = (min(self._stretch * 2, MAX_STRETCH) if 4 * freed < grown
+                             else 1)
         return True
 
     async def _loop(self) -> None:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from prometheus_client import (
@@ -186,16 +185,6 @@ def thread_stream_read(cause: str) -> None:
 
 def node_abandoned(returned: bool) -> None:
     ABANDONED_NODES.labels("returned" if returned else "grace_expired").inc()
-
-
-async def tracked_stream(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """`frames`, counted in `runlane_sse_streams` while they are being served."""
-    SSE_STREAMS.inc()
-    try:
-        async for chunk in frames:
-            yield chunk
-    finally:
-        SSE_STREAMS.dec()
 
 
 async def render(store: Any, timeout: float = 2.0) -> tuple[bytes, str]:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import overload
 
 from runlane.records import Run
-from runlane.serde import dumps
+from runlane.serde import dumps, dumps_model
 
 # An SSE comment after this many idle seconds, as often as the reference server sends
 # its own (`: heartbeat`), so proxies and browsers keep a quiet stream open.
@@ -77,14 +77,15 @@ class Frames:
 
 
 class RunEventLog:
-    __slots__ = ("_closers", "_last_shared", "_waiters", "closed", "cut_short", "frames",
-                 "names")
+    __slots__ = ("_closers", "_last_second", "_last_shared", "_waiters", "closed",
+                 "cut_short", "frames", "names")
 
     def __init__(self) -> None:
         self.frames = Frames()  # encoded SSE frames; frame i has id i + 1
         # The last part a frame shared (see publish_pair): the next frame's equal
         # part is stored as this same bytes object.
         self._last_shared = b""
+        self._last_second: object = None  # the object _last_shared encodes
         self.names: list[str] = []  # event names, for stream_mode filtering on join
         self.closed = False
         self.cut_short = False  # closed by `cut`: followers raise StreamCut at the end
@@ -109,17 +110,20 @@ class RunEventLog:
         """Publish `[first, second]` (the bytes `publish` would write for that list),
         keeping the encoding of `second` once when it equals the previous pair's: the
         metadata of a `messages-tuple` frame, identical for every token of a message
-        (see Frames)."""
+        (see Frames). langgraph passes the same metadata dict with every token of a
+        model call (made once, when the call starts): that very object is encoded once
+        (a mutation of it during the call would not be seen; langgraph makes none)."""
         if self.closed:
             return 0
         event_id = len(self.frames) + 1
-        shared = dumps(second)
-        if shared == self._last_shared:
-            shared = self._last_shared
-        else:
-            self._last_shared = shared
+        if second is not self._last_second or second is None:
+            shared = dumps(second)
+            if shared != self._last_shared:
+                self._last_shared = shared
+            self._last_second = second
+        shared = self._last_shared
         self.frames.append_parts((
-            b"event: %s\ndata: [%s," % (event.encode(), dumps(first)),
+            b"event: %s\ndata: [%s," % (event.encode(), dumps_model(first)),
             shared,
             b"]\nid: %d\n\n" % event_id,
         ))
@@ -175,16 +179,22 @@ class RunEventLog:
             if self._closers is not None and closer in self._closers:  # cancelled
                 self._closers.remove(closer)
 
-    async def _wait_change(self, timeout: float | None) -> bool:
-        """Until the next frame or the close (True), or `timeout` seconds (False).
+    def _waiter(self) -> asyncio.Future[bool]:
+        """A future of the caller's own, resolved by the next frame or the close (True).
 
         This runs once per frame per follower, so it is the cheapest wait asyncio has:
-        a future of the follower's own and a timer, no task. (A shared future awaited
-        through `asyncio.shield` and `asyncio.wait_for` made a task and two futures
-        per frame per follower: a tenth of the server's CPU per streamed token.)"""
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
+        a future, no task, no timer (the heartbeat's timer is the follower's, armed
+        once per idle period: see _Heartbeat). A shared future awaited through
+        `asyncio.shield` and `asyncio.wait_for` made a task and two futures per frame
+        per follower: a tenth of the server's CPU per streamed token."""
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        return waiter
+
+    async def _wait_change(self, timeout: float | None) -> bool:
+        """Until the next frame or the close (True), or `timeout` seconds (False)."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter()
         timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
         try:
             return await waiter
@@ -203,31 +213,41 @@ class RunEventLog:
         While nothing happens, an SSE comment every `heartbeat` seconds keeps proxies
         from cutting an idle stream (clients ignore comments)."""
         position = max(after, 0)
-        while True:
-            end = len(self.frames)
-            if position < end:
-                if modes is None:
-                    batch = self.frames[position:end]
-                else:
-                    batch = [
-                        frame
-                        for frame, name in zip(
-                            self.frames[position:end], self.names[position:end], strict=True
-                        )
-                        if name.split("|", 1)[0] in modes
-                    ]
-                position = end
-                if batch:
-                    yield b"".join(batch)
-                continue
-            if self.closed:
-                if self.cut_short:
-                    raise StreamCut(f"the run's events after id {position} are recorded "
-                                    "by another worker")
-                return
-            if not await self._wait_change(heartbeat):
-                self._forget_expired()
-                yield HEARTBEAT
+        beat = None if heartbeat is None else _Heartbeat(heartbeat)
+        try:
+            while True:
+                end = len(self.frames)
+                if position < end:
+                    if modes is None:
+                        batch = self.frames[position:end]
+                    else:
+                        batch = [
+                            frame
+                            for frame, name in zip(
+                                self.frames[position:end], self.names[position:end],
+                                strict=True)
+                            if name.split("|", 1)[0] in modes
+                        ]
+                    position = end
+                    if batch:
+                        if beat is not None:
+                            beat.sent()
+                        yield batch[0] if len(batch) == 1 else b"".join(batch)
+                    continue
+                if self.closed:
+                    if self.cut_short:
+                        raise StreamCut(f"the run's events after id {position} are "
+                                        "recorded by another worker")
+                    return
+                waiter = self._waiter()
+                if beat is not None:
+                    beat.watch(waiter)
+                if not await waiter:
+                    self._forget_expired()
+                    yield HEARTBEAT
+        finally:
+            if beat is not None:
+                beat.stop()
 
     def _forget_expired(self) -> None:
         """Drop the waiters that timed out, so an idle log's list does not grow with
@@ -238,6 +258,51 @@ class RunEventLog:
 def _expire(waiter: asyncio.Future[bool]) -> None:
     if not waiter.done():
         waiter.set_result(False)
+
+
+class _Heartbeat:
+    """One follower's idle timer: resolves the follower's waiter with False once
+    `interval` seconds passed since it last sent anything (or since the last
+    heartbeat). Armed once per idle period, not once per frame: a frame sent only
+    notes the time, and the timer, when it fires early, re-arms for what is left."""
+
+    __slots__ = ("_handle", "_interval", "_last", "_loop", "_waiter")
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+        self._waiter: asyncio.Future[bool] | None = None
+        self._handle: asyncio.TimerHandle | None = None
+
+    def sent(self) -> None:
+        self._last = self._loop.time()
+
+    def watch(self, waiter: asyncio.Future[bool]) -> None:
+        """The follower waits on `waiter`: resolve it at the end of the idle period."""
+        self._waiter = waiter
+        if self._handle is None:
+            self._handle = self._loop.call_at(self._last + self._interval, self._fire)
+
+    def _fire(self) -> None:
+        now = self._loop.time()
+        due = self._last + self._interval
+        waiter = self._waiter
+        if now < due or waiter is None or waiter.done():
+            # Something was sent since the timer was armed, or the follower is busy
+            # sending: the idle period starts again from what it last did.
+            self._handle = self._loop.call_at(due if now < due else now + self._interval,
+                                              self._fire)
+            return
+        self._last = now
+        self._waiter = None
+        waiter.set_result(False)
+        self._handle = self._loop.call_at(now + self._interval, self._fire)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 # A run created with stream_resumable=true: its events stay replayable this long

@@ -82,6 +82,13 @@ class Server:
             **self.env,
         }
         env.pop("VIRTUAL_ENV", None)
+        # The server starts in its own directory: a relative PYTHONPATH entry (the usual
+        # `PYTHONPATH=src`) would find nothing there and the venv's editable install would
+        # be measured instead of the tree asked for.
+        if env.get("PYTHONPATH"):
+            env["PYTHONPATH"] = os.pathsep.join(
+                str(Path(entry).resolve()) if entry else entry
+                for entry in env["PYTHONPATH"].split(os.pathsep))
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 self.argv, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -233,9 +233,13 @@ async def test_a_run_is_reaped_once(store: Store) -> None:
 def rows_held(store: Store, statement: sa.Executable) -> Iterator[None]:
     """Another transaction (another worker's reaper, a settle in flight) holding the
     rows `statement` locks, until the block ends."""
-    with store.db.engine.connect() as other, other.begin():
-        other.execute(statement)
-        yield
+    engine = sa.create_engine(store.db.url)  # the store's pool is its threads' own
+    try:
+        with engine.connect() as other, other.begin():
+            other.execute(statement)
+            yield
+    finally:
+        engine.dispose()
 
 
 async def test_a_reaper_skips_the_expired_runs_another_one_holds(store: Store) -> None:

@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from runlane.backoff import Backoff
 from runlane.executor.executor import Executor
 from runlane.observability import logs
 from runlane.records import Run
@@ -63,6 +64,11 @@ class LeaseKeeper:
         self._last_renewed = self._last_attempt = clock()
         self.renewals = 0
         self.takeovers = 0
+        # Renewals and reaps keep their own period (a lease's third) through an
+        # outage: the backoffs only keep the log to one line per outage.
+        self._renewing = Backoff("lease renewal", log)
+        self._reaping = Backoff("reaping expired runs", log)
+        self._housekeeping = Backoff("housekeeping", log)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="runlane-leases")
@@ -101,7 +107,9 @@ class LeaseKeeper:
                 try:
                     await self.housekeeping()
                 except Exception as exc:  # noqa: BLE001 - the lease loop must not die
-                    log.warning("housekeeping failed (%s)", exc)
+                    self._housekeeping.failed(exc)
+                else:
+                    self._housekeeping.succeeded()
 
     def _executing(self) -> set[str]:
         """The runs executing here that this worker has not stopped (fenced)."""
@@ -132,9 +140,9 @@ class LeaseKeeper:
                           "writing", self.lease_seconds, exc, len(lost))
                 for run_id in lost:
                     self.executor.fence(run_id)
-            else:
-                log.warning("lease renewal failed (%s); retrying", exc)
+            self._renewing.failed(exc)
             return
+        self._renewing.succeeded()
         self._last_renewed = sent
         self.renewals += 1
         for run_id in mine - set(leases):
@@ -154,8 +162,9 @@ class LeaseKeeper:
                 deadline, self.executor.worker_id, self.executor.lease_until()
             )
         except Exception as exc:  # noqa: BLE001 - the next cycle reaps again
-            log.warning("reaping expired runs failed (%s)", exc)
+            self._reaping.failed(exc)
             return
+        self._reaping.succeeded()
         for run in finished:
             self.takeovers += 1
             # Its worker stopped renewing its lease: this worker finished it.

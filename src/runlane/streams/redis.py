@@ -72,6 +72,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from runlane.backoff import Backoff
 from runlane.serde import dumps
 from runlane.streams.local import HEARTBEAT, HEARTBEAT_SECONDS, RunEventLog
 from runlane.streams.redis_tail import Entry, StreamTail, Subscription, parse_id
@@ -592,7 +593,8 @@ class _Forwarder:
     async def _run(self) -> ForwardOutcome:  # noqa: C901
         streams, bridge, event_log = self.bridge.streams, self.bridge, self.log
         failing_since: float | None = None
-        delay = bridge.retry_initial
+        backoff = Backoff(f"run {self.run_id}: relaying its events to Redis", log,
+                          initial=bridge.retry_initial, cap=bridge.retry_max)
         warned_ahead = False
         while True:
             end = len(event_log.frames)
@@ -636,7 +638,7 @@ class _Forwarder:
                 now = time.monotonic()
                 if failing_since is None:
                     failing_since = now
-                    log.warning("run %s: Redis unreachable (%s); retrying", self.run_id, exc)
+                delay = backoff.failed(exc)
                 if event_log.closed and now - failing_since > bridge.give_up_after:
                     log.error(
                         "run %s: Redis unreachable for %.0fs; events from id %d on cannot be "
@@ -644,11 +646,9 @@ class _Forwarder:
                     )
                     return await self._finish_lost()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, bridge.retry_max)
                 continue
-            if failing_since is not None:
-                log.info("run %s: Redis reachable again", self.run_id)
-            failing_since, delay = None, bridge.retry_initial
+            backoff.succeeded()
+            failing_since = None
             if last > len(event_log.frames) and not warned_ahead:
                 warned_ahead = True
                 log.warning("run %s: its Redis stream has more events (%d) than this worker "
@@ -671,7 +671,8 @@ class _Forwarder:
     async def _end(self, reason: str) -> bool:
         bridge = self.bridge
         deadline = time.monotonic() + bridge.give_up_after
-        delay = bridge.retry_initial
+        backoff = Backoff(f"run {self.run_id}: writing the end of its stream to Redis", log,
+                          initial=bridge.retry_initial, cap=bridge.retry_max)
         while True:
             try:
                 await bridge.streams.end(self.run_id, reason=reason)
@@ -684,8 +685,7 @@ class _Forwarder:
                         self.run_id, exc,
                     )
                     return False
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, bridge.retry_max)
+                await backoff.wait(exc)
 
 
 class RedisEventBridge:

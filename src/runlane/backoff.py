@@ -33,9 +33,12 @@ class Backoff:
     def __init__(self, what: str, logger: logging.Logger, *, initial: float = 0.1,
                  cap: float = 2.0, factor: float = 2.0,
                  jitter: Callable[[], float] = random.random,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 recovered_level: int = logging.WARNING) -> None:
         """`what` names the attempt in the log ("claiming runs"); `jitter` returns a
-        number in [0, 1) (tests pass their own), `clock` a monotonic time."""
+        number in [0, 1) (tests pass their own), `clock` a monotonic time;
+        `recovered_level`: the level of the line saying an outage is over (lower for
+        loops there can be many of, one per client stream)."""
         self.what = what
         self.log = logger
         self.initial = initial
@@ -43,6 +46,7 @@ class Backoff:
         self.factor = factor
         self.jitter = jitter
         self.clock = clock
+        self.recovered_level = recovered_level
         self.failures = 0  # consecutive failed attempts (0: no outage under way)
         self.since: float | None = None  # when the outage began (its first failure)
 
@@ -80,8 +84,8 @@ class Backoff:
         if not self.failures:
             return
         lasted = self.clock() - (self.since if self.since is not None else self.clock())
-        self.log.warning("%s works again after %.1fs (%d failed attempt(s))", self.what,
-                         lasted, self.failures)
+        self.log.log(self.recovered_level, "%s works again after %.1fs (%d failed attempt(s))",
+                     self.what, lasted, self.failures)
         self.failures = 0
         self.since = None
 

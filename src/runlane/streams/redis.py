@@ -448,6 +448,8 @@ class RedisRunStreams:
         finished_seen: float | None = None  # when run_finished first said yes
         next_check = last_activity + self.orphan_grace
         failing_since: float | None = None
+        backoff = Backoff(f"following run {run_id} in Redis", log, initial=0.05, cap=1.0,
+                          recovered_level=logging.INFO)
         drained = False  # True once a read came back with nothing more to read now
         # Live tail: the worker's one blocking read hands this follower the entries
         # after `after` (subscribed once drained, kept while it keeps up).
@@ -462,7 +464,9 @@ class RedisRunStreams:
                             args=[b"0-%d" % (after + 1), self.read_count, self.read_bytes,
                                   *wanted],
                         )
-                        failing_since = None
+                        if failing_since is not None:
+                            failing_since = None
+                            backoff.succeeded()
                         if data:
                             yield data
                             last_activity = time.monotonic()
@@ -486,7 +490,9 @@ class RedisRunStreams:
                     if sub is None:
                         sub = self.tail.subscribe(key, (0, after))
                     entries = await sub.next(block)
-                    failing_since = None
+                    if failing_since is not None:
+                        failing_since = None
+                        backoff.succeeded()
                 except TRANSIENT_ERRORS as exc:
                     if sub is not None:  # resubscribed from `after` once Redis answers
                         sub.close()
@@ -495,8 +501,7 @@ class RedisRunStreams:
                     now = time.monotonic()
                     if failing_since is None:
                         failing_since = now
-                        log.warning("following run %s: Redis unreachable (%s); retrying",
-                                    run_id, exc)
+                    delay = backoff.failed(exc)
                     if now - failing_since > self.reconnect_for:
                         raise StreamUnavailable(
                             f"Redis unreachable for {self.reconnect_for:.0f}s "
@@ -505,7 +510,7 @@ class RedisRunStreams:
                     if heartbeat is not None and now - last_activity >= heartbeat:
                         yield HEARTBEAT
                         last_activity = now
-                    await asyncio.sleep(min(0.5, 0.05 * 2 ** min(6, int(now - failing_since))))
+                    await asyncio.sleep(delay)
                     continue
                 if sub is not None and sub.lagging and not entries:
                     sub, drained = None, False  # a slow client: read on at its own pace

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -116,15 +117,33 @@ class Load:
 def restart_scripts(cluster: Cluster, workdir: Path) -> str:
     """One script per worker that starts it again in the foreground (exec: the pid the
     checker gets is the server's), appending to the worker's log; the restart
-    command the checker runs picks the script by the worker's index."""
+    command the checker runs picks the script by the worker's index. Each start
+    appends its pid to `restarted_pids_file(workdir)` first: the checker starts these
+    workers in sessions of their own (they outlive the check), and whatever ends the
+    soak (an error, SIGTERM, Ctrl-C) must still find and stop every one of them."""
+    pids = shlex.quote(str(restarted_pids_file(workdir)))
     for i, worker in enumerate(cluster.workers):
         argv = [sys.executable, "-m", "runlane.cli", "serve", "--config", str(worker.config),
                 "--port", str(worker.port), "--database-url", worker.database_url,
                 *worker.extra_args]
         script = workdir / f"worker{i}.sh"
-        script.write_text(f"exec {shlex.join(argv)} >> {shlex.quote(str(worker.log_path))} "
+        script.write_text(f"echo $$ >> {pids}\n"
+                          f"exec {shlex.join(argv)} >> {shlex.quote(str(worker.log_path))} "
                           "2>&1\n")
     return f"exec sh {shlex.quote(str(workdir))}/worker{{index}}.sh"
+
+
+def restarted_pids_file(workdir: Path) -> Path:
+    return workdir / "restarted.pids"
+
+
+def restarted_pids(workdir: Path) -> list[int]:
+    """Every worker the checker (re)started during this soak, alive or not."""
+    try:
+        text = restarted_pids_file(workdir).read_text()
+    except FileNotFoundError:
+        return []
+    return [int(line) for line in text.split() if line.isdigit()]
 
 
 def service_faults(postgres: PrivatePostgres, redis: PrivateRedis,
@@ -213,7 +232,7 @@ def summarize(opts: argparse.Namespace, outcome: Outcome | None, db: dict[str, A
     s = outcome.summary if outcome else {}
     violations = (outcome.violations if outcome else [])
     return {
-        "command": f"make soak SOAK_SECONDS={opts.seconds:g}",
+        "command": opts.command,
         "started_at": started.isoformat(timespec="seconds"),
         "soak_seconds": opts.seconds,
         "elapsed_seconds": round(elapsed, 1),
@@ -294,7 +313,6 @@ async def soak(opts: argparse.Namespace, workdir: Path, console: Console) -> int
     redis = PrivateRedis(persist=True).start()
     cluster: Cluster | None = None
     outcome: Outcome | None = None
-    restarted: list[int] = []
     try:
         err.print(f"soak: PostgreSQL on {postgres.port}, Redis on {redis.port}; starting "
                   f"{opts.workers} workers (logs in {workdir})", highlight=False)
@@ -309,7 +327,6 @@ async def soak(opts: argparse.Namespace, workdir: Path, console: Console) -> int
         rng = random.Random(f"{opts.seed}:services")
         outcome = await execute(args, console, err,
                                 custom_faults=service_faults(postgres, redis, rng))
-        restarted = list(outcome.summary.get("restarted_pids", []))
         delivered = {d["run_id"] for d in outcome.history.webhooks if d.get("run_id")}
         err.print(f"soak: checking the database ({time.monotonic() - t0:.0f}s)",
                   highlight=False)
@@ -321,7 +338,10 @@ async def soak(opts: argparse.Namespace, workdir: Path, console: Console) -> int
     finally:
         stop_load.set()
         await sampler
-        stop_processes(restarted)
+        # The restarted workers, from the pids they recorded: the checker's own list
+        # is lost when it is interrupted (SIGTERM cancels it), which left workers
+        # running after their PostgreSQL and Redis were gone.
+        await asyncio.to_thread(stop_processes, restarted_pids(workdir))
         if cluster is not None:
             cluster.stop()
         redis.remove()
@@ -341,34 +361,51 @@ async def soak(opts: argparse.Namespace, workdir: Path, console: Console) -> int
     return 2 if result["internal_errors"] else 0
 
 
+def _is_worker(pid: int) -> bool:
+    """Whether `pid` is (still) a runlane worker, not a process that reused the pid."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"runlane.cli" in argv and b"serve" in argv
+
+
+def _gone(pid: int) -> bool:
+    """Whether `pid` has exited (reaped here if it is this process's child)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done != 0
+    except ChildProcessError:  # not our child (or reaped already): is it still there?
+        return not _is_worker(pid)
+
+
 def stop_processes(pids: list[int]) -> None:
-    """The workers the checker restarted (each the leader of its own session)."""
+    """The workers the checker restarted (each the leader of its own session): SIGTERM,
+    then SIGKILL for any still there after 20 s."""
+    pids = [pid for pid in dict.fromkeys(pids) if _is_worker(pid)]
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGCONT)  # in case it was stopped
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
     deadline = time.monotonic() + 20
-    for pid in pids:
-        while time.monotonic() < deadline:
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if done:
-                break
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        left = [pid for pid in left if not _gone(pid)]
+        if left:
             time.sleep(0.1)
-        else:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts = parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    opts = parse_args(args)
+    # What was run, as it can be run again (`make soak` passes its own arguments on).
+    opts.command = shlex.join([sys.executable, str(Path(sys.argv[0] if argv is None
+                                                        else __file__)), *args])
     missing = missing_binaries()
     if missing:
         print(f"soak: needs {', '.join(missing)}", file=sys.stderr)

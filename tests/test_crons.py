@@ -146,6 +146,31 @@ async def test_thread_cron_runs_on_its_thread_until_deleted(client) -> None:
     assert len(await client.runs.list(thread["thread_id"], limit=100)) == len(runs)
 
 
+async def test_a_cron_run_carries_its_cron_id_in_its_config(client) -> None:
+    """As the reference's scheduler creates a cron's run: config.configurable.cron_id
+    is the cron's id (beside a context too, which otherwise excludes configurable)."""
+    thread = await client.threads.create()
+    cron = await client.crons.create_for_thread(thread["thread_id"], "memory",
+                                                schedule=EVERY_SECOND,
+                                                input={"log": uuid.uuid4().hex},
+                                                context={"note": "from a cron"})
+
+    async def a_run() -> bool:
+        return bool(await client.runs.list(thread["thread_id"], limit=1))
+
+    await _until(a_run, "a firing on the thread")
+    await client.crons.delete(cron["cron_id"])
+    runs = await _settled(client, thread["thread_id"])
+    assert runs and all(
+        r["kwargs"]["config"]["configurable"]["cron_id"] == cron["cron_id"] for r in runs), runs
+    assert all(r["kwargs"]["context"] == {"note": "from a cron"} for r in runs), runs
+    # A run created by hand names no cron.
+    made = await client.runs.wait(thread["thread_id"], "memory", input={"log": "by hand"})
+    assert made is not None
+    by_hand = (await client.runs.list(thread["thread_id"], limit=1))[0]
+    assert "cron_id" not in by_hand["kwargs"]["config"]["configurable"], by_hand
+
+
 def _claims(server) -> Counter:
     """runlane_cron_claims_total by result, summed over the deployment's workers."""
     totals: Counter = Counter()

@@ -226,3 +226,60 @@ async def test_a_stream_joined_while_redis_is_down_is_cut_not_ended(
                 assert cut or events, f"{url}: the stream ended cleanly with no event"
         finally:
             await asyncio.to_thread(redis.start)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+DOWN = 20.0  # seconds PostgreSQL stays down
+
+
+async def test_a_worker_whose_postgres_is_gone_backs_off_then_serves_again(
+        cluster: Cluster, services) -> None:
+    """A worker left without its database must not spin: a soak left one behind whose
+    PostgreSQL was gone, using most of a core for an hour. Every retry loop backs off
+    (runlane/backoff.py). A resource bound, not a latency one: over DOWN seconds with
+    PostgreSQL stopped, each worker's CPU time grows by less than a fifth of that.
+    Each loop logs the outage once, not once per attempt. Then PostgreSQL comes back
+    and every worker serves runs again."""
+    postgres, _ = services
+    async with httpx.AsyncClient(timeout=60) as http:
+        for base in cluster.urls:  # a run in flight on each worker when it goes
+            tid = (await http.post(f"{base}/threads", json={})).json()["thread_id"]
+            started = await http.post(f"{base}/threads/{tid}/runs", json={
+                "assistant_id": "sleepy", "input": {"steps": 100, "delay": 0.1}})
+            assert started.status_code == 200, started.text
+    logged = [len(w.log()) for w in cluster.workers]
+    pids = [w.proc.pid for w in cluster.workers if w.proc is not None]
+    await asyncio.to_thread(postgres._ctl, "stop", "-m", "fast")
+    try:
+        await asyncio.sleep(2.0)  # the outage's first moments: runs stopping, first errors
+        before = [_cpu_seconds(pid) for pid in pids]
+        await asyncio.sleep(DOWN)
+        used = [_cpu_seconds(pid) - b for pid, b in zip(pids, before, strict=True)]
+        during = [w.log()[offset:] for w, offset in zip(cluster.workers, logged, strict=True)]
+    finally:
+        await asyncio.to_thread(postgres.start)
+    print(f"[outage] CPU seconds per worker over {DOWN:g}s without PostgreSQL: {used}")
+    assert all(u < DOWN / 5 for u in used), used
+    for text in during:
+        assert text.count("claiming runs failed (") == 1, text[-3000:]
+        assert text.count("the LISTEN connection failed (") == 1, text[-3000:]
+    # Back: every worker serves (503s while its connections come back are retried).
+    async with httpx.AsyncClient(timeout=60) as http:
+        for base in cluster.urls:
+            deadline = time.monotonic() + 90
+            while True:
+                answer = await http.post(f"{base}/threads", json={})
+                if answer.status_code == 200:
+                    tid = answer.json()["thread_id"]
+                    answer = await http.post(f"{base}/threads/{tid}/runs/wait", json={
+                        "assistant_id": "sleepy", "input": {"steps": 1}})
+                    if answer.status_code == 200:
+                        break
+                assert answer.status_code == 503 and time.monotonic() < deadline, (
+                    answer.status_code, answer.text)
+                await asyncio.sleep(0.5)

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -47,6 +51,9 @@ def test_a_short_soak_passes_and_injects_faults(tmp_path: Path) -> None:
     report = output[-20000:]
     assert soak.returncode == 0, report
     result = json.loads(out.read_text())
+    # The command that ran, as it can be run again (not `make soak`'s).
+    command = shlex.split(result["command"])
+    assert command[1:3] == [str(SOAK), "--seconds"] and "--fault-interval" in command, command
     assert result["violations"] == 0, report
     assert result["database"]["runs_left_active"] == [], report
     assert result["requests"] > 100, result
@@ -59,3 +66,57 @@ def test_a_short_soak_passes_and_injects_faults(tmp_path: Path) -> None:
     hooks = result["webhooks"]
     assert hooks["owed"] > 0 and hooks["delivered"] == hooks["owed"], hooks
     assert "runs in the database" in output
+
+
+
+def _restarted_workers(tag: str) -> list[int]:
+    """runlane workers started under the soak tagged `tag` (its environment, which they
+    inherit) that lead a session of their own: those the checker restarted."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"runlane.cli" not in (entry / "cmdline").read_bytes():
+                continue
+            if f"RUNLANE_TEST_SOAK_TAG={tag}".encode() not in (entry / "environ").read_bytes():
+                continue
+            pid = int(entry.name)
+            if os.getsid(pid) == pid:
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.timeout(600)
+def test_an_interrupted_soak_leaves_no_worker_behind(tmp_path: Path) -> None:
+    """SIGTERM while the checker has restarted a worker (which it starts in a session
+    of its own): the soak stops it too. It used to stop only the workers the checker
+    listed at its end, which an interrupted check never reached, and left them
+    running after their PostgreSQL and Redis were gone."""
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"the soak needs {', '.join(missing)}")
+    tag = uuid.uuid4().hex
+    soak = subprocess.Popen(
+        [sys.executable, str(SOAK), "--seconds", "300", "--fault-interval", "1",
+         "--faults", "kill", "--concurrency", "1", "--workers", "2", "--seed", "3",
+         "--out", str(tmp_path / "soak.json"), "--workdir", str(tmp_path / "work")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "RUNLANE_TEST_SOAK_TAG": tag},
+    )
+    try:
+        deadline = time.monotonic() + 280
+        while not _restarted_workers(tag):
+            assert soak.poll() is None and time.monotonic() < deadline, soak.communicate()[0]
+            time.sleep(0.5)
+        time.sleep(2)  # the restarted worker is starting (or serving)
+    finally:
+        soak.send_signal(signal.SIGTERM)
+        output, _ = soak.communicate(timeout=120)
+    time.sleep(1)
+    left = _restarted_workers(tag)
+    for pid in left:  # not to leak them from the test either
+        os.killpg(pid, signal.SIGKILL)
+    assert not left, output[-5000:]

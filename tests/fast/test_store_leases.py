@@ -3,7 +3,13 @@ cancels), fencing, and reaping the runs of a worker that stopped renewing."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
+import sqlalchemy as sa
 
 from fast.support import (
     OTHER_WORKER,
@@ -20,6 +26,7 @@ from runlane.contract import CancelAction, RunStatus, StopReason, ThreadStatus
 from runlane.executor.leases import LeaseKeeper
 from runlane.serde import utcnow
 from runlane.store import Store
+from runlane.store.schema import runs, threads
 
 
 async def row_of(store: Store, run: Any) -> Any:
@@ -217,3 +224,52 @@ async def test_a_run_is_reaped_once(store: Store) -> None:
     first, _ = await reap(store)
     again, adopted = await reap(store, reaper=WORKER)
     assert len(first) == 1 and (again, adopted) == ([], [])
+
+
+# ------------------------------------------------- several reapers (PostgreSQL)
+
+
+@contextlib.contextmanager
+def rows_held(store: Store, statement: sa.Executable) -> Iterator[None]:
+    """Another transaction (another worker's reaper, a settle in flight) holding the
+    rows `statement` locks, until the block ends."""
+    engine = sa.create_engine(store.db.url)  # the store's pool is its threads' own
+    try:
+        with engine.connect() as other, other.begin():
+            other.execute(statement)
+            yield
+    finally:
+        engine.dispose()
+
+
+async def test_a_reaper_skips_the_expired_runs_another_one_holds(store: Store) -> None:
+    """Reapers on several workers split the expired runs (SELECT ... FOR UPDATE SKIP
+    LOCKED): one does not queue behind the rows another is finishing. Without it, the
+    reap waited on the held row until that transaction ended (here: never)."""
+    if store.db.is_sqlite:
+        pytest.skip("row locks are PostgreSQL's (SQLite has one writer)")
+    held, free = [await admit_running(store, lease_seconds=-5) for _ in range(2)]
+    with rows_held(store, sa.select(runs).where(runs.c.run_id == field(held, "run_id"))
+                   .with_for_update()):
+        finished, _ = await asyncio.wait_for(reap(store), 60)
+        assert ids(finished) == {field(free, "run_id")}
+        assert await status_of(store, held) == RunStatus.RUNNING.value
+    finished, _ = await reap(store, reaper=WORKER)
+    assert ids(finished) == {field(held, "run_id")}
+
+
+async def test_a_reaper_skips_a_run_whose_thread_another_transaction_holds(
+        store: Store) -> None:
+    """The reaper holds its runs' rows before their threads': waiting for a thread a
+    settle holds (the settle then waiting for the run) would deadlock, so a busy
+    thread's run is left for the next reap."""
+    if store.db.is_sqlite:
+        pytest.skip("row locks are PostgreSQL's (SQLite has one writer)")
+    busy, other = [await admit_running(store, lease_seconds=-5) for _ in range(2)]
+    with rows_held(store, sa.select(threads).where(
+            threads.c.thread_id == field(busy, "thread_id")).with_for_update()):
+        finished, _ = await asyncio.wait_for(reap(store), 60)
+        assert ids(finished) == {field(other, "run_id")}
+    finished, _ = await reap(store)
+    assert ids(finished) == {field(busy, "run_id")}
+    assert await thread_status(store, field(busy, "thread_id")) == ThreadStatus.IDLE.value

@@ -317,7 +317,11 @@ class _Socket:
         if old is not None:
             old.cancel()
         self.subscriptions[sub_id] = asyncio.create_task(self._follow(flt, since, owner))
-        return envelope_success(command.id, {"subscription_id": sub_id, "replayed_events": 0},
+        # No `replayed_events` (optional in the protocol): the reference sends the
+        # replayed events before this answer and counts them; here the subscription's
+        # follower replays them after it, so no count is known yet (it used to say 0
+        # whatever followed: see docs/compatibility.md).
+        return envelope_success(command.id, {"subscription_id": sub_id},
                                 self.view.last_seq)
 
     async def _follow(self, flt: Filter, since: int | None, owner: Owner) -> None:

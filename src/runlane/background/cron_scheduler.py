@@ -20,6 +20,7 @@ import datetime
 import logging
 import os
 
+from runlane.backoff import Backoff
 from runlane.errors import BadSchedule, DatabaseUnavailable
 from runlane.loop_task import LoopTask
 from runlane.observability import metrics
@@ -44,6 +45,7 @@ class CronScheduler(LoopTask):
         self._wakeup = asyncio.Event()
         self.fired = 0  # firings this worker claimed
         self._stall = float(os.environ.get(STALL_ENV) or 0)
+        self._backoff = Backoff("cron scheduler tick", log)
 
     def start(self) -> None:
         self.crons.on_change = self.wake
@@ -64,12 +66,13 @@ class CronScheduler(LoopTask):
                 earliest = await self.crons.store.earliest_next_run()
                 if earliest is not None:
                     delay = min(self.max_sleep, max(0.0, (earliest - utcnow()).total_seconds()))
+                self._backoff.succeeded()
             except asyncio.CancelledError:
                 raise
-            except DatabaseUnavailable as exc:
-                log.warning("cron scheduler: database unavailable (%s); retrying", exc)
-            except Exception:
-                log.exception("cron scheduler: tick failed; retrying")
+            except Exception as exc:  # noqa: BLE001 - the database is away: retry, backing off
+                # Not woken meanwhile (a cron changed here): that would retry at once.
+                await self._backoff.wait(exc, trace=not isinstance(exc, DatabaseUnavailable))
+                continue
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), delay)

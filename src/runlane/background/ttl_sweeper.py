@@ -18,6 +18,7 @@ import datetime
 import logging
 from collections.abc import Awaitable, Callable
 
+from runlane.backoff import Backoff
 from runlane.loop_task import LoopTask
 from runlane.serde import utcnow
 from runlane.service.runs import Runlane
@@ -43,16 +44,22 @@ class TTLSweeper(LoopTask):
         self.max_sleep = max_sleep
         # Set when a TTL is set or changed on this worker (Runlane.thread_ttl_changed).
         self._wake = wakeup
+        # Expiring is never urgent: retried up to `max_sleep` (at most 5 s) apart.
+        self._backoff = Backoff("thread TTL sweep", log, cap=min(5.0, max_sleep))
 
     async def _loop(self) -> None:
         while True:
             try:
                 delay = await self.sweep()
+                self._backoff.succeeded()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database is away: try again later
-                log.warning("thread TTL sweep failed (%s)", exc)
-                delay = min(5.0, self.max_sleep)
+                # Not woken meanwhile (a TTL set here): that would retry at once.
+                delay = self._backoff.failed(exc)
+                self.service.sweep_planned_at = utcnow() + datetime.timedelta(seconds=delay)
+                await asyncio.sleep(delay)
+                continue
             self._wake.clear()
             self.service.sweep_planned_at = utcnow() + datetime.timedelta(seconds=delay)
             with contextlib.suppress(TimeoutError):

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from runlane.background.webhook_transport import PolicyTransport
+from runlane.backoff import Backoff
 from runlane.loop_task import cancel_and_wait
 from runlane.observability import metrics
 from runlane.records import Run
@@ -101,6 +102,7 @@ class WebhookSender:
         self._loop_task: asyncio.Task[None] | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
+        self._backoff = Backoff("claiming webhook deliveries", log)
 
     async def start(self) -> None:
         # httpx logs every request at INFO; the outcome lines below say what matters.
@@ -147,14 +149,18 @@ class WebhookSender:
                     if len(claimed) == free:
                         delay = 0.0  # more may be due
                     due = await self.queue.next_due()
+                    self._backoff.succeeded()
                     if due is not None:
                         # At least a moment: a due row another worker is claiming right
                         # now is skipped by our claim, and must not make this spin.
                         delay = min(delay, max((due - utcnow()).total_seconds(), 0.05))
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the database hiccupped: the next poll retries
-                log.warning("claiming webhook deliveries failed (%s); retrying", exc)
+            except Exception as exc:  # noqa: BLE001 - the database is away: retry, backing off
+                # Not woken meanwhile (runs ending, deliveries done): each wake-up
+                # would be one more failed claim.
+                await self._backoff.wait(exc)
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), delay)
             self._wakeup.clear()

@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from runlane.backoff import Backoff
 from runlane.loop_task import cancel_and_wait
 
 log = logging.getLogger("runlane.bus")
@@ -57,7 +58,7 @@ class PostgresBus:
     async def _listen_forever(self) -> None:
         import psycopg
 
-        delay = 0.1
+        backoff = Backoff("the LISTEN connection", log)
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
@@ -66,7 +67,7 @@ class PostgresBus:
                     for channel in CHANNELS:
                         await conn.execute(f"LISTEN {channel}")
                     self.connected.set()
-                    delay = 0.1
+                    backoff.succeeded()
                     self._on_reconnect()  # whatever was missed while not listening
                     async for note in conn.notifies():
                         handler = self._handlers.get(note.channel)
@@ -79,6 +80,4 @@ class PostgresBus:
                 raise
             except Exception as exc:  # noqa: BLE001 - any loss of the connection: reconnect
                 self.connected.clear()
-                log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await backoff.wait(exc)

@@ -21,6 +21,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from runlane.backoff import Backoff
+from runlane.errors import DatabaseUnavailable
 from runlane.loop_task import cancel_and_wait
 from runlane.records import Run
 from runlane.serde import utcnow
@@ -100,6 +102,7 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._due_timer: asyncio.TimerHandle | None = None
         self._stopping = False
+        self._backoff = Backoff("claiming runs", log)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="runlane-dispatch")
@@ -179,6 +182,7 @@ class Dispatcher:
                     sent = time.monotonic()
                     claimed, due = await self.store.claim(self.worker_id, self.lease_until(),
                                                           free)
+                    self._backoff.succeeded()
                     self._wake_when_due(due)
                     if claimed is None:  # raced another worker for a thread: soon again
                         asyncio.get_running_loop().call_later(0.02, signal.wake)
@@ -194,9 +198,11 @@ class Dispatcher:
                         break
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the store hiccupped: try again shortly
-                log.exception("claiming runs failed; retrying")
-                await asyncio.sleep(0.5)
+            except Exception as exc:  # noqa: BLE001 - the store is away: retry, backing off
+                # Wake-ups that come meanwhile (the periodic recheck, runs ending) are
+                # coalesced into the one after the delay; the bus reconnecting when
+                # the database is back wakes it too (one more attempt, then backoff).
+                await self._backoff.wait(exc, trace=not isinstance(exc, DatabaseUnavailable))
                 signal.wake()
             finally:
                 self._claiming = False

@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from runlane.backoff import Backoff
 from runlane.executor.executor import Executor
 from runlane.loop_task import LoopTask
 from runlane.observability import logs
@@ -66,6 +67,11 @@ class LeaseKeeper(LoopTask):
         self._last_renewed = self._last_attempt = clock()
         self.renewals = 0
         self.takeovers = 0
+        # Renewals and reaps keep their own period (a lease's third) through an
+        # outage: the backoffs only keep the log to one line per outage.
+        self._renewing = Backoff("lease renewal", log)
+        self._reaping = Backoff("reaping expired runs", log)
+        self._housekeeping = Backoff("housekeeping", log)
 
     def lease_held(self, run_id: str | None = None) -> bool:
         """Whether this worker's lease (of `run_id`: also counting its claim) still
@@ -93,7 +99,9 @@ class LeaseKeeper(LoopTask):
                 try:
                     await self.housekeeping()
                 except Exception as exc:  # noqa: BLE001 - the lease loop must not die
-                    log.warning("housekeeping failed (%s)", exc)
+                    self._housekeeping.failed(exc)
+                else:
+                    self._housekeeping.succeeded()
 
     def _executing(self) -> set[str]:
         """The runs executing here that this worker has not stopped (fenced)."""
@@ -124,9 +132,9 @@ class LeaseKeeper(LoopTask):
                           "writing", self.lease_seconds, exc, len(lost))
                 for run_id in lost:
                     self.executor.fence(run_id)
-            else:
-                log.warning("lease renewal failed (%s); retrying", exc)
+            self._renewing.failed(exc)
             return
+        self._renewing.succeeded()
         self._last_renewed = sent
         self.renewals += 1
         for run_id in mine - set(leases):
@@ -146,8 +154,9 @@ class LeaseKeeper(LoopTask):
                 deadline, self.executor.worker_id, self.executor.lease_until()
             )
         except Exception as exc:  # noqa: BLE001 - the next cycle reaps again
-            log.warning("reaping expired runs failed (%s)", exc)
+            self._reaping.failed(exc)
             return
+        self._reaping.succeeded()
         for run in finished:
             self.takeovers += 1
             # Its worker stopped renewing its lease: this worker finished it.

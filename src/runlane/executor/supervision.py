@@ -26,6 +26,7 @@ import time
 import uuid
 from typing import Any
 
+from runlane.backoff import Backoff
 from runlane.contract import (
     CancelAction,
     CancelOutcome,
@@ -304,17 +305,17 @@ class Supervision:
         """Settle, retrying while the database is unreachable: a finished run keeps its
         outcome through a database restart. Past the lease, another worker reaps the
         run, and this worker's late write is refused by its fence."""
-        delay = 0.1
+        backoff = Backoff("settling a run", log)
         deadline = time.monotonic() + max(self.lease_seconds * 3, 10.0)
         while True:
             try:
                 await self._settle(*args)
+                backoff.succeeded()
                 return
-            except DatabaseUnavailable:
+            except DatabaseUnavailable as exc:
                 if time.monotonic() > deadline:
                     raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await backoff.wait(exc)
 
     async def _abandoned(self, run: Run) -> dict[concurrent.futures.Future[Any], str]:
         """The run's nodes still executing in a thread now that its graph task is done

@@ -199,6 +199,7 @@ class Crons:
             # The creator, as a run of theirs would carry it; no request headers and
             # no request id: a firing has no request (the reference passes none).
             user=firing_user(cron),
+            cron_id=cron.cron_id,
         )
         extra = {"event": "cron_fired", "cron_id": cron.cron_id,
                  "thread_id": cron.thread_id}

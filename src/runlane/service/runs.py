@@ -82,6 +82,9 @@ class RunRequest:
     # Request headers for config["configurable"] (langgraph.json http.configurable_headers).
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     start_time_ms: int | None = None  # when the HTTP request came in (ms since the epoch)
+    # The cron whose firing creates the run: config["configurable"]["cron_id"], as the
+    # reference sets it (also beside a `context`, which otherwise excludes configurable).
+    cron_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -409,6 +412,8 @@ class Runlane:
             configurable["__request_start_time_ms__"] = request.start_time_ms
         if not configurable.get("langgraph_request_id"):
             configurable["langgraph_request_id"] = request.request_id
+        if request.cron_id is not None:
+            configurable["cron_id"] = request.cron_id
         configurable["user_id"] = (
             ((request.config or {}).get("configurable") or {}).get("user_id")
             or ((assistant.config or {}).get("configurable") or {}).get("user_id")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import os
@@ -88,6 +89,10 @@ class Database:
             )
             threads = pool_size
             self._direct = None
+
+            @event.listens_for(self.engine, "after_cursor_execute")
+            def _ran(*_args: Any) -> None:
+                self._local.ran = True  # see _transaction
         self._threads = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="runlane-db"
         ) if threads else None
@@ -139,30 +144,65 @@ class Database:
     def _connection(self) -> Connection:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.invalidated:
-            try:
-                conn = self.engine.connect()
-            except sa.exc.OperationalError as exc:
-                raise DatabaseUnavailable(str(exc.orig or exc)) from exc
-            self._local.conn = conn
-            self._all.append(conn)
+            conn = self._connect()
+        return conn
+
+    def _connect(self) -> Connection:
+        try:
+            conn = self.engine.connect()
+        except sa.exc.OperationalError as exc:
+            raise DatabaseUnavailable(str(exc.orig or exc)) from exc
+        self._local.conn = conn
+        self._local.used = False  # no transaction committed on it yet
+        self._all.append(conn)
         return conn
 
     def _transaction(self, fn: Callable[[Connection], T], write: bool = True,
                      autocommit: bool = False) -> T:
         conn = self._connection()
-        try:
-            if self._direct is not None:
+        if self._direct is not None:
+            try:
                 return self._sqlite_transaction(conn, self._direct, fn, write)
+            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                if exc.connection_invalidated or conn.invalidated or _is_disconnect(exc):
+                    self._drop(conn)
+                    raise DatabaseUnavailable(str(exc.orig or exc)) from exc
+                raise
+        used = getattr(self._local, "used", False)
+        try:
+            return self._pg_transaction(conn, fn, autocommit)
+        except DatabaseUnavailable:
+            if self._local.ran or not used:
+                raise
+        # A kept connection that PostgreSQL cut while it sat idle (a restart) fails
+        # at its transaction's first statement: nothing of it ran, so it is sent
+        # again once, on a new connection, rather than answered as a 503 (each
+        # database thread would otherwise fail one request after every restart).
+        return self._pg_transaction(self._connect(), fn, autocommit)
+
+    def _pg_transaction(self, conn: Connection, fn: Callable[[Connection], T],
+                        autocommit: bool = False) -> T:
+        self._local.ran = False  # set by the first statement that completes
+        try:
             if autocommit:
-                return self._autocommit(conn, fn)
-            with conn.begin():
-                return fn(conn)
+                result = self._autocommit(conn, fn)
+            else:
+                with conn.begin():
+                    result = fn(conn)
+            self._local.used = True
+            return result
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             if exc.connection_invalidated or conn.invalidated or _is_disconnect(exc):
-                self._local.conn = None
-                conn.invalidate()
+                self._drop(conn)
                 raise DatabaseUnavailable(str(exc.orig or exc)) from exc
             raise
+
+    def _drop(self, conn: Connection) -> None:
+        """Forget a connection the database cut (the next transaction opens another)."""
+        self._local.conn = None
+        conn.invalidate()
+        with contextlib.suppress(ValueError):
+            self._all.remove(conn)
 
     @staticmethod
     def _autocommit(conn: Connection, fn: Callable[[Connection], T]) -> T:

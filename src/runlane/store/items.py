@@ -33,6 +33,7 @@ from typing import Any
 from langgraph.store.base import BaseStore, TTLConfig
 from sqlalchemy.engine import make_url
 
+from runlane.backoff import Backoff
 from runlane.errors import ConfigError
 from runlane.loop_task import cancel_and_wait
 from runlane.observability import logs
@@ -139,12 +140,16 @@ class ItemStore:
         self.store = None
 
     async def _sweep_loop(self) -> None:
+        # Periodic already; the backoff keeps an outage to one log line.
+        outage = Backoff("sweeping expired store items", log)
         while True:
             await asyncio.sleep(self.config.ttl.sweep_seconds)
             try:
                 await self.store.sweep_ttl()  # type: ignore[union-attr]  # set up before the loop
             except Exception as exc:  # noqa: BLE001 - database away? the next sweep retries
-                log.warning("sweeping expired store items failed: %s", exc)
+                outage.failed(exc)
+            else:
+                outage.succeeded()
 
     async def _open_sqlite(self) -> BaseStore:
         import aiosqlite

@@ -138,6 +138,15 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
         if not self.db.is_sqlite:
             conn.execute(st.LOCK_THREAD, {"p_thread_id": thread_id})
 
+    def _lock_thread_if_free(self, conn: Connection, thread_id: str) -> bool:
+        """`_lock_thread` without waiting: False if another transaction holds the
+        thread's row (or it is gone). For a transaction that already holds run rows
+        (the reaper), which would otherwise deadlock with one that holds the thread
+        and waits for the run."""
+        if self.db.is_sqlite:
+            return True
+        return conn.execute(st.LOCK_THREAD_IF_FREE, {"p_thread_id": thread_id}).first() is not None
+
     def _number(self, run: Columns) -> Columns:
         """SQLite: number the run here (one writer). PostgreSQL: its sequence does."""
         if not self.db.is_sqlite:
@@ -759,7 +768,8 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
             adopted: list[Run] = []
             expired = conn.execute(st.SELECT_EXPIRED, {"p_deadline": deadline}).mappings().all()
             for run in expired:
-                self._lock_thread(conn, run["thread_id"])
+                if not self._lock_thread_if_free(conn, run["thread_id"]):
+                    continue  # its thread is busy right now: reaped next time
                 ids = {"p_run_id": run["run_id"], "p_deadline": deadline}
                 if run["cancel_action"] == CancelAction.ROLLBACK.value:
                     claimed = conn.execute(st.ADOPT_EXPIRED, {

@@ -249,14 +249,25 @@ RENEW_LEASES_OF = (
     .returning(runs.c.run_id, runs.c.cancel_action)
 )
 
-# Runs whose owner stopped renewing: finished by whichever worker notices. Read
-# without locks; each is then finished by a CAS (REAP_EXPIRED) that re-checks it.
+# Runs whose owner stopped renewing: finished by whichever worker notices. On
+# PostgreSQL the rows are locked, skipping those another transaction holds (another
+# reaper's batch, a renewal or settle in flight): reapers on several workers split
+# the expired runs instead of queueing on one another's rows and re-reading runs
+# another just finished. Each is still finished by a CAS (REAP_EXPIRED) that
+# re-checks it. SQLite ignores the locking clause (one writer).
 SELECT_EXPIRED = (
     sa.select(runs)
     .where(runs.c.status == RUNNING, runs.c.lease_expires_at < P("p_deadline"))
     .order_by(runs.c.seq)
     .limit(100)
+    .with_for_update(skip_locked=True)
 )
+# The reaper holds its runs' rows before their threads' (the reverse of a settle or
+# a cancel, which lock the thread first): it must never wait for a thread, or the
+# two would deadlock. A thread locked right now is skipped, its run reaped next time.
+LOCK_THREAD_IF_FREE = (sa.select(threads.c.thread_id)
+                       .where(threads.c.thread_id == P("p_thread_id"))
+                       .with_for_update(skip_locked=True))
 REAP_EXPIRED = (
     runs.update()
     .where(runs.c.run_id == P("p_run_id"), runs.c.status == RUNNING)

@@ -74,6 +74,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from runlane.backoff import Backoff
 from runlane.serde import dumps
 from runlane.streams.local import HEARTBEAT, HEARTBEAT_SECONDS, RunEventLog
 from runlane.streams.redis_appends import AppendBatcher
@@ -420,6 +421,8 @@ class RedisRunStreams:
         finished_seen: float | None = None  # when run_finished first said yes
         next_check = last_activity + self.orphan_grace
         failing_since: float | None = None
+        backoff = Backoff(f"following run {run_id} in Redis", log, initial=0.05, cap=1.0,
+                          recovered_level=logging.INFO)
         drained = False  # True once a read came back with nothing more to read now
         # Live tail: the worker's one blocking read hands this follower the entries
         # after `after` (subscribed once drained, kept while it keeps up).
@@ -434,7 +437,9 @@ class RedisRunStreams:
                             args=[b"0-%d" % (after + 1), self.read_count, self.read_bytes,
                                   *wanted],
                         )
-                        failing_since = None
+                        if failing_since is not None:
+                            failing_since = None
+                            backoff.succeeded()
                         if data:
                             yield data
                             last_activity = time.monotonic()
@@ -458,7 +463,9 @@ class RedisRunStreams:
                     if sub is None:
                         sub = self.tail.subscribe(key, (0, after))
                     entries = await sub.next(block)
-                    failing_since = None
+                    if failing_since is not None:
+                        failing_since = None
+                        backoff.succeeded()
                 except TRANSIENT_ERRORS as exc:
                     if sub is not None:  # resubscribed from `after` once Redis answers
                         sub.close()
@@ -467,8 +474,7 @@ class RedisRunStreams:
                     now = time.monotonic()
                     if failing_since is None:
                         failing_since = now
-                        log.warning("following run %s: Redis unreachable (%s); retrying",
-                                    run_id, exc)
+                    delay = backoff.failed(exc)
                     if now - failing_since > self.reconnect_for:
                         raise StreamUnavailable(
                             f"Redis unreachable for {self.reconnect_for:.0f}s "
@@ -477,7 +483,7 @@ class RedisRunStreams:
                     if heartbeat is not None and now - last_activity >= heartbeat:
                         yield HEARTBEAT
                         last_activity = now
-                    await asyncio.sleep(min(0.5, 0.05 * 2 ** min(6, int(now - failing_since))))
+                    await asyncio.sleep(delay)
                     continue
                 if sub is not None and sub.lagging and not entries:
                     sub, drained = None, False  # a slow client: read on at its own pace
@@ -565,7 +571,8 @@ class _Forwarder:
     async def _run(self) -> ForwardOutcome:  # noqa: C901
         streams, bridge, event_log = self.bridge.streams, self.bridge, self.log
         failing_since: float | None = None
-        delay = bridge.retry_initial
+        backoff = Backoff(f"run {self.run_id}: relaying its events to Redis", log,
+                          initial=bridge.retry_initial, cap=bridge.retry_max)
         warned_ahead = False
         while True:
             end = len(event_log.frames)
@@ -609,7 +616,7 @@ class _Forwarder:
                 now = time.monotonic()
                 if failing_since is None:
                     failing_since = now
-                    log.warning("run %s: Redis unreachable (%s); retrying", self.run_id, exc)
+                delay = backoff.failed(exc)
                 if event_log.closed and now - failing_since > bridge.give_up_after:
                     log.error(
                         "run %s: Redis unreachable for %.0fs; events from id %d on cannot be "
@@ -617,11 +624,9 @@ class _Forwarder:
                     )
                     return await self._finish_lost()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, bridge.retry_max)
                 continue
-            if failing_since is not None:
-                log.info("run %s: Redis reachable again", self.run_id)
-            failing_since, delay = None, bridge.retry_initial
+            backoff.succeeded()
+            failing_since = None
             if last > len(event_log.frames) and not warned_ahead:
                 warned_ahead = True
                 log.warning("run %s: its Redis stream has more events (%d) than this worker "
@@ -644,7 +649,8 @@ class _Forwarder:
     async def _end(self, reason: str) -> bool:
         bridge = self.bridge
         deadline = time.monotonic() + bridge.give_up_after
-        delay = bridge.retry_initial
+        backoff = Backoff(f"run {self.run_id}: writing the end of its stream to Redis", log,
+                          initial=bridge.retry_initial, cap=bridge.retry_max)
         while True:
             try:
                 await bridge.streams.end(self.run_id, reason=reason)
@@ -657,8 +663,7 @@ class _Forwarder:
                         self.run_id, exc,
                     )
                     return False
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, bridge.retry_max)
+                await backoff.wait(exc)
 
 
 class RedisEventBridge:

@@ -10,6 +10,7 @@ every backend.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from runlane.contract import ACTIVE, CancelAction, RunStatus, StopReason, ThreadStatus
 from runlane.store.schema import assistants, runs, threads
@@ -37,6 +38,15 @@ SELECT_THREAD_TO_ADMIT = sa.select(
 LOCK_THREAD = (sa.select(threads.c.thread_id).where(threads.c.thread_id == P("p_thread_id"))
                .with_for_update())
 INSERT_THREAD = threads.insert()
+# POST /threads: ON CONFLICT DO NOTHING, so of two creations of one id racing, one
+# inserts and the other learns it lost (no row returned) instead of failing on the
+# primary key. The clause is each dialect's own: one statement per backend.
+INSERT_THREAD_IF_NEW_SQLITE = (sqlite.insert(threads)
+                               .on_conflict_do_nothing(index_elements=["thread_id"])
+                               .returning(threads.c.thread_id))
+INSERT_THREAD_IF_NEW_POSTGRESQL = (postgresql.insert(threads)
+                                   .on_conflict_do_nothing(index_elements=["thread_id"])
+                                   .returning(threads.c.thread_id))
 SELECT_RUN = sa.select(runs).where(
     runs.c.run_id == P("p_run_id"), runs.c.thread_id == P("p_thread_id")
 )

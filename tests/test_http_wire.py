@@ -500,8 +500,9 @@ def test_an_idle_keep_alive_connection_is_still_served(server: ServerProcess) ->
     """A client that keeps its connection idle longer than uvicorn's own 5 s default
     (a pool's reuse, or a client that lags between creating a thread and asking for
     its run's stream) is answered on it, not reset."""
-    host = server.url.removeprefix("http://")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+    host = server.url.removeprefix("http://")  # a cluster's: its first worker
+    port = int(host.rpartition(":")[2])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         assert _get_ok(sock, host).startswith(b"HTTP/1.1 200 ")
         time.sleep(6.5)
         assert _get_ok(sock, host).startswith(b"HTTP/1.1 200 ")

@@ -392,10 +392,11 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
     @staticmethod
     def _get_run(conn: Connection, thread_id: str, run_id: str,
                  owner: Owner = None) -> Run | None:
-        query = st.SELECT_RUN
-        if owner is not None:
-            query = query.where(owned(runs.c.owner, owner))
-        return _run(conn.execute(query, {"p_run_id": run_id, "p_thread_id": thread_id}).first())
+        if owner is None:
+            return _run(conn.execute(
+                st.SELECT_RUN, {"p_run_id": run_id, "p_thread_id": thread_id}).first())
+        return _run(conn.execute(st.SELECT_RUN_OWNED, {
+            "p_run_id": run_id, "p_thread_id": thread_id, "p_owner": owner}).first())
 
     async def get_tombstone(self, thread_id: str, run_id: str, *,
                             owner: Owner = None) -> Tombstone | None:

@@ -26,6 +26,11 @@ def is_active(status: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
 
 SELECT_ASSISTANT = sa.select(assistants).where(assistants.c.assistant_id == P("p_assistant_id"))
 SELECT_THREAD = sa.select(threads).where(threads.c.thread_id == P("p_thread_id"))
+# The same reads as an owner makes them (auth on): its own rows, and for assistants
+# the shared ones too (owner NULL), as owners.owned / owners.shared_or_owned select.
+SELECT_ASSISTANT_VISIBLE = SELECT_ASSISTANT.where(
+    sa.or_(assistants.c.owner == P("p_owner"), assistants.c.owner.is_(None)))
+SELECT_THREAD_OWNED = SELECT_THREAD.where(threads.c.owner == P("p_owner"))
 # Admitting a run locks its thread's row (PostgreSQL; SQLite has one writer anyway),
 # so runs on one thread are admitted, numbered and strategy-checked one at a time.
 # Only what admission reads: a thread's `values` can be large, and decoding them on
@@ -50,6 +55,7 @@ INSERT_THREAD_IF_NEW_POSTGRESQL = (postgresql.insert(threads)
 SELECT_RUN = sa.select(runs).where(
     runs.c.run_id == P("p_run_id"), runs.c.thread_id == P("p_thread_id")
 )
+SELECT_RUN_OWNED = SELECT_RUN.where(runs.c.owner == P("p_owner"))
 SELECT_RUN_BY_ID = sa.select(runs).where(runs.c.run_id == P("p_run_id"))
 INSERT_RUN = runs.insert()
 

@@ -94,10 +94,10 @@ class ThreadQueries:
 
     def _get_thread(self, conn: Connection, thread_id: str,
                     owner: Owner = None) -> Thread | None:
-        query = st.SELECT_THREAD
-        if owner is not None:
-            query = query.where(owned(threads.c.owner, owner))
-        return _thread(conn.execute(query, {"p_thread_id": thread_id}).first())
+        if owner is None:
+            return _thread(conn.execute(st.SELECT_THREAD, {"p_thread_id": thread_id}).first())
+        return _thread(conn.execute(
+            st.SELECT_THREAD_OWNED, {"p_thread_id": thread_id, "p_owner": owner}).first())
 
     async def create_thread(self, row: Columns, if_exists: str, *,
                             owner: Owner = None,

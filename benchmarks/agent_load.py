@@ -118,6 +118,7 @@ async def one_stream(url: str, body: bytes, delay: float, steady_from: float,
         elif name == b"error":
             stream.error = "the stream sent an error event"
 
+    step = "thread"
     try:
         status, data = await conn.post_json("/threads", b"{}")
         if status != 200:
@@ -125,13 +126,14 @@ async def one_stream(url: str, body: bytes, delay: float, steady_from: float,
             return stream
         thread_id = orjson.loads(data)["thread_id"]
         stream.started = time.perf_counter()
+        step = "stream"
         stream.status = await conn.post_sse(f"/threads/{thread_id}/runs/stream", body, on_event)
         if stream.status != 200:
             stream.error = f"stream answered {stream.status}"
         elif stream.error is None and stream.tokens < expected_tokens:
             stream.error = f"stream ended after {stream.tokens} of {expected_tokens} tokens"
     except (OSError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
-        stream.error = f"{type(exc).__name__}: {exc}"
+        stream.error = f"{step}: {type(exc).__name__}: {exc}"
     finally:
         await conn.aclose()
     return stream

@@ -1,7 +1,7 @@
 """The HTTP details browsers, proxies and web apps depend on, against real servers:
 CORS (defaults, preflights on every route, errors readable by the page, Private
 Network Access, `http.cors` from langgraph.json), JSON bodies labelled `text/plain`,
-keep-alive on wait and join."""
+keep-alive on wait and join, idle keep-alive connections and the listen backlog."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import asyncio
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -484,3 +486,51 @@ def test_the_js_sdk_reads_kept_alive_answers(kept: Any) -> None:
     answers = json.loads(proc.stdout)
     assert answers["waited"] == {**LONG, "ticks": 8}, answers
     assert answers["joined"]["ticks"] == 16, answers
+
+
+# ------------------------------------------------------------------ connections
+
+def _get_ok(sock: socket.socket, host: str) -> bytes:
+    """One GET /ok on an open keep-alive connection; its whole answer ('' on EOF)."""
+    sock.sendall(f"GET /ok HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return answer
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
+    while len(body) < length:
+        body += sock.recv(65536)
+    return answer
+
+
+def test_an_idle_keep_alive_connection_is_still_served(server: ServerProcess) -> None:
+    """A client that keeps its connection idle longer than uvicorn's own 5 s default
+    (a pool's reuse, or a client that lags between creating a thread and asking for
+    its run's stream) is answered on it, not reset."""
+    host = server.url.removeprefix("http://")  # a cluster's: its first worker
+    port = int(host.rpartition(":")[2])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        assert _get_ok(sock, host).startswith(b"HTTP/1.1 200 ")
+        time.sleep(6.5)
+        assert _get_ok(sock, host).startswith(b"HTTP/1.1 200 ")
+
+
+def test_keep_alive_timeout_and_backlog_settings(tmp_path: Path) -> None:
+    """--keep-alive-timeout closes an idle connection after that many seconds;
+    --backlog is the listening socket's queue (as the kernel reports it)."""
+    proc = ServerProcess(tmp_path, "--keep-alive-timeout", "1", "--backlog", "77").start()
+    try:
+        host = proc.url.removeprefix("http://")
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=30) as sock:
+            assert _get_ok(sock, host).startswith(b"HTTP/1.1 200 ")
+            assert sock.recv(65536) == b""  # closed by the server, well before 30 s
+        if shutil.which("ss") is not None:
+            listing = subprocess.run(["ss", "-ltnH", f"sport = :{proc.port}"], check=True,
+                                     capture_output=True, text=True).stdout
+            # A listening socket's Send-Q is its backlog.
+            assert listing.split()[2] == "77", listing
+    finally:
+        proc.stop()

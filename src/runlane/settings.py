@@ -41,6 +41,15 @@ class Settings:
     log_format: str = "text"  # or "json": one JSON object per line
     # SIGTERM: how long active runs may go on before they are interrupted (shutdown).
     shutdown_grace: float = 10.0
+    # HTTP: how long an idle keep-alive connection stays open for its next request
+    # (seconds). Above the idle timeouts of the pools and proxies in front of it (an
+    # HTTP client's pool, a load balancer's 60 s), so that a connection is never closed
+    # by the server just as its client reuses it; uvicorn's own default is 5.
+    keep_alive_timeout: float = 75.0
+    # HTTP: connections the kernel queues for this process while it is busy (the
+    # listen backlog; Linux caps it at net.core.somaxconn). A burst of new clients
+    # beyond it is refused by the kernel (reset), not queued.
+    backlog: int = 4096
     # Scale-out (PostgreSQL): how long a worker's lease on a run lasts without renewal,
     # and how long after it ends another worker finishes the run.
     lease_seconds: float = 6.0
@@ -114,6 +123,7 @@ class Settings:
                            ("abandoned_node_grace", float),
                            ("max_body_bytes", int), ("log_level", str),
                            ("log_format", str), ("shutdown_grace", float),
+                           ("keep_alive_timeout", float), ("backlog", int),
                            ("webhook_timeout", float), ("webhook_max_attempts", int),
                            ("webhook_backoff", float), ("stream_retention", float),
                            ("webhook_secret", str), ("webhook_allowed_domains", str),

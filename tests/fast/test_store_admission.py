@@ -163,6 +163,12 @@ async def test_admission_starts_the_run_when_its_thread_is_free(store: Store) ->
     assert field(row, "worker_id") == WORKER
     assert field(row, "started_at") is not None
     assert field(row, "lease_expires_at") == lease
+    # The run the executor gets is the row as stored, every field (SQLite builds it
+    # from the columns it wrote, PostgreSQL reads it back)...
+    assert created.started == row
+    # ... and shares nothing mutable with the admission's answer (the API's).
+    assert created.started.kwargs is not created.run.kwargs
+    assert created.started.metadata is not created.run.metadata
 
 
 @pytest.mark.parametrize("strategy", ["enqueue", "interrupt", "rollback"])

@@ -4,6 +4,7 @@ docs/run-contract.md): which key a request carries, and which request it is."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -17,9 +18,10 @@ HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 
 
-def idempotency_of(request: Request, body: Any) -> Idempotency | None:
-    """The request's key with its fingerprint, None without the header; a key that
-    is not one is a 422 saying what is accepted."""
+def idempotency_of(request: Request, body: Callable[[], Any]) -> Idempotency | None:
+    """The request's key with its fingerprint of `body()` (the body as parsed, called
+    only when there is a key), None without the header; a key that is not one is a
+    422 saying what is accepted."""
     value = request.headers.get(HEADER)
     if value is None:
         return None
@@ -27,7 +29,7 @@ def idempotency_of(request: Request, body: Any) -> Idempotency | None:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
         raise BadRequest(f"{HEADER}: {value!r} is not a key; accepted: 1 to "
                          f"{MAX_KEY_LENGTH} printable ASCII characters (a UUID is a good key)")
-    return Idempotency(key, fingerprint(f"{request.method} {request.url.path}", body))
+    return Idempotency(key, fingerprint(f"{request.method} {request.url.path}", body()))
 
 
 def fingerprint(route: str, body: Any) -> str:

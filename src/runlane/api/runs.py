@@ -77,7 +77,7 @@ async def _create(request: Request, thread_id: str | None, body: RunCreate) -> A
     """Create the run as the caller: on its own thread, after the `threads.create_run`
     handler (which may add metadata, or filter which threads it may run on). With an
     Idempotency-Key another request already used: the run that request created."""
-    idempotency = idempotency_of(request, body.model_dump(mode="json"))
+    idempotency = idempotency_of(request, lambda: body.model_dump(mode="json"))
     run_request = await _authorized(request, thread_id, body)
     if thread_id is not None and body.if_not_exists == "create":
         await check_new_thread_id(request, thread_id, by_run=True)
@@ -178,7 +178,8 @@ async def create_stateless_batch(
     they are admitted in one transaction. An invalid item answers its error (422 or
     404) naming the item's index (BatchItemError), and nothing is created. An
     Idempotency-Key covers the whole batch (the batch is one creation)."""
-    idempotency = idempotency_of(request, [item.model_dump(mode="json") for item in body])
+    idempotency = idempotency_of(
+        request, lambda: [item.model_dump(mode="json") for item in body])
     runs = await service(request).create_stateless_batch(
         [await _authorized(request, None, item) for item in body], owner=owner_of(request),
         idempotency=idempotency)
@@ -202,7 +203,8 @@ async def _stream_new(request: Request, thread_id: str | None, body: RunCreate) 
     # A retry (Idempotency-Key) joins the original run's stream: from the start, or
     # after the Last-Event-ID it carries, as a join would.
     after = run_event_after(request.headers.get("Last-Event-ID")) if admission.replayed else 0
-    frames = await svc.stream_run(run.thread_id, run.run_id, last_event_id=after)
+    frames = await svc.stream_run(run.thread_id, run.run_id, last_event_id=after,
+                                  admitted=not admission.replayed)
     if body.on_disconnect == "cancel":
         frames = _cancel_on_disconnect(svc, run.thread_id, run.run_id, frames)
     return sse(frames, _locations(run.thread_id, run.run_id, thread_id is None, "stream"))

@@ -77,7 +77,7 @@ def _ttl_changed(svc: Runlane, ttl: JSONObject | None, row: Thread | None = None
 async def create_thread(body: ThreadCreate, request: Request) -> Response:
     svc = service(request)
     # A retry with the same Idempotency-Key answers the thread the first one created.
-    idempotency = idempotency_of(request, body.model_dump(mode="json"))
+    idempotency = idempotency_of(request, lambda: body.model_dump(mode="json"))
     now = utcnow()
     # The handler may add metadata (e.g. the owner's org): what it leaves is stored.
     value: JSONObject = {"thread_id": body.thread_id or uuid.uuid4(),

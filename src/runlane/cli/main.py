@@ -30,6 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
         redis_url=args.redis_url, max_concurrency=args.max_concurrency,
         lease_seconds=args.lease_seconds, log_level=args.log_level,
         log_format=args.log_format, shutdown_grace=args.shutdown_grace,
+        keep_alive_timeout=args.keep_alive_timeout, backlog=args.backlog,
         auth=args.auth, api_keys_file=args.api_keys_file, jwt_public_key=args.jwt_public_key,
         jwt_algorithms=args.jwt_algorithms, jwt_issuer=args.jwt_issuer,
         jwt_audience=args.jwt_audience, jwt_identity_claim=args.jwt_identity_claim,
@@ -109,6 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
     # `type: ignore[arg-type]` below: `common` mixes value types, each its parameter's.)
     common = {"host": settings.host, "port": settings.port, "log_level": "warning",
               "log_config": log_config, "access_log": False,
+              "timeout_keep_alive": settings.keep_alive_timeout, "backlog": settings.backlog,
               "timeout_graceful_shutdown": int(settings.shutdown_grace
                                                + settings.cancel_grace) + 2}
     if workers == 1:
@@ -154,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--shutdown-grace", type=float, default=None,
                        help="on SIGTERM, seconds active runs may go on before they are "
                             "interrupted (default 10; RUNLANE_SHUTDOWN_GRACE)")
+    serve.add_argument("--keep-alive-timeout", type=float, default=None,
+                       help="seconds an idle keep-alive connection stays open (default 75; "
+                            "RUNLANE_KEEP_ALIVE_TIMEOUT)")
+    serve.add_argument("--backlog", type=int, default=None,
+                       help="connections the kernel queues while the server is busy "
+                            "(default 4096, capped by net.core.somaxconn; RUNLANE_BACKLOG)")
     pools = serve.add_argument_group(
         "PostgreSQL connections per worker",
         "A worker holds at most db + checkpoint + item pool sizes + 1 (its LISTEN "

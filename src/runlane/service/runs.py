@@ -715,8 +715,10 @@ class Runlane:
         last_event_id: int = 0,
         stream_mode: list[str] | None = None,
         owner: Owner = None,
+        admitted: bool = False,
     ) -> AsyncIterator[bytes]:
-        """Replay after `last_event_id`, then tail live, until the run's end."""
+        """Replay after `last_event_id`, then tail live, until the run's end.
+        `admitted`: the caller admitted the run in this process a moment ago."""
         # Event logs are keyed by run id alone (locally and in Redis): who may read
         # one is decided here, against the store, before any frame is served.
         await self._visible(thread_id, run_id, owner)
@@ -734,6 +736,11 @@ class Runlane:
                 run_id, last_event_id, modes, wait_for_start=not finished,
                 run_finished=run_finished,
             ))
+        event_log = self.broker.get(run_id)
+        if admitted and event_log is not None and not event_log.closed:
+            # Its log, opened before its admission, is still open: the run has not
+            # ended (every end closes it or drops it), no need to ask the store.
+            return event_log.follow(last_event_id, modes)
         event_log = self.broker.open(run_id)
         row = await self.store.get_run(thread_id, run_id)
         finished = row is None or row.status in TERMINAL

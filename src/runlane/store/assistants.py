@@ -126,8 +126,8 @@ class AssistantQueries:
             if owner is None:  # the hot path of every run creation
                 return _assistant(conn.execute(
                     st.SELECT_ASSISTANT, {"p_assistant_id": assistant_id}).first())
-            return _assistant(conn.execute(
-                sa.select(assistants).where(_visible(assistant_id, owner))).first())
+            return _assistant(conn.execute(st.SELECT_ASSISTANT_VISIBLE, {
+                "p_assistant_id": assistant_id, "p_owner": owner}).first())
 
         return await self.db.read(_tx)
 

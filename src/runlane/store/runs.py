@@ -19,6 +19,7 @@ import datetime
 from collections.abc import Collection, Iterable
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
@@ -37,7 +38,7 @@ from runlane.contract import (
 from runlane.errors import AlreadyFired, Conflict, NotFound
 from runlane.owners import Filters, Owner, matches, owned
 from runlane.records import Columns, Run, Tombstone
-from runlane.serde import JSONObject, to_jsonable, utcnow
+from runlane.serde import JSONObject, dumps, to_jsonable, utcnow
 from runlane.store import idempotency, restore_points
 from runlane.store import statements as st
 from runlane.store.assistants import AssistantQueries
@@ -346,7 +347,24 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
                 elif result.outcome is CancelOutcome.RECORDED and result.run is not None:
                     cancelled_pending.append(result.run)
         new_run = self._number({**run, "owner": thread.get("owner")})  # the thread's owner
-        conn.execute(st.INSERT_RUN, new_run)
+        held = thread.get("hold_until")
+        # `start`, if the run starts within its admission.
+        starts = start if (not active and not new_run.get("not_before")
+                           and (held is None or held <= now)) else None
+        if starts is not None and self.db.is_sqlite:
+            # Inserted running, as START_ADMITTED below would leave it, in one statement
+            # instead of two: the row is numbered here (`_number`), so the record is the
+            # columns written. Its kwargs are its own copy, as a row read back would be:
+            # the executor's run and the admission's answer share nothing mutable.
+            running = {**new_run, "status": RunStatus.RUNNING.value, "worker_id": starts[0],
+                       "started_at": now, "updated_at": now, "lease_expires_at": starts[1]}
+            conn.execute(st.INSERT_RUN, running)
+            started: Run | None = Run.from_columns(
+                {**running, "kwargs": orjson.loads(dumps(running["kwargs"])),
+                 "metadata": orjson.loads(dumps(running["metadata"]))})
+        else:
+            conn.execute(st.INSERT_RUN, new_run)
+            started = None
         if not thread.get("temporary"):  # a stateless run's thread has no stream
             self._notify(conn, THREAD, run["thread_id"])
         thread_meta = thread["metadata"]
@@ -362,13 +380,12 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
             # busy when read above: if it was the only active run, the thread is idle
             # now, and busy again with this one.)
             conn.execute(st.MARK_THREAD_BUSY, {"p_thread_id": run["thread_id"], "p_now": now})
-        held = thread.get("hold_until")
-        if (start is not None and not active and not new_run.get("not_before")
-                and (held is None or held <= now)):
-            started = _run(conn.execute(st.START_ADMITTED, {
-                "p_run_id": new_run["run_id"], "p_worker_id": start[0], "p_now": now,
-                "p_lease_until": start[1],
-            }).first())
+        if starts is not None:
+            if started is None:  # PostgreSQL: the row's number is its sequence's
+                started = _run(conn.execute(st.START_ADMITTED, {
+                    "p_run_id": new_run["run_id"], "p_worker_id": starts[0], "p_now": now,
+                    "p_lease_until": starts[1],
+                }).first())
             return CreatedRun(Run.from_columns(new_run), [], [], started)
         for cancelled_id in cancelled_running:
             self._notify(conn, CANCEL, cancelled_id)
@@ -392,10 +409,11 @@ class Store(AssistantQueries, ThreadQueries, RestorePointQueries):
     @staticmethod
     def _get_run(conn: Connection, thread_id: str, run_id: str,
                  owner: Owner = None) -> Run | None:
-        query = st.SELECT_RUN
-        if owner is not None:
-            query = query.where(owned(runs.c.owner, owner))
-        return _run(conn.execute(query, {"p_run_id": run_id, "p_thread_id": thread_id}).first())
+        if owner is None:
+            return _run(conn.execute(
+                st.SELECT_RUN, {"p_run_id": run_id, "p_thread_id": thread_id}).first())
+        return _run(conn.execute(st.SELECT_RUN_OWNED, {
+            "p_run_id": run_id, "p_thread_id": thread_id, "p_owner": owner}).first())
 
     async def get_tombstone(self, thread_id: str, run_id: str, *,
                             owner: Owner = None) -> Tombstone | None:

@@ -10,6 +10,7 @@ every backend.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from runlane.contract import ACTIVE, CancelAction, RunStatus, StopReason, ThreadStatus
 from runlane.store.schema import assistants, runs, threads
@@ -25,6 +26,11 @@ def is_active(status: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
 
 SELECT_ASSISTANT = sa.select(assistants).where(assistants.c.assistant_id == P("p_assistant_id"))
 SELECT_THREAD = sa.select(threads).where(threads.c.thread_id == P("p_thread_id"))
+# The same reads as an owner makes them (auth on): its own rows, and for assistants
+# the shared ones too (owner NULL), as owners.owned / owners.shared_or_owned select.
+SELECT_ASSISTANT_VISIBLE = SELECT_ASSISTANT.where(
+    sa.or_(assistants.c.owner == P("p_owner"), assistants.c.owner.is_(None)))
+SELECT_THREAD_OWNED = SELECT_THREAD.where(threads.c.owner == P("p_owner"))
 # Admitting a run locks its thread's row (PostgreSQL; SQLite has one writer anyway),
 # so runs on one thread are admitted, numbered and strategy-checked one at a time.
 # Only what admission reads: a thread's `values` can be large, and decoding them on
@@ -37,9 +43,19 @@ SELECT_THREAD_TO_ADMIT = sa.select(
 LOCK_THREAD = (sa.select(threads.c.thread_id).where(threads.c.thread_id == P("p_thread_id"))
                .with_for_update())
 INSERT_THREAD = threads.insert()
+# POST /threads: ON CONFLICT DO NOTHING, so of two creations of one id racing, one
+# inserts and the other learns it lost (no row returned) instead of failing on the
+# primary key. The clause is each dialect's own: one statement per backend.
+INSERT_THREAD_IF_NEW_SQLITE = (sqlite.insert(threads)
+                               .on_conflict_do_nothing(index_elements=["thread_id"])
+                               .returning(threads.c.thread_id))
+INSERT_THREAD_IF_NEW_POSTGRESQL = (postgresql.insert(threads)
+                                   .on_conflict_do_nothing(index_elements=["thread_id"])
+                                   .returning(threads.c.thread_id))
 SELECT_RUN = sa.select(runs).where(
     runs.c.run_id == P("p_run_id"), runs.c.thread_id == P("p_thread_id")
 )
+SELECT_RUN_OWNED = SELECT_RUN.where(runs.c.owner == P("p_owner"))
 SELECT_RUN_BY_ID = sa.select(runs).where(runs.c.run_id == P("p_run_id"))
 INSERT_RUN = runs.insert()
 

@@ -94,10 +94,10 @@ class ThreadQueries:
 
     def _get_thread(self, conn: Connection, thread_id: str,
                     owner: Owner = None) -> Thread | None:
-        query = st.SELECT_THREAD
-        if owner is not None:
-            query = query.where(owned(threads.c.owner, owner))
-        return _thread(conn.execute(query, {"p_thread_id": thread_id}).first())
+        if owner is None:
+            return _thread(conn.execute(st.SELECT_THREAD, {"p_thread_id": thread_id}).first())
+        return _thread(conn.execute(
+            st.SELECT_THREAD_OWNED, {"p_thread_id": thread_id, "p_owner": owner}).first())
 
     async def create_thread(self, row: Columns, if_exists: str, *,
                             owner: Owner = None,
@@ -108,15 +108,8 @@ class ThreadQueries:
         row = {"ttl": None, **row, "owner": owner}
         row["expires_at"] = expiry(row["ttl"], row["created_at"])
 
-        if self.db.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            # The same `insert` API as SQLite's, under another type:
-            from sqlalchemy.dialects.postgresql import insert  # type: ignore[assignment]
-        # ON CONFLICT DO NOTHING: of two creations of one id racing, one inserts and
-        # the other learns it lost, instead of failing on the primary key.
-        statement = insert(threads).values(**row).on_conflict_do_nothing(
-            index_elements=["thread_id"]).returning(threads.c.thread_id)
+        statement = (st.INSERT_THREAD_IF_NEW_SQLITE if self.db.is_sqlite
+                     else st.INSERT_THREAD_IF_NEW_POSTGRESQL)
 
         def _tx(conn: Connection) -> Thread:
             if idempotency is not None:
@@ -124,7 +117,7 @@ class ThreadQueries:
                                row["created_at"])
                 if target is not None:
                     return self._remembered_thread(conn, target["thread_id"])
-            if conn.execute(statement).first() is not None:  # (rowcount is not reliable here)
+            if conn.execute(statement, row).first() is not None:  # (rowcount: not reliable here)
                 return Thread.from_columns(row)
             existing = self._get_thread(conn, row["thread_id"])
             if (existing is not None and if_exists == "do_nothing" and not existing.temporary

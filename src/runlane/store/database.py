@@ -27,7 +27,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -161,13 +161,8 @@ class Database:
                      autocommit: bool = False) -> T:
         conn = self._connection()
         if self._direct is not None:
-            try:
+            with self._cut_off(conn):
                 return self._sqlite_transaction(conn, self._direct, fn, write)
-            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-                if exc.connection_invalidated or conn.invalidated or _is_disconnect(exc):
-                    self._drop(conn)
-                    raise DatabaseUnavailable(str(exc.orig or exc)) from exc
-                raise
         used = getattr(self._local, "used", False)
         try:
             return self._pg_transaction(conn, fn, autocommit)
@@ -183,14 +178,21 @@ class Database:
     def _pg_transaction(self, conn: Connection, fn: Callable[[Connection], T],
                         autocommit: bool = False) -> T:
         self._local.ran = False  # set by the first statement that completes
-        try:
+        with self._cut_off(conn):
             if autocommit:
                 result = self._autocommit(conn, fn)
             else:
                 with conn.begin():
                     result = fn(conn)
-            self._local.used = True
-            return result
+        self._local.used = True
+        return result
+
+    @contextlib.contextmanager
+    def _cut_off(self, conn: Connection) -> Iterator[None]:
+        """A lost connection (the database gone or restarted) as `DatabaseUnavailable`,
+        the connection forgotten; any other database error as it is."""
+        try:
+            yield
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             if exc.connection_invalidated or conn.invalidated or _is_disconnect(exc):
                 self._drop(conn)

@@ -4,10 +4,12 @@ client transport that spreads requests across them (as a load balancer would).""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import itertools
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +135,18 @@ def serve(backend: str, workdir: Path, config: Path,
         yield cluster.start()
     finally:
         cluster.close()
+
+
+async def wait_status(client: Any, thread_id: str, run_id: str, statuses: set[str],
+                      timeout: float = 30) -> dict:
+    """Poll a run (through any worker) until its status is one of `statuses`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = await client.runs.get(thread_id, run_id)
+        if run["status"] in statuses:
+            return run
+        assert time.monotonic() < deadline, f"run stayed {run['status']}: {run}"
+        await asyncio.sleep(0.05)
 
 
 class RoundRobinTransport(httpx.AsyncBaseTransport):

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from langgraph_sdk import get_client
 
-from cluster import Cluster, RoundRobinTransport, require_services
+from cluster import Cluster, RoundRobinTransport, require_services, wait_status
 
 pytestmark = pytest.mark.scaleout
 
@@ -56,17 +56,6 @@ def ensure_running(cluster: Cluster) -> None:
     for worker in cluster.workers:
         if worker.proc is None or worker.proc.poll() is not None:
             worker.start()
-
-
-async def wait_status(client, thread_id: str, run_id: str, statuses: set[str],
-                      timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = await client.runs.get(thread_id, run_id)
-        if run["status"] in statuses:
-            return run
-        assert time.monotonic() < deadline, f"run stayed {run['status']}: {run}"
-        await asyncio.sleep(0.05)
 
 
 async def start_long_run(client, graph: str = "sleepy", **input_: object) -> tuple[str, str]:

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from langgraph_sdk import get_client
 
-from cluster import Cluster, require_services
+from cluster import Cluster, require_services, wait_status
 
 pytestmark = pytest.mark.scaleout
 
@@ -84,16 +84,6 @@ async def quiet(cluster: Cluster) -> None:
         assert time.monotonic() < deadline, "runs stayed active"
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
-
-
-async def wait_status(client, thread_id: str, run_id: str, statuses: set[str]) -> dict:
-    deadline = time.monotonic() + 30
-    while True:
-        run = await client.runs.get(thread_id, run_id)
-        if run["status"] in statuses:
-            return run
-        assert time.monotonic() < deadline, f"run stayed {run['status']}: {run}"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_run_admitted_with_a_free_slot_starts_there_without_waking_anyone(

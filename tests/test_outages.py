@@ -39,9 +39,8 @@ def services() -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:
     postgres.stop()
 
 
-@pytest.fixture(scope="module")
-def cluster(services: tuple[PrivatePostgres, PrivateRedis],
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def _deployment(services: tuple[PrivatePostgres, PrivateRedis],
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     postgres, redis = services
     deployment = Cluster(Path(tmp_path_factory.mktemp("outage")), 2,
                          "--lease-seconds", str(LEASE), admin_url=postgres.url,
@@ -49,6 +48,21 @@ def cluster(services: tuple[PrivatePostgres, PrivateRedis],
     deployment.start()
     yield deployment
     deployment.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(services: tuple[PrivatePostgres, PrivateRedis],
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    yield from _deployment(services, tmp_path_factory)
+
+
+@pytest.fixture
+def fresh_cluster(services: tuple[PrivatePostgres, PrivateRedis],
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Workers that have seen no outage yet: each retry loop's first failure is then
+    this test's (the module's shared workers may still be backing off from the
+    previous test's outage, which their log already reported)."""
+    yield from _deployment(services, tmp_path_factory)
 
 
 async def _load(urls: list[str], stop: asyncio.Event, codes: dict[int, int],
@@ -238,7 +252,7 @@ DOWN = 20.0  # seconds PostgreSQL stays down
 
 
 async def test_a_worker_whose_postgres_is_gone_backs_off_then_serves_again(
-        cluster: Cluster, services) -> None:
+        fresh_cluster: Cluster, services) -> None:
     """A worker left without its database must not spin: a soak left one behind whose
     PostgreSQL was gone, using most of a core for an hour. Every retry loop backs off
     (runlane/backoff.py). A resource bound, not a latency one: over DOWN seconds with
@@ -247,33 +261,30 @@ async def test_a_worker_whose_postgres_is_gone_backs_off_then_serves_again(
     and every worker serves runs again."""
     postgres, _ = services
     async with httpx.AsyncClient(timeout=60) as http:
-        for base in cluster.urls:  # a run in flight on each worker when it goes
+        for base in fresh_cluster.urls:  # a run in flight on each worker when it goes
             tid = (await http.post(f"{base}/threads", json={})).json()["thread_id"]
             started = await http.post(f"{base}/threads/{tid}/runs", json={
                 "assistant_id": "sleepy", "input": {"steps": 100, "delay": 0.1}})
             assert started.status_code == 200, started.text
-    logged = [len(w.log()) for w in cluster.workers]
-    pids = [w.proc.pid for w in cluster.workers if w.proc is not None]
+    logged = [len(w.log()) for w in fresh_cluster.workers]
+    pids = [w.proc.pid for w in fresh_cluster.workers if w.proc is not None]
     await asyncio.to_thread(postgres._ctl, "stop", "-m", "fast")
     try:
         await asyncio.sleep(2.0)  # the outage's first moments: runs stopping, first errors
         before = [_cpu_seconds(pid) for pid in pids]
         await asyncio.sleep(DOWN)
         used = [_cpu_seconds(pid) - b for pid, b in zip(pids, before, strict=True)]
-        during = [w.log()[offset:] for w, offset in zip(cluster.workers, logged, strict=True)]
+        during = [w.log()[offset:] for w, offset in zip(fresh_cluster.workers, logged, strict=True)]
     finally:
         await asyncio.to_thread(postgres.start)
     print(f"[outage] CPU seconds per worker over {DOWN:g}s without PostgreSQL: {used}")
     assert all(u < DOWN / 5 for u in used), used
     for text in during:
-        # Logged once per outage, never per attempt. The dispatcher may log nothing:
-        # runs start at admission, and in one CI run of twenty-odd seconds a worker's
-        # dispatcher made no failed claim at all (not understood yet: see the stop's note).
-        assert text.count("claiming runs failed") <= 1, text[-3000:]
+        assert text.count("claiming runs failed (") == 1, text[-3000:]
         assert text.count("the LISTEN connection failed (") == 1, text[-3000:]
     # Back: every worker serves (503s while its connections come back are retried).
     async with httpx.AsyncClient(timeout=60) as http:
-        for base in cluster.urls:
+        for base in fresh_cluster.urls:
             deadline = time.monotonic() + 90
             while True:
                 answer = await http.post(f"{base}/threads", json={})
